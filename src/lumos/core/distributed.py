@@ -1,0 +1,106 @@
+"""Thin torch.distributed helpers: works unchanged single-process, under torchrun, and in tests.
+
+Under ``torchrun`` call :func:`init_distributed` once; everything else is a no-op when not distributed.
+Tests use :func:`spawn` to run a function in N gloo processes on CPU.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+__all__ = [
+    "init_distributed",
+    "is_distributed",
+    "rank",
+    "world_size",
+    "is_main",
+    "all_reduce_sum",
+    "barrier",
+    "spawn",
+    "free_port",
+]
+
+
+def is_distributed() -> bool:
+    return dist.is_available() and dist.is_initialized()
+
+
+def rank() -> int:
+    return dist.get_rank() if is_distributed() else 0
+
+
+def world_size() -> int:
+    return dist.get_world_size() if is_distributed() else 1
+
+
+def is_main() -> bool:
+    return rank() == 0
+
+
+def init_distributed(backend: str | None = None) -> bool:
+    """Initialise the default process group from torchrun's environment (RANK, WORLD_SIZE, MASTER_ADDR...).
+
+    Returns True when running distributed. Backend: nccl when CUDA is available, else gloo.
+    """
+    if is_distributed():
+        return True
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return False
+    backend = backend or ("nccl" if torch.cuda.is_available() else "gloo")
+    dist.init_process_group(backend=backend)
+    if backend == "nccl":
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    return True
+
+
+def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
+    """Sum ``tensor`` across processes in place (no-op single-process) and return it."""
+    if is_distributed():
+        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+    return tensor
+
+
+def barrier() -> None:
+    if is_distributed():
+        dist.barrier()
+
+
+def free_port() -> int:
+    """A free TCP port on localhost for a test process group."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _worker(local_rank: int, fn: Callable[..., Any], world: int, port: int, args: tuple[Any, ...]) -> None:
+    os.environ.update(
+        {
+            "MASTER_ADDR": "127.0.0.1",
+            "MASTER_PORT": str(port),
+            "RANK": str(local_rank),
+            "LOCAL_RANK": str(local_rank),
+            "WORLD_SIZE": str(world),
+        }
+    )
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", rank=local_rank, world_size=world)
+    try:
+        fn(local_rank, world, *args)
+    finally:
+        dist.destroy_process_group()
+
+
+def spawn(fn: Callable[..., Any], nprocs: int = 2, args: tuple[Any, ...] = ()) -> None:
+    """Run ``fn(rank, world_size, *args)`` in ``nprocs`` gloo processes on localhost (for tests and CPU runs).
+
+    ``fn`` must be importable (a module-level function). Results are exchanged through files or the process group.
+    """
+    import torch.multiprocessing as mp
+
+    mp.spawn(_worker, args=(fn, nprocs, free_port(), args), nprocs=nprocs, join=True)

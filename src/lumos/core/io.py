@@ -1,0 +1,199 @@
+"""Atomic file writes and safe loads.
+
+Everything lumos writes (configs, manifests, metrics, checkpoints, reports) goes through a temporary file in
+the destination directory followed by ``os.replace``, so a crash never leaves a half-written file. Nothing
+from outside is unpickled: tensors come from safetensors, and ``torch.load`` always uses ``weights_only=True``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from lumos.core.errors import LumosError
+
+__all__ = [
+    "atomic_path",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "atomic_write_json",
+    "append_jsonl",
+    "read_json",
+    "read_jsonl",
+    "save_tensors",
+    "load_tensors",
+    "torch_save",
+    "torch_load",
+]
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; on success rename it over ``path`` (atomic on POSIX)."""
+    dest = Path(path)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        with open(tmp_path, "rb+") as fh:
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp_path, dest)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp_path.unlink()
+        raise
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically and return the path."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically."""
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def _json_default(obj: Any) -> Any:
+    try:
+        import numpy as np
+
+        if isinstance(obj, np.generic):
+            return obj.item()
+        if isinstance(obj, np.ndarray):
+            return obj.tolist()
+    except ImportError:  # pragma: no cover
+        pass
+    try:
+        import torch
+
+        if isinstance(obj, torch.Tensor):
+            return obj.detach().cpu().tolist()
+        if isinstance(obj, (torch.dtype, torch.device)):
+            return str(obj)
+    except ImportError:  # pragma: no cover
+        pass
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, (set, frozenset)):
+        return sorted(obj)
+    if hasattr(obj, "__dataclass_fields__"):
+        import dataclasses
+
+        return dataclasses.asdict(obj)
+    return repr(obj)
+
+
+def to_json(obj: Any, indent: int | None = 2) -> str:
+    """Serialize with numpy/torch/dataclass support."""
+    return json.dumps(obj, indent=indent, default=_json_default, sort_keys=False)
+
+
+def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> Path:
+    """Write ``obj`` as pretty JSON atomically."""
+    return atomic_write_text(path, to_json(obj) + "\n")
+
+
+def append_jsonl(path: str | os.PathLike[str], row: Mapping[str, Any]) -> None:
+    """Append one JSON row and fsync (each line is complete or absent)."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    line = to_json(dict(row), indent=None) + "\n"
+    with open(p, "a", encoding="utf-8") as fh:
+        fh.write(line)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def read_json(path: str | os.PathLike[str]) -> Any:
+    """Read a JSON file, with a clear error when it is missing or corrupt."""
+    p = Path(path)
+    if not p.is_file():
+        raise LumosError(f"File not found: {p}. Check the path.")
+    try:
+        return json.loads(p.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise LumosError(f"{p} is not valid JSON ({exc}). Re-create or fix the file.") from None
+
+
+def read_jsonl(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Read a JSONL file; a truncated last line (from a crash) is ignored, other bad lines are errors."""
+    p = Path(path)
+    if not p.is_file():
+        raise LumosError(f"File not found: {p}. Check the path.")
+    rows: list[dict[str, Any]] = []
+    lines = p.read_text(encoding="utf-8").splitlines()
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            if i == len(lines) - 1:
+                break
+            raise LumosError(f"{p}: line {i + 1} is not valid JSON. Fix or remove that line.") from None
+    return rows
+
+
+def save_tensors(path: str | os.PathLike[str], tensors: Mapping[str, Any], metadata: Mapping[str, str] | None = None) -> Path:
+    """Save a flat dict of tensors as safetensors, atomically (tensors made contiguous, on CPU)."""
+    from safetensors.torch import save_file
+
+    flat = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
+    with atomic_path(path) as tmp:
+        save_file(flat, str(tmp), metadata=dict(metadata) if metadata else None)
+    return Path(path)
+
+
+def load_tensors(path: str | os.PathLike[str], device: str = "cpu") -> dict[str, Any]:
+    """Load a safetensors file with a clear error for missing or corrupt files."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    p = Path(path)
+    if not p.is_file():
+        raise LumosError(f"File not found: {p}. Check the path.")
+    try:
+        return load_file(str(p), device=device)
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise LumosError(f"{p} is not a valid safetensors file ({_short(exc)}). Re-create or re-download it.") from None
+
+
+def torch_save(path: str | os.PathLike[str], obj: Any) -> Path:
+    """``torch.save`` atomically. Only use for objects ``torch.load(weights_only=True)`` can read back."""
+    import torch
+
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+    return Path(path)
+
+
+def torch_load(path: str | os.PathLike[str], map_location: str = "cpu") -> Any:
+    """``torch.load`` with ``weights_only=True`` (never unpickles arbitrary objects)."""
+    import torch
+
+    p = Path(path)
+    if not p.is_file():
+        raise LumosError(f"File not found: {p}. Check the path.")
+    try:
+        return torch.load(p, map_location=map_location, weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any failure here means the file is unusable
+        raise LumosError(
+            f"Cannot load {p} as a weights-only torch file ({_short(exc)}). "
+            "Use safetensors or a plain state dict saved with torch.save."
+        ) from None
+
+
+def _short(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text[:160] + ("..." if len(text) > 160 else "")

@@ -1,0 +1,53 @@
+"""Progress bars for every loop a user waits on (rich; silent when not a terminal or when disabled)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterable, Iterator
+from typing import TypeVar
+
+T = TypeVar("T")
+
+__all__ = ["track", "progress_enabled"]
+
+
+def progress_enabled() -> bool:
+    """Progress is shown on a terminal unless ``LUMOS_PROGRESS=0``; ``LUMOS_PROGRESS=1`` forces it."""
+    flag = os.environ.get("LUMOS_PROGRESS")
+    if flag is not None:
+        return flag not in ("0", "false", "no", "")
+    return sys.stderr.isatty()
+
+
+def track(iterable: Iterable[T], description: str = "", total: int | None = None, disable: bool | None = None) -> Iterator[T]:
+    """Iterate with a rich progress bar on stderr (time elapsed and remaining)."""
+    if disable is None:
+        disable = not progress_enabled()
+    if disable:
+        yield from iterable
+        return
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    if total is None and hasattr(iterable, "__len__"):
+        total = len(iterable)  # type: ignore[arg-type]
+    columns = (
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=Console(stderr=True), transient=True) as prog:
+        task = prog.add_task(description, total=total)
+        for item in iterable:
+            yield item
+            prog.advance(task)

@@ -1,0 +1,48 @@
+import argparse
+import subprocess
+import sys
+
+import pytest
+
+import lumos.cli.main as cli_main
+from lumos.cli.main import COMMAND_MODULES, build_parser
+from lumos.core.errors import LumosError
+
+
+def test_help_lists_commands(capsys):
+    with pytest.raises(SystemExit) as e:
+        cli_main.main(["--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    assert "demo" in out
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit):
+        cli_main.main(["--version"])
+    assert "lumos" in capsys.readouterr().out
+
+
+def test_user_error_is_one_line_exit_2(monkeypatch, capsys):
+    def boom(args: argparse.Namespace) -> int:
+        raise LumosError("The 'x' parameter must be positive.\nGot -1 instead.")
+
+    parser = build_parser()
+    ns = parser.parse_args(["demo", "--quick"])
+    ns.func = boom
+    monkeypatch.setattr(argparse.ArgumentParser, "parse_args", lambda self, argv=None: ns)
+    assert cli_main.main(["demo"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("lumos: error: ") and "Traceback" not in err
+
+
+def test_bad_arguments_subprocess():
+    r = subprocess.run([sys.executable, "-m", "lumos.cli.main", "nope"], capture_output=True, text=True)
+    assert r.returncode == 2
+    assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
+
+
+def test_every_command_module_registers():
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    assert len(sub.choices) >= len(COMMAND_MODULES)

@@ -1,0 +1,46 @@
+import json
+
+import pytest
+import torch
+
+from lumos.core.io import read_jsonl
+from lumos.core.rundir import RunDir
+from lumos.core.seed import get_rng_state, seed_everything, set_rng_state
+
+
+def test_rundir_layout(tmp_path):
+    with RunDir.create("value", {"noise": 0.1}, out=tmp_path / "r", seed=3) as run:
+        run.log({"step": 1, "loss": 0.5})
+        run.report.section("S").text("hi")
+    p = tmp_path / "r"
+    assert json.loads((p / "config.json").read_text()) == {"noise": 0.1}
+    man = json.loads((p / "manifest.json").read_text())
+    assert man["seed"] == 3 and man["status"] == "ok" and man["end"] is not None
+    for key in ("lumos", "torch", "python", "host", "start", "git_commit"):
+        assert key in man
+    assert read_jsonl(p / "metrics.jsonl") == [{"step": 1, "loss": 0.5}]
+    assert (p / "plots").is_dir() and (p / "report.html").is_file()
+
+
+def test_rundir_failure_status(tmp_path):
+    with pytest.raises(RuntimeError):
+        with RunDir.create("x", {}, out=tmp_path / "r"):
+            raise RuntimeError("boom")
+    assert json.loads((tmp_path / "r" / "manifest.json").read_text())["status"].startswith("failed")
+
+
+def test_default_location(tmp_path):
+    run = RunDir.create("demo", {}, root=tmp_path)
+    assert run.path.parent == tmp_path and run.path.name.startswith("demo-")
+
+
+def test_seed_and_rng_state_roundtrip():
+    seed_everything(7)
+    a = torch.rand(3)
+    seed_everything(7)
+    assert torch.equal(a, torch.rand(3))
+    state = get_rng_state()
+    x = (torch.rand(2), __import__("numpy").random.rand(), __import__("random").random())
+    set_rng_state(state)
+    y = (torch.rand(2), __import__("numpy").random.rand(), __import__("random").random())
+    assert torch.equal(x[0], y[0]) and x[1] == y[1] and x[2] == y[2]
