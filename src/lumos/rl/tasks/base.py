@@ -1,0 +1,84 @@
+"""The task / verifier interface every RL environment implements.
+
+A :class:`Task` generates :class:`Problem` s (a prompt and the hidden answer) and scores completions with
+exact verifiers, returning one :class:`Reward` per completion. Scoring takes a batch so that expensive
+verifiers (sandboxed code execution) can run a whole rollout group in parallel. Tasks register by name
+with :func:`register_task`; ``lumos rl train --task NAME`` looks them up with :func:`get_task`.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from lumos.core.errors import LumosError
+
+__all__ = ["Problem", "Reward", "Task", "register_task", "get_task", "available_tasks"]
+
+
+@dataclass
+class Problem:
+    """One prompt with its hidden answer; ``meta`` holds whatever the verifier needs (tests, numbers...)."""
+
+    prompt: str
+    answer: Any = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Reward:
+    """The verdict on one completion: ``total`` is what the trainer optimises.
+
+    ``correct`` is the task's notion of success (for accuracy curves); ``format`` is the format part of the
+    reward; ``info`` carries diagnostics (e.g. tests passed, exit reason).
+    """
+
+    total: float
+    correct: bool
+    format: float = 0.0
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+class Task(abc.ABC):
+    """Base class of RL tasks."""
+
+    #: registry name, e.g. ``"addition"``
+    name: str = ""
+
+    @abc.abstractmethod
+    def generate(self, n: int, seed: int) -> list[Problem]:
+        """``n`` problems, deterministic in ``seed``."""
+
+    @abc.abstractmethod
+    def score(self, problems: Sequence[Problem], completions: Sequence[str]) -> list[Reward]:
+        """One :class:`Reward` per (problem, completion) pair, in order."""
+
+    def demonstration(self, problem: Problem) -> str:
+        """A correct completion for supervised warm start; tasks without one raise ``NotImplementedError``."""
+        raise NotImplementedError(f"task {self.name!r} has no demonstrations")
+
+
+_TASKS: dict[str, Callable[..., Task]] = {}
+
+
+def register_task(name: str) -> Callable[[Callable[..., Task]], Callable[..., Task]]:
+    """Register a task factory (class or function) under ``name``."""
+
+    def wrap(factory: Callable[..., Task]) -> Callable[..., Task]:
+        _TASKS[name] = factory
+        return factory
+
+    return wrap
+
+
+def available_tasks() -> list[str]:
+    return sorted(_TASKS)
+
+
+def get_task(name: str, **kwargs: Any) -> Task:
+    """Build the task registered as ``name`` (clear error listing the known names otherwise)."""
+    if name not in _TASKS:
+        raise LumosError(f"Unknown task {name!r}; choose from {', '.join(available_tasks()) or '(none registered)'}.")
+    return _TASKS[name](**kwargs)
