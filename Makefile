@@ -30,7 +30,7 @@ bench: $(STAMP)
 	done
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests $(wildcard benchmarks)
 
 format: $(STAMP)
 	$(BIN)/ruff format src tests benchmarks
