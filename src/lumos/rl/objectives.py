@@ -1,0 +1,319 @@
+"""Policy-gradient objectives: CISPO (MiniMax-M1), GRPO (PPO-clip) and DAPO, as pure functions.
+
+Every loss takes per-token tensors of one (mini)batch of ``B`` responses padded to length ``T``:
+
+- ``logp``       (B, T) log π_θ(o_t | q, o_<t) under the policy being trained (carries the gradient),
+- ``old_logp``   (B, T) log π_old of the same tokens, recorded at rollout time (no gradient),
+- ``advantages`` (B,) per-sequence or (B, T) per-token advantages Â,
+- ``mask``       (B, T) 1 at real response tokens, 0 at padding,
+
+and returns ``(loss, stats)``: a scalar to *minimise* (the negative objective) and a dict of detached
+0-dim tensors (documented per function). ``normalizer`` overrides the denominator so that a batch split over
+minibatches or processes sums to the loss of the whole batch (the trainer passes global token / sequence
+counts); by default it is the local token count (token-level losses) or sequence count (GRPO).
+
+Clip-parameter conventions (the source of most confusion, see reference §4). Lumos always uses the
+paper's *relative* form r̂ = clip(r, 1 − eps_low, 1 + eps_high); ``eps_low=None`` means no floor.
+
+============================  ======================================  ===========================================
+lumos                         TRL ``GRPOConfig``                      verl ``actor``
+============================  ======================================  ===========================================
+cispo ``eps_high``            ``epsilon_high`` = 1 + eps_high         ``clip_ratio_high`` = eps_high
+                              (TRL's cispo is an absolute cap
+                              min(r, epsilon_high); recommended 5.0)
+cispo ``eps_low``             (no floor in TRL)                       ``clip_ratio_low`` = eps_low (≥ 1: no floor)
+grpo/dapo ``eps_low``         ``epsilon``                             ``clip_ratio_low``
+grpo/dapo ``eps_high``        ``epsilon_high``                        ``clip_ratio_high``
+grpo normalisation            ``loss_type="grpo"`` (sequence mean)    ``loss_agg_mode="seq-mean-token-mean"``
+dapo / cispo normalisation    ``loss_type="dapo"/"cispo"`` (tokens)   ``loss_agg_mode="token-mean"``
+============================  ======================================  ===========================================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from lumos.core.errors import bad_param, check
+
+__all__ = [
+    "cispo_loss",
+    "grpo_loss",
+    "dapo_loss",
+    "register_loss",
+    "get_loss",
+    "available_losses",
+    "LossFn",
+]
+
+LossFn = Callable[..., tuple[torch.Tensor, dict[str, torch.Tensor]]]
+_LOSSES: dict[str, LossFn] = {}
+
+
+def register_loss(name: str) -> Callable[[LossFn], LossFn]:
+    """Register an objective under ``name`` (for ``--algo NAME``)."""
+
+    def wrap(fn: LossFn) -> LossFn:
+        _LOSSES[name] = fn
+        return fn
+
+    return wrap
+
+
+def available_losses() -> list[str]:
+    return sorted(_LOSSES)
+
+
+def get_loss(name: str) -> LossFn:
+    """The objective registered as ``name``; a clear error lists the known names."""
+    if name not in _LOSSES:
+        raise bad_param("algo", f"one of {', '.join(available_losses())}", name, owner="get_loss")
+    return _LOSSES[name]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# shared helpers
+
+
+def _prepare(logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tensor, mask: torch.Tensor,
+             owner: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Validate shapes; return (advantages broadcast to (B, T), mask as logp's dtype)."""
+    check(isinstance(logp, torch.Tensor) and logp.ndim == 2,
+          f"The 'logp' parameter of {owner} must be a (B, T) tensor. Got shape "
+          f"{tuple(logp.shape) if isinstance(logp, torch.Tensor) else type(logp).__name__} instead.")
+    for name, t in (("old_logp", old_logp), ("mask", mask)):
+        if tuple(t.shape) != tuple(logp.shape):
+            raise bad_param(name, f"a tensor of logp's shape {tuple(logp.shape)}", f"shape {tuple(t.shape)}", owner=owner)
+    if advantages.ndim == 1:
+        if advantages.shape[0] != logp.shape[0]:
+            raise bad_param("advantages", f"shape ({logp.shape[0]},) or {tuple(logp.shape)}",
+                            f"shape {tuple(advantages.shape)}", owner=owner)
+        advantages = advantages[:, None]
+    elif tuple(advantages.shape) != tuple(logp.shape):
+        raise bad_param("advantages", f"shape ({logp.shape[0]},) or {tuple(logp.shape)}",
+                        f"shape {tuple(advantages.shape)}", owner=owner)
+    return advantages.to(logp.dtype).expand_as(logp), mask.to(logp.dtype)
+
+
+def _masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    return (x * mask).sum() / mask.sum().clamp_min(1.0)
+
+
+def _masked_extreme(x: torch.Tensor, mask: torch.Tensor, fn: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    sel = x[mask.bool()]
+    return fn(sel) if sel.numel() else torch.zeros((), dtype=x.dtype, device=x.device)
+
+
+def _ratio_stats(ratio: torch.Tensor, weight: torch.Tensor, mask: torch.Tensor, logp: torch.Tensor,
+                 old_logp: torch.Tensor) -> dict[str, torch.Tensor]:
+    """IS-ratio statistics over real tokens (all detached)."""
+    r, w = ratio.detach(), weight.detach()
+    log_r = (logp - old_logp).detach()
+    return {
+        "ratio_mean": _masked_mean(r, mask),
+        "ratio_max": _masked_extreme(r, mask, torch.max),
+        "ratio_min": _masked_extreme(r, mask, torch.min),
+        "is_weight_mean": _masked_mean(w, mask),
+        "is_weight_max": _masked_extreme(w, mask, torch.max),
+        # k3 estimator of KL(π_old ‖ π_θ) on the sampled tokens: E[r − 1 − log r]
+        "approx_kl": _masked_mean(r - 1.0 - log_r, mask),
+        "num_tokens": mask.sum().detach(),
+    }
+
+
+def _normalise(per_token: torch.Tensor, mask: torch.Tensor, normalizer: float | torch.Tensor | None) -> torch.Tensor:
+    """Token-level normalisation: Σ_i Σ_t ℓ_{i,t} / (Σ_i |o_i|), or / ``normalizer``."""
+    denom = mask.sum().clamp_min(1.0) if normalizer is None else normalizer
+    return (per_token * mask).sum() / denom
+
+
+def _check_eps(name: str, value: float | None, owner: str, allow_none: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    if not isinstance(value, (int, float)) or value < 0 or value != value:
+        raise bad_param(name, "a float ≥ 0" + (" or None" if allow_none else ""), value, owner=owner)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# CISPO
+
+
+@register_loss("cispo")
+def cispo_loss(
+    logp: torch.Tensor,
+    old_logp: torch.Tensor,
+    advantages: torch.Tensor,
+    mask: torch.Tensor,
+    *,
+    eps_low: float | None = None,
+    eps_high: float = 4.0,
+    unified_mask: bool = False,
+    mask_eps_low: float = 0.2,
+    mask_eps_high: float = 0.28,
+    normalizer: float | torch.Tensor | None = None,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """CISPO (MiniMax-M1 tech report, Eq. 4–5): clipped importance-sampling weights, never a zero gradient.
+
+    J = (1/Σ_i|o_i|) Σ_i Σ_t sg(r̂_{i,t}) · Â_{i,t} · log π_θ(o_{i,t}),  r̂ = clip(r, 1 − eps_low, 1 + eps_high),
+    r = π_θ/π_old. The weight is detached, so each token's gradient is sg(r̂)·Â·∇log π_θ; a token with
+    r > 1 + eps_high keeps weight 1 + eps_high (PPO would drop it). Returns ``−J``.
+
+    Args:
+        logp, old_logp, mask: (B, T) (see module docstring).
+        advantages: (B,) or (B, T).
+        eps_low: floor 1 − eps_low of the IS weight; ``None`` (default, the paper's "large ε_low") = no floor.
+        eps_high: cap 1 + eps_high. The paper does not publish its value; the default 4.0 equals TRL's
+            recommended absolute cap ``epsilon_high=5.0``.
+        unified_mask: multiply by the PPO trust-region mask M of the paper's unified form (Eq. 6–7):
+            M = 0 where (Â > 0 and r > 1 + mask_eps_high) or (Â < 0 and r < 1 − mask_eps_low), else 1.
+        normalizer: denominator replacing the batch's token count Σ_i|o_i|.
+
+    Returns:
+        loss: scalar. stats (detached): ``loss``; ``clip_frac`` (share of real tokens whose weight was
+        clipped), ``clip_frac_high``, ``clip_frac_low``; ``masked_frac`` (share removed by the unified mask,
+        0 without it); ``ratio_mean/max/min``; ``is_weight_mean/max`` (r̂); ``approx_kl``; ``num_tokens``.
+
+    Example:
+        >>> import torch
+        >>> logp = torch.log(torch.tensor([[0.5, 0.25]])).requires_grad_()
+        >>> loss, st = cispo_loss(logp, logp.detach(), torch.tensor([1.0]), torch.ones(1, 2))
+        >>> round(float(loss), 4)   # −(log .5 + log .25)/2
+        1.0397
+    """
+    owner = "cispo_loss"
+    _check_eps("eps_high", eps_high, owner)
+    _check_eps("eps_low", eps_low, owner, allow_none=True)
+    adv, m = _prepare(logp, old_logp, advantages, mask, owner)
+    with torch.no_grad():
+        ratio = torch.exp(logp.detach() - old_logp)
+        low = 0.0 if eps_low is None else max(1.0 - eps_low, 0.0)
+        weight = ratio.clamp(min=low, max=1.0 + eps_high)
+        keep = torch.ones_like(ratio)
+        if unified_mask:
+            drop = ((adv > 0) & (ratio > 1.0 + mask_eps_high)) | ((adv < 0) & (ratio < 1.0 - mask_eps_low))
+            keep = (~drop).to(logp.dtype)
+    per_token = -(weight * keep) * adv * logp
+    loss = _normalise(per_token, m, normalizer)
+    stats = _ratio_stats(ratio, weight, m, logp, old_logp)
+    high = (ratio > 1.0 + eps_high).to(logp.dtype)
+    lowc = (ratio < low).to(logp.dtype)
+    stats.update(
+        loss=loss.detach(),
+        clip_frac=_masked_mean(high + lowc, m),
+        clip_frac_high=_masked_mean(high, m),
+        clip_frac_low=_masked_mean(lowc, m),
+        masked_frac=_masked_mean(1.0 - keep, m),
+    )
+    return loss, stats
+
+
+# --------------------------------------------------------------------------------------------------------------
+# PPO-clip family
+
+
+def _ppo_clip_terms(logp: torch.Tensor, old_logp: torch.Tensor, adv: torch.Tensor, eps_low: float,
+                    eps_high: float) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+    """−min(r·Â, clip(r, 1−eps_low, 1+eps_high)·Â) per token, the ratio, and clip indicators."""
+    ratio = torch.exp(logp - old_logp)
+    clipped = ratio.clamp(1.0 - eps_low, 1.0 + eps_high)
+    per_token = -torch.min(ratio * adv, clipped * adv)
+    with torch.no_grad():
+        # tokens where the clipped branch is the active one (zero gradient), as TRL counts them
+        low = ((ratio < 1.0 - eps_low) & (adv < 0)).to(logp.dtype)
+        high = ((ratio > 1.0 + eps_high) & (adv > 0)).to(logp.dtype)
+    return per_token, ratio, {"low": low, "high": high, "clipped": clipped.detach()}
+
+
+@register_loss("grpo")
+def grpo_loss(
+    logp: torch.Tensor,
+    old_logp: torch.Tensor,
+    advantages: torch.Tensor,
+    mask: torch.Tensor,
+    *,
+    eps_low: float = 0.2,
+    eps_high: float | None = None,
+    beta: float = 0.0,
+    ref_logp: torch.Tensor | None = None,
+    normalizer: float | torch.Tensor | None = None,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """GRPO (DeepSeekMath): PPO-clip surrogate, mean over each sequence's tokens, then over sequences.
+
+    J = (1/G) Σ_i (1/|o_i|) Σ_t [ min(r Â, clip(r, 1−eps_low, 1+eps_high) Â) − β·KL_t ],
+    KL_t = exp(ref − logp) − (ref − logp) − 1 (the k3 estimator, as TRL and DeepSeekMath). Returns ``−J``.
+
+    Args:
+        eps_low, eps_high: clip range; ``eps_high=None`` means symmetric (= eps_low).
+        beta: KL coefficient (0 = no reference model, the default); needs ``ref_logp`` (B, T) when > 0.
+        normalizer: number of sequences to divide by instead of B (for minibatch / multi-process splits).
+
+    Returns:
+        loss, stats (detached): ``loss``, ``clip_frac`` (= low + high), ``clip_frac_low`` (r < 1−ε and Â < 0),
+        ``clip_frac_high`` (r > 1+ε and Â > 0), ``kl`` (0 without reference), ratio / IS-weight statistics
+        (the IS weight is the clipped ratio), ``approx_kl``, ``num_tokens``.
+    """
+    owner = "grpo_loss"
+    eps_high = eps_low if eps_high is None else eps_high
+    _check_eps("eps_low", eps_low, owner)
+    _check_eps("eps_high", eps_high, owner)
+    adv, m = _prepare(logp, old_logp, advantages, mask, owner)
+    per_token, ratio, info = _ppo_clip_terms(logp, old_logp, adv, eps_low, eps_high)
+    kl = torch.zeros((), dtype=logp.dtype, device=logp.device)
+    if beta != 0.0:
+        if ref_logp is None or tuple(ref_logp.shape) != tuple(logp.shape):
+            raise bad_param("ref_logp", f"a {tuple(logp.shape)} tensor when beta != 0", ref_logp if ref_logp is None
+                            else f"shape {tuple(ref_logp.shape)}", owner=owner, fix="Pass the reference log-probs or beta=0.")
+        d = ref_logp - logp
+        per_token_kl = torch.exp(d) - d - 1.0
+        per_token = per_token + beta * per_token_kl
+        kl = _masked_mean(per_token_kl.detach(), m)
+    seq_mean = (per_token * m).sum(-1) / m.sum(-1).clamp_min(1.0)
+    denom = seq_mean.shape[0] if normalizer is None else normalizer
+    loss = seq_mean.sum() / denom
+    stats = _ratio_stats(ratio, info["clipped"], m, logp, old_logp)
+    stats.update(loss=loss.detach(), clip_frac=_masked_mean(info["low"] + info["high"], m),
+                 clip_frac_low=_masked_mean(info["low"], m), clip_frac_high=_masked_mean(info["high"], m), kl=kl)
+    return loss, stats
+
+
+@register_loss("dapo")
+def dapo_loss(
+    logp: torch.Tensor,
+    old_logp: torch.Tensor,
+    advantages: torch.Tensor,
+    mask: torch.Tensor,
+    *,
+    eps_low: float = 0.2,
+    eps_high: float = 0.28,
+    normalizer: float | torch.Tensor | None = None,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """DAPO (arXiv 2503.14476): PPO-clip with clip-higher (0.2 / 0.28) and token-level normalisation.
+
+    J = (1/Σ_i|o_i|) Σ_i Σ_t min(r Â, clip(r, 1−eps_low, 1+eps_high) Â); no KL term. Returns ``−J``.
+    Dynamic sampling and overlong shaping act on rewards/groups, not on the loss: see
+    :func:`lumos.rl.advantages.dynamic_sampling_mask` and :func:`lumos.rl.advantages.overlong_penalty`.
+
+    Returns:
+        loss, stats (detached) as :func:`grpo_loss` (without ``kl``).
+    """
+    owner = "dapo_loss"
+    _check_eps("eps_low", eps_low, owner)
+    _check_eps("eps_high", eps_high, owner)
+    adv, m = _prepare(logp, old_logp, advantages, mask, owner)
+    per_token, ratio, info = _ppo_clip_terms(logp, old_logp, adv, eps_low, eps_high)
+    loss = _normalise(per_token, m, normalizer)
+    stats = _ratio_stats(ratio, info["clipped"], m, logp, old_logp)
+    stats.update(loss=loss.detach(), clip_frac=_masked_mean(info["low"] + info["high"], m),
+                 clip_frac_low=_masked_mean(info["low"], m), clip_frac_high=_masked_mean(info["high"], m))
+    return loss, stats
+
+
+def loss_kwargs(algo: str, cfg: Any) -> dict[str, Any]:
+    """Keyword arguments of ``algo``'s loss taken from an object with matching attribute names."""
+    import inspect
+
+    params = inspect.signature(get_loss(algo)).parameters
+    skip = {"logp", "old_logp", "advantages", "mask", "normalizer", "ref_logp"}
+    return {k: getattr(cfg, k) for k in params if k not in skip and hasattr(cfg, k)}
