@@ -1,0 +1,59 @@
+"""Resource limits of one sandboxed run."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from lumos.core.errors import bad_param
+
+__all__ = ["SandboxLimits"]
+
+
+@dataclass(frozen=True)
+class SandboxLimits:
+    """Limits applied to every process of a sandboxed run.
+
+    Args:
+        wall_time: seconds of wall-clock time before the whole sandbox is killed (verdict ``timeout``).
+        cpu_time: seconds of CPU time per process (``RLIMIT_CPU``; verdict ``timeout``).
+        memory_mb: address space per process in MiB (``RLIMIT_AS``; verdict ``memory``).
+        max_processes: processes and threads of the sandbox user (``RLIMIT_NPROC``; effective only when
+            the host runs as root and the sandbox drops to a fresh uid, since root ignores it).
+        max_open_files: open file descriptors per process (``RLIMIT_NOFILE``).
+        max_file_mb: size of any file written, in MiB (``RLIMIT_FSIZE``; verdict ``output_limit``).
+        max_output_bytes: stdout + stderr bytes before the sandbox is killed (verdict ``output_limit``).
+        keep_output_bytes: bytes of stdout and of stderr kept in the verdict.
+        per_test_time: seconds per test in the harness (an alarm; 0 disables it).
+    """
+
+    wall_time: float = 10.0
+    cpu_time: float = 10.0
+    memory_mb: int = 512
+    max_processes: int = 32
+    max_open_files: int = 64
+    max_file_mb: int = 16
+    max_output_bytes: int = 1 << 20
+    keep_output_bytes: int = 8192
+    per_test_time: float = 0.0
+
+    def __post_init__(self) -> None:
+        positive = {
+            "wall_time": self.wall_time, "cpu_time": self.cpu_time, "memory_mb": self.memory_mb,
+            "max_processes": self.max_processes, "max_open_files": self.max_open_files,
+            "max_file_mb": self.max_file_mb, "max_output_bytes": self.max_output_bytes,
+        }
+        for name, value in positive.items():
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
+                raise bad_param(name, "a positive number", value, owner="SandboxLimits")
+        if self.memory_mb < 64:
+            raise bad_param("memory_mb", "at least 64 (the interpreter itself needs ~30 MiB)", self.memory_mb,
+                            owner="SandboxLimits")
+        if self.max_open_files < 16:
+            raise bad_param("max_open_files", "at least 16", self.max_open_files, owner="SandboxLimits")
+        if self.keep_output_bytes < 0 or self.per_test_time < 0:
+            raise bad_param("keep_output_bytes/per_test_time", "non-negative",
+                            (self.keep_output_bytes, self.per_test_time), owner="SandboxLimits")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

@@ -1,0 +1,48 @@
+"""What isolation this machine allows, detected by running one sandbox (never assumed).
+
+The launcher reports, for every run, which namespaces it obtained and whether it dropped privileges; a
+:class:`~lumos.rl.sandbox.runner.Verdict` carries those flags. :func:`probe_isolation` runs one trivial
+sandbox to learn them up front (cached), and :func:`isolation_summary` turns them into sentences for CLIs
+and reports, so a machine without network namespaces is reported as such instead of claimed safe.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+__all__ = ["Isolation", "probe_isolation", "isolation_summary"]
+
+
+@dataclass(frozen=True)
+class Isolation:
+    """Isolation in force for sandboxed runs on this machine."""
+
+    network: bool  #: new network namespace: no route anywhere, loopback of the host unreachable
+    pid_namespace: bool  #: processes left behind die with the sandbox's PID 1
+    readonly_fs: bool  #: every mount but the working directory is read-only inside the sandbox
+    uid_dropped: bool  #: runs as a fresh unprivileged uid (process limit is per sandbox; sweepable)
+
+
+@functools.lru_cache(maxsize=1)
+def probe_isolation() -> Isolation:
+    """Run one trivial sandbox and report what isolation it obtained (cached per process)."""
+    from lumos.rl.sandbox.runner import run_script
+
+    v = run_script("pass\n")
+    return Isolation(v.network_isolated, v.pid_namespace, v.readonly_fs, v.uid_dropped)
+
+
+def isolation_summary(iso: Isolation | None = None) -> list[str]:
+    """One line per isolation property, saying plainly when it is missing and what that means."""
+    iso = iso or probe_isolation()
+    return [
+        "network: isolated (new network namespace)" if iso.network
+        else "network: NOT isolated (network namespaces unavailable; sandboxed code can open connections)",
+        "processes: PID namespace (leftovers die with the sandbox)" if iso.pid_namespace
+        else "processes: no PID namespace (leftovers are killed by uid sweep or process group only)",
+        "filesystem: read-only outside the working directory" if iso.readonly_fs
+        else "filesystem: NOT read-only (only file permissions protect files outside the working directory)",
+        "user: fresh unprivileged uid per run" if iso.uid_dropped
+        else "user: same uid as the host (no per-sandbox process limit; not running as root)",
+    ]
