@@ -1,0 +1,22 @@
+"""RL tasks with exact verifiers. Importing this package registers every built-in task.
+
+Built-in: ``addition``, ``multiplication`` (worked steps), ``countdown``, ``sorting``, ``jsonl`` (user file).
+User tasks: :class:`~lumos.rl.tasks.user.CallableTask`, :class:`~lumos.rl.tasks.user.JsonlTask`,
+:func:`~lumos.rl.tasks.user.resolve_task` (``--task NAME | FILE.jsonl | module:factory``).
+"""
+
+from lumos.rl.tasks import arithmetic, countdown, sorting, user  # noqa: F401  (register the built-in tasks)
+from lumos.rl.tasks.base import Problem, Reward, Task, available_tasks, get_task, register_task
+from lumos.rl.tasks.user import CallableTask, JsonlTask, resolve_task
+
+__all__ = [
+    "Problem",
+    "Reward",
+    "Task",
+    "register_task",
+    "get_task",
+    "available_tasks",
+    "CallableTask",
+    "JsonlTask",
+    "resolve_task",
+]

@@ -1,0 +1,74 @@
+import json
+import sys
+
+import pytest
+
+from lumos.core.errors import LumosError
+from lumos.rl.tasks import CallableTask, JsonlTask, Problem, Reward, resolve_task
+
+
+def test_jsonl_task(tmp_path):
+    f = tmp_path / "qa.jsonl"
+    f.write_text('{"prompt": "2+2=", "answer": 4}\n\n{"prompt": "cap?", "answer": "Paris", "demonstration": "Paris"}\n')
+    t = resolve_task(str(f))
+    assert isinstance(t, JsonlTask)
+    ps = t.generate(4, seed=0)
+    assert sorted(p.prompt for p in ps) == ["2+2=", "2+2=", "cap?", "cap?"]   # cycles through all problems
+    p4 = next(p for p in ps if p.prompt == "2+2=")
+    assert [r.correct for r in t.score([p4, p4], ["4", "5"])] == [True, False]
+    assert t.demonstration(next(p for p in ps if p.prompt == "cap?")) == "Paris"
+    tn = JsonlTask(f, match="number")
+    assert tn.score([p4], ["the answer is 4"])[0].correct
+
+
+@pytest.mark.parametrize("content,match", [
+    ("", "no problems"),
+    ('{"prompt": "a", "answer": 1}\nnot json\n', r"qa.jsonl:2: not valid JSON"),
+    ('{"answer": 1}\n', r"qa.jsonl:1: expected an object with a non-empty string 'prompt'"),
+    ('{"prompt": "a"}\n', r"qa.jsonl:1: missing 'answer'"),
+])
+def test_bad_task_files(tmp_path, content, match):
+    f = tmp_path / "qa.jsonl"
+    f.write_text(content)
+    with pytest.raises(LumosError, match=match):
+        JsonlTask(f)
+
+
+def test_missing_file_and_bad_factory(tmp_path):
+    with pytest.raises(LumosError, match="Task file not found"):
+        resolve_task(str(tmp_path / "none.jsonl"))
+    with pytest.raises(LumosError, match="Cannot load task factory"):
+        resolve_task("no_such_module_xyz:make")
+    with pytest.raises(LumosError, match="returned int"):
+        resolve_task("builtins:int")
+
+
+def test_callable_task_and_bad_verifiers():
+    t = CallableTask([{"prompt": "hi", "answer": "yo"}], verifier=lambda p, c: c == p.answer)
+    p = t.generate(1, 0)[0]
+    assert [r.total for r in t.score([p, p], ["yo", "no"])] == [1.0, 0.0]
+    t2 = CallableTask([Problem("q", 1)], verifier=lambda p, c: Reward(0.5, False, 1.0))
+    assert t2.score([p], ["x"])[0].total == 0.5
+    with pytest.raises(LumosError, match="must return a bool, a finite number or a Reward"):
+        CallableTask([Problem("q")], verifier=lambda p, c: "yes").score([Problem("q")], ["x"])
+
+    def broken(p, c):
+        raise KeyError("boom")
+
+    with pytest.raises(LumosError, match="broken of task 'callable' raised KeyError"):
+        CallableTask([Problem("q")], verifier=broken).score([Problem("q")], ["x"])
+    with pytest.raises(LumosError, match="'verifier' parameter"):
+        CallableTask([Problem("q")], verifier=3)
+    with pytest.raises(LumosError, match="'problems' parameter"):
+        CallableTask([], verifier=broken)
+
+
+def test_module_factory(tmp_path, monkeypatch):
+    (tmp_path / "my_task_mod.py").write_text(
+        "from lumos.rl.tasks import CallableTask, Problem\n"
+        "def make(): return CallableTask([Problem('a', 'b')], verifier=lambda p, c: c == 'b', name='mine')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    t = resolve_task("my_task_mod:make")
+    assert t.name == "mine"
+    sys.modules.pop("my_task_mod", None)
+    json.dumps(t.generate(1, 0)[0].prompt)
