@@ -1,0 +1,375 @@
+"""The one CAM explainer base: hooks, forward, target utilities, gradients, Hessian-vector products, maps.
+
+Every method is a small subclass that fills one hole, :meth:`BaseCAM.layer_cam` (or, for channel-weight
+methods, :meth:`ChannelCAM.channel_weights`). The base owns the algorithm:
+
+1. Forward with autograd OFF until the first target layer runs; its forward hook turns autograd on and, if
+   its output does not already require grad, swaps in a fresh leaf ``A`` (a clone goes downstream, so
+   in-place ops after the layer cannot change ``A``). Nothing on the input side is recorded.
+2. ``u = target(logits)`` (B,) — per-sample utilities; ``g_l = ∂Σ_b u_b / ∂A_l`` for all layers in one
+   ``autograd.grad`` call (``create_graph`` only when a method needs the Hessian).
+3. For methods that need it, per layer ``Hv_l = ∂⟨g_l, sg(A_l)⟩/∂A_l`` — one batched call; the graph only
+   spans the network AFTER the target layer, and it is kept until the last layer has been processed.
+   In eval mode samples are independent, so the batched HVP is the stack of per-sample HVPs.
+4. Activations, gradients and HVPs are reshaped to (B, K, h, w) with the same layout (tokens → maps, CLS
+   dropped), the method turns them into a raw map per layer, and :mod:`lumos.explain.postprocess` applies
+   grad-cam's ReLU / min-max / resize / mean order, in torch on the model's device.
+
+Hooks live only for the duration of one call, so nothing leaks even without ``with``; the context manager
+and :meth:`release` drop the tensors kept from the last call.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Union
+
+import torch
+from torch import nn
+
+from lumos.core.errors import LumosError, bad_param
+from lumos.core.validation import check_tensor
+from lumos.explain.postprocess import aggregate_layers, scale_layer_cam
+from lumos.explain.reshape import Layout, ReshapeSpec, infer_layout, to_map
+from lumos.explain.targets import Logit, Target, TargetSpec, make_target
+
+__all__ = ["BaseCAM", "ChannelCAM", "LayerState", "resolve_layers", "model_device", "LayerSpec", "layer_states"]
+
+LayerSpec = Union[nn.Module, str, Sequence[Union[nn.Module, str]]]
+
+_TOKEN = re.compile(r"([^.\[\]]+)|\[(-?\d+)\]")
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """Device of the model's first parameter or buffer (CPU for a parameter-free model)."""
+    for t in model.parameters():
+        return t.device
+    for t in model.buffers():
+        return t.device
+    return torch.device("cpu")
+
+
+def _model_dtype(model: nn.Module) -> torch.dtype:
+    for t in model.parameters():
+        if t.is_floating_point():
+            return t.dtype
+    return torch.get_default_dtype()
+
+
+def _get_child(module: nn.Module, token: str, path: str) -> nn.Module:
+    if re.fullmatch(r"-?\d+", token) and isinstance(module, (nn.Sequential, nn.ModuleList)):
+        idx = int(token)
+        if -len(module) <= idx < len(module):
+            return module[idx]
+    child = module._modules.get(token)
+    if child is None:
+        raise KeyError(path)
+    return child
+
+
+def _resolve_one(model: nn.Module, spec: nn.Module | str, names: dict[int, str]) -> tuple[str, nn.Module]:
+    if isinstance(spec, nn.Module):
+        name = names.get(id(spec))
+        if name is None:
+            raise bad_param("target_layers", "submodules of the explained model", type(spec).__name__,
+                            fix="Pass modules taken from this model, e.g. model.layer4[-1], or dotted names.")
+        return name or "<model>", spec
+    if not isinstance(spec, str) or not spec.strip():
+        raise bad_param("target_layers", "modules or dotted names like 'layer4[-1].conv2'", spec, type_error=True)
+    module = model
+    tokens = [m.group(1) or m.group(2) for m in _TOKEN.finditer(spec.strip())]
+    try:
+        for tok in tokens:
+            module = _get_child(module, tok, spec)
+    except KeyError:
+        import difflib
+
+        close = difflib.get_close_matches(spec, [n for n in names.values() if n], n=3, cutoff=0.5)
+        hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        raise LumosError(f"The model has no layer named '{spec}'.{hint} "
+                         "List names with [n for n, _ in model.named_modules()].") from None
+    return spec, module
+
+
+def resolve_layers(model: nn.Module, target_layers: LayerSpec) -> list[tuple[str, nn.Module]]:
+    """Modules or dotted names (``'layer4'``, ``'layer4[-1].conv2'``, ``'layer4.1'``) → [(name, module)]."""
+    specs = [target_layers] if isinstance(target_layers, (nn.Module, str)) else list(target_layers)
+    if not specs:
+        raise bad_param("target_layers", "at least one layer", "an empty list")
+    names = {id(m): n for n, m in model.named_modules()}
+    out = [_resolve_one(model, s, names) for s in specs]
+    if len({id(m) for _, m in out}) != len(out):
+        raise bad_param("target_layers", "distinct layers", [n for n, _ in out])
+    return out
+
+
+@contextlib.contextmanager
+def math_attention(enabled: bool = True) -> Iterator[None]:
+    """Route ``scaled_dot_product_attention`` to the math kernel, whose backward is itself differentiable
+    (the fused CPU/CUDA kernels have no double backward, which the Hessian-vector product needs)."""
+    if not enabled:
+        yield
+        return
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    with sdpa_kernel(SDPBackend.MATH):
+        yield
+
+
+def _expected_channels(model: nn.Module) -> int | None:
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            return int(m.in_channels)
+        if isinstance(m, nn.Linear):
+            return None
+    return None
+
+
+@dataclass
+class LayerState:
+    """What a method sees for one target layer, all (B, K, h, w) in map layout and detached.
+
+    ``grads`` is ∂u/∂A (None for gradient-free methods); ``hvp`` is H_A·A (None unless the method needs it).
+    """
+
+    name: str
+    index: int
+    activations: torch.Tensor
+    grads: torch.Tensor | None
+    hvp: torch.Tensor | None
+
+
+class _Capture:
+    """Forward hooks that record each target layer's output once per forward (see module docstring)."""
+
+    def __init__(self, layers: list[tuple[str, nn.Module]], track_grad: bool) -> None:
+        self.layers = layers
+        self.track_grad = track_grad
+        self.outputs: list[torch.Tensor | None] = [None] * len(layers)
+        self.handles: list[Any] = []
+
+    def __enter__(self) -> _Capture:
+        for i, (_, module) in enumerate(self.layers):
+            self.handles.append(module.register_forward_hook(self._hook(i)))
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for h in self.handles:
+            h.remove()
+        self.handles.clear()
+
+    def _hook(self, i: int) -> Any:
+        name = self.layers[i][0]
+
+        def hook(module: nn.Module, inputs: Any, output: Any) -> Any:
+            if not isinstance(output, torch.Tensor):
+                raise LumosError(f"Target layer '{name}' returns {type(output).__name__}, not a tensor. "
+                                 "Pick a submodule that returns one tensor.")
+            if self.outputs[i] is not None:
+                raise LumosError(f"Target layer '{name}' ran more than once in one forward pass (a shared "
+                                 "module). Pick a layer that runs once.")
+            if not self.track_grad:
+                self.outputs[i] = output.detach()
+                return None
+            torch.set_grad_enabled(True)
+            if output.requires_grad:
+                self.outputs[i] = output
+                return None
+            leaf = output.detach().requires_grad_(True)
+            self.outputs[i] = leaf
+            return leaf.clone()
+
+        return hook
+
+
+class BaseCAM:
+    """Class activation maps from target-layer activations, gradients and (optionally) HVPs.
+
+    Args:
+        model: a classifier returning logits (B, C). Put in eval mode during each call (restored after).
+        target_layers: one or more modules of ``model`` or dotted names (``"layer4[-1].conv2"``).
+        reshape: layout of the layer outputs: None/"auto" (NCHW maps; NHWC for timm Swin / LayerNorm;
+            tokens with CLS dropped for ViT), "nchw", "nhwc", "tokens:PREFIX:H:W", or a callable → (B,K,h,w).
+
+    Call ``cams = method(x, targets=None)`` with x (B, C_in, H, W) → cams (B, H, W) in [0, 1] on the model's
+    device. ``targets``: None (predicted class, utility ``default_target``), class indices (int, list, (B,)
+    tensor), a :class:`~lumos.explain.targets.Target`, one callable per sample, or a batch callable.
+    After a call, ``outputs_`` holds the logits (B, C) and ``classes_`` the explained classes (B,) or None.
+    """
+
+    uses_gradients: ClassVar[bool] = True
+    uses_hvp: ClassVar[bool] = False
+    default_target: ClassVar[type[Target]] = Logit
+    name: ClassVar[str] = "cam"
+
+    def __init__(self, model: nn.Module, target_layers: LayerSpec, *, reshape: ReshapeSpec = None) -> None:
+        if not isinstance(model, nn.Module):
+            raise bad_param("model", "a torch.nn.Module", type(model).__name__, owner=type(self).__name__,
+                            type_error=True)
+        self.model = model
+        self.layers = resolve_layers(model, target_layers)
+        self.reshape = reshape
+        self.outputs_: torch.Tensor | None = None
+        self.classes_: torch.Tensor | None = None
+        self.layouts_: list[Layout] = []
+
+    # --- the one hole a method fills -------------------------------------------------------------------
+    def layer_cam(self, *, state: LayerState, x: torch.Tensor, target: Target) -> torch.Tensor:
+        """Raw map of one layer (B, h, w) from ``state`` (maps (B, K, h, w)); before ReLU and scaling.
+
+        ``x`` is the input (B, C_in, H, W) on the model's device and ``target`` the batched utility.
+        """
+        raise NotImplementedError
+
+    # --- public call -------------------------------------------------------------------------------------
+    def __call__(self, x: torch.Tensor, targets: TargetSpec = None) -> torch.Tensor:
+        """Explain a batch: x (B, C_in, H, W) → cams (B, H, W) in [0, 1] on the model's device."""
+        x = self._prepare_input(x)
+        target = make_target(targets, self.default_target)
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            states = self._layer_states(x, target)
+            size = (int(x.shape[-2]), int(x.shape[-1]))
+            with torch.no_grad():
+                raw = [self.layer_cam(state=s, x=x, target=target) for s in states]
+                cams = aggregate_layers([scale_layer_cam(r.detach(), size) for r in raw])
+        finally:
+            self.model.train(was_training)
+        return cams
+
+    def _prepare_input(self, x: Any) -> torch.Tensor:
+        owner = type(self).__name__
+        x = check_tensor(x, "x", ndim=4, owner=owner)
+        if not x.is_floating_point():
+            raise bad_param("x", "a floating-point image batch (B, C, H, W)", f"dtype {x.dtype}", owner=owner,
+                            type_error=True, fix="Convert with x.float() and normalise as the model expects.")
+        want = _expected_channels(self.model)
+        if want is not None and x.shape[1] != want:
+            raise bad_param("x", f"a batch with {want} channels (the model's first conv)",
+                            f"shape {tuple(x.shape)}", owner=owner,
+                            fix="Convert grayscale/RGBA images to the model's channel count.")
+        if x.shape[0] == 0:
+            raise bad_param("x", "a non-empty batch", f"shape {tuple(x.shape)}", owner=owner)
+        if torch.is_inference_mode_enabled():
+            raise LumosError(f"{owner} needs autograd; call it outside torch.inference_mode().")
+        return x.detach().to(device=model_device(self.model), dtype=_model_dtype(self.model))
+
+    def _forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        prev = torch.is_grad_enabled()
+        torch.set_grad_enabled(False)
+        try:
+            with _Capture(self.layers, self.uses_gradients) as cap, math_attention(self.uses_hvp):
+                logits = self.model(x)
+        finally:
+            torch.set_grad_enabled(prev)
+        if not isinstance(logits, torch.Tensor) or logits.dim() != 2:
+            got = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
+            raise bad_param("model", "a classifier returning logits (B, C)", f"output {got}",
+                            owner=type(self).__name__)
+        missing = [n for (n, _), o in zip(self.layers, cap.outputs) if o is None]
+        if missing:
+            raise LumosError(f"Target layer(s) {', '.join(missing)} did not run in the forward pass. "
+                             "Pick layers on the path from the input to the logits.")
+        return logits, [o for o in cap.outputs if o is not None]
+
+    def _layer_states(self, x: torch.Tensor, target: Target) -> list[LayerState]:
+        logits, acts = self._forward(x)
+        grads: list[torch.Tensor | None] = [None] * len(acts)
+        hvps: list[torch.Tensor | None] = [None] * len(acts)
+        if self.uses_gradients:
+            with torch.enable_grad():
+                u = target(logits)
+                if not u.requires_grad:
+                    raise LumosError("The target utility does not depend on the target layers; pick layers "
+                                     "on the path to the logits.")
+                g = torch.autograd.grad(u.sum(), acts, create_graph=self.uses_hvp, allow_unused=True)
+                grads = [torch.zeros_like(a) if gi is None else gi for a, gi in zip(acts, g)]
+                if self.uses_hvp:
+                    hvps = self._hvps(acts, grads)
+        else:
+            with torch.no_grad():
+                target(logits)
+        self.outputs_ = logits.detach()
+        self.classes_ = target.classes_
+        self.layouts_ = [infer_layout(self.model, m, a, n, self.reshape) for (n, m), a in zip(self.layers, acts)]
+        states = []
+        for i, ((name, _), a, lay) in enumerate(zip(self.layers, acts, self.layouts_)):
+            gi, hi = grads[i], hvps[i]
+            states.append(LayerState(
+                name=name, index=i, activations=to_map(a.detach(), lay),
+                grads=None if gi is None else to_map(gi.detach(), lay),
+                hvp=None if hi is None else to_map(hi.detach(), lay),
+            ))
+        return states
+
+    @staticmethod
+    def _hvps(acts: list[torch.Tensor], grads: list[torch.Tensor]) -> list[torch.Tensor | None]:
+        """Per layer H_A·A = ∂⟨g, sg(A)⟩/∂A, batched; the graph is kept until the last layer."""
+        out: list[torch.Tensor | None] = []
+        last = max((i for i, g in enumerate(grads) if g.requires_grad), default=-1)
+        for i, (a, g) in enumerate(zip(acts, grads)):
+            if not g.requires_grad:  # u is linear in A after this layer: H = 0
+                out.append(torch.zeros_like(a))
+                continue
+            (hv,) = torch.autograd.grad(g, a, grad_outputs=a.detach(), retain_graph=i < last, allow_unused=True)
+            out.append(torch.zeros_like(a) if hv is None else hv)
+        return out
+
+    # --- resources ---------------------------------------------------------------------------------------
+    def release(self) -> None:
+        """Drop the tensors kept from the last call (hooks never outlive a call)."""
+        self.outputs_ = None
+        self.classes_ = None
+
+    def __enter__(self) -> BaseCAM:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        self.release()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(layers={[n for n, _ in self.layers]})"
+
+
+class ChannelCAM(BaseCAM):
+    """Methods that weight each channel: cam = Σ_k w_k A_k; subclasses implement :meth:`channel_weights`."""
+
+    def channel_weights(self, *, state: LayerState, x: torch.Tensor, target: Target) -> torch.Tensor:
+        """Weights (B, K) for the maps in ``state`` (same arguments as :meth:`BaseCAM.layer_cam`)."""
+        raise NotImplementedError
+
+    def layer_cam(self, *, state: LayerState, x: torch.Tensor, target: Target) -> torch.Tensor:
+        w = self.channel_weights(state=state, x=x, target=target)  # (B, K)
+        return torch.einsum("bk,bkhw->bhw", w, state.activations)
+
+
+class _Derivatives(BaseCAM):
+    def __init__(self, model: nn.Module, target_layers: LayerSpec, *, reshape: ReshapeSpec, hvp: bool,
+                 default_target: type[Target]) -> None:
+        super().__init__(model, target_layers, reshape=reshape)
+        self.uses_hvp = hvp  # type: ignore[misc]
+        self.default_target = default_target  # type: ignore[misc]
+
+
+def layer_states(model: nn.Module, target_layers: LayerSpec, x: torch.Tensor, targets: TargetSpec = None, *,
+                 hvp: bool = True, reshape: ReshapeSpec = None,
+                 default_target: type[Target] | None = None) -> list[LayerState]:
+    """Activations, gradients ∂u/∂A and (``hvp=True``) H_A·A of every target layer, batched, as maps.
+
+    The fast path every explainer uses; its twin is :func:`lumos.explain.naive.layer_states_reference`.
+    Returns one :class:`LayerState` per layer with (B, K, h, w) tensors. ``default_target`` defaults to ReST.
+    """
+    from lumos.explain.targets import ReST
+
+    d = _Derivatives(model, target_layers, reshape=reshape, hvp=hvp, default_target=default_target or ReST)
+    x = d._prepare_input(x)
+    was_training = model.training
+    model.eval()
+    try:
+        return d._layer_states(x, make_target(targets, d.default_target))
+    finally:
+        model.train(was_training)
