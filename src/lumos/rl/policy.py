@@ -1,0 +1,293 @@
+"""Policy adapters: rollouts and per-token log-probabilities for a lumos ``HybridLM`` or any transformers causal LM.
+
+The trainer talks to a :class:`Policy`:
+
+- :meth:`Policy.generate` samples responses for a left-padded prompt batch and records the sampler's
+  log-probability of every sampled token (the "old" log-probs of off-policy RL);
+- :meth:`Policy.token_logprobs` runs the training forward over prompt + response and returns, with
+  gradient, log π_θ of each response token and the entropy of the full next-token distribution.
+
+Log-probs are always of ``softmax(logits / temperature)`` over the full vocabulary.
+
+:class:`HFPolicy` samples with its own loop over the model's KV cache (``use_cache=True``) and per-row
+``torch.Generator`` s, so a row's sample does not depend on which other rows share its batch.
+:func:`sample_reference` is its slow twin: the same sampling with a full forward per token and no cache.
+:class:`HybridPolicy` uses ``HybridLM.generate`` (hybrid cache, repetition truncation, FP32 head).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from lumos.core.errors import LumosTypeError, bad_param
+
+__all__ = ["Rollout", "Policy", "HFPolicy", "HybridPolicy", "make_policy", "sample_reference", "left_pad",
+           "response_logprobs"]
+
+
+@dataclass
+class Rollout:
+    """Sampled responses. N rows, P prompt columns (left-padded), T response columns (right-padded)."""
+
+    prompt_ids: torch.Tensor      # (N, P) long
+    prompt_mask: torch.Tensor     # (N, P) long, 1 = real
+    response_ids: torch.Tensor    # (N, T) long, pad after the end
+    response_mask: torch.Tensor   # (N, T) bool, True at generated tokens (incl. EOS)
+    logprobs: torch.Tensor        # (N, T) float32, sampler log-prob of each token (0 at padding)
+    finish_reasons: list[str]
+
+    @property
+    def lengths(self) -> torch.Tensor:
+        return self.response_mask.sum(-1)
+
+
+def left_pad(seqs: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Left-pad token lists into ``(ids (N, P), mask (N, P))``."""
+    width = max((len(s) for s in seqs), default=0)
+    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for i, s in enumerate(seqs):
+        if len(s):
+            ids[i, width - len(s):] = torch.tensor(list(s), dtype=torch.long)
+            mask[i, width - len(s):] = 1
+    return ids, mask
+
+
+def response_logprobs(logits: torch.Tensor, response_ids: torch.Tensor, temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """log softmax(logits/temperature) gathered at ``response_ids`` and the entropy, both (N, T).
+
+    ``logits``: (N, T, V), row t predicting response token t.
+    """
+    lp = torch.log_softmax(logits.float() / temperature, dim=-1)
+    tok = lp.gather(-1, response_ids[..., None])[..., 0]
+    entropy = -(lp.exp() * lp).sum(-1)
+    return tok, entropy
+
+
+def _sample(logits: torch.Tensor, temperature: float, do_sample: bool,
+            generators: Sequence[torch.Generator] | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Next tokens (N,) and their log-probs under softmax(logits/temperature); one generator per row."""
+    lp = torch.log_softmax(logits.float() / temperature, dim=-1)
+    if not do_sample:
+        tok = lp.argmax(-1)
+    else:
+        probs = lp.exp()
+        rows = [torch.multinomial(probs[i], 1, generator=generators[i] if generators else None)
+                for i in range(probs.shape[0])]
+        tok = torch.cat(rows)
+    return tok, lp.gather(-1, tok[:, None])[:, 0]
+
+
+class Policy(abc.ABC):
+    """A trainable language-model policy (see module docstring)."""
+
+    model: nn.Module
+    eos_token_id: int
+    pad_token_id: int
+
+    @abc.abstractmethod
+    def forward_logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """(N, L, V) logits of a full forward; prompts left-padded, responses right-padded."""
+
+    @abc.abstractmethod
+    def generate(self, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, *, max_new_tokens: int,
+                 temperature: float = 1.0, do_sample: bool = True,
+                 generators: Sequence[torch.Generator] | None = None) -> Rollout:
+        """Sample up to ``max_new_tokens`` per row; ``generators`` (one per row) make sampling reproducible."""
+
+    def aux_loss(self) -> torch.Tensor | None:
+        """Auxiliary loss of the last forward (MoE load balancing), or None."""
+        return None
+
+    def token_logprobs(self, rollout: Rollout, temperature: float = 1.0,
+                       rows: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """log π_θ (N, T) of the response tokens (with gradient) and the per-token entropy (N, T)."""
+        p_ids, p_mask = rollout.prompt_ids, rollout.prompt_mask
+        r_ids, r_mask = rollout.response_ids, rollout.response_mask
+        if rows is not None:
+            p_ids, p_mask, r_ids, r_mask = p_ids[rows], p_mask[rows], r_ids[rows], r_mask[rows]
+        ids = torch.cat([p_ids, r_ids], dim=1)
+        mask = torch.cat([p_mask, r_mask.to(p_mask.dtype)], dim=1)
+        logits = self.forward_logits(ids, mask)                      # (N, P+T, V)
+        P, T = p_ids.shape[1], r_ids.shape[1]
+        return response_logprobs(logits[:, P - 1: P + T - 1], r_ids, temperature)
+
+
+def _finish(tokens: list[torch.Tensor], logps: list[torch.Tensor], eos: int, pad: int,
+            max_new_tokens: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[str]]:
+    tok = torch.stack(tokens, 1) if tokens else torch.zeros(0, 0, dtype=torch.long)
+    lp = torch.stack(logps, 1) if logps else torch.zeros(0, 0)
+    is_eos = tok == eos
+    # a token is real when no EOS came strictly before it
+    before = torch.cumsum(is_eos.long(), 1) - is_eos.long()
+    mask = before == 0
+    tok = torch.where(mask, tok, torch.full_like(tok, pad))
+    lp = torch.where(mask, lp, torch.zeros_like(lp))
+    reasons = ["eos" if bool(is_eos[i].any()) else "length" for i in range(tok.shape[0])]
+    return tok, lp, mask, reasons
+
+
+class HFPolicy(Policy):
+    """Any transformers causal LM (``model(input_ids, attention_mask, position_ids, past_key_values)``)."""
+
+    def __init__(self, model: nn.Module, eos_token_id: int, pad_token_id: int) -> None:
+        import inspect
+
+        self.model = model
+        self.eos_token_id = int(eos_token_id)
+        self.pad_token_id = int(pad_token_id)
+        # transformers ≥ 5.2x calls the KV cache argument ``cache``; earlier versions ``past_key_values``
+        params = inspect.signature(model.forward).parameters
+        self._cache_kw = "cache" if "cache" in params else "past_key_values"
+
+    @staticmethod
+    def _cache_of(out: object) -> object:
+        cache = getattr(out, "cache", None)
+        return cache if cache is not None else getattr(out, "past_key_values", None)
+
+    @staticmethod
+    def _positions(mask: torch.Tensor) -> torch.Tensor:
+        return (mask.long().cumsum(-1) - 1).clamp_min(0)
+
+    def forward_logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        out = self.model(input_ids=input_ids, attention_mask=attention_mask,
+                         position_ids=self._positions(attention_mask), use_cache=False)
+        return out.logits
+
+    @torch.no_grad()
+    def generate(self, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, *, max_new_tokens: int,
+                 temperature: float = 1.0, do_sample: bool = True,
+                 generators: Sequence[torch.Generator] | None = None) -> Rollout:
+        mask = prompt_mask.clone()
+        pos = self._positions(mask)
+        out = self.model(input_ids=prompt_ids, attention_mask=mask, position_ids=pos, use_cache=True)
+        past, logits = self._cache_of(out), out.logits[:, -1]
+        done = torch.zeros(prompt_ids.shape[0], dtype=torch.bool)
+        tokens, logps = [], []
+        for _ in range(max_new_tokens):
+            tok, lp = _sample(logits, temperature, do_sample, generators)
+            tokens.append(tok)
+            logps.append(lp)
+            done |= tok == self.eos_token_id
+            if bool(done.all()):
+                break
+            mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
+            pos = pos[:, -1:] + 1
+            out = self.model(input_ids=tok[:, None], attention_mask=mask, position_ids=pos, use_cache=True,
+                             **{self._cache_kw: past})
+            past, logits = self._cache_of(out), out.logits[:, -1]
+        tok, lp, rmask, reasons = _finish(tokens, logps, self.eos_token_id, self.pad_token_id, max_new_tokens)
+        return Rollout(prompt_ids, prompt_mask, tok, rmask, lp, reasons)
+
+
+@torch.no_grad()
+def sample_reference(policy: Policy, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, *, max_new_tokens: int,
+                     temperature: float = 1.0, do_sample: bool = True,
+                     generators: Sequence[torch.Generator] | None = None) -> Rollout:
+    """Slow twin of :meth:`HFPolicy.generate`: a full forward over prompt + tokens so far for every new token.
+
+    Same arguments, same sampling (one ``torch.multinomial`` draw per row from its generator), no cache.
+    """
+    ids, mask = prompt_ids, prompt_mask
+    done = torch.zeros(prompt_ids.shape[0], dtype=torch.bool)
+    tokens, logps = [], []
+    for _ in range(max_new_tokens):
+        logits = policy.forward_logits(ids, mask)[:, -1]
+        tok, lp = _sample(logits, temperature, do_sample, generators)
+        tokens.append(tok)
+        logps.append(lp)
+        done |= tok == policy.eos_token_id
+        if bool(done.all()):
+            break
+        ids = torch.cat([ids, tok[:, None]], dim=1)
+        mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
+    tok, lp, rmask, reasons = _finish(tokens, logps, policy.eos_token_id, policy.pad_token_id, max_new_tokens)
+    return Rollout(prompt_ids, prompt_mask, tok, rmask, lp, reasons)
+
+
+class HybridPolicy(Policy):
+    """A lumos ``HybridLM``: rollouts with ``model.generate`` (hybrid cache, repetition truncation).
+
+    ``HybridLM.generate`` takes one generator per call, so rows are sampled one call per distinct generator
+    group: pass the same generator object for the rows of one group (the trainer does) and each group is
+    generated in one batched call.
+    """
+
+    def __init__(self, model: nn.Module, eos_token_id: int | None = None, pad_token_id: int | None = None,
+                 repetition_truncation: int | None = 3000) -> None:
+        self.model = model
+        cfg = getattr(model, "config", None)
+        self.eos_token_id = int(eos_token_id if eos_token_id is not None else cfg.eos_token_id)
+        self.pad_token_id = int(pad_token_id if pad_token_id is not None else cfg.pad_token_id)
+        self.repetition_truncation = repetition_truncation
+
+    def forward_logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.model(input_ids, attention_mask=attention_mask)
+
+    def aux_loss(self) -> torch.Tensor | None:
+        aux = getattr(self.model, "aux_loss", None)
+        return aux if isinstance(aux, torch.Tensor) else None
+
+    @torch.no_grad()
+    def generate(self, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, *, max_new_tokens: int,
+                 temperature: float = 1.0, do_sample: bool = True,
+                 generators: Sequence[torch.Generator] | None = None) -> Rollout:
+        n = prompt_ids.shape[0]
+        groups: list[list[int]] = []
+        if generators is None or not do_sample:
+            groups = [list(range(n))]
+        else:
+            by_id: dict[int, list[int]] = {}
+            for i, g in enumerate(generators):
+                by_id.setdefault(id(g), []).append(i)
+            groups = list(by_id.values())
+        parts = []
+        for rows in groups:
+            ids, m = prompt_ids[rows], prompt_mask[rows]
+            keep = int(m.sum(0).nonzero().min()) if bool(m.any()) else 0     # drop all-pad columns
+            out = self.model.generate(
+                ids[:, keep:], attention_mask=m[:, keep:], max_new_tokens=max_new_tokens, do_sample=do_sample,
+                temperature=temperature, eos_token_id=self.eos_token_id, pad_token_id=self.pad_token_id,
+                generator=generators[rows[0]] if (generators is not None and do_sample) else None,
+                repetition_truncation=self.repetition_truncation)
+            parts.append((rows, out))
+        T = max(out.tokens.shape[1] for _, out in parts)
+        tok = torch.full((n, T), self.pad_token_id, dtype=torch.long)
+        lp = torch.zeros(n, T)
+        rmask = torch.zeros(n, T, dtype=torch.bool)
+        reasons = [""] * n
+        for rows, out in parts:
+            t = out.tokens.shape[1]
+            idx = torch.tensor(rows)
+            tok[idx, :t] = torch.where(out.mask, out.tokens, torch.full_like(out.tokens, self.pad_token_id))
+            lp[idx, :t] = torch.where(out.mask, out.logprobs.float(), torch.zeros_like(out.logprobs.float()))
+            rmask[idx, :t] = out.mask
+            for j, r in enumerate(rows):
+                reasons[r] = out.finish_reasons[j]
+        return Rollout(prompt_ids, prompt_mask, tok, rmask, lp, reasons)
+
+
+def make_policy(model: nn.Module, eos_token_id: int | None = None, pad_token_id: int | None = None) -> Policy:
+    """:class:`HybridPolicy` for a lumos model, :class:`HFPolicy` for a transformers ``PreTrainedModel``."""
+    if isinstance(model, Policy):
+        return model
+    if type(model).__module__.startswith("lumos."):
+        return HybridPolicy(model, eos_token_id, pad_token_id)
+    try:
+        from transformers import PreTrainedModel
+    except ImportError:  # pragma: no cover
+        PreTrainedModel = ()  # type: ignore[assignment]
+    if isinstance(model, PreTrainedModel):
+        cfg = model.config
+        eos = eos_token_id if eos_token_id is not None else cfg.eos_token_id
+        pad = pad_token_id if pad_token_id is not None else (cfg.pad_token_id if cfg.pad_token_id is not None else eos)
+        if eos is None:
+            raise bad_param("eos_token_id", "an int (the model config has none)", None, owner="make_policy")
+        return HFPolicy(model, eos, pad)
+    raise LumosTypeError(f"make_policy needs a lumos HybridLM or a transformers PreTrainedModel; got "
+                         f"{type(model).__name__}. Wrap other models in a Policy subclass.")
