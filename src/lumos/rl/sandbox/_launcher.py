@@ -39,6 +39,9 @@ MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
 PR_SET_PDEATHSIG = 1
 _SKIP_RO = ("/proc", "/sys")
+_PRELOAD = ("socket", "subprocess", "math", "re", "collections", "itertools", "functools", "string", "random",
+            "time", "json", "heapq", "bisect", "typing", "dataclasses", "fractions", "decimal", "statistics",
+            "operator", "copy", "threading", "tempfile", "pathlib", "shutil", "io", "struct", "ctypes")
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -126,13 +129,22 @@ def _enter_sandbox(cfg, iso):
         except OSError:
             pass
     lim = cfg["limits"]
-    cpu = int(lim["cpu_time"])
-    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
+    # soft == hard: PID 1 of a PID namespace ignores SIGXCPU, so the hard limit's SIGKILL must come at once
+    _limit(resource.RLIMIT_CPU, max(1, round(lim["cpu_time"])))
     _limit(resource.RLIMIT_AS, lim["memory_mb"] * 2**20)
     _limit(resource.RLIMIT_FSIZE, lim["max_file_mb"] * 2**20)
     _limit(resource.RLIMIT_NOFILE, lim["max_open_files"])
     _limit(resource.RLIMIT_CORE, 0)
     uid = cfg.get("uid")
+    if uid is not None and not (iso["mount"] and iso["readonly_fs"]) and _blocked_ancestor(sys.base_prefix):
+        # the standard library sits under a directory the sandbox user cannot enter and no mount
+        # namespace can re-expose it: import the common modules now, while still allowed to
+        for name in _PRELOAD:
+            try:
+                __import__(name)
+            except ImportError:
+                pass
+        iso["stdlib_preloaded"] = True
     if uid is not None:
         _limit(resource.RLIMIT_NPROC, lim["max_processes"])
         os.setgroups([])

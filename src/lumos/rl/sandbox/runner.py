@@ -379,14 +379,16 @@ def _verdict(job: SandboxJob, expected: list[str], pump: _Pump, killed: str | No
             v.failed.append(name)
             v.errors[name] = str((r or {}).get("error") or ("did not finish" if r is None else "failed"))
     memory = any(e.get("memory") for e in events) or "MemoryError" in v.stderr
-    v.exit_reason = _exit_reason(killed, status, memory, job.limits)
+    too_large = "File too large" in v.stderr or any("File too large" in str(e.get("error")) for e in events)
+    v.exit_reason = _exit_reason(killed, status, memory, too_large, job.limits)
     harness = next((e["harness_error"] for e in events if "harness_error" in e), None)
     if harness and v.exit_reason == "ok":
         v.exit_reason, v.load_error = "crash", v.load_error or harness
     return v
 
 
-def _exit_reason(killed: str | None, status: dict[str, Any] | None, memory: bool, limits: SandboxLimits) -> str:
+def _exit_reason(killed: str | None, status: dict[str, Any] | None, memory: bool, file_too_large: bool,
+                 limits: SandboxLimits) -> str:
     if killed in ("timeout", "output_limit"):
         return killed
     if status is None:
@@ -394,7 +396,7 @@ def _exit_reason(killed: str | None, status: dict[str, Any] | None, memory: bool
     sig, code = status["signal"], status["code"]
     if sig == signal.SIGXCPU or (sig == signal.SIGKILL and status["cpu_time"] >= limits.cpu_time - 0.05):
         return "timeout"
-    if sig == signal.SIGXFSZ:
+    if sig == signal.SIGXFSZ or file_too_large:
         return "output_limit"
     if memory:
         return "memory"

@@ -6,6 +6,7 @@ User tasks: :class:`~lumos.rl.tasks.user.CallableTask`, :class:`~lumos.rl.tasks.
 """
 
 from lumos.rl.tasks import arithmetic, countdown, sorting, user  # noqa: F401  (register the built-in tasks)
+from lumos.rl.tasks import code  # noqa: F401  (sandboxed code tasks: code-expr, code-functions, code-repair)
 from lumos.rl.tasks.base import Problem, Reward, Task, available_tasks, get_task, register_task
 from lumos.rl.tasks.user import CallableTask, JsonlTask, resolve_task
 

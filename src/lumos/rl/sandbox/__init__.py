@@ -1,0 +1,25 @@
+"""Sandboxed execution of untrusted Python for code rewards (MiniMax-M1's RL environments).
+
+:func:`run_tests` / :func:`run_script` / :func:`run_repo` / :func:`run_job` run one job and return a
+:class:`Verdict`; :class:`SandboxPool` runs many concurrently, results in order; :class:`SandboxLimits`
+sets the limits; :func:`probe_isolation` reports what isolation this machine actually allows.
+"""
+
+from lumos.rl.sandbox.limits import SandboxLimits
+from lumos.rl.sandbox.netns import Isolation, isolation_summary, probe_isolation
+from lumos.rl.sandbox.pool import SandboxPool
+from lumos.rl.sandbox.runner import (
+    EXIT_REASONS,
+    SandboxJob,
+    Verdict,
+    expected_tests,
+    run_job,
+    run_repo,
+    run_script,
+    run_tests,
+)
+
+__all__ = [
+    "EXIT_REASONS", "Isolation", "SandboxJob", "SandboxLimits", "SandboxPool", "Verdict", "expected_tests",
+    "isolation_summary", "probe_isolation", "run_job", "run_repo", "run_script", "run_tests",
+]

@@ -1,0 +1,321 @@
+"""Code tasks scored by sandboxed execution (MiniMax-M1's competitive-programming and SWE environments).
+
+Registered tasks (``lumos rl train --task NAME``):
+
+- ``code-expr``: "Write a Python expression equal to N." The answer is the first line of the completion
+  (or a fenced code block). Small enough for the built-in byte-level model to learn.
+- ``code-functions``: write a function from a parameterised family (string, list and arithmetic); hidden
+  unit tests run in the sandbox; reward = fraction of tests passed + 0.1 × format (a well-formed
+  ```` ```python ```` block).
+- ``code-repair``: a small repository with a failing test; the answer is a unified diff, applied to a copy
+  (paths checked, tests protected) and the repository's tests run in the sandbox; reward 1 when the failing
+  tests pass and every test that passed before still passes. Built-in repositories, or user tasks from a
+  directory (``get_task("code-repair", root=DIR)``; see :func:`load_repair_dir`).
+
+Every ``score`` call runs the batch through one :class:`~lumos.rl.sandbox.SandboxPool`, in order.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import random
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from lumos.core.errors import LumosError, bad_param
+from lumos.rl.sandbox import SandboxJob, SandboxLimits, SandboxPool, Verdict
+from lumos.rl.sandbox.diff import PatchError, apply_patch, parse_unified_diff
+from lumos.rl.sandbox.problems import FAMILIES, REPAIR_REPOS
+from lumos.rl.tasks.base import Problem, Reward, Task, register_task
+
+__all__ = ["extract_code_block", "ExpressionTask", "FunctionTask", "RepairTask", "load_repair_dir"]
+
+_FENCE = re.compile(r"```([A-Za-z0-9_+-]*)[ \t]*\n(.*?)\n?```", re.S)
+
+
+def extract_code_block(text: str, languages: tuple[str, ...] = ("python", "py", "")) -> tuple[str | None, bool]:
+    """The first fenced block in one of ``languages`` → ``(code, well_formed)``.
+
+    ``well_formed`` is True when the block is closed and, for Python, parses. An unclosed fence or no
+    fence at all gives ``(None, False)``.
+    """
+    for m in _FENCE.finditer(text):
+        lang = m.group(1).lower()
+        if lang in languages:
+            code = m.group(2)
+            if lang in ("python", "py", ""):
+                try:
+                    ast.parse(code)
+                except (SyntaxError, ValueError):
+                    return code, False
+            return code, True
+    return None, False
+
+
+class _SandboxTask(Task):
+    """Owns a lazily started pool; subclasses build one job (or an early reward) per completion."""
+
+    def __init__(self, workers: int | None = None, limits: SandboxLimits | None = None):
+        self.workers, self.limits = workers, limits or SandboxLimits(wall_time=5.0, cpu_time=5.0)
+        self._pool: SandboxPool | None = None
+
+    @property
+    def pool(self) -> SandboxPool:
+        if self._pool is None:
+            self._pool = SandboxPool(self.workers)
+        return self._pool
+
+    def _job(self, problem: Problem, completion: str) -> SandboxJob | Reward:
+        raise NotImplementedError
+
+    def _reward(self, problem: Problem, completion: str, verdict: Verdict) -> Reward:
+        raise NotImplementedError
+
+    def score(self, problems: Sequence[Problem], completions: Sequence[str]) -> list[Reward]:
+        if len(problems) != len(completions):
+            raise bad_param("completions", f"one per problem ({len(problems)})", len(completions),
+                            owner=f"{type(self).__name__}.score")
+        jobs = [self._job(p, c) for p, c in zip(problems, completions)]
+        todo = [j for j in jobs if isinstance(j, SandboxJob)]
+        verdicts = iter(self.pool.map(todo)) if todo else iter(())
+        out = []
+        for p, c, j in zip(problems, completions, jobs):
+            out.append(j if isinstance(j, Reward) else self._reward(p, c, next(verdicts)))
+        return out
+
+
+def _info(v: Verdict) -> dict[str, Any]:
+    return {"exit_reason": v.exit_reason, "passed": len(v.passed), "tests": v.n_tests,
+            "wall_time": round(v.wall_time, 4)}
+
+
+# ------------------------------------------------------------------------------------------------ code-expr
+_EXPR_TEST = """
+def test_value():
+    value = solution.ANSWER
+    report("value", value if isinstance(value, (int, float)) and not isinstance(value, bool) else None)
+    assert type(value) is int and value == {target}
+"""
+
+
+@register_task("code-expr")
+class ExpressionTask(_SandboxTask):
+    """"Write a Python expression equal to N": the smallest code environment a tiny model can learn.
+
+    Reward: 0.1 × format (one line that parses as a Python expression and contains an operator when
+    ``require_operator``) + 0.9 when it evaluates (in the sandbox) to the int N, else
+    0.4 × max(0, 1 − |value − N| / max(|N|, 1)) when it evaluates to a number (shaping).
+    """
+
+    name = "code-expr"
+
+    def __init__(self, low: int = 0, high: int = 99, require_operator: bool = True, **kw: Any):
+        super().__init__(**kw)
+        if not (isinstance(low, int) and isinstance(high, int) and low <= high):
+            raise bad_param("low/high", "ints with low <= high", (low, high), owner="ExpressionTask")
+        self.low, self.high, self.require_operator = low, high, require_operator
+
+    def generate(self, n: int, seed: int) -> list[Problem]:
+        rng = random.Random(seed)
+        out = []
+        for _ in range(n):
+            target = rng.randint(self.low, self.high)
+            out.append(Problem(f"Write a Python expression equal to {target}.\n", target, {"target": target}))
+        return out
+
+    def demonstration(self, problem: Problem) -> str:
+        target = int(problem.answer)
+        a = random.Random(target).randint(0, max(target, 0))
+        return f"{a}+{target - a}" if target >= 0 else f"{a}-{a - target}"
+
+    @staticmethod
+    def expression(completion: str) -> str:
+        code, _ = extract_code_block(completion)
+        text = code if code is not None else completion
+        return text.strip().split("\n")[0].strip() if text.strip() else ""
+
+    def _format_ok(self, expr: str) -> bool:
+        try:
+            tree = ast.parse(expr, mode="eval")
+        except (SyntaxError, ValueError):
+            return False
+        has_op = any(isinstance(node, (ast.BinOp, ast.UnaryOp, ast.Call)) for node in ast.walk(tree))
+        return has_op or not self.require_operator
+
+    def _job(self, problem: Problem, completion: str) -> SandboxJob | Reward:
+        expr = self.expression(completion)
+        if not self._format_ok(expr):
+            return Reward(0.0, False, 0.0, {"exit_reason": "format"})
+        tests = _EXPR_TEST.format(target=int(problem.answer))
+        return SandboxJob("tests", source=f"ANSWER = (\n{expr}\n)\n", tests=tests, limits=self.limits)
+
+    def _reward(self, problem: Problem, completion: str, verdict: Verdict) -> Reward:
+        target = int(problem.answer)
+        value = verdict.reports.get("value")
+        if verdict.all_passed:
+            return Reward(1.0, True, 1.0, {**_info(verdict), "value": value})
+        shaped = 0.0
+        if isinstance(value, (int, float)) and abs(value) < 1e300:
+            shaped = 0.4 * max(0.0, 1.0 - abs(value - target) / max(abs(target), 1))
+        return Reward(0.1 + shaped, False, 1.0, {**_info(verdict), "value": value})
+
+
+# ------------------------------------------------------------------------------------------- code-functions
+@register_task("code-functions")
+class FunctionTask(_SandboxTask):
+    """Write a function from a parameterised family; hidden tests decide the reward.
+
+    Reward: fraction of hidden tests passed + ``format_weight`` × (a well-formed ```` ```python ```` block).
+    ``correct`` means every test passed. ``families`` restricts the families (default: all).
+    """
+
+    name = "code-functions"
+
+    def __init__(self, families: Sequence[str] | None = None, n_tests: int = 8, format_weight: float = 0.1,
+                 **kw: Any):
+        super().__init__(**kw)
+        names = list(families) if families else sorted(FAMILIES)
+        unknown = [f for f in names if f not in FAMILIES]
+        if unknown:
+            raise bad_param("families", f"names from {', '.join(sorted(FAMILIES))}", unknown, owner="FunctionTask")
+        if not isinstance(n_tests, int) or n_tests < 1:
+            raise bad_param("n_tests", "a positive int", n_tests, owner="FunctionTask")
+        self.families, self.n_tests, self.format_weight = names, n_tests, float(format_weight)
+
+    def generate(self, n: int, seed: int) -> list[Problem]:
+        rng = random.Random(seed)
+        out = []
+        for _ in range(n):
+            fam = FAMILIES[rng.choice(self.families)]
+            params = fam.params(rng)
+            ref = fam.reference(**params)
+            namespace: dict[str, Any] = {}
+            exec(compile(ref, "<reference>", "exec"), namespace)  # noqa: S102 - our own reference code
+            fn = namespace[fam.func]
+            cases = [fam.inputs(rng) for _ in range(self.n_tests)]
+            expected = [fn(*args) for args in cases]
+            tests = "".join(f"\ndef test_{i}():\n    assert {fam.func}(*{args!r}) == {exp!r}\n"
+                            for i, (args, exp) in enumerate(zip(cases, expected)))
+            example = f"{fam.func}{tuple(cases[0])!r} == {expected[0]!r}".replace(",)", ")")
+            prompt = (f"{fam.describe(**params)}\nExample: {example}\n"
+                      f"Answer with the function `{fam.func}` in a ```python code block.\n")
+            out.append(Problem(prompt, ref, {"family": fam.name, "params": params, "tests": tests}))
+        return out
+
+    def demonstration(self, problem: Problem) -> str:
+        return f"```python\n{problem.answer}```\n"
+
+    def _job(self, problem: Problem, completion: str) -> SandboxJob | Reward:
+        code, ok = extract_code_block(completion)
+        if code is None or not ok:
+            return Reward(0.0, False, 0.0, {"exit_reason": "format"})
+        return SandboxJob("tests", source=code + "\n", tests=problem.meta["tests"], limits=self.limits)
+
+    def _reward(self, problem: Problem, completion: str, verdict: Verdict) -> Reward:
+        frac = verdict.pass_fraction
+        return Reward(frac + self.format_weight, verdict.all_passed, 1.0, _info(verdict))
+
+
+# ---------------------------------------------------------------------------------------------- code-repair
+def load_repair_dir(root: str | Path) -> list[dict[str, Any]]:
+    """User repair tasks: one sub-directory per task with ``task.json`` and a ``repo/`` directory.
+
+    ``task.json`` keys: ``failing_tests`` (test ids ``file.py::test_name`` that fail before the fix,
+    required), ``test_files`` (default: every ``test_*.py``), ``description`` (optional prompt text),
+    ``test_command`` (optional argv run instead of the built-in harness; then the reward needs exit
+    status 0), ``fix`` (optional reference diff, used for demonstrations). Text files only, ≤ 256 KiB each.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise bad_param("root", "a directory of repair tasks", str(root), owner="load_repair_dir")
+    repos = []
+    for task_dir in sorted(p for p in root.iterdir() if (p / "task.json").is_file()):
+        meta = json.loads((task_dir / "task.json").read_text())
+        repo = task_dir / "repo"
+        if not repo.is_dir() or "failing_tests" not in meta:
+            raise LumosError(f"Repair task {task_dir} needs a repo/ directory and 'failing_tests' in task.json.")
+        files = {}
+        for path in sorted(p for p in repo.rglob("*") if p.is_file() and ".git" not in p.parts):
+            if path.stat().st_size > 256 * 1024:
+                raise LumosError(f"{path} is larger than 256 KiB; repair tasks hold small text repositories.")
+            files[path.relative_to(repo).as_posix()] = path.read_text()
+        test_files = meta.get("test_files") or [f for f in files if Path(f).name.startswith("test_")]
+        repos.append({"name": task_dir.name, "files": files, "test_files": test_files,
+                      "failing": list(meta["failing_tests"]), "description": meta.get("description", ""),
+                      "command": meta.get("test_command"), "fix": meta.get("fix")})
+    if not repos:
+        raise LumosError(f"No repair tasks (sub-directories with task.json) found in {root}.")
+    return repos
+
+
+@register_task("code-repair")
+class RepairTask(_SandboxTask):
+    """Fix a repository with a unified diff; reward 1 iff the failing tests pass and nothing else breaks.
+
+    ``root``: a directory of user tasks (:func:`load_repair_dir`); default: the built-in repositories.
+    ``format`` is 1 when the completion holds a diff that parses and applies.
+    """
+
+    name = "code-repair"
+
+    def __init__(self, root: str | Path | None = None, **kw: Any):
+        super().__init__(**kw)
+        self.repos = load_repair_dir(root) if root is not None else [dict(r) for r in REPAIR_REPOS]
+        self._baseline: dict[str, list[str]] = {}
+
+    def generate(self, n: int, seed: int) -> list[Problem]:
+        rng = random.Random(seed)
+        out = []
+        for _ in range(n):
+            repo = rng.choice(self.repos)
+            listing = "".join(f"--- {path} ---\n{text}\n" for path, text in sorted(repo["files"].items()))
+            prompt = (f"The repository below has failing tests: {', '.join(repo['failing'])}.\n"
+                      f"{repo['description']}\n{listing}\nAnswer with a unified diff in a ```diff block "
+                      f"that fixes the code (the tests may not be edited).\n")
+            out.append(Problem(prompt, repo.get("fix"), {"repo": repo["name"]}))
+        return out
+
+    def _repo(self, problem: Problem) -> dict[str, Any]:
+        for repo in self.repos:
+            if repo["name"] == problem.meta.get("repo"):
+                return repo
+        raise bad_param("problem.meta['repo']", "a repository of this task", problem.meta.get("repo"))
+
+    def demonstration(self, problem: Problem) -> str:
+        if not problem.answer:
+            raise NotImplementedError(f"repair task {problem.meta.get('repo')!r} ships no reference fix")
+        return f"```diff\n{problem.answer}```\n"
+
+    def baseline_passing(self, repo: dict[str, Any]) -> list[str]:
+        """Tests that pass on the unpatched repository (run once per repository, cached)."""
+        if repo["name"] not in self._baseline:
+            v = self.pool.map([self._repo_job(repo, repo["files"])])[0]
+            self._baseline[repo["name"]] = v.passed
+        return self._baseline[repo["name"]]
+
+    def _repo_job(self, repo: dict[str, Any], files: dict[str, str]) -> SandboxJob:
+        if repo.get("command"):
+            return SandboxJob("command", files=files, command=list(repo["command"]), limits=self.limits)
+        return SandboxJob("repo", files=files, test_files=list(repo["test_files"]), limits=self.limits)
+
+    def _job(self, problem: Problem, completion: str) -> SandboxJob | Reward:
+        repo = self._repo(problem)
+        code, _ = extract_code_block(completion, languages=("diff", "patch", ""))
+        try:
+            patches = parse_unified_diff(code if code is not None else completion)
+            files = apply_patch(repo["files"], patches, protected=tuple(repo["test_files"]))
+        except PatchError as exc:
+            return Reward(0.0, False, 0.0, {"exit_reason": "patch", "error": str(exc)})
+        return self._repo_job(repo, files)
+
+    def _reward(self, problem: Problem, completion: str, verdict: Verdict) -> Reward:
+        repo = self._repo(problem)
+        if repo.get("command"):
+            ok = verdict.all_passed
+        else:
+            need = set(repo["failing"]) | set(self.baseline_passing(repo))
+            ok = need <= set(verdict.passed)
+        return Reward(float(ok), ok, 1.0, _info(verdict))
