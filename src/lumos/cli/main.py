@@ -22,6 +22,8 @@ __all__ = ["COMMAND_MODULES", "build_parser", "main"]
 #: Modules that register subcommands, in the order they appear in ``lumos --help``.
 COMMAND_MODULES: tuple[str, ...] = (
     "lumos.demo.cli",
+    "lumos.valuation.cli",
+    "lumos.rl.sandbox.cli",
 )
 
 

@@ -175,6 +175,10 @@ class _Channel:
 def _describe(exc):
     if isinstance(exc, MemoryError):
         return "MemoryError"
+    if isinstance(exc, AssertionError) and not exc.args:
+        frames = traceback.extract_tb(exc.__traceback__)
+        if frames and frames[-1].line:
+            return f"AssertionError: {frames[-1].line.strip()}"[:400]
     text = "".join(traceback.format_exception_only(type(exc), exc)).strip()
     return text[-400:]
 
@@ -268,7 +272,11 @@ def _harness(cfg, chan):
         mod = _load_module("solution", os.path.join(cfg["workdir"], "solution.py"), chan)
         ns = {k: v for k, v in vars(mod).items() if not k.startswith("__")}
         ns.update(__name__="hidden_tests", solution=mod, report=report)
-        exec(compile(cfg["tests_source"], "hidden_tests.py", "exec"), ns)  # noqa: S102 - our own tests
+        import linecache
+
+        src = cfg["tests_source"]
+        linecache.cache["hidden_tests.py"] = (len(src), None, src.splitlines(True), "hidden_tests.py")
+        exec(compile(src, "hidden_tests.py", "exec"), ns)  # noqa: S102 - our own tests
         tests = _collect({k: v for k, v in ns.items() if getattr(v, "__module__", None) == "hidden_tests"}, "")
     elif mode == "repo":
         sys.path.insert(0, cfg["workdir"])
