@@ -1,0 +1,133 @@
+"""Sparse mixture of SwiGLU experts with top-k softmax routing (MiniMax / Mixtral style, reference §2.3).
+
+router logits = gate(x) (no bias); p = softmax(logits) in float32; keep the top-k experts and renormalise their
+weights to sum to 1; out = Σ_k w_k · expert_k(x) with expert(x) = w2(SiLU(w1·x) ⊙ w3·x).
+
+Dispatch: the N·k (token, expert) assignments are sorted by expert, each expert runs once on its contiguous
+group of tokens, and the weighted results are scattered back with ``index_add_`` — a loop over experts,
+never over tokens. The per-token twin lives in the tests (``tests/layers/test_moe.py``).
+
+Load balancing (Switch Transformer, eqs. 4–6, as transformers' ``load_balancing_loss_func``): with f_e the
+fraction of top-k assignments routed to expert e and P_e the mean router probability of e over the real
+tokens, loss = E · Σ_e f_e · P_e (equals k when routing is perfectly balanced, as in transformers). Layers return
+their sufficient statistics (:class:`RouterStats`) so a model can pool them over layers exactly as
+transformers does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lumos.core.errors import bad_param
+
+__all__ = ["SparseMoE", "RouterStats", "load_balancing_loss", "route"]
+
+
+@dataclass
+class RouterStats:
+    """Per-layer routing statistics: ``counts`` (E,) top-k assignments, ``prob_sum`` (E,) summed router
+    probabilities, ``rows`` number of (real) tokens. All float32."""
+
+    counts: torch.Tensor
+    prob_sum: torch.Tensor
+    rows: torch.Tensor
+
+
+def route(logits: torch.Tensor, top_k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Router: (N, E) logits → (probs (N, E) fp32, top-k weights (N, k) fp32 renormalised, indices (N, k))."""
+    probs = torch.softmax(logits.float(), dim=-1)
+    top_w, top_i = torch.topk(probs, top_k, dim=-1)
+    return probs, top_w / top_w.sum(-1, keepdim=True), top_i
+
+
+def load_balancing_loss(stats: list[RouterStats], num_experts: int) -> torch.Tensor:
+    """Switch load-balancing loss pooled over layers: E · Σ_e (Σ counts_e / Σ rows) · (Σ prob_sum_e / Σ rows)."""
+    counts = torch.stack([s.counts for s in stats]).sum(0)
+    probs = torch.stack([s.prob_sum for s in stats]).sum(0)
+    rows = torch.stack([s.rows for s in stats]).sum().clamp_min(1.0)
+    return num_experts * torch.sum((counts / rows) * (probs / rows))
+
+
+class SparseMoE(nn.Module):
+    """Top-k sparse MoE of SwiGLU experts; expert weights stacked as (E, ...) parameters.
+
+    Args:
+        hidden_size: model width H.
+        intermediate_size: expert width I.
+        num_experts: E.
+        top_k: experts per token.
+        jitter_noise: in training, multiply the input by U(1 − j, 1 + j) (transformers' ``router_jitter_noise``).
+
+    Parameters: ``gate.weight`` (E, H); ``w1``, ``w3`` (E, I, H); ``w2`` (E, H, I).
+    ``forward(x (B, L, H), attention_mask (B, L) or None) -> (out (B, L, H), RouterStats)``.
+    """
+
+    def __init__(self, hidden_size: int, intermediate_size: int, num_experts: int, top_k: int,
+                 jitter_noise: float = 0.0) -> None:
+        super().__init__()
+        for name, val in (("hidden_size", hidden_size), ("intermediate_size", intermediate_size),
+                          ("num_experts", num_experts), ("top_k", top_k)):
+            if not isinstance(val, int) or val < 1:
+                raise bad_param(name, "a positive int", val, owner="SparseMoE")
+        if top_k > num_experts:
+            raise bad_param("top_k", f"≤ num_experts={num_experts}", top_k, owner="SparseMoE")
+        self.num_experts, self.top_k, self.jitter_noise = num_experts, top_k, float(jitter_noise)
+        self.gate = nn.Linear(hidden_size, num_experts, bias=False)
+        self.w1 = nn.Parameter(torch.empty(num_experts, intermediate_size, hidden_size))
+        self.w3 = nn.Parameter(torch.empty(num_experts, intermediate_size, hidden_size))
+        self.w2 = nn.Parameter(torch.empty(num_experts, hidden_size, intermediate_size))
+        self.reset_parameters()
+
+    def reset_parameters(self, std: float = 0.02) -> None:
+        for p in (self.w1, self.w2, self.w3, self.gate.weight):
+            nn.init.normal_(p, std=std)
+
+    def expert(self, e: int, x: torch.Tensor) -> torch.Tensor:
+        """Expert ``e`` on (n, H) tokens: w2(SiLU(w1·x) ⊙ w3·x)."""
+        return F.linear(F.silu(F.linear(x, self.w1[e])) * F.linear(x, self.w3[e]), self.w2[e])
+
+    def forward(self, x: torch.Tensor, attention_mask: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, RouterStats]:
+        b, n, h = x.shape
+        if self.training and self.jitter_noise > 0:
+            x = x * torch.empty_like(x).uniform_(1.0 - self.jitter_noise, 1.0 + self.jitter_noise)
+        flat = x.reshape(-1, h)
+        probs, top_w, top_i = route(self.gate(flat), self.top_k)
+        out = self._dispatch(flat, top_w, top_i)
+        return out.view(b, n, h), self._stats(probs, top_i, attention_mask)
+
+    def _dispatch(self, flat: torch.Tensor, top_w: torch.Tensor, top_i: torch.Tensor) -> torch.Tensor:
+        expert_of = top_i.reshape(-1)  # (N·k,)
+        order = torch.argsort(expert_of, stable=True)
+        token_of = order // self.top_k
+        weight_of = top_w.reshape(-1)[order]
+        counts = torch.bincount(expert_of, minlength=self.num_experts).tolist()
+        chunks = []
+        start = 0
+        for e, c in enumerate(counts):  # loop over experts only
+            if c:
+                idx = token_of[start:start + c]
+                chunks.append(self.expert(e, flat[idx]) * weight_of[start:start + c, None].to(flat.dtype))
+            start += c
+        out = torch.zeros_like(flat)
+        if chunks:
+            out.index_add_(0, token_of, torch.cat(chunks).to(flat.dtype))
+        return out
+
+    def _stats(self, probs: torch.Tensor, top_i: torch.Tensor, attention_mask: torch.Tensor | None) -> RouterStats:
+        e = self.num_experts
+        if attention_mask is None:
+            w = probs.new_ones(probs.shape[0])
+        else:
+            w = attention_mask.reshape(-1).to(probs.dtype)
+        counts = torch.zeros(e, dtype=torch.float32, device=probs.device)
+        counts.scatter_add_(0, top_i.reshape(-1), w.repeat_interleave(self.top_k))
+        return RouterStats(counts=counts, prob_sum=(probs * w[:, None]).sum(0), rows=w.sum())
+
+    def extra_repr(self) -> str:
+        e, i, h = self.w1.shape
+        return f"experts={e}, top_k={self.top_k}, hidden={h}, intermediate={i}"

@@ -1,0 +1,226 @@
+"""Generation for :class:`~lumos.models.hybrid.HybridLM` with the hybrid cache.
+
+Prefill runs the whole (left-padded) prompt once: lightning layers go through the op's blocked path and
+return their final (B, H, D, D) float32 states, softmax layers fill their KV caches. Each decode step then feeds
+one token per sequence: lightning layers use the op's ``step`` path (O(1) per token), softmax layers attend over
+the cache. Padding never enters a lightning state and is masked in softmax layers; RoPE positions count real
+tokens per sequence.
+
+Sampling: greedy (``do_sample=False``) or sampling from softmax(logits / temperature) filtered by top-k then
+top-p, drawn with ``generator`` (or a fresh one seeded with ``seed``). ``logprobs`` are the log-probabilities of
+the chosen tokens under softmax(logits / temperature) over the full vocabulary (before filtering), in float32.
+
+A sequence stops at its EOS token (kept), after ``max_new_tokens``, when the decoded text contains a stop
+string (needs ``tokenizer``), or by the MiniMax-M1 repetition early truncation: after ``repetition_truncation``
+consecutive tokens each with probability > ``repetition_threshold`` (paper: 3000 and 0.99), the last one kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from lumos.core.errors import bad_param
+from lumos.core.validation import check_tensor
+
+if TYPE_CHECKING:
+    from lumos.models.hybrid import HybridLM
+
+__all__ = ["GenerationOutput", "generate", "filter_logits", "FINISH_REASONS"]
+
+FINISH_REASONS = ("eos", "length", "stop", "repetition")
+_OWNER = "HybridLM.generate"
+
+
+@dataclass
+class GenerationOutput:
+    """Result of :func:`generate` for B prompts of padded length P and T generated steps.
+
+    Attributes:
+        sequences: (B, P + T) long, prompt + generated tokens, ``pad_token_id`` after a sequence finished.
+        tokens: (B, T) long, the generated part of ``sequences``.
+        logprobs: (B, T) float32, log-prob of each token under softmax(logits / temperature); 0 where masked.
+        mask: (B, T) bool, True at real generated tokens (the EOS / stop / last repeated token included).
+        finish_reasons: per sequence one of "eos", "length", "stop", "repetition".
+    """
+
+    sequences: torch.Tensor
+    tokens: torch.Tensor
+    logprobs: torch.Tensor
+    mask: torch.Tensor
+    finish_reasons: list[str]
+
+    @property
+    def lengths(self) -> torch.Tensor:
+        """(B,) number of generated tokens per sequence."""
+        return self.mask.sum(1)
+
+
+def filter_logits(logits: torch.Tensor, top_k: int | None, top_p: float | None) -> torch.Tensor:
+    """Set logits outside the top-k, then outside the top-p nucleus, to −inf. logits (B, V) float32.
+
+    The nucleus is the smallest set of most likely tokens whose probability sums to ≥ top_p (at least one token).
+    """
+    if top_k is not None and top_k < logits.shape[-1]:
+        kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p is not None and top_p < 1.0:
+        sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
+        probs = torch.softmax(sorted_logits, dim=-1)
+        before = torch.cumsum(probs, dim=-1) - probs  # mass strictly above each token
+        drop_sorted = before >= top_p
+        drop_sorted[:, 0] = False
+        drop = torch.zeros_like(drop_sorted).scatter(1, order, drop_sorted)
+        logits = logits.masked_fill(drop, float("-inf"))
+    return logits
+
+
+def _check_args(model: HybridLM, input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
+                max_new_tokens: int, temperature: float, top_k: int | None, top_p: float | None,
+                repetition_truncation: int | None, repetition_threshold: float,
+                stop_strings: Sequence[str] | None, tokenizer: Any) -> torch.Tensor:
+    check_tensor(input_ids, "input_ids", ndim=2, dtypes=(torch.int64, torch.int32), owner=_OWNER)
+    b, p = input_ids.shape
+    if b < 1 or p < 1:
+        raise bad_param("input_ids", "a non-empty (B, P) tensor", f"shape {tuple(input_ids.shape)}", owner=_OWNER)
+    if attention_mask is None:
+        mask = torch.ones(b, p, dtype=torch.bool, device=input_ids.device)
+    else:
+        check_tensor(attention_mask, "attention_mask", shape=(b, p), owner=_OWNER)
+        mask = attention_mask.to(torch.bool)
+    if bool((mask[:, 1:].long() < mask[:, :-1].long()).any()) or not bool(mask[:, -1].all()):
+        raise bad_param("attention_mask", "LEFT padding (zeros, then ones; the last column all ones)",
+                        "a mask with padding on the right or in the middle", owner=_OWNER,
+                        fix="Pad prompts on the left.")
+    if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
+        raise bad_param("max_new_tokens", "a positive int", max_new_tokens, owner=_OWNER)
+    if not temperature > 0:
+        raise bad_param("temperature", "a number > 0", temperature, owner=_OWNER, fix="Use do_sample=False for greedy.")
+    if top_k is not None and (not isinstance(top_k, int) or top_k < 1):
+        raise bad_param("top_k", "a positive int or None", top_k, owner=_OWNER)
+    if top_p is not None and not 0 < top_p <= 1:
+        raise bad_param("top_p", "a number in (0, 1] or None", top_p, owner=_OWNER)
+    if repetition_truncation is not None and (not isinstance(repetition_truncation, int) or repetition_truncation < 1):
+        raise bad_param("repetition_truncation", "a positive int or None", repetition_truncation, owner=_OWNER)
+    if not 0 <= repetition_threshold < 1:
+        raise bad_param("repetition_threshold", "a probability in [0, 1)", repetition_threshold, owner=_OWNER)
+    if stop_strings and tokenizer is None:
+        raise bad_param("tokenizer", "a tokenizer with decode() when stop_strings are given", None, owner=_OWNER)
+    return mask
+
+
+class _StopChecker:
+    """Detects stop strings in the tail of each sequence's decoded text."""
+
+    def __init__(self, stop_strings: Sequence[str], tokenizer: Any) -> None:
+        self.stops = [s for s in stop_strings if s]
+        self.tokenizer = tokenizer
+        self.window = 4 * max((len(s) for s in self.stops), default=1) + 8
+
+    def hit(self, tokens: list[int]) -> bool:
+        text = self.tokenizer.decode(tokens[-self.window:])
+        return any(s in text for s in self.stops)
+
+
+@torch.no_grad()
+def generate(model: HybridLM, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, *,
+             max_new_tokens: int = 64, do_sample: bool = False, temperature: float = 1.0, top_k: int | None = None,
+             top_p: float | None = None, eos_token_id: int | None = None, pad_token_id: int | None = None,
+             stop_strings: Sequence[str] | None = None, tokenizer: Any = None,
+             generator: torch.Generator | None = None, seed: int | None = None,
+             repetition_truncation: int | None = 3000, repetition_threshold: float = 0.99,
+             callback: Callable[[int, torch.Tensor], None] | None = None) -> GenerationOutput:
+    """Generate up to ``max_new_tokens`` per prompt (see the module docstring for the semantics).
+
+    Args:
+        model: a :class:`HybridLM`.
+        input_ids: (B, P) long prompts, LEFT-padded.
+        attention_mask: (B, P) 1 = real, 0 = padding; None = no padding.
+        eos_token_id: default the config's; None in both = no EOS stop.
+        pad_token_id: fills ``sequences``/``tokens`` after a sequence finished (default config's, else EOS, else 0).
+        callback: ``fn(step, tokens (B,))`` after each step (tokens of finished sequences are the pad id).
+
+    Returns:
+        :class:`GenerationOutput`.
+    """
+    mask = _check_args(model, input_ids, attention_mask, max_new_tokens, temperature, top_k, top_p,
+                       repetition_truncation, repetition_threshold, stop_strings, tokenizer)
+    cfg = model.config
+    eos = cfg.eos_token_id if eos_token_id is None else eos_token_id
+    pad = pad_token_id if pad_token_id is not None else (cfg.pad_token_id if cfg.pad_token_id is not None else
+                                                         (eos if eos is not None else 0))
+    dev = input_ids.device
+    if generator is None and seed is not None:
+        generator = torch.Generator(device=dev).manual_seed(int(seed))
+    stopper = _StopChecker(stop_strings, tokenizer) if stop_strings else None
+    b, p = input_ids.shape
+    was_training = model.training
+    model.eval()
+    try:
+        cache = model.new_cache(b, capacity=p + max_new_tokens)
+        logits = model(input_ids, attention_mask=mask.long(), cache=cache)[:, -1]
+        out = _decode_loop(model, cache, logits, b, max_new_tokens, do_sample, temperature, top_k, top_p, eos, pad,
+                           generator, stopper, repetition_truncation, repetition_threshold, callback)
+    finally:
+        model.train(was_training)
+    tokens, logprobs, gen_mask, reasons = out
+    sequences = torch.cat((input_ids.long(), tokens), dim=1)
+    return GenerationOutput(sequences=sequences, tokens=tokens, logprobs=logprobs, mask=gen_mask,
+                            finish_reasons=reasons)
+
+
+def _decode_loop(model, cache, logits, b, max_new_tokens, do_sample, temperature, top_k, top_p, eos, pad,
+                 generator, stopper, rep_n, rep_p, callback):
+    dev = logits.device
+    finished = torch.zeros(b, dtype=torch.bool, device=dev)
+    run_len = torch.zeros(b, dtype=torch.long, device=dev)
+    reasons = ["length"] * b
+    toks, lps, masks = [], [], []
+    history: list[list[int]] = [[] for _ in range(b)]
+    log_thr = float(torch.log(torch.tensor(rep_p, dtype=torch.float64))) if rep_p > 0 else float("-inf")
+    for step in range(max_new_tokens):
+        scaled = logits.float() / temperature
+        logp_full = torch.log_softmax(scaled, dim=-1)
+        if do_sample:
+            probs = torch.softmax(filter_logits(scaled, top_k, top_p), dim=-1)
+            tok = torch.multinomial(probs, 1, generator=generator).squeeze(1)
+        else:
+            tok = scaled.argmax(-1)
+        lp = logp_full.gather(1, tok[:, None]).squeeze(1)
+        active = ~finished
+        tok = torch.where(active, tok, torch.full_like(tok, pad))
+        toks.append(tok)
+        lps.append(torch.where(active, lp, torch.zeros_like(lp)))
+        masks.append(active.clone())
+        newly = torch.zeros_like(finished)
+        if eos is not None:
+            hit = active & (tok == eos)
+            _mark(reasons, hit, "eos")
+            newly |= hit
+        if rep_n is not None:
+            run_len = torch.where(lp > log_thr, run_len + 1, torch.zeros_like(run_len))
+            hit = active & ~newly & (run_len >= rep_n)
+            _mark(reasons, hit, "repetition")
+            newly |= hit
+        if stopper is not None:
+            for i in torch.nonzero(active & ~newly).flatten().tolist():
+                history[i].append(int(tok[i]))
+                if stopper.hit(history[i]):
+                    reasons[i] = "stop"
+                    newly[i] = True
+        finished |= newly
+        if callback is not None:
+            callback(step, tok.clone())
+        if bool(finished.all()) or step == max_new_tokens - 1:
+            break
+        # every row feeds a token; rows already finished are never read again, so they need no masking
+        logits = model(tok[:, None], cache=cache)[:, -1]
+    return torch.stack(toks, 1), torch.stack(lps, 1), torch.stack(masks, 1), reasons
+
+
+def _mark(reasons: list[str], hit: torch.Tensor, why: str) -> None:
+    for i in torch.nonzero(hit).flatten().tolist():
+        reasons[i] = why
