@@ -1,0 +1,16 @@
+"""CHG Shapley data valuation and selection (arXiv 2406.11730), with baselines and evaluations.
+
+Public API::
+
+    from lumos.valuation import chg_shapley, CHGValuation, CHGSelector
+
+- :func:`chg_shapley` — exact closed-form Shapley values of the CHG utility for (N, P) vectors.
+- :class:`CHGValuation` — values of training points (``fit(X, y)`` or a hook for a PyTorch classifier).
+- :class:`CHGSelector` — a ``torch.utils.data.Sampler`` keeping the per-class top fraction by CHG value.
+"""
+
+from lumos.valuation.chg import chg_shapley
+from lumos.valuation.selection import CHGSelector
+from lumos.valuation.valuation import CHGValuation
+
+__all__ = ["chg_shapley", "CHGValuation", "CHGSelector"]

@@ -1,0 +1,62 @@
+"""Baseline valuers, all following the :class:`~lumos.valuation.base.Valuer` contract, and a name registry."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lumos.core.errors import bad_param
+from lumos.valuation.base import Valuer
+from lumos.valuation.baselines.knn import KNNShapleyValuer, knn_shapley, knn_shapley_naive
+from lumos.valuation.baselines.retrain import (
+    BanzhafValuer,
+    DataOOBValuer,
+    LOOValuer,
+    SoftmaxRegression,
+    TMCShapleyValuer,
+)
+from lumos.valuation.baselines.simple import (
+    EL2NValuer,
+    ForgettingValuer,
+    GraNdValuer,
+    LossValuer,
+    RandomValuer,
+)
+
+__all__ = [
+    "METHODS",
+    "make_valuer",
+    "RandomValuer",
+    "LossValuer",
+    "EL2NValuer",
+    "GraNdValuer",
+    "ForgettingValuer",
+    "KNNShapleyValuer",
+    "TMCShapleyValuer",
+    "LOOValuer",
+    "DataOOBValuer",
+    "BanzhafValuer",
+    "SoftmaxRegression",
+    "knn_shapley",
+    "knn_shapley_naive",
+]
+
+
+def _registry() -> dict[str, type[Valuer]]:
+    from lumos.valuation.valuation import CHGValuation
+
+    classes: list[type[Valuer]] = [CHGValuation, KNNShapleyValuer, TMCShapleyValuer, DataOOBValuer, LossValuer,
+                                   EL2NValuer, GraNdValuer, ForgettingValuer, LOOValuer, BanzhafValuer, RandomValuer]
+    return {c.name: c for c in classes}
+
+
+#: Method names accepted by :func:`make_valuer` and ``lumos value --methods``.
+METHODS: tuple[str, ...] = ("chg", "knn", "tmc", "oob", "loss", "el2n", "grand", "forgetting", "loo", "banzhaf",
+                            "random")
+
+
+def make_valuer(name: str, **params: Any) -> Valuer:
+    """A valuer by registry name with the given constructor parameters (unknown names: a clear error)."""
+    reg = _registry()
+    if name not in reg:
+        raise bad_param("method", "one of " + ", ".join(METHODS), name, owner="make_valuer")
+    return reg[name](**params)

@@ -1,0 +1,129 @@
+"""Built-in data for valuation: scikit-learn's bundled digits, breast cancer and wine (no download), and
+synthetic Gaussian mixtures; splitting, standardisation and loading user CSV / NPZ files.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from lumos.core.errors import LumosError, bad_param
+
+__all__ = ["BUILTIN", "load_builtin", "gaussian_mixture", "Split", "make_split", "load_table"]
+
+BUILTIN = ("digits", "breast_cancer", "wine", "gaussian")
+
+
+def gaussian_mixture(n: int = 10_000, n_features: int = 20, n_classes: int = 10, separation: float = 3.0,
+                     seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` points from ``n_classes`` isotropic unit Gaussians with means drawn at scale ``separation``.
+
+    Returns (X (n, n_features) float64, y (n,) int64), classes balanced up to rounding.
+    """
+    if n < 2 or n_classes < 2 or n_features < 1:
+        raise bad_param("n / n_classes / n_features", "n >= 2, n_classes >= 2, n_features >= 1",
+                        (n, n_classes, n_features), owner="gaussian_mixture")
+    rng = np.random.default_rng(seed)
+    means = rng.normal(scale=separation / np.sqrt(n_features) * 2.0, size=(n_classes, n_features))
+    y = np.arange(n) % n_classes
+    rng.shuffle(y)
+    X = means[y] + rng.normal(size=(n, n_features))
+    return X.astype(np.float64), y.astype(np.int64)
+
+
+def load_builtin(name: str, n: int = 10_000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(X, y) of a built-in dataset: digits (1797×64, 10 classes), breast_cancer (569×30, 2), wine (178×13, 3),
+    gaussian (``n`` × 20, 10 classes)."""
+    if name == "gaussian":
+        return gaussian_mixture(n=n, seed=seed)
+    from sklearn import datasets
+
+    loaders = {"digits": datasets.load_digits, "breast_cancer": datasets.load_breast_cancer, "wine": datasets.load_wine}
+    if name not in loaders:
+        raise bad_param("dataset", "one of " + ", ".join(BUILTIN), name, owner="load_builtin")
+    X, y = loaders[name](return_X_y=True)
+    return np.asarray(X, dtype=np.float64), np.asarray(y, dtype=np.int64)
+
+
+@dataclass
+class Split:
+    """Train / validation / test arrays (features standardised with training statistics)."""
+
+    X_train: np.ndarray
+    y_train: np.ndarray
+    X_val: np.ndarray
+    y_val: np.ndarray
+    X_test: np.ndarray
+    y_test: np.ndarray
+
+    @property
+    def n_classes(self) -> int:
+        return int(max(self.y_train.max(), self.y_val.max(), self.y_test.max())) + 1
+
+
+def make_split(X: np.ndarray, y: np.ndarray, n_train: int | float, n_val: int | float, seed: int = 0,
+               standardize: bool = True) -> Split:
+    """Shuffle and split into train (``n_train``), validation (``n_val``) and test (the rest).
+
+    Sizes are counts, or fractions of N when < 1. Features are standardised with the training mean and std.
+    """
+    n = len(X)
+    nt = int(round(n_train * n)) if isinstance(n_train, float) and n_train < 1 else int(n_train)
+    nv = int(round(n_val * n)) if isinstance(n_val, float) and n_val < 1 else int(n_val)
+    if nt < 2 or nv < 1 or nt + nv >= n:
+        raise bad_param("n_train / n_val", f"n_train >= 2, n_val >= 1 and n_train + n_val < N = {n}", (nt, nv),
+                        owner="make_split", fix="Leave at least one point for the test split.")
+    perm = np.random.default_rng(seed).permutation(n)
+    tr, va, te = perm[:nt], perm[nt:nt + nv], perm[nt + nv:]
+    X = np.asarray(X, dtype=np.float64)
+    if standardize:
+        mu, sd = X[tr].mean(0), X[tr].std(0)
+        X = (X - mu) / np.where(sd > 1e-12, sd, 1.0)
+    y = np.asarray(y, dtype=np.int64)
+    return Split(X[tr], y[tr], X[va], y[va], X[te], y[te])
+
+
+def _encode_labels(raw: np.ndarray) -> np.ndarray:
+    if raw.dtype.kind in "US":  # numeric strings sort as numbers ("2" < "10")
+        try:
+            raw = raw.astype(np.float64)
+        except ValueError:
+            pass
+    _, codes = np.unique(raw, return_inverse=True)
+    return codes.astype(np.int64)
+
+
+def load_table(path: str | Path, label_col: str = "y") -> tuple[np.ndarray, np.ndarray]:
+    """Load ``DATA.csv`` (header row; numeric feature columns + the label column) or ``DATA.npz`` (arrays
+    ``X`` and ``label_col``, read without pickle). Labels of any type are encoded as 0..K-1 in sorted order."""
+    p = Path(path)
+    if not p.is_file():
+        raise bad_param("data", "an existing .csv or .npz file (or builtin:NAME)", str(p), owner="lumos value")
+    if p.suffix == ".npz":
+        with np.load(p, allow_pickle=False) as z:
+            if "X" not in z or label_col not in z:
+                raise LumosError(f"{p}: expected arrays 'X' and '{label_col}'; found {', '.join(z.files)}.")
+            X, raw = np.asarray(z["X"], dtype=np.float64), np.asarray(z[label_col])
+    elif p.suffix == ".csv":
+        with p.open(newline="") as fh:
+            rows = list(csv.reader(fh))
+        if len(rows) < 2:
+            raise LumosError(f"{p}: expected a header row and at least one data row.")
+        header = [h.strip() for h in rows[0]]
+        if label_col not in header:
+            raise bad_param("--label-col", "a column of the CSV header", label_col, owner="lumos value",
+                            fix=f"Columns: {', '.join(header[:20])}.")
+        j = header.index(label_col)
+        try:
+            X = np.array([[float(v) for k, v in enumerate(r) if k != j] for r in rows[1:] if r], dtype=np.float64)
+        except ValueError as exc:
+            raise LumosError(f"{p}: every feature column must be numeric ({exc}).") from exc
+        raw = np.array([r[j].strip() for r in rows[1:] if r])
+    else:
+        raise bad_param("data", "a .csv or .npz file", p.suffix or str(p), owner="lumos value")
+    if X.ndim != 2:
+        raise LumosError(f"{p}: X must be 2-D, got shape {X.shape}.")
+    return X, _encode_labels(raw)

@@ -1,0 +1,130 @@
+"""``CHGSelector``: dynamic data selection by CHG value (the paper's CORDS ``PerClassandShap`` strategy).
+
+Every ``select_every`` epochs the selector computes the CHG vectors of all training points at the current
+parameters (one no-grad pass), values them per class (α = class mean, one game per class; classes with
+n ≤ 2 by definition) and keeps, per class c, the top ``int(budget·|N_c|/N)`` points (class-proportional).
+The shortfall to ``budget = int(fraction·N)`` is padded with random unselected points, and the subset is
+shuffled every epoch. Three lines in a training loop::
+
+    selector = CHGSelector(train_ds, fraction=0.1, select_every=20)          # 1
+    loader = DataLoader(train_ds, batch_size=128, sampler=selector)          # 2
+    for epoch in range(epochs):
+        selector.step(model, epoch)                                          # 3 (re-selects when due)
+        for x, y in loader:
+            ...
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Sampler
+
+from lumos.core.errors import LumosError, bad_param
+from lumos.valuation.valuation import CHGValuation, IndexedDataset
+
+__all__ = ["CHGSelector", "per_class_top"]
+
+_OWNER = "CHGSelector"
+
+
+def per_class_top(values: np.ndarray, labels: np.ndarray, budget: int, rng: np.random.Generator) -> np.ndarray:
+    """Indices of the per-class top ``int(budget·|N_c|/N)`` by value, padded at random up to ``budget``.
+
+    Args:
+        values: (N,) values (higher kept first).  labels: (N,) int classes.  budget: total size ≤ N.
+    Returns:
+        (budget,) int64 indices, sorted.
+    """
+    values, labels = np.asarray(values, dtype=np.float64), np.asarray(labels)
+    n = len(values)
+    if not 0 <= budget <= n:
+        raise bad_param("budget", f"an integer in [0, {n}]", budget, owner="per_class_top")
+    keep: list[np.ndarray] = []
+    for c in np.unique(labels):
+        members = np.flatnonzero(labels == c)
+        r = int(budget * len(members) / n)
+        order = members[np.argsort(-values[members], kind="stable")]
+        keep.append(order[:r])
+    chosen = np.concatenate(keep) if keep else np.zeros(0, dtype=np.int64)
+    short = budget - len(chosen)
+    if short > 0:
+        rest = np.setdiff1d(np.arange(n), chosen)
+        chosen = np.concatenate([chosen, rng.choice(rest, size=short, replace=False)])
+    return np.sort(chosen.astype(np.int64))
+
+
+class CHGSelector(Sampler[int]):
+    """A sampler over the top CHG-valued fraction of each class, re-selected every ``select_every`` epochs.
+
+    Args:
+        dataset: map-style dataset of ``(x, y)`` (the training set; the scoring pass reads it in order).
+        fraction: share of the data kept, in (0, 1].
+        select_every: re-select when ``epoch % select_every == 0`` (R in the paper; 20 there).
+        variant: ``"full"`` (bias + weight last-layer gradient, the paper's selection setting) or ``"bias"``.
+        batch_size: batch size of the scoring pass.  seed: padding and shuffling.
+    Attributes:
+        indices_: (budget,) currently selected indices; values_: (N,) last per-class CHG values;
+        n_selections_: how many selections were made.
+    """
+
+    def __init__(self, dataset: Any, fraction: float = 0.1, select_every: int = 20, variant: str = "full",
+                 batch_size: int = 256, seed: int = 0) -> None:
+        if not hasattr(dataset, "__len__") or not hasattr(dataset, "__getitem__"):
+            raise bad_param("dataset", "a map-style dataset of (x, y)", type(dataset).__name__, owner=_OWNER,
+                            type_error=True)
+        if len(dataset) == 0:
+            raise bad_param("dataset", "non-empty", "an empty dataset", owner=_OWNER)
+        if not (isinstance(fraction, (int, float)) and 0 < fraction <= 1):
+            raise bad_param("fraction", "a number in (0, 1]", fraction, owner=_OWNER)
+        if not isinstance(select_every, int) or isinstance(select_every, bool) or select_every < 1:
+            raise bad_param("select_every", "a positive integer", select_every, owner=_OWNER)
+        self.dataset = dataset
+        self.fraction = fraction
+        self.select_every = select_every
+        self.variant = variant
+        self.batch_size = batch_size
+        self.seed = seed
+        self.budget = max(1, int(fraction * len(dataset)))
+        self.indices_: np.ndarray | None = None
+        self.values_: np.ndarray | None = None
+        self.n_selections_ = 0
+        self._epoch = 0
+        self._valuer = CHGValuation(variant=variant, per_class=True)
+
+    def step(self, model: nn.Module, epoch: int) -> bool:
+        """Call at the start of every epoch; re-selects when ``epoch % select_every == 0`` (or never selected).
+
+        Returns True when a selection was made.
+        """
+        self._epoch = int(epoch)
+        if self.indices_ is not None and epoch % self.select_every != 0:
+            return False
+        self.select(model)
+        return True
+
+    def select(self, model: nn.Module) -> np.ndarray:
+        """Select now, at the model's current parameters; returns the selected indices."""
+        loader = DataLoader(IndexedDataset(self.dataset), batch_size=self.batch_size, shuffle=False)
+        self._valuer.reset()
+        values = self._valuer.update(model, loader, n_samples=len(self.dataset))
+        labels = self._valuer.labels_
+        rng = np.random.default_rng([self.seed, self.n_selections_])
+        self.values_ = values
+        self.indices_ = per_class_top(values, labels, self.budget, rng)
+        self.n_selections_ += 1
+        return self.indices_
+
+    def __iter__(self) -> Iterator[int]:
+        if self.indices_ is None:
+            raise LumosError("CHGSelector has not selected yet: call selector.step(model, epoch) before iterating.")
+        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + self._epoch)
+        order = torch.randperm(len(self.indices_), generator=gen).numpy()
+        return iter(self.indices_[order].tolist())
+
+    def __len__(self) -> int:
+        return self.budget

@@ -1,0 +1,280 @@
+"""``CHGValuation``: CHG Shapley values of training points, per epoch and averaged over epochs.
+
+Three ways to use it, all ending in ``values_`` (N,) float64 (higher = more valuable):
+
+(a) scikit-learn style, with a built-in logistic regression or MLP (the paper's protocol: at the start of
+    every epoch, value all points at the current parameters, then train one epoch; average)::
+
+        val = CHGValuation(variant="full", model="logreg", epochs=10).fit(X, y)
+        val.values_, val.ranking(), val.to_csv("values.csv")
+
+(b) as a callback for any PyTorch classifier whose last layer is ``nn.Linear``, one extra no-grad pass per
+    epoch at the current parameters (loader yields ``(x, y)`` in a fixed order, or ``(x, y, index)``)::
+
+        for epoch in range(E):
+            val.update(model, eval_loader)          # values at θ_e, averaged into val.values_
+            train_one_epoch(model, train_loader)
+
+(c) in-run, inside the training forward itself (no extra pass; the vectors are taken at the parameters of
+    each step rather than at the epoch start)::
+
+        with val.watch(model, n_samples=len(ds)) as w:
+            for epoch in range(E):
+                for x, y, idx in loader:              # e.g. DataLoader(IndexedDataset(ds), shuffle=True)
+                    logits = model(x)
+                    w.record(logits, y, idx)
+                    F.cross_entropy(logits, y).backward(); opt.step(); opt.zero_grad()
+                w.end_epoch()
+
+Memory O(N·(C + D) + K·C·D). Under torch.distributed (each rank sees its shard, e.g. with a
+DistributedSampler over an :class:`IndexedDataset`) the statistics are all-reduced and every rank ends with
+the full ``values_``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from lumos.core import distributed as dist
+from lumos.core.errors import LumosError, bad_param
+from lumos.core.per_sample import LastLayerBatch, capture_last_layer, last_layer_stats, stats_from_capture
+from lumos.core.progress import track
+from lumos.core.validation import check_choice
+from lumos.valuation.base import ValuationData, Valuer
+from lumos.valuation.features import VARIANTS, CHGFeatures, chg_values_streaming
+from lumos.valuation.models import MODELS, build_classifier, to_tensors, train_epoch
+
+__all__ = ["CHGValuation", "CHGWatcher", "IndexedDataset", "EpochBuffer"]
+
+_OWNER = "CHGValuation"
+
+
+class IndexedDataset(Dataset):
+    """Wrap a dataset of ``(x, y)`` so items are ``(x, y, index)`` (for shuffled or sharded valuation)."""
+
+    def __init__(self, dataset: Any) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, i: int) -> tuple[Any, Any, int]:
+        x, y = self.dataset[i][:2]
+        return x, y, i
+
+
+class EpochBuffer:
+    """Factored per-sample vectors (u_i, h_i) of one epoch, at the samples' indices in [0, N)."""
+
+    def __init__(self, n_samples: int, variant: str) -> None:
+        self.n, self.variant = n_samples, variant
+        self.u: torch.Tensor | None = None
+        self.h: torch.Tensor | None = None
+        self.labels = torch.full((n_samples,), -1, dtype=torch.int64)
+        self.seen = torch.zeros(n_samples, dtype=torch.int64)
+        self.n_classes = 0
+
+    def add(self, stats: LastLayerBatch, y: torch.Tensor, idx: torch.Tensor) -> None:
+        idx = torch.as_tensor(idx, dtype=torch.int64).cpu()
+        if len(idx) != len(y):
+            raise bad_param("idx", f"{len(y)} indices (one per sample)", f"{len(idx)}", owner=_OWNER)
+        if len(idx) and (int(idx.min()) < 0 or int(idx.max()) >= self.n):
+            raise bad_param("idx", f"sample indices in [0, {self.n})", f"[{int(idx.min())}, {int(idx.max())}]",
+                            owner=_OWNER, fix="Pass n_samples = len(dataset) and the dataset's own indices.")
+        f = CHGFeatures.from_stats(stats.loss, stats.g, stats.h, self.variant)
+        if self.u is None:
+            self.n_classes = f.u.shape[1]
+            self.u = torch.zeros(self.n, f.u.shape[1], dtype=torch.float64)
+            if f.h is not None:
+                self.h = torch.zeros(self.n, f.h.shape[1], dtype=torch.float64)
+        self.u[idx] = f.u.cpu()
+        if self.h is not None and f.h is not None:
+            self.h[idx] = f.h.cpu()
+        self.labels[idx] = y.detach().cpu().to(torch.int64)
+        self.seen.index_add_(0, idx, torch.ones_like(idx))
+
+    def values(self, per_class: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(values (N,), seen mask (N,), labels (N,)) over all processes; unseen samples get 0."""
+        if self.u is None:
+            raise LumosError("No samples were recorded this epoch; call record(...) for each training batch.")
+        distributed = dist.is_distributed()
+        seen = self.seen.clone()
+        if distributed:
+            dist.all_reduce_sum(seen)
+        if int(seen.max()) > 1:
+            raise LumosError(
+                f"{int((seen > 1).sum())} samples were recorded more than once in one epoch (a padded "
+                "DistributedSampler, or repeated indices). Use drop_last=True or a sampler without repeats."
+            )
+        mine = self.seen > 0
+        feats = CHGFeatures(self.u[mine], None if self.h is None else self.h[mine])
+        groups = self.labels[mine] if per_class else None
+        n_groups = self.n_classes if per_class else 1
+        reduce = dist.all_reduce_sum if distributed else None
+        local = chg_values_streaming(feats, groups, n_groups, reduce=reduce)
+        out = torch.zeros(self.n, dtype=torch.float64)
+        out[mine] = local
+        labels = torch.where(mine, self.labels, torch.zeros_like(self.labels))
+        if distributed:
+            dist.all_reduce_sum(out)
+            dist.all_reduce_sum(labels)
+        return out, seen > 0, labels
+
+
+class CHGWatcher:
+    """In-run recorder returned by :meth:`CHGValuation.watch` (a context manager holding a forward hook)."""
+
+    def __init__(self, valuer: CHGValuation, model: nn.Module, n_samples: int) -> None:
+        self.valuer, self.model, self.n = valuer, model, n_samples
+        self._ctx = capture_last_layer(model, owner=_OWNER)
+        self._cap: dict[str, torch.Tensor] = {}
+        self._buf = EpochBuffer(n_samples, valuer.variant)
+        self._pos = 0
+
+    def __enter__(self) -> CHGWatcher:
+        self._cap = self._ctx.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._ctx.__exit__(*exc)
+
+    def record(self, logits: torch.Tensor, y: torch.Tensor, idx: torch.Tensor | None = None) -> None:
+        """Record the batch just forwarded: ``logits`` (B, C) = model output, ``y`` (B,), ``idx`` (B,) sample
+        indices (default: consecutive positions, for an unshuffled loader)."""
+        if idx is None:
+            idx = torch.arange(self._pos, self._pos + len(y))
+            self._pos += len(y)
+        with torch.no_grad():
+            stats = stats_from_capture(logits, self._cap, y, owner=_OWNER)
+        self._buf.add(stats, y, idx)
+
+    def end_epoch(self) -> np.ndarray:
+        """Value this epoch's samples, average into ``valuer.values_``; returns this epoch's values (N,)."""
+        buf, self._buf, self._pos = self._buf, EpochBuffer(self.n, self.valuer.variant), 0
+        return self.valuer._accumulate(buf)
+
+
+class CHGValuation(Valuer):
+    """CHG Shapley data valuation (x_i = ℓ_i·∇_last ℓ_i, α = mean, closed form), averaged over epochs.
+
+    Args:
+        variant: ``"full"`` (bias + weight gradient of the last layer, [g, g⊗h]) or ``"bias"`` (g only).
+        per_class: one game per class (α = class mean) instead of one game over all points.
+        model: built-in classifier for :meth:`fit`: ``"logreg"`` or ``"mlp"``.
+        hidden: MLP width.  epochs, lr, batch_size, weight_decay: Adam training of the built-in model.
+        seed: seeds the built-in model's init and shuffling.
+    Attributes (after fit/update):
+        values_ (N,) float64 mean over epochs; epoch_values_ list of (N,) arrays; n_epochs_; labels_ (N,);
+        model_ (after fit) the trained classifier; fit_time_ seconds.
+    """
+
+    name = "chg"
+
+    def __init__(self, variant: str = "full", per_class: bool = False, model: str = "logreg", hidden: int = 64,
+                 epochs: int = 10, lr: float = 0.01, batch_size: int = 100, weight_decay: float = 0.0,
+                 seed: int = 0) -> None:
+        self.variant = variant
+        self.per_class = per_class
+        self.model = model
+        self.hidden = hidden
+        self.epochs = epochs
+        self.lr = lr
+        self.batch_size = batch_size
+        self.weight_decay = weight_decay
+        self.seed = seed
+
+    # -- shared accumulation ---------------------------------------------------------------------------
+    def _check_params(self) -> None:
+        check_choice(self.variant, "variant", VARIANTS, owner=_OWNER)
+        check_choice(self.model, "model", MODELS, owner=_OWNER)
+        for name in ("epochs", "batch_size", "hidden"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise bad_param(name, "a positive integer", v, owner=_OWNER)
+        if not (isinstance(self.lr, (int, float)) and self.lr > 0):
+            raise bad_param("lr", "a positive number", self.lr, owner=_OWNER)
+
+    def reset(self) -> CHGValuation:
+        """Forget accumulated epochs (start a new valuation)."""
+        for attr in ("values_", "epoch_values_", "n_epochs_", "labels_", "_sum", "_count"):
+            self.__dict__.pop(attr, None)
+        return self
+
+    def _accumulate(self, buf: EpochBuffer) -> np.ndarray:
+        values, seen, labels = buf.values(self.per_class)
+        n = buf.n
+        if getattr(self, "_sum", None) is None or len(self._sum) != n:
+            self._sum, self._count = np.zeros(n), np.zeros(n)
+            self.epoch_values_: list[np.ndarray] = []
+            self.n_epochs_ = 0
+        v = values.numpy()
+        m = seen.numpy()
+        self._sum[m] += v[m]
+        self._count[m] += 1
+        self.n_epochs_ += 1
+        epoch = np.where(m, v, np.nan)
+        self.epoch_values_.append(epoch)
+        with np.errstate(invalid="ignore"):
+            self.values_ = np.where(self._count > 0, self._sum / np.maximum(self._count, 1), np.nan)
+        self.labels_ = labels.numpy()
+        return epoch
+
+    # -- (b) callback at the current parameters --------------------------------------------------------
+    def update(self, model: nn.Module, loader: Iterable[Any], n_samples: int | None = None) -> np.ndarray:
+        """Value all samples of ``loader`` at the model's current parameters (one no-grad pass, eval mode)
+        and average into ``values_``. Batches are ``(x, y)`` (in a fixed order) or ``(x, y, index)``.
+
+        Returns this epoch's values (N,) (NaN for samples this epoch did not see).
+        """
+        self._check_params()
+        if n_samples is None:
+            n_samples = len(loader.dataset) if hasattr(loader, "dataset") else None  # type: ignore[attr-defined]
+        if n_samples is None:
+            raise bad_param("n_samples", "the dataset size", None, owner=_OWNER, fix="Pass n_samples=len(dataset).")
+        buf = EpochBuffer(int(n_samples), self.variant)
+        was_training = model.training
+        model.eval()
+        pos = 0
+        try:
+            with capture_last_layer(model, owner=_OWNER) as cap, torch.no_grad():
+                for batch in track(loader, "CHG valuation pass"):
+                    x, y = batch[0], batch[1]
+                    idx = batch[2] if len(batch) > 2 else torch.arange(pos, pos + len(y))
+                    pos += len(y)
+                    buf.add(stats_from_capture(model(x), cap, y, owner=_OWNER), y, idx)
+        finally:
+            model.train(was_training)
+        return self._accumulate(buf)
+
+    # -- (c) in-run -----------------------------------------------------------------------------------
+    def watch(self, model: nn.Module, n_samples: int) -> CHGWatcher:
+        """A context manager recording CHG vectors during the training forward (see the module docstring)."""
+        self._check_params()
+        if not isinstance(n_samples, int) or n_samples < 1:
+            raise bad_param("n_samples", "a positive integer (the dataset size)", n_samples, owner=_OWNER)
+        return CHGWatcher(self, model, n_samples)
+
+    # -- (a) scikit-learn style -------------------------------------------------------------------------
+    def _compute_values(self, *, data: ValuationData) -> np.ndarray:
+        self._check_params()
+        self.reset()
+        X, y = to_tensors(data.X, data.y)
+        model = build_classifier(self.model, X.shape[1], data.n_classes, self.hidden, self.seed)
+        opt = torch.optim.Adam(model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        gen = torch.Generator().manual_seed(self.seed)
+        idx = torch.arange(len(X))
+        for _ in track(range(self.epochs), "CHG valuation epochs"):
+            model.eval()
+            buf = EpochBuffer(len(X), self.variant)
+            buf.add(last_layer_stats(model, X, y, owner=_OWNER), y, idx)
+            self._accumulate(buf)
+            train_epoch(model, opt, X, y, self.batch_size, gen)
+        model.eval()
+        self.model_ = model
+        return self.values_
