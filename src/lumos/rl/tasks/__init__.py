@@ -5,8 +5,13 @@ User tasks: :class:`~lumos.rl.tasks.user.CallableTask`, :class:`~lumos.rl.tasks.
 :func:`~lumos.rl.tasks.user.resolve_task` (``--task NAME | FILE.jsonl | module:factory``).
 """
 
-from lumos.rl.tasks import arithmetic, countdown, sorting, user  # noqa: F401  (register the built-in tasks)
-from lumos.rl.tasks import code  # noqa: F401  (sandboxed code tasks: code-expr, code-functions, code-repair)
+from lumos.rl.tasks import (  # noqa: F401  (register the built-in tasks)
+    arithmetic,
+    code,  # noqa: F401  (sandboxed code tasks: code-expr, code-functions, code-repair)
+    countdown,
+    sorting,
+    user,
+)
 from lumos.rl.tasks.base import Problem, Reward, Task, available_tasks, get_task, register_task
 from lumos.rl.tasks.user import CallableTask, JsonlTask, resolve_task
 

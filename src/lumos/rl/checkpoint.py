@@ -1,0 +1,101 @@
+"""Atomic training checkpoints: model (safetensors), optimizer and RNG (weights-only torch files), trainer state.
+
+Layout under ``<run>/checkpoints/``::
+
+    step_000010/model.safetensors  optimizer.pt  rng.pt  state.json
+    latest                          # text file naming the newest complete checkpoint directory
+
+A checkpoint directory is written under a temporary name and renamed into place, then ``latest`` is
+replaced atomically, so a crash at any moment leaves the previous checkpoint intact and ``latest``
+pointing at a complete one. Nothing is unpickled on load (safetensors, ``weights_only=True``).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from lumos.core.errors import LumosError
+from lumos.core.io import (
+    atomic_write_json,
+    atomic_write_text,
+    load_tensors,
+    read_json,
+    save_tensors,
+    torch_load,
+    torch_save,
+)
+from lumos.core.seed import get_rng_state, set_rng_state
+
+__all__ = ["save_checkpoint", "load_checkpoint", "latest_checkpoint"]
+
+
+def _model_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
+    # clone: tied weights share storage, which safetensors refuses to save twice
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def save_checkpoint(root: str | os.PathLike[str], step: int, model: nn.Module, optimizer: torch.optim.Optimizer,
+                    state: dict[str, Any], keep: int = 2) -> Path:
+    """Write ``root/step_{step:06d}`` atomically, point ``root/latest`` at it, keep the newest ``keep``."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / f"step_{step:06d}"
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=root))
+    try:
+        save_tensors(tmp / "model.safetensors", _model_tensors(model))
+        torch_save(tmp / "optimizer.pt", optimizer.state_dict())
+        torch_save(tmp / "rng.pt", get_rng_state())
+        atomic_write_json(tmp / "state.json", {"step": step, **state})
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    atomic_write_text(root / "latest", final.name + "\n")
+    done = sorted(p for p in root.glob("step_*") if p.is_dir())
+    for old in done[:-keep] if keep > 0 else []:
+        if old != final:
+            shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def latest_checkpoint(root: str | os.PathLike[str]) -> Path | None:
+    """The directory named by ``root/latest`` (or ``root`` itself if it is a checkpoint), else None."""
+    root = Path(root)
+    if (root / "state.json").is_file():
+        return root
+    if (root / "checkpoints").is_dir():
+        root = root / "checkpoints"
+    pointer = root / "latest"
+    if not pointer.is_file():
+        return None
+    path = root / pointer.read_text().strip()
+    if not (path / "state.json").is_file():
+        raise LumosError(f"{pointer} names {path.name}, which is missing or incomplete. Delete {pointer} to "
+                         "start over, or point it at an existing step_* directory.")
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike[str], model: nn.Module, optimizer: torch.optim.Optimizer | None = None,
+                    restore_rng: bool = True) -> dict[str, Any]:
+    """Restore model (strict), optimizer and RNG from a checkpoint directory; returns ``state.json``."""
+    path = Path(path)
+    tensors = load_tensors(path / "model.safetensors")
+    try:
+        model.load_state_dict(tensors, strict=True)
+    except RuntimeError as exc:
+        raise LumosError(f"Checkpoint {path} does not fit this model ({str(exc).splitlines()[0][:160]}). "
+                         "Resume with the same model configuration.") from None
+    if optimizer is not None:
+        optimizer.load_state_dict(torch_load(path / "optimizer.pt"))
+    if restore_rng:
+        set_rng_state(torch_load(path / "rng.pt"))
+    return read_json(path / "state.json")

@@ -1,0 +1,140 @@
+"""``RLConfig``: every option of an RL run, validated where built; written to ``config.json`` and read back to resume."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from lumos.core.errors import LumosError
+
+__all__ = ["RLConfig", "ALGO_DEFAULTS"]
+
+#: clip parameters per objective when ``eps_low`` / ``eps_high`` are left at None (see lumos.rl.objectives)
+ALGO_DEFAULTS: dict[str, dict[str, Any]] = {
+    "cispo": {"eps_low": None, "eps_high": 4.0},
+    "dapo": {"eps_low": 0.2, "eps_high": 0.28},
+    "grpo": {"eps_low": 0.2, "eps_high": 0.2},
+}
+
+
+def _f(default: Any, help: str, **kw: Any) -> Any:
+    return field(default=default, metadata={"help": help, **kw})
+
+
+@dataclass
+class RLConfig:
+    """Options of :class:`~lumos.rl.trainer.RLTrainer` (help text in each field's metadata; the CLI reuses it)."""
+
+    algo: str = _f("cispo", "objective: cispo, dapo or grpo")
+    steps: int = _f(40, "RL steps (rollout batches)")
+    prompts_per_step: int = _f(8, "prompts per rollout batch (global, over all processes)")
+    group_size: int = _f(8, "samples per prompt (G)")
+    minibatches: int = _f(4, "optimizer steps per rollout batch (> 1 is the off-policy regime)")
+    max_new_tokens: int = _f(16, "generation limit per response")
+    temperature: float = _f(1.0, "sampling temperature (log-probs are of softmax(logits / T))")
+    # optimisation
+    lr: float = _f(1e-4, "peak learning rate")
+    lr_schedule: str = _f("constant", "constant, cosine or linear (decay to lr_min_ratio · lr after warmup)")
+    warmup_steps: int = _f(0, "linear warmup, in RL steps")
+    lr_min_ratio: float = _f(0.1, "final lr / peak lr for cosine and linear")
+    adam_beta1: float = _f(0.9, "AdamW β1 (paper: 0.9)")
+    adam_beta2: float = _f(0.95, "AdamW β2 (paper: 0.95)")
+    adam_eps: float = _f(1e-15, "AdamW eps (paper: 1e-15)")
+    weight_decay: float = _f(0.0, "AdamW weight decay")
+    grad_clip: float = _f(1.0, "max global gradient norm (0 = no clipping)")
+    # objective
+    eps_low: float | None = _f(None, "lower clip (r ≥ 1 − eps_low); None = the algorithm's default")
+    eps_high: float | None = _f(None, "upper clip (r ≤ 1 + eps_high); None = the algorithm's default")
+    unified_mask: bool = _f(False, "cispo: multiply by the PPO trust-region mask (paper Eq. 6-7)")
+    mask_eps_low: float = _f(0.2, "cispo unified mask: lower ε")
+    mask_eps_high: float = _f(0.28, "cispo unified mask: upper ε")
+    beta: float = _f(0.0, "grpo: KL coefficient against the initial policy (0 = no KL)")
+    advantage_scale: str = _f("group", "group, batch or none (see group_advantages)")
+    dynamic_sampling: bool | None = _f(None, "drop groups whose rewards are all equal; None = on for dapo only")
+    overlong_cache: int = _f(0, "DAPO soft overlong window in tokens (0 = off)")
+    old_logp: str = _f("rollout", "old log-probs: 'rollout' (sampler's) or 'recompute' (training forward, no grad)")
+    # bookkeeping
+    eval_every: int = _f(5, "greedy accuracy on held-out problems every N steps (0 = never)")
+    eval_problems: int = _f(64, "held-out problems for evaluation")
+    checkpoint_every: int = _f(0, "atomic checkpoint every N steps (0 = only at the end)")
+    keep_checkpoints: int = _f(2, "checkpoints kept on disk")
+    seed: int = _f(0, "seed of problems, sampling and initialisation")
+    task: str = _f("addition", "task name, path.jsonl or module:factory")
+    task_kwargs: dict[str, Any] = _f(None, "keyword arguments of the task", cli=False)
+
+    def __post_init__(self) -> None:
+        if self.task_kwargs is None:
+            self.task_kwargs = {}
+        errors = self._problems()
+        if errors:
+            raise LumosError("Invalid RLConfig: " + "; ".join(errors) + ".")
+
+    def _problems(self) -> list[str]:
+        e: list[str] = []
+        if self.algo not in ALGO_DEFAULTS:
+            e.append(f"algo must be one of {', '.join(ALGO_DEFAULTS)}, got {self.algo!r}")
+        for name in ("steps", "prompts_per_step", "group_size", "minibatches", "max_new_tokens", "eval_problems",
+                     "keep_checkpoints"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                e.append(f"{name} must be an int ≥ 1, got {v!r}")
+        for name in ("warmup_steps", "eval_every", "checkpoint_every", "overlong_cache"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or v < 0:
+                e.append(f"{name} must be an int ≥ 0, got {v!r}")
+        for name in ("temperature", "lr", "adam_eps"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, float)) or not v > 0:
+                e.append(f"{name} must be > 0, got {v!r}")
+        for name in ("adam_beta1", "adam_beta2"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, float)) or not 0 <= v < 1:
+                e.append(f"{name} must be in [0, 1), got {v!r}")
+        if self.grad_clip < 0 or self.weight_decay < 0 or self.beta < 0:
+            e.append("grad_clip, weight_decay and beta must be ≥ 0")
+        if self.lr_schedule not in ("constant", "cosine", "linear"):
+            e.append(f"lr_schedule must be constant, cosine or linear, got {self.lr_schedule!r}")
+        if self.advantage_scale not in ("group", "batch", "none"):
+            e.append(f"advantage_scale must be group, batch or none, got {self.advantage_scale!r}")
+        if self.old_logp not in ("rollout", "recompute"):
+            e.append(f"old_logp must be 'rollout' or 'recompute', got {self.old_logp!r}")
+        if self.overlong_cache > self.max_new_tokens:
+            e.append(f"overlong_cache ({self.overlong_cache}) must be ≤ max_new_tokens ({self.max_new_tokens})")
+        if self.beta > 0 and self.algo != "grpo":
+            e.append("beta (KL) is only used by grpo; set beta=0 or algo='grpo'")
+        return e
+
+    # resolved values -------------------------------------------------------------------------------------------
+    @property
+    def clip(self) -> dict[str, Any]:
+        """The objective's clip keyword arguments with the algorithm's defaults filled in."""
+        d = dict(ALGO_DEFAULTS[self.algo])
+        if self.eps_low is not None:
+            d["eps_low"] = self.eps_low
+        if self.eps_high is not None:
+            d["eps_high"] = self.eps_high
+        return d
+
+    @property
+    def use_dynamic_sampling(self) -> bool:
+        return self.algo == "dapo" if self.dynamic_sampling is None else bool(self.dynamic_sampling)
+
+    def loss_kwargs(self) -> dict[str, Any]:
+        kw = self.clip
+        if self.algo == "cispo":
+            kw.update(unified_mask=self.unified_mask, mask_eps_low=self.mask_eps_low, mask_eps_high=self.mask_eps_high)
+        if self.algo == "grpo":
+            kw["beta"] = self.beta
+        return kw
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RLConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise LumosError(f"Unknown RLConfig field(s) {', '.join(unknown)}. Remove them from the config.")
+        return cls(**d)

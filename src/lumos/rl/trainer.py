@@ -1,0 +1,326 @@
+"""``RLTrainer``: rollouts → rewards → group advantages → several optimizer steps per rollout batch.
+
+One RL step ``k``:
+
+1. ``prompts_per_step`` problems from ``task.generate(n, seed=f(seed, k))`` (the data position is the step);
+   under ``torch.distributed`` each process takes a contiguous share of the prompts.
+2. ``group_size`` samples per prompt with sampling generators seeded by (seed, k, prompt, sample), so the
+   samples do not depend on how prompts are spread over processes; the sampler's log-probs are recorded.
+3. Rewards (+ DAPO overlong shaping), group advantages, DAPO dynamic sampling (drop all-equal groups).
+4. Old log-probs: the sampler's (default) or a no-grad training forward (``old_logp="recompute"``).
+5. ``minibatches`` optimizer steps: minibatch ``m`` holds the samples whose global index i satisfies
+   i mod M = m. Losses are normalised by the *global* token (or sequence) count of the minibatch and the
+   gradients are summed over processes, so N processes compute exactly the single-process update.
+   A non-finite loss or gradient norm skips that optimizer step with a warning and is counted.
+
+Metrics go to ``metrics.jsonl`` (one row per RL step); checkpoints are atomic (:mod:`lumos.rl.checkpoint`)
+and resuming continues bit-identically.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from lumos.core import distributed as dist
+from lumos.core.errors import LumosError
+from lumos.core.io import atomic_write_text, read_jsonl, to_json
+from lumos.core.progress import track
+from lumos.core.rundir import RunDir
+from lumos.rl.advantages import dynamic_sampling_mask, group_advantages, overlong_penalty
+from lumos.rl.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from lumos.rl.config import RLConfig
+from lumos.rl.objectives import get_loss
+from lumos.rl.policy import HFPolicy, Policy, Rollout, left_pad, make_policy
+from lumos.rl.tasks.base import Problem, Task
+
+__all__ = ["RLTrainer", "lr_at", "encode_prompts", "decode_responses"]
+
+_MIX = 1_000_003
+_EVAL_SEED = 10**9 + 7
+
+
+def lr_at(cfg: RLConfig, step: int) -> float:
+    """Learning rate of RL step ``step`` (0-based): linear warmup, then constant / cosine / linear decay."""
+    if cfg.warmup_steps and step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    if cfg.lr_schedule == "constant":
+        return cfg.lr
+    span = max(cfg.steps - cfg.warmup_steps, 1)
+    frac = min(max(step - cfg.warmup_steps, 0) / span, 1.0)
+    shape = 0.5 * (1 + math.cos(math.pi * frac)) if cfg.lr_schedule == "cosine" else 1 - frac
+    return cfg.lr * (cfg.lr_min_ratio + (1 - cfg.lr_min_ratio) * shape)
+
+
+def encode_prompts(tokenizer: Any, problems: list[Problem], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """BOS + prompt bytes, left-padded: (N, P) ids and mask."""
+    return left_pad([tokenizer.encode(p.prompt, add_bos=True) for p in problems], pad_id)
+
+
+def decode_responses(tokenizer: Any, rollout: Rollout, eos_id: int) -> list[str]:
+    out = []
+    for ids, m in zip(rollout.response_ids, rollout.response_mask):
+        toks = [int(t) for t in ids[m] if int(t) != eos_id]
+        out.append(tokenizer.decode(toks))
+    return out
+
+
+class RLTrainer:
+    """Train ``model`` on ``task`` with ``config.algo`` (cispo, dapo, grpo).
+
+    Args:
+        model: a lumos ``HybridLM`` or a transformers causal LM (or a ready :class:`Policy`).
+        task: a :class:`~lumos.rl.tasks.base.Task`.
+        config: :class:`RLConfig`.
+        tokenizer: ``encode(text, add_bos=)``/``decode(ids)``; default the byte tokenizer.
+        run: the run directory for metrics, plots and checkpoints (None: nothing is written).
+
+    Example::
+
+        trainer = RLTrainer(model, get_task("addition"), RLConfig(algo="cispo", steps=20), run=run)
+        history = trainer.train()
+    """
+
+    def __init__(self, model: nn.Module | Policy, task: Task, config: RLConfig, tokenizer: Any = None,
+                 run: RunDir | None = None) -> None:
+        from lumos.models.tokenizer import ByteTokenizer
+
+        self.cfg = config
+        self.task = task
+        self.policy = make_policy(model)
+        self.model = self.policy.model
+        self.tokenizer = tokenizer or ByteTokenizer()
+        self.run = run
+        self.loss_fn = get_loss(config.algo)
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        if not params:
+            raise LumosError("The model has no trainable parameters (all requires_grad=False).")
+        self.params = params
+        self.optimizer = torch.optim.AdamW(params, lr=config.lr, betas=(config.adam_beta1, config.adam_beta2),
+                                           eps=config.adam_eps, weight_decay=config.weight_decay)
+        self.ref_model = copy.deepcopy(self.model).eval().requires_grad_(False) if config.beta > 0 else None
+        self.step = 0
+        self.skipped_steps = 0
+        self.history: list[dict[str, Any]] = []
+        self.world, self.rank = dist.world_size(), dist.rank()
+        if config.prompts_per_step % self.world:
+            raise LumosError(f"prompts_per_step ({config.prompts_per_step}) must be divisible by the number of "
+                             f"processes ({self.world}).")
+        self.eval_problems = task.generate(config.eval_problems, seed=_EVAL_SEED + config.seed)
+
+    # ---------------------------------------------------------------------------------------------- rollouts
+    def _generators(self, step: int, groups: range) -> list[torch.Generator]:
+        G = self.cfg.group_size
+        gens: list[torch.Generator] = []
+        per_row = isinstance(self.policy, HFPolicy)
+        for g in groups:
+            base = ((self.cfg.seed * _MIX + step) * _MIX + g) % (1 << 56)
+            if per_row:
+                gens.extend(torch.Generator().manual_seed(base * 64 + j) for j in range(G))
+            else:  # HybridLM.generate draws for a whole group from one generator
+                gen = torch.Generator().manual_seed(base * 64)
+                gens.extend([gen] * G)
+        return gens
+
+    def _rollout(self, step: int) -> tuple[list[Problem], Rollout, range]:
+        cfg = self.cfg
+        problems = self.task.generate(cfg.prompts_per_step, seed=cfg.seed * _MIX + step)
+        share = cfg.prompts_per_step // self.world
+        groups = range(self.rank * share, (self.rank + 1) * share)
+        rows = [problems[g] for g in groups for _ in range(cfg.group_size)]
+        ids, mask = encode_prompts(self.tokenizer, rows, self.policy.pad_token_id)
+        self.model.eval()
+        ro = self.policy.generate(ids, mask, max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature,
+                                  generators=self._generators(step, groups))
+        return rows, ro, groups
+
+    def _rewards(self, rows: list[Problem], ro: Rollout) -> tuple[torch.Tensor, dict[str, float]]:
+        texts = decode_responses(self.tokenizer, ro, self.policy.eos_token_id)
+        rewards = self.task.score(rows, texts)
+        r = torch.tensor([x.total for x in rewards], dtype=torch.float32)
+        if not bool(torch.isfinite(r).all()):
+            raise LumosError(f"Task {self.task.name!r} returned a non-finite reward. Fix its verifier.")
+        if self.cfg.overlong_cache:
+            r = r + overlong_penalty(ro.lengths, self.cfg.max_new_tokens, self.cfg.overlong_cache)
+        sums = torch.tensor([float(r.sum()), sum(x.correct for x in rewards), sum(x.format for x in rewards),
+                             float(ro.lengths.sum()), sum(f == "eos" for f in ro.finish_reasons), len(rows)],
+                            dtype=torch.float64)
+        dist.all_reduce_sum(sums)
+        n = float(sums[5])
+        stats = {"reward": float(sums[0]) / n, "accuracy": float(sums[1]) / n, "format": float(sums[2]) / n,
+                 "response_length": float(sums[3]) / n, "finished_eos": float(sums[4]) / n}
+        if texts:
+            stats["sample"] = f"{rows[0].prompt}{texts[0]}"
+        return r, stats
+
+    def _advantages(self, r: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        G, scale = self.cfg.group_size, self.cfg.advantage_scale
+        if scale == "batch" and self.world > 1:
+            s = dist.all_reduce_sum(torch.tensor([float(r.sum()), float((r * r).sum()), r.numel()], dtype=torch.float64))
+            n = float(s[2])
+            mean_all = float(s[0]) / n
+            std = math.sqrt(max(float(s[1]) / n - mean_all**2, 0.0) * n / max(n - 1, 1))
+            adv = (r.view(-1, G) - r.view(-1, G).mean(1, keepdim=True)).reshape(-1) / (std + 1e-4)
+        else:
+            adv = group_advantages(r, G, scale=scale)
+        keep = dynamic_sampling_mask(r, G) if self.cfg.use_dynamic_sampling else torch.ones_like(r, dtype=torch.bool)
+        return adv, keep
+
+    @torch.no_grad()
+    def _logprobs_nograd(self, model_policy: Policy, ro: Rollout, chunk: int = 64) -> torch.Tensor:
+        out = []
+        for i in range(0, ro.response_ids.shape[0], chunk):
+            rows = torch.arange(i, min(i + chunk, ro.response_ids.shape[0]))
+            out.append(model_policy.token_logprobs(ro, self.cfg.temperature, rows=rows)[0].float())
+        return torch.cat(out) if out else torch.zeros_like(ro.logprobs)
+
+    # ---------------------------------------------------------------------------------------------- update
+    def _minibatch(self, m: int, ro: Rollout, old: torch.Tensor, adv: torch.Tensor, keep: torch.Tensor,
+                   global_idx: torch.Tensor, ref: torch.Tensor | None) -> dict[str, float] | None:
+        cfg = self.cfg
+        sel = ((global_idx % cfg.minibatches) == m) & keep
+        rows = sel.nonzero()[:, 0]
+        mask = ro.response_mask.float()
+        counts = dist.all_reduce_sum(torch.tensor([float(mask[rows].sum()), float(rows.numel())], dtype=torch.float64))
+        if float(counts[1]) == 0:
+            return None
+        normalizer = float(counts[1]) if cfg.algo == "grpo" else max(float(counts[0]), 1.0)
+        stats: dict[str, float] = {}
+        loss_val = torch.zeros((), dtype=torch.float64)
+        if rows.numel():
+            self.model.train()
+            logp, ent = self.policy.token_logprobs(ro, cfg.temperature, rows=rows)
+            kw = cfg.loss_kwargs()
+            if ref is not None:
+                kw["ref_logp"] = ref[rows]
+            loss, st = self.loss_fn(logp, old[rows], adv[rows], mask[rows], normalizer=normalizer, **kw)
+            aux = self.policy.aux_loss()
+            if aux is not None:
+                loss = loss + aux * (rows.numel() / float(counts[1]))
+            loss.backward()
+            loss_val = loss.detach().double()
+            stats = {k: float(v) for k, v in st.items() if k not in ("loss", "num_tokens")}
+            stats["entropy"] = float((ent.detach() * mask[rows]).sum() / mask[rows].sum().clamp_min(1))
+        for p in self.params:
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)
+            dist.all_reduce_sum(p.grad)
+        total_loss = float(dist.all_reduce_sum(loss_val))
+        max_norm = cfg.grad_clip if cfg.grad_clip > 0 else float("inf")
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(self.params, max_norm))
+        if not (math.isfinite(total_loss) and math.isfinite(grad_norm)):
+            self.skipped_steps += 1
+            warnings.warn(f"RL step {self.step}, minibatch {m}: non-finite loss ({total_loss}) or gradient norm "
+                          f"({grad_norm}); optimizer step skipped ({self.skipped_steps} so far).", stacklevel=2)
+            self.optimizer.zero_grad(set_to_none=True)
+            return {"skipped": 1.0}
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return {**stats, "loss": total_loss, "grad_norm": grad_norm, "skipped": 0.0}
+
+    def rl_step(self) -> dict[str, Any]:
+        """One rollout batch and its ``minibatches`` optimizer steps; returns (and logs) the metrics row."""
+        cfg, step = self.cfg, self.step
+        lr = lr_at(cfg, step)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        t0 = time.perf_counter()
+        rows, ro, groups = self._rollout(step)
+        t1 = time.perf_counter()
+        r, row = self._rewards(rows, ro)
+        adv, keep = self._advantages(r)
+        old = ro.logprobs.float() if cfg.old_logp == "rollout" else self._logprobs_nograd(self.policy, ro)
+        ref = None
+        if self.ref_model is not None:
+            ref = self._logprobs_nograd(make_policy(self.ref_model, self.policy.eos_token_id, self.policy.pad_token_id), ro)
+        t2 = time.perf_counter()
+        G = cfg.group_size
+        global_idx = torch.arange(groups.start * G, groups.stop * G)
+        mb_stats = [s for m in range(cfg.minibatches)
+                    if (s := self._minibatch(m, ro, old, adv, keep, global_idx, ref)) is not None]
+        t3 = time.perf_counter()
+        kept = float(dist.all_reduce_sum(torch.tensor([float(keep.float().mean())], dtype=torch.float64))[0]) / self.world
+        gen_tokens = float(dist.all_reduce_sum(torch.tensor([float(ro.lengths.sum())], dtype=torch.float64))[0])
+        row.update(step=step + 1, lr=lr, kept_fraction=kept, rollout_s=t1 - t0, old_logp_s=t2 - t1, update_s=t3 - t2,
+                   tokens_per_s=gen_tokens / max(t1 - t0, 1e-9), optimizer_steps=len(mb_stats))
+        keys = sorted({k for s in mb_stats for k in s if k != "skipped"})
+        for k in keys:
+            vals = [s[k] for s in mb_stats if k in s]
+            row[k] = max(vals) if k.endswith("_max") else sum(vals) / len(vals)
+        row["skipped_steps"] = self.skipped_steps
+        self.step += 1
+        if cfg.eval_every and (self.step % cfg.eval_every == 0 or self.step == cfg.steps):
+            row["eval_accuracy"] = self.evaluate()
+        self.history.append(row)
+        if self.run is not None and dist.is_main():
+            self.run.log(row)
+        return row
+
+    # ---------------------------------------------------------------------------------------------- eval
+    @torch.no_grad()
+    def evaluate(self, problems: list[Problem] | None = None, batch: int = 64) -> float:
+        """Greedy accuracy on ``problems`` (default the held-out set), split over processes."""
+        problems = self.eval_problems if problems is None else problems
+        mine = problems[self.rank::self.world]
+        self.model.eval()
+        correct = 0
+        for i in range(0, len(mine), batch):
+            chunk = mine[i:i + batch]
+            ids, mask = encode_prompts(self.tokenizer, chunk, self.policy.pad_token_id)
+            ro = self.policy.generate(ids, mask, max_new_tokens=self.cfg.max_new_tokens, do_sample=False)
+            correct += sum(r.correct for r in self.task.score(chunk, decode_responses(self.tokenizer, ro,
+                                                                                        self.policy.eos_token_id)))
+        tot = dist.all_reduce_sum(torch.tensor([float(correct), float(len(mine))], dtype=torch.float64))
+        return float(tot[0]) / max(float(tot[1]), 1.0)
+
+    # ---------------------------------------------------------------------------------------------- loop
+    def train(self, stop_after: int | None = None,
+              callback: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
+        """Run until ``config.steps`` (or until ``stop_after`` steps in total, to simulate an interruption)."""
+        end = self.cfg.steps if stop_after is None else min(stop_after, self.cfg.steps)
+        for _ in track(range(self.step, end), description=f"RL {self.cfg.algo}", total=end - self.step,
+                       disable=None if dist.is_main() else True):
+            row = self.rl_step()
+            if callback is not None:
+                callback(row)
+            every = self.cfg.checkpoint_every
+            if self.run is not None and ((every and self.step % every == 0) or self.step == self.cfg.steps):
+                self.save()
+        return self.history
+
+    def save(self) -> Path | None:
+        """Checkpoint into ``<run>/checkpoints`` (rank 0 writes; every process waits for it)."""
+        path = None
+        if self.run is not None and dist.is_main():
+            state = {"skipped_steps": self.skipped_steps, "config": self.cfg.to_dict()}
+            path = save_checkpoint(self.run.path / "checkpoints", self.step, self.model, self.optimizer, state,
+                                   keep=self.cfg.keep_checkpoints)
+        dist.barrier()
+        return path
+
+    def resume(self, path: str | Path | None = None) -> int:
+        """Restore the latest checkpoint of ``path`` (default: this run) and return the step reached.
+
+        Metrics rows logged after that checkpoint (by an interrupted process) are dropped from ``metrics.jsonl``.
+        """
+        root = Path(path) if path is not None else (self.run.path if self.run is not None else None)
+        ckpt = latest_checkpoint(root) if root is not None else None
+        if ckpt is None:
+            raise LumosError(f"No checkpoint found under {root}. Train with checkpoint_every > 0 first.")
+        state = load_checkpoint(ckpt, self.model, self.optimizer)
+        self.step = int(state["step"])
+        self.skipped_steps = int(state.get("skipped_steps", 0))
+        if self.run is not None and self.run.metrics_path.exists():
+            rows = [r for r in read_jsonl(self.run.metrics_path) if r.get("step", 0) <= self.step]
+            self.history = rows
+            if dist.is_main():
+                atomic_write_text(self.run.metrics_path, "".join(to_json(r, indent=None) + "\n" for r in rows))
+        return self.step
