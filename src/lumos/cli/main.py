@@ -22,6 +22,7 @@ __all__ = ["COMMAND_MODULES", "build_parser", "main"]
 #: Modules that register subcommands, in the order they appear in ``lumos --help``.
 COMMAND_MODULES: tuple[str, ...] = (
     "lumos.demo.cli",
+    "lumos.models.cli",
     "lumos.valuation.cli",
     "lumos.rl.sandbox.cli",
 )

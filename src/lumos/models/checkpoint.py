@@ -73,6 +73,10 @@ def save_pretrained(model: HybridLM, path: Path, format: str = "minimax_m1", max
     config.to_json(path / "config.json", format=format)
     atomic_write_json(path / INDEX_NAME, {"metadata": {"total_size": sum(sizes), "format": format},
                                           "weight_map": weight_map})
+    written = set(weight_map.values())
+    for stale in [*path.glob("model-?????-of-?????.safetensors"), path / SINGLE_NAME]:
+        if stale.is_file() and stale.name not in written:  # shards of an earlier save into this directory
+            stale.unlink()
     return path
 
 
