@@ -161,14 +161,22 @@ class _TestTimeout(BaseException):
 
 
 class _Channel:
+    """Unbuffered JSON lines on the results fd (``os.write``: nothing buffered is lost on ``os._exit``)."""
+
     def __init__(self, fd):
-        self.f = os.fdopen(fd, "w", buffering=1)
+        self.fd = fd
+
+    def raw(self, data):
+        try:
+            while data:
+                data = data[os.write(self.fd, data):]
+        except OSError:
+            pass
 
     def send(self, **obj):
         try:
-            self.f.write(json.dumps(obj, default=repr) + "\n")
-            self.f.flush()
-        except Exception:  # noqa: BLE001 - e.g. a value that cannot be encoded
+            self.raw((json.dumps(obj, default=repr) + "\n").encode())
+        except Exception:  # noqa: BLE001 - e.g. out of memory while encoding
             pass
 
 
@@ -185,17 +193,28 @@ def _describe(exc):
 
 def _run_one(chan, test_id, fn, per_test):
     chan.send(start=test_id)
+    # prepared now: when the candidate has used up the address space, even json.dumps may fail
+    oom = (json.dumps({"test": test_id, "passed": False, "error": "MemoryError", "memory": True}) + "\n").encode()
     signal.setitimer(signal.ITIMER_REAL, per_test)
+    passed, error = False, None
     try:
         fn()
-        passed, error = True, None
+        passed = True
     except _TestTimeout:
-        passed, error = False, "per-test time limit"
+        error = "per-test time limit"
+    except MemoryError:
+        error = "MemoryError"
     except BaseException as exc:  # noqa: BLE001 - SystemExit/KeyboardInterrupt from the candidate fail the test
-        passed, error = False, _describe(exc)
+        try:
+            error = _describe(exc)
+        except MemoryError:
+            error = "MemoryError"
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
-    chan.send(test=test_id, passed=passed, error=error, memory=error == "MemoryError")
+    if error == "MemoryError":
+        chan.raw(oom)
+    else:
+        chan.send(test=test_id, passed=passed, error=error)
 
 
 def _collect(namespace, prefix):

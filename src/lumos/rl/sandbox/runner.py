@@ -202,6 +202,11 @@ def _chown_tree(root: Path, uid: int) -> None:
             os.chown(os.path.join(dirpath, name), uid, uid, follow_symlinks=False)
 
 
+def _blocked(path: Path) -> bool:
+    """True when some directory on the way to ``path`` may not be traversed by other users."""
+    return any(not (p.stat().st_mode & 0o001) for p in [path, *path.parents])
+
+
 def _sweep(uid: int) -> None:
     """Kill every process of the sandbox's private uid (as that uid: ``kill(-1, SIGKILL)``)."""
     subprocess.run([sys.executable, "-I", "-S", "-c", _SWEEP, str(uid)], timeout=10, check=False,
@@ -296,6 +301,9 @@ def run_job(job: SandboxJob, base_dir: str | os.PathLike | None = None) -> Verdi
     expected = expected_tests(job)
     limits = job.limits
     uid = 2_000_000 + secrets.randbelow(1_000_000_000) if os.geteuid() == 0 else None
+    if uid is not None and base_dir is not None and _blocked(Path(base_dir).resolve()):
+        raise bad_param("base_dir", "a directory other users may enter (o+x on it and every parent)",
+                        str(base_dir), fix="The sandbox runs as an unprivileged uid; use e.g. /tmp.")
     workdir = Path(tempfile.mkdtemp(prefix="lumos-sbx-", dir=base_dir)).resolve()
     control = Path(tempfile.mkdtemp(prefix="lumos-sbx-ctl-"))
     results_r, results_w = os.pipe()
