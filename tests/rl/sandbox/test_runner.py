@@ -69,10 +69,11 @@ def test_infinite_loop_wall_and_cpu():
 
 
 def test_memory_bomb():
-    v = run_script("x = bytearray(2 ** 31)\n", FAST)
+    small = SandboxLimits(wall_time=5.0, cpu_time=4.0, memory_mb=128)
+    v = run_script("x = bytearray(2 ** 31)\n", small)
     assert v.exit_reason == "memory"
     v = run_tests("blocks = []\ndef add(a, b):\n    while True:\n        blocks.append(' ' * 10 ** 6)\n",
-                  ADD_TESTS, FAST)
+                  ADD_TESTS, small)
     assert v.exit_reason == "memory" and v.failed == ["test_pos", "test_neg"]
 
 

@@ -130,7 +130,7 @@ REPAIR_REPOS: list[dict[str, Any]] = [
                     "    return sum(xs) / len(xs)\n\n\ndef median(xs):\n    s = sorted(xs)\n    n = len(s)\n"
                     "    mid = n // 2\n    return s[mid] if n % 2 else (s[mid - 1] + s[mid]) / 2\n",
         "test_stats.py": "from stats import mean, median\n\n\ndef test_mean():\n    assert mean([1, 2, 3, 6]) == 3\n\n\n"
-                         "def test_median():\n    assert median([3, 1, 2]) == 2\n    assert median([4, 1, 2, 3]) == 2.5\n",
+                         "def test_median():\n    assert median([9, 1, 2]) == 2\n    assert median([10, 1, 2, 3]) == 2.5\n",
     }, ("stats.py", "sum(xs) / (len(xs) - 1)", "sum(xs) / len(xs)"), ["test_stats.py::test_mean"]),
     _repo("textutil", "slugify keeps upper-case letters.", {
         "textutil.py": "import re\n\n\ndef slugify(title):\n    words = re.findall(r'[A-Za-z0-9]+', title)\n"

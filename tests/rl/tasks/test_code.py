@@ -1,0 +1,139 @@
+"""Code tasks: known good solutions score 1, known bad ones score low, malformed answers score 0."""
+
+from __future__ import annotations
+
+import difflib
+import json
+
+import pytest
+
+from lumos.core.errors import LumosError
+from lumos.rl.sandbox import SandboxLimits
+from lumos.rl.sandbox.problems import FAMILIES, REPAIR_REPOS
+from lumos.rl.tasks import get_task
+from lumos.rl.tasks.code import ExpressionTask, FunctionTask, RepairTask, extract_code_block
+
+
+QUICK = SandboxLimits(wall_time=1.5, cpu_time=1.0)
+
+
+def test_registered():
+    for name, cls in [("code-expr", ExpressionTask), ("code-functions", FunctionTask), ("code-repair", RepairTask)]:
+        assert isinstance(get_task(name), cls)
+
+
+@pytest.mark.parametrize("text, code, ok", [
+    ("```python\nx = 1\n```", "x = 1", True),
+    ("intro\n```py\nprint(2)\n```\nmore ```python\ny\n```", "print(2)", True),
+    ("```python\ndef f(:\n```", "def f(:", False),
+    ("```python\nx = 1\n", None, False),  # unclosed fence
+    ("no code at all", None, False),
+    ("```rust\nfn main() {}\n```", None, False),
+])
+def test_extract_code_block(text, code, ok):
+    assert extract_code_block(text) == (code, ok)
+
+
+def test_expression_task_rewards():
+    task = ExpressionTask(workers=2, limits=QUICK)
+    problems = task.generate(4, seed=0)
+    assert problems == task.generate(4, seed=0) and "equal to" in problems[0].prompt
+    target = problems[0].answer
+    completions = [task.demonstration(problems[0]), f"{target + 1} - 1", f"{target} + 1000", str(target),
+                   "(1 +", "__import__('os')._exit(0) or 1", "9 ** 9 ** 9", "'ab' * 2"]
+    r = task.score([problems[0]] * len(completions), completions)
+    assert [x.correct for x in r] == [True, True, False, False, False, False, False, False]
+    assert r[0].total == r[1].total == 1.0
+    assert 0.1 <= r[2].total < 0.5  # evaluates to a number: shaped partial credit
+    assert r[3].total == 0.0 and r[3].format == 0.0  # a bare literal has no operator
+    assert r[4].total == 0.0  # does not parse
+    assert r[5].total == 0.1 and r[6].info["exit_reason"] == "timeout" and r[7].total == 0.1
+
+
+def test_expression_rewards_rise_with_closeness():
+    task = ExpressionTask(workers=1)
+    p = task.generate(1, seed=3)[0]
+    totals = [r.total for r in task.score([p] * 3, [f"{p.answer} + {d}" for d in (50, 10, 0)])]
+    assert totals[0] < totals[1] < totals[2] == 1.0
+
+
+def test_function_task_good_partial_and_bad():
+    task = FunctionTask(workers=2, n_tests=6, limits=QUICK)
+    problems = task.generate(len(FAMILIES), seed=1)
+    good = task.score(problems, [task.demonstration(p) for p in problems])
+    assert all(r.correct and r.total == pytest.approx(1.1) for r in good)
+    p = FunctionTask(families=["affine"], n_tests=6).generate(1, seed=2)[0]
+    a, b = p.meta["params"]["a"], p.meta["params"]["b"]
+    partial = f"```python\ndef f(x):\n    return {a} * x + {b} if x >= 0 else 0\n```"
+    bad = "```python\ndef f(x):\n    while True:\n        pass\n```"
+    malformed = "```python\ndef f(x):\n    return 1\n"
+    r = task.score([p] * 3, [partial, bad, malformed])
+    assert 0.1 < r[0].total < 1.1 and not r[0].correct
+    assert r[1].total == pytest.approx(0.1) and r[1].info["exit_reason"] == "timeout"
+    assert r[2].total == 0.0 and r[2].format == 0.0
+
+
+def test_builtin_repos_fail_exactly_their_failing_tests():
+    task = RepairTask(workers=2)
+    for repo in task.repos:
+        v = task.pool.map([task._repo_job(repo, repo["files"])])[0]
+        assert set(v.failed) == set(repo["failing"]), repo["name"]
+        assert set(task.baseline_passing(repo)) == set(v.passed)
+
+
+def test_repair_rewards():
+    task = RepairTask(workers=2)
+    problems = task.generate(8, seed=0)
+    r = task.score(problems, [task.demonstration(p) for p in problems])
+    assert all(x.total == 1.0 and x.correct for x in r)
+    stats = next(p for p in task.generate(40, seed=1) if p.meta["repo"] == "stats")
+    buggy = task._repo(stats)["files"]["stats.py"]
+    fixed_but_breaks_median = buggy.replace("(len(xs) - 1)", "len(xs)") + "\n\nmedian = mean\n"
+    breaks_median = "".join(difflib.unified_diff(buggy.splitlines(True), fixed_but_breaks_median.splitlines(True),
+                                                 "a/stats.py", "b/stats.py"))
+    edits_test = ("--- a/test_stats.py\n+++ b/test_stats.py\n@@ -4,2 +4,2 @@\n def test_mean():\n"
+                  "-    assert mean([1, 2, 3, 6]) == 3\n+    assert True\n")
+    outside = "--- a/../stats.py\n+++ b/../stats.py\n@@ -1 +1 @@\n-x\n+y\n"
+    garbage = "```diff\nthis is not a diff\n```"
+    r = task.score([stats] * 4, [f"```diff\n{breaks_median}```", edits_test, outside, garbage])
+    assert r[0].total == 0.0 and r[0].format == 1.0  # the failing test passes but another one breaks
+    assert "protected" in r[1].info["error"] and r[1].total == 0.0
+    assert "outside" in r[2].info["error"] and r[3].info["exit_reason"] == "patch"
+
+
+def _user_task(root, name, command=None):
+    d = root / name
+    (d / "repo").mkdir(parents=True)
+    (d / "repo" / "lib.py").write_text("def double(x):\n    return x + x + 1\n")
+    (d / "repo" / "test_lib.py").write_text("from lib import double\n\ndef test_double():\n    assert double(2) == 4\n")
+    meta = {"failing_tests": ["test_lib.py::test_double"], "description": "double is off by one.",
+            "fix": "--- a/lib.py\n+++ b/lib.py\n@@ -1,2 +1,2 @@\n def double(x):\n-    return x + x + 1\n"
+                   "+    return x + x\n"}
+    if command:
+        meta["test_command"] = command
+    (d / "task.json").write_text(json.dumps(meta))
+
+
+def test_user_repair_tasks_from_directory(tmp_path):
+    _user_task(tmp_path, "a")
+    _user_task(tmp_path, "b", ["python", "-c", "from lib import double; assert double(2) == 4"])
+    task = get_task("code-repair", root=str(tmp_path), workers=2)
+    problems = sorted(task.generate(6, seed=0), key=lambda p: p.meta["repo"])
+    assert {p.meta["repo"] for p in problems} == {"a", "b"} and "off by one" in problems[0].prompt
+    r = task.score(problems, [task.demonstration(p) for p in problems])
+    assert all(x.total == 1.0 for x in r)
+    r = task.score(problems[:1] + problems[-1:], ["--- a/lib.py\n+++ b/lib.py\n@@ -1 +1 @@\n-def double(x):\n"
+                                                   "+def double(y):\n"] * 2)
+    assert [x.total for x in r] == [0.0, 0.0]
+
+
+def test_bad_task_arguments(tmp_path):
+    with pytest.raises(LumosError, match="families"):
+        FunctionTask(families=["nope"])
+    with pytest.raises(LumosError, match="root"):
+        RepairTask(root=tmp_path / "missing")
+    with pytest.raises(LumosError, match="No repair tasks"):
+        RepairTask(root=tmp_path)
+    with pytest.raises(LumosError, match="completions"):
+        ExpressionTask().score(ExpressionTask().generate(2, 0), ["1+1"])
+    assert len(REPAIR_REPOS) >= 5
