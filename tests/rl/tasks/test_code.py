@@ -13,7 +13,6 @@ from lumos.rl.sandbox.problems import FAMILIES, REPAIR_REPOS
 from lumos.rl.tasks import get_task
 from lumos.rl.tasks.code import ExpressionTask, FunctionTask, RepairTask, extract_code_block
 
-
 QUICK = SandboxLimits(wall_time=1.5, cpu_time=1.0)
 
 
