@@ -1,0 +1,97 @@
+"""Sandbox throughput and start-up overhead.
+
+Measures, side by side in one run on this machine:
+
+- ``start``: wall time of one trivial sandboxed run (``pass``) vs a bare ``python -I -S -c pass``
+  subprocess and vs a sandbox without namespaces (the isolation's own cost);
+- ``trivial``: sandboxed evaluations per second of trivial jobs with the pool on 1 and 2 workers;
+- ``suite``: the same for test-suite jobs (a function-synthesis solution against 8 hidden tests).
+
+Usage: ``python benchmarks/sandbox.py [--quick] [--json PATH]``. Timings are noisy on a shared machine;
+compare the ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from lumos.rl.sandbox import SandboxJob, SandboxPool, probe_isolation, run_job
+from lumos.rl.tasks.code import FunctionTask
+
+
+def _median_wall(fn, reps: int) -> float:
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def bench_start(reps: int) -> list[dict]:
+    bare = _median_wall(lambda: subprocess.run([sys.executable, "-I", "-S", "-c", "pass"], check=True), reps)
+    plain = _median_wall(lambda: run_job(SandboxJob("script", source="pass\n", namespaces=False)), reps)
+    full = _median_wall(lambda: run_job(SandboxJob("script", source="pass\n")), reps)
+    return [
+        {"case": "start", "variant": "bare python -I -S subprocess", "seconds": bare, "ratio_vs_bare": 1.0},
+        {"case": "start", "variant": "sandbox, no namespaces", "seconds": plain, "ratio_vs_bare": plain / bare},
+        {"case": "start", "variant": "sandbox, full isolation", "seconds": full, "ratio_vs_bare": full / bare},
+    ]
+
+
+def _suite_jobs(n: int) -> list[SandboxJob]:
+    task = FunctionTask(n_tests=8)
+    problems = task.generate(n, seed=0)
+    return [SandboxJob("tests", source=p.answer, tests=p.meta["tests"]) for p in problems]
+
+
+def bench_throughput(n: int) -> list[dict]:
+    rows = []
+    cases = {"trivial": [SandboxJob("script", source="pass\n") for _ in range(n)], "suite": _suite_jobs(n)}
+    for case, jobs in cases.items():
+        base = None
+        for workers in (1, 2):
+            with SandboxPool(workers=workers) as pool:
+                pool.map(jobs[:2])  # warm-up
+                t0 = time.perf_counter()
+                verdicts = pool.map(jobs)
+                dt = time.perf_counter() - t0
+            ok = sum(v.exit_reason == "ok" and (case == "trivial" or v.all_passed) for v in verdicts)
+            rate = len(jobs) / dt
+            base = base or rate
+            rows.append({"case": case, "variant": f"pool, {workers} worker(s)", "jobs": len(jobs), "ok": ok,
+                         "seconds": dt, "evals_per_s": rate, "speedup_vs_1_worker": rate / base})
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="tiny sizes (seconds)")
+    ap.add_argument("--json", default=None, help="write the rows to this JSON file")
+    args = ap.parse_args(argv)
+    reps, n = (3, 6) if args.quick else (15, 60)
+    iso = probe_isolation()
+    rows = bench_start(reps) + bench_throughput(n)
+    for row in rows:
+        row.update(network_isolated=iso.network, pid_namespace=iso.pid_namespace, readonly_fs=iso.readonly_fs,
+                   uid_dropped=iso.uid_dropped)
+    print(f"{'case':8} {'variant':32} {'seconds':>9} {'evals/s':>8} {'ratio':>7}")
+    for r in rows:
+        ratio = r.get("ratio_vs_bare", r.get("speedup_vs_1_worker"))
+        rate = f"{r['evals_per_s']:.1f}" if "evals_per_s" in r else "-"
+        print(f"{r['case']:8} {r['variant']:32} {r['seconds']:9.4f} {rate:>8} {ratio:7.2f}")
+    print(f"isolation: network={iso.network} pid_namespace={iso.pid_namespace} readonly_fs={iso.readonly_fs} "
+          f"uid_dropped={iso.uid_dropped}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
