@@ -86,6 +86,12 @@ class RotaryEmbedding(nn.Module):
         """Recompute ``inv_freq`` (after building on the meta device and ``to_empty``)."""
         self.inv_freq = rotary_inv_freq(self.rotary_dim, self.base).to(self.inv_freq.device)
 
+    def _apply(self, fn, recurse=True):  # type: ignore[override]
+        # keep the frequencies float32 when the module is cast (model.to(torch.bfloat16) would round them)
+        super()._apply(fn, recurse)
+        self.reset_buffers()
+        return self
+
     def forward(self, position_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         angles = position_ids.to(torch.float32)[..., None] * self.inv_freq.float()  # (B, L, r/2)
         return angles.cos(), angles.sin()

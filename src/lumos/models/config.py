@@ -220,6 +220,9 @@ class MiniMaxConfig:
             raise LumosError(f"The 'format' parameter must be one of {CONFIG_FORMATS}. Got {fmt!r} instead.")
         problems: list[str] = []
         kwargs = _from_transformers(data, problems) if fmt == "transformers" else _from_release(data, problems)
+        defaults = {"bos_token_id": 1, "eos_token_id": 2} if fmt == "transformers" else {}
+        for name in ("bos_token_id", "eos_token_id", "pad_token_id"):  # the format's defaults, not lumos' byte ids
+            kwargs.setdefault(name, defaults.get(name))
         try:
             config = cls(**kwargs)
         except LumosError as exc:  # value problems, reported together with the field problems above

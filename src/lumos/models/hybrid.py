@@ -170,6 +170,12 @@ class HybridLM(nn.Module):
         for layer in self.model.layers:
             layer.reset_buffers()
 
+    def _apply(self, fn, recurse=True):  # type: ignore[override]
+        # dtype casts must not round the derived float32 buffers (lightning slopes, RoPE frequencies)
+        super()._apply(fn, recurse)
+        self.reset_buffers()
+        return self
+
     @property
     def dtype(self) -> torch.dtype:
         return self.model.embed_tokens.weight.dtype

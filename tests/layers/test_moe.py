@@ -1,0 +1,73 @@
+import pytest
+import torch
+import torch.nn.functional as F
+
+from lumos.core.errors import LumosError
+from lumos.layers.moe import SparseMoE, load_balancing_loss, route
+from lumos.testing import assert_close
+
+
+def moe_reference(moe: SparseMoE, x: torch.Tensor) -> torch.Tensor:
+    """Per-token oracle: for each token, softmax (fp32) over experts, top-k, renormalise, Σ w·SwiGLU expert."""
+    flat = x.reshape(-1, x.shape[-1])
+    out = torch.zeros_like(flat)
+    for t in range(flat.shape[0]):
+        p = torch.softmax(moe.gate(flat[t]).float(), -1)
+        w, idx = torch.topk(p, moe.top_k)
+        w = w / w.sum()
+        for wi, e in zip(w, idx.tolist()):
+            h = F.silu(moe.w1[e] @ flat[t]) * (moe.w3[e] @ flat[t])
+            out[t] += wi.to(x.dtype) * (moe.w2[e] @ h)
+    return out.view_as(x)
+
+
+@pytest.mark.parametrize("experts,top_k,shape", [(4, 2, (2, 5)), (5, 3, (1, 7)), (8, 1, (3, 1)), (3, 3, (1, 4))])
+def test_grouped_dispatch_matches_per_token_oracle(experts, top_k, shape):
+    moe = SparseMoE(12, 10, experts, top_k)
+    moe.reset_parameters(std=0.3)
+    x = torch.randn(*shape, 12, requires_grad=True)
+    out, _ = moe(x)
+    ref = moe_reference(moe, x)
+    assert_close("moe", out, ref, atol=1e-5, rtol=1e-5)
+    g = torch.randn_like(out)
+    gx, gw = torch.autograd.grad((out * g).sum(), (x, moe.w1))
+    gx_ref, gw_ref = torch.autograd.grad((ref * g).sum(), (x, moe.w1))
+    assert_close("d x", gx, gx_ref, atol=1e-5, rtol=1e-5)
+    assert_close("d w1", gw, gw_ref, atol=1e-5, rtol=1e-5)
+
+
+def test_router_fp32_and_renormalised():
+    logits = torch.randn(6, 5, dtype=torch.bfloat16)
+    probs, w, idx = route(logits, 2)
+    assert probs.dtype == torch.float32 and w.dtype == torch.float32
+    assert_close("weights sum to 1", w.sum(-1), torch.ones(6), atol=1e-6, rtol=0)
+    assert torch.equal(idx, torch.topk(torch.softmax(logits.float(), -1), 2).indices)
+
+
+def test_aux_loss_matches_transformers_and_ignores_padding():
+    from transformers.models.minimax.modeling_minimax import load_balancing_loss_func
+
+    moes = [SparseMoE(8, 4, 4, 2) for _ in range(3)]
+    for m in moes:
+        m.reset_parameters(std=1.0)
+    x = torch.randn(2, 5, 8)
+    mask = torch.tensor([[0, 0, 1, 1, 1], [1, 1, 1, 1, 1]])
+    for attn in (None, mask):
+        stats = [m(x, attention_mask=attn)[1] for m in moes]
+        ref = load_balancing_loss_func(tuple(m.gate(x.reshape(-1, 8)) for m in moes), 4, 2, attn)
+        assert_close("aux", load_balancing_loss(stats, 4), ref, atol=1e-6, rtol=1e-6)
+    # perfectly balanced routing gives exactly top_k
+    moe = SparseMoE(4, 4, 2, 1)
+    with torch.no_grad():
+        moe.gate.weight.copy_(torch.tensor([[1.0, 0, 0, 0], [0, 1.0, 0, 0]]))
+    xb = torch.tensor([[[5.0, 0, 0, 0], [0, 5.0, 0, 0]]])
+    loss = load_balancing_loss([moe(xb)[1]], 2)
+    p = torch.softmax(torch.tensor([5.0, 0.0]), 0)
+    assert_close("balanced", loss, 2 * (0.5 * p.mean() * 2), atol=1e-6, rtol=1e-6)
+
+
+def test_bad_construction():
+    with pytest.raises(LumosError, match="top_k"):
+        SparseMoE(4, 4, 2, 3)
+    with pytest.raises(LumosError, match="hidden_size"):
+        SparseMoE(0, 4, 2, 1)

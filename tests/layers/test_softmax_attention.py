@@ -1,0 +1,55 @@
+import pytest
+import torch
+
+from lumos.core.errors import LumosError
+from lumos.layers.softmax_attention import (
+    KVCache,
+    SoftmaxAttention,
+    attention_mask_4d,
+    softmax_attention,
+    softmax_attention_reference,
+)
+from lumos.testing import assert_close
+
+
+def _left_pad_mask(lengths, total):
+    return torch.arange(total)[None] >= (total - torch.tensor(lengths))[:, None]
+
+
+@pytest.mark.parametrize("heads,kv_heads,lq,lk,chunk", [(4, 2, 5, 5, 1024), (6, 3, 3, 11, 2), (2, 2, 7, 7, 3),
+                                                         (4, 1, 1, 9, 1024)])
+def test_fast_matches_reference_with_padding_and_gqa(heads, kv_heads, lq, lk, chunk):
+    q = torch.randn(2, heads, lq, 6)
+    k, v = torch.randn(2, kv_heads, lk, 6), torch.randn(2, kv_heads, lk, 6)
+    mask = attention_mask_4d(_left_pad_mask([lk, max(lk - 4, 1)], lk), lq, lk, q.device)
+    out = softmax_attention(q, k, v, mask, query_chunk=chunk)
+    assert torch.isfinite(out).all()  # padding queries see their own slot: no NaN
+    assert_close("attention", out, softmax_attention_reference(q, k, v, mask), atol=1e-5, rtol=1e-5)
+
+
+def test_cached_incremental_equals_full_and_padding_is_invisible():
+    torch.manual_seed(1)
+    layer = SoftmaxAttention(16, 4, 2, 8, rotary_dim=4, rope_theta=100.0)
+    x = torch.randn(1, 9, 16)
+    pos = torch.arange(9)[None]
+    full = layer(x, pos)
+    cache = KVCache(1, 2, 8, capacity=2, dtype=torch.float32)  # forces growth
+    parts = [layer(x[:, :4], pos[:, :4], cache=cache)]
+    for t in range(4, 9):
+        parts.append(layer(x[:, t:t + 1], pos[:, t:t + 1], cache=cache))
+    assert_close("incremental", torch.cat(parts, 1), full, atol=1e-5, rtol=1e-5)
+    # the same sequence behind 3 padding tokens (positions restart at 0 on the first real token)
+    xp = torch.cat((torch.randn(1, 3, 16) * 50, x), 1)
+    key_mask = torch.arange(12)[None] >= 3
+    posp = (torch.cumsum(key_mask.long(), 1) - 1).clamp_min(0)
+    assert_close("left padded", layer(xp, posp, key_mask=key_mask)[:, 3:], full, atol=1e-5, rtol=1e-5)
+
+
+def test_bad_construction_and_mask_shape():
+    with pytest.raises(LumosError, match="num_kv_heads"):
+        SoftmaxAttention(16, 4, 3, 4, 4)
+    with pytest.raises(LumosError, match="rotary_dim"):
+        SoftmaxAttention(16, 4, 2, 4, 6)
+    layer = SoftmaxAttention(16, 4, 2, 4, 4)
+    with pytest.raises(LumosError, match="key_mask"):
+        layer(torch.randn(1, 3, 16), torch.arange(3)[None], key_mask=torch.ones(1, 5, dtype=torch.bool))
