@@ -1,0 +1,54 @@
+"""Demo section "Sandboxed code rewards": containment verdicts and rewards of good and bad solutions."""
+
+from __future__ import annotations
+
+from lumos.demo import DemoContext, demo_section
+
+_CASES = [
+    ("infinite loop", "while True:\n    pass\n"),
+    ("memory bomb", "x = bytearray(2 ** 31)\n"),
+    ("huge output", "while True:\n    print('x' * 1000)\n"),
+    ("fork bomb", "import os, time\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n"
+                  "        time.sleep(0.05)\n"),
+    ("write outside workdir", "open('/tmp/lumos-demo-escape', 'w').write('x')\n"),
+    ("loopback connection", "import socket\nsocket.create_connection(('127.0.0.1', 22), timeout=1)\n"),
+    ("read parent env", "import os\nprint(sorted(os.environ))\n"),
+    ("segfault", "import ctypes\nctypes.string_at(0)\n"),
+]
+
+
+@demo_section("Sandboxed code rewards", order=35)
+def sandbox_demo(ctx: DemoContext) -> None:
+    from lumos.rl.sandbox import SandboxJob, SandboxLimits, SandboxPool, isolation_summary, probe_isolation
+    from lumos.rl.tasks.code import ExpressionTask, FunctionTask, RepairTask
+
+    sec = ctx.section
+    sec.text("Model-written code runs in a sandbox: new network/PID/mount namespaces, a read-only filesystem "
+             "outside a fresh working directory, a fresh unprivileged uid, rlimits on CPU, memory, processes, "
+             "files and output, and a scrubbed environment. The isolation actually in force here:")
+    sec.table([{"property": line.split(":")[0], "status": line.split(":", 1)[1].strip()}
+               for line in isolation_summary(probe_isolation())])
+    limits = SandboxLimits(wall_time=1.5, cpu_time=1.0, max_processes=8)
+    with SandboxPool() as pool:
+        verdicts = pool.map([SandboxJob("script", source=src, limits=limits) for _, src in _CASES])
+    rows = []
+    for (name, _), v in zip(_CASES, verdicts):
+        tail = (v.stderr.strip().splitlines() or [""])[-1][:70]
+        rows.append({"case": name, "exit_reason": v.exit_reason, "wall_s": round(v.wall_time, 2),
+                     "last stderr line": tail})
+        ctx.log(case=name, exit_reason=v.exit_reason, wall_s=v.wall_time)
+    sec.table(rows, caption="Verdicts of hostile programs (limits: 1.5 s wall, 1 s CPU, 8 processes).")
+    quick = SandboxLimits(wall_time=2.0, cpu_time=1.5)
+    reward_rows = []
+    for task, bad in [
+        (ExpressionTask(limits=quick), "10 ** 10"),
+        (FunctionTask(limits=quick, n_tests=6), "```python\ndef f(x):\n    return 0\n```"),
+        (RepairTask(limits=quick), "--- a/../etc/passwd\n+++ b/../etc/passwd\n@@ -1 +1 @@\n-x\n+y\n"),
+    ]:
+        p = task.generate(1, seed=ctx.seed)[0]
+        good, wrong = task.score([p, p], [task.demonstration(p), bad])
+        for label, r in (("reference", good), ("bad", wrong)):
+            reward_rows.append({"task": task.name, "answer": label, "reward": round(r.total, 3),
+                                "correct": r.correct, "why": r.info.get("error", r.info.get("exit_reason", ""))[:60]})
+            ctx.log(task=task.name, answer=label, reward=r.total)
+    sec.table(reward_rows, caption="Rewards of a reference and a bad answer per code task.")

@@ -1,0 +1,15 @@
+import json
+
+from lumos.demo import SECTION_MODULES, run_demo
+
+
+def test_sandbox_demo_section(tmp_path):
+    assert "lumos.rl.sandbox.demo" in SECTION_MODULES
+    run, failed = run_demo(out=tmp_path / "demo", quick=True, only=["Sandboxed code rewards"])
+    assert failed == []
+    rows = [json.loads(line) for line in (tmp_path / "demo" / "metrics.jsonl").read_text().splitlines()]
+    reasons = {r["case"]: r["exit_reason"] for r in rows if "case" in r}
+    assert reasons["infinite loop"] == "timeout" and reasons["memory bomb"] == "memory"
+    assert reasons["huge output"] == "output_limit"
+    rewards = {(r["task"], r["answer"]): r["reward"] for r in rows if "task" in r}
+    assert all(rewards[(t, "reference")] > rewards[(t, "bad")] for t, _ in rewards)
