@@ -1,0 +1,113 @@
+"""Warm start: supervised fine-tuning on a task's demonstrations, so RL starts above zero accuracy.
+
+Sequences are ``BOS + prompt + demonstration + EOS``; the loss is the mean negative log-likelihood of the
+demonstration and EOS tokens (the prompt is not trained on). The same forward as RL is used
+(:meth:`lumos.rl.policy.Policy.token_logprobs`), so what SFT teaches is exactly what RL then samples.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from lumos.core.errors import LumosError, bad_param
+from lumos.core.progress import track
+from lumos.rl.policy import Policy, Rollout, left_pad, make_policy
+from lumos.rl.tasks.base import Problem, Task
+
+__all__ = ["SFTConfig", "sft_warm_start", "demonstration_batch", "tiny_hybrid"]
+
+
+@dataclass
+class SFTConfig:
+    """Warm-start options."""
+
+    steps: int = 300
+    batch_size: int = 32
+    lr: float = 3e-3
+    warmup_steps: int = 20
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or v < 1:
+                raise bad_param(name, "an int ≥ 1", v, owner="SFTConfig")
+        if not self.lr > 0:
+            raise bad_param("lr", "> 0", self.lr, owner="SFTConfig")
+
+
+def tiny_hybrid(hidden_size: int = 64, num_layers: int = 2, seed: int = 0, **overrides: Any) -> nn.Module:
+    """A small MiniMax hybrid LM for the byte tokenizer: lightning layers with a softmax layer last, tiny MoE."""
+    from lumos.models import HybridLM, MiniMaxConfig
+
+    heads = max(hidden_size // 16, 1)
+    kw: dict[str, Any] = dict(
+        hidden_size=hidden_size, num_hidden_layers=num_layers, num_attention_heads=heads, head_dim=16,
+        num_key_value_heads=max(heads // 2, 1), intermediate_size=2 * hidden_size, num_local_experts=2,
+        num_experts_per_tok=1, attn_type_list=[0] * (num_layers - 1) + [1], rotary_dim=8)
+    kw.update(overrides)
+    torch.manual_seed(seed)
+    return HybridLM(MiniMaxConfig(**kw))
+
+
+def demonstration_batch(task: Task, problems: list[Problem], tokenizer: Any, policy: Policy) -> Rollout:
+    """A :class:`Rollout` whose responses are the task's demonstrations followed by EOS."""
+    try:
+        demos = [tokenizer.encode(task.demonstration(p)) + [policy.eos_token_id] for p in problems]
+    except NotImplementedError as exc:
+        raise LumosError(f"Task {task.name!r} has no demonstrations, so it cannot be warm-started ({exc}).") from None
+    p_ids, p_mask = left_pad([tokenizer.encode(p.prompt, add_bos=True) for p in problems], policy.pad_token_id)
+    T = max(len(d) for d in demos)
+    r_ids = torch.full((len(demos), T), policy.pad_token_id, dtype=torch.long)
+    r_mask = torch.zeros(len(demos), T, dtype=torch.bool)
+    for i, d in enumerate(demos):
+        r_ids[i, :len(d)] = torch.tensor(d)
+        r_mask[i, :len(d)] = True
+    return Rollout(p_ids, p_mask, r_ids, r_mask, torch.zeros(len(demos), T), ["eos"] * len(demos))
+
+
+def sft_warm_start(model: nn.Module | Policy, task: Task, config: SFTConfig | None = None, tokenizer: Any = None,
+                   log: Any = None) -> list[float]:
+    """Fine-tune ``model`` in place on ``task`` demonstrations; returns the loss per step.
+
+    Problems come from ``task.generate(batch_size, seed=(seed, step))``, disjoint in seed from RL's problem
+    stream. ``log(step=, loss=)`` is called every 10 steps if given.
+    """
+    from lumos.models.tokenizer import ByteTokenizer
+
+    cfg = config or SFTConfig()
+    tokenizer = tokenizer or ByteTokenizer()
+    policy = make_policy(model)
+    params = [p for p in policy.model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, betas=(0.9, 0.95), weight_decay=cfg.weight_decay)
+    losses: list[float] = []
+    policy.model.train()
+    for step in track(range(cfg.steps), description="SFT warm start"):
+        warm = min(1.0, (step + 1) / max(cfg.warmup_steps, 1))
+        for g in opt.param_groups:
+            g["lr"] = cfg.lr * warm * 0.5 * (1 + math.cos(math.pi * step / cfg.steps))
+        problems = task.generate(cfg.batch_size, seed=-(cfg.seed * 100_003 + step + 1))
+        batch = demonstration_batch(task, problems, tokenizer, policy)
+        logp, _ = policy.token_logprobs(batch, temperature=1.0)
+        mask = batch.response_mask.float()
+        loss = -(logp * mask).sum() / mask.sum()
+        aux = policy.aux_loss()
+        if aux is not None:
+            loss = loss + aux
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+        opt.step()
+        losses.append(float(loss.detach()))
+        if log is not None and (step % 10 == 0 or step == cfg.steps - 1):
+            log(step=step, loss=losses[-1])
+    policy.model.eval()
+    return losses
