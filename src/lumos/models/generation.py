@@ -139,7 +139,7 @@ def generate(model: HybridLM, input_ids: torch.Tensor, attention_mask: torch.Ten
         model: a :class:`HybridLM`.
         input_ids: (B, P) long prompts, LEFT-padded.
         attention_mask: (B, P) 1 = real, 0 = padding; None = no padding.
-        eos_token_id: default the config's; None in both = no EOS stop.
+        eos_token_id: default the config's; a negative id (or None in both) disables the EOS stop.
         pad_token_id: fills ``sequences``/``tokens`` after a sequence finished (default config's, else EOS, else 0).
         callback: ``fn(step, tokens (B,))`` after each step (tokens of finished sequences are the pad id).
 
@@ -151,7 +151,7 @@ def generate(model: HybridLM, input_ids: torch.Tensor, attention_mask: torch.Ten
     cfg = model.config
     eos = cfg.eos_token_id if eos_token_id is None else eos_token_id
     pad = pad_token_id if pad_token_id is not None else (cfg.pad_token_id if cfg.pad_token_id is not None else
-                                                         (eos if eos is not None else 0))
+                                                         (eos if eos is not None and eos >= 0 else 0))
     dev = input_ids.device
     if generator is None and seed is not None:
         generator = torch.Generator(device=dev).manual_seed(int(seed))
@@ -196,7 +196,7 @@ def _decode_loop(model, cache, logits, b, max_new_tokens, do_sample, temperature
         lps.append(torch.where(active, lp, torch.zeros_like(lp)))
         masks.append(active.clone())
         newly = torch.zeros_like(finished)
-        if eos is not None:
+        if eos is not None and eos >= 0:
             hit = active & (tok == eos)
             _mark(reasons, hit, "eos")
             newly |= hit
