@@ -26,7 +26,7 @@ def _triton_usable(x: torch.Tensor) -> bool:
         return False
     from lumos.ops.lightning import triton as tl_impl
 
-    return tl_impl.is_available()
+    return x.dtype in tl_impl.TRITON_DTYPES and tl_impl.is_available()
 
 
 def resolve_backend(backend: str, q: torch.Tensor) -> Callable:
@@ -37,8 +37,9 @@ def resolve_backend(backend: str, q: torch.Tensor) -> Callable:
         backend = "triton" if _triton_usable(q) else "chunked"
     if backend == "triton":
         if not _triton_usable(q):
-            raise bad_param("backend", "'triton' only for CUDA tensors with Triton installed", f"'triton' with "
-                            f"tensors on {q.device}", owner=owner, fix="Use backend='auto' or 'chunked' on CPU.")
+            raise bad_param("backend", "'triton' only for CUDA float32/bfloat16/float16 tensors with Triton "
+                            "installed", f"'triton' with {q.dtype} tensors on {q.device}", owner=owner,
+                            fix="Use backend='auto' (falls back to 'chunked') or 'chunked'.")
         from lumos.ops.lightning import triton as tl_impl
 
         return tl_impl.triton_lightning_attention
@@ -101,7 +102,7 @@ def lightning_attention(
         output_final_state: return the state after the last token of each sequence.
         cu_seqlens: (N + 1,) int32/int64 offsets of sequences packed along L (B must be 1); no state flows
             between sequences.
-        backend: "auto" (Triton on CUDA, else "chunked"), "chunked", "recurrent", "naive" or "triton".
+        backend: "auto" (Triton for CUDA fp32/bf16/fp16 tensors, else "chunked"), "chunked", "recurrent", "naive" or "triton".
 
     Returns:
         (o, final_state): o (B, H, L, Dv) in v's dtype; final_state (N, H, Dk, Dv) or None.
