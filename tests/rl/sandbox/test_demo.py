@@ -1,6 +1,7 @@
 import json
 
 from lumos.demo import SECTION_MODULES, run_demo
+from lumos.rl.sandbox import probe_isolation
 
 
 def test_sandbox_demo_section(tmp_path):
@@ -11,5 +12,8 @@ def test_sandbox_demo_section(tmp_path):
     reasons = {r["case"]: r["exit_reason"] for r in rows if "case" in r}
     assert reasons["infinite loop"] == "timeout" and reasons["memory bomb"] == "memory"
     assert reasons["huge output"] == "output_limit"
+    escaped = next(r["escaped_write"] for r in rows if "escaped_write" in r)
+    iso = probe_isolation()
+    assert escaped is False or not (iso.readonly_fs or iso.uid_dropped)
     rewards = {(r["task"], r["answer"]): r["reward"] for r in rows if "task" in r}
     assert all(rewards[(t, "reference")] > rewards[(t, "bad")] for t, _ in rewards)

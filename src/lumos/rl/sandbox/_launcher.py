@@ -219,13 +219,13 @@ def _run_one(chan, test_id, fn, per_test):
 
 def _collect(namespace, prefix):
     """``test_*`` functions and ``unittest.TestCase`` test methods, in definition order."""
-    import unittest
-
+    unittest = sys.modules.get("unittest")  # no TestCase can exist unless the tests imported unittest
     out = []
     for name, obj in list(namespace.items()):
         if name.startswith("test") and callable(obj) and not isinstance(obj, type):
             out.append((prefix + name, obj))
-        elif isinstance(obj, type) and issubclass(obj, unittest.TestCase) and obj is not unittest.TestCase:
+        elif (unittest is not None and isinstance(obj, type) and issubclass(obj, unittest.TestCase)
+              and obj is not unittest.TestCase):
             for meth in unittest.TestLoader().getTestCaseNames(obj):
                 out.append((f"{prefix}{name}.{meth}", _case_runner(obj, meth)))
     return out

@@ -10,7 +10,7 @@ _CASES = [
     ("huge output", "while True:\n    print('x' * 1000)\n"),
     ("fork bomb", "import os, time\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n"
                   "        time.sleep(0.05)\n"),
-    ("write outside workdir", "open('/tmp/lumos-demo-escape', 'w').write('x')\n"),
+    ("write outside workdir", "open({escape!r}, 'w').write('x')\n"),
     ("loopback connection", "import socket\nsocket.create_connection(('127.0.0.1', 22), timeout=1)\n"),
     ("read parent env", "import os\nprint(sorted(os.environ))\n"),
     ("segfault", "import ctypes\nctypes.string_at(0)\n"),
@@ -29,8 +29,14 @@ def sandbox_demo(ctx: DemoContext) -> None:
     sec.table([{"property": line.split(":")[0], "status": line.split(":", 1)[1].strip()}
                for line in isolation_summary(probe_isolation())])
     limits = SandboxLimits(wall_time=1.5, cpu_time=1.0, max_processes=8)
+    outside = ctx.workdir / "outside"
+    outside.mkdir(exist_ok=True)
+    outside.chmod(0o777)  # world-writable: only the sandbox's read-only filesystem can protect it
+    escape = outside / "escaped.txt"
+    escape.unlink(missing_ok=True)
     with SandboxPool() as pool:
-        verdicts = pool.map([SandboxJob("script", source=src, limits=limits) for _, src in _CASES])
+        verdicts = pool.map([SandboxJob("script", source=src.format(escape=str(escape)), limits=limits)
+                             for _, src in _CASES])
     rows = []
     for (name, _), v in zip(_CASES, verdicts):
         tail = (v.stderr.strip().splitlines() or [""])[-1][:70]
@@ -38,6 +44,8 @@ def sandbox_demo(ctx: DemoContext) -> None:
                      "last stderr line": tail})
         ctx.log(case=name, exit_reason=v.exit_reason, wall_s=v.wall_time)
     sec.table(rows, caption="Verdicts of hostile programs (limits: 1.5 s wall, 1 s CPU, 8 processes).")
+    sec.note(f"File written outside the working directory: {'YES (not contained here)' if escape.exists() else 'no'}.")
+    ctx.log(escaped_write=escape.exists())
     quick = SandboxLimits(wall_time=2.0, cpu_time=1.5)
     reward_rows = []
     for task, bad in [
