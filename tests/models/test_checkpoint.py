@@ -55,15 +55,16 @@ def test_hand_made_release_checkpoint_matches_transformers(tmp_path):
         assert_close("release layout vs transformers", ours(IDS), tf(IDS).logits, atol=1e-4, rtol=1e-4)
 
 
-@pytest.mark.parametrize("rotary_dim", [4, 8])
-def test_transformers_layout_loads_in_transformers(tmp_path, rotary_dim):
+@pytest.mark.parametrize("rotary_dim,variant", [(4, "release"), (8, "transformers")])
+def test_transformers_layout_loads_in_transformers(tmp_path, rotary_dim, variant):
     from transformers import MiniMaxForCausalLM
 
-    model = tiny_lumos([1, 0, 0], vocab_size=61, rotary_dim=rotary_dim, lightning_slope_variant="transformers",
+    model = tiny_lumos([1, 0, 0], vocab_size=61, rotary_dim=rotary_dim, lightning_slope_variant=variant,
                        pad_token_id=0, bos_token_id=1, eos_token_id=2)
     model.save_pretrained(tmp_path, format="transformers", max_shard_size=30_000)
     keys = _keys(tmp_path)
     assert "model.layers.0.mlp.experts.gate_up_proj" in keys and "model.layers.0.mlp.gate.weight" in keys
+    assert "model.layers.1.self_attn.slope_rate" in keys  # transformers then decays with lumos' slopes
     assert not any("block_sparse_moe" in k for k in keys)
     tf = MiniMaxForCausalLM.from_pretrained(tmp_path).eval()
     with torch.no_grad():

@@ -24,7 +24,8 @@ import torch
 
 from lumos.models.config import MiniMaxConfig
 
-__all__ = ["Placement", "SourceSpec", "source_spec", "export_tensors", "rope_permutation", "detect_moe_style"]
+__all__ = ["Placement", "SourceSpec", "source_spec", "export_tensors", "rope_permutation", "detect_moe_style",
+           "transformers_decay_buffers"]
 
 _TF_BUFFERS = ("slope_rate", "query_decay", "key_decay", "diagonal_decay")
 
@@ -118,6 +119,17 @@ def source_spec(config: MiniMaxConfig, fmt: str, moe_style: str) -> dict[str, So
     return spec
 
 
+def transformers_decay_buffers(slope: torch.Tensor, block_size: int) -> dict[str, torch.Tensor]:
+    """transformers' ``MiniMaxLightningAttention`` buffers for slopes (H,): slope_rate (H, 1, 1), query_decay and
+    key_decay (H, block, 1), diagonal_decay (1, H, block, block) — its ``decay_factors`` formulas, in float32."""
+    s = slope.float()[:, None, None]
+    r = torch.arange(block_size, dtype=torch.float32) + 1
+    diag = s * (r[:, None] - r[None, :])[None, None]
+    return {"slope_rate": s, "query_decay": torch.exp(-s * r[:, None]),
+            "key_decay": torch.exp(-s * (block_size - r[:, None])),
+            "diagonal_decay": torch.exp(torch.where(diag >= 0, -diag, float("-inf")))}
+
+
 def export_tensors(model: torch.nn.Module, fmt: str, dtype: torch.dtype | None = None
                    ) -> Iterator[tuple[str, torch.Tensor]]:
     """Yield (checkpoint key, tensor) for ``fmt``: "minimax_m1" (release names, per-expert) or "transformers"
@@ -136,6 +148,12 @@ def export_tensors(model: torch.nn.Module, fmt: str, dtype: torch.dtype | None =
         if inv is not None and (key.endswith("self_attn.q_proj.weight") or key.endswith("self_attn.k_proj.weight")):
             t = inv(t)
         yield key, cast(t)
+    if fmt == "transformers":  # the decay buffers transformers keeps in its state dict: it then uses our slopes
+        for l, kind in enumerate(c.layer_kinds):
+            if kind == "lightning":
+                slope = model.model.layers[l].self_attn.slope_rate.detach().float().cpu()
+                for name, t in transformers_decay_buffers(slope, c.block_size).items():
+                    yield f"model.layers.{l}.self_attn.{name}", t
     for l in range(c.num_hidden_layers):
         m = f"model.layers.{l}.block_sparse_moe."
         w1, w2, w3 = sd[m + "w1"], sd[m + "w2"], sd[m + "w3"]

@@ -1,0 +1,151 @@
+"""Generation speed: lumos ``HybridLM`` with its hybrid cache vs transformers' ``MiniMaxForCausalLM``.
+
+Same random weights in both (lumos saves them in the transformers layout, transformers loads them; the logits are
+checked to agree first). Side by side in one run on this machine:
+
+- ``hybrid-7:1`` (8 layers, softmax at layer 7, hidden 512, 8 heads of 64, 2 KV heads, 8 experts top-2,
+  expert width 512): prefill time of a C-token prompt and decode ms/token after it, C = 1K, 4K, 16K, for both
+  libraries;
+- ``all-lightning`` (the same, every layer lightning): lumos decode ms/token at each C — it should not grow.
+
+Targets (issue 5): lumos ≥ 3× transformers' decode tokens/s at 16K; all-lightning per-token time at 16K ≤ 1.2×
+that at 1K. Usage: ``python benchmarks/generation.py [--quick] [--json PATH]`` (``--quick``: a tiny model at
+contexts 64/256, seconds). Timings are medians over the decode steps; compare the ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from lumos.models import HybridLM, MiniMaxConfig
+
+
+def _config(all_lightning: bool, quick: bool) -> MiniMaxConfig:
+    layers = 8
+    types = [0] * layers if all_lightning else [0] * 7 + [1]
+    if quick:
+        return MiniMaxConfig(vocab_size=512, hidden_size=64, num_hidden_layers=layers, num_attention_heads=4,
+                             head_dim=16, num_key_value_heads=2, intermediate_size=64, num_local_experts=4,
+                             num_experts_per_tok=2, attn_type_list=types, rotary_dim=8, bos_token_id=1,
+                             eos_token_id=2, pad_token_id=0, lightning_slope_variant="transformers")
+    return MiniMaxConfig(vocab_size=1024, hidden_size=512, num_hidden_layers=layers, num_attention_heads=8,
+                         head_dim=64, num_key_value_heads=2, intermediate_size=512, num_local_experts=8,
+                         num_experts_per_tok=2, attn_type_list=types, rotary_dim=32, bos_token_id=1, eos_token_id=2,
+                         pad_token_id=0, lightning_slope_variant="transformers")
+
+
+def _lumos_prefill(model: HybridLM, ids: torch.Tensor, steps: int):
+    t0 = time.perf_counter()
+    cache = model.new_cache(1, capacity=ids.shape[1] + steps + 1)
+    logits = model(ids, cache=cache)[:, -1]
+    return time.perf_counter() - t0, cache, logits
+
+
+def _lumos_step(model: HybridLM, state):
+    cache, logits = state
+    t0 = time.perf_counter()
+    logits = model(logits.argmax(-1, keepdim=True), cache=cache)[:, -1]
+    return time.perf_counter() - t0, (cache, logits)
+
+
+def _tf_prefill(model, ids: torch.Tensor):
+    t0 = time.perf_counter()
+    out = model(ids, use_cache=True)
+    return time.perf_counter() - t0, out.cache, out.logits[:, -1]
+
+
+def _tf_step(model, state):
+    cache, logits = state
+    t0 = time.perf_counter()
+    out = model(logits.argmax(-1, keepdim=True), cache=cache, use_cache=True)
+    return time.perf_counter() - t0, (out.cache, out.logits[:, -1])
+
+
+def _side_by_side(lumos: HybridLM, tf, ids: torch.Tensor, steps: int) -> tuple[float, list[float], float, list[float]]:
+    """Prefill both, then alternate decode steps (lumos, transformers) so both see the same machine load."""
+    lp, cache, logits = _lumos_prefill(lumos, ids, steps)
+    lstate = (cache, logits)
+    tp, tcache, tlogits = _tf_prefill(tf, ids) if tf is not None else (0.0, None, None)
+    tstate = (tcache, tlogits)
+    lt, tt = [], []
+    for _ in range(steps):
+        dt, lstate = _lumos_step(lumos, lstate)
+        lt.append(dt)
+        if tf is not None:
+            dt, tstate = _tf_step(tf, tstate)
+            tt.append(dt)
+    return lp, lt, tp, tt
+
+
+def _row(config: str, impl: str, ctx: int, prefill: float, times: list[float]) -> dict:
+    ms = 1000 * statistics.median(times)
+    return {"config": config, "impl": impl, "context": ctx, "prefill_s": round(prefill, 4),
+            "decode_ms_per_token": round(ms, 3), "decode_tokens_per_s": round(1000 / ms, 2)}
+
+
+@torch.no_grad()
+def run(quick: bool) -> tuple[list[dict], dict]:
+    from transformers import MiniMaxForCausalLM
+
+    contexts = [64, 256] if quick else [1024, 4096, 16384]
+    steps = 4 if quick else 12
+    torch.manual_seed(0)
+    rows: list[dict] = []
+    hybrid = HybridLM(_config(False, quick)).eval()
+    with tempfile.TemporaryDirectory() as tmp:
+        hybrid.save_pretrained(tmp, format="transformers")
+        tf = MiniMaxForCausalLM.from_pretrained(tmp, dtype=torch.float32).eval()
+    probe = torch.randint(3, hybrid.config.vocab_size, (1, 300))
+    parity = float((hybrid(probe) - tf(probe).logits).abs().max())
+    gen = torch.Generator().manual_seed(1)
+    for ctx in contexts:
+        ids = torch.randint(3, hybrid.config.vocab_size, (1, ctx), generator=gen)
+        lp, lt, tp, tt = _side_by_side(hybrid, tf, ids, steps)
+        rows += [_row("hybrid-7:1", "lumos", ctx, lp, lt), _row("hybrid-7:1", "transformers", ctx, tp, tt)]
+        print(rows[-2], rows[-1], flush=True)
+    del tf
+    linear = HybridLM(_config(True, quick)).eval()
+    for ctx in (contexts[0], contexts[-1]):
+        ids = torch.randint(3, linear.config.vocab_size, (1, ctx), generator=gen)
+        lp, lt, _, _ = _side_by_side(linear, None, ids, steps)
+        rows.append(_row("all-lightning", "lumos", ctx, lp, lt))
+    by = {(r["config"], r["impl"], r["context"]): r for r in rows}
+    top, low = contexts[-1], contexts[0]
+    summary = {
+        "logits_max_abs_diff_vs_transformers": parity,
+        f"decode_speedup_at_{top}": by[("hybrid-7:1", "transformers", top)]["decode_ms_per_token"]
+        / by[("hybrid-7:1", "lumos", top)]["decode_ms_per_token"],
+        f"prefill_speedup_at_{top}": by[("hybrid-7:1", "transformers", top)]["prefill_s"]
+        / by[("hybrid-7:1", "lumos", top)]["prefill_s"],
+        f"all_lightning_decode_ratio_{top}_vs_{low}": by[("all-lightning", "lumos", top)]["decode_ms_per_token"]
+        / by[("all-lightning", "lumos", low)]["decode_ms_per_token"],
+    }
+    return rows, summary
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="tiny model, short contexts (seconds)")
+    ap.add_argument("--json", type=Path, default=None, help="write the rows (and the summary) as JSON here")
+    args = ap.parse_args()
+    torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+    rows, summary = run(args.quick)
+    cols = ["config", "impl", "context", "prefill_s", "decode_ms_per_token", "decode_tokens_per_s"]
+    print("\n| " + " | ".join(cols) + " |\n|" + "---|" * len(cols))
+    for r in rows:
+        print("| " + " | ".join(str(r[c]) for c in cols) + " |")
+    for k, v in summary.items():
+        print(f"{k}: {v:.4g}")
+    if args.json is not None:
+        args.json.write_text(json.dumps({"rows": rows, "summary": summary}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
