@@ -1,0 +1,116 @@
+"""Loading user images: single files and ImageFolder-style directories, with the paper's preprocessing.
+
+``ImageFolder(root)``: class sub-directories (``root/<class>/<img>``, labels by sorted class name) or a flat
+directory of images (labels -1). Files whose extension is not an image type are ignored in directories;
+explicitly named files must be images. Images that cannot be decoded are an error naming the file.
+Preprocessing: resize the shorter side to ``resize`` and centre-crop ``size`` (ImageNet protocol 256 → 224),
+or, with ``resize=None``, resize straight to ``size × size``; then scale to [0, 1] and normalise.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from lumos.core.errors import LumosError, bad_param
+
+__all__ = ["IMAGE_EXTENSIONS", "IMAGENET_MEAN", "IMAGENET_STD", "load_image", "preprocess", "ImageFolder",
+           "list_images"]
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def load_image(path: str | os.PathLike[str], channels: int = 3):  # -> PIL.Image.Image
+    """Open an image file as RGB (channels=3) or grayscale (channels=1), with a clear error otherwise."""
+    from PIL import Image, UnidentifiedImageError
+
+    p = Path(path)
+    if not p.is_file():
+        raise LumosError(f"Image file not found: {p}. Check the path.")
+    if channels not in (1, 3):
+        raise bad_param("channels", "1 or 3", channels, owner="load_image")
+    try:
+        with Image.open(p) as im:
+            im.load()
+            return im.convert("RGB" if channels == 3 else "L")
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise LumosError(f"{p} is not a readable image ({type(exc).__name__}). "
+                         f"Pass image files ({', '.join(IMAGE_EXTENSIONS[:4])}, ...).") from None
+
+
+def preprocess(image, size: int, resize: int | None = None, mean: Sequence[float] = IMAGENET_MEAN,
+               std: Sequence[float] = IMAGENET_STD) -> tuple[torch.Tensor, torch.Tensor]:
+    """PIL image → (normalised (C, size, size), unnormalised (C, size, size) in [0, 1])."""
+    from PIL import Image
+
+    if resize is not None:
+        w, h = image.size
+        scale = resize / min(w, h)
+        image = image.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.BILINEAR)
+        w, h = image.size
+        left, top = (w - size) // 2, (h - size) // 2
+        image = image.crop((left, top, left + size, top + size))
+    else:
+        image = image.resize((size, size), Image.BILINEAR)
+    arr = np.asarray(image, dtype=np.float32) / 255.0
+    t = torch.from_numpy(arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1).copy())
+    m = torch.tensor(mean, dtype=torch.float32).view(-1, 1, 1)
+    s = torch.tensor(std, dtype=torch.float32).view(-1, 1, 1)
+    if m.shape[0] != t.shape[0]:
+        raise bad_param("mean", f"{t.shape[0]} values (one per channel)", list(mean), owner="preprocess")
+    return (t - m) / s, t
+
+
+def list_images(root: str | os.PathLike[str]) -> list[Path]:
+    """Image files under ``root`` (recursive, sorted); an error if there are none."""
+    r = Path(root)
+    if not r.is_dir():
+        raise LumosError(f"Image folder not found: {r}. Pass a directory of images (or class sub-directories).")
+    files = sorted(p for p in r.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+    if not files:
+        raise LumosError(f"No image files ({', '.join(IMAGE_EXTENSIONS[:4])}, ...) under {r}.")
+    return files
+
+
+@dataclass
+class ImageFolder(torch.utils.data.Dataset):
+    """Images under ``root``; items are ``(normalised image, label, index)``; ``raw(i)`` gives the [0, 1] image."""
+
+    root: str | os.PathLike[str]
+    size: int = 224
+    resize: int | None = 256
+    mean: Sequence[float] = IMAGENET_MEAN
+    std: Sequence[float] = IMAGENET_STD
+    channels: int = 3
+    files: list[Path] = field(init=False)
+    classes: list[str] = field(init=False)
+    labels: list[int] = field(init=False)
+
+    def __post_init__(self) -> None:
+        root = Path(self.root)
+        self.files = list_images(root)
+        subdirs = sorted({p.relative_to(root).parts[0] for p in self.files if len(p.relative_to(root).parts) > 1})
+        self.classes = subdirs
+        index = {c: i for i, c in enumerate(subdirs)}
+        self.labels = [index.get(p.relative_to(root).parts[0], -1) if len(p.relative_to(root).parts) > 1 else -1
+                       for p in self.files]
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def _load(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return preprocess(load_image(self.files[i], self.channels), self.size, self.resize, self.mean, self.std)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int, int]:
+        return self._load(i)[0], self.labels[i], i
+
+    def raw(self, i: int) -> torch.Tensor:
+        """The preprocessed but unnormalised image (C, size, size) in [0, 1] (for overlays)."""
+        return self._load(i)[1]

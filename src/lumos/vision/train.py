@@ -1,0 +1,139 @@
+"""Train the built-in models on the synthetic shapes (CPU, about a minute), cached as safetensors.
+
+The cache key is a hash of everything that determines the weights (architecture, data size and seed,
+epochs, learning rate), so a cached model is reused only when it would be retrained identically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from lumos.core.errors import bad_param
+from lumos.core.io import atomic_write_json, load_tensors, read_json, save_tensors
+from lumos.core.progress import track
+from lumos.core.seed import seed_everything
+from lumos.data.synthetic import SyntheticShapes, synthetic_splits
+from lumos.vision.models import VisionConfig, build_builtin
+
+__all__ = ["TrainConfig", "TrainedModel", "train_builtin", "load_or_train_builtin", "default_train_config"]
+
+
+def default_train_config(kind: str, quick: bool = False, seed: int = 0) -> TrainConfig:
+    """The built-in recipe per model kind; ``quick`` is the seconds-long smoke-test size."""
+    if quick:
+        return TrainConfig(kind=kind, n_train=96, n_test=32, epochs=1, batch_size=32, width=8, seed=seed)
+    if kind == "vit":
+        return TrainConfig(kind="vit", width=48, epochs=8, lr=3e-3, seed=seed)
+    return TrainConfig(kind=kind, seed=seed)
+
+
+@dataclass
+class TrainConfig:
+    """How a built-in model is trained (defaults: about a minute on 2 CPU cores)."""
+
+    kind: str = "cnn"
+    n_train: int = 1500
+    n_test: int = 300
+    image_size: int = 32
+    epochs: int = 5
+    batch_size: int = 64
+    lr: float = 4e-3
+    width: int = 16
+    patch_size: int = 8
+    weight_decay: float = 1e-4
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("n_train", "n_test", "image_size", "epochs", "batch_size", "width", "patch_size"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or v < 1:
+                raise bad_param(name, "a positive int", v, owner="TrainConfig")
+        if not self.lr > 0:
+            raise bad_param("lr", "a positive float", self.lr, owner="TrainConfig")
+
+    def key(self) -> str:
+        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
+
+
+@dataclass
+class TrainedModel:
+    """A trained built-in model with its data statistics and test accuracy."""
+
+    model: nn.Module
+    vision: VisionConfig
+    train: TrainConfig
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    test_accuracy: float
+    path: Path | None = None
+
+    def test_set(self, n: int | None = None) -> SyntheticShapes:
+        """The held-out synthetic images (indices after the training ones), normalised like training."""
+        t = self.train
+        return SyntheticShapes(n or t.n_test, t.image_size, t.seed, offset=t.n_train, mean=self.mean, std=self.std)
+
+
+def _accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    model.eval()
+    with torch.no_grad():
+        pred = torch.cat([model(x[i:i + 256]).argmax(1) for i in range(0, len(x), 256)])
+    return float((pred == y).float().mean())
+
+
+def train_builtin(cfg: TrainConfig, progress: bool | None = None) -> TrainedModel:
+    """Train a fresh built-in model (AdamW, cosine schedule, random flips) and report its test accuracy."""
+    seed_everything(cfg.seed)
+    train, test = synthetic_splits(cfg.n_train, cfg.n_test, cfg.image_size, cfg.seed)
+    vcfg = VisionConfig(kind=cfg.kind, num_classes=len(train.classes), image_size=cfg.image_size,
+                        width=cfg.width, patch_size=cfg.patch_size)
+    model = build_builtin(vcfg)
+    x, y = train.normalized(), train.labels
+    steps = cfg.epochs * ((len(x) + cfg.batch_size - 1) // cfg.batch_size)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=steps, pct_start=0.15)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    model.train()
+    for _ in track(range(cfg.epochs), f"training builtin:{cfg.kind}", disable=None if progress else True):
+        perm = torch.randperm(len(x), generator=gen)
+        for i in range(0, len(x), cfg.batch_size):
+            idx = perm[i:i + cfg.batch_size]
+            xb = x[idx]
+            flip = torch.rand(len(idx), generator=gen) < 0.5
+            xb = torch.where(flip[:, None, None, None], xb.flip(-1), xb)
+            loss = nn.functional.cross_entropy(model(xb), y[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+    model.eval()
+    acc = _accuracy(model, test.normalized(), test.labels)
+    return TrainedModel(model, vcfg, cfg, tuple(train.mean), tuple(train.std), acc)
+
+
+def load_or_train_builtin(cfg: TrainConfig, cache_dir: str | os.PathLike[str], progress: bool | None = None) -> TrainedModel:
+    """Load ``cache_dir/builtin-<kind>-<key>.safetensors`` if present, else train and save it (atomically)."""
+    cache = Path(cache_dir)
+    stem = cache / f"builtin-{cfg.kind}-{cfg.key()}"
+    weights, meta_path = stem.with_suffix(".safetensors"), stem.with_suffix(".json")
+    if weights.is_file() and meta_path.is_file():
+        meta: dict[str, Any] = read_json(meta_path)
+        vcfg = VisionConfig(**meta["vision"])
+        model = build_builtin(vcfg)
+        model.load_state_dict(load_tensors(weights))
+        model.eval()
+        return TrainedModel(model, vcfg, cfg, tuple(meta["mean"]), tuple(meta["std"]), float(meta["test_accuracy"]),
+                            weights)
+    trained = train_builtin(cfg, progress)
+    save_tensors(weights, trained.model.state_dict())
+    atomic_write_json(meta_path, {"vision": trained.vision.to_dict(), "train": asdict(cfg), "mean": trained.mean,
+                                  "std": trained.std, "test_accuracy": trained.test_accuracy})
+    trained.path = weights
+    return trained
