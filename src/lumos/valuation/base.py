@@ -137,9 +137,14 @@ class Valuer:
         Returns:
             self, with ``values_`` (N,) float64 and ``fit_time_`` seconds.
         """
+        from threadpoolctl import threadpool_limits
+
         data = validate_data(X, y, X_val, y_val, owner=type(self).__name__, need_val=self.requires_validation)
         t0 = time.perf_counter()
-        values = np.asarray(self._compute_values(data=data), dtype=np.float64)
+        # The built-in models are tiny (thousands of refits of a logistic regression): multi-threaded BLAS/OpenMP
+        # only adds synchronisation, and on a busy machine costs 10-80x. The limit is scoped and restored.
+        with threadpool_limits(limits=1):
+            values = np.asarray(self._compute_values(data=data), dtype=np.float64)
         self.fit_time_ = time.perf_counter() - t0
         if values.shape != (data.X.shape[0],):
             raise LumosError(f"{type(self).__name__} produced values of shape {values.shape}; expected ({data.X.shape[0]},).")

@@ -109,9 +109,12 @@ def _fit_score(model_factory: Callable[[], object], X: np.ndarray, y: np.ndarray
     classes = np.unique(y)
     if len(classes) == 1:  # a single class: the model predicts it everywhere
         return float((y_test == classes[0]).mean())
-    model = model_factory()
-    model.fit(X, y)  # type: ignore[attr-defined]
-    return float(model.score(X_test, y_test))  # type: ignore[attr-defined]
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):  # a small model: threads only add overhead (see Valuer.fit)
+        model = model_factory()
+        model.fit(X, y)  # type: ignore[attr-defined]
+        return float(model.score(X_test, y_test))  # type: ignore[attr-defined]
 
 
 def removal_curve(values: np.ndarray, X: np.ndarray, y: np.ndarray, X_test: np.ndarray, y_test: np.ndarray,

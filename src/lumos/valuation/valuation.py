@@ -88,6 +88,11 @@ class EpochBuffer:
             raise bad_param("idx", f"sample indices in [0, {self.n})", f"[{int(idx.min())}, {int(idx.max())}]",
                             owner=_OWNER, fix="Pass n_samples = len(dataset) and the dataset's own indices.")
         f = CHGFeatures.from_stats(stats.loss, stats.g, stats.h, self.variant)
+        bad = ~torch.isfinite(f.u).all(1) if f.h is None else ~(torch.isfinite(f.u).all(1) & torch.isfinite(f.h).all(1))
+        if bool(bad.any()):
+            raise bad_param("features", "finite losses, logits and penultimate features",
+                            f"{int(bad.sum())} samples with NaN/inf", owner=_OWNER,
+                            fix="The model diverged or the inputs contain NaN; lower the learning rate or clean the data.")
         if self.u is None:
             self.n_classes = f.u.shape[1]
             self.u = torch.zeros(self.n, f.u.shape[1], dtype=torch.float64)

@@ -68,11 +68,19 @@ class SoftmaxRegression:
 
 
 class _Utility:
-    """U(S) = validation accuracy of SoftmaxRegression trained on S (warm-startable)."""
+    """U(S) = validation accuracy of SoftmaxRegression trained on S (warm-startable).
+
+    For tiny training sets (N ≤ ``CACHE_MAX_N``) utilities are memoised by subset and fitted from a cold
+    start, so U is a pure function of S and Monte Carlo estimators revisit the 2^N subsets for free.
+    """
+
+    CACHE_MAX_N = 16
 
     def __init__(self, data: ValuationData, l2: float, max_iter: int) -> None:
         self.data, self.l2, self.max_iter = data, l2, max_iter
         self.empty = float(np.bincount(data.y_val).max() / len(data.y_val))  # type: ignore[arg-type]
+        self.cache: dict[tuple[int, ...], tuple[float, np.ndarray | None]] | None = (
+            {} if len(data.y) <= self.CACHE_MAX_N else None)
 
     def fit(self, idx: np.ndarray, init: np.ndarray | None = None) -> SoftmaxRegression:
         m = SoftmaxRegression(self.data.n_classes, self.l2, self.max_iter)
@@ -81,6 +89,12 @@ class _Utility:
     def __call__(self, idx: np.ndarray, init: np.ndarray | None = None) -> tuple[float, np.ndarray | None]:
         if len(idx) == 0:
             return self.empty, None
+        if self.cache is not None:
+            key = tuple(sorted(int(i) for i in idx))
+            if key not in self.cache:
+                m = self.fit(np.array(key))
+                self.cache[key] = (m.score(self.data.X_val, self.data.y_val), m.params)  # type: ignore[arg-type]
+            return self.cache[key]
         m = self.fit(idx, init)
         return m.score(self.data.X_val, self.data.y_val), m.params  # type: ignore[arg-type]
 

@@ -1,0 +1,80 @@
+"""Contract suite over every valuer (scikit-learn's parametrize_with_checks in spirit): output shape and
+dtype, seeded determinism, inputs not mutated, NotFittedError, clear errors, noisy points valued lower."""
+
+import numpy as np
+import pytest
+
+from lumos.core.errors import LumosError
+from lumos.valuation.base import NotFittedError
+from lumos.valuation.baselines import METHODS, make_valuer
+
+FAST = {
+    "chg": {"epochs": 3},
+    "tmc": {"max_permutations": 3, "seed": 0},
+    "oob": {"n_estimators": 8, "seed": 0},
+    "banzhaf": {"n_samples": 16, "seed": 0},
+    "loss": {"epochs": 3}, "el2n": {"epochs": 3}, "grand": {"epochs": 3}, "forgetting": {"epochs": 3},
+}
+
+
+def _data(n=24, seed=0):
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 3
+    X = rng.normal(size=(n, 4)) + 2.5 * np.eye(3, 4)[y]
+    yv = np.arange(12) % 3
+    Xv = rng.normal(size=(12, 4)) + 2.5 * np.eye(3, 4)[yv]
+    return X, y, Xv, yv
+
+
+@pytest.mark.parametrize("name", METHODS)
+def test_valuer_contract(name):
+    X, y, Xv, yv = _data()
+    copies = [a.copy() for a in (X, y, Xv, yv)]
+    v = make_valuer(name, **FAST.get(name, {}))
+    with pytest.raises(NotFittedError):
+        v.ranking()
+    assert v.fit(X, y, Xv, yv) is v
+    assert v.values_.shape == (len(y),) and v.values_.dtype == np.float64 and np.isfinite(v.values_).all()
+    assert v.fit_time_ >= 0 and sorted(v.ranking().tolist()) == list(range(len(y)))
+    for a, b in zip((X, y, Xv, yv), copies):
+        assert np.array_equal(a, b)
+    again = make_valuer(name, **FAST.get(name, {})).fit(X, y, Xv, yv).values_
+    assert np.array_equal(v.values_, again), "not deterministic for a fixed seed"
+    assert set(v.get_params()) >= set(FAST.get(name, {}))
+
+
+@pytest.mark.parametrize("name", METHODS)
+def test_valuer_clear_errors(name):
+    X, y, Xv, yv = _data()
+    v = make_valuer(name, **FAST.get(name, {}))
+    with pytest.raises(LumosError, match="non-empty"):
+        v.fit(np.zeros((0, 4)), np.zeros(0, dtype=int), Xv, yv)
+    with pytest.raises(LumosError, match="at least two classes"):
+        v.fit(X, np.zeros(len(y), dtype=int), Xv, yv)
+    with pytest.raises(LumosError, match="labels in"):
+        v.fit(X, y - 1, Xv, yv)
+    with pytest.raises(LumosError, match="labels in"):
+        v.fit(X, y, Xv, yv + 3)
+    bad = X.copy()
+    bad[0, 0] = np.nan
+    with pytest.raises(LumosError, match="finite"):
+        v.fit(bad, y, Xv, yv)
+    with pytest.raises(LumosError, match="4 features"):
+        v.fit(X, y, Xv[:, :3], yv)
+    with pytest.raises(LumosError, match="both X_val and y_val"):
+        v.fit(X, y, Xv, None)
+
+
+@pytest.mark.parametrize("name", ["chg", "knn", "loss", "el2n", "oob"])
+def test_flipped_labels_get_low_values(name):
+    X, y, Xv, yv = _data(n=60, seed=1)
+    y_noisy = y.copy()
+    y_noisy[:6] = (y[:6] + 1) % 3
+    params = {**FAST.get(name, {}), **({"epochs": 10, "lr": 0.05} if name in ("chg", "loss", "el2n") else {})}
+    v = make_valuer(name, **params).fit(X, y_noisy, Xv, yv).values_
+    assert np.median(v[:6]) < np.median(v[6:])
+
+
+def test_unknown_method():
+    with pytest.raises(LumosError, match="one of"):
+        make_valuer("shapley9000")
