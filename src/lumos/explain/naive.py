@@ -25,7 +25,7 @@ def _run_with(model: nn.Module, module: nn.Module, x: torch.Tensor, replace: tor
 
     def hook(mod: nn.Module, inputs: object, output: torch.Tensor) -> torch.Tensor | None:
         seen.append(output)
-        return replace
+        return None if replace is None else replace.clone()  # a clone: in-place ops downstream keep Z intact
 
     h = module.register_forward_hook(hook)
     try:

@@ -1,0 +1,145 @@
+"""BaseCAM: the batched gradient / HVP fast path against the per-sample twin, layers, errors, hooks."""
+
+import pytest
+import torch
+from torch import nn
+
+from lumos.core.errors import LumosError
+from lumos.explain import GradCAM, ShapleyCAM
+from lumos.explain.base import layer_states, resolve_layers
+from lumos.explain.naive import layer_states_reference
+from lumos.explain.targets import Logit, ReST, Softmax
+from lumos.testing import assert_close
+
+
+def _compare(fast, ref):
+    for f, r in zip(fast, ref):
+        for key in ("activations", "grads", "hvp"):
+            assert_close(f"{f.name}.{key}", getattr(f, key), getattr(r, key), atol=1e-6, rtol=1e-4)
+
+
+@pytest.mark.parametrize("target", [ReST, Softmax, Logit])
+@pytest.mark.parametrize("hw", [(17, 23), (8, 8)])
+def test_batched_hvp_matches_per_sample_twin(tiny_cnn, target, hw):
+    x = torch.randn(3, 3, *hw)
+    classes = [0, 4, 2]
+    fast = layer_states(tiny_cnn, ["features.0", "features.3"], x, target(classes))
+    ref = layer_states_reference(tiny_cnn, ["features.0", "features.3"], x, target(classes))
+    _compare(fast, ref)
+
+
+def test_multiple_nested_layers_on_resnet(resnet18):
+    """Two nested target layers: the second HVP must not find a freed graph (grad-cam's retain_graph bug)."""
+    x = torch.randn(2, 3, 32, 32)
+    layers = ["layer3", "layer4[-1].conv2", "layer4"]
+    _compare(layer_states(resnet18, layers, x), layer_states_reference(resnet18, layers, x))
+
+
+def test_hvp_closed_form_gap_linear_rest():
+    """A → GAP → linear, ReST: HA = Gᵀ[−(diag p − ppᵀ)](z − b), (Gᵀv)_{k,h,w} = (Wᵀv)_k / (h·w)."""
+    torch.manual_seed(1)
+    k, h, w, c = 4, 5, 3, 6
+    conv = nn.Conv2d(3, k, 3, padding=1)
+    fc = nn.Linear(k, c)
+    model = nn.Sequential(conv, nn.AdaptiveAvgPool2d(1), nn.Flatten(), fc).eval()
+    x = torch.randn(2, 3, h, w)
+    (state,) = layer_states(model, "0", x, ReST([1, 5]))
+    a = state.activations.double()
+    W, b = fc.weight.double(), fc.bias.double()
+    z = a.mean(dim=(2, 3)) @ W.T + b  # (B, C)
+    p = torch.softmax(z, dim=1)
+    hy = -(torch.diag_embed(p) - p[:, :, None] * p[:, None, :])  # (B, C, C)
+    v = (hy @ (z - b)[:, :, None])[:, :, 0]  # (B, C)
+    expected_hv = (v @ W)[:, :, None, None].expand(-1, -1, h, w) / (h * w)
+    onehot = torch.nn.functional.one_hot(torch.tensor([1, 5]), c).double()
+    expected_g = ((2 * onehot - p) @ W)[:, :, None, None].expand(-1, -1, h, w) / (h * w)
+    assert_close("hvp", state.hvp, expected_hv, atol=1e-8, rtol=1e-5)
+    assert_close("grads", state.grads, expected_g, atol=1e-8, rtol=1e-5)
+
+
+def test_quadratic_game_shapley_efficiency():
+    """φ_i = a_i (g_i − ½(HA)_i) is the exact Shapley value of the quadratic game: Σφ = v(N) − v(∅),
+    and brute force over all coalitions agrees (4 players)."""
+    import itertools
+    import math
+
+    torch.manual_seed(0)
+    n = 4
+    a = torch.randn(n, dtype=torch.float64)
+    q = torch.randn(n, n, dtype=torch.float64)
+    q = q + q.T
+    lin = torch.randn(n, dtype=torch.float64)
+
+    def u(z):
+        return lin @ z + 0.5 * z @ q @ z
+
+    g = lin + q @ a
+    ha = q @ a
+    phi = a * (g - 0.5 * ha)
+
+    def v(s):  # second-order expansion of u around a, evaluated at a_S
+        d = a - a * torch.tensor([1.0 if i in s else 0.0 for i in range(n)], dtype=torch.float64)
+        return u(a) - g @ d + 0.5 * d @ q @ d
+
+    brute = torch.zeros(n, dtype=torch.float64)
+    for i in range(n):
+        others = [j for j in range(n) if j != i]
+        for r in range(n):
+            for s in itertools.combinations(others, r):
+                wgt = math.factorial(r) * math.factorial(n - r - 1) / math.factorial(n)
+                brute[i] += wgt * (v(set(s) | {i}) - v(set(s)))
+    assert_close("phi", phi, brute, atol=1e-12, rtol=0)
+    assert_close("efficiency", phi.sum(), v(set(range(n))) - v(set()), atol=1e-12, rtol=0)
+
+
+def test_layer_names_and_errors(resnet18):
+    (name, mod), = resolve_layers(resnet18, "layer4[-1].conv2")
+    assert mod is resnet18.layer4[1].conv2 and name == "layer4[-1].conv2"
+    assert resolve_layers(resnet18, [resnet18.layer3])[0][0] == "layer3"
+    with pytest.raises(LumosError, match="no layer named 'layer5'.*layer4"):
+        GradCAM(resnet18, ["layer5"])
+    with pytest.raises(LumosError, match="submodules of the explained model"):
+        GradCAM(resnet18, [nn.Conv2d(1, 1, 1)])
+    with pytest.raises(LumosError, match="no spatial axes"):
+        GradCAM(resnet18, ["fc"])(torch.randn(1, 3, 32, 32))
+
+
+def test_input_errors(resnet18):
+    cam = GradCAM(resnet18, ["layer4"])
+    with pytest.raises(LumosError, match="3 channels"):
+        cam(torch.randn(2, 1, 32, 32))
+    with pytest.raises(LumosError, match="4-D"):
+        cam(torch.randn(3, 32, 32))
+    with pytest.raises(LumosError, match="floating-point"):
+        cam(torch.zeros(1, 3, 32, 32, dtype=torch.uint8))
+    with pytest.raises(LumosError, match=r"indices in \[0, 9\]"):
+        cam(torch.randn(2, 3, 32, 32), targets=[1, 10])
+    with pytest.raises(LumosError, match="one class index per sample"):
+        cam(torch.randn(2, 3, 32, 32), targets=torch.tensor([1, 2, 3]))
+
+
+def test_frozen_model_and_inplace_after_layer():
+    """Parameters without grad still give gradients at the layer; an in-place ReLU after the layer does not
+    alter the captured activations."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(inplace=True), nn.AdaptiveAvgPool2d(1),
+                          nn.Flatten(), nn.Linear(4, 3)).eval()
+    model.requires_grad_(False)
+    x = torch.randn(2, 3, 9, 9)
+    (s,) = layer_states(model, "1", x)
+    with torch.no_grad():
+        pre = model[1](model[0](x))
+    assert_close("bn output", s.activations, pre, atol=1e-6, rtol=0)
+    assert (s.activations < 0).any()  # not the post-ReLU values
+    (r,) = layer_states_reference(model, "1", x)
+    assert_close("grads", s.grads, r.grads, atol=1e-7, rtol=1e-4)
+
+
+def test_model_mode_restored_and_no_param_grads(resnet18):
+    resnet18.train()
+    try:
+        ShapleyCAM(resnet18, "layer4")(torch.randn(2, 3, 32, 32))
+        assert resnet18.training
+        assert all(p.grad is None for p in resnet18.parameters())
+    finally:
+        resnet18.eval()
