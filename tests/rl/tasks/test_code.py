@@ -136,3 +136,24 @@ def test_bad_task_arguments(tmp_path):
     with pytest.raises(LumosError, match="completions"):
         ExpressionTask().score(ExpressionTask().generate(2, 0), ["1+1"])
     assert len(REPAIR_REPOS) >= 5
+
+
+def test_one_cispo_step_on_code_expr():
+    """Integration with the RL trainer: rollouts of a tiny model are scored in the sandbox."""
+    import torch
+
+    from lumos.rl.config import RLConfig
+    from lumos.rl.sft import tiny_hybrid
+    from lumos.rl.trainer import RLTrainer
+
+    task = ExpressionTask(workers=2, high=19, limits=QUICK)
+    cfg = RLConfig(algo="cispo", steps=1, prompts_per_step=2, group_size=2, minibatches=1, max_new_tokens=6,
+                   eval_every=0, eval_problems=2, task="code-expr", seed=0)
+    model = tiny_hybrid(32, 2, seed=0)
+    trainer = RLTrainer(model, task, cfg)
+    row = trainer.rl_step()
+    assert 0.0 <= row["reward"] <= 1.0 and row["step"] == 1
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    # the trainer's reward is the task's: re-score a fixed completion through the same path
+    p = task.generate(1, seed=0)[0]
+    assert task.score([p], [task.demonstration(p)])[0].total == 1.0
