@@ -3,6 +3,11 @@
 :func:`run_tests` / :func:`run_script` / :func:`run_repo` / :func:`run_job` run one job and return a
 :class:`Verdict`; :class:`SandboxPool` runs many concurrently, results in order; :class:`SandboxLimits`
 sets the limits; :func:`probe_isolation` reports what isolation this machine actually allows.
+
+Sandboxed code sees the Python standard library only (``python -I -S``: no site-packages, no lumos), a
+fresh working directory (its ``HOME`` and ``TMPDIR``), and an environment of ``PATH``, ``HOME``, ``TMPDIR``
+and ``LANG``. Full isolation (network/PID/mount namespaces, read-only filesystem, fresh uid) needs root;
+without it the verdict's flags say so and only the rlimits and process-group kill apply.
 """
 
 from lumos.rl.sandbox.limits import SandboxLimits
