@@ -58,14 +58,16 @@ def _lumos_step(model: HybridLM, state):
 def _tf_prefill(model, ids: torch.Tensor):
     t0 = time.perf_counter()
     out = model(ids, use_cache=True)
-    return time.perf_counter() - t0, out.cache, out.logits[:, -1]
+    return time.perf_counter() - t0, out.cache, (out.logits[:, -1], ids.shape[1])
 
 
 def _tf_step(model, state):
-    cache, logits = state
+    # explicit position ids: transformers 5.24 infers them from layer 0's KV length, which stays 0 when layer 0 is a
+    # lightning layer (its decode then rotates every new token as position 0)
+    cache, (logits, pos) = state
     t0 = time.perf_counter()
-    out = model(logits.argmax(-1, keepdim=True), cache=cache, use_cache=True)
-    return time.perf_counter() - t0, (out.cache, out.logits[:, -1])
+    out = model(logits.argmax(-1, keepdim=True), cache=cache, use_cache=True, position_ids=torch.tensor([[pos]]))
+    return time.perf_counter() - t0, (out.cache, (out.logits[:, -1], pos + 1))
 
 
 def _side_by_side(lumos: HybridLM, tf, ids: torch.Tensor, steps: int) -> tuple[float, list[float], float, list[float]]:
@@ -134,8 +136,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="tiny model, short contexts (seconds)")
     ap.add_argument("--json", type=Path, default=None, help="write the rows (and the summary) as JSON here")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch threads for both libraries (default 1: batch-1 decode is latency-bound, and one "
+                    "thread avoids oversubscription on a shared machine)")
     args = ap.parse_args()
-    torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+    torch.set_num_threads(args.threads)
     rows, summary = run(args.quick)
     cols = ["config", "impl", "context", "prefill_s", "decode_ms_per_token", "decode_tokens_per_s"]
     print("\n| " + " | ".join(cols) + " |\n|" + "---|" * len(cols))

@@ -24,7 +24,7 @@ from torch import nn
 
 from lumos.core.errors import bad_param
 
-__all__ = ["SparseMoE", "RouterStats", "load_balancing_loss", "route"]
+__all__ = ["SparseMoE", "RouterStats", "Routing", "load_balancing_loss", "route"]
 
 
 @dataclass
@@ -35,6 +35,26 @@ class RouterStats:
     counts: torch.Tensor
     prob_sum: torch.Tensor
     rows: torch.Tensor
+
+
+@dataclass
+class Routing:
+    """One layer's routing decision: probs (N, E) fp32, top-k indices (N, k), token mask (B, L) or None."""
+
+    probs: torch.Tensor
+    top_i: torch.Tensor
+    attention_mask: torch.Tensor | None
+
+    def stats(self) -> RouterStats:
+        """Assignment counts and probability sums over the real tokens."""
+        probs, top_i = self.probs, self.top_i
+        if self.attention_mask is None:
+            w = probs.new_ones(probs.shape[0])
+        else:
+            w = self.attention_mask.reshape(-1).to(probs.dtype)
+        counts = torch.zeros(probs.shape[1], dtype=torch.float32, device=probs.device)
+        counts.scatter_add_(0, top_i.reshape(-1), w.repeat_interleave(top_i.shape[1]))
+        return RouterStats(counts=counts, prob_sum=(probs * w[:, None]).sum(0), rows=w.sum())
 
 
 def route(logits: torch.Tensor, top_k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -90,15 +110,18 @@ class SparseMoE(nn.Module):
         """Expert ``e`` on (n, H) tokens: w2(SiLU(w1·x) ⊙ w3·x)."""
         return F.linear(F.silu(F.linear(x, self.w1[e])) * F.linear(x, self.w3[e]), self.w2[e])
 
-    def forward(self, x: torch.Tensor, attention_mask: torch.Tensor | None = None
-                ) -> tuple[torch.Tensor, RouterStats]:
+    def forward(self, x: torch.Tensor, attention_mask: torch.Tensor | None = None, return_stats: bool = True
+                ) -> tuple[torch.Tensor, RouterStats | Routing]:
+        """Returns (out, RouterStats), or (out, :class:`Routing`) with ``return_stats=False`` (statistics
+        computed later with :meth:`Routing.stats`, e.g. only when a loss needs them)."""
         b, n, h = x.shape
         if self.training and self.jitter_noise > 0:
             x = x * torch.empty_like(x).uniform_(1.0 - self.jitter_noise, 1.0 + self.jitter_noise)
         flat = x.reshape(-1, h)
         probs, top_w, top_i = route(self.gate(flat), self.top_k)
         out = self._dispatch(flat, top_w, top_i)
-        return out.view(b, n, h), self._stats(probs, top_i, attention_mask)
+        routing = Routing(probs, top_i, attention_mask)
+        return out.view(b, n, h), (routing.stats() if return_stats else routing)
 
     def _dispatch(self, flat: torch.Tensor, top_w: torch.Tensor, top_i: torch.Tensor) -> torch.Tensor:
         expert_of = top_i.reshape(-1)  # (N·k,)
@@ -117,16 +140,6 @@ class SparseMoE(nn.Module):
         if chunks:
             out.index_add_(0, token_of, torch.cat(chunks).to(flat.dtype))
         return out
-
-    def _stats(self, probs: torch.Tensor, top_i: torch.Tensor, attention_mask: torch.Tensor | None) -> RouterStats:
-        e = self.num_experts
-        if attention_mask is None:
-            w = probs.new_ones(probs.shape[0])
-        else:
-            w = attention_mask.reshape(-1).to(probs.dtype)
-        counts = torch.zeros(e, dtype=torch.float32, device=probs.device)
-        counts.scatter_add_(0, top_i.reshape(-1), w.repeat_interleave(self.top_k))
-        return RouterStats(counts=counts, prob_sum=(probs * w[:, None]).sum(0), rows=w.sum())
 
     def extra_repr(self) -> str:
         e, i, h = self.w1.shape

@@ -27,7 +27,7 @@ from torch import nn
 from lumos.core.errors import bad_param
 from lumos.core.validation import check_tensor
 from lumos.layers.lightning_attention import LightningAttention, minimax_slope_rate
-from lumos.layers.moe import RouterStats, SparseMoE, load_balancing_loss
+from lumos.layers.moe import Routing, SparseMoE, load_balancing_loss
 from lumos.layers.norm import RMSNorm
 from lumos.layers.softmax_attention import KVCache, SoftmaxAttention
 from lumos.models.config import MiniMaxConfig
@@ -107,7 +107,7 @@ class DecoderLayer(nn.Module):
             self.self_attn.rotary.reset_buffers()
 
     def forward(self, h: torch.Tensor, *, token_mask: torch.Tensor | None, position_ids: torch.Tensor,
-                key_mask: torch.Tensor | None, cache: HybridCache | None) -> tuple[torch.Tensor, RouterStats]:
+                key_mask: torch.Tensor | None, cache: HybridCache | None) -> tuple[torch.Tensor, Routing]:
         """h (B, L, hidden); token_mask (B, L) real-token mask of these tokens or None (all real)."""
         hn = self.input_layernorm(h)
         if isinstance(self.self_attn, LightningAttention):
@@ -120,7 +120,7 @@ class DecoderLayer(nn.Module):
             a = self.self_attn(hn, position_ids, key_mask=key_mask, cache=kv)
         h = (hn if self.postnorm else h) * self.attn_alpha + a * self.attn_beta
         hn = self.post_attention_layernorm(h)
-        m, stats = self.block_sparse_moe(hn, attention_mask=token_mask)
+        m, stats = self.block_sparse_moe(hn, attention_mask=token_mask, return_stats=False)
         h = (hn if self.postnorm else h) * self.mlp_alpha + m * self.mlp_beta
         return h, stats
 
@@ -152,7 +152,7 @@ class HybridLM(nn.Module):
         if config.tie_word_embeddings:
             self.lm_head.weight = self.model.embed_tokens.weight
         self.lm_head_fp32 = False
-        self.aux_loss: torch.Tensor | None = None
+        self._routing: list[Routing] = []
         self.init_weights()
 
     # ------------------------------------------------------------------------------------------ weights
@@ -169,6 +169,15 @@ class HybridLM(nn.Module):
         """Recompute derived buffers (RoPE frequencies, lightning slopes) after ``to_empty``."""
         for layer in self.model.layers:
             layer.reset_buffers()
+
+    @property
+    def aux_loss(self) -> torch.Tensor | None:
+        """MoE load-balancing loss of the last forward (scalar, × ``router_aux_loss_coef``; pooled over layers as
+        transformers does); None before the first forward. Computed on first access, so decoding pays nothing."""
+        if not self._routing:
+            return None
+        stats = [r.stats() for r in self._routing]
+        return self.config.router_aux_loss_coef * load_balancing_loss(stats, self.config.num_local_experts)
 
     def _apply(self, fn, recurse=True):  # type: ignore[override]
         # dtype casts must not round the derived float32 buffers (lightning slopes, RoPE frequencies)
@@ -230,7 +239,7 @@ class HybridLM(nn.Module):
             h, s = layer(h, token_mask=token_mask, position_ids=position_ids, key_mask=key_mask, cache=cache)
             stats.append(s)
         h = self.model.norm(h)
-        self.aux_loss = self.config.router_aux_loss_coef * load_balancing_loss(stats, self.config.num_local_experts)
+        self._routing = stats
         if self.lm_head_fp32:
             return F.linear(h.float(), self.lm_head.weight.float())
         return self.lm_head(h)

@@ -1,0 +1,24 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_generation_benchmark_quick(tmp_path):
+    out = tmp_path / "rows.json"
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "generation.py"), "--quick", "--json", str(out)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    data = json.loads(out.read_text())
+    rows, summary = data["rows"], data["summary"]
+    keys = {(r["config"], r["impl"], r["context"]) for r in rows}
+    for ctx in (64, 256):
+        assert ("hybrid-7:1", "lumos", ctx) in keys and ("hybrid-7:1", "transformers", ctx) in keys
+        assert ("all-lightning", "lumos", ctx) in keys
+    for r in rows:
+        assert r["prefill_s"] > 0 and r["decode_ms_per_token"] > 0 and r["decode_tokens_per_s"] > 0
+    assert summary["logits_max_abs_diff_vs_transformers"] < 1e-4  # same weights in both libraries
+    assert {"decode_speedup_at_256", "prefill_speedup_at_256", "all_lightning_decode_ratio_256_vs_64"} <= set(summary)
+    assert "| config | impl |" in proc.stdout
