@@ -166,12 +166,13 @@ class SoftmaxAttention(nn.Module):
         if key_mask is not None and key_mask.shape[-1] != k.shape[2]:
             raise bad_param("key_mask", f"a (B, {k.shape[2]}) mask over all key slots", tuple(key_mask.shape),
                             owner="SoftmaxAttention")
-        if key_mask is None or (n == k.shape[2] and bool(key_mask.all())):
-            # no padding and no cache offset: causal SDPA (its fused CPU kernel, no L×L mask)
-            if n == k.shape[2]:
-                o = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=self.scale, enable_gqa=True)
-            else:
-                o = softmax_attention(q, k, v, attention_mask_4d(None, n, k.shape[2], x.device), scale=self.scale)
+        no_pad = key_mask is None or bool(key_mask.all())
+        if no_pad and n == k.shape[2]:  # no padding, no cache offset: causal SDPA (fused kernel, no L×L mask)
+            o = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=self.scale, enable_gqa=True)
+        elif no_pad and n == 1:  # one new token sees every cached key
+            o = F.scaled_dot_product_attention(q, k, v, scale=self.scale, enable_gqa=True)
+        elif no_pad:
+            o = softmax_attention(q, k, v, attention_mask_4d(None, n, k.shape[2], x.device), scale=self.scale)
         else:
             o = softmax_attention(q, k, v, attention_mask_4d(key_mask, n, k.shape[2], x.device), scale=self.scale)
         return self.o_proj(o.transpose(1, 2).reshape(b, n, self.num_heads * self.head_dim))
