@@ -31,6 +31,8 @@ __all__ = [
     "capture_last_layer",
     "last_layer_stats",
     "stats_from_capture",
+    "check_capture",
+    "check_labels",
     "ce_logit_grad",
     "explicit_last_layer_grads",
 ]
@@ -110,15 +112,18 @@ def ce_logit_grad(logits: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, 
     return loss, g
 
 
-def _check_labels(y: torch.Tensor, n_classes: int, owner: str | None) -> None:
-    check_tensor(y, "y", ndim=1, owner=owner)
+def check_labels(y: torch.Tensor, n_classes: int, owner: str | None = None, sync: bool = True) -> None:
+    """``y`` must be a 1-D integer tensor of class indices in [0, n_classes). With ``sync=False`` the range
+    check (a host sync) is skipped for non-CPU tensors; the caller checks later."""
+    if not isinstance(y, torch.Tensor) or y.dim() != 1:
+        check_tensor(y, "y", ndim=1, owner=owner)
     if y.dtype.is_floating_point or y.dtype == torch.bool:
         raise bad_param("y", "an integer tensor of class indices", str(y.dtype), owner=owner, type_error=True)
-    if len(y) and (int(y.min()) < 0 or int(y.max()) >= n_classes):
-        raise bad_param(
-            "y", f"class indices in [0, {n_classes})", f"labels in [{int(y.min())}, {int(y.max())}]", owner=owner,
-            fix="Map labels to 0..C-1 and make the last layer output C logits.",
-        )
+    if len(y) and (sync or y.device.type == "cpu"):
+        lo, hi = (int(v) for v in torch.aminmax(y))
+        if lo < 0 or hi >= n_classes:
+            raise bad_param("y", f"class indices in [0, {n_classes})", f"labels in [{lo}, {hi}]", owner=owner,
+                            fix="Map labels to 0..C-1 and make the last layer output C logits.")
 
 
 @torch.no_grad()
@@ -137,9 +142,10 @@ def last_layer_stats(model: nn.Module, x: torch.Tensor, y: torch.Tensor, owner: 
     return stats_from_capture(out, cap, y, owner=owner)
 
 
-def stats_from_capture(out: torch.Tensor, cap: dict[str, torch.Tensor], y: torch.Tensor,
-                       owner: str | None = None) -> LastLayerBatch:
-    """Turn a captured forward (``out`` = model output, ``cap`` from :func:`capture_last_layer`) into stats."""
+def check_capture(out: torch.Tensor, cap: dict[str, torch.Tensor], y: torch.Tensor,
+                  owner: str | None = None, sync_labels: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """Validate a captured forward and return ``(z (B, C), h (B, D))``: the model output must be the last
+    linear layer's output (a classifier head that is last), and ``y`` valid class indices for C logits."""
     if "z" not in cap:
         raise LumosError("The model's forward never called its last nn.Linear layer; its last layer must be nn.Linear.")
     z = cap["z"]
@@ -153,9 +159,16 @@ def stats_from_capture(out: torch.Tensor, cap: dict[str, torch.Tensor], y: torch
         )
     if z.dim() != 2:
         raise bad_param("model output", "(B, C) logits", f"shape {tuple(z.shape)}", owner=owner)
-    _check_labels(y, z.shape[1], owner)
+    check_labels(y, z.shape[1], owner, sync=sync_labels)
+    return z, cap["h"].reshape(len(z), -1)
+
+
+def stats_from_capture(out: torch.Tensor, cap: dict[str, torch.Tensor], y: torch.Tensor,
+                       owner: str | None = None) -> LastLayerBatch:
+    """Turn a captured forward (``out`` = model output, ``cap`` from :func:`capture_last_layer`) into stats."""
+    z, h = check_capture(out, cap, y, owner=owner)
     loss, g = ce_logit_grad(z.float() if z.dtype in (torch.float16, torch.bfloat16) else z, y)
-    return LastLayerBatch(loss=loss, g=g, h=cap["h"].reshape(len(z), -1), logits=z)
+    return LastLayerBatch(loss=loss, g=g, h=h, logits=z)
 
 
 def explicit_last_layer_grads(model: nn.Module, x: torch.Tensor, y: torch.Tensor, include_weight: bool = True

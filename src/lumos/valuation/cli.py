@@ -27,7 +27,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--methods", default="chg,knn,loss,random", help="comma-separated methods (default: chg,knn,loss,random)")
     p.add_argument("--train", type=float, default=0.6, help="training split: fraction (< 1) or count (default 0.6)")
     p.add_argument("--val", type=float, default=0.15, help="validation split: fraction (< 1) or count (default 0.15)")
-    p.add_argument("--variant", default="full", choices=["full", "bias"], help="CHG gradient variant (default full)")
+    p.add_argument("--variant", default="bias", choices=["bias", "full"],
+                   help="CHG gradient variant: bias (paper valuation code, default) or full (bias + weight)")
     p.add_argument("--epochs", type=int, default=10, help="training epochs of the built-in model (default 10)")
     p.add_argument("--model", default="logreg", choices=["logreg", "mlp"], help="built-in model (default logreg)")
     p.add_argument("--tmc-max-time", type=float, default=120.0, help="time cap of TMC in seconds (default 120)")

@@ -74,14 +74,14 @@ class CHGFeatures:
 
     def sq_norms(self) -> torch.Tensor:
         """(N,) ‖x_i‖²."""
-        uu = self.u.square().sum(1)
-        return uu if self.h is None else uu * (1.0 + self.h.square().sum(1))
+        uu = torch.linalg.vector_norm(self.u, dim=1).square()  # no (N, C) temporary
+        return uu if self.h is None else uu * (1.0 + torch.linalg.vector_norm(self.h, dim=1).square())
 
     def dot(self, v: CHGVector) -> torch.Tensor:
         """(N,) ⟨x_i, v⟩ = u_iᵀ b + u_iᵀ W h_i."""
         out = self.u @ v.b
         if self.h is not None and v.w is not None:
-            out = out + ((self.u @ v.w) * self.h).sum(1)
+            out = out + (self.h @ v.w.T).mul_(self.u).sum(1)  # u_iᵀ W h_i via an (N, C) temporary
         return out
 
     def sum(self) -> CHGVector:
@@ -110,20 +110,24 @@ class CHGSums:
 
     @classmethod
     def compute(cls, feats: CHGFeatures, groups: torch.Tensor, n_groups: int) -> CHGSums:
-        c = feats.u.shape[1]
+        c, dev = feats.u.shape[1], feats.u.device
         d = None if feats.h is None else feats.h.shape[1]
-        counts = torch.zeros(n_groups, dtype=torch.float64)
-        s_b = torch.zeros(n_groups, c, dtype=torch.float64)
-        s_w = None if d is None else torch.zeros(n_groups, c, d, dtype=torch.float64)
-        q = torch.zeros(n_groups, dtype=torch.float64)
+        counts = torch.zeros(n_groups, dtype=torch.float64, device=dev)
+        s_b = torch.zeros(n_groups, c, dtype=torch.float64, device=dev)
+        s_w = None if d is None else torch.zeros(n_groups, c, d, dtype=torch.float64, device=dev)
+        q = torch.zeros(n_groups, dtype=torch.float64, device=dev)
         sq = feats.sq_norms()
         counts.index_add_(0, groups, torch.ones_like(sq))
         s_b.index_add_(0, groups, feats.u)
         q.index_add_(0, groups, sq)
         if s_w is not None:
-            for k in torch.unique(groups).tolist():
-                m = groups == k
-                s_w[k] = feats.u[m].T @ feats.h[m]  # type: ignore[index]
+            present = torch.unique(groups).tolist()
+            for k in present:
+                if len(present) == 1:  # one group: no masked copies of (N, D)
+                    s_w[k] = feats.u.T @ feats.h  # type: ignore[operator]
+                else:
+                    m = groups == k
+                    s_w[k] = feats.u[m].T @ feats.h[m]  # type: ignore[index]
         return cls(counts, s_b, s_w, q)
 
     def reduce(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> None:
@@ -156,7 +160,7 @@ def chg_values_streaming(
     """
     n = len(feats)
     if groups is None:
-        groups = torch.zeros(n, dtype=torch.int64)
+        groups = torch.zeros(n, dtype=torch.int64, device=feats.u.device)
     if n_groups is None:
         n_groups = int(groups.max()) + 1 if n else 1
     if n and (int(groups.min()) < 0 or int(groups.max()) >= n_groups):
@@ -165,11 +169,12 @@ def chg_values_streaming(
     sums = CHGSums.compute(feats, groups, n_groups)
     if reduce is not None:
         sums.reduce(reduce)
-    out = torch.zeros(n, dtype=torch.float64)
+    out = torch.zeros(n, dtype=torch.float64, device=feats.u.device)
     sq = feats.sq_norms()
-    for k in torch.unique(groups).tolist():
+    present = torch.unique(groups).tolist()
+    for k in present:
         m = groups == k
-        sub = feats.subset(m)
+        sub = feats if len(present) == 1 else feats.subset(m)
         s = sums.vector(k)
         nk = int(round(float(sums.counts[k])))
         xa = None if alpha is None else sub.dot(alpha)

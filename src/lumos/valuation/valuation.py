@@ -5,7 +5,7 @@ Three ways to use it, all ending in ``values_`` (N,) float64 (higher = more valu
 (a) scikit-learn style, with a built-in logistic regression or MLP (the paper's protocol: at the start of
     every epoch, value all points at the current parameters, then train one epoch; average)::
 
-        val = CHGValuation(variant="full", model="logreg", epochs=10).fit(X, y)
+        val = CHGValuation(variant="bias", model="logreg", epochs=10).fit(X, y)
         val.values_, val.ranking(), val.to_csv("values.csv")
 
 (b) as a callback for any PyTorch classifier whose last layer is ``nn.Linear``, one extra no-grad pass per
@@ -43,7 +43,7 @@ from torch.utils.data import Dataset
 
 from lumos.core import distributed as dist
 from lumos.core.errors import LumosError, bad_param
-from lumos.core.per_sample import LastLayerBatch, capture_last_layer, last_layer_stats, stats_from_capture
+from lumos.core.per_sample import capture_last_layer, ce_logit_grad, check_capture, check_labels
 from lumos.core.progress import track
 from lumos.core.validation import check_choice
 from lumos.valuation.base import ValuationData, Valuer
@@ -70,43 +70,71 @@ class IndexedDataset(Dataset):
 
 
 class EpochBuffer:
-    """Factored per-sample vectors (u_i, h_i) of one epoch, at the samples' indices in [0, N)."""
+    """Per-sample logits z_i (C) and, for ``"full"``, penultimate features h_i (D) of one epoch, stored at the
+    samples' indices in [0, N) in float64 (memory O(N·(C + D))). Losses, logit gradients and the
+    factored CHG vectors are computed once per epoch, in float64, in :meth:`values`; per batch only four
+    indexed copies run (the in-run hook stays cheap)."""
 
     def __init__(self, n_samples: int, variant: str) -> None:
         self.n, self.variant = n_samples, variant
-        self.u: torch.Tensor | None = None
+        self.z: torch.Tensor | None = None
         self.h: torch.Tensor | None = None
         self.labels = torch.full((n_samples,), -1, dtype=torch.int64)
         self.seen = torch.zeros(n_samples, dtype=torch.int64)
-        self.n_classes = 0
+        self._one = torch.ones(1, dtype=torch.int64)
 
-    def add(self, stats: LastLayerBatch, y: torch.Tensor, idx: torch.Tensor) -> None:
-        idx = torch.as_tensor(idx, dtype=torch.int64).cpu()
+    def clear(self) -> None:
+        """Start a new epoch, keeping the (N, C) and (N, D) storage (no reallocation per epoch)."""
+        self.labels.fill_(-1)
+        self.seen.zero_()
+
+    def add(self, z: torch.Tensor, h: torch.Tensor, y: torch.Tensor, idx: torch.Tensor) -> None:
+        """Store a checked batch: logits z (B, C), features h (B, D), labels y (B,), sample indices idx (B,)."""
+        idx = torch.as_tensor(idx, dtype=torch.int64)
         if len(idx) != len(y):
             raise bad_param("idx", f"{len(y)} indices (one per sample)", f"{len(idx)}", owner=_OWNER)
-        if len(idx) and (int(idx.min()) < 0 or int(idx.max()) >= self.n):
-            raise bad_param("idx", f"sample indices in [0, {self.n})", f"[{int(idx.min())}, {int(idx.max())}]",
-                            owner=_OWNER, fix="Pass n_samples = len(dataset) and the dataset's own indices.")
-        f = CHGFeatures.from_stats(stats.loss, stats.g, stats.h, self.variant)
-        bad = ~torch.isfinite(f.u).all(1) if f.h is None else ~(torch.isfinite(f.u).all(1) & torch.isfinite(f.h).all(1))
+        if len(idx) and idx.device.type == "cpu":  # loader indices are on the host: no device sync
+            lo, hi = (int(v) for v in torch.aminmax(idx))
+            if lo < 0 or hi >= self.n:
+                raise bad_param("idx", f"sample indices in [0, {self.n})", f"[{lo}, {hi}]", owner=_OWNER,
+                                fix="Pass n_samples = len(dataset) and the dataset's own indices.")
+        if self.z is None or self.z.shape[1] != z.shape[1] or self.z.device != z.device:
+            dev = z.device  # buffers live on the model's device: no host sync per batch on GPU
+            self.z = torch.zeros(self.n, z.shape[1], dtype=torch.float64, device=dev)  # cast on copy
+            if self.variant == "full":
+                self.h = torch.zeros(self.n, h.shape[1], dtype=torch.float64, device=dev)
+            self.labels = self.labels.to(dev)
+            self.seen = self.seen.to(dev)
+            self._one = self._one.to(dev)
+        idx = idx.to(self.z.device, non_blocking=True)
+        self.z[idx] = z.detach().to(torch.float64)
+        if self.h is not None:
+            self.h[idx] = h.detach().to(torch.float64)
+        self.labels[idx] = y.detach().to(self.z.device, torch.int64)
+        self.seen.index_put_((idx,), self._one.expand(len(idx)), accumulate=True)
+
+    def features(self, mask: torch.Tensor) -> CHGFeatures:
+        """Factored CHG vectors (float64) of the samples in ``mask``; a clear error on NaN/inf."""
+        every = bool(mask.all())
+        z = self.z if every else self.z[mask]  # type: ignore[index]
+        labels = self.labels if every else self.labels[mask]
+        check_labels(labels, z.shape[1], owner=_OWNER)  # once per epoch (per batch only for CPU labels)
+        loss, g = ce_logit_grad(z, labels)
+        u = g.mul_(loss[:, None])
+        h = None if self.h is None else (self.h if every else self.h[mask])
+        # a row sum is finite iff the row is (one (N,) temporary instead of an (N, D) mask)
+        bad = ~torch.isfinite(u.sum(1))
+        if h is not None:
+            bad |= ~torch.isfinite(h.sum(1))
         if bool(bad.any()):
             raise bad_param("features", "finite losses, logits and penultimate features",
                             f"{int(bad.sum())} samples with NaN/inf", owner=_OWNER,
                             fix="The model diverged or the inputs contain NaN; lower the learning rate or clean the data.")
-        if self.u is None:
-            self.n_classes = f.u.shape[1]
-            self.u = torch.zeros(self.n, f.u.shape[1], dtype=torch.float64)
-            if f.h is not None:
-                self.h = torch.zeros(self.n, f.h.shape[1], dtype=torch.float64)
-        self.u[idx] = f.u.cpu()
-        if self.h is not None and f.h is not None:
-            self.h[idx] = f.h.cpu()
-        self.labels[idx] = y.detach().cpu().to(torch.int64)
-        self.seen.index_add_(0, idx, torch.ones_like(idx))
+        return CHGFeatures(u, h)
 
     def values(self, per_class: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(values (N,), seen mask (N,), labels (N,)) over all processes; unseen samples get 0."""
-        if self.u is None:
+        if self.z is None:
             raise LumosError("No samples were recorded this epoch; call record(...) for each training batch.")
         distributed = dist.is_distributed()
         seen = self.seen.clone()
@@ -118,18 +146,18 @@ class EpochBuffer:
                 "DistributedSampler, or repeated indices). Use drop_last=True or a sampler without repeats."
             )
         mine = self.seen > 0
-        feats = CHGFeatures(self.u[mine], None if self.h is None else self.h[mine])
+        feats = self.features(mine)
         groups = self.labels[mine] if per_class else None
-        n_groups = self.n_classes if per_class else 1
+        n_groups = self.z.shape[1] if per_class else 1
         reduce = dist.all_reduce_sum if distributed else None
         local = chg_values_streaming(feats, groups, n_groups, reduce=reduce)
-        out = torch.zeros(self.n, dtype=torch.float64)
+        out = torch.zeros(self.n, dtype=torch.float64, device=local.device)
         out[mine] = local
         labels = torch.where(mine, self.labels, torch.zeros_like(self.labels))
         if distributed:
             dist.all_reduce_sum(out)
             dist.all_reduce_sum(labels)
-        return out, seen > 0, labels
+        return out.cpu(), (seen > 0).cpu(), labels.cpu()
 
 
 class CHGWatcher:
@@ -155,21 +183,24 @@ class CHGWatcher:
         if idx is None:
             idx = torch.arange(self._pos, self._pos + len(y))
             self._pos += len(y)
-        with torch.no_grad():
-            stats = stats_from_capture(logits, self._cap, y, owner=_OWNER)
-        self._buf.add(stats, y, idx)
+        z, h = check_capture(logits, self._cap, y, owner=_OWNER, sync_labels=False)
+        self._buf.add(z, h, y, idx)
 
     def end_epoch(self) -> np.ndarray:
         """Value this epoch's samples, average into ``valuer.values_``; returns this epoch's values (N,)."""
-        buf, self._buf, self._pos = self._buf, EpochBuffer(self.n, self.valuer.variant), 0
-        return self.valuer._accumulate(buf)
+        values = self.valuer._accumulate(self._buf)
+        self._buf.clear()
+        self._pos = 0
+        return values
 
 
 class CHGValuation(Valuer):
     """CHG Shapley data valuation (x_i = ℓ_i·∇_last ℓ_i, α = mean, closed form), averaged over epochs.
 
     Args:
-        variant: ``"full"`` (bias + weight gradient of the last layer, [g, g⊗h]) or ``"bias"`` (g only).
+        variant: ``"bias"`` (g only: the paper's valuation code, OpenDataVal ``chgshaply.py``; the default) or
+            ``"full"`` (bias + weight gradient of the last layer, [g, g⊗h]: the paper's selection code, the
+            default of :class:`~lumos.valuation.CHGSelector`).
         per_class: one game per class (α = class mean) instead of one game over all points.
         model: built-in classifier for :meth:`fit`: ``"logreg"`` or ``"mlp"``.
         hidden: MLP width.  epochs, lr, batch_size, weight_decay: Adam training of the built-in model.
@@ -181,7 +212,7 @@ class CHGValuation(Valuer):
 
     name = "chg"
 
-    def __init__(self, variant: str = "full", per_class: bool = False, model: str = "logreg", hidden: int = 64,
+    def __init__(self, variant: str = "bias", per_class: bool = False, model: str = "logreg", hidden: int = 64,
                  epochs: int = 10, lr: float = 0.01, batch_size: int = 100, weight_decay: float = 0.0,
                  seed: int = 0) -> None:
         self.variant = variant
@@ -252,7 +283,8 @@ class CHGValuation(Valuer):
                     x, y = batch[0], batch[1]
                     idx = batch[2] if len(batch) > 2 else torch.arange(pos, pos + len(y))
                     pos += len(y)
-                    buf.add(stats_from_capture(model(x), cap, y, owner=_OWNER), y, idx)
+                    z, h = check_capture(model(x), cap, y, owner=_OWNER, sync_labels=False)
+                    buf.add(z, h, y, idx)
         finally:
             model.train(was_training)
         return self._accumulate(buf)
@@ -277,7 +309,9 @@ class CHGValuation(Valuer):
         for _ in track(range(self.epochs), "CHG valuation epochs"):
             model.eval()
             buf = EpochBuffer(len(X), self.variant)
-            buf.add(last_layer_stats(model, X, y, owner=_OWNER), y, idx)
+            with capture_last_layer(model, owner=_OWNER) as cap, torch.no_grad():
+                z, h = check_capture(model(X), cap, y, owner=_OWNER)
+            buf.add(z, h, y, idx)
             self._accumulate(buf)
             train_epoch(model, opt, X, y, self.batch_size, gen)
         model.eval()

@@ -1,0 +1,33 @@
+"""benchmarks/valuation.py --quick runs and writes well-formed JSON rows (no timing assertions)."""
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_valuation_benchmark_quick(tmp_path):
+    out = tmp_path / "rows.json"
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "valuation.py"), "--quick", "--json", str(out)],
+                          capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = json.loads(out.read_text())
+    sections = {r["section"] for r in rows}
+    assert sections == {"overhead", "digits", "gaussian", "selection"}
+    over = [r for r in rows if r["section"] == "overhead"]
+    assert {r["method"] for r in over} == {"plain", "chg in-run (watch)", "chg extra pass (update)"}
+    assert all(r["epoch_seconds"] > 0 for r in over)
+    digits = {r["method"]: r for r in rows if r["section"] == "digits"}
+    assert {"chg", "chg (full)", "knn", "tmc", "oob", "loss", "el2n", "grand", "forgetting", "random"} <= set(digits)
+    for r in digits.values():
+        assert 0.0 <= r["f1"] <= 1.0 and 0.0 <= r["auc"] <= 1.0 and r["seconds"] >= 0
+        assert r["n_train"] == 200 and r["n_noisy"] == 20
+        assert not math.isnan(r["acc_remove_low_10pct"])
+    assert "permutations" in digits["tmc"]["note"]
+    sel = [r for r in rows if r["section"] == "selection"]
+    assert {(r["setting"], r["method"]) for r in sel} == {(s, m) for s in ("clean", "noise30", "imbalance")
+                                                          for m in ("chg", "loss", "random")}
+    assert "chg" in proc.stdout and "AUC" not in proc.stderr
