@@ -13,7 +13,7 @@ def test_sandbox_benchmark_quick(tmp_path):
     assert proc.returncode == 0, proc.stderr
     rows = json.loads(out.read_text())
     cases = {(r["case"], r["variant"]) for r in rows}
-    assert ("start", "sandbox, full isolation") in cases
+    assert ("start", "fork server, full isolation") in cases and ("start", "spawned launcher, full isolation") in cases
     assert ("suite", "pool, 2 worker(s)") in cases and ("trivial", "pool, 1 worker(s)") in cases
     for r in rows:
         assert r["seconds"] > 0

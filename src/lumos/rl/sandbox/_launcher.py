@@ -337,10 +337,10 @@ def _child(cfg, iso, results_fd):
     os._exit(code)
 
 
-def main():
-    with open(sys.argv[1]) as f:
-        cfg = json.load(f)
+def _job(cfg):
+    """One sandboxed run (the launcher's own process): isolate, fork PID 1, wait, report. Never returns."""
     status = os.fdopen(cfg["status_fd"], "w", buffering=1)
+    status.write(json.dumps({"pid": os.getpid()}) + "\n")
     iso = _namespaces(cfg)
     iso["readonly_fs"] = False
     if iso["mount"]:
@@ -366,6 +366,63 @@ def main():
     status.write(json.dumps({"exit": exit_info}) + "\n")
     status.close()
     os._exit(0)
+
+
+def _serve(sock_fd):
+    """Fork server: every request (a config path + stdout/stderr/results/status pipe ends) becomes one
+    :func:`_job` in a forked process, in its own session, so nothing is imported or started twice.
+    Exits when the host closes its end of the socket."""
+    import importlib.util  # noqa: F401 - warm: every test job needs these
+    import linecache  # noqa: F401
+    import socket
+
+    sock = socket.socket(fileno=sock_fd)
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # jobs are reaped automatically
+    while True:
+        try:
+            msg, fds, _, _ = socket.recv_fds(sock, 4096, 4)
+        except InterruptedError:
+            continue
+        except OSError:
+            break
+        if not msg:
+            break
+        if len(fds) != 4:
+            for fd in fds:
+                os.close(fd)
+            continue
+        if os.fork() == 0:
+            try:
+                sock.close()
+                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                os.setsid()
+                out, err, results, status = fds
+                null = os.open(os.devnull, os.O_RDONLY)
+                os.dup2(null, 0)
+                os.dup2(out, 1)
+                os.dup2(err, 2)
+                for fd in (null, out, err):
+                    os.close(fd)
+                with open(msg.decode()) as f:
+                    cfg = json.load(f)
+                cfg["results_fd"], cfg["status_fd"] = results, status
+                os.environ.clear()
+                os.environ.update(cfg["env"])
+                os.chdir(cfg["workdir"])
+                _job(cfg)
+            finally:
+                os._exit(96)
+        for fd in fds:
+            os.close(fd)
+
+
+def main():
+    if sys.argv[1] == "--serve":
+        _serve(int(sys.argv[2]))
+        return
+    with open(sys.argv[1]) as f:
+        cfg = json.load(f)
+    _job(cfg)
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from lumos.core.errors import LumosError, bad_param
+from lumos.rl.sandbox.forkserver import ForkServer
 from lumos.rl.sandbox.limits import SandboxLimits
 
 __all__ = ["Verdict", "SandboxJob", "run_job", "run_tests", "run_script", "run_repo", "expected_tests",
@@ -216,14 +217,13 @@ def _sweep(uid: int) -> None:
 class _Pump:
     """Reads the four pipes with one selector; enforces the output cap."""
 
-    def __init__(self, proc: subprocess.Popen, results_r: int, status_r: int, limits: SandboxLimits):
+    def __init__(self, fds: dict[str, int], limits: SandboxLimits):
         self.limits = limits
         self.sel = selectors.DefaultSelector()
         self.bufs: dict[str, bytearray] = {k: bytearray() for k in ("stdout", "stderr", "results", "status")}
         self.dropped = {"stdout": False, "stderr": False}
         self.total_output = 0
-        for name, fd in (("stdout", proc.stdout.fileno()), ("stderr", proc.stderr.fileno()),
-                         ("results", results_r), ("status", status_r)):
+        for name, fd in fds.items():
             os.set_blocking(fd, False)
             self.sel.register(fd, selectors.EVENT_READ, name)
 
@@ -259,14 +259,16 @@ class _Pump:
         self.sel.close()
 
 
-def _kill_group(proc: subprocess.Popen) -> None:
+def _kill_group(pgid: int | None) -> None:
+    if pgid is None:
+        return
     try:
-        os.killpg(proc.pid, signal.SIGKILL)
+        os.killpg(pgid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
 
 
-def _drive(proc: subprocess.Popen, pump: _Pump, limits: SandboxLimits, t0: float) -> str | None:
+def _drive(proc: subprocess.Popen | None, pump: _Pump, limits: SandboxLimits, t0: float) -> str | None:
     """Pump until every pipe closes; returns the kill reason (``timeout``/``output_limit``) or None."""
     deadline = t0 + limits.wall_time
     exited_at: float | None = None
@@ -274,7 +276,7 @@ def _drive(proc: subprocess.Popen, pump: _Pump, limits: SandboxLimits, t0: float
         now = time.monotonic()
         if now >= deadline:
             return "timeout"
-        if b'"exit"' in pump.bufs["status"] and proc.poll() is not None:
+        if b'"exit"' in pump.bufs["status"] and (proc is None or proc.poll() is not None):
             exited_at = exited_at or now
             if now - exited_at > 0.2:  # only escaped descendants still hold the pipes
                 return "leftover"
@@ -296,8 +298,27 @@ def _lines(buf: bytearray) -> list[dict[str, Any]]:
     return out
 
 
-def run_job(job: SandboxJob, base_dir: str | os.PathLike | None = None) -> Verdict:
-    """Run ``job`` in a fresh sandbox; always returns a :class:`Verdict` for the job's own failures."""
+def _start(cfg_path: Path, fds: list[int], workdir: Path, env: dict[str, str],
+           fork_server: bool) -> subprocess.Popen | None:
+    """Hand the job to the fork server (returns None) or spawn a fresh launcher (returns its Popen)."""
+    if fork_server:
+        for _ in range(2):
+            try:
+                ForkServer.shared().submit(str(cfg_path), fds)
+                return None
+            except OSError:  # the server died: the next shared() starts a new one
+                continue
+    return subprocess.Popen([sys.executable, "-I", "-S", "-B", str(_LAUNCHER), str(cfg_path)],
+                            stdin=subprocess.DEVNULL, stdout=fds[0], stderr=fds[1], cwd=workdir, env=env,
+                            pass_fds=tuple(fds[2:]), start_new_session=True, close_fds=True)
+
+
+def run_job(job: SandboxJob, base_dir: str | os.PathLike | None = None, fork_server: bool = True) -> Verdict:
+    """Run ``job`` in a fresh sandbox; always returns a :class:`Verdict` for the job's own failures.
+
+    ``fork_server=False`` spawns a fresh launcher interpreter instead of forking one from the warm
+    :class:`~lumos.rl.sandbox.forkserver.ForkServer` (same isolation, slower start; the reference path).
+    """
     expected = expected_tests(job)
     limits = job.limits
     uid = 2_000_000 + secrets.randbelow(1_000_000_000) if os.geteuid() == 0 else None
@@ -306,8 +327,9 @@ def run_job(job: SandboxJob, base_dir: str | os.PathLike | None = None) -> Verdi
                         str(base_dir), fix="The sandbox runs as an unprivileged uid; use e.g. /tmp.")
     workdir = Path(tempfile.mkdtemp(prefix="lumos-sbx-", dir=base_dir)).resolve()
     control = Path(tempfile.mkdtemp(prefix="lumos-sbx-ctl-"))
-    results_r, results_w = os.pipe()
-    status_r, status_w = os.pipe()
+    names = ("stdout", "stderr", "results", "status")
+    pipes = {name: os.pipe() for name in names}
+    writers = [pipes[n][1] for n in names]
     t0 = time.monotonic()
     proc = pump = None
     try:
@@ -318,19 +340,18 @@ def run_job(job: SandboxJob, base_dir: str | os.PathLike | None = None) -> Verdi
                "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1"}
         cfg = {"mode": job.mode, "workdir": str(workdir), "uid": uid, "limits": limits.to_dict(),
                "tests_source": job.tests, "test_files": job.test_files, "command": job.command, "env": env,
-               "results_fd": results_w, "status_fd": status_w, "namespaces": job.namespaces}
+               "results_fd": writers[2], "status_fd": writers[3], "namespaces": job.namespaces}
         (control / "config.json").write_text(json.dumps(cfg))
-        proc = subprocess.Popen(
-            [sys.executable, "-I", "-S", "-B", str(_LAUNCHER), str(control / "config.json")],
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=workdir, env=env,
-            pass_fds=(results_w, status_w), start_new_session=True, close_fds=True)
-        os.close(results_w)
-        os.close(status_w)
-        results_w = status_w = -1
-        pump = _Pump(proc, results_r, status_r, limits)
+        proc = _start(control / "config.json", writers, workdir, env, fork_server)
+        for fd in writers:
+            os.close(fd)
+        writers = []
+        pump = _Pump({n: pipes[n][0] for n in names}, limits)
         killed = _drive(proc, pump, limits, t0)
+        pid = proc.pid if proc is not None else next(
+            (d["pid"] for d in _lines(pump.bufs["status"]) if isinstance(d.get("pid"), int)), None)
         if killed:
-            _kill_group(proc)
+            _kill_group(pid)
         iso = next((d["isolation"] for d in _lines(pump.bufs["status"]) if "isolation" in d), {})
         swept = uid is not None and (killed is not None or not iso.get("pid", False))
         if swept:
@@ -338,25 +359,22 @@ def run_job(job: SandboxJob, base_dir: str | os.PathLike | None = None) -> Verdi
         end = time.monotonic() + 1.0
         while pump.open and time.monotonic() < end:
             pump.poll(0.05)
-        proc.wait(timeout=10)
+        if proc is not None:
+            proc.wait(timeout=10)
         verdict = _verdict(job, expected, pump, killed, iso, time.monotonic() - t0)
         verdict.uid, verdict.swept = uid, swept
         return verdict
     finally:
         if proc is not None and proc.poll() is None:
-            _kill_group(proc)
+            _kill_group(proc.pid)
             proc.wait(timeout=10)
         if pump is not None:
             pump.close()
-        for fd in (results_r, status_r, results_w, status_w):
-            if fd >= 0:
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
-        if proc is not None:
-            proc.stdout.close()
-            proc.stderr.close()
+        for fd in [pipes[n][0] for n in names] + writers:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
         shutil.rmtree(workdir, ignore_errors=True)
         shutil.rmtree(control, ignore_errors=True)
 
