@@ -94,3 +94,14 @@ def test_bad_inputs():
         model(torch.tensor([[1, 2]]), attention_mask=torch.ones(1, 3))
     with pytest.raises(LumosError, match="config"):
         HybridLM({"hidden_size": 4})
+
+
+def test_public_api():
+    import lumos.layers
+    import lumos.models
+
+    assert set(lumos.models.__all__) >= {"HybridLM", "MiniMaxConfig", "ByteTokenizer", "GenerationOutput"}
+    for name in lumos.models.__all__:
+        assert getattr(lumos.models, name) is not None
+    for name in ("SoftmaxAttention", "SparseMoE", "RotaryEmbedding"):
+        assert hasattr(lumos.layers, name)
