@@ -1,0 +1,127 @@
+"""CAM speed: lumos vs grad-cam 1.5.7, ms/image at batch 16 on random-weight ResNet-18/50 (CPU), same maps.
+
+    python benchmarks/cam.py [--quick] [--json PATH] [--repeats N] [--layer NAME]
+
+For every method both libraries explain the same batch with the same target (ReST on the predicted class
+for ShapleyCAM, the predicted logit otherwise) and the maps are compared (max abs diff). Timings are
+interleaved round-robin over all methods of both libraries and the median is reported; ratios are measured side by side.
+Targets from the issue: lumos ShapleyCAM ≤ 1.6 × lumos GradCAM and ≤ 0.5 × grad-cam's ShapleyCAM.
+--quick: ResNet-18 at 64×64, batch 4, one repeat (seconds).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from lumos.explain import GradCAM, HiResCAM, ShapleyCAM  # noqa: E402
+from lumos.explain.targets import Logit, ReST  # noqa: E402
+
+METHODS = ("gradcam", "hirescam", "shapleycam")
+
+
+def _lumos(name, model, layer):
+    cls = {"gradcam": GradCAM, "hirescam": HiResCAM, "shapleycam": ShapleyCAM}[name]
+    target = ReST if name == "shapleycam" else Logit
+    method = cls(model, [layer])
+    return lambda x, c: method(x, targets=target(c))
+
+
+def _gradcam_lib(name, model, module):
+    import pytorch_grad_cam as pgc
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputReST, ClassifierOutputTarget
+
+    cls = {"gradcam": pgc.GradCAM, "hirescam": pgc.HiResCAM, "shapleycam": pgc.ShapleyCAM}[name]
+    tcls = ClassifierOutputReST if name == "shapleycam" else ClassifierOutputTarget
+
+    def run(x, c):
+        with cls(model, [module]) as cam:  # context manager releases hooks and graph each call
+            return torch.from_numpy(cam(x, [tcls(int(k)) for k in c]))
+
+    return run
+
+
+def _time(fn, x, c):
+    t0 = time.perf_counter()
+    out = fn(x, c)
+    return time.perf_counter() - t0, out
+
+
+def bench_model(arch: str, size: int, batch: int, repeats: int, layer: str) -> list[dict]:
+    import torchvision
+
+    torch.manual_seed(0)
+    model = getattr(torchvision.models, arch)(weights=None).eval()
+    x = torch.randn(batch, 3, size, size)
+    with torch.no_grad():
+        classes = model(x).argmax(1)
+    module = model.get_submodule(layer.replace("[-1]", f".{len(model.layer4) - 1}"))
+    fns = {}
+    for name in METHODS:
+        fns[(name, "lumos")] = _lumos(name, model, layer)
+        fns[(name, "gradcam_lib")] = _gradcam_lib(name, model, module)
+    maps = {k: _time(fn, x, classes)[1] for k, fn in fns.items()}  # warm-up, and the maps to compare
+    times: dict = {k: [] for k in fns}
+    for _ in range(repeats):  # round-robin over all six, so contention hits every method alike
+        for k, fn in fns.items():
+            times[k].append(_time(fn, x, classes)[0])
+    rows = []
+    for name in METHODS:
+        rows.append({
+            "model": arch, "size": size, "batch": batch, "layer": layer, "method": name,
+            "lumos_ms_per_image": 1000 * statistics.median(times[(name, "lumos")]) / batch,
+            "gradcam_lib_ms_per_image": 1000 * statistics.median(times[(name, "gradcam_lib")]) / batch,
+            "max_abs_diff": float((maps[(name, "lumos")] - maps[(name, "gradcam_lib")]).abs().max()),
+        })
+    by = {r["method"]: r for r in rows}
+    for r in rows:
+        r["speedup_vs_gradcam_lib"] = r["gradcam_lib_ms_per_image"] / r["lumos_ms_per_image"]
+    s = by["shapleycam"]
+    s["ratio_to_lumos_gradcam"] = s["lumos_ms_per_image"] / by["gradcam"]["lumos_ms_per_image"]
+    s["ratio_to_gradcam_lib_shapleycam"] = s["lumos_ms_per_image"] / s["gradcam_lib_ms_per_image"]
+    s["meets_targets"] = s["ratio_to_lumos_gradcam"] <= 1.6 and s["ratio_to_gradcam_lib_shapleycam"] <= 0.5
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--json", default=None)
+    ap.add_argument("--repeats", type=int, default=None)
+    ap.add_argument("--layer", default="layer4[-1]", help="target layer (default layer4[-1], the paper's setting i)")
+    args = ap.parse_args(argv)
+    if args.quick:
+        configs = [("resnet18", 64, 4)]
+        repeats = args.repeats or 1
+    else:
+        configs = [("resnet18", 224, 16), ("resnet50", 224, 16)]
+        repeats = args.repeats or 3
+    rows = []
+    for arch, size, batch in configs:
+        rows += bench_model(arch, size, batch, repeats, args.layer)
+    head = f"{'model':<9} {'method':<11} {'lumos ms/img':>12} {'grad-cam ms/img':>15} {'speedup':>8} {'max|diff|':>10}"
+    print(f"CAM speed on CPU ({torch.get_num_threads()} threads), layer {args.layer}, median of {repeats}")
+    print(head)
+    for r in rows:
+        print(f"{r['model']:<9} {r['method']:<11} {r['lumos_ms_per_image']:>12.2f} {r['gradcam_lib_ms_per_image']:>15.2f} "
+              f"{r['speedup_vs_gradcam_lib']:>7.2f}x {r['max_abs_diff']:>10.2e}")
+    for r in rows:
+        if "ratio_to_lumos_gradcam" in r:
+            print(f"{r['model']}: ShapleyCAM / lumos GradCAM = {r['ratio_to_lumos_gradcam']:.2f} (target ≤ 1.6); "
+                  f"ShapleyCAM / grad-cam ShapleyCAM = {r['ratio_to_gradcam_lib_shapleycam']:.2f} (target ≤ 0.5)")
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
