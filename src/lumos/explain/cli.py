@@ -59,11 +59,19 @@ def _check_positive(args: argparse.Namespace, *names: str) -> None:
 
 
 def _bundle(args: argparse.Namespace, run: Any) -> Any:
+    import sys
+    import warnings
+
     from lumos.vision.zoo import load_model
 
     cache = args.cache or (run.path / "cache")
-    return load_model(args.model, args.weights, num_classes=args.num_classes, cache_dir=cache, quick=args.quick,
-                      seed=args.seed, image_size=args.image_size)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        bundle = load_model(args.model, args.weights, num_classes=args.num_classes, cache_dir=cache,
+                            quick=args.quick, seed=args.seed, image_size=args.image_size)
+    for w in caught:
+        print(f"lumos: note: {w.message}", file=sys.stderr)
+    return bundle
 
 
 def _layers(bundle: Any, spec: str) -> list[str]:

@@ -25,7 +25,7 @@ def shapleycam_section(ctx: DemoContext) -> None:
     sec = ctx.section
     quick = ctx.quick
     methods = QUICK_METHODS if quick else FULL_METHODS
-    n_eval, batch = (16, 16) if quick else (128, 64)
+    n_eval, batch = (8, 8) if quick else (128, 64)
     sec.text(
         "ShapleyCAM reads a CAM as the Shapley value of a second-order expansion of the class utility around the "
         "target-layer activations: φ = A ⊙ (g − ½·H·A). lumos computes the Hessian-vector product H·A only "
@@ -42,7 +42,7 @@ def shapleycam_section(ctx: DemoContext) -> None:
         x = data.normalized()
         batches = [(x[i:i + batch], data.boxes[i:i + batch]) for i in range(0, n_eval, batch)]
         for setting, layer in TARGET_LAYERS[kind].items():
-            cfg = EvalConfig(methods=methods, target="rest", auc_steps=4 if quick else 8, keep_examples=4)
+            cfg = EvalConfig(methods=methods, target="rest", auc_steps=2 if quick else 8, keep_examples=4)
             rows, examples = evaluate_methods(trained.model, layer, batches, cfg, total=len(batches),
                                               description=f"{kind} {setting}")
             for r in rows:

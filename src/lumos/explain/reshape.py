@@ -128,12 +128,12 @@ def to_map(t: torch.Tensor, layout: Layout) -> torch.Tensor:
         out = t
     elif layout.kind == "nhwc":
         out = nhwc(t)
-    elif layout.kind == "tokens":
-        assert layout.grid is not None  # set by infer_layout
+    elif layout.kind == "tokens" and layout.grid is not None:
         out = tokens(t, layout.prefix, layout.grid)
-    else:
-        assert layout.fn is not None
+    elif layout.kind == "custom" and layout.fn is not None:
         out = layout.fn(t)
+    else:
+        raise bad_param("layout", "a Layout made by infer_layout", layout)
     if not isinstance(out, torch.Tensor) or out.dim() != 4:
         got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
         raise bad_param("reshape", "a callable returning a (B, K, h, w) tensor", got)

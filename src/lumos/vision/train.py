@@ -29,7 +29,7 @@ __all__ = ["TrainConfig", "TrainedModel", "train_builtin", "load_or_train_builti
 def default_train_config(kind: str, quick: bool = False, seed: int = 0) -> TrainConfig:
     """The built-in recipe per model kind; ``quick`` is the seconds-long smoke-test size."""
     if quick:
-        return TrainConfig(kind=kind, n_train=96, n_test=32, epochs=1, batch_size=32, width=8, seed=seed)
+        return TrainConfig(kind=kind, n_train=64, n_test=16, epochs=1, batch_size=32, width=8, seed=seed)
     if kind == "vit":
         return TrainConfig(kind="vit", width=48, epochs=8, lr=3e-3, seed=seed)
     return TrainConfig(kind=kind, seed=seed)
