@@ -13,8 +13,8 @@ block — cheap next to the matmuls), and the inter- plus intra-block outputs ar
 in-place variant on zero-copy per-row views measured ~20% slower on CPU: it streams the output and the states
 through memory several times.) Dense rows and packed sequences share this code
 (:mod:`lumos.ops.lightning.varlen`). The backward recomputes the (C × C) intra-block matrices instead of storing
-them and runs the mirror-image scan for the state gradients; it saves only q, k, v (the inputs) and one state per
-block — linear in L. Accumulation is float32 (float64 for float64 inputs), whatever the input dtype.
+them and runs the mirror-image scan for the state gradients; it saves only q, k, v (in the compute dtype: the
+inputs themselves for contiguous float32) and one (Dk × Dv) state per block — linear in L. Accumulation is float32 (float64 for float64 inputs), whatever the input dtype.
 """
 
 from __future__ import annotations

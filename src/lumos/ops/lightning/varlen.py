@@ -1,10 +1,11 @@
-"""Packed (variable-length) sequences for the blocked path: a block plan over ``cu_seqlens`` and a span-streamed
-forward/backward that gathers the blocks of each span into a zero-padded (blocks, B·H, C, D) buffer.
+"""The blocked path's engine, for dense rows and packed (variable-length) sequences alike: a block plan (over
+``cu_seqlens`` when packed) and a span-streamed forward/backward that gathers the blocks of each span into a
+zero-padded, contiguous (B·H, blocks, C, D) buffer.
 
 Every sequence starts a fresh block, so no block straddles two sequences; the state scan resets to a sequence's
 initial state at its first block and hands out its final state at its last block — no state leaks across
-sequences. The formulas are those of :mod:`lumos.ops.lightning.chunk`; this path is also valid for dense inputs
-(one sequence per row), which the tests use as a cross-check of the dense fast path.
+sequences. The formulas are in :mod:`lumos.ops.lightning.chunk`. The backward is one reverse pass over the spans:
+per span it recomputes the intra-block matrices, runs the reverse state-gradient scan and writes dq, dk, dv.
 """
 
 from __future__ import annotations
