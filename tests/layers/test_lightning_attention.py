@@ -79,12 +79,25 @@ def test_padding_never_enters_or_decays_state():
     assert_close("padded step state", same[0], state[0], atol=0, rtol=0)
 
 
-def test_backward_reaches_all_parameters():
+@pytest.mark.parametrize("padded", [False, True])
+def test_backward_reaches_all_parameters(padded):
     layer = LightningAttention(16, 2, 8, minimax_slope_rate(2, 0, 2))
-    out, _ = layer(torch.randn(2, 70, 16))
-    out.square().mean().backward()
+    mask = torch.ones(2, 70, dtype=torch.long)
+    mask[0, :9] = 0
+    out, state = layer(torch.randn(2, 70, 16), mask if padded else None)
+    (out.square().mean() + state.square().mean()).backward()
     for name, p in layer.named_parameters():
         assert p.grad is not None and p.grad.abs().sum() > 0, name
+
+
+def test_bfloat16_layer_close_to_float32():
+    torch.manual_seed(4)
+    layer = LightningAttention(32, 4, 8, minimax_slope_rate(4, 0, 2))
+    x = torch.randn(2, 40, 32)
+    ref, ref_state = layer(x)
+    out, state = layer.to(torch.bfloat16)(x.bfloat16())
+    assert out.dtype == torch.bfloat16 and state.dtype == torch.float32
+    assert_close("bf16 output", out, ref, atol=5e-2, rtol=5e-2, rms_tol=2e-2)
 
 
 def test_slope_rates_match_reference_facts():
