@@ -59,6 +59,12 @@ def test_harness_robust_to_garbage_exit_and_fake_tests():
     assert v.failed == ["test_pos", "test_neg"] and v.exit_reason == "ok"
 
 
+def test_per_test_time_limit_gives_partial_credit():
+    src = "def add(a, b):\n    while a < 0:\n        pass\n    return a + b\n"
+    v = run_tests(src, ADD_TESTS, SandboxLimits(wall_time=5.0, cpu_time=4.0, per_test_time=0.3))
+    assert v.exit_reason == "ok" and v.passed == ["test_pos"] and v.errors["test_neg"] == "per-test time limit"
+
+
 def test_infinite_loop_wall_and_cpu():
     v = run_script("import time\nwhile True:\n    time.sleep(0.01)\n", SandboxLimits(wall_time=1.0, cpu_time=1.0))
     assert v.exit_reason == "timeout" and v.wall_time < 10

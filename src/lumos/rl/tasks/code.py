@@ -59,7 +59,8 @@ class _SandboxTask(Task):
     """Owns a lazily started pool; subclasses build one job (or an early reward) per completion."""
 
     def __init__(self, workers: int | None = None, limits: SandboxLimits | None = None):
-        self.workers, self.limits = workers, limits or SandboxLimits(wall_time=5.0, cpu_time=5.0)
+        self.workers = workers
+        self.limits = limits or SandboxLimits(wall_time=5.0, cpu_time=5.0, per_test_time=1.0)
         self._pool: SandboxPool | None = None
 
     @property
