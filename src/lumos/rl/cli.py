@@ -1,0 +1,203 @@
+"""``lumos rl train``, ``lumos rl compare``, ``lumos rl fp32-head`` and ``lumos flops``."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from typing import Any
+
+from lumos.cli.common import add_run_options, parse_csv_list
+
+__all__ = ["register"]
+
+_RL_FLAGS = ("steps", "prompts_per_step", "group_size", "minibatches", "max_new_tokens", "temperature", "lr",
+             "lr_schedule", "warmup_steps", "grad_clip", "adam_beta1", "adam_beta2", "adam_eps", "weight_decay",
+             "eps_low", "eps_high", "unified_mask", "beta", "advantage_scale", "dynamic_sampling", "overlong_cache",
+             "old_logp", "eval_every", "eval_problems", "checkpoint_every")
+
+
+def _add_rl_options(p: argparse.ArgumentParser) -> None:
+    """One flag per RLConfig field in _RL_FLAGS, help text and defaults taken from the dataclass."""
+    from lumos.rl.config import RLConfig
+
+    fields = {f.name: f for f in dataclasses.fields(RLConfig)}
+    p.add_argument("--task", default="addition",
+                   help="task: a registered name (addition, multiplication, countdown, sorting, ...), "
+                   "a .jsonl file of prompts/answers, or module:factory (default: addition)")
+    p.add_argument("--task-arg", action="append", default=[], metavar="KEY=VALUE",
+                   help="task keyword argument, e.g. --task-arg digits=2 (repeatable; values parsed as JSON when possible)")
+    p.add_argument("--model", default="hybrid",
+                   help="hybrid (tiny MiniMax hybrid), hybrid-small, llama (tiny transformers Llama) or a checkpoint dir")
+    p.add_argument("--warm-start", type=int, default=200, help="SFT warm-start steps before RL (0 = none; default 200)")
+    for name in _RL_FLAGS:
+        f = fields[name]
+        flag = "--" + name.replace("_", "-")
+        default = f.default
+        if isinstance(default, bool) or name in ("unified_mask",):
+            p.add_argument(flag, action="store_true", help=f.metadata["help"])
+        elif name == "dynamic_sampling":
+            p.add_argument(flag, choices=("auto", "on", "off"), default="auto", help=f.metadata["help"])
+        elif name in ("eps_low", "eps_high"):
+            p.add_argument(flag, type=float, default=None, help=f.metadata["help"])
+        else:
+            p.add_argument(flag, type=type(default), default=default, help=f"{f.metadata['help']} (default: {default})")
+
+
+def _task_kwargs(items: list[str]) -> dict[str, Any]:
+    import json
+
+    from lumos.core.errors import LumosError
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise LumosError(f"--task-arg expects KEY=VALUE; got {item!r}.")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+def _config(args: argparse.Namespace, algo: str) -> Any:
+    from lumos.rl.config import RLConfig
+
+    kw = {name: getattr(args, name) for name in _RL_FLAGS}
+    kw["dynamic_sampling"] = {"auto": None, "on": True, "off": False}[kw["dynamic_sampling"]]
+    return RLConfig(algo=algo, seed=args.seed, task=args.task, task_kwargs=_task_kwargs(args.task_arg), **kw)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    rl = sub.add_parser("rl", help="reinforcement learning with CISPO / DAPO / GRPO on verifiable tasks",
+                        description="Train a policy with verifiable rewards, or compare objectives over seeds.")
+    rsub = rl.add_subparsers(dest="rl_command", metavar="SUBCOMMAND", parser_class=type(rl))
+    rl.set_defaults(func=lambda a: (rl.print_help(), 0)[1])
+
+    t = rsub.add_parser("train", help="warm start + RL on one task with one objective")
+    t.add_argument("--algo", default="cispo", help="cispo, dapo or grpo (default: cispo)")
+    t.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
+    _add_rl_options(t)
+    add_run_options(t)
+    t.set_defaults(func=_train)
+
+    c = rsub.add_parser("compare", help="several objectives × seeds: curves and steps-to-target table")
+    c.add_argument("--algos", default="cispo,dapo,grpo", help="comma-separated objectives (default: cispo,dapo,grpo)")
+    c.add_argument("--seeds", type=int, default=3, help="seeds per objective (default: 3)")
+    c.add_argument("--target", type=float, default=None,
+                   help="target greedy accuracy (default: halfway from the warm-start accuracy to 1)")
+    _add_rl_options(c)
+    add_run_options(c)
+    c.set_defaults(func=_compare)
+
+    h = rsub.add_parser("fp32-head", help="train/rollout probability correlation with and without the FP32 LM head")
+    h.add_argument("--model", default="hybrid-small", help="hybrid, hybrid-small or a lumos checkpoint dir")
+    h.add_argument("--task", default="addition", help="task whose prompts are rolled out (default: addition)")
+    h.add_argument("--warm-start", type=int, default=100, help="SFT steps first, so probabilities are not uniform")
+    h.add_argument("--samples", type=int, default=32, help="rollouts (default: 32)")
+    h.add_argument("--max-new-tokens", type=int, default=16, help="(default: 16)")
+    h.add_argument("--dtype", choices=("bfloat16", "float16"), default="bfloat16", help="rollout precision")
+    add_run_options(h)
+    h.set_defaults(func=_fp32_head)
+
+    f = sub.add_parser("flops", help="generation FLOPs: MiniMax-M1 vs DeepSeek-R1 (table + plot)",
+                       description="Per-token and cumulative generation FLOPs versus generated length, and the "
+                       "paper's claim (< 50%% of DeepSeek-R1 at 64K, ~25%% at 100K) checked.")
+    f.add_argument("--lengths", default="4096,8192,16384,32768,65536,100000,131072",
+                   help="comma-separated generation lengths")
+    f.add_argument("--prompt", type=int, default=0, help="prompt tokens before generation (default: 0)")
+    f.add_argument("--mla", choices=("naive", "absorbed"), default="naive",
+                   help="DeepSeek-R1 attention FLOPs count (see lumos.rl.flops; default: naive)")
+    f.add_argument("--config", default=None, help="also report a lumos/MiniMax config.json")
+    add_run_options(f)
+    f.set_defaults(func=_flops)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from lumos.rl.experiment import train_run
+
+    cfg = _config(args, args.algo)
+    run, history = train_run(cfg, model_spec=args.model, warm_start_steps=args.warm_start, out=args.out,
+                             resume=args.resume)
+    last = [r for r in history if "reward" in r][-1:]
+    if last:
+        r = last[0]
+        print(f"step {r['step']}: reward {r['reward']:.3f}, accuracy {r['accuracy']:.3f}"
+              + (f", eval accuracy {r['eval_accuracy']:.3f}" if "eval_accuracy" in r else ""))
+    print(f"run directory: {run.path}")
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from lumos.rl.config import ALGO_DEFAULTS
+    from lumos.rl.experiment import compare_runs
+
+    algos = parse_csv_list(args.algos, choices=tuple(ALGO_DEFAULTS), what="algo")
+    run, table = compare_runs(algos, args.seeds, _config(args, algos[0]), model_spec=args.model,
+                              warm_start_steps=args.warm_start, target=args.target, out=args.out)
+    _print_table(table)
+    print(f"run directory: {run.path}")
+    return 0
+
+
+def _fp32_head(args: argparse.Namespace) -> int:
+    import torch
+
+    from lumos.core.rundir import RunDir
+    from lumos.rl.experiment import build_model, warm_start
+    from lumos.rl.fp32_head import fp32_head_study
+    from lumos.rl.tasks.user import resolve_task
+
+    with RunDir.create("rl fp32-head", vars_without_func(args), out=args.out, seed=args.seed) as run:
+        task = resolve_task(args.task)
+        model = build_model(args.model, seed=args.seed)
+        warm_start(model, task, args.warm_start, args.seed)
+        rows = fp32_head_study(model, task, samples=args.samples, max_new_tokens=args.max_new_tokens,
+                               dtype=getattr(torch, args.dtype), seed=args.seed)
+        for r in rows:
+            run.log(r)
+        run.report.section("FP32 LM head").table(rows, caption="Pearson correlation of per-token probabilities, "
+                                                 "fp32 training forward vs reduced-precision rollout.")
+    _print_table(rows)
+    print(f"run directory: {run.path}")
+    return 0
+
+
+def vars_without_func(args: argparse.Namespace) -> dict[str, Any]:
+    return {k: v for k, v in vars(args).items() if k != "func"}
+
+
+def _flops(args: argparse.Namespace) -> int:
+    from lumos.core.errors import LumosError
+    from lumos.core.rundir import RunDir
+    from lumos.rl.flops_report import flops_report
+
+    try:
+        lengths = [int(x) for x in parse_csv_list(args.lengths, what="length")]
+    except ValueError:
+        raise LumosError(f"--lengths must be comma-separated integers; got {args.lengths!r}.") from None
+    if any(n < 1 for n in lengths):
+        raise LumosError(f"--lengths must be ≥ 1; got {args.lengths!r}.")
+    with RunDir.create("flops", vars_without_func(args), out=args.out, seed=args.seed, title="lumos flops") as run:
+        rows, verdict = flops_report(run, lengths, prompt=args.prompt, mla=args.mla, config_path=args.config)
+    _print_table(rows)
+    print(verdict)
+    print(f"run directory: {run.path}")
+    return 0
+
+
+def _print_table(rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    keys = list(rows[0])
+    cells = [[_fmt(r.get(k, "")) for k in keys] for r in rows]
+    widths = [max(len(k), *(len(c[i]) for c in cells)) for i, k in enumerate(keys)]
+    print("  ".join(k.rjust(w) for k, w in zip(keys, widths)))
+    for c in cells:
+        print("  ".join(v.rjust(w) for v, w in zip(c, widths)))
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}" if abs(v) < 1e5 else f"{v:.3e}"
+    return str(v)

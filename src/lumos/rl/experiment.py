@@ -1,0 +1,215 @@
+"""Runs behind the CLI: build a model, warm-start it, train with one algorithm, or compare several over seeds.
+
+``train_run`` writes one run directory (metrics.jsonl, plots, checkpoints, report.html); ``compare_runs``
+trains every (algorithm, seed) pair from the *same* warm-started weights per seed and reports the curves
+(mean and min–max spread over seeds) and a steps-to-target table.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from lumos.core.errors import LumosError
+from lumos.core.io import load_tensors, save_tensors
+from lumos.core.rundir import RunDir
+from lumos.rl.config import RLConfig
+from lumos.rl.sft import SFTConfig, sft_warm_start, tiny_hybrid
+from lumos.rl.tasks.base import Task
+from lumos.rl.tasks.user import resolve_task
+from lumos.rl.trainer import RLTrainer
+
+__all__ = ["build_model", "warm_start", "train_run", "compare_runs", "steps_to_target", "plot_curves"]
+
+MODEL_CHOICES = ("hybrid", "hybrid-small", "llama")
+
+
+def build_model(spec: str, seed: int = 0) -> nn.Module:
+    """``hybrid`` (hidden 48, 2 layers), ``hybrid-small`` (hidden 64, 4 layers), ``llama`` (a tiny random
+    transformers Llama with the byte vocabulary), or a checkpoint directory (lumos/MiniMax or transformers)."""
+    if spec == "hybrid":
+        return tiny_hybrid(48, 2, seed=seed)
+    if spec == "hybrid-small":
+        return tiny_hybrid(64, 4, seed=seed)
+    if spec == "llama":
+        import transformers
+
+        torch.manual_seed(seed)
+        cfg = transformers.LlamaConfig(vocab_size=259, hidden_size=48, intermediate_size=96, num_hidden_layers=2,
+                                       num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+                                       bos_token_id=257, eos_token_id=258, pad_token_id=256)
+        return transformers.LlamaForCausalLM(cfg)
+    path = Path(spec)
+    if not (path / "config.json").is_file():
+        raise LumosError(f"--model {spec!r} is neither one of {', '.join(MODEL_CHOICES)} nor a checkpoint directory "
+                         "with config.json.")
+    import json
+
+    model_type = json.loads((path / "config.json").read_text()).get("model_type", "")
+    if model_type.startswith("minimax") or model_type in ("MiniMaxM1", "MiniMaxText01"):
+        from lumos.models import HybridLM
+
+        return HybridLM.from_pretrained(path)
+    import transformers
+
+    return transformers.AutoModelForCausalLM.from_pretrained(path)
+
+
+def warm_start(model: nn.Module, task: Task, steps: int, seed: int, cache: Path | None = None,
+               log: Any = None) -> list[float]:
+    """SFT ``model`` for ``steps`` (0 = skip); with ``cache`` the weights are saved/loaded there."""
+    if steps <= 0:
+        return []
+    if cache is not None and cache.is_file():
+        model.load_state_dict(load_tensors(cache), strict=True)
+        return []
+    losses = sft_warm_start(model, task, SFTConfig(steps=steps, seed=seed), log=log)
+    if cache is not None:
+        save_tensors(cache, {k: v.detach().clone() for k, v in model.state_dict().items()})
+    return losses
+
+
+def plot_curves(runs: dict[str, list[list[dict[str, Any]]]], keys: tuple[str, ...], title: str = "") -> Any:
+    """One panel per metric; per label the mean over seeds and the min–max band."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.2), squeeze=False)
+    for ax, key in zip(axes[0], keys):
+        for label, histories in runs.items():
+            steps = sorted({r["step"] for h in histories for r in h if key in r})
+            if not steps:
+                continue
+            vals = torch.tensor([[next((r[key] for r in h if r["step"] == s and key in r), math.nan) for s in steps]
+                                 for h in histories], dtype=torch.float64)
+            mean = vals.nanmean(0)
+            lo = torch.where(vals.isnan(), torch.inf, vals).min(0).values
+            hi = torch.where(vals.isnan(), -torch.inf, vals).max(0).values
+            ax.plot(steps, mean.tolist(), label=label)
+            if vals.shape[0] > 1:
+                ax.fill_between(steps, lo.tolist(), hi.tolist(), alpha=0.2)
+        ax.set_xlabel("RL step")
+        ax.set_title(key)
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def steps_to_target(history: list[dict[str, Any]], target: float, key: str = "eval_accuracy") -> int | None:
+    """First RL step whose ``key`` ≥ ``target`` (None if never)."""
+    for row in history:
+        if key in row and row[key] >= target:
+            return int(row["step"])
+    return None
+
+
+def _summary_rows(history: list[dict[str, Any]], every: int = 1) -> list[dict[str, Any]]:
+    keys = ("step", "reward", "accuracy", "eval_accuracy", "response_length", "entropy", "clip_frac",
+            "is_weight_mean", "grad_norm", "tokens_per_s")
+    return [{k: row[k] for k in keys if k in row} for row in history if row["step"] % every == 0 or row is history[-1]]
+
+
+def train_run(cfg: RLConfig, model_spec: str = "hybrid", warm_start_steps: int = 200, out: str | Path | None = None,
+              resume: bool = False, task: Task | None = None) -> tuple[RunDir, list[dict[str, Any]]]:
+    """``lumos rl train``: warm start, RL, metrics, plots, checkpoints and a report in one run directory."""
+    task = task or resolve_task(cfg.task, **cfg.task_kwargs)
+    config = {"rl": cfg.to_dict(), "model": model_spec, "warm_start_steps": warm_start_steps}
+    run = RunDir.create("rl train", config, out=out, seed=cfg.seed, title=f"lumos rl train — {cfg.algo} on {task.name}",
+                        resume=resume)
+    model = build_model(model_spec, seed=cfg.seed)
+    trainer = RLTrainer(model, task, cfg, run=run)
+    with run:
+        if resume:
+            trainer.resume()
+        else:
+            warm_start(model, task, warm_start_steps, cfg.seed, log=lambda **r: run.log({"phase": "sft", **r}))
+            trainer.history = []
+            init = trainer.evaluate() if cfg.eval_every else None
+            if init is not None:
+                trainer.history.append({"step": 0, "eval_accuracy": init})
+                run.log({"step": 0, "eval_accuracy": init})
+        history = trainer.train()
+        rows = [r for r in history if "reward" in r]
+        sec = run.report.section("Training")
+        sec.text(f"{cfg.algo} on task {task.name!r}: {cfg.steps} RL steps of {cfg.prompts_per_step} prompts × "
+                 f"{cfg.group_size} samples, {cfg.minibatches} optimizer steps per rollout batch; model {model_spec}, "
+                 f"warm start {warm_start_steps} SFT steps. Skipped (non-finite) optimizer steps: {trainer.skipped_steps}.")
+        fig = plot_curves({cfg.algo: [history]}, ("reward", "eval_accuracy", "entropy", "clip_frac"))
+        run.save_figure(fig, "training")
+        sec.figure(fig)
+        sec.table(_summary_rows(rows, every=max(len(rows) // 10, 1)), caption="Selected steps (all in metrics.jsonl).")
+    return run, history
+
+
+def compare_runs(algos: list[str], seeds: int, base: RLConfig, model_spec: str = "hybrid", warm_start_steps: int = 200,
+                 target: float | None = None, out: str | Path | None = None,
+                 task: Task | None = None) -> tuple[RunDir, list[dict[str, Any]]]:
+    """``lumos rl compare``: every algorithm × seed from the same warm start per seed; curves + steps-to-target."""
+    task = task or resolve_task(base.task, **base.task_kwargs)
+    config = {"algos": algos, "seeds": seeds, "rl": base.to_dict(), "model": model_spec,
+              "warm_start_steps": warm_start_steps, "target": target}
+    run = RunDir.create("rl compare", config, out=out, seed=base.seed, title=f"lumos rl compare — {', '.join(algos)}")
+    histories: dict[str, list[list[dict[str, Any]]]] = {a: [] for a in algos}
+    init_acc: list[float] = []
+    with run:
+        for s in range(seeds):
+            seed = base.seed + s
+            cache = run.path / "work" / f"warm_start_seed{seed}.safetensors"
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            for algo in algos:
+                cfg = dataclasses.replace(base, algo=algo, seed=seed, eps_low=None, eps_high=None,
+                                          dynamic_sampling=None)
+                model = build_model(model_spec, seed=seed)
+                warm_start(model, task, warm_start_steps, seed, cache=cache)
+                trainer = RLTrainer(model, task, cfg)
+                acc0 = trainer.evaluate()
+                if algo == algos[0]:
+                    init_acc.append(acc0)
+                trainer.history = [{"step": 0, "eval_accuracy": acc0}]
+                for row in trainer.train():
+                    run.log({"algo": algo, "seed": seed, **{k: v for k, v in row.items() if k != "sample"}})
+                histories[algo].append(trainer.history)
+        if target is None:
+            start = sum(init_acc) / len(init_acc)
+            target = round(start + 0.5 * (1 - start), 3)
+        table = _compare_table(histories, target, base.steps)
+        sec = run.report.section("CISPO vs DAPO vs GRPO")
+        sec.text(f"Task {task.name!r}, model {model_spec}, warm start {warm_start_steps} SFT steps, {seeds} seed(s); "
+                 f"{base.steps} RL steps of {base.prompts_per_step} prompts × {base.group_size} samples, "
+                 f"{base.minibatches} optimizer steps per rollout batch, lr {base.lr}. Greedy accuracy on "
+                 f"{base.eval_problems} held-out problems every {base.eval_every} steps; target {target} "
+                 f"(initial mean {sum(init_acc) / len(init_acc):.3f}).")
+        fig = plot_curves(histories, ("reward", "accuracy", "eval_accuracy", "clip_frac"))
+        run.save_figure(fig, "compare")
+        sec.figure(fig)
+        sec.table(table, caption="Steps to reach the target greedy accuracy per seed ('-' = not reached).")
+    return run, table
+
+
+def _compare_table(histories: dict[str, list[list[dict[str, Any]]]], target: float, steps: int) -> list[dict[str, Any]]:
+    rows = []
+    for algo, hs in histories.items():
+        reached = [steps_to_target(h, target) for h in hs]
+        finals = [next((r["eval_accuracy"] for r in reversed(h) if "eval_accuracy" in r), math.nan) for h in hs]
+        ok = [s for s in reached if s is not None]
+        mean_f = sum(finals) / len(finals)
+        std_f = math.sqrt(sum((f - mean_f) ** 2 for f in finals) / max(len(finals) - 1, 1))
+        rows.append({
+            "algo": algo,
+            "steps to target (per seed)": ", ".join("-" if s is None else str(s) for s in reached),
+            "reached": f"{len(ok)}/{len(hs)}",
+            "mean steps (reached)": round(sum(ok) / len(ok), 1) if ok else "-",
+            "final eval accuracy": f"{mean_f:.3f} ± {std_f:.3f}",
+            "target": target,
+        })
+    return rows

@@ -1,0 +1,55 @@
+"""`lumos rl train`, `lumos rl compare`, `lumos rl fp32-head`, `lumos flops` end to end at toy sizes."""
+
+from __future__ import annotations
+
+import json
+
+from lumos.cli.main import main
+from lumos.core.io import read_jsonl
+
+TINY = ["--warm-start", "2", "--steps", "2", "--prompts-per-step", "2", "--group-size", "2", "--minibatches", "1",
+        "--max-new-tokens", "3", "--eval-problems", "4", "--eval-every", "1", "--task-arg", "digits=1"]
+
+
+def test_flops_cli(tmp_path, capsys):
+    assert main(["flops", "--lengths", "1024,65536,100000", "--out", str(tmp_path / "f")]) == 0
+    out = capsys.readouterr().out
+    assert "per-token ratio M1/R1" in out and "Paper:" in out
+    assert (tmp_path / "f" / "plots" / "flops.png").is_file() and (tmp_path / "f" / "report.html").is_file()
+    assert len(read_jsonl(tmp_path / "f" / "metrics.jsonl")) == 3
+    assert main(["flops", "--lengths", "12,abc"]) == 2
+    assert "lengths" in capsys.readouterr().err
+
+
+def test_rl_train_and_resume_cli(tmp_path, capsys):
+    out = tmp_path / "t"
+    assert main(["rl", "train", "--algo", "cispo", "--checkpoint-every", "1", "--out", str(out), *TINY]) == 0
+    assert "run directory" in capsys.readouterr().out
+    rows = [r for r in read_jsonl(out / "metrics.jsonl") if "reward" in r]
+    assert [r["step"] for r in rows] == [1, 2]
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["rl"]["adam_eps"] == 1e-15 and cfg["rl"]["adam_beta2"] == 0.95
+    assert (out / "checkpoints" / "latest").read_text().strip() == "step_000002"
+    # resuming a finished run trains nothing more and keeps the metrics
+    assert main(["rl", "train", "--resume", "--checkpoint-every", "1", "--out", str(out), *TINY]) == 0
+    assert [r["step"] for r in read_jsonl(out / "metrics.jsonl") if "reward" in r] == [1, 2]
+
+
+def test_rl_compare_cli(tmp_path, capsys):
+    assert main(["rl", "compare", "--algos", "cispo,grpo", "--seeds", "1", "--out", str(tmp_path / "c"), *TINY]) == 0
+    out = capsys.readouterr().out
+    assert "steps to target" in out and "cispo" in out and "grpo" in out
+    assert (tmp_path / "c" / "plots" / "compare.png").is_file()
+
+
+def test_cli_errors(tmp_path, capsys):
+    out = ["--out", str(tmp_path / "never")]
+    assert main(["rl", "train", *TINY, "--task", "no-such-task", *out]) == 2
+    assert "Unknown task" in capsys.readouterr().err
+    assert main(["rl", "compare", *TINY, "--algos", "cispo,ppo9", *out]) == 2
+    assert "ppo9" in capsys.readouterr().err
+    assert main(["rl", "train", *TINY, "--group-size", "0", *out]) == 2
+    assert "group_size" in capsys.readouterr().err
+    assert main(["rl", "train", *TINY, "--task-arg", "digits", *out]) == 2
+    assert "KEY=VALUE" in capsys.readouterr().err
+    assert not (tmp_path / "never").exists()
