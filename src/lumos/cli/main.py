@@ -25,6 +25,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "lumos.models.cli",
     "lumos.valuation.cli",
     "lumos.rl.sandbox.cli",
+    "lumos.rl.cli",
     "lumos.explain.cli",
 )
 
