@@ -105,3 +105,7 @@ def test_missing_layer_types_and_bad_files(tmp_path):
         MiniMaxConfig.from_json(tmp_path / "nope")
     with pytest.raises(LumosError, match="format"):
         MiniMaxConfig().to_json(tmp_path / "c.json", format="gguf")
+    pre = MiniMaxConfig(postnorm=False)
+    assert MiniMaxConfig.from_dict(pre.to_format_dict("minimax_m1")) == pre
+    with pytest.raises(LumosError, match="postnorm"):
+        pre.to_json(tmp_path / "c.json", format="transformers")

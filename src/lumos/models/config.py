@@ -287,9 +287,6 @@ def _from_release(data: dict[str, Any], problems: list[str]) -> dict[str, Any]:
             problems.append(f"unknown field '{key}'")
     if "torch_dtype" in data or "dtype" in data:
         kwargs["torch_dtype"] = data.get("torch_dtype", data.get("dtype"))
-    if kwargs.get("postnorm") is False:
-        problems.append("'postnorm': false (residual taken before the norm) is not implemented; every MiniMax "
-                        "release sets postnorm: true")
     if isinstance(kwargs.get("shared_intermediate_size"), list):  # MiniMax-VL writes a per-layer list
         vals = set(kwargs["shared_intermediate_size"])
         kwargs["shared_intermediate_size"] = vals.pop() if len(vals) == 1 else kwargs["shared_intermediate_size"]
@@ -383,6 +380,9 @@ def _to_release(cfg: MiniMaxConfig) -> dict[str, Any]:
 
 
 def _to_transformers(cfg: MiniMaxConfig) -> dict[str, Any]:
+    if not cfg.postnorm:
+        raise LumosError("postnorm=False (residual taken before the norm) has no transformers equivalent (its MiniMax "
+                         "always uses the post-norm residual); save in the 'minimax_m1' format instead.")
     d: dict[str, Any] = {"architectures": ["MiniMaxForCausalLM"], "model_type": "minimax"}
     skip = set(_RELEASE_ONLY) | {"rope_theta", "torch_dtype"}
     for key, value in cfg.to_dict().items():
