@@ -16,7 +16,8 @@ def model_dir(tmp_path_factory):
 def test_generate_prints_text_and_writes_run(model_dir, tmp_path, capsys):
     out = tmp_path / "run"
     status = main(["generate", "--model", str(model_dir), "--prompt", "Hello", "--prompt", "Hi there!",
-                   "--max-new-tokens", "5", "--temperature", "0", "--out", str(out), "--format", "json"])
+                   "--max-new-tokens", "5", "--temperature", "0", "--out", str(out), "--json",
+                   "--format", "minimax_m1"])
     assert status == 0
     printed = json.loads(capsys.readouterr().out)
     assert [r["prompt"] for r in printed["results"]] == ["Hello", "Hi there!"]
@@ -47,6 +48,9 @@ def test_generate_text_output_and_sampling_seed(model_dir, tmp_path, capsys):
 
 
 def test_generate_errors_are_one_line_exit_2(model_dir, tmp_path, capsys):
+    assert main(["generate", "--model", str(model_dir), "--prompt", "x", "--format", "transformers"]) == 2
+    err = capsys.readouterr().err
+    assert "'minimax_m1' checkpoint, not 'transformers'" in err and err.count("\n") == 1
     assert main(["generate", "--model", str(tmp_path / "missing"), "--prompt", "x"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("lumos: error: Model directory not found") and err.count("\n") == 1

@@ -139,8 +139,11 @@ def _check_keys(spec: dict[str, SourceSpec], shapes: dict[str, tuple[int, ...]],
                      + ". Check that config.json belongs to these weights.")
 
 
-def load_pretrained(path: Path, dtype: torch.dtype | None = None, device: str | torch.device = "cpu") -> HybridLM:
-    """Build a :class:`HybridLM` from a checkpoint directory of either format (see module docstring)."""
+def load_pretrained(path: Path, dtype: torch.dtype | None = None, device: str | torch.device = "cpu",
+                    format: str | None = None) -> HybridLM:
+    """Build a :class:`HybridLM` from a checkpoint directory of either format (see module docstring).
+
+    ``format`` (None = detect from config.json) names the expected format; a different one is an error."""
     from safetensors import safe_open
 
     from lumos.models.hybrid import HybridLM
@@ -149,6 +152,9 @@ def load_pretrained(path: Path, dtype: torch.dtype | None = None, device: str | 
         raise LumosError(f"Model directory not found: {path}. Pass a directory with config.json and safetensors.")
     raw = read_json(path / "config.json")
     fmt = detect_format(raw) if isinstance(raw, dict) else "minimax_m1"
+    if format is not None and format != fmt:
+        raise LumosError(f"{path} holds a {fmt!r} checkpoint, not {format!r} as requested; drop the format or "
+                         f"ask for {fmt!r}.")
     config = MiniMaxConfig.from_json(path / "config.json")
     where, shapes = read_checkpoint_keys(path)
     spec = source_spec(config, fmt, detect_moe_style(shapes))

@@ -26,7 +26,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--repetition-threshold", type=float, default=0.99, help="(default: 0.99)")
     p.add_argument("--dtype", choices=("auto", "float32", "bfloat16", "float16"), default="auto",
                    help="compute dtype (default: the checkpoint's)")
-    p.add_argument("--format", choices=("text", "json"), default="text", help="how to print the results")
+    p.add_argument("--format", choices=("auto", "minimax_m1", "transformers"), default="auto",
+                   help="checkpoint format (default: detected from config.json; naming one makes a mismatch an error)")
+    p.add_argument("--json", action="store_true", help="print the results as one JSON object")
     add_run_options(p)
     p.set_defaults(func=_run)
 
@@ -62,7 +64,7 @@ def _run(args: argparse.Namespace) -> int:
 
     dtype = None if args.dtype == "auto" else getattr(torch, args.dtype)
     t0 = time.perf_counter()
-    model = HybridLM.from_pretrained(args.model, dtype=dtype)
+    model = HybridLM.from_pretrained(args.model, dtype=dtype, format=None if args.format == "auto" else args.format)
     load_s = time.perf_counter() - t0
     tokenizer = load_tokenizer(args.model)
     cfg = model.config
@@ -92,7 +94,7 @@ def _run(args: argparse.Namespace) -> int:
              f"{model.num_parameters():,} parameters; {n_tok} tokens in {gen_s:.2f} s.")
     sec.table([{k: r[k] for k in ("prompt", "completion", "finish_reason")} for r in rows])
     run.finish()
-    if args.format == "json":
+    if args.json:
         print(json.dumps({"run": str(run.path), "results": rows}))
     else:
         for r in rows:

@@ -255,11 +255,12 @@ class HybridLM(nn.Module):
     # ------------------------------------------------------------------------------------ checkpoints
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike[str], dtype: torch.dtype | None = None,
-                        device: str | torch.device = "cpu") -> HybridLM:
-        """Load a checkpoint directory in either format (release ``minimax_m1`` or transformers ``minimax``)."""
+                        device: str | torch.device = "cpu", format: str | None = None) -> HybridLM:
+        """Load a checkpoint directory in either format (release ``minimax_m1`` or transformers ``minimax``;
+        detected from config.json, or required to be ``format``). ``dtype`` default: the checkpoint's."""
         from lumos.models.checkpoint import load_pretrained
 
-        return load_pretrained(Path(path), dtype=dtype, device=device)
+        return load_pretrained(Path(path), dtype=dtype, device=device, format=format)
 
     def save_pretrained(self, path: str | os.PathLike[str], format: str = "minimax_m1",
                         max_shard_size: int = 2 * 1024**3, dtype: torch.dtype | None = None) -> Path:
