@@ -21,7 +21,7 @@ def test_valuation_benchmark_quick(tmp_path):
     assert {r["method"] for r in over} == {"plain", "chg in-run (watch)", "chg extra pass (update)"}
     assert all(r["epoch_seconds"] > 0 for r in over)
     digits = {r["method"]: r for r in rows if r["section"] == "digits"}
-    assert {"chg", "chg (full)", "knn", "tmc", "oob", "loss", "el2n", "grand", "forgetting", "random"} <= set(digits)
+    assert {"chg", "chg (full)", "chg (valid α)", "knn", "tmc", "oob", "loss", "el2n", "grand", "forgetting", "random"} <= set(digits)
     for r in digits.values():
         assert 0.0 <= r["f1"] <= 1.0 and 0.0 <= r["auc"] <= 1.0 and r["seconds"] >= 0
         assert r["n_train"] == 200 and r["n_noisy"] == 20

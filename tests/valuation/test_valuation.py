@@ -23,8 +23,9 @@ def _blobs(n=60, d=4, k=3, seed=0):
     return X, y
 
 
-def _oracle_fit(X, y, variant, epochs, lr, batch_size, seed, model="logreg", per_class=False):
-    """Same training loop; values at each epoch start from explicit torch.func gradients + chg_shapley."""
+def _oracle_fit(X, y, variant, epochs, lr, batch_size, seed, model="logreg", per_class=False, val=None):
+    """Same training loop; values at each epoch start from explicit torch.func gradients + chg_shapley
+    (with α = the explicit mean validation vector when ``val = (X_val, y_val)``)."""
     Xt, yt = to_tensors(X, y)
     net = build_classifier(model, X.shape[1], int(y.max()) + 1, 64, seed)
     opt = torch.optim.Adam(net.parameters(), lr=lr)
@@ -36,8 +37,13 @@ def _oracle_fit(X, y, variant, epochs, lr, batch_size, seed, model="logreg", per
         feats = (loss[:, None] * grads).double()
         phi = torch.zeros(len(y), dtype=torch.float64)
         groups = yt if per_class else torch.zeros_like(yt)
+        alpha = None
+        if val is not None:
+            Xv, yv = to_tensors(*val)
+            lv, gv = explicit_last_layer_grads(net, Xv, yv, include_weight=(variant == "full"))
+            alpha = (lv[:, None] * gv).double().mean(0)
         for k in torch.unique(groups):
-            phi[groups == k] = chg_shapley(feats[groups == k])
+            phi[groups == k] = chg_shapley(feats[groups == k], alpha)
         total += phi.numpy()
         train_epoch(net, opt, Xt, yt, batch_size, gen)
     return total / epochs
@@ -55,6 +61,21 @@ def test_fit_equals_explicit_oracle(variant, model, per_class):
     assert len(val.epoch_values_) == 3 and val.n_epochs_ == 3
     assert_close("mean of epochs", torch.from_numpy(val.values_),
                  torch.from_numpy(np.mean(val.epoch_values_, axis=0)), atol=1e-12, rtol=1e-12)
+
+
+@pytest.mark.parametrize("variant", ["bias", "full"])
+def test_fit_with_validation_direction_equals_explicit_oracle(variant):
+    X, y = _blobs()
+    Xv, yv = _blobs(n=21, seed=5)
+    val = CHGValuation(variant=variant, alpha="valid", epochs=2, lr=0.05, batch_size=16, seed=2).fit(X, y, Xv, yv)
+    want = _oracle_fit(X, y, variant, 2, 0.05, 16, 2, val=(Xv, yv))
+    assert_close("values_ (alpha = validation mean)", torch.from_numpy(val.values_), torch.from_numpy(want),
+                 atol=1e-6, rtol=1e-4)
+    with pytest.raises(LumosError, match="X_val"):
+        CHGValuation(alpha="valid").fit(X, y)
+    with pytest.raises(LumosError, match="hook modes"):
+        CHGValuation(alpha="valid").update(nn.Linear(4, 3), [(torch.zeros(2, 4), torch.zeros(2, dtype=torch.int64))],
+                                           n_samples=2)
 
 
 class _ConvNet(nn.Module):

@@ -29,6 +29,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--val", type=float, default=0.15, help="validation split: fraction (< 1) or count (default 0.15)")
     p.add_argument("--variant", default="bias", choices=["bias", "full"],
                    help="CHG gradient variant: bias (paper valuation code, default) or full (bias + weight)")
+    p.add_argument("--alpha", default="train", choices=["train", "valid"],
+                   help="CHG target direction: mean training vector (paper, default) or mean validation vector")
     p.add_argument("--epochs", type=int, default=10, help="training epochs of the built-in model (default 10)")
     p.add_argument("--model", default="logreg", choices=["logreg", "mlp"], help="built-in model (default logreg)")
     p.add_argument("--tmc-max-time", type=float, default=120.0, help="time cap of TMC in seconds (default 120)")
@@ -64,7 +66,8 @@ def _run(args: argparse.Namespace) -> int:
     split = make_split(X, y, _size(args.train), _size(args.val), seed=args.seed)
     y_noisy, noisy = inject_label_noise(split.y_train, args.noise, split.n_classes, seed=args.seed)
     params = {
-        "chg": {"variant": args.variant, "epochs": args.epochs, "model": args.model, "seed": args.seed},
+        "chg": {"variant": args.variant, "alpha": args.alpha, "epochs": args.epochs, "model": args.model,
+                "seed": args.seed},
         "tmc": {"max_time": args.tmc_max_time, "seed": args.seed},
         **{m: {"epochs": args.epochs, "model": args.model, "seed": args.seed} for m in ("loss", "el2n", "grand", "forgetting")},
         **{m: {"seed": args.seed} for m in ("oob", "banzhaf", "random")},

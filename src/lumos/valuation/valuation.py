@@ -47,7 +47,7 @@ from lumos.core.per_sample import capture_last_layer, ce_logit_grad, check_captu
 from lumos.core.progress import track
 from lumos.core.validation import check_choice
 from lumos.valuation.base import ValuationData, Valuer
-from lumos.valuation.features import VARIANTS, CHGFeatures, chg_values_streaming
+from lumos.valuation.features import VARIANTS, CHGFeatures, CHGVector, chg_values_streaming
 from lumos.valuation.models import MODELS, build_classifier, to_tensors, train_epoch
 
 __all__ = ["CHGValuation", "CHGWatcher", "IndexedDataset", "EpochBuffer"]
@@ -132,8 +132,9 @@ class EpochBuffer:
                             fix="The model diverged or the inputs contain NaN; lower the learning rate or clean the data.")
         return CHGFeatures(u, h)
 
-    def values(self, per_class: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(values (N,), seen mask (N,), labels (N,)) over all processes; unseen samples get 0."""
+    def values(self, per_class: bool, alpha: CHGVector | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(values (N,), seen mask (N,), labels (N,)) over all processes; unseen samples get 0.
+        ``alpha``: the target direction (factored), or None for the (class) mean."""
         if self.z is None:
             raise LumosError("No samples were recorded this epoch; call record(...) for each training batch.")
         distributed = dist.is_distributed()
@@ -150,7 +151,7 @@ class EpochBuffer:
         groups = self.labels[mine] if per_class else None
         n_groups = self.z.shape[1] if per_class else 1
         reduce = dist.all_reduce_sum if distributed else None
-        local = chg_values_streaming(feats, groups, n_groups, reduce=reduce)
+        local = chg_values_streaming(feats, groups, n_groups, alpha=alpha, reduce=reduce)
         out = torch.zeros(self.n, dtype=torch.float64, device=local.device)
         out[mine] = local
         labels = torch.where(mine, self.labels, torch.zeros_like(self.labels))
@@ -202,6 +203,9 @@ class CHGValuation(Valuer):
             ``"full"`` (bias + weight gradient of the last layer, [g, g⊗h]: the paper's selection code, the
             default of :class:`~lumos.valuation.CHGSelector`).
         per_class: one game per class (α = class mean) instead of one game over all points.
+        alpha: target direction α: ``"train"`` (the mean training vector x̄, as in all the paper's released
+            configs; fast path) or ``"valid"`` (the mean CHG vector of the validation set at the same
+            parameters; :meth:`fit` only, needs ``X_val, y_val``; full Eq. 4).
         model: built-in classifier for :meth:`fit`: ``"logreg"`` or ``"mlp"``.
         hidden: MLP width.  epochs, lr, batch_size, weight_decay: Adam training of the built-in model.
         seed: seeds the built-in model's init and shuffling.
@@ -212,11 +216,12 @@ class CHGValuation(Valuer):
 
     name = "chg"
 
-    def __init__(self, variant: str = "bias", per_class: bool = False, model: str = "logreg", hidden: int = 64,
-                 epochs: int = 10, lr: float = 0.01, batch_size: int = 100, weight_decay: float = 0.0,
-                 seed: int = 0) -> None:
+    def __init__(self, variant: str = "bias", per_class: bool = False, alpha: str = "train", model: str = "logreg",
+                 hidden: int = 64, epochs: int = 10, lr: float = 0.01, batch_size: int = 100,
+                 weight_decay: float = 0.0, seed: int = 0) -> None:
         self.variant = variant
         self.per_class = per_class
+        self.alpha = alpha
         self.model = model
         self.hidden = hidden
         self.epochs = epochs
@@ -228,6 +233,7 @@ class CHGValuation(Valuer):
     # -- shared accumulation ---------------------------------------------------------------------------
     def _check_params(self) -> None:
         check_choice(self.variant, "variant", VARIANTS, owner=_OWNER)
+        check_choice(self.alpha, "alpha", ("train", "valid"), owner=_OWNER)
         check_choice(self.model, "model", MODELS, owner=_OWNER)
         for name in ("epochs", "batch_size", "hidden"):
             v = getattr(self, name)
@@ -236,14 +242,19 @@ class CHGValuation(Valuer):
         if not (isinstance(self.lr, (int, float)) and self.lr > 0):
             raise bad_param("lr", "a positive number", self.lr, owner=_OWNER)
 
+    def _check_hook_alpha(self) -> None:
+        if self.alpha != "train":
+            raise bad_param("alpha", "'train' in the hook modes (update/watch)", self.alpha, owner=_OWNER,
+                            fix="Validation-direction valuation is available through fit(X, y, X_val, y_val).")
+
     def reset(self) -> CHGValuation:
         """Forget accumulated epochs (start a new valuation)."""
         for attr in ("values_", "epoch_values_", "n_epochs_", "labels_", "_sum", "_count"):
             self.__dict__.pop(attr, None)
         return self
 
-    def _accumulate(self, buf: EpochBuffer) -> np.ndarray:
-        values, seen, labels = buf.values(self.per_class)
+    def _accumulate(self, buf: EpochBuffer, alpha: CHGVector | None = None) -> np.ndarray:
+        values, seen, labels = buf.values(self.per_class, alpha)
         n = buf.n
         if getattr(self, "_sum", None) is None or len(self._sum) != n:
             self._sum, self._count = np.zeros(n), np.zeros(n)
@@ -269,6 +280,7 @@ class CHGValuation(Valuer):
         Returns this epoch's values (N,) (NaN for samples this epoch did not see).
         """
         self._check_params()
+        self._check_hook_alpha()
         if n_samples is None:
             n_samples = len(loader.dataset) if hasattr(loader, "dataset") else None  # type: ignore[attr-defined]
         if n_samples is None:
@@ -293,6 +305,7 @@ class CHGValuation(Valuer):
     def watch(self, model: nn.Module, n_samples: int) -> CHGWatcher:
         """A context manager recording CHG vectors during the training forward (see the module docstring)."""
         self._check_params()
+        self._check_hook_alpha()
         if not isinstance(n_samples, int) or n_samples < 1:
             raise bad_param("n_samples", "a positive integer (the dataset size)", n_samples, owner=_OWNER)
         return CHGWatcher(self, model, n_samples)
@@ -300,6 +313,9 @@ class CHGValuation(Valuer):
     # -- (a) scikit-learn style -------------------------------------------------------------------------
     def _compute_values(self, *, data: ValuationData) -> np.ndarray:
         self._check_params()
+        if self.alpha == "valid" and data.X_val is None:
+            raise bad_param("X_val", "a validation set (X_val, y_val) when alpha='valid'", None, owner=_OWNER,
+                            fix="Pass fit(X, y, X_val, y_val), or use alpha='train'.")
         self.reset()
         X, y = to_tensors(data.X, data.y)
         model = build_classifier(self.model, X.shape[1], data.n_classes, self.hidden, self.seed)
@@ -312,8 +328,19 @@ class CHGValuation(Valuer):
             with capture_last_layer(model, owner=_OWNER) as cap, torch.no_grad():
                 z, h = check_capture(model(X), cap, y, owner=_OWNER)
             buf.add(z, h, y, idx)
-            self._accumulate(buf)
+            alpha = self._valid_alpha(model, data) if self.alpha == "valid" else None
+            self._accumulate(buf, alpha)
             train_epoch(model, opt, X, y, self.batch_size, gen)
         model.eval()
         self.model_ = model
         return self.values_
+
+    def _valid_alpha(self, model: nn.Module, data: ValuationData) -> CHGVector:
+        """α = mean CHG vector of the validation points at the model's current parameters (factored)."""
+        Xv, yv = to_tensors(data.X_val, data.y_val)  # type: ignore[arg-type]
+        buf = EpochBuffer(len(Xv), self.variant)
+        with capture_last_layer(model, owner=_OWNER) as cap, torch.no_grad():
+            z, h = check_capture(model(Xv), cap, yv, owner=_OWNER)
+        buf.add(z, h, yv, torch.arange(len(Xv)))
+        total = buf.features(torch.ones(len(Xv), dtype=torch.bool)).sum()
+        return CHGVector(total.b / len(Xv), None if total.w is None else total.w / len(Xv))
