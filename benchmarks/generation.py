@@ -16,6 +16,7 @@ contexts 64/256, seconds). Timings are medians over the decode steps; compare th
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import statistics
 import tempfile
@@ -55,10 +56,20 @@ def _lumos_step(model: HybridLM, state):
     return time.perf_counter() - t0, (cache, logits)
 
 
+def _tf_cache_kwarg(model) -> str:
+    """transformers renamed ``past_key_values`` to ``cache`` (5.2x); support both."""
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
+def _tf_cache(out):
+    cache = getattr(out, "cache", None)
+    return cache if cache is not None else out.past_key_values
+
+
 def _tf_prefill(model, ids: torch.Tensor):
     t0 = time.perf_counter()
     out = model(ids, use_cache=True)
-    return time.perf_counter() - t0, out.cache, (out.logits[:, -1], ids.shape[1])
+    return time.perf_counter() - t0, _tf_cache(out), (out.logits[:, -1], ids.shape[1])
 
 
 def _tf_step(model, state):
@@ -66,8 +77,9 @@ def _tf_step(model, state):
     # lightning layer (its decode then rotates every new token as position 0)
     cache, (logits, pos) = state
     t0 = time.perf_counter()
-    out = model(logits.argmax(-1, keepdim=True), cache=cache, use_cache=True, position_ids=torch.tensor([[pos]]))
-    return time.perf_counter() - t0, (out.cache, (out.logits[:, -1], pos + 1))
+    kw = {_tf_cache_kwarg(model): cache}
+    out = model(logits.argmax(-1, keepdim=True), use_cache=True, position_ids=torch.tensor([[pos]]), **kw)
+    return time.perf_counter() - t0, (_tf_cache(out), (out.logits[:, -1], pos + 1))
 
 
 def _side_by_side(lumos: HybridLM, tf, ids: torch.Tensor, steps: int) -> tuple[float, list[float], float, list[float]]:
