@@ -169,8 +169,10 @@ class SoftmaxAttention(nn.Module):
         no_pad = key_mask is None or bool(key_mask.all())
         if no_pad and n == k.shape[2]:  # no padding, no cache offset: causal SDPA (fused kernel, no L×L mask)
             o = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=self.scale, enable_gqa=True)
-        elif no_pad and n == 1:  # one new token sees every cached key
-            o = F.scaled_dot_product_attention(q, k, v, scale=self.scale, enable_gqa=True)
+        elif no_pad and n == 1:  # one new token sees every cached key; query heads grouped per KV head
+            g = self.num_heads // self.num_kv_heads
+            o = F.scaled_dot_product_attention(q.view(b, self.num_kv_heads, g, self.head_dim), k, v, scale=self.scale)
+            o = o.view(b, self.num_heads, 1, self.head_dim)
         elif no_pad:
             o = softmax_attention(q, k, v, attention_mask_4d(None, n, k.shape[2], x.device), scale=self.scale)
         else:
