@@ -71,3 +71,20 @@ def test_eos_masks_rest_and_greedy():
 def test_make_policy_rejects_unknown_models():
     with pytest.raises(LumosTypeError, match="make_policy needs"):
         make_policy(torch.nn.Linear(2, 2))
+
+
+def test_hybrid_policy_logprobs_and_group_sampling():
+    from lumos.rl.sft import tiny_hybrid
+
+    policy = make_policy(tiny_hybrid(32, 2, seed=1))
+    ids, mask = _prompts()
+    g1, g2 = torch.Generator().manual_seed(1), torch.Generator().manual_seed(2)
+    ro = policy.generate(ids, mask, max_new_tokens=6, temperature=1.2, generators=[g1, g1, g2])
+    logp, _ = policy.token_logprobs(ro, temperature=1.2)
+    m = ro.response_mask
+    assert_close("hybrid train vs rollout logp", logp[m], ro.logprobs[m], atol=1e-5, rtol=1e-5)
+    # the group of rows 0-1 sampled in one call gives the same tokens when generated alone with the same seed
+    alone = policy.generate(ids[:2], mask[:2], max_new_tokens=6, temperature=1.2,
+                            generators=[torch.Generator().manual_seed(1)] * 2)
+    assert torch.equal(alone.response_ids, ro.response_ids[:2, :alone.response_ids.shape[1]])
+    assert policy.aux_loss() is not None
