@@ -160,7 +160,7 @@ def generate(model: HybridLM, input_ids: torch.Tensor, attention_mask: torch.Ten
     was_training = model.training
     model.eval()
     try:
-        cache = model.new_cache(b, capacity=p + max_new_tokens)
+        cache = model.new_cache(b, capacity=p + min(max_new_tokens, 1024))  # KV caches grow by doubling
         logits = model(input_ids, attention_mask=mask.long(), cache=cache)[:, -1]
         out = _decode_loop(model, cache, logits, b, max_new_tokens, do_sample, temperature, top_k, top_p, eos, pad,
                            generator, stopper, repetition_truncation, repetition_threshold, callback)
