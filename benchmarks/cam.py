@@ -50,17 +50,21 @@ def _gradcam_lib(name, model, module):
 
 
 def _time(fn, x, c):
+    if x.is_cuda:
+        torch.cuda.synchronize()
     t0 = time.perf_counter()
     out = fn(x, c)
-    return time.perf_counter() - t0, out
+    if x.is_cuda:
+        torch.cuda.synchronize()
+    return time.perf_counter() - t0, out.cpu()
 
 
-def bench_model(arch: str, size: int, batch: int, repeats: int, layer: str) -> list[dict]:
+def bench_model(arch: str, size: int, batch: int, repeats: int, layer: str, device: str = "cpu") -> list[dict]:
     import torchvision
 
     torch.manual_seed(0)
-    model = getattr(torchvision.models, arch)(weights=None).eval()
-    x = torch.randn(batch, 3, size, size)
+    model = getattr(torchvision.models, arch)(weights=None).eval().to(device)
+    x = torch.randn(batch, 3, size, size, device=device)
     with torch.no_grad():
         classes = model(x).argmax(1)
     module = model.get_submodule(layer.replace("[-1]", f".{len(model.layer4) - 1}"))
@@ -76,9 +80,12 @@ def bench_model(arch: str, size: int, batch: int, repeats: int, layer: str) -> l
     rows = []
     for name in METHODS:
         rows.append({
-            "model": arch, "size": size, "batch": batch, "layer": layer, "method": name,
+            "model": arch, "size": size, "batch": batch, "layer": layer, "method": name, "device": device,
+            "threads": torch.get_num_threads(),
             "lumos_ms_per_image": 1000 * statistics.median(times[(name, "lumos")]) / batch,
             "gradcam_lib_ms_per_image": 1000 * statistics.median(times[(name, "gradcam_lib")]) / batch,
+            "lumos_min_ms_per_image": 1000 * min(times[(name, "lumos")]) / batch,
+            "gradcam_lib_min_ms_per_image": 1000 * min(times[(name, "gradcam_lib")]) / batch,
             "max_abs_diff": float((maps[(name, "lumos")] - maps[(name, "gradcam_lib")]).abs().max()),
         })
     by = {r["method"]: r for r in rows}
@@ -97,7 +104,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", default=None)
     ap.add_argument("--repeats", type=int, default=None)
     ap.add_argument("--layer", default="layer4[-1]", help="target layer (default layer4[-1], the paper's setting i)")
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    ap.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if args.quick:
         configs = [("resnet18", 64, 4)]
         repeats = args.repeats or 1
@@ -106,9 +117,9 @@ def main(argv: list[str] | None = None) -> int:
         repeats = args.repeats or 3
     rows = []
     for arch, size, batch in configs:
-        rows += bench_model(arch, size, batch, repeats, args.layer)
+        rows += bench_model(arch, size, batch, repeats, args.layer, args.device)
     head = f"{'model':<9} {'method':<11} {'lumos ms/img':>12} {'grad-cam ms/img':>15} {'speedup':>8} {'max|diff|':>10}"
-    print(f"CAM speed on CPU ({torch.get_num_threads()} threads), layer {args.layer}, median of {repeats}")
+    print(f"CAM speed on {args.device} ({torch.get_num_threads()} CPU threads), layer {args.layer}, median of {repeats}")
     print(head)
     for r in rows:
         print(f"{r['model']:<9} {r['method']:<11} {r['lumos_ms_per_image']:>12.2f} {r['gradcam_lib_ms_per_image']:>15.2f} "

@@ -32,7 +32,7 @@ from torch import nn
 
 from lumos.core.errors import LumosError, bad_param
 from lumos.core.validation import check_tensor
-from lumos.explain.postprocess import aggregate_layers, scale_layer_cam
+from lumos.explain.postprocess import postprocess
 from lumos.explain.reshape import Layout, ReshapeSpec, infer_layout, to_map
 from lumos.explain.targets import Logit, Target, TargetSpec, make_target
 
@@ -236,7 +236,7 @@ class BaseCAM:
             size = (int(x.shape[-2]), int(x.shape[-1]))
             with torch.no_grad():
                 raw = [self.layer_cam(state=s, x=x, target=target) for s in states]
-                cams = aggregate_layers([scale_layer_cam(r.detach(), size) for r in raw])
+                cams = postprocess([r.detach() for r in raw], size)
         finally:
             self.model.train(was_training)
         return cams

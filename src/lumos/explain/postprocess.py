@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["minmax", "scale_layer_cam", "aggregate_layers", "EPS"]
+__all__ = ["minmax", "scale_layer_cam", "aggregate_layers", "postprocess", "EPS"]
 
 #: grad-cam's ``scale_cam_image`` epsilon.
 EPS = 1e-7
@@ -36,3 +36,11 @@ def aggregate_layers(cams: list[torch.Tensor]) -> torch.Tensor:
     """Scaled per-layer maps, each (B, H, W) → ReLU → mean over layers → min-max → (B, H, W) in [0, 1]."""
     stacked = torch.relu(torch.stack(cams, dim=1))  # (B, L, H, W)
     return minmax(stacked.mean(dim=1))
+
+
+def postprocess(raw: list[torch.Tensor], size: tuple[int, int]) -> torch.Tensor:
+    """Raw per-layer maps [(B, h_l, w_l)] → final CAMs (B, H, W) in [0, 1], size = (H, W).
+
+    Twin: :func:`lumos.explain.naive.postprocess_reference` (same arguments, numpy).
+    """
+    return aggregate_layers([scale_layer_cam(r, size) for r in raw])
