@@ -60,4 +60,6 @@ def test_cli_errors_one_line_exit_2(tmp_path, images, capsys, argv, msg):
             for a in argv]
     rc = main(argv + ["--out", str(tmp_path / "r"), "--cache", str(tmp_path / "c")])
     err = capsys.readouterr().err
-    assert rc == 2 and msg in err and len(err.strip().splitlines()) == 1, err
+    errors = [line for line in err.splitlines() if line.startswith("lumos: error:")]
+    assert rc == 2 and len(errors) == 1 and msg in errors[0], err
+    assert all(line.startswith("lumos: ") for line in err.splitlines()), err  # no tracebacks or warning dumps

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from lumos.explain.naive import bilinear_reference, postprocess_reference
-from lumos.explain.postprocess import aggregate_layers, minmax, scale_layer_cam
+from lumos.explain.postprocess import minmax, postprocess
 from lumos.testing import assert_close
 
 
@@ -12,7 +12,7 @@ from lumos.testing import assert_close
 def test_torch_postprocess_matches_numpy_twin(src, dst):
     torch.manual_seed(0)
     raw = [torch.randn(3, *src), torch.randn(3, *src) * 3]
-    ours = aggregate_layers([scale_layer_cam(r, dst) for r in raw])
+    ours = postprocess(raw, dst)
     ref = postprocess_reference([r.numpy() for r in raw], dst)
     assert_close("postprocess", ours, torch.from_numpy(ref), atol=1e-5)
     assert float(ours.min()) >= 0 and float(ours.max()) <= 1
