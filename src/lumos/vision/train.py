@@ -31,7 +31,7 @@ def default_train_config(kind: str, quick: bool = False, seed: int = 0) -> Train
     if quick:
         return TrainConfig(kind=kind, n_train=64, n_test=16, epochs=1, batch_size=32, width=8, seed=seed)
     if kind == "vit":
-        return TrainConfig(kind="vit", n_train=2000, width=48, epochs=12, lr=3e-3, seed=seed)
+        return TrainConfig(kind="vit", n_train=2000, width=48, epochs=10, lr=3e-3, seed=seed)
     return TrainConfig(kind=kind, n_train=2000, epochs=8, seed=seed)
 
 
