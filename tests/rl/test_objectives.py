@@ -244,3 +244,11 @@ def test_matches_trl_grpo(beta):
     (g_ours,) = torch.autograd.grad(ours, logp)
     assert_close("grpo loss vs TRL", ours, trl_loss, atol=1e-12, rtol=1e-10)
     assert_close("grpo grad vs TRL", g_ours, g_trl, atol=1e-12, rtol=1e-10)
+
+
+def test_public_api():
+    import lumos.rl as rl
+
+    assert set(rl.__all__) == {"cispo_loss", "grpo_loss", "dapo_loss", "get_loss", "available_losses",
+                               "group_advantages", "dynamic_sampling_mask", "overlong_penalty"}
+    assert all(callable(getattr(rl, name)) for name in rl.__all__)

@@ -13,7 +13,7 @@ __all__ = ["register"]
 _RL_FLAGS = ("steps", "prompts_per_step", "group_size", "minibatches", "max_new_tokens", "temperature", "lr",
              "lr_schedule", "warmup_steps", "grad_clip", "adam_beta1", "adam_beta2", "adam_eps", "weight_decay",
              "eps_low", "eps_high", "unified_mask", "beta", "advantage_scale", "dynamic_sampling", "overlong_cache",
-             "old_logp", "eval_every", "eval_problems", "checkpoint_every")
+             "old_logp", "eval_every", "eval_problems", "eval_samples", "checkpoint_every")
 
 
 def _add_rl_options(p: argparse.ArgumentParser) -> None:
@@ -85,7 +85,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--algos", default="cispo,dapo,grpo", help="comma-separated objectives (default: cispo,dapo,grpo)")
     c.add_argument("--seeds", type=int, default=3, help="seeds per objective (default: 3)")
     c.add_argument("--target", type=float, default=None,
-                   help="target greedy accuracy (default: halfway from the warm-start accuracy to 1)")
+                   help="target eval accuracy (default: the mean warm-start accuracy + 0.05)")
     _add_rl_options(c)
     add_run_options(c)
     c.set_defaults(func=_compare)

@@ -55,8 +55,10 @@ class RLConfig:
     overlong_cache: int = _f(0, "DAPO soft overlong window in tokens (0 = off)")
     old_logp: str = _f("rollout", "old log-probs: 'rollout' (sampler's) or 'recompute' (training forward, no grad)")
     # bookkeeping
-    eval_every: int = _f(5, "greedy accuracy on held-out problems every N steps (0 = never)")
+    eval_every: int = _f(5, "evaluate on held-out problems every N steps (0 = never)")
     eval_problems: int = _f(64, "held-out problems for evaluation")
+    eval_samples: int = _f(4, "samples per eval problem at the training temperature (accuracy = mean, the "
+                              "paper's avg@k); 0 = greedy decoding")
     checkpoint_every: int = _f(0, "atomic checkpoint every N steps (0 = only at the end)")
     keep_checkpoints: int = _f(2, "checkpoints kept on disk")
     seed: int = _f(0, "seed of problems, sampling and initialisation")
@@ -79,7 +81,7 @@ class RLConfig:
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 e.append(f"{name} must be an int ≥ 1, got {v!r}")
-        for name in ("warmup_steps", "eval_every", "checkpoint_every", "overlong_cache"):
+        for name in ("warmup_steps", "eval_every", "checkpoint_every", "overlong_cache", "eval_samples"):
             v = getattr(self, name)
             if not isinstance(v, int) or v < 0:
                 e.append(f"{name} must be an int ≥ 0, got {v!r}")

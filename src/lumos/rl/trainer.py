@@ -266,20 +266,40 @@ class RLTrainer:
 
     # ---------------------------------------------------------------------------------------------- eval
     @torch.no_grad()
-    def evaluate(self, problems: list[Problem] | None = None, batch: int = 64) -> float:
-        """Greedy accuracy on ``problems`` (default the held-out set), split over processes."""
+    def evaluate(self, problems: list[Problem] | None = None, samples: int | None = None, batch: int = 64) -> float:
+        """Accuracy on ``problems`` (default the held-out set), split over processes.
+
+        ``samples`` (default ``config.eval_samples``) completions per problem at the training temperature,
+        accuracy = their mean (avg@k, as the paper's AIME numbers); ``samples=0`` decodes greedily. Sampling
+        is seeded by (seed, step, problem), so an evaluation is reproducible and independent of the split.
+        """
         problems = self.eval_problems if problems is None else problems
-        mine = problems[self.rank::self.world]
+        k = self.cfg.eval_samples if samples is None else samples
+        idx = list(range(self.rank, len(problems), self.world))
         self.model.eval()
-        correct = 0
-        for i in range(0, len(mine), batch):
-            chunk = mine[i:i + batch]
-            ids, mask = encode_prompts(self.tokenizer, chunk, self.policy.pad_token_id)
-            ro = self.policy.generate(ids, mask, max_new_tokens=self.cfg.max_new_tokens, do_sample=False)
-            correct += sum(r.correct for r in self.task.score(chunk, decode_responses(self.tokenizer, ro,
-                                                                                        self.policy.eos_token_id)))
-        tot = dist.all_reduce_sum(torch.tensor([float(correct), float(len(mine))], dtype=torch.float64))
+        correct = 0.0
+        reps = max(k, 1)
+        per = max(batch // reps, 1)
+        for i in range(0, len(idx), per):
+            chunk = idx[i:i + per]
+            rows = [problems[j] for j in chunk for _ in range(reps)]
+            ids, mask = encode_prompts(self.tokenizer, rows, self.policy.pad_token_id)
+            gens = None
+            if k > 0:
+                gens = [g for j in chunk for g in self._eval_generators(j, reps)]
+            ro = self.policy.generate(ids, mask, max_new_tokens=self.cfg.max_new_tokens, do_sample=k > 0,
+                                      temperature=self.cfg.temperature, generators=gens)
+            texts = decode_responses(self.tokenizer, ro, self.policy.eos_token_id)
+            correct += sum(r.correct for r in self.task.score(rows, texts)) / reps
+        tot = dist.all_reduce_sum(torch.tensor([correct, float(len(idx))], dtype=torch.float64))
         return float(tot[0]) / max(float(tot[1]), 1.0)
+
+    def _eval_generators(self, j: int, reps: int) -> list[torch.Generator]:
+        base = ((self.cfg.seed * _MIX + 7 * self.step + 3) * _MIX + j) % (1 << 56)
+        if isinstance(self.policy, HFPolicy):
+            return [torch.Generator().manual_seed(base * 64 + r) for r in range(reps)]
+        gen = torch.Generator().manual_seed(base * 64)
+        return [gen] * reps
 
     # ---------------------------------------------------------------------------------------------- loop
     def train(self, stop_after: int | None = None,
