@@ -106,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--layer", default="layer4[-1]", help="target layer (default layer4[-1], the paper's setting i)")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     ap.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    ap.add_argument("--models", default="resnet18,resnet50", help="torchvision ResNets for the full run")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -113,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         configs = [("resnet18", 64, 4)]
         repeats = args.repeats or 1
     else:
-        configs = [("resnet18", 224, 16), ("resnet50", 224, 16)]
+        configs = [(m.strip(), 224, 16) for m in args.models.split(",") if m.strip()]
         repeats = args.repeats or 3
     rows = []
     for arch, size, batch in configs:
