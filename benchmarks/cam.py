@@ -6,7 +6,8 @@ For every method both libraries explain the same batch with the same target (ReS
 for ShapleyCAM, the predicted logit otherwise) and the maps are compared (max abs diff). Timings are
 interleaved round-robin over all methods of both libraries and the median is reported; ratios are measured side by side.
 Targets from the issue: lumos ShapleyCAM ≤ 1.6 × lumos GradCAM and ≤ 0.5 × grad-cam's ShapleyCAM.
---quick: ResNet-18 at 64×64, batch 4, one repeat (seconds).
+--quick: ResNet-18 at 64×64, batch 4, three repeats (seconds). Under CPU contention prefer the ratios of the
+fastest runs (also printed): contention only ever adds time.
 """
 
 from __future__ import annotations
@@ -94,6 +95,8 @@ def bench_model(arch: str, size: int, batch: int, repeats: int, layer: str, devi
     s = by["shapleycam"]
     s["ratio_to_lumos_gradcam"] = s["lumos_ms_per_image"] / by["gradcam"]["lumos_ms_per_image"]
     s["ratio_to_gradcam_lib_shapleycam"] = s["lumos_ms_per_image"] / s["gradcam_lib_ms_per_image"]
+    s["min_ratio_to_lumos_gradcam"] = s["lumos_min_ms_per_image"] / by["gradcam"]["lumos_min_ms_per_image"]
+    s["min_ratio_to_gradcam_lib_shapleycam"] = s["lumos_min_ms_per_image"] / s["gradcam_lib_min_ms_per_image"]
     s["meets_targets"] = s["ratio_to_lumos_gradcam"] <= 1.6 and s["ratio_to_gradcam_lib_shapleycam"] <= 0.5
     return rows
 
@@ -112,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     if args.quick:
         configs = [("resnet18", 64, 4)]
-        repeats = args.repeats or 1
+        repeats = args.repeats or 3
     else:
         configs = [(m.strip(), 224, 16) for m in args.models.split(",") if m.strip()]
         repeats = args.repeats or 3
@@ -128,7 +131,9 @@ def main(argv: list[str] | None = None) -> int:
     for r in rows:
         if "ratio_to_lumos_gradcam" in r:
             print(f"{r['model']}: ShapleyCAM / lumos GradCAM = {r['ratio_to_lumos_gradcam']:.2f} (target ≤ 1.6); "
-                  f"ShapleyCAM / grad-cam ShapleyCAM = {r['ratio_to_gradcam_lib_shapleycam']:.2f} (target ≤ 0.5)")
+                  f"ShapleyCAM / grad-cam ShapleyCAM = {r['ratio_to_gradcam_lib_shapleycam']:.2f} (target ≤ 0.5); "
+                  f"from the fastest runs: {r['min_ratio_to_lumos_gradcam']:.2f} and "
+                  f"{r['min_ratio_to_gradcam_lib_shapleycam']:.2f}")
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")
