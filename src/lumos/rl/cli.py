@@ -74,7 +74,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     rsub = rl.add_subparsers(dest="rl_command", metavar="SUBCOMMAND", parser_class=type(rl))
     rl.set_defaults(func=lambda a: (rl.print_help(), 0)[1])
 
-    t = rsub.add_parser("train", help="warm start + RL on one task with one objective")
+    t = rsub.add_parser("train", help="warm start + RL on one task with one objective",
+                        description="Warm start + RL. Multi-process: torchrun --nproc_per_node N -m lumos.cli.main "
+                        "rl train ... (gloo on CPU, nccl on GPU; prompts_per_step must divide by N).")
     t.add_argument("--algo", default="cispo", help="cispo, dapo or grpo (default: cispo)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
     _add_rl_options(t)
@@ -120,11 +122,12 @@ def _train(args: argparse.Namespace) -> int:
     run, history = train_run(cfg, model_spec=args.model, warm_start_steps=args.warm_start, out=args.out,
                              resume=args.resume)
     last = [r for r in history if "reward" in r][-1:]
-    if last:
+    if last and run is not None:
         r = last[0]
         print(f"step {r['step']}: reward {r['reward']:.3f}, accuracy {r['accuracy']:.3f}"
               + (f", eval accuracy {r['eval_accuracy']:.3f}" if "eval_accuracy" in r else ""))
-    print(f"run directory: {run.path}")
+    if run is not None:
+        print(f"run directory: {run.path}")
     return 0
 
 

@@ -120,35 +120,64 @@ def _summary_rows(history: list[dict[str, Any]], every: int = 1) -> list[dict[st
 
 
 def train_run(cfg: RLConfig, model_spec: str = "hybrid", warm_start_steps: int = 200, out: str | Path | None = None,
-              resume: bool = False, task: Task | None = None) -> tuple[RunDir, list[dict[str, Any]]]:
-    """``lumos rl train``: warm start, RL, metrics, plots, checkpoints and a report in one run directory."""
+              resume: bool = False, task: Task | None = None) -> tuple[RunDir | None, list[dict[str, Any]]]:
+    """``lumos rl train``: warm start, RL, metrics, plots, checkpoints and a report in one run directory.
+
+    Under ``torchrun`` (gloo on CPU, nccl on GPU) every process trains its share of each rollout batch and
+    gradients are all-reduced; only rank 0 writes the run directory (other ranks return ``None`` as run).
+    Every rank runs the same seeded warm start, so all start from identical weights.
+    """
+    from lumos.core import distributed as dist
+    from lumos.core.errors import LumosError
+    from lumos.core.seed import seed_everything
+
     task = task or resolve_task(cfg.task, **cfg.task_kwargs)
-    config = {"rl": cfg.to_dict(), "model": model_spec, "warm_start_steps": warm_start_steps}
+    dist.init_distributed()
+    main = dist.is_main()
+    if resume and out is None:
+        raise LumosError("--resume needs --out DIR, the run directory to continue.")
+    config = {"rl": cfg.to_dict(), "model": model_spec, "warm_start_steps": warm_start_steps,
+              "world_size": dist.world_size()}
     run = RunDir.create("rl train", config, out=out, seed=cfg.seed, title=f"lumos rl train — {cfg.algo} on {task.name}",
-                        resume=resume)
+                        resume=resume) if main else None
+    seed_everything(cfg.seed)
     model = build_model(model_spec, seed=cfg.seed)
     trainer = RLTrainer(model, task, cfg, run=run)
-    with run:
+    try:
         if resume:
-            trainer.resume()
+            trainer.resume(out)
         else:
-            warm_start(model, task, warm_start_steps, cfg.seed, log=lambda **r: run.log({"phase": "sft", **r}))
+            warm_start(model, task, warm_start_steps, cfg.seed,
+                       log=(lambda **r: run.log({"phase": "sft", **r})) if run is not None else None)
             trainer.history = []
-            init = trainer.evaluate() if cfg.eval_every else None
-            if init is not None:
+            if cfg.eval_every:
+                init = trainer.evaluate()
                 trainer.history.append({"step": 0, "eval_accuracy": init})
-                run.log({"step": 0, "eval_accuracy": init})
+                if run is not None:
+                    run.log({"step": 0, "eval_accuracy": init})
         history = trainer.train()
-        rows = [r for r in history if "reward" in r]
-        sec = run.report.section("Training")
-        sec.text(f"{cfg.algo} on task {task.name!r}: {cfg.steps} RL steps of {cfg.prompts_per_step} prompts × "
-                 f"{cfg.group_size} samples, {cfg.minibatches} optimizer steps per rollout batch; model {model_spec}, "
-                 f"warm start {warm_start_steps} SFT steps. Skipped (non-finite) optimizer steps: {trainer.skipped_steps}.")
-        fig = plot_curves({cfg.algo: [history]}, ("reward", "eval_accuracy", "entropy", "clip_frac"))
-        run.save_figure(fig, "training")
-        sec.figure(fig)
-        sec.table(_summary_rows(rows, every=max(len(rows) // 10, 1)), caption="Selected steps (all in metrics.jsonl).")
+        if run is not None:
+            _train_report(run, cfg, task, model_spec, warm_start_steps, trainer, history)
+    except BaseException as exc:
+        if run is not None:
+            run.finish(f"failed: {type(exc).__name__}")
+        raise
+    if run is not None:
+        run.finish("ok")
     return run, history
+
+
+def _train_report(run: RunDir, cfg: RLConfig, task: Task, model_spec: str, warm_start_steps: int,
+                  trainer: RLTrainer, history: list[dict[str, Any]]) -> None:
+    rows = [r for r in history if "reward" in r]
+    sec = run.report.section("Training")
+    sec.text(f"{cfg.algo} on task {task.name!r}: {cfg.steps} RL steps of {cfg.prompts_per_step} prompts × "
+             f"{cfg.group_size} samples, {cfg.minibatches} optimizer steps per rollout batch; model {model_spec}, "
+             f"warm start {warm_start_steps} SFT steps. Skipped (non-finite) optimizer steps: {trainer.skipped_steps}.")
+    fig = plot_curves({cfg.algo: [history]}, ("reward", "eval_accuracy", "entropy", "clip_frac"))
+    run.save_figure(fig, "training")
+    sec.figure(fig)
+    sec.table(_summary_rows(rows, every=max(len(rows) // 10, 1)), caption="Selected steps (all in metrics.jsonl).")
 
 
 def compare_runs(algos: list[str], seeds: int, base: RLConfig, model_spec: str = "hybrid", warm_start_steps: int = 200,

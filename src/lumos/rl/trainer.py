@@ -312,8 +312,8 @@ class RLTrainer:
             if callback is not None:
                 callback(row)
             every = self.cfg.checkpoint_every
-            if self.run is not None and ((every and self.step % every == 0) or self.step == self.cfg.steps):
-                self.save()
+            if (every and self.step % every == 0) or self.step == self.cfg.steps:
+                self.save()     # every rank calls it (rank 0 writes, the others wait at the barrier)
         return self.history
 
     def save(self) -> Path | None:
