@@ -10,14 +10,13 @@ model; both models then score the same tokens.
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import torch
 from torch import nn
 
 from lumos.core.errors import LumosTypeError
-from lumos.rl.policy import HybridPolicy, make_policy
+from lumos.rl.policy import HybridPolicy, clone_model, make_policy
 from lumos.rl.tasks.base import Task
 from lumos.rl.trainer import encode_prompts
 
@@ -34,7 +33,7 @@ def rollout_copy(model: nn.Module, dtype: torch.dtype, fp32_head: bool) -> nn.Mo
     """A reduced-precision copy of a lumos HybridLM; with ``fp32_head`` its LM head stays float32."""
     if not hasattr(model, "lm_head_fp32"):
         raise LumosTypeError(f"The FP32-head study needs a lumos HybridLM (with lm_head_fp32); got {type(model).__name__}.")
-    low = copy.deepcopy(model).to(dtype).eval()
+    low = clone_model(model).to(dtype).eval()
     if fp32_head:
         if low.config.tie_word_embeddings:
             raise LumosTypeError("fp32_head with tied embeddings would also up-cast the embedding; untie them first.")
@@ -70,6 +69,7 @@ def fp32_head_study(model: nn.Module, task: Task, samples: int = 32, max_new_tok
             "rollout dtype": str(dtype).replace("torch.", ""),
             "tokens": int(m.sum()),
             "pearson(p_train, p_rollout)": pearson(p_train, p_roll),
+            "1 - pearson": 1.0 - pearson(p_train, p_roll),
             "mean |Δp|": float((p_train - p_roll).abs().mean()),
             "max |Δ log p|": float((logp_train[m] - ro.logprobs[m]).abs().max()),
         })

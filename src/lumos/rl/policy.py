@@ -27,7 +27,28 @@ from torch import nn
 from lumos.core.errors import LumosTypeError, bad_param
 
 __all__ = ["Rollout", "Policy", "HFPolicy", "HybridPolicy", "make_policy", "sample_reference", "left_pad",
-           "response_logprobs"]
+           "response_logprobs", "clone_model"]
+
+
+#: per-forward state some models keep as plain attributes (``HybridLM._routing`` holds the router's graph)
+_TRANSIENT_ATTRS = ("_routing", "aux_loss")
+
+
+def clone_model(model: nn.Module) -> nn.Module:
+    """``copy.deepcopy`` without the tensors of the last forward (which hold an autograd graph)."""
+    import copy
+
+    stashed = []
+    for m in model.modules():
+        for name in _TRANSIENT_ATTRS:
+            if name in m.__dict__:
+                stashed.append((m, name, m.__dict__[name]))
+                m.__dict__[name] = [] if isinstance(m.__dict__[name], list) else None
+    try:
+        return copy.deepcopy(model)
+    finally:
+        for m, name, value in stashed:
+            m.__dict__[name] = value
 
 
 @dataclass

@@ -19,7 +19,6 @@ and resuming continues bit-identically.
 
 from __future__ import annotations
 
-import copy
 import math
 import time
 import warnings
@@ -39,7 +38,7 @@ from lumos.rl.advantages import dynamic_sampling_mask, group_advantages, overlon
 from lumos.rl.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from lumos.rl.config import RLConfig
 from lumos.rl.objectives import get_loss
-from lumos.rl.policy import HFPolicy, Policy, Rollout, left_pad, make_policy
+from lumos.rl.policy import HFPolicy, Policy, Rollout, clone_model, left_pad, make_policy
 from lumos.rl.tasks.base import Problem, Task
 
 __all__ = ["RLTrainer", "lr_at", "encode_prompts", "decode_responses"]
@@ -106,7 +105,7 @@ class RLTrainer:
         self.params = params
         self.optimizer = torch.optim.AdamW(params, lr=config.lr, betas=(config.adam_beta1, config.adam_beta2),
                                            eps=config.adam_eps, weight_decay=config.weight_decay)
-        self.ref_model = copy.deepcopy(self.model).eval().requires_grad_(False) if config.beta > 0 else None
+        self.ref_model = clone_model(self.model).eval().requires_grad_(False) if config.beta > 0 else None
         self.step = 0
         self.skipped_steps = 0
         self.history: list[dict[str, Any]] = []
