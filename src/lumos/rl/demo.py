@@ -38,8 +38,8 @@ def rl_demo(ctx: DemoContext) -> None:
     q = ctx.quick
     task = get_task("addition", digits=1)
     sft = SFTConfig(steps=4 if q else 300, batch_size=8 if q else 32, lr=3e-3, seed=ctx.seed)
-    cfg = RLConfig(algo="cispo", steps=2 if q else 40, prompts_per_step=2 if q else 16, group_size=4 if q else 8,
-                   minibatches=2, max_new_tokens=3 if q else 4, lr=2e-4, eval_every=1 if q else 5,
+    cfg = RLConfig(algo="cispo", steps=2 if q else 60, prompts_per_step=2 if q else 64, group_size=4 if q else 8,
+                   minibatches=2, max_new_tokens=3 if q else 4, lr=2e-4, eval_every=1 if q else 10,
                    eval_problems=8 if q else 100, eval_samples=2 if q else 4, seed=ctx.seed)
     with _threads(1):
         model = tiny_hybrid(32 if q else 48, 2, seed=ctx.seed)
