@@ -28,7 +28,7 @@ def _add_rl_options(p: argparse.ArgumentParser) -> None:
                    help="task keyword argument, e.g. --task-arg digits=2 (repeatable; values parsed as JSON when possible)")
     p.add_argument("--model", default="hybrid",
                    help="hybrid (tiny MiniMax hybrid), hybrid-small, llama (tiny transformers Llama) or a checkpoint dir")
-    p.add_argument("--warm-start", type=int, default=200, help="SFT warm-start steps before RL (0 = none; default 200)")
+    p.add_argument("--warm-start", type=int, default=300, help="SFT warm-start steps before RL (0 = none; default 300)")
     for name in _RL_FLAGS:
         f = fields[name]
         flag = "--" + name.replace("_", "-")

@@ -28,13 +28,13 @@ class RLConfig:
 
     algo: str = _f("cispo", "objective: cispo, dapo or grpo")
     steps: int = _f(40, "RL steps (rollout batches)")
-    prompts_per_step: int = _f(8, "prompts per rollout batch (global, over all processes)")
+    prompts_per_step: int = _f(32, "prompts per rollout batch (global, over all processes)")
     group_size: int = _f(8, "samples per prompt (G)")
     minibatches: int = _f(4, "optimizer steps per rollout batch (> 1 is the off-policy regime)")
     max_new_tokens: int = _f(16, "generation limit per response")
     temperature: float = _f(1.0, "sampling temperature (log-probs are of softmax(logits / T))")
     # optimisation
-    lr: float = _f(1e-4, "peak learning rate")
+    lr: float = _f(2e-4, "peak learning rate")
     lr_schedule: str = _f("constant", "constant, cosine or linear (decay to lr_min_ratio · lr after warmup)")
     warmup_steps: int = _f(0, "linear warmup, in RL steps")
     lr_min_ratio: float = _f(0.1, "final lr / peak lr for cosine and linear")
