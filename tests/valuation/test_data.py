@@ -44,3 +44,31 @@ def test_load_csv_and_npz(tmp_path):
     (tmp_path / "bad.csv").write_text("a,y\nx,1\n")
     with pytest.raises(LumosError, match="numeric"):
         load_table(tmp_path / "bad.csv")
+
+
+def test_shape_embeddings_are_cnn_penultimate_features(tmp_path):
+    import torch
+
+    from lumos.valuation import CHGValuation
+    from lumos.valuation.data import shape_embeddings
+    from lumos.vision.train import default_train_config, load_or_train_builtin
+
+    X, y = shape_embeddings(n=40, quick=True, cache_dir=tmp_path)
+    assert X.dtype == np.float64 and X.shape[0] == 40 and y.shape == (40,)
+    assert set(np.unique(y)) <= set(range(6))
+    # the features are exactly what the cached CNN's last linear layer receives: its logits are reproduced
+    trained = load_or_train_builtin(default_train_config("cnn", quick=True), tmp_path)
+    head = [m for m in trained.model.modules() if isinstance(m, torch.nn.Linear)][-1]
+    X2, _ = shape_embeddings(n=40, quick=True, cache_dir=tmp_path)
+    np.testing.assert_array_equal(X, X2)  # deterministic, loaded from the cache
+    from lumos.data.synthetic import SyntheticShapes
+
+    cfg = trained.train
+    imgs = SyntheticShapes(40, cfg.image_size, cfg.seed, offset=cfg.n_train + cfg.n_test,
+                           mean=trained.mean, std=trained.std)
+    with torch.no_grad():
+        logits = trained.model(imgs.normalized())
+        again = head(torch.from_numpy(X).float())
+    torch.testing.assert_close(again, logits, atol=1e-5, rtol=1e-5)
+    vals = CHGValuation(epochs=2).fit(X, y).values_
+    assert vals.shape == (40,) and np.isfinite(vals).all()
