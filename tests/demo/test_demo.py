@@ -19,3 +19,12 @@ def test_demo_registry_and_failure_isolation(tmp_path):
     assert failed == ["zz test broken"]
     html = (tmp_path / "d" / "report.html").read_text()
     assert "fine" in html and "boom" in html
+
+
+def test_unknown_section_is_a_clear_error(tmp_path):
+    import pytest
+
+    from lumos.core.errors import LumosError
+
+    with pytest.raises(LumosError, match="No demo section matches"):
+        run_demo(out=tmp_path / "d", quick=True, only=["no such section"])

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lumos.core.errors import LumosError
 from lumos.core.report import Section
 from lumos.core.rundir import RunDir
 from lumos.core.seed import seed_everything
@@ -83,7 +84,10 @@ def run_demo(out: str | Path | None = None, quick: bool = False, seed: int = 0, 
     titles = registered_sections()
     if only:
         wanted = {o.lower() for o in only}
-        titles = [t for t in titles if t.lower() in wanted or any(w in t.lower() for w in wanted)]
+        matched = [t for t in titles if t.lower() in wanted or any(w in t.lower() for w in wanted)]
+        if not matched:
+            raise LumosError(f"No demo section matches {', '.join(only)}; the sections are: {', '.join(titles)}.")
+        titles = matched
     run = RunDir.create("demo", {"quick": quick, "seed": seed, "sections": titles}, out=out, seed=seed,
                         title="Lumos — a tour of the three systems")
     intro = run.report.section("About this report")
