@@ -22,9 +22,10 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider --timeout=900
 
+# Every CPU benchmark at full size (several minutes each); the gpu_* checks need CUDA and run by hand.
 bench: $(STAMP)
 	@mkdir -p runs/bench
-	@for f in benchmarks/*.py; do \
+	@for f in $(filter-out benchmarks/gpu_%,$(wildcard benchmarks/*.py)); do \
 	  n=$$(basename $$f .py); echo "== $$n"; \
 	  $(BIN)/python $$f --json runs/bench/$$n.json || exit 1; \
 	done
