@@ -3,8 +3,10 @@ import torch
 
 from lumos.core.errors import LumosError
 from lumos.layers.softmax_attention import (
+    _DECODE_MATMUL_MIN_KEYS,
     KVCache,
     SoftmaxAttention,
+    _decode_attention,
     attention_mask_4d,
     softmax_attention,
     softmax_attention_reference,
@@ -43,6 +45,40 @@ def test_cached_incremental_equals_full_and_padding_is_invisible():
     key_mask = torch.arange(12)[None] >= 3
     posp = (torch.cumsum(key_mask.long(), 1) - 1).clamp_min(0)
     assert_close("left padded", layer(xp, posp, key_mask=key_mask)[:, 3:], full, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("lk", [3, _DECODE_MATMUL_MIN_KEYS + 5])
+def test_decode_attention_matches_reference(lk):
+    torch.manual_seed(2)
+    q, k, v = torch.randn(3, 6, 1, 8), torch.randn(3, 2, lk, 8), torch.randn(3, 2, lk, 8)
+    key_mask = _left_pad_mask([lk, max(lk // 2, 1), 0], lk)  # the last row is all padding: sees its own slot only
+    for m in (None, key_mask):
+        out = _decode_attention(q, k, v, m, 0.3)
+        assert torch.isfinite(out).all()
+        ref = softmax_attention_reference(q, k, v, attention_mask_4d(m, 1, lk, q.device), scale=0.3)
+        assert_close("decode attention", out, ref, atol=1e-5, rtol=1e-5)
+
+
+def test_long_cache_decode_equals_full_with_and_without_padding():
+    torch.manual_seed(3)
+    layer = SoftmaxAttention(16, 4, 2, 8, rotary_dim=4, rope_theta=100.0)
+    t = _DECODE_MATMUL_MIN_KEYS + 3
+    x = torch.randn(1, t, 16)
+    pos = torch.arange(t)[None]
+    full = layer(x, pos)
+    cache = KVCache(1, 2, 8, capacity=t, dtype=torch.float32)
+    parts = [layer(x[:, :t - 3], pos[:, :t - 3], cache=cache)]
+    parts += [layer(x[:, i:i + 1], pos[:, i:i + 1], cache=cache) for i in range(t - 3, t)]
+    assert_close("incremental", torch.cat(parts, 1)[:, -4:], full[:, -4:], atol=1e-5, rtol=1e-5)
+    # behind 5 padding tokens: each decode step masks them
+    xp = torch.cat((torch.randn(1, 5, 16) * 50, x), 1)
+    key_mask = torch.arange(t + 5)[None] >= 5
+    posp = (torch.cumsum(key_mask.long(), 1) - 1).clamp_min(0)
+    cache = KVCache(1, 2, 8, capacity=t + 5, dtype=torch.float32)
+    layer(xp[:, :t + 2], posp[:, :t + 2], key_mask=key_mask[:, :t + 2], cache=cache)
+    parts = [layer(xp[:, i:i + 1], posp[:, i:i + 1], key_mask=key_mask[:, :i + 1], cache=cache)
+             for i in range(t + 2, t + 5)]
+    assert_close("left padded decode", torch.cat(parts, 1), full[:, -3:], atol=1e-5, rtol=1e-5)
 
 
 def test_bad_construction_and_mask_shape():

