@@ -44,6 +44,42 @@ def signal_task():
                         name="first-byte")
 
 
+def patchy_task(has_signal=lambda p: p.answer % 2 == 1):
+    """signal_task, except that problems failing ``has_signal`` get a constant reward (their group is dropped)."""
+    from lumos.rl.tasks import CallableTask
+
+    add = get_task("addition", digits=1)
+
+    def verify(p, c):   # a reward of the whole completion: 4 samples of a random model never tie
+        if not has_signal(p):
+            return Reward(0.5, False)
+        return Reward(sum(c.encode()) % 251 / 251, bool(c) and c[0] == "7")
+
+    return CallableTask(lambda n, seed: add.generate(n, seed), verifier=verify, name="patchy")
+
+
+def _expected_refill(tr, step, has_signal):
+    """(rounds, dropped groups, batch groups) of ``step`` predicted from the problem stream alone."""
+    P, total, rounds = tr.cfg.prompts_per_step, 0, 0
+    while True:
+        total += sum(has_signal(p) for p in tr.task.generate(P, seed=tr._problem_seed(step, rounds)))
+        rounds += 1
+        if total >= P or rounds >= tr.cfg.dynamic_sampling_max_rounds:
+            return rounds, rounds * P - total, min(total, P)
+
+
+def _count_trained_rows(tr):
+    seen = []
+    real = tr.policy.token_logprobs
+
+    def counting(ro, temperature, rows=None):
+        seen.append(int(rows.numel()))
+        return real(ro, temperature, rows=rows)
+
+    tr.policy.token_logprobs = counting
+    return seen
+
+
 def _numeric(row):
     return {k: v for k, v in row.items() if isinstance(v, (int, float)) and not k.endswith("_s") and k != "tokens_per_s"}
 
@@ -64,9 +100,11 @@ def test_smoke_every_parameter_changes(algo, tmp_path):
     assert len(read_jsonl(run.metrics_path)) == 2 and (run.path / "checkpoints" / "latest").is_file()
 
 
-def test_resume_after_interruption_is_bit_identical(tmp_path):
-    task = signal_task()
-    cfg = small_cfg(checkpoint_every=2, old_logp="recompute")
+@pytest.mark.parametrize("algo", ["cispo", "dapo"])
+def test_resume_after_interruption_is_bit_identical(algo, tmp_path):
+    # dapo: dynamic sampling with refill rounds (the round count per step depends on the weights)
+    task = signal_task() if algo == "cispo" else patchy_task()
+    cfg = small_cfg(algo=algo, checkpoint_every=2, old_logp="recompute")
     full_model = tiny_llama()
     run_a = RunDir.create("rl-a", {}, out=tmp_path / "a", seed=0)
     RLTrainer(full_model, task, cfg, run=run_a).train()
@@ -83,6 +121,42 @@ def test_resume_after_interruption_is_bit_identical(tmp_path):
         assert torch.equal(v, resumed.model.state_dict()[k]), k
     rows_a, rows_b = read_jsonl(run_a.metrics_path), read_jsonl(run_b2.metrics_path)
     assert [_numeric(r) for r in rows_a] == [_numeric(r) for r in rows_b]
+    if algo == "dapo":
+        assert any(r["generation_rounds"] > 1 for r in rows_a)
+
+
+def test_dynamic_sampling_refills_to_the_target():
+    has_signal = lambda p: p.answer % 2 == 1                                  # noqa: E731
+    tr = RLTrainer(tiny_llama(), patchy_task(has_signal), small_cfg(algo="dapo", steps=3, dynamic_sampling_max_rounds=4))
+    seen = _count_trained_rows(tr)
+    for step in range(3):
+        expect = _expected_refill(tr, step, has_signal)
+        n0 = len(seen)
+        row = tr.rl_step()
+        assert (row["generation_rounds"], row["dropped_groups"], row["batch_groups"]) == expect, (step, row)
+        assert sum(seen[n0:]) == row["batch_groups"] * tr.cfg.group_size       # exactly the kept groups train
+        assert row["kept_fraction"] == pytest.approx(1 - row["dropped_groups"] / (row["generation_rounds"] * 4))
+    assert [r["batch_groups"] for r in tr.history] == [4, 4, 4]
+    assert any(r["generation_rounds"] > 1 and r["dropped_groups"] > 0 for r in tr.history)
+
+
+def test_dynamic_sampling_round_cap_trains_on_what_it_has():
+    has_signal = lambda p: p.answer % 5 == 0                                  # noqa: E731
+    tr = RLTrainer(tiny_llama(), patchy_task(has_signal), small_cfg(algo="dapo", steps=3, dynamic_sampling_max_rounds=2))
+    seen = _count_trained_rows(tr)
+    with pytest.warns(UserWarning, match="dynamic sampling collected"):
+        for step in range(3):
+            expect = _expected_refill(tr, step, has_signal)
+            n0 = len(seen)
+            row = tr.rl_step()
+            assert (row["generation_rounds"], row["dropped_groups"], row["batch_groups"]) == expect, (step, row)
+            assert sum(seen[n0:]) == row["batch_groups"] * tr.cfg.group_size
+    assert all(r["generation_rounds"] <= 2 for r in tr.history)
+    assert any(r["batch_groups"] < 4 for r in tr.history)
+    # without dynamic sampling: one round, nothing dropped, the full batch
+    tr = RLTrainer(tiny_llama(), patchy_task(has_signal), small_cfg(algo="dapo", steps=1, dynamic_sampling=False))
+    row = tr.rl_step()
+    assert (row["generation_rounds"], row["dropped_groups"], row["batch_groups"], row["kept_fraction"]) == (1, 0, 4, 1.0)
 
 
 def test_nonfinite_loss_skips_the_step(tmp_path):
@@ -117,24 +191,40 @@ def test_lr_schedule_and_config_errors():
     assert RLConfig(algo="cispo").clip == {"eps_low": None, "eps_high": 4.0}
 
 
-def _ddp_worker(rank, world, out_dir):
+def _ddp_setup(algo):
+    # dapo: dynamic sampling with refill; the two processes see different numbers of groups with signal
+    # (G = 3 with 2 minibatches: a group's samples fall in minibatches by its position in the batch)
+    if algo == "cispo":
+        return signal_task(), small_cfg(steps=2, adam_eps=1e-8)
+    return patchy_task(), small_cfg(algo=algo, steps=2, adam_eps=1e-8, group_size=3)
+
+
+def _ddp_worker(rank, world, out_dir, algo):
     from lumos.rl.sft import tiny_hybrid
 
     model = tiny_hybrid(32, 2, router_aux_loss_coef=0.0)  # the MoE aux loss is per process (batch-nonlinear)
-    tr = RLTrainer(model, signal_task(), small_cfg(steps=2, adam_eps=1e-8))
+    tr = RLTrainer(model, *_ddp_setup(algo))
     tr.train()
     if rank == 0:
         torch.save({k: v.clone() for k, v in model.state_dict().items()}, f"{out_dir}/ddp.pt")
+        torch.save([{k: v for k, v in r.items() if k != "sample"} for r in tr.history], f"{out_dir}/hist.pt")
 
 
 @pytest.mark.distributed
-def test_two_process_gloo_equals_single_process(tmp_path):
-    spawn(_ddp_worker, nprocs=2, args=(str(tmp_path),))
+@pytest.mark.parametrize("algo", ["cispo", "dapo"])
+def test_two_process_gloo_equals_single_process(algo, tmp_path):
+    spawn(_ddp_worker, nprocs=2, args=(str(tmp_path), algo))
     from lumos.rl.sft import tiny_hybrid
 
     ddp = torch.load(tmp_path / "ddp.pt", weights_only=True)
     model = tiny_hybrid(32, 2, router_aux_loss_coef=0.0)  # the MoE aux loss is per process (batch-nonlinear)
-    RLTrainer(model, signal_task(), small_cfg(steps=2, adam_eps=1e-8)).train()
+    single = RLTrainer(model, *_ddp_setup(algo))
+    single.train()
+    hist = torch.load(tmp_path / "hist.pt", weights_only=False)
+    for key in ("generation_rounds", "dropped_groups", "batch_groups", "optimizer_steps"):
+        assert [r[key] for r in hist] == [r[key] for r in single.history], key
+    if algo == "dapo":
+        assert any(r["generation_rounds"] > 1 for r in hist)
     for k, v in model.state_dict().items():
         # same global batch and update; only float summation order differs. Adam with the paper's eps 1e-15
         # turns float noise in near-zero gradient entries into ±lr steps, so this test uses eps 1e-8; a wrong

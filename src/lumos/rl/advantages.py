@@ -53,8 +53,8 @@ def dynamic_sampling_mask(rewards: torch.Tensor, group_size: int, atol: float = 
     """DAPO dynamic sampling: False for every sample of a group whose rewards are all equal.
 
     Such groups have zero advantage and contribute no gradient, but still count in token-level
-    normalisation; DAPO drops them (and keeps sampling until the batch is full; the trainer instead
-    over-samples by ``oversample`` and keeps the first groups with signal).
+    normalisation; DAPO drops them and keeps sampling until the batch is full (the trainer refills with
+    further generation rounds, at most ``RLConfig.dynamic_sampling_max_rounds``).
 
     Returns:
         (P·G,) bool, True where the sample's group has reward spread > ``atol``.

@@ -52,6 +52,9 @@ class RLConfig:
     beta: float = _f(0.0, "grpo: KL coefficient against the initial policy (0 = no KL)")
     advantage_scale: str = _f("group", "group, batch or none (see group_advantages)")
     dynamic_sampling: bool | None = _f(None, "drop groups whose rewards are all equal; None = on for dapo only")
+    dynamic_sampling_max_rounds: int = _f(3, "dynamic sampling: generation rounds per step at most, the first "
+                                          "included; refill rounds of fresh prompts run until prompts_per_step "
+                                          "groups have reward spread (1 = drop without refill)")
     overlong_cache: int = _f(0, "DAPO soft overlong window in tokens (0 = off)")
     old_logp: str = _f("rollout", "old log-probs: 'rollout' (sampler's) or 'recompute' (training forward, no grad)")
     # bookkeeping
@@ -77,7 +80,7 @@ class RLConfig:
         if self.algo not in ALGO_DEFAULTS:
             e.append(f"algo must be one of {', '.join(ALGO_DEFAULTS)}, got {self.algo!r}")
         for name in ("steps", "prompts_per_step", "group_size", "minibatches", "max_new_tokens", "eval_problems",
-                     "keep_checkpoints"):
+                     "keep_checkpoints", "dynamic_sampling_max_rounds"):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 e.append(f"{name} must be an int ≥ 1, got {v!r}")

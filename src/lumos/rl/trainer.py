@@ -2,11 +2,18 @@
 
 One RL step ``k``:
 
-1. ``prompts_per_step`` problems from ``task.generate(n, seed=f(seed, k))`` (the data position is the step);
-   under ``torch.distributed`` each process takes a contiguous share of the prompts.
-2. ``group_size`` samples per prompt with sampling generators seeded by (seed, k, prompt, sample), so the
-   samples do not depend on how prompts are spread over processes; the sampler's log-probs are recorded.
-3. Rewards (+ DAPO overlong shaping), group advantages, DAPO dynamic sampling (drop all-equal groups).
+1. ``prompts_per_step`` problems from ``task.generate(n, seed=f(seed, k, round))`` (the data position is the
+   step and the generation round); under ``torch.distributed`` each process takes a contiguous share of them.
+2. ``group_size`` samples per prompt with sampling generators seeded by (seed, k, round, prompt, sample), so
+   the samples do not depend on how prompts are spread over processes; the sampler's log-probs are recorded.
+3. Rewards (+ DAPO overlong shaping). DAPO dynamic sampling drops the groups whose rewards are all equal and
+   refills: further rounds of ``prompts_per_step`` fresh problems (round r of step k has its own seed) are
+   generated until ``prompts_per_step`` groups with reward spread are collected (the surplus of the last
+   round is discarded) or ``dynamic_sampling_max_rounds`` rounds were generated (then the step trains on the
+   groups it has). Every process all-reduces the per-process count of groups with spread, so all take the
+   same decision, and the batch is the first groups in (round, process, prompt) order — the single-process
+   order. Everything is a function of (seed, k, round) and the weights, so resume needs no extra state.
+   Then group advantages on the collected batch.
 4. Old log-probs: the sampler's (default) or a no-grad training forward (``old_logp="recompute"``).
 5. ``minibatches`` optimizer steps: minibatch ``m`` holds the samples whose global index i satisfies
    i mod M = m. Losses are normalised by the *global* token (or sequence) count of the minibatch and the
@@ -45,6 +52,7 @@ __all__ = ["RLTrainer", "lr_at", "encode_prompts", "decode_responses"]
 
 _MIX = 1_000_003
 _EVAL_SEED = 10**9 + 7
+_REFILL_TAG = 7919          # separates the problem seeds of refill rounds from those of first rounds
 
 
 def lr_at(cfg: RLConfig, step: int) -> float:
@@ -69,6 +77,27 @@ def decode_responses(tokenizer: Any, rollout: Rollout, eos_id: int) -> list[str]
     for ids, m in zip(rollout.response_ids, rollout.response_mask):
         toks = [int(t) for t in ids[m] if int(t) != eos_id]
         out.append(tokenizer.decode(toks))
+    return out
+
+
+def _cat_rollouts(parts: list[tuple[Rollout, torch.Tensor]], pad_id: int) -> Rollout:
+    """Rows ``idx`` of each rollout, concatenated (prompts re-left-padded, responses re-right-padded)."""
+    Pw = max(ro.prompt_ids.shape[1] for ro, _ in parts)
+    Tw = max(ro.response_ids.shape[1] for ro, _ in parts)
+    n = sum(int(idx.numel()) for _, idx in parts)
+    out = Rollout(torch.full((n, Pw), pad_id, dtype=torch.long), torch.zeros(n, Pw, dtype=torch.long),
+                  torch.full((n, Tw), pad_id, dtype=torch.long), torch.zeros(n, Tw, dtype=torch.bool),
+                  torch.zeros(n, Tw, dtype=parts[0][0].logprobs.dtype), [])
+    i = 0
+    for ro, idx in parts:
+        k, p, t = int(idx.numel()), ro.prompt_ids.shape[1], ro.response_ids.shape[1]
+        out.prompt_ids[i:i + k, Pw - p:] = ro.prompt_ids[idx]
+        out.prompt_mask[i:i + k, Pw - p:] = ro.prompt_mask[idx]
+        out.response_ids[i:i + k, :t] = ro.response_ids[idx]
+        out.response_mask[i:i + k, :t] = ro.response_mask[idx]
+        out.logprobs[i:i + k, :t] = ro.logprobs[idx]
+        out.finish_reasons.extend(ro.finish_reasons[j] for j in idx.tolist())
+        i += k
     return out
 
 
@@ -114,8 +143,14 @@ class RLTrainer:
             raise LumosError(f"prompts_per_step ({config.prompts_per_step}) must be divisible by the number of "
                              f"processes ({self.world}).")
         self.eval_problems = task.generate(config.eval_problems, seed=_EVAL_SEED + config.seed)
+        self._warned_short = False
 
     # ---------------------------------------------------------------------------------------------- rollouts
+    def _problem_seed(self, step: int, rnd: int) -> int:
+        """Seed of the problems of round ``rnd`` of step ``step`` (round 0: the seed used without refill)."""
+        base = self.cfg.seed * _MIX + step
+        return base if rnd == 0 else (base * _MIX + rnd) * _MIX + _REFILL_TAG
+
     def _generators(self, step: int, groups: range) -> list[torch.Generator]:
         G = self.cfg.group_size
         gens: list[torch.Generator] = []
@@ -129,19 +164,22 @@ class RLTrainer:
                 gens.extend([gen] * G)
         return gens
 
-    def _rollout(self, step: int) -> tuple[list[Problem], Rollout, range]:
+    def _rollout(self, step: int, rnd: int = 0) -> tuple[list[Problem], Rollout, range]:
+        """Round ``rnd`` of step ``step``: this process's share of ``prompts_per_step`` problems × G samples."""
         cfg = self.cfg
-        problems = self.task.generate(cfg.prompts_per_step, seed=cfg.seed * _MIX + step)
-        share = cfg.prompts_per_step // self.world
+        P = cfg.prompts_per_step
+        problems = self.task.generate(P, seed=self._problem_seed(step, rnd))
+        share = P // self.world
         groups = range(self.rank * share, (self.rank + 1) * share)
         rows = [problems[g] for g in groups for _ in range(cfg.group_size)]
         ids, mask = encode_prompts(self.tokenizer, rows, self.policy.pad_token_id)
         self.model.eval()
         ro = self.policy.generate(ids, mask, max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature,
-                                  generators=self._generators(step, groups))
+                                  generators=self._generators(step, range(rnd * P + groups.start, rnd * P + groups.stop)))
         return rows, ro, groups
 
-    def _rewards(self, rows: list[Problem], ro: Rollout) -> tuple[torch.Tensor, dict[str, float]]:
+    def _rewards(self, rows: list[Problem], ro: Rollout) -> tuple[torch.Tensor, torch.Tensor, str | None]:
+        """Rewards (N,), this process's sums for the metrics (not reduced) and a sample text."""
         texts = decode_responses(self.tokenizer, ro, self.policy.eos_token_id)
         rewards = self.task.score(rows, texts)
         r = torch.tensor([x.total for x in rewards], dtype=torch.float32)
@@ -152,15 +190,75 @@ class RLTrainer:
         sums = torch.tensor([float(r.sum()), sum(x.correct for x in rewards), sum(x.format for x in rewards),
                              float(ro.lengths.sum()), sum(f == "eos" for f in ro.finish_reasons), len(rows)],
                             dtype=torch.float64)
-        dist.all_reduce_sum(sums)
-        n = float(sums[5])
-        stats = {"reward": float(sums[0]) / n, "accuracy": float(sums[1]) / n, "format": float(sums[2]) / n,
-                 "response_length": float(sums[3]) / n, "finished_eos": float(sums[4]) / n}
-        if texts:
-            stats["sample"] = f"{rows[0].prompt}{texts[0]}"
-        return r, stats
+        return r, sums, (f"{rows[0].prompt}{texts[0]}" if texts else None)
 
-    def _advantages(self, r: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _collect(self, step: int) -> tuple[Rollout, torch.Tensor, torch.Tensor, dict[str, Any]]:
+        """Generation rounds of step ``step`` (one without dynamic sampling): the training batch of this process
+        (rollout, rewards, global sample indices) and the metrics of the rounds."""
+        cfg = self.cfg
+        P, G = cfg.prompts_per_step, cfg.group_size
+        ds = cfg.use_dynamic_sampling
+        max_rounds = cfg.dynamic_sampling_max_rounds if ds else 1
+        rounds: list[tuple[Rollout, torch.Tensor, torch.Tensor]] = []   # rollout, rewards, valid (per group)
+        counts: list[torch.Tensor] = []                                   # (world,) valid groups per process
+        sums = torch.zeros(6, dtype=torch.float64)
+        sample: str | None = None
+        gen_s = 0.0
+        while True:
+            t0 = time.perf_counter()
+            rows, ro, groups = self._rollout(step, len(rounds))
+            gen_s += time.perf_counter() - t0
+            r, s, smp = self._rewards(rows, ro)
+            sums += s
+            sample = sample if sample is not None else smp
+            valid = (dynamic_sampling_mask(r, G).view(-1, G)[:, 0] if ds
+                     else torch.ones(len(groups), dtype=torch.bool))
+            c = torch.zeros(self.world, dtype=torch.float64)
+            c[self.rank] = float(valid.sum())
+            counts.append(dist.all_reduce_sum(c))      # identical on every process: same decision everywhere
+            rounds.append((ro, r, valid))
+            if int(sum(float(c.sum()) for c in counts)) >= P or len(rounds) >= max_rounds:
+                break
+        # the batch: the first P valid groups in (round, process, group) order, as one process would take them
+        taken = 0
+        parts: list[tuple[Rollout, torch.Tensor]] = []
+        r_parts, idx_parts = [], []
+        for (ro, r, valid), c in zip(rounds, counts):
+            offset = mine = 0
+            for k in range(self.world):
+                n = min(int(c[k]), P - taken)
+                if k == self.rank:
+                    offset, mine = taken, n
+                taken += n
+            groups_kept = valid.nonzero()[:, 0][:mine]
+            sample_rows = (groups_kept[:, None] * G + torch.arange(G)).reshape(-1)
+            parts.append((ro, sample_rows))
+            r_parts.append(r[sample_rows])
+            pos = offset + torch.arange(mine)
+            idx_parts.append((pos[:, None] * G + torch.arange(G)).reshape(-1))
+        if len(rounds) == 1 and parts[0][1].numel() == rounds[0][0].response_ids.shape[0]:
+            batch = rounds[0][0]       # nothing dropped: the rollout as generated
+        else:
+            batch = _cat_rollouts(parts, self.policy.pad_token_id)
+        tot = dist.all_reduce_sum(sums)
+        n = float(tot[5])
+        valid_total = int(sum(float(c.sum()) for c in counts))
+        stats: dict[str, Any] = {
+            "reward": float(tot[0]) / n, "accuracy": float(tot[1]) / n, "format": float(tot[2]) / n,
+            "response_length": float(tot[3]) / n, "finished_eos": float(tot[4]) / n,
+            "generation_rounds": len(rounds), "dropped_groups": len(rounds) * P - valid_total,
+            "batch_groups": taken, "kept_fraction": valid_total / (len(rounds) * P),
+            "_gen_s": gen_s, "_gen_tokens": float(tot[3])}
+        if sample is not None:
+            stats["sample"] = sample
+        if ds and taken < P and not self._warned_short:
+            self._warned_short = True
+            warnings.warn(f"RL step {step}: dynamic sampling collected {taken} of {P} groups with reward spread in "
+                          f"{len(rounds)} generation round(s) (dynamic_sampling_max_rounds); training on them. "
+                          "The per-step counts are in metrics.jsonl (batch_groups, dropped_groups).", stacklevel=3)
+        return batch, torch.cat(r_parts), torch.cat(idx_parts), stats
+
+    def _advantages(self, r: torch.Tensor) -> torch.Tensor:
         G, scale = self.cfg.group_size, self.cfg.advantage_scale
         if scale == "batch" and self.world > 1:
             s = dist.all_reduce_sum(torch.tensor([float(r.sum()), float((r * r).sum()), r.numel()], dtype=torch.float64))
@@ -168,10 +266,11 @@ class RLTrainer:
             mean_all = float(s[0]) / n
             std = math.sqrt(max(float(s[1]) / n - mean_all**2, 0.0) * n / max(n - 1, 1))
             adv = (r.view(-1, G) - r.view(-1, G).mean(1, keepdim=True)).reshape(-1) / (std + 1e-4)
+        elif r.numel() == 0:        # every group of this process was dropped
+            adv = r.clone()
         else:
             adv = group_advantages(r, G, scale=scale)
-        keep = dynamic_sampling_mask(r, G) if self.cfg.use_dynamic_sampling else torch.ones_like(r, dtype=torch.bool)
-        return adv, keep
+        return adv
 
     @torch.no_grad()
     def _logprobs_nograd(self, model_policy: Policy, ro: Rollout, chunk: int = 64) -> torch.Tensor:
@@ -182,10 +281,10 @@ class RLTrainer:
         return torch.cat(out) if out else torch.zeros_like(ro.logprobs)
 
     # ---------------------------------------------------------------------------------------------- update
-    def _minibatch(self, m: int, ro: Rollout, old: torch.Tensor, adv: torch.Tensor, keep: torch.Tensor,
+    def _minibatch(self, m: int, ro: Rollout, old: torch.Tensor, adv: torch.Tensor,
                    global_idx: torch.Tensor, ref: torch.Tensor | None) -> dict[str, float] | None:
         cfg = self.cfg
-        sel = ((global_idx % cfg.minibatches) == m) & keep
+        sel = (global_idx % cfg.minibatches) == m
         rows = sel.nonzero()[:, 0]
         mask = ro.response_mask.float()
         counts = dist.all_reduce_sum(torch.tensor([float(mask[rows].sum()), float(rows.numel())], dtype=torch.float64))
@@ -232,24 +331,19 @@ class RLTrainer:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         t0 = time.perf_counter()
-        rows, ro, groups = self._rollout(step)
-        t1 = time.perf_counter()
-        r, row = self._rewards(rows, ro)
-        adv, keep = self._advantages(r)
+        ro, r, global_idx, row = self._collect(step)
+        gen_s, gen_tokens = row.pop("_gen_s"), row.pop("_gen_tokens")
+        adv = self._advantages(r)
         old = ro.logprobs.float() if cfg.old_logp == "rollout" else self._logprobs_nograd(self.policy, ro)
         ref = None
         if self.ref_model is not None:
             ref = self._logprobs_nograd(make_policy(self.ref_model, self.policy.eos_token_id, self.policy.pad_token_id), ro)
         t2 = time.perf_counter()
-        G = cfg.group_size
-        global_idx = torch.arange(groups.start * G, groups.stop * G)
         mb_stats = [s for m in range(cfg.minibatches)
-                    if (s := self._minibatch(m, ro, old, adv, keep, global_idx, ref)) is not None]
+                    if (s := self._minibatch(m, ro, old, adv, global_idx, ref)) is not None]
         t3 = time.perf_counter()
-        kept = float(dist.all_reduce_sum(torch.tensor([float(keep.float().mean())], dtype=torch.float64))[0]) / self.world
-        gen_tokens = float(dist.all_reduce_sum(torch.tensor([float(ro.lengths.sum())], dtype=torch.float64))[0])
-        row.update(step=step + 1, lr=lr, kept_fraction=kept, rollout_s=t1 - t0, old_logp_s=t2 - t1, update_s=t3 - t2,
-                   tokens_per_s=gen_tokens / max(t1 - t0, 1e-9), optimizer_steps=len(mb_stats))
+        row.update(step=step + 1, lr=lr, rollout_s=gen_s, old_logp_s=t2 - t0 - gen_s, update_s=t3 - t2,
+                   tokens_per_s=gen_tokens / max(gen_s, 1e-9), optimizer_steps=len(mb_stats))
         keys = sorted({k for s in mb_stats for k in s if k != "skipped"})
         for k in keys:
             vals = [s[k] for s in mb_stats if k in s]
