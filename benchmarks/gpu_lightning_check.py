@@ -26,11 +26,7 @@ import torch.nn.functional as F
 
 from lumos.ops import lightning_attention
 from lumos.ops.lightning import api
-
-
-def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
-    a, b = a.detach().double(), b.detach().double()
-    return float((a - b).norm() / b.norm().clamp_min(1e-30))
+from lumos.testing import rel_rms
 
 
 def _fla():
@@ -80,8 +76,8 @@ def correctness(quick: bool) -> list[dict]:
             ref = _run("naive", *(t.detach().double().requires_grad_() for t in (q, k, v)), slope.double(),
                        None if s0 is None else s0.detach().double().requires_grad_(), cu)
             chk = _run("chunked", q, k, v, slope, s0, cu)
-            errs = {n: _rel(a, b) for n, a, b in zip(["o", "final", "dq", "dk", "dv", "ds0"], tri, ref)}
-            errs_chunked = max(_rel(a, b) for a, b in zip(tri, chk))
+            errs = {n: rel_rms(a, b) for n, a, b in zip(["o", "final", "dq", "dk", "dv", "ds0"], tri, ref)}
+            errs_chunked = max(rel_rms(a, b) for a, b in zip(tri, chk))
             ok = max(errs.values()) <= TOL[dtype]
             rows.append({"case": [B, H, L, Dk, Dv, lens], "dtype": str(dtype), **{f"err_{k}": f"{v:.1e}" for k, v in
                          errs.items()}, "vs_chunked": f"{errs_chunked:.1e}", "pass": ok})
@@ -91,7 +87,7 @@ def correctness(quick: bool) -> list[dict]:
         slope = torch.linspace(0.01, 1.0, 4, device=dev)
         ours, _ = lightning_attention(q, k, v, slope, backend="triton")
         theirs, _ = fla(*(t.transpose(1, 2).contiguous() for t in (q, k, v)), g_gamma=-slope, scale=1.0)
-        err = _rel(ours, theirs.transpose(1, 2))
+        err = rel_rms(ours, theirs.transpose(1, 2))
         rows.append({"case": "vs fla chunk_simple_gla", "dtype": "bf16", "err_o": f"{err:.1e}", "pass": err < 2e-2})
     return rows
 

@@ -38,6 +38,7 @@ def _read(path: str, what: str) -> str:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from lumos.core.io import atomic_write_json
     from lumos.core.rundir import RunDir
     from lumos.rl.sandbox import SandboxLimits, run_script, run_tests
 
@@ -49,7 +50,7 @@ def _run(args: argparse.Namespace) -> int:
     config = {"file": args.file, "tests": args.tests, "limits": limits.to_dict()}
     with RunDir.create("sandbox-run", config, out=args.out, seed=args.seed) as rd:
         rd.log(verdict.to_dict())
-        (rd.path / "verdict.json").write_text(json.dumps(verdict.to_dict(), indent=2))
+        atomic_write_json(rd.path / "verdict.json", verdict.to_dict())
         sec = rd.report.section("Verdict")
         sec.table([_summary(verdict)])
         sec.code(verdict.stdout or "(no stdout)")
