@@ -89,7 +89,10 @@ def _accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
 
 
 def train_builtin(cfg: TrainConfig, progress: bool | None = None) -> TrainedModel:
-    """Train a fresh built-in model (AdamW, cosine schedule, random flips) and report its test accuracy."""
+    """Train a fresh built-in model (AdamW, cosine schedule, random flips) and report its test accuracy.
+
+    ``progress``: None shows a progress bar on a terminal (as :func:`lumos.core.progress.track`), True/False force it.
+    """
     seed_everything(cfg.seed)
     train, test = synthetic_splits(cfg.n_train, cfg.n_test, cfg.image_size, cfg.seed)
     vcfg = VisionConfig(kind=cfg.kind, num_classes=len(train.classes), image_size=cfg.image_size,
@@ -101,7 +104,7 @@ def train_builtin(cfg: TrainConfig, progress: bool | None = None) -> TrainedMode
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=steps, pct_start=0.15)
     gen = torch.Generator().manual_seed(cfg.seed)
     model.train()
-    for _ in track(range(cfg.epochs), f"training builtin:{cfg.kind}", disable=None if progress else True):
+    for _ in track(range(cfg.epochs), f"training builtin:{cfg.kind}", disable=None if progress is None else not progress):
         perm = torch.randperm(len(x), generator=gen)
         for i in range(0, len(x), cfg.batch_size):
             idx = perm[i:i + cfg.batch_size]

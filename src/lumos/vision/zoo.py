@@ -111,8 +111,7 @@ def load_model(spec: str, weights: str | os.PathLike[str] | None = None, *, num_
             raise bad_param("model", "'builtin:cnn' or 'builtin:vit'", spec)
         if weights is not None:
             raise bad_param("weights", "unset for built-in models (they are trained and cached by lumos)", weights)
-        trained = load_or_train_builtin(default_train_config(name, quick, seed), cache_dir or "runs/cache",
-                                        progress=True)
+        trained = load_or_train_builtin(default_train_config(name, quick, seed), cache_dir or "runs/cache")
         from lumos.data.synthetic import CLASSES
 
         return ModelBundle(trained.model, spec, trained.train.image_size, None, trained.mean, trained.std,
