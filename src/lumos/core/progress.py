@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TypeVar
 
 T = TypeVar("T")
 
-__all__ = ["track", "progress_enabled"]
+__all__ = ["track", "progress_enabled", "counter"]
 
 
 def progress_enabled() -> bool:
@@ -18,6 +19,27 @@ def progress_enabled() -> bool:
     if flag is not None:
         return flag not in ("0", "false", "no", "")
     return sys.stderr.isatty()
+
+
+@contextlib.contextmanager
+def counter(description: str = "", total: int | None = None, disable: bool | None = None) -> Iterator[Callable[[int], None]]:
+    """A progress bar driven by callbacks: ``with counter("decode", total=n) as advance: ... advance(1)``.
+
+    For loops a user waits on that lumos does not iterate itself (e.g. a generation callback).
+    """
+    if disable is None:
+        disable = not progress_enabled()
+    if disable:
+        yield lambda n=1: None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = (TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=True) as prog:
+        task = prog.add_task(description, total=total)
+        yield lambda n=1: prog.advance(task, n)
 
 
 def track(iterable: Iterable[T], description: str = "", total: int | None = None, disable: bool | None = None) -> Iterator[T]:

@@ -58,6 +58,7 @@ def _run(args: argparse.Namespace) -> int:
 
     import torch
 
+    from lumos.core.progress import counter
     from lumos.core.rundir import RunDir
     from lumos.models.hybrid import HybridLM
     from lumos.models.tokenizer import load_tokenizer
@@ -73,11 +74,14 @@ def _run(args: argparse.Namespace) -> int:
     options = {k: v for k, v in vars(args).items() if k != "func"}
     run = RunDir.create("generate", options, out=args.out, seed=args.seed, title="lumos generate")
     t1 = time.perf_counter()
-    out = model.generate(input_ids, attention_mask=mask, max_new_tokens=args.max_new_tokens,
-                         do_sample=args.temperature > 0, temperature=args.temperature if args.temperature > 0 else 1.0,
-                         top_k=args.top_k, top_p=args.top_p, stop_strings=args.stop, tokenizer=tokenizer,
-                         seed=args.seed, repetition_truncation=args.repetition_truncation,
-                         repetition_threshold=args.repetition_threshold)
+    with counter("generating", total=args.max_new_tokens) as advance:
+        out = model.generate(input_ids, attention_mask=mask, max_new_tokens=args.max_new_tokens,
+                             do_sample=args.temperature > 0,
+                             temperature=args.temperature if args.temperature > 0 else 1.0,
+                             top_k=args.top_k, top_p=args.top_p, stop_strings=args.stop, tokenizer=tokenizer,
+                             seed=args.seed, repetition_truncation=args.repetition_truncation,
+                             repetition_threshold=args.repetition_threshold,
+                             callback=lambda step, tokens: advance(1))
     gen_s = time.perf_counter() - t1
     rows = []
     for i, prompt in enumerate(args.prompt):
