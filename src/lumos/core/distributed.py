@@ -92,6 +92,10 @@ def _worker(local_rank: int, fn: Callable[..., Any], world: int, port: int, args
     dist.init_process_group("gloo", rank=local_rank, world_size=world)
     try:
         fn(local_rank, world, *args)
+        # Every rank reaches this point before any tears gloo down: a rank that destroys the group while a peer
+        # is still in a collective makes gloo's threads abort the peer ("terminate called without an active
+        # exception").
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 
