@@ -1,0 +1,233 @@
+"""Compiled one-token decode step for :class:`~lumos.models.hybrid.HybridLM` (latency-bound decoding).
+
+At small batch a decode step reads every active weight once and does little arithmetic with it, so in eager
+PyTorch about half of a step is per-op overhead (a few µs for each of ~800 small ops). :func:`decode_step` is
+the same step written as one pure tensor function over static-shape buffers, which ``torch.compile`` turns into
+a handful of fused kernels:
+
+- lightning layers: S ← λ·S + kᵀv, o = q·S on the cached (B, H, D, D) float32 state (updated in place);
+- softmax layers: the new key/value is written into slot ``slot`` of the preallocated KV buffers and the query
+  attends over every slot marked in ``valid`` (B, capacity) — no growing tensors, so one compiled graph serves
+  every step (batch size and capacity are dynamic dimensions);
+- the MoE computes only the top-k experts of each row, reading their weights by index inside a fused
+  reduction (no copy of the expert weights, no per-expert loop, no host synchronisation). This reads
+  B·top_k expert matrices, so it is used while B·top_k ≤ num_experts; larger batches are compute-bound and
+  use the eager, expert-grouped path.
+
+:func:`decode_step` runs as is in eager mode too: that is its oracle in the tests (against ``model(tok, cache)``).
+``torch.compile`` needs a C++ compiler on CPU; when compiling fails, :func:`compiled_decode_step` warns once and
+falls back to the eager model.
+"""
+
+from __future__ import annotations
+
+import functools
+import warnings
+import weakref
+from typing import TYPE_CHECKING, Any, Callable
+
+import torch
+import torch.nn.functional as F
+
+from lumos.core.validation import check_choice
+
+if TYPE_CHECKING:
+    from lumos.models.hybrid import HybridCache, HybridLM
+
+__all__ = ["decode_step", "compiled_decode_step", "fast_path_applies", "FastDecoder"]
+
+
+def _rms(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
+    h = x.float()
+    h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + eps)
+    return weight * h.to(x.dtype)
+
+
+def _linear(x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """x (B, in) · wᵀ as a fused reduction (float32 accumulation): at small B, one pass over w."""
+    y = (w.float() * x.float()[:, None, :]).sum(-1).to(x.dtype)
+    return y if bias is None else y + bias
+
+
+def _lightning(attn: Any, x: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
+    b = x.shape[0]
+    h, d = attn.num_heads, attn.head_dim
+    qkv = F.silu(_linear(x, attn.qkv_proj.weight, attn.qkv_proj.bias)).view(b, h, 3 * d).float()
+    q, k, v = qkv[..., :d], qkv[..., d:2 * d], qkv[..., 2 * d:]
+    lam = torch.exp(-attn.slope_rate.double()).float()[:, None, None]
+    new = lam * state + k[..., :, None] * v[..., None, :]  # (B, H, D, D)
+    state.copy_(new)
+    o = (q[..., None, :] @ new).reshape(b, h * d).to(x.dtype)
+    o = _rms(o, attn.norm.weight, attn.norm.eps)
+    o = torch.sigmoid(_linear(x, attn.output_gate.weight, attn.output_gate.bias)) * o
+    return _linear(o, attn.out_proj.weight, attn.out_proj.bias)
+
+
+def _softmax(attn: Any, x: torch.Tensor, pos: torch.Tensor, valid: torch.Tensor, slot: torch.Tensor,
+             k_buf: torch.Tensor, v_buf: torch.Tensor) -> torch.Tensor:
+    b = x.shape[0]
+    h, hkv, d = attn.num_heads, attn.num_kv_heads, attn.head_dim
+    q = _linear(x, attn.q_proj.weight).view(b, h, d)
+    k = _linear(x, attn.k_proj.weight).view(b, hkv, d)
+    v = _linear(x, attn.v_proj.weight).view(b, hkv, d)
+    half = attn.rotary.inv_freq.shape[0]
+    ang = pos.float()[:, None] * attn.rotary.inv_freq.float()  # (B, r/2)
+    cos, sin = ang.cos()[:, None], ang.sin()[:, None]
+
+    def rot(t: torch.Tensor) -> torch.Tensor:
+        t1, t2 = t[..., :half].float(), t[..., half:2 * half].float()
+        r = torch.cat((t1 * cos - t2 * sin, t2 * cos + t1 * sin), -1).to(t.dtype)
+        return torch.cat((r, t[..., 2 * half:]), -1)
+
+    q, k = rot(q), rot(k)
+    k_buf.index_copy_(2, slot.view(1), k[:, :, None].to(k_buf.dtype))
+    v_buf.index_copy_(2, slot.view(1), v[:, :, None].to(v_buf.dtype))
+    qg = q.view(b, hkv, h // hkv, d).float()
+    s = torch.einsum("bgjd,bgcd->bgjc", qg, k_buf.float()) * attn.scale  # (B, H_kv, g, capacity)
+    s = s.masked_fill(~valid[:, None, None, :], float("-inf"))
+    o = torch.einsum("bgjc,bgcd->bgjd", torch.softmax(s, -1), v_buf.float())
+    return _linear(o.reshape(b, h * d).to(x.dtype), attn.o_proj.weight)
+
+
+def _moe(moe: Any, x: torch.Tensor) -> torch.Tensor:
+    probs = torch.softmax(_linear(x, moe.gate.weight).float(), dim=-1)
+    top_w, top_i = torch.topk(probs, moe.top_k, dim=-1)  # (B, k)
+    top_w = top_w / top_w.sum(-1, keepdim=True)
+    xf = x.float()[:, None, None, :]
+    a = (moe.w1[top_i].float() * xf).sum(-1)  # (B, k, I): indexed weights read inside the reduction
+    g = (moe.w3[top_i].float() * xf).sum(-1)
+    mid = (F.silu(a.to(x.dtype)) * g.to(x.dtype)).float()
+    out = (moe.w2[top_i].float() * mid[:, :, None, :]).sum(-1)  # (B, k, H)
+    return (out.to(x.dtype) * top_w[..., None].to(x.dtype)).sum(1)
+
+
+def decode_step(model: HybridLM, tok: torch.Tensor, pos: torch.Tensor, valid: torch.Tensor, slot: torch.Tensor,
+                states: list[torch.Tensor], kv: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+    """One token per sequence through ``model``; updates ``states`` and the KV buffers in place.
+
+    Args:
+        tok: (B,) long new tokens. pos: (B,) long RoPE positions of the new tokens.
+        valid: (B, capacity) bool, key slots the new tokens attend to (their own slot included).
+        slot: 0-d long, the KV slot the new tokens are written to.
+        states: per lightning layer (in order) its (B, H, D, D) float32 state.
+        kv: per softmax layer (in order) its (k, v) buffers (B, H_kv, capacity, d).
+
+    Returns:
+        logits (B, V) (float32 when ``model.lm_head_fp32``).
+    """
+    h = F.embedding(tok, model.model.embed_tokens.weight)
+    li = si = 0
+    for layer in model.model.layers:
+        hn = _rms(h, layer.input_layernorm.weight, layer.input_layernorm.eps)
+        if layer.kind == "lightning":
+            a = _lightning(layer.self_attn, hn, states[li])
+            li += 1
+        else:
+            a = _softmax(layer.self_attn, hn, pos, valid, slot, *kv[si])
+            si += 1
+        h = (hn if layer.postnorm else h) * layer.attn_alpha + a * layer.attn_beta
+        hn = _rms(h, layer.post_attention_layernorm.weight, layer.post_attention_layernorm.eps)
+        m = _moe(layer.block_sparse_moe, hn)
+        h = (hn if layer.postnorm else h) * layer.mlp_alpha + m * layer.mlp_beta
+    h = _rms(h, model.model.norm.weight, model.model.norm.eps)
+    if model.lm_head_fp32:
+        return _linear(h.float(), model.lm_head.weight.float())
+    return _linear(h, model.lm_head.weight)
+
+
+def fast_path_applies(model: HybridLM, batch: int) -> bool:
+    """Whether :func:`decode_step` suits ``batch`` rows of ``model``: B·top_k ≤ num_experts (the latency-bound
+    regime) and weights in float32/bfloat16/float16 (float64 models keep float64 states on the eager path)."""
+    c = model.config
+    return batch * c.num_experts_per_tok <= c.num_local_experts and model.dtype != torch.float64
+
+
+_COMPILED: weakref.WeakKeyDictionary[Any, Callable[..., torch.Tensor]] = weakref.WeakKeyDictionary()
+#: why compiling failed in this process (then every decoder runs eagerly), or None
+_compile_error: str | None = None
+
+
+def compiled_decode_step(model: HybridLM) -> Callable[..., torch.Tensor]:
+    """``torch.compile(decode_step, dynamic=True)`` bound to ``model``, built once per model (compiles lazily on the
+    first call; batch size and KV capacity are dynamic, so later calls reuse the compiled code)."""
+    fn = _COMPILED.get(model)
+    if fn is None:
+        compiled = torch.compile(decode_step, dynamic=True)
+
+        def fn(*args: Any) -> torch.Tensor:
+            return compiled(model, *args)
+
+        _COMPILED[model] = fn
+    return fn
+
+
+class FastDecoder:
+    """Drives :func:`decode_step` over a :class:`HybridCache` filled by a prefill.
+
+    The cache's KV buffers must have room for every token to come (``capacity ≥ length + steps``). After each
+    :meth:`step` the cache's bookkeeping (KV lengths, key mask, positions) is as the eager path leaves it.
+    """
+
+    def __init__(self, model: HybridLM, cache: HybridCache, backend: str = "compiled") -> None:
+        """``backend``: "compiled" (``torch.compile(decode_step)``), "function" (:func:`decode_step` run eagerly:
+        the oracle of the compiled code) or "model" (the eager ``model(tok, cache=cache)``; also where compiling
+        failed)."""
+        check_choice(backend, "backend", ("compiled", "function", "model"), owner="FastDecoder")
+        self.model, self.cache = model, cache
+        kinds = model.config.layer_kinds
+        b = cache.key_mask.shape[0]
+        self.states = []
+        for i, kind in enumerate(kinds):
+            if kind == "lightning":
+                s = cache.states[i]
+                if s is None:
+                    c = model.config
+                    s = torch.zeros(b, c.num_attention_heads, c.head_dim, c.head_dim, device=model.device)
+                cache.states[i] = s = s.float().contiguous()
+                self.states.append(s)
+        self.kv = [(c.k, c.v) for c in cache.kv if c is not None]
+        # key slots visible to the next token (softmax layers only; an all-lightning model needs none)
+        cap = min((c.k.shape[2] for c in cache.kv if c is not None), default=0)
+        self.valid = torch.zeros(b, cap, dtype=torch.bool, device=model.device)
+        self.valid[:, : min(cap, cache.length)] = cache.key_mask[:, :cap]
+        if backend == "compiled" and _compile_error is not None:
+            backend = "model"
+        self.backend = backend
+        self.fn: Callable[..., torch.Tensor] | None = (
+            compiled_decode_step(model) if backend == "compiled" else
+            functools.partial(decode_step, model) if backend == "function" else None)
+
+    def step(self, tok: torch.Tensor) -> torch.Tensor:
+        """Feed ``tok`` (B,) (every row real); returns logits (B, V)."""
+        cache = self.cache
+        if self.fn is None:
+            return self.model(tok[:, None], cache=cache)[:, -1]
+        t = cache.length
+        if any(c is not None and c.k.shape[2] <= t for c in cache.kv):
+            raise RuntimeError(f"FastDecoder: KV capacity exhausted at {t} tokens; allocate the cache with room for "
+                               "every generated token")
+        if self.kv:
+            self.valid[:, t] = True
+        args = (tok, cache.next_position, self.valid, torch.tensor(t, device=tok.device), self.states, self.kv)
+        try:
+            logits = self.fn(*args)
+        except Exception as exc:  # no C++ compiler, or an inductor bug: decode eagerly from now on
+            if self.backend != "compiled":
+                raise
+            global _compile_error
+            _compile_error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            warnings.warn(f"torch.compile of the decode step failed ({_compile_error}); decoding in eager mode",
+                          RuntimeWarning, stacklevel=2)
+            self.backend, self.fn = "model", None
+            if self.kv:
+                self.valid[:, t] = False
+            return self.step(tok)
+        for c in cache.kv:
+            if c is not None:
+                c.length = t + 1
+        if self.kv:
+            cache.key_mask = self.valid[:, : t + 1]
+        else:
+            cache.key_mask = torch.cat((cache.key_mask, cache.key_mask.new_ones(cache.key_mask.shape[0], 1)), 1)
+        cache.next_position = cache.next_position + 1
+        return logits

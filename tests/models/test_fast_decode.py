@@ -1,0 +1,146 @@
+"""The one-token decode step (``lumos.models.fast_decode``) against the eager model.
+
+``decode_step`` run eagerly ("function" backend) is checked against ``model(tok, cache=cache)`` on many shapes;
+the compiled step against both, on one tiny model (compiling costs seconds).
+"""
+
+import pytest
+import torch
+
+from lumos.models import fast_decode
+from lumos.models.fast_decode import FastDecoder, fast_path_applies
+from lumos.models.generation import generate
+from lumos.testing import assert_close
+from models._factories import tiny_lumos
+
+
+def _prefill(model, ids, mask, extra):
+    cache = model.new_cache(ids.shape[0], capacity=ids.shape[1] + extra)
+    logits = model(ids, attention_mask=mask, cache=cache)[:, -1]
+    return cache, logits
+
+
+def _compare(model, ids, mask=None, steps=5, backend="function", atol=2e-5):
+    """Decode ``steps`` greedy tokens through the model and through a FastDecoder; logits and states agree."""
+    with torch.no_grad():
+        ref_cache, ref = _prefill(model, ids, mask, steps + 1)
+        fast_cache, fast = _prefill(model, ids, mask, steps + 1)
+        dec = FastDecoder(model, fast_cache, backend=backend)
+        for _ in range(steps):
+            tok = ref.argmax(-1)
+            ref = model(tok[:, None], cache=ref_cache)[:, -1]
+            fast = dec.step(tok)
+            assert_close("logits", fast.float(), ref.float(), atol=atol, rtol=atol)
+        for a, b in zip(ref_cache.states, fast_cache.states):
+            if a is not None:
+                assert_close("state", b, a, atol=atol, rtol=atol)
+        assert fast_cache.length == ref_cache.length
+        assert torch.equal(fast_cache.key_mask, ref_cache.key_mask)
+        assert torch.equal(fast_cache.next_position, ref_cache.next_position)
+
+
+@pytest.mark.parametrize("layers", [[0, 1, 0, 1], [1, 0], [0, 0, 0], [1], [1, 1, 0]])
+def test_step_matches_model_layer_orders(layers):
+    model = tiny_lumos(layers, seed=len(layers))
+    _compare(model, torch.randint(3, 259, (1, 7), generator=torch.Generator().manual_seed(0)))
+
+
+@pytest.mark.parametrize("overrides", [
+    dict(num_key_value_heads=1), dict(num_key_value_heads=4), dict(rotary_dim=8), dict(rotary_dim=2),
+    dict(postnorm=False), dict(head_dim=6, rotary_dim=4), dict(num_local_experts=6, num_experts_per_tok=3),
+])
+def test_step_matches_model_shapes(overrides):
+    model = tiny_lumos([0, 1, 0], seed=3, **overrides)
+    _compare(model, torch.randint(3, 259, (1, 9), generator=torch.Generator().manual_seed(1)))
+
+
+def test_step_left_padded_batch_and_fp32_head():
+    model = tiny_lumos([0, 1], seed=4)
+    model.lm_head_fp32 = True
+    ids = torch.randint(3, 259, (2, 6), generator=torch.Generator().manual_seed(2))
+    mask = torch.tensor([[0, 0, 1, 1, 1, 1], [1, 1, 1, 1, 1, 1]])
+    assert fast_path_applies(model, 2)
+    _compare(model, ids, mask, steps=6)
+
+
+def test_step_bfloat16_close_to_model():
+    model = tiny_lumos([0, 1, 0], seed=5).to(torch.bfloat16)
+    _compare(model, torch.randint(3, 259, (1, 8), generator=torch.Generator().manual_seed(3)), atol=0.1)
+
+
+def test_fast_path_applies_rules():
+    model = tiny_lumos([0, 1])  # 4 experts, top-2
+    assert fast_path_applies(model, 1) and fast_path_applies(model, 2)
+    assert not fast_path_applies(model, 3)
+    assert not fast_path_applies(model.double(), 1)
+
+
+def test_capacity_exhausted_is_an_error():
+    model = tiny_lumos([0, 1])
+    with torch.no_grad():
+        cache, logits = _prefill(model, torch.tensor([[5, 6, 7]]), None, 1)
+        dec = FastDecoder(model, cache, backend="function")
+        dec.step(logits.argmax(-1))
+        with pytest.raises(RuntimeError, match="capacity"):
+            dec.step(logits.argmax(-1))
+
+
+def test_bad_backend():
+    model = tiny_lumos([0])
+    cache, _ = _prefill(model, torch.tensor([[5, 6]]), None, 1)
+    with pytest.raises(ValueError, match="backend"):
+        FastDecoder(model, cache, backend="triton")
+
+
+@pytest.fixture(scope="module")
+def compiled_model():
+    return tiny_lumos([0, 1, 0], seed=7)
+
+
+def test_compiled_step_matches_model(compiled_model):
+    _compare(compiled_model, torch.randint(3, 259, (1, 10), generator=torch.Generator().manual_seed(4)),
+             backend="compiled", steps=4)
+    # batch size and KV capacity are dynamic: a different batch and length reuse the compiled code
+    ids = torch.randint(3, 259, (2, 5), generator=torch.Generator().manual_seed(5))
+    _compare(compiled_model, ids, torch.tensor([[0, 1, 1, 1, 1], [1, 1, 1, 1, 1]]), backend="compiled", steps=3)
+
+
+def test_generate_compile_equals_eager(compiled_model):
+    ids = torch.randint(3, 259, (2, 6), generator=torch.Generator().manual_seed(6))
+    kw = dict(max_new_tokens=12, eos_token_id=-1, repetition_truncation=None)
+    slow = generate(compiled_model, ids, **kw)
+    fast = generate(compiled_model, ids, compile=True, **kw)
+    assert torch.equal(fast.tokens, slow.tokens)
+    assert_close("logprobs", fast.logprobs, slow.logprobs, atol=1e-4, rtol=1e-4)
+    # sampled, seeded: same draws
+    a = generate(compiled_model, ids, do_sample=True, seed=3, **kw)
+    b = generate(compiled_model, ids, do_sample=True, seed=3, compile=True, **kw)
+    assert torch.equal(a.tokens, b.tokens)
+
+
+def test_generate_compile_large_batch_uses_eager_path(compiled_model, monkeypatch):
+    def boom(model):
+        raise AssertionError("the compiled step must not be built for B·top_k > num_experts")
+
+    monkeypatch.setattr(fast_decode, "compiled_decode_step", boom)
+    ids = torch.randint(3, 259, (3, 4), generator=torch.Generator().manual_seed(7))
+    out = generate(compiled_model, ids, max_new_tokens=3, compile=True)
+    assert out.tokens.shape == (3, 3)
+
+
+def test_compile_failure_falls_back_to_eager(monkeypatch):
+    model = tiny_lumos([0, 1], seed=8)
+
+    def broken(model):
+        def fn(*args):
+            raise RuntimeError("no C++ compiler")
+        return fn
+
+    monkeypatch.setattr(fast_decode, "compiled_decode_step", broken)
+    monkeypatch.setattr(fast_decode, "_compile_error", None)
+    ids = torch.tensor([[5, 6, 7, 8]])
+    kw = dict(max_new_tokens=5, eos_token_id=-1, repetition_truncation=None)
+    with pytest.warns(RuntimeWarning, match="no C\\+\\+ compiler"):
+        out = generate(model, ids, compile=True, **kw)
+    assert torch.equal(out.tokens, generate(model, ids, **kw).tokens)
+    assert fast_decode._compile_error is not None
