@@ -8,6 +8,11 @@ checked to agree first). Side by side in one run on this machine:
   libraries;
 - ``all-lightning`` (the same, every layer lightning): lumos decode ms/token at each C — it should not grow.
 
+lumos decodes twice: eagerly (``model(tok, cache=cache)``) and through the compiled one-token step
+(``generate(compile=True)``, :mod:`lumos.models.fast_decode`), whose one-off compile time is reported apart
+(``compile_s``); the steady-state step is what the ms/token columns show. ``--dtype bfloat16`` runs both libraries
+with the same weights cast to bf16 (lightning states stay float32 in both).
+
 Targets (issue 5): lumos ≥ 3× transformers' decode tokens/s at 16K; all-lightning per-token time at 16K ≤ 1.2×
 that at 1K. Usage: ``python benchmarks/generation.py [--quick] [--json PATH]`` (``--quick``: a tiny model at
 contexts 64/256, seconds). Timings are medians over the decode steps; compare the ratios.
@@ -56,6 +61,13 @@ def _lumos_step(model: HybridLM, state):
     return time.perf_counter() - t0, (cache, logits)
 
 
+def _fast_step(model: HybridLM, state):  # noqa: ARG001 - same signature as the other steps
+    decoder, logits = state
+    t0 = time.perf_counter()
+    logits = decoder.step(logits.argmax(-1))
+    return time.perf_counter() - t0, (decoder, logits)
+
+
 def _tf_cache_kwarg(model) -> str:
     """transformers renamed ``past_key_values`` to ``cache`` (5.2x); support both."""
     return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
@@ -82,20 +94,33 @@ def _tf_step(model, state):
     return time.perf_counter() - t0, (_tf_cache(out), (out.logits[:, -1], pos + 1))
 
 
-def _side_by_side(lumos: HybridLM, tf, ids: torch.Tensor, steps: int) -> tuple[float, list[float], float, list[float]]:
-    """Prefill both, then alternate decode steps (lumos, transformers) so both see the same machine load."""
+def _side_by_side(lumos: HybridLM, tf, ids: torch.Tensor, steps: int) -> dict[str, tuple[float, list[float]]]:
+    """Prefill each, then alternate decode steps (lumos eager, lumos compiled, transformers) so all see the same
+    machine load. Returns impl -> (prefill seconds, per-step seconds); "compile_s" -> (first compiled step, [])."""
+    from lumos.models.fast_decode import FastDecoder
+
     lp, cache, logits = _lumos_prefill(lumos, ids, steps)
-    lstate = (cache, logits)
-    tp, tcache, tlogits = _tf_prefill(tf, ids) if tf is not None else (0.0, None, None)
-    tstate = (tcache, tlogits)
-    lt, tt = [], []
+    states = {"lumos": (_lumos_step, (cache, logits))}
+    fp, fcache, flogits = _lumos_prefill(lumos, ids, steps + 1)
+    decoder = FastDecoder(lumos, fcache, backend="compiled")
+    t0 = time.perf_counter()
+    flogits = decoder.step(flogits.argmax(-1))  # compiles on the first call of the process
+    first = time.perf_counter() - t0
+    states["lumos-compiled"] = (_fast_step, (decoder, flogits))
+    prefill = {"lumos": lp, "lumos-compiled": fp}
+    if tf is not None:
+        tp, tcache, tlogits = _tf_prefill(tf, ids)
+        states["transformers"] = (_tf_step, (tcache, tlogits))
+        prefill["transformers"] = tp
+    times: dict[str, list[float]] = {k: [] for k in states}
     for _ in range(steps):
-        dt, lstate = _lumos_step(lumos, lstate)
-        lt.append(dt)
-        if tf is not None:
-            dt, tstate = _tf_step(tf, tstate)
-            tt.append(dt)
-    return lp, lt, tp, tt
+        for impl, (fn, st) in states.items():
+            dt, st = fn(lumos if impl != "transformers" else tf, st)
+            states[impl] = (fn, st)
+            times[impl].append(dt)
+    out = {impl: (prefill[impl], times[impl]) for impl in states}
+    out["compile_s"] = (first, [])
+    return out
 
 
 def _row(config: str, impl: str, ctx: int, prefill: float, times: list[float]) -> dict:
@@ -105,7 +130,7 @@ def _row(config: str, impl: str, ctx: int, prefill: float, times: list[float]) -
 
 
 @torch.no_grad()
-def run(quick: bool) -> tuple[list[dict], dict]:
+def run(quick: bool, dtype: torch.dtype = torch.float32) -> tuple[list[dict], dict]:
     from transformers import MiniMaxForCausalLM
 
     contexts = [64, 256] if quick else [1024, 4096, 16384]
@@ -115,31 +140,46 @@ def run(quick: bool) -> tuple[list[dict], dict]:
     hybrid = HybridLM(_config(False, quick)).eval()
     with tempfile.TemporaryDirectory() as tmp:
         hybrid.save_pretrained(tmp, format="transformers")
-        tf = MiniMaxForCausalLM.from_pretrained(tmp, dtype=torch.float32).eval()
+        tf = MiniMaxForCausalLM.from_pretrained(tmp, dtype=dtype).eval()
+    hybrid = hybrid.to(dtype)
     probe = torch.randint(3, hybrid.config.vocab_size, (1, 300))
-    parity = float((hybrid(probe) - tf(probe).logits).abs().max())
+    parity = float((hybrid(probe).float() - tf(probe).logits.float()).abs().max())
     gen = torch.Generator().manual_seed(1)
+    compile_s = None
     for ctx in contexts:
         ids = torch.randint(3, hybrid.config.vocab_size, (1, ctx), generator=gen)
-        lp, lt, tp, tt = _side_by_side(hybrid, tf, ids, steps)
-        rows += [_row("hybrid-7:1", "lumos", ctx, lp, lt), _row("hybrid-7:1", "transformers", ctx, tp, tt)]
-        print(rows[-2], rows[-1], flush=True)
+        res = _side_by_side(hybrid, tf, ids, steps)
+        first = res.pop("compile_s")[0]
+        compile_s = first if compile_s is None else compile_s
+        for impl, (pre, times) in res.items():
+            rows.append(_row("hybrid-7:1", impl, ctx, pre, times))
+            print(rows[-1], flush=True)
     del tf
-    linear = HybridLM(_config(True, quick)).eval()
+    linear = HybridLM(_config(True, quick)).eval().to(dtype)
     for ctx in (contexts[0], contexts[-1]):
         ids = torch.randint(3, linear.config.vocab_size, (1, ctx), generator=gen)
-        lp, lt, _, _ = _side_by_side(linear, None, ids, steps)
-        rows.append(_row("all-lightning", "lumos", ctx, lp, lt))
+        res = _side_by_side(linear, None, ids, steps)
+        res.pop("compile_s")
+        for impl, (pre, times) in res.items():
+            rows.append(_row("all-lightning", impl, ctx, pre, times))
     by = {(r["config"], r["impl"], r["context"]): r for r in rows}
     top, low = contexts[-1], contexts[0]
+
+    def ms(config: str, impl: str, ctx: int) -> float:
+        return by[(config, impl, ctx)]["decode_ms_per_token"]
+
     summary = {
+        "dtype": str(dtype).replace("torch.", ""),
         "logits_max_abs_diff_vs_transformers": parity,
-        f"decode_speedup_at_{top}": by[("hybrid-7:1", "transformers", top)]["decode_ms_per_token"]
-        / by[("hybrid-7:1", "lumos", top)]["decode_ms_per_token"],
+        "first_compiled_step_s (compile)": compile_s,
+        f"decode_speedup_at_{top} (compiled)": ms("hybrid-7:1", "transformers", top) / ms("hybrid-7:1", "lumos-compiled", top),
+        f"decode_speedup_at_{top} (eager)": ms("hybrid-7:1", "transformers", top) / ms("hybrid-7:1", "lumos", top),
         f"prefill_speedup_at_{top}": by[("hybrid-7:1", "transformers", top)]["prefill_s"]
         / by[("hybrid-7:1", "lumos", top)]["prefill_s"],
-        f"all_lightning_decode_ratio_{top}_vs_{low}": by[("all-lightning", "lumos", top)]["decode_ms_per_token"]
-        / by[("all-lightning", "lumos", low)]["decode_ms_per_token"],
+        f"all_lightning_decode_ratio_{top}_vs_{low} (compiled)": ms("all-lightning", "lumos-compiled", top)
+        / ms("all-lightning", "lumos-compiled", low),
+        f"all_lightning_decode_ratio_{top}_vs_{low} (eager)": ms("all-lightning", "lumos", top)
+        / ms("all-lightning", "lumos", low),
     }
     return rows, summary
 
@@ -151,15 +191,17 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1,
                     help="torch threads for both libraries (default 1: batch-1 decode is latency-bound, and one "
                     "thread avoids oversubscription on a shared machine)")
+    ap.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"],
+                    help="weights of both libraries (default float32)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    rows, summary = run(args.quick)
+    rows, summary = run(args.quick, getattr(torch, args.dtype))
     cols = ["config", "impl", "context", "prefill_s", "decode_ms_per_token", "decode_tokens_per_s"]
     print("\n| " + " | ".join(cols) + " |\n|" + "---|" * len(cols))
     for r in rows:
         print("| " + " | ".join(str(r[c]) for c in cols) + " |")
     for k, v in summary.items():
-        print(f"{k}: {v:.4g}")
+        print(f"{k}: {v:.4g}" if isinstance(v, float) else f"{k}: {v}")
     if args.json is not None:
         args.json.write_text(json.dumps({"rows": rows, "summary": summary}, indent=2))
 

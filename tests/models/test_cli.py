@@ -37,6 +37,17 @@ def test_generate_prints_text_and_writes_run(model_dir, tmp_path, capsys):
     assert printed["results"][0]["tokens"] == ref.tokens[0, :n].tolist()
 
 
+def test_generate_compile_flag_same_tokens(model_dir, tmp_path, capsys):
+    args = ["generate", "--model", str(model_dir), "--prompt", "Hello", "--max-new-tokens", "6", "--temperature",
+            "0", "--json"]
+    assert main(args + ["--out", str(tmp_path / "a")]) == 0
+    eager = json.loads(capsys.readouterr().out)["results"][0]
+    assert main(args + ["--out", str(tmp_path / "b"), "--compile"]) == 0
+    compiled = json.loads(capsys.readouterr().out)["results"][0]
+    assert compiled["tokens"] == eager["tokens"]
+    assert compiled["logprobs"] == pytest.approx(eager["logprobs"], abs=1e-4)
+
+
 def test_generate_text_output_and_sampling_seed(model_dir, tmp_path, capsys):
     args = ["generate", "--model", str(model_dir), "--prompt", "abc", "--max-new-tokens", "4", "--top-k", "5",
             "--top-p", "0.9", "--seed", "7"]

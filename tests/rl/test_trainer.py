@@ -230,3 +230,17 @@ def test_two_process_gloo_equals_single_process(algo, tmp_path):
         # turns float noise in near-zero gradient entries into ±lr steps, so this test uses eps 1e-8; a wrong
         # normaliser or a missing all-reduce moves parameters by O(lr) = 3e-3
         assert torch.allclose(ddp[k], v, atol=3e-5, rtol=0), (k, float((ddp[k] - v).abs().max()))
+
+
+def test_compiled_rollouts_equal_eager_rollouts():
+    from lumos.rl.sft import tiny_hybrid
+
+    task = signal_task()
+    eager = RLTrainer(tiny_hybrid(32, 2, seed=3), task, small_cfg())
+    fast = RLTrainer(tiny_hybrid(32, 2, seed=3), task, small_cfg(compile_rollouts=True))
+    assert fast.policy.compile and not eager.policy.compile
+    _, ro_e, _ = eager._rollout(0)
+    _, ro_f, _ = fast._rollout(0)
+    assert torch.equal(ro_f.response_ids, ro_e.response_ids)
+    assert torch.equal(ro_f.response_mask, ro_e.response_mask)
+    torch.testing.assert_close(ro_f.logprobs, ro_e.logprobs, atol=1e-4, rtol=1e-4)

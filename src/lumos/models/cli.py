@@ -24,6 +24,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--repetition-truncation", type=int, default=3000,
                    help="stop after N consecutive tokens each with probability > --repetition-threshold (default: 3000)")
     p.add_argument("--repetition-threshold", type=float, default=0.99, help="(default: 0.99)")
+    p.add_argument("--compile", action="store_true",
+                   help="decode through the torch.compile-d one-token step (compiles first; faster long generations)")
     p.add_argument("--dtype", choices=("auto", "float32", "bfloat16", "float16"), default="auto",
                    help="compute dtype (default: the checkpoint's)")
     p.add_argument("--format", choices=("auto", "minimax_m1", "transformers"), default="auto",
@@ -81,7 +83,7 @@ def _run(args: argparse.Namespace) -> int:
                              top_k=args.top_k, top_p=args.top_p, stop_strings=args.stop, tokenizer=tokenizer,
                              seed=args.seed, repetition_truncation=args.repetition_truncation,
                              repetition_threshold=args.repetition_threshold,
-                             callback=lambda step, tokens: advance(1))
+                             callback=lambda step, tokens: advance(1), compile=args.compile)
     gen_s = time.perf_counter() - t1
     rows = []
     for i, prompt in enumerate(args.prompt):

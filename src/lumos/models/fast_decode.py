@@ -11,8 +11,9 @@ a handful of fused kernels:
   every step (batch size and capacity are dynamic dimensions);
 - the MoE computes only the top-k experts of each row, reading their weights by index inside a fused
   reduction (no copy of the expert weights, no per-expert loop, no host synchronisation). This reads
-  B·top_k expert matrices, so it is used while B·top_k ≤ num_experts; larger batches are compute-bound and
-  use the eager, expert-grouped path.
+  B·top_k expert matrices, so it is used while B·top_k ≤ num_experts or those reads are small
+  (:func:`fast_path_applies`); larger batches of large experts are compute-bound and use the eager,
+  expert-grouped path.
 
 :func:`decode_step` runs as is in eager mode too: that is its oracle in the tests (against ``model(tok, cache)``).
 ``torch.compile`` needs a C++ compiler on CPU; when compiling fails, :func:`compiled_decode_step` warns once and
@@ -82,10 +83,9 @@ def _softmax(attn: Any, x: torch.Tensor, pos: torch.Tensor, valid: torch.Tensor,
     q, k = rot(q), rot(k)
     k_buf.index_copy_(2, slot.view(1), k[:, :, None].to(k_buf.dtype))
     v_buf.index_copy_(2, slot.view(1), v[:, :, None].to(v_buf.dtype))
-    qg = q.view(b, hkv, h // hkv, d).float()
-    s = torch.einsum("bgjd,bgcd->bgjc", qg, k_buf.float()) * attn.scale  # (B, H_kv, g, capacity)
-    s = s.masked_fill(~valid[:, None, None, :], float("-inf"))
-    o = torch.einsum("bgjc,bgcd->bgjd", torch.softmax(s, -1), v_buf.float())
+    # the g query heads of a KV head are g "queries" over its keys: one pass over the cache per KV head
+    qg = q.view(b, hkv, h // hkv, d).to(k_buf.dtype)
+    o = F.scaled_dot_product_attention(qg, k_buf, v_buf, attn_mask=valid[:, None, None, :], scale=attn.scale)
     return _linear(o.reshape(b, h * d).to(x.dtype), attn.o_proj.weight)
 
 
@@ -135,11 +135,20 @@ def decode_step(model: HybridLM, tok: torch.Tensor, pos: torch.Tensor, valid: to
     return _linear(h, model.lm_head.weight)
 
 
+#: the indexed MoE reads B·top_k expert matrices per layer; beyond B·top_k > num_experts it is still used while
+#: those reads stay under this many bytes per layer (cache-resident weights: re-reading them is cheap)
+FAST_MOE_BYTES = 16 * 2**20
+
+
 def fast_path_applies(model: HybridLM, batch: int) -> bool:
     """Whether :func:`decode_step` suits ``batch`` rows of ``model``: B·top_k ≤ num_experts (the latency-bound
-    regime) and weights in float32/bfloat16/float16 (float64 models keep float64 states on the eager path)."""
+    regime) or B·top_k expert matrices ≤ :data:`FAST_MOE_BYTES`, and weights in float32/bfloat16/float16 (float64
+    models keep float64 states on the eager path)."""
     c = model.config
-    return batch * c.num_experts_per_tok <= c.num_local_experts and model.dtype != torch.float64
+    reads = batch * c.num_experts_per_tok
+    expert_bytes = 3 * c.intermediate_size * c.hidden_size * model.dtype.itemsize
+    small = reads <= c.num_local_experts or reads * expert_bytes <= FAST_MOE_BYTES
+    return small and model.dtype != torch.float64
 
 
 _COMPILED: weakref.WeakKeyDictionary[Any, Callable[..., torch.Tensor]] = weakref.WeakKeyDictionary()

@@ -56,6 +56,8 @@ class RLConfig:
                                           "included; refill rounds of fresh prompts run until prompts_per_step "
                                           "groups have reward spread (1 = drop without refill)")
     overlong_cache: int = _f(0, "DAPO soft overlong window in tokens (0 = off)")
+    compile_rollouts: bool = _f(False, "lumos models: decode rollouts through the torch.compile-d one-token step "
+                                "(compiles once, seconds to a minute; then several times faster at small batch)")
     old_logp: str = _f("rollout", "old log-probs: 'rollout' (sampler's) or 'recompute' (training forward, no grad)")
     # bookkeeping
     eval_every: int = _f(5, "evaluate on held-out problems every N steps (0 = never)")

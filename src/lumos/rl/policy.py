@@ -240,8 +240,9 @@ class HybridPolicy(Policy):
     """
 
     def __init__(self, model: nn.Module, eos_token_id: int | None = None, pad_token_id: int | None = None,
-                 repetition_truncation: int | None = 3000) -> None:
+                 repetition_truncation: int | None = 3000, compile: bool = False) -> None:
         self.model = model
+        self.compile = compile  # decode through lumos.models.fast_decode (generate(compile=True))
         cfg = getattr(model, "config", None)
         self.eos_token_id = int(eos_token_id if eos_token_id is not None else cfg.eos_token_id)
         self.pad_token_id = int(pad_token_id if pad_token_id is not None else cfg.pad_token_id)
@@ -275,7 +276,7 @@ class HybridPolicy(Policy):
                 ids[:, keep:], attention_mask=m[:, keep:], max_new_tokens=max_new_tokens, do_sample=do_sample,
                 temperature=temperature, eos_token_id=self.eos_token_id, pad_token_id=self.pad_token_id,
                 generator=generators[rows[0]] if (generators is not None and do_sample) else None,
-                repetition_truncation=self.repetition_truncation)
+                repetition_truncation=self.repetition_truncation, compile=self.compile)
             parts.append((rows, out))
         T = max(out.tokens.shape[1] for _, out in parts)
         tok = torch.full((n, T), self.pad_token_id, dtype=torch.long)

@@ -45,7 +45,7 @@ from lumos.rl.advantages import dynamic_sampling_mask, group_advantages, overlon
 from lumos.rl.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from lumos.rl.config import RLConfig
 from lumos.rl.objectives import get_loss
-from lumos.rl.policy import HFPolicy, Policy, Rollout, clone_model, left_pad, make_policy
+from lumos.rl.policy import HFPolicy, HybridPolicy, Policy, Rollout, clone_model, left_pad, make_policy
 from lumos.rl.tasks.base import Problem, Task
 
 __all__ = ["RLTrainer", "lr_at", "encode_prompts", "decode_responses"]
@@ -124,6 +124,8 @@ class RLTrainer:
         self.cfg = config
         self.task = task
         self.policy = make_policy(model)
+        if isinstance(self.policy, HybridPolicy):
+            self.policy.compile = config.compile_rollouts
         self.model = self.policy.model
         self.tokenizer = tokenizer or ByteTokenizer()
         self.run = run
