@@ -7,8 +7,8 @@ a handful of fused kernels:
 
 - lightning layers: S ← λ·S + kᵀv, o = q·S on the cached (B, H, D, D) float32 state (updated in place);
 - softmax layers: the new key/value is written into slot ``slot`` of the preallocated KV buffers and the query
-  attends over every slot marked in ``valid`` (B, capacity) — no growing tensors, so one compiled graph serves
-  every step (batch size and capacity are dynamic dimensions);
+  attends over the filled slots marked in ``valid`` (B, capacity) — no growing tensors; batch size, capacity and
+  ``slot`` are symbolic, so one compiled graph serves every step;
 - the MoE computes only the top-k experts of each row, reading their weights by index inside a fused
   reduction (no copy of the expert weights, no per-expert loop, no host synchronisation). This reads
   B·top_k expert matrices, so it is used while B·top_k ≤ num_experts or those reads are small
@@ -64,7 +64,7 @@ def _lightning(attn: Any, x: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
     return _linear(o, attn.out_proj.weight, attn.out_proj.bias)
 
 
-def _softmax(attn: Any, x: torch.Tensor, pos: torch.Tensor, valid: torch.Tensor, slot: torch.Tensor,
+def _softmax(attn: Any, x: torch.Tensor, pos: torch.Tensor, valid: torch.Tensor, slot: int,
              k_buf: torch.Tensor, v_buf: torch.Tensor) -> torch.Tensor:
     b = x.shape[0]
     h, hkv, d = attn.num_heads, attn.num_kv_heads, attn.head_dim
@@ -81,11 +81,16 @@ def _softmax(attn: Any, x: torch.Tensor, pos: torch.Tensor, valid: torch.Tensor,
         return torch.cat((r, t[..., 2 * half:]), -1)
 
     q, k = rot(q), rot(k)
-    k_buf.index_copy_(2, slot.view(1), k[:, :, None].to(k_buf.dtype))
-    v_buf.index_copy_(2, slot.view(1), v[:, :, None].to(v_buf.dtype))
+    # narrow keeps ``slot`` symbolic (indexing would specialise it); the explicit view unifies the batch sizes (a
+    # broadcasting copy would specialise them)
+    shape = (k_buf.shape[0], hkv, 1, d)
+    k_buf.narrow(2, slot, 1).copy_(k.reshape(shape))
+    v_buf.narrow(2, slot, 1).copy_(v.reshape(shape))
+    n = slot + 1  # filled slots (a symbolic size in the compiled graph)
     # the g query heads of a KV head are g "queries" over its keys: one pass over the cache per KV head
     qg = q.view(b, hkv, h // hkv, d).to(k_buf.dtype)
-    o = F.scaled_dot_product_attention(qg, k_buf, v_buf, attn_mask=valid[:, None, None, :], scale=attn.scale)
+    o = F.scaled_dot_product_attention(qg, k_buf[:, :, :n], v_buf[:, :, :n], attn_mask=valid[:, None, None, :n],
+                                       scale=attn.scale)
     return _linear(o.reshape(b, h * d).to(x.dtype), attn.o_proj.weight)
 
 
@@ -101,14 +106,14 @@ def _moe(moe: Any, x: torch.Tensor) -> torch.Tensor:
     return (out.to(x.dtype) * top_w[..., None].to(x.dtype)).sum(1)
 
 
-def decode_step(model: HybridLM, tok: torch.Tensor, pos: torch.Tensor, valid: torch.Tensor, slot: torch.Tensor,
+def decode_step(model: HybridLM, tok: torch.Tensor, pos: torch.Tensor, valid: torch.Tensor, slot: int,
                 states: list[torch.Tensor], kv: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
     """One token per sequence through ``model``; updates ``states`` and the KV buffers in place.
 
     Args:
         tok: (B,) long new tokens. pos: (B,) long RoPE positions of the new tokens.
         valid: (B, capacity) bool, key slots the new tokens attend to (their own slot included).
-        slot: 0-d long, the KV slot the new tokens are written to.
+        slot: the KV slot the new tokens are written to (= tokens cached so far); attention reads slots ≤ ``slot``.
         states: per lightning layer (in order) its (B, H, D, D) float32 state.
         kv: per softmax layer (in order) its (k, v) buffers (B, H_kv, capacity, d).
 
@@ -217,7 +222,7 @@ class FastDecoder:
                                "every generated token")
         if self.kv:
             self.valid[:, t] = True
-        args = (tok, cache.next_position, self.valid, torch.tensor(t, device=tok.device), self.states, self.kv)
+        args = (tok, cache.next_position, self.valid, t, self.states, self.kv)
         try:
             logits = self.fn(*args)
         except Exception as exc:  # no C++ compiler, or an inductor bug: decode eagerly from now on

@@ -14,7 +14,7 @@ _RL_FLAGS = ("steps", "prompts_per_step", "group_size", "minibatches", "max_new_
              "lr_schedule", "warmup_steps", "grad_clip", "adam_beta1", "adam_beta2", "adam_eps", "weight_decay",
              "eps_low", "eps_high", "unified_mask", "beta", "advantage_scale", "dynamic_sampling",
              "dynamic_sampling_max_rounds", "overlong_cache", "old_logp", "eval_every", "eval_problems",
-             "eval_samples", "checkpoint_every")
+             "eval_samples", "checkpoint_every", "compile_rollouts")
 
 
 def _add_rl_options(p: argparse.ArgumentParser) -> None:
