@@ -4,15 +4,19 @@ MiniMax-M1 (§3.1 of the reference) found the per-token probabilities of the rol
 forward correlated only ≈0.9x, and ≈0.99x once the LM head ran in FP32. Here the *training* forward is the
 float32 model and the *rollout* model is a copy in reduced precision (bf16 by default), either entirely
 (``fp32 head: no``) or with the LM head kept in float32 weights and computed in float32 on up-cast hidden
-states (``fp32 head: yes``, ``model.lm_head_fp32 = True``). Rollouts are sampled from the reduced-precision
-model; both models then score the same tokens.
+states (``fp32 head: yes``; lumos: ``model.lm_head_fp32 = True``, transformers: the output embedding replaced by
+:class:`FP32Head`). Rollouts are sampled from the reduced-precision model; both models then score the same tokens.
+Works with a lumos ``HybridLM`` and with any transformers causal LM whose output embedding is a linear layer.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import copy
+
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from lumos.core.errors import LumosTypeError
@@ -20,7 +24,7 @@ from lumos.rl.policy import HybridPolicy, clone_model, make_policy
 from lumos.rl.tasks.base import Task
 from lumos.rl.trainer import encode_prompts
 
-__all__ = ["fp32_head_study", "pearson", "rollout_copy"]
+__all__ = ["fp32_head_study", "pearson", "rollout_copy", "FP32Head"]
 
 
 def pearson(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -29,18 +33,35 @@ def pearson(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a * b).sum() / (a.norm() * b.norm()).clamp_min(1e-300))
 
 
+class FP32Head(nn.Module):
+    """An LM head computed in float32: float32 copies of a linear head's weights, applied to up-cast hidden states."""
+
+    def __init__(self, head: nn.Linear) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(head.weight.detach().float().clone(), requires_grad=False)
+        self.bias = None if head.bias is None else nn.Parameter(head.bias.detach().float().clone(), requires_grad=False)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return F.linear(hidden.float(), self.weight, self.bias)
+
+
 def rollout_copy(model: nn.Module, dtype: torch.dtype, fp32_head: bool) -> nn.Module:
-    """A reduced-precision copy of a lumos HybridLM; with ``fp32_head`` its LM head stays float32."""
-    if not hasattr(model, "lm_head_fp32"):
-        raise LumosTypeError(f"The FP32-head study needs a lumos HybridLM (with lm_head_fp32); got {type(model).__name__}.")
-    low = clone_model(model).to(dtype).eval()
+    """A reduced-precision copy of ``model`` (a lumos HybridLM or a transformers causal LM); with ``fp32_head`` its
+    LM head keeps float32 weights (an untied copy: a tied input embedding stays in ``dtype``) and computes in float32.
+    The original model is untouched."""
+    if hasattr(model, "lm_head_fp32"):
+        low = clone_model(model).to(dtype).eval()
+        if fp32_head:
+            low.lm_head.weight = nn.Parameter(model.lm_head.weight.detach().float().clone(), requires_grad=False)
+        low.lm_head_fp32 = fp32_head
+        return low
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    if not isinstance(head, nn.Linear) or not hasattr(model, "set_output_embeddings"):
+        raise LumosTypeError("The FP32-head study needs a lumos HybridLM or a transformers causal LM with a linear "
+                             f"output embedding; got {type(model).__name__}.")
+    low = copy.deepcopy(model).to(dtype).eval()
     if fp32_head:
-        if low.config.tie_word_embeddings:
-            raise LumosTypeError("fp32_head with tied embeddings would also up-cast the embedding; untie them first.")
-        low.lm_head.float()
-        low.lm_head_fp32 = True
-    else:
-        low.lm_head_fp32 = False
+        low.set_output_embeddings(FP32Head(head))
     return low
 
 
@@ -56,8 +77,9 @@ def fp32_head_study(model: nn.Module, task: Task, samples: int = 32, max_new_tok
     ids, mask = encode_prompts(ByteTokenizer(), problems, train.pad_token_id)
     rows = []
     for fp32 in (False, True):
-        low = HybridPolicy(rollout_copy(train.model, dtype, fp32), train.eos_token_id, train.pad_token_id,
-                           repetition_truncation=None)
+        low = make_policy(rollout_copy(train.model, dtype, fp32), train.eos_token_id, train.pad_token_id)
+        if isinstance(low, HybridPolicy):
+            low.repetition_truncation = None
         gen = torch.Generator().manual_seed(seed)
         ro = low.generate(ids, mask, max_new_tokens=max_new_tokens, temperature=temperature,
                           generators=[gen] * samples)
