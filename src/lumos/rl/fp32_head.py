@@ -11,9 +11,8 @@ Works with a lumos ``HybridLM`` and with any transformers causal LM whose output
 
 from __future__ import annotations
 
-from typing import Any
-
 import copy
+from typing import Any
 
 import torch
 import torch.nn.functional as F
