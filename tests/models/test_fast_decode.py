@@ -151,3 +151,25 @@ def test_compile_failure_falls_back_to_eager(monkeypatch):
         out = generate(model, ids, compile=True, **kw)
     assert torch.equal(out.tokens, generate(model, ids, **kw).tokens)
     assert fast_decode._compile_error is not None
+
+
+def test_compiled_code_is_per_model_and_follows_fp32_head(compiled_model):
+    # module and parameter guards are filtered out, so each model must get its own compiled code
+    other = tiny_lumos([0, 1], seed=11).to(torch.bfloat16)
+    ids = torch.randint(3, 259, (1, 6), generator=torch.Generator().manual_seed(8))
+    _compare(other, ids, backend="compiled", steps=3, atol=0.1)
+    _compare(compiled_model, ids, backend="compiled", steps=3)
+    assert fast_decode.compiled_decode_step(other) is not fast_decode.compiled_decode_step(compiled_model)
+
+    def step_dtype():
+        with torch.no_grad():
+            cache, logits = _prefill(other, ids, None, 2)
+            return FastDecoder(other, cache).step(logits.argmax(-1)).dtype
+
+    assert step_dtype() == torch.bfloat16
+    other.lm_head_fp32 = True  # an argument of the compiled step, not a (filtered) attribute guard
+    assert step_dtype() == torch.float32
+    # a cast builds new code (the filtered parameter guards would not notice it)
+    fn = fast_decode.compiled_decode_step(other)
+    other.float()
+    assert fast_decode.compiled_decode_step(other) is not fn

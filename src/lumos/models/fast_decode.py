@@ -23,6 +23,8 @@ falls back to the eager model.
 from __future__ import annotations
 
 import functools
+import itertools
+import types
 import warnings
 import weakref
 from typing import TYPE_CHECKING, Any, Callable
@@ -107,7 +109,8 @@ def _moe(moe: Any, x: torch.Tensor) -> torch.Tensor:
 
 
 def decode_step(model: HybridLM, tok: torch.Tensor, pos: torch.Tensor, valid: torch.Tensor, slot: int,
-                states: list[torch.Tensor], kv: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+                states: list[torch.Tensor], kv: list[tuple[torch.Tensor, torch.Tensor]],
+                lm_head_fp32: bool | None = None) -> torch.Tensor:
     """One token per sequence through ``model``; updates ``states`` and the KV buffers in place.
 
     Args:
@@ -118,7 +121,7 @@ def decode_step(model: HybridLM, tok: torch.Tensor, pos: torch.Tensor, valid: to
         kv: per softmax layer (in order) its (k, v) buffers (B, H_kv, capacity, d).
 
     Returns:
-        logits (B, V) (float32 when ``model.lm_head_fp32``).
+        logits (B, V) (float32 when ``lm_head_fp32``, default ``model.lm_head_fp32``).
     """
     h = F.embedding(tok, model.model.embed_tokens.weight)
     li = si = 0
@@ -135,7 +138,7 @@ def decode_step(model: HybridLM, tok: torch.Tensor, pos: torch.Tensor, valid: to
         m = _moe(layer.block_sparse_moe, hn)
         h = (hn if layer.postnorm else h) * layer.mlp_alpha + m * layer.mlp_beta
     h = _rms(h, model.model.norm.weight, model.model.norm.eps)
-    if model.lm_head_fp32:
+    if model.lm_head_fp32 if lm_head_fp32 is None else lm_head_fp32:
         return _linear(h.float(), model.lm_head.weight.float())
     return _linear(h, model.lm_head.weight)
 
@@ -156,23 +159,45 @@ def fast_path_applies(model: HybridLM, batch: int) -> bool:
     return small and model.dtype != torch.float64
 
 
-_COMPILED: weakref.WeakKeyDictionary[Any, Callable[..., torch.Tensor]] = weakref.WeakKeyDictionary()
+_COMPILED: weakref.WeakKeyDictionary[Any, tuple[tuple[Any, ...], Callable[..., torch.Tensor]]] = \
+    weakref.WeakKeyDictionary()
+_SERIAL = itertools.count()
 #: why compiling failed in this process (then every decoder runs eagerly), or None
 _compile_error: str | None = None
 
 
+def _keep_guard(entry: Any) -> bool:
+    """Guard filter: drop every guard on the model's modules and parameters (about 250 µs per call for a
+    small model, most of it the parameters' tensor guards), keep those on the step's inputs (tokens, positions,
+    states, KV buffers). Safe because each (model, dtype, device) gets its own compiled code object (see
+    :func:`compiled_decode_step`): a model's structure and parameter shapes are fixed after construction, a cast or a
+    move builds new code, and ``lm_head_fp32``, the one attribute that may change, is passed as an argument."""
+    return not entry.orig_guard.source.is_unspecialized_nn_module()
+
+
 def compiled_decode_step(model: HybridLM) -> Callable[..., torch.Tensor]:
-    """``torch.compile(decode_step, dynamic=True)`` bound to ``model``, built once per model (compiles lazily on the
-    first call; batch size and KV capacity are dynamic, so later calls reuse the compiled code)."""
-    fn = _COMPILED.get(model)
-    if fn is None:
-        compiled = torch.compile(decode_step, dynamic=True)
+    """``torch.compile(decode_step)`` bound to ``model``, built once per model (and dtype/device) and compiled
+    lazily on its first call.
+
+    Batch size, KV capacity and the slot are symbolic, so later calls reuse the compiled code. Per-call overhead is
+    kept low: module and parameter guards are filtered out (:func:`_keep_guard`) and float attributes (norm eps,
+    α/β) are compiled in as constants. Dynamo caches compiled code per code object, so each model gets its own copy
+    of :func:`decode_step`'s code (the filtered guards would otherwise not tell two models apart).
+    """
+    key = (model.dtype, model.device)
+    entry = _COMPILED.get(model)
+    if entry is None or entry[0] != key:
+        code = decode_step.__code__.replace(co_name=f"decode_step_{next(_SERIAL)}")
+        own = types.FunctionType(code, decode_step.__globals__, code.co_name, decode_step.__defaults__)
+        compiled = torch.compile(own, dynamic=True,
+                                 options={"guard_filter_fn": lambda entries: [_keep_guard(e) for e in entries]})
 
         def fn(*args: Any) -> torch.Tensor:
-            return compiled(model, *args)
+            with torch._dynamo.config.patch(specialize_float=True):
+                return compiled(model, *args, bool(model.lm_head_fp32))
 
-        _COMPILED[model] = fn
-    return fn
+        entry = _COMPILED[model] = (key, fn)
+    return entry[1]
 
 
 class FastDecoder:
