@@ -112,6 +112,20 @@ def test_compiled_step_matches_model(compiled_model):
     _compare(compiled_model, ids, torch.tensor([[0, 1, 1, 1, 1], [1, 1, 1, 1, 1]]), backend="compiled", steps=3)
 
 
+def test_compiled_step_sees_in_place_weight_updates(compiled_model):
+    """RL updates the weights in place between rollouts: the compiled step must read them afresh."""
+    ids = torch.randint(3, 259, (1, 6), generator=torch.Generator().manual_seed(9))
+    _compare(compiled_model, ids, backend="compiled", steps=2)
+    saved = {k: v.clone() for k, v in compiled_model.state_dict().items()}
+    try:
+        with torch.no_grad():
+            for p in compiled_model.parameters():
+                p.mul_(0.9).add_(0.01)
+        _compare(compiled_model, ids, backend="compiled", steps=2)
+    finally:
+        compiled_model.load_state_dict(saved)
+
+
 def test_generate_compile_equals_eager(compiled_model):
     ids = torch.randint(3, 259, (2, 6), generator=torch.Generator().manual_seed(6))
     kw = dict(max_new_tokens=12, eos_token_id=-1, repetition_truncation=None)
