@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import logging
 import types
 import warnings
 import weakref
@@ -187,6 +188,8 @@ def compiled_decode_step(model: HybridLM) -> Callable[..., torch.Tensor]:
     key = (model.dtype, model.device)
     entry = _COMPILED.get(model)
     if entry is None or entry[0] != key:
+        # inductor's C++ build logs "No CUDA runtime is found" on every CPU-only machine: not news to a user
+        logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
         code = decode_step.__code__.replace(co_name=f"decode_step_{next(_SERIAL)}")
         own = types.FunctionType(code, decode_step.__globals__, code.co_name, decode_step.__defaults__)
         compiled = torch.compile(own, dynamic=True,
