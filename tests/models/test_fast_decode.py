@@ -187,3 +187,19 @@ def test_compiled_code_is_per_model_and_follows_fp32_head(compiled_model):
     fn = fast_decode.compiled_decode_step(other)
     other.float()
     assert fast_decode.compiled_decode_step(other) is not fn
+
+
+@pytest.mark.parametrize("b,hkv,g,n,d", [(1, 2, 4, 1, 8), (2, 1, 3, 17, 6), (3, 2, 1, 40, 16)])
+def test_cached_attention_matches_reference(b, hkv, g, n, d):
+    from lumos.layers.softmax_attention import softmax_attention_reference
+
+    gen = torch.Generator().manual_seed(n)
+    q, k, v = (torch.randn(b, hkv, m, d, generator=gen) for m in (g, n, n))
+    valid = torch.rand(b, n, generator=gen) > 0.3
+    valid[:, -1] = True  # the new token's own slot
+    out = fast_decode.cached_attention(q, k, v, valid, d ** -0.5)
+    # the same attention as g·hkv query heads over hkv KV heads, one query each
+    ref = softmax_attention_reference(q.reshape(b, hkv * g, 1, d), k, v, valid[:, None, None, :],
+                                      scale=d ** -0.5)
+    assert_close("attention", out.reshape(b, hkv * g, 1, d), ref, atol=1e-5, rtol=1e-5)
+    torch.library.opcheck(fast_decode.cached_attention, (q, k, v, valid, d ** -0.5))

@@ -8,7 +8,8 @@ a handful of fused kernels:
 - lightning layers: S ← λ·S + kᵀv, o = q·S on the cached (B, H, D, D) float32 state (updated in place);
 - softmax layers: the new key/value is written into slot ``slot`` of the preallocated KV buffers and the query
   attends over the filled slots marked in ``valid`` (B, capacity) — no growing tensors; batch size, capacity and
-  ``slot`` are symbolic, so one compiled graph serves every step;
+  ``slot`` are symbolic, so one compiled graph serves every step. The attention itself is the custom op
+  :func:`cached_attention` (opaque to the compiler, ~4 % faster per step than SDPA inside the graph);
 - the MoE computes only the top-k experts of each row, reading their weights by index inside a fused
   reduction (no copy of the expert weights, no per-expert loop, no host synchronisation). This reads
   B·top_k expert matrices, so it is used while B·top_k ≤ num_experts or those reads are small
@@ -38,7 +39,7 @@ from lumos.core.validation import check_choice
 if TYPE_CHECKING:
     from lumos.models.hybrid import HybridCache, HybridLM
 
-__all__ = ["decode_step", "compiled_decode_step", "fast_path_applies", "FastDecoder"]
+__all__ = ["decode_step", "compiled_decode_step", "fast_path_applies", "FastDecoder", "cached_attention"]
 
 
 def _rms(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
@@ -92,9 +93,25 @@ def _softmax(attn: Any, x: torch.Tensor, pos: torch.Tensor, valid: torch.Tensor,
     n = slot + 1  # filled slots (a symbolic size in the compiled graph)
     # the g query heads of a KV head are g "queries" over its keys: one pass over the cache per KV head
     qg = q.view(b, hkv, h // hkv, d).to(k_buf.dtype)
-    o = F.scaled_dot_product_attention(qg, k_buf[:, :, :n], v_buf[:, :, :n], attn_mask=valid[:, None, None, :n],
-                                       scale=attn.scale)
+    o = cached_attention(qg, k_buf[:, :, :n], v_buf[:, :, :n], valid[:, :n], attn.scale)
     return _linear(o.reshape(b, h * d).to(x.dtype), attn.o_proj.weight)
+
+
+@torch.library.custom_op("lumos::cached_attention", mutates_args=())
+def cached_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, valid: torch.Tensor, scale: float
+                     ) -> torch.Tensor:
+    """Decode attention of g query rows per KV head over a KV cache: q (B, H_kv, g, d), k/v (B, H_kv, n, d),
+    valid (B, n) bool -> (B, H_kv, g, d). Scores as K·Qᵀ: one streaming pass over K (on CPU faster than SDPA's
+    kernel or Q·Kᵀ for a handful of query rows). An opaque op for the compiler, so inductor keeps this layout."""
+    s = torch.matmul(k, q.transpose(-1, -2)).transpose(-1, -2).float().mul_(scale)  # (B, H_kv, g, n)
+    s.masked_fill_(~valid[:, None, None, :], float("-inf"))
+    return torch.matmul(torch.softmax(s, dim=-1).to(v.dtype), v)
+
+
+@cached_attention.register_fake
+def _cached_attention_fake(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, valid: torch.Tensor, scale: float
+                           ) -> torch.Tensor:
+    return q.new_empty(*q.shape[:-1], v.shape[-1])
 
 
 def _moe(moe: Any, x: torch.Tensor) -> torch.Tensor:
