@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -98,6 +99,12 @@ def _worker(local_rank: int, fn: Callable[..., Any], world: int, port: int, args
         dist.barrier()
     finally:
         dist.destroy_process_group()
+    # Leave without the interpreter's teardown: a C++ thread still joinable when static destructors run (gloo's,
+    # the TCP store's) aborts the process with SIGABRT after all its work is done, which mp.spawn reports as a
+    # failure. ``fn`` has returned and written its results; flush what is buffered and exit 0.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def spawn(fn: Callable[..., Any], nprocs: int = 2, args: tuple[Any, ...] = ()) -> None:
