@@ -8,8 +8,9 @@ a handful of fused kernels:
 - lightning layers: S ← λ·S + kᵀv, o = q·S on the cached (B, H, D, D) float32 state (updated in place);
 - softmax layers: the new key/value is written into slot ``slot`` of the preallocated KV buffers and the query
   attends over the filled slots marked in ``valid`` (B, capacity) — no growing tensors; batch size, capacity and
-  ``slot`` are symbolic, so one compiled graph serves every step. The attention itself is the custom op
-  :func:`cached_attention` (opaque to the compiler, ~4 % faster per step than SDPA inside the graph);
+  ``slot`` are symbolic, so one compiled graph serves every step. In float32 the attention itself is the custom
+  op :func:`cached_attention` (scores as K·Qᵀ, opaque to the compiler: a few % faster per step at 16K than SDPA
+  inside the graph); in bf16/fp16 it is SDPA, whose reduced-precision kernel is the faster one;
 - the MoE computes only the top-k experts of each row, reading their weights by index inside a fused
   reduction (no copy of the expert weights, no per-expert loop, no host synchronisation). This reads
   B·top_k expert matrices, so it is used while B·top_k ≤ num_experts or those reads are small
@@ -35,17 +36,13 @@ import torch
 import torch.nn.functional as F
 
 from lumos.core.validation import check_choice
+from lumos.layers.rope import apply_rotary
+from lumos.ops.lightning.recurrent import recurrent_step
 
 if TYPE_CHECKING:
     from lumos.models.hybrid import HybridCache, HybridLM
 
 __all__ = ["decode_step", "compiled_decode_step", "fast_path_applies", "FastDecoder", "cached_attention"]
-
-
-def _rms(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
-    h = x.float()
-    h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + eps)
-    return weight * h.to(x.dtype)
 
 
 def _linear(x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
@@ -57,13 +54,12 @@ def _linear(x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None = None) 
 def _lightning(attn: Any, x: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
     b = x.shape[0]
     h, d = attn.num_heads, attn.head_dim
-    qkv = F.silu(_linear(x, attn.qkv_proj.weight, attn.qkv_proj.bias)).view(b, h, 3 * d).float()
+    qkv = F.silu(_linear(x, attn.qkv_proj.weight, attn.qkv_proj.bias)).view(b, h, 1, 3 * d)
     q, k, v = qkv[..., :d], qkv[..., d:2 * d], qkv[..., 2 * d:]
-    lam = torch.exp(-attn.slope_rate.double()).float()[:, None, None]
-    new = lam * state + k[..., :, None] * v[..., None, :]  # (B, H, D, D)
+    o, new = recurrent_step(q, k, v, attn.slope_rate, state)  # S ← λ·S + kᵀv, o = q·S
     state.copy_(new)
-    o = (q[..., None, :] @ new).reshape(b, h * d).to(x.dtype)
-    o = _rms(o, attn.norm.weight, attn.norm.eps)
+    o = o.reshape(b, h * d)
+    o = attn.norm(o)
     o = torch.sigmoid(_linear(x, attn.output_gate.weight, attn.output_gate.bias)) * o
     return _linear(o, attn.out_proj.weight, attn.out_proj.bias)
 
@@ -75,16 +71,9 @@ def _softmax(attn: Any, x: torch.Tensor, pos: torch.Tensor, valid: torch.Tensor,
     q = _linear(x, attn.q_proj.weight).view(b, h, d)
     k = _linear(x, attn.k_proj.weight).view(b, hkv, d)
     v = _linear(x, attn.v_proj.weight).view(b, hkv, d)
-    half = attn.rotary.inv_freq.shape[0]
-    ang = pos.float()[:, None] * attn.rotary.inv_freq.float()  # (B, r/2)
-    cos, sin = ang.cos()[:, None], ang.sin()[:, None]
-
-    def rot(t: torch.Tensor) -> torch.Tensor:
-        t1, t2 = t[..., :half].float(), t[..., half:2 * half].float()
-        r = torch.cat((t1 * cos - t2 * sin, t2 * cos + t1 * sin), -1).to(t.dtype)
-        return torch.cat((r, t[..., 2 * half:]), -1)
-
-    q, k = rot(q), rot(k)
+    cos, sin = attn.rotary(pos[:, None])  # (B, 1, r/2)
+    q = apply_rotary(q[:, :, None], cos, sin)[:, :, 0]
+    k = apply_rotary(k[:, :, None], cos, sin)[:, :, 0]
     # narrow keeps ``slot`` symbolic (indexing would specialise it); the explicit view unifies the batch sizes (a
     # broadcasting copy would specialise them)
     shape = (k_buf.shape[0], hkv, 1, d)
@@ -93,7 +82,11 @@ def _softmax(attn: Any, x: torch.Tensor, pos: torch.Tensor, valid: torch.Tensor,
     n = slot + 1  # filled slots (a symbolic size in the compiled graph)
     # the g query heads of a KV head are g "queries" over its keys: one pass over the cache per KV head
     qg = q.view(b, hkv, h // hkv, d).to(k_buf.dtype)
-    o = cached_attention(qg, k_buf[:, :, :n], v_buf[:, :, :n], valid[:, :n], attn.scale)
+    if k_buf.dtype == torch.float32:  # K·Qᵀ streams the cache faster than SDPA's CPU kernel in float32 ...
+        o = cached_attention(qg, k_buf[:, :, :n], v_buf[:, :, :n], valid[:, :n], attn.scale)
+    else:  # ... while in bf16/fp16 SDPA's kernel wins
+        o = F.scaled_dot_product_attention(qg, k_buf[:, :, :n], v_buf[:, :, :n], attn_mask=valid[:, None, None, :n],
+                                           scale=attn.scale)
     return _linear(o.reshape(b, h * d).to(x.dtype), attn.o_proj.weight)
 
 
@@ -144,7 +137,7 @@ def decode_step(model: HybridLM, tok: torch.Tensor, pos: torch.Tensor, valid: to
     h = F.embedding(tok, model.model.embed_tokens.weight)
     li = si = 0
     for layer in model.model.layers:
-        hn = _rms(h, layer.input_layernorm.weight, layer.input_layernorm.eps)
+        hn = layer.input_layernorm(h)
         if layer.kind == "lightning":
             a = _lightning(layer.self_attn, hn, states[li])
             li += 1
@@ -152,10 +145,10 @@ def decode_step(model: HybridLM, tok: torch.Tensor, pos: torch.Tensor, valid: to
             a = _softmax(layer.self_attn, hn, pos, valid, slot, *kv[si])
             si += 1
         h = (hn if layer.postnorm else h) * layer.attn_alpha + a * layer.attn_beta
-        hn = _rms(h, layer.post_attention_layernorm.weight, layer.post_attention_layernorm.eps)
+        hn = layer.post_attention_layernorm(h)
         m = _moe(layer.block_sparse_moe, hn)
         h = (hn if layer.postnorm else h) * layer.mlp_alpha + m * layer.mlp_beta
-    h = _rms(h, model.model.norm.weight, model.model.norm.eps)
+    h = model.model.norm(h)
     if model.lm_head_fp32 if lm_head_fp32 is None else lm_head_fp32:
         return _linear(h.float(), model.lm_head.weight.float())
     return _linear(h, model.lm_head.weight)
