@@ -25,19 +25,13 @@ def _decode_ms(model: HybridLM, ctx_len: int, steps: int, seed: int, compiled: b
     ids = torch.randint(0, 256, (1, ctx_len), generator=g)
     cache = model.new_cache(1, capacity=ctx_len + steps + 2)
     logits = model(ids, cache=cache)[:, -1]
+    decoder = FastDecoder(model, cache, backend="compiled" if compiled else "model")
     if compiled:
-        decoder = FastDecoder(model, cache)
         logits = decoder.step(logits.argmax(-1))
-
-        def step(tok: torch.Tensor) -> torch.Tensor:
-            return decoder.step(tok)
-    else:
-        def step(tok: torch.Tensor) -> torch.Tensor:
-            return model(tok[:, None], cache=cache)[:, -1]
     times = []
     for _ in range(steps):
         t0 = time.perf_counter()
-        logits = step(logits.argmax(-1))
+        logits = decoder.step(logits.argmax(-1))
         times.append(time.perf_counter() - t0)
     return 1000 * min(times), cache.nbytes()
 

@@ -36,7 +36,9 @@ import torch
 import torch.nn.functional as F
 
 from lumos.core.validation import check_choice
+from lumos.layers.moe import route
 from lumos.layers.rope import apply_rotary
+from lumos.layers.softmax_attention import _decode_attention
 from lumos.ops.lightning.recurrent import recurrent_step
 
 if TYPE_CHECKING:
@@ -94,11 +96,10 @@ def _softmax(attn: Any, x: torch.Tensor, pos: torch.Tensor, valid: torch.Tensor,
 def cached_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, valid: torch.Tensor, scale: float
                      ) -> torch.Tensor:
     """Decode attention of g query rows per KV head over a KV cache: q (B, H_kv, g, d), k/v (B, H_kv, n, d),
-    valid (B, n) bool -> (B, H_kv, g, d). Scores as K·Qᵀ: one streaming pass over K (on CPU faster than SDPA's
-    kernel or Q·Kᵀ for a handful of query rows). An opaque op for the compiler, so inductor keeps this layout."""
-    s = torch.matmul(k, q.transpose(-1, -2)).transpose(-1, -2).float().mul_(scale)  # (B, H_kv, g, n)
-    s.masked_fill_(~valid[:, None, None, :], float("-inf"))
-    return torch.matmul(torch.softmax(s, dim=-1).to(v.dtype), v)
+    valid (B, n) bool -> (B, H_kv, g, d): the softmax layer's eager decode attention (scores as K·Qᵀ, one streaming
+    pass over K) wrapped as an op that is opaque to the compiler, so inductor keeps its layout."""
+    b, hkv, g, d = q.shape
+    return _decode_attention(q.reshape(b, hkv * g, 1, d), k, v, valid, scale).view(b, hkv, g, v.shape[-1])
 
 
 @cached_attention.register_fake
@@ -108,9 +109,7 @@ def _cached_attention_fake(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, va
 
 
 def _moe(moe: Any, x: torch.Tensor) -> torch.Tensor:
-    probs = torch.softmax(_linear(x, moe.gate.weight).float(), dim=-1)
-    top_w, top_i = torch.topk(probs, moe.top_k, dim=-1)  # (B, k)
-    top_w = top_w / top_w.sum(-1, keepdim=True)
+    _, top_w, top_i = route(_linear(x, moe.gate.weight), moe.top_k)  # (B, k)
     xf = x.float()[:, None, None, :]
     a = (moe.w1[top_i].float() * xf).sum(-1)  # (B, k, I): indexed weights read inside the reduction
     g = (moe.w3[top_i].float() * xf).sum(-1)
@@ -226,6 +225,12 @@ class FastDecoder:
         failed)."""
         check_choice(backend, "backend", ("compiled", "function", "model"), owner="FastDecoder")
         self.model, self.cache = model, cache
+        if backend == "compiled" and _compile_error is not None:
+            backend = "model"
+        self.backend = backend
+        self.fn: Callable[..., torch.Tensor] | None = None
+        if backend == "model":  # the cache is used as it is (any dtype, growing KV caches)
+            return
         kinds = model.config.layer_kinds
         b = cache.key_mask.shape[0]
         self.states = []
@@ -242,12 +247,7 @@ class FastDecoder:
         cap = min((c.k.shape[2] for c in cache.kv if c is not None), default=0)
         self.valid = torch.zeros(b, cap, dtype=torch.bool, device=model.device)
         self.valid[:, : min(cap, cache.length)] = cache.key_mask[:, :cap]
-        if backend == "compiled" and _compile_error is not None:
-            backend = "model"
-        self.backend = backend
-        self.fn: Callable[..., torch.Tensor] | None = (
-            compiled_decode_step(model) if backend == "compiled" else
-            functools.partial(decode_step, model) if backend == "function" else None)
+        self.fn = compiled_decode_step(model) if backend == "compiled" else functools.partial(decode_step, model)
 
     def step(self, tok: torch.Tensor) -> torch.Tensor:
         """Feed ``tok`` (B,) (every row real); returns logits (B, V)."""
@@ -255,7 +255,7 @@ class FastDecoder:
         if self.fn is None:
             return self.model(tok[:, None], cache=cache)[:, -1]
         t = cache.length
-        if any(c is not None and c.k.shape[2] <= t for c in cache.kv):
+        if self.kv and t >= self.valid.shape[1]:
             raise RuntimeError(f"FastDecoder: KV capacity exhausted at {t} tokens; allocate the cache with room for "
                                "every generated token")
         if self.kv:

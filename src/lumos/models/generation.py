@@ -169,15 +169,8 @@ def generate(model: HybridLM, input_ids: torch.Tensor, attention_mask: torch.Ten
         # eager KV caches grow by doubling; the compiled step needs every slot up front
         cache = model.new_cache(b, capacity=p + (max_new_tokens if fast else min(max_new_tokens, 1024)))
         logits = model(input_ids, attention_mask=mask.long(), cache=cache)[:, -1]
-        if fast:
-            step = FastDecoder(model, cache).step
-
-            def forward(tok: torch.Tensor) -> torch.Tensor:
-                return step(tok)
-        else:
-            def forward(tok: torch.Tensor) -> torch.Tensor:
-                return model(tok[:, None], cache=cache)[:, -1]
-        out = _decode_loop(forward, logits, b, max_new_tokens, do_sample, temperature, top_k, top_p, eos, pad,
+        decoder = FastDecoder(model, cache, backend="compiled" if fast else "model")
+        out = _decode_loop(decoder.step, logits, b, max_new_tokens, do_sample, temperature, top_k, top_p, eos, pad,
                            generator, stopper, repetition_truncation, repetition_threshold, callback)
     finally:
         model.train(was_training)

@@ -11,7 +11,6 @@ Works with a lumos ``HybridLM`` and with any transformers causal LM whose output
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import torch
@@ -48,18 +47,17 @@ def rollout_copy(model: nn.Module, dtype: torch.dtype, fp32_head: bool) -> nn.Mo
     """A reduced-precision copy of ``model`` (a lumos HybridLM or a transformers causal LM); with ``fp32_head`` its
     LM head keeps float32 weights (an untied copy: a tied input embedding stays in ``dtype``) and computes in float32.
     The original model is untouched."""
-    if hasattr(model, "lm_head_fp32"):
-        low = clone_model(model).to(dtype).eval()
+    lumos = hasattr(model, "lm_head_fp32")
+    head = None if lumos else getattr(model, "get_output_embeddings", lambda: None)()
+    if not lumos and (not isinstance(head, nn.Linear) or not hasattr(model, "set_output_embeddings")):
+        raise LumosTypeError("The FP32-head study needs a lumos HybridLM or a transformers causal LM with a linear "
+                             f"output embedding; got {type(model).__name__}.")
+    low = clone_model(model).to(dtype).eval()
+    if lumos:
         if fp32_head:
             low.lm_head.weight = nn.Parameter(model.lm_head.weight.detach().float().clone(), requires_grad=False)
         low.lm_head_fp32 = fp32_head
-        return low
-    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
-    if not isinstance(head, nn.Linear) or not hasattr(model, "set_output_embeddings"):
-        raise LumosTypeError("The FP32-head study needs a lumos HybridLM or a transformers causal LM with a linear "
-                             f"output embedding; got {type(model).__name__}.")
-    low = copy.deepcopy(model).to(dtype).eval()
-    if fp32_head:
+    elif fp32_head:
         low.set_output_embeddings(FP32Head(head))
     return low
 
