@@ -72,8 +72,20 @@ def test_inference_tp_and_ep_by_hand():
     # dense part of the layer gathered over all ranks; the local experts are whole (dp = 1): nothing to gather
     assert ep.parts["gathered layers (2 × bf16)"] == 2 * (952 - 4 * 144) * 2
     assert ep.totals["inference"] == 1936 + 1504 + 512 + 256 + 14080
+    # 8 GPUs, 4 experts: ep 4, dp 2. lumos's layout splits every parameter 4 ways (replicated over dp); the
+    # fully sharded one 8 ways, and gathers its 4/4 = 1 expert per layer on top of the dense part
+    ep8 = memory(spec(gpus=8), "fsdp+ep")
+    assert ep8.degrees == {"dp": 2, "ep": 4, "tp": 1}
+    assert ep8.parts["weights (bf16)"] == 1936 / 4 * 2
+    assert ep8.parts["gathered layers (2 × bf16)"] == 2 * 376 * 2
+    full = memory(spec(gpus=8), "fsdp+ep-full")
+    assert full.parts["weights (bf16)"] == 1936 / 8 * 2
+    assert full.parts["gathered layers (2 × bf16)"] == 2 * (376 + 144) * 2
+    assert full.parts["KV cache (softmax layers)"] == 1 * 16 * 2 * 4 * 2          # ceil(3/8) = 1 sequence
     bad = memory(spec(gpus=3), "tp")
     assert not bad.valid and "divide the 2 attention heads" in bad.why_not
+    assert "common factor > 1 with the 4 experts" in memory(spec(gpus=3), "fsdp+ep").why_not
+    assert not memory(spec(gpus=3), "fsdp+tp").valid and memory(spec(gpus=6), "fsdp+tp").degrees["tp"] == 2
 
 
 def test_training_fsdp_by_hand():
@@ -122,7 +134,7 @@ def test_plan_cli(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "456.1B parameters, 45.9B active" in text and "Assumptions" in text and "GFLOPs per token" in text
     assert (out / "plots" / "memory_vs_context.png").is_file() and (out / "report.html").is_file()
-    assert [r["layout"] for r in read_jsonl(out / "metrics.jsonl")] == ["fsdp", "fsdp+ep", "tp", "fsdp+tp"]
+    assert [r["layout"] for r in read_jsonl(out / "metrics.jsonl")] == ["fsdp", "fsdp+ep", "fsdp+ep-full", "tp", "fsdp+tp"]
     assert main(["plan", "--gpus", "8", "--gpu-memory", "141", "--context", "65536", "--train",
                  "--out", str(tmp_path / "t")]) == 0
     assert "checkpointing" in capsys.readouterr().out

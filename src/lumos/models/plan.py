@@ -6,15 +6,20 @@ GPU under three layouts:
 
 - ``"fsdp"``: FSDP2/ZeRO-3 over all N ranks. Every parameter, gradient and optimizer state is sharded N ways;
   each rank gathers whole decoder layers (bf16) while it runs them and holds ceil(B/N) of the sequences.
-- ``"fsdp+ep"``: a (dp, ep) mesh with ep = gcd(N, experts) (the largest degree that divides both). Each ep rank
-  owns experts/ep experts, FSDP-sharded over dp; dense weights are sharded over all N (torchtitan's layout), so the
-  persistent shards are the same as FSDP's, but a rank gathers only its experts/ep experts of a layer. Data as FSDP.
+- ``"fsdp+ep"``: lumos's own layout (:func:`lumos.models.parallel.shard_model` with ``expert_parallel``): a
+  (dp, ep) mesh with ep = gcd(N, experts), the largest degree that divides both. Each ep rank holds experts/ep
+  whole experts (replicated over dp) and FSDP2 shards everything else over ep only (HSDP: replicated over dp), so
+  a GPU holds 1/ep of every parameter, whatever dp is: memory stops falling at ep = experts. A rank gathers the
+  dense part of a layer; its experts need no gather. Counts with ep = 1 (plain FSDP) are not EP layouts.
+- ``"fsdp+ep-full"``: the same expert split, with experts and dense weights also FSDP-sharded over dp
+  (torchtitan's layout; not what lumos implements): 1/N of every parameter; a rank gathers the dense part of a
+  layer and its experts/ep experts.
 - ``"tp"``: tensor parallelism of degree N (Megatron column/row splits of every projection and expert, vocab-split
   embedding and head, with sequence parallelism for activations). N must divide the attention heads; norms and
   routers stay whole; every rank sees all B sequences, and a softmax layer's KV heads are split while N ≤ kv heads
   and replicated beyond. More than 8 ranks spans nodes (slow), which memory does not show.
 - ``"fsdp+tp"`` (the usual multi-node layout, for comparison): TP inside a node (the largest degree ≤ 8 that
-  divides N and the heads), FSDP over the nodes' TP shards.
+  divides N and the heads; at least 2), FSDP over the nodes' TP shards.
 
 What is counted, in bytes (dtypes in :class:`Precision`):
 
@@ -45,7 +50,7 @@ from lumos.models.sizes import ParamCounts, all_softmax, count_params
 __all__ = ["STRATEGIES", "GiB", "Precision", "PlanSpec", "Breakdown", "activation_terms", "activation_bytes_per_token",
            "memory", "smallest_fit", "plan", "assumptions", "summary_rows", "count_rows"]
 
-STRATEGIES = ("fsdp", "fsdp+ep", "tp", "fsdp+tp")
+STRATEGIES = ("fsdp", "fsdp+ep", "fsdp+ep-full", "tp", "fsdp+tp")
 _NODE = 8  # GPUs per node: the largest TP degree of "fsdp+tp"
 GiB = float(1 << 30)
 
@@ -155,15 +160,18 @@ def _degrees(strategy: str, n: int, config: MiniMaxConfig) -> tuple[dict[str, in
     heads = config.num_attention_heads
     if strategy == "fsdp":
         return {"dp": n, "ep": 1, "tp": 1}, ""
-    if strategy == "fsdp+ep":
-        ep = math.gcd(n, config.num_local_experts)
-        return {"dp": n // ep, "ep": ep, "tp": 1}, ""
+    if strategy in ("fsdp+ep", "fsdp+ep-full"):
+        e = config.num_local_experts
+        ep = math.gcd(n, e)
+        why = f"expert parallelism needs a GPU count with a common factor > 1 with the {e} experts" if ep == 1 else ""
+        return {"dp": n // ep, "ep": ep, "tp": 1}, why
     if strategy == "tp":
         why = f"tensor parallelism needs the GPU count to divide the {heads} attention heads" if heads % n else ""
         return {"dp": 1, "ep": 1, "tp": n}, why
     if strategy == "fsdp+tp":
         tp = max(t for t in range(1, _NODE + 1) if n % t == 0 and heads % t == 0)
-        return {"dp": n // tp, "ep": 1, "tp": tp}, ""
+        why = f"FSDP+TP needs a GPU count with a factor in 2..{_NODE} that divides the {heads} heads" if tp == 1 else ""
+        return {"dp": n // tp, "ep": 1, "tp": tp}, why
     raise LumosError(f"Unknown strategy {strategy!r}; choose from {', '.join(STRATEGIES)}.")
 
 
@@ -181,9 +189,13 @@ def _memory(spec: PlanSpec, strategy: str, n: int, L: int, c: ParamCounts, act: 
         return out
     dp, ep, tp = deg["dp"], deg["ep"], deg["tp"]
     small = c.norms_and_routers                      # whole on every TP rank, sharded by FSDP
-    per_gpu_params = (c.total - small) / n + small / (n // tp)
     layer_experts = c.experts_per_layer * c.expert
-    gather = ((c.max_layer - layer_experts) / tp if n > tp else 0.0) + (layer_experts / ep / tp if dp > 1 else 0.0)
+    if strategy == "fsdp+ep":                        # HSDP over ep, replicated over dp; experts whole per rank
+        per_gpu_params = c.total / ep
+        gather = c.max_layer - layer_experts
+    else:
+        per_gpu_params = (c.total - small) / n + small / (n // tp)
+        gather = ((c.max_layer - layer_experts) / tp if n > tp else 0.0) + (layer_experts / ep / tp if dp > 1 else 0.0)
     seqs = math.ceil(spec.batch / (dp * ep))         # every rank outside a TP group takes its own sequences
     tokens = seqs * L / tp                           # TP with sequence parallelism splits activations tp ways
     kv_heads = math.ceil(cfg.num_key_value_heads / tp)
@@ -248,7 +260,9 @@ def assumptions(spec: PlanSpec) -> list[str]:
          f"({spec.usable_bytes / GiB:.1f} GiB); the rest is left for the CUDA context, NCCL buffers and fragmentation.",
          f"--batch {spec.batch} sequences of --context {spec.context} tokens in all; FSDP and FSDP+EP give each "
          "rank ceil(batch / GPUs) of them, tensor parallelism gives every rank all of them.",
-         "FSDP+EP: ep = gcd(GPUs, experts); experts sharded over ep, then FSDP over dp; routing assumed balanced. "
+         "FSDP+EP: ep = gcd(GPUs, experts); 'fsdp+ep' is lumos.models.parallel's layout (every parameter split ep "
+         "ways, replicated over dp), 'fsdp+ep-full' also shards over dp (torchtitan's; not in lumos); routing "
+         "assumed balanced. "
          f"TP: the GPU count must divide {cfg.num_attention_heads} heads; KV heads ({cfg.num_key_value_heads}) are "
          "replicated beyond that degree; more than 8 TP ranks crosses nodes."]
     if spec.train:

@@ -6,7 +6,7 @@ import dataclasses
 from typing import Any
 
 from lumos.models.flops import from_minimax_config
-from lumos.models.plan import GiB, PlanSpec, assumptions, count_rows, memory, plan, summary_rows
+from lumos.models.plan import STRATEGIES, GiB, PlanSpec, assumptions, count_rows, memory, plan, summary_rows
 from lumos.models.sizes import all_softmax, count_params
 
 __all__ = ["plan_report", "context_sweep", "SWEEP_CONTEXTS"]
@@ -22,7 +22,7 @@ def _main_key(spec: PlanSpec) -> str:
 def _plot_strategy(spec: PlanSpec) -> str:
     """The layout with the smallest per-GPU total at ``spec.gpus`` (the one the sweep plots)."""
     key = _main_key(spec)
-    valid = [b for b in (memory(spec, s) for s in ("fsdp", "fsdp+ep", "tp", "fsdp+tp")) if b.valid]
+    valid = [b for b in (memory(spec, s) for s in STRATEGIES) if b.valid]
     return min(valid, key=lambda b: b.totals[key]).strategy
 
 
