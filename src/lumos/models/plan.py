@@ -2,7 +2,7 @@
 
 For a config (the released MiniMax-M1 by default, see :data:`lumos.models.sizes.PRESETS`), a GPU count N, a
 context length L (tokens per sequence: prompt + generation) and a batch B (sequences, global), it adds up per
-GPU under three layouts:
+GPU under five layouts:
 
 - ``"fsdp"``: FSDP2/ZeRO-3 over all N ranks. Every parameter, gradient and optimizer state is sharded N ways;
   each rank gathers whole decoder layers (bf16) while it runs them and holds ceil(B/N) of the sequences.
