@@ -7,11 +7,12 @@ import contextlib
 import os
 import sys
 from collections.abc import Iterator
+from typing import Any
 
 from lumos.core.errors import LumosError
 
-__all__ = ["add_run_options", "parse_csv_list", "LumosArgumentParser", "guard_errors", "check_out_option",
-           "user_error_message", "explicit_options"]
+__all__ = ["add_run_options", "parse_csv_list", "print_table", "LumosArgumentParser", "guard_errors",
+           "check_out_option", "user_error_message", "explicit_options"]
 
 
 class LumosArgumentParser(argparse.ArgumentParser):
@@ -39,6 +40,24 @@ def parse_csv_list(value: str, choices: list[str] | tuple[str, ...] | None = Non
         if unknown:
             raise LumosError(f"Unknown {what}(s) {', '.join(unknown)}; choose from {', '.join(choices)}.")
     return items
+
+
+def print_table(rows: list[dict[str, Any]]) -> None:
+    """Print dict rows as right-aligned columns (floats to 4 significant digits)."""
+    if not rows:
+        return
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+    cells = [[_fmt(r.get(k, "")) for k in keys] for r in rows]
+    widths = [max(len(k), *(len(c[i]) for c in cells)) for i, k in enumerate(keys)]
+    print("  ".join(k.rjust(w) for k, w in zip(keys, widths)))
+    for c in cells:
+        print("  ".join(v.rjust(w) for v, w in zip(c, widths)))
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}" if abs(v) < 1e5 else f"{v:.3e}"
+    return str(v)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -110,15 +129,18 @@ def guard_errors() -> Iterator[None]:
 
 def check_out_option(args: argparse.Namespace) -> None:
     """Validate ``--out`` before any work (see :func:`lumos.core.rundir.check_out_dir`)."""
-    from lumos.core.rundir import check_out_dir
+    from lumos.core.rundir import allow_overwrite, check_out_dir
     from lumos.core.validation import check_nonneg_int
 
     if isinstance(getattr(args, "seed", None), int):
         check_nonneg_int(args.seed, "--seed")
     out = getattr(args, "out", None)
     if out is not None and hasattr(args, "seed"):
-        check_out_dir(out, resume=bool(getattr(args, "resume", False)), overwrite=bool(getattr(args, "overwrite", False)),
+        overwrite = bool(getattr(args, "overwrite", False))
+        check_out_dir(out, resume=bool(getattr(args, "resume", False)), overwrite=overwrite,
                       has_resume=hasattr(args, "resume"))
+        if overwrite:
+            allow_overwrite(out)
 
 
 def explicit_options(argv: list[str]) -> set[str]:

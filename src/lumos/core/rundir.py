@@ -38,6 +38,13 @@ __all__ = ["RunDir", "environment_info", "git_commit", "check_out_dir", "is_run_
 
 #: runs created by this process and not yet finished (closed as failed by :func:`close_open_runs`)
 _OPEN_RUNS: list[RunDir] = []
+#: run directories the user allowed to be replaced (``--overwrite``; see :func:`allow_overwrite`)
+_OVERWRITE_ALLOWED: set[Path] = set()
+
+
+def allow_overwrite(out: str | os.PathLike[str]) -> None:
+    """Let :meth:`RunDir.create` (with ``overwrite=None``) replace the run in ``out`` (the CLI's ``--overwrite``)."""
+    _OVERWRITE_ALLOWED.add(Path(out).absolute())
 
 
 def is_run_dir(path: str | os.PathLike[str]) -> bool:
@@ -173,15 +180,17 @@ class RunDir:
         root: str | os.PathLike[str] = "runs",
         title: str | None = None,
         resume: bool = False,
-        overwrite: bool = False,
+        overwrite: bool | None = None,
         overrides: Mapping[str, Any] | None = None,
     ) -> RunDir:
         """Make the directory, write ``config.json`` and ``manifest.json``, and seed everything.
 
         ``out`` picks the directory (default ``runs/<command>-<timestamp>``). An existing run there is an error
         unless ``resume=True`` (continue it: metrics kept, the manifest records the resume and ``overrides``)
-        or ``overwrite=True`` (delete it and start afresh).
+        or ``overwrite=True`` (delete it and start afresh; ``None``: as the CLI's ``--overwrite`` said).
         """
+        if overwrite is None:
+            overwrite = out is not None and Path(out).absolute() in _OVERWRITE_ALLOWED
         if out is None:
             stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
             path = Path(root) / f"{command.replace(' ', '-')}-{stamp}"

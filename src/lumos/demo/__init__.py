@@ -77,7 +77,7 @@ def registered_sections() -> list[str]:
 
 
 def run_demo(out: str | Path | None = None, quick: bool = False, seed: int = 0, only: list[str] | None = None,
-             overwrite: bool = False) -> tuple[RunDir, list[str]]:
+             overwrite: bool | None = None) -> tuple[RunDir, list[str]]:
     """Run every registered section into one report. Returns the run and the titles of failed sections.
 
     A failing section is recorded in the report (with its error) and does not stop the others.

@@ -20,7 +20,7 @@ def _run(args: argparse.Namespace) -> int:
     from lumos.demo import run_demo
 
     only = [s.strip() for s in args.only.split(",")] if args.only else None
-    run, failed = run_demo(out=args.out, quick=args.quick, seed=args.seed, only=only, overwrite=args.overwrite)
+    run, failed = run_demo(out=args.out, quick=args.quick, seed=args.seed, only=only)
     print(f"report: {run.path / 'report.html'}")
     if failed:
         print(f"lumos: demo sections failed: {', '.join(failed)}", file=sys.stderr)

@@ -122,7 +122,7 @@ def _summary_rows(history: list[dict[str, Any]], every: int = 1) -> list[dict[st
 
 def train_run(cfg: RLConfig, model_spec: str = "hybrid", warm_start_steps: int = 200, out: str | Path | None = None,
               resume: bool = False, task: Task | None = None, overrides: dict[str, Any] | None = None,
-              overwrite: bool = False) -> tuple[RunDir | None, list[dict[str, Any]]]:
+              overwrite: bool | None = None) -> tuple[RunDir | None, list[dict[str, Any]]]:
     """``lumos rl train``: warm start, RL, metrics, plots, checkpoints and a report in one run directory.
 
     Order: model → warm start → :class:`RLTrainer` (so GRPO's KL reference is the warm-started policy).
@@ -232,7 +232,7 @@ def _train_report(run: RunDir, cfg: RLConfig, task: Task, model_spec: str, warm_
 
 def compare_runs(algos: list[str], seeds: int, base: RLConfig, model_spec: str = "hybrid", warm_start_steps: int = 200,
                  target: float | None = None, out: str | Path | None = None,
-                 task: Task | None = None, overwrite: bool = False) -> tuple[RunDir, list[dict[str, Any]]]:
+                 task: Task | None = None, overwrite: bool | None = None) -> tuple[RunDir, list[dict[str, Any]]]:
     """``lumos rl compare``: every algorithm × seed from the same warm start per seed; curves + steps-to-target.
 
     Runs are short and not checkpointed: ``base.checkpoint_every`` must be 0."""
