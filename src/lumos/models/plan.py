@@ -272,7 +272,10 @@ def assumptions(spec: PlanSpec) -> list[str]:
               "RL training: rollouts run in a separate inference engine (plan them without --train); CISPO has no "
               "reference model; the old policy's log-probs are one number per token.",
               "Per-layer checkpointing keeps each layer's input and recomputes one layer at a time; one sequence's "
-              "activations that exceed a GPU need context parallelism, which is not modelled."]
+              "activations that exceed a GPU need context parallelism, which is not modelled.",
+              "Activations: the bf16 tensors a fused implementation saves for backward (activation_terms); lumos's "
+              "eager modules save 1.55x that on a small config (fp32 upcasts in norms and lightning attention; "
+              "measured with autograd's saved-tensor hooks in tests/models/test_plan.py)."]
     else:
         a += [f"Inference: bf16 weights and KV cache, fp32 lightning states (H, D, D) per lightning layer and "
               f"sequence; activations of one layer for a {spec.prefill_chunk}-token prefill chunk."]

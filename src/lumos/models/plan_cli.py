@@ -69,9 +69,9 @@ def _plan(args: argparse.Namespace) -> int:
           f"(without embedding and LM head); {'RL training' if spec.train else 'inference'} on {spec.gpus} × "
           f"{spec.gpu_memory_gib:g} GiB, context {spec.context}, batch {spec.batch}")
     rows = summary_rows(result, spec)
-    keys = [k for k in rows[0] if k.startswith(("total", "fits", "smallest"))]
-    print_table([{"layout": r["layout"], "degrees": r["degrees"], **{k: r.get(k, r.get("note", "")) for k in keys}}
-                 for r in rows])
+    keys = list(dict.fromkeys(k for r in rows for k in r if k.startswith(("total", "fits", "smallest"))))
+    print_table([{"layout": r["layout"], "degrees": r["degrees"], **{k: r.get(k, "—") for k in keys},
+                  **({"note": r.get("note", "")} if any("note" in x for x in rows) else {})} for r in rows])
     print(f"decode: {result['decode_gflops_per_token']:.1f} GFLOPs per token at context {spec.context} "
           f"(all-softmax model of the same shape: {result['all_softmax_decode_gflops_per_token']:.1f})")
     print(f"memory in GiB; fits = total ≤ {spec.usable_bytes / GiB:.1f} GiB. Assumptions:")

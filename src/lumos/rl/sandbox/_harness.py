@@ -187,6 +187,16 @@ def _alarm(signum, frame):
     raise _TestTimeout()
 
 
+def _leave(code=0):
+    """Exit now, keeping what the candidate printed (its buffered stdout/stderr)."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except BaseException:  # noqa: BLE001 - a candidate may have replaced or closed them
+            pass
+    os._exit(code)
+
+
 def serve_candidate(workdir, req_fd, rep_fd, per_call):
     """The candidate's process: load ``solution.py``, then answer calls until the runner hangs up."""
     def reply(obj):
@@ -195,7 +205,7 @@ def serve_candidate(workdir, req_fd, rep_fd, per_call):
         except (EncodeError, ValueError, TypeError) as exc:
             line = dumps({"id": obj.get("id"), "raise": "TypeError", "msg": f"result: {exc}"})
         if not write_all(rep_fd, line):
-            os._exit(0)
+            _leave(0)
 
     signal.signal(signal.SIGALRM, _alarm)
     mod, error, memory = load_module("solution", os.path.join(workdir, "solution.py"))
@@ -217,7 +227,7 @@ def serve_candidate(workdir, req_fd, rep_fd, per_call):
     except (EncodeError, ValueError):
         line = dumps({"load_error": error, "memory": memory, "names": names, "values": {}})
     if not write_all(rep_fd, line):
-        os._exit(0)
+        _leave(0)
     reader = LineReader(req_fd)
     while True:
         try:
@@ -225,7 +235,7 @@ def serve_candidate(workdir, req_fd, rep_fd, per_call):
         except (OSError, ValueError):
             raw = None
         if raw is None:
-            os._exit(0)
+            _leave(0)
         req = loads(raw)
         rid = req.get("id")
         oom = dumps({"id": rid, "raise": "MemoryError", "msg": "", "memory": True})
