@@ -80,6 +80,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "rl train ... (gloo on CPU, nccl on GPU; prompts_per_step must divide by N).")
     t.add_argument("--algo", default="cispo", help="cispo, dapo or grpo (default: cispo)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
+    t.add_argument("--fsdp", action="store_true",
+                   help="shard the model with FSDP2 over the torchrun processes (distributed checkpoints)")
+    t.add_argument("--expert-parallel", type=int, default=1, metavar="N",
+                   help="spread each MoE layer's experts over N ranks (all-to-all dispatch; implies --fsdp; "
+                   "N must divide the world size and the expert count; default: 1)")
     _add_rl_options(t)
     add_run_options(t)
     t.set_defaults(func=_train)
@@ -121,7 +126,7 @@ def _train(args: argparse.Namespace) -> int:
 
     cfg = _config(args, args.algo)
     run, history = train_run(cfg, model_spec=args.model, warm_start_steps=args.warm_start, out=args.out,
-                             resume=args.resume)
+                             resume=args.resume, fsdp=args.fsdp, expert_parallel=args.expert_parallel)
     last = [r for r in history if "reward" in r][-1:]
     if last and run is not None:
         r = last[0]
