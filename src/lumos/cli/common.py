@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from lumos.core.errors import LumosError
 
-__all__ = ["add_run_options", "parse_csv_list", "LumosArgumentParser"]
+__all__ = ["add_run_options", "parse_csv_list", "print_table", "LumosArgumentParser"]
 
 
 class LumosArgumentParser(argparse.ArgumentParser):
@@ -32,3 +33,21 @@ def parse_csv_list(value: str, choices: list[str] | tuple[str, ...] | None = Non
         if unknown:
             raise LumosError(f"Unknown {what}(s) {', '.join(unknown)}; choose from {', '.join(choices)}.")
     return items
+
+
+def print_table(rows: list[dict[str, Any]]) -> None:
+    """Print dict rows as right-aligned columns (floats to 4 significant digits)."""
+    if not rows:
+        return
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+    cells = [[_fmt(r.get(k, "")) for k in keys] for r in rows]
+    widths = [max(len(k), *(len(c[i]) for c in cells)) for i, k in enumerate(keys)]
+    print("  ".join(k.rjust(w) for k, w in zip(keys, widths)))
+    for c in cells:
+        print("  ".join(v.rjust(w) for v, w in zip(c, widths)))
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}" if abs(v) < 1e5 else f"{v:.3e}"
+    return str(v)

@@ -23,6 +23,7 @@ __all__ = ["COMMAND_MODULES", "build_parser", "main"]
 COMMAND_MODULES: tuple[str, ...] = (
     "lumos.demo.cli",
     "lumos.models.cli",
+    "lumos.models.plan_cli",
     "lumos.valuation.cli",
     "lumos.rl.sandbox.cli",
     "lumos.rl.cli",

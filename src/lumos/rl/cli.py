@@ -1,4 +1,4 @@
-"""``lumos rl train``, ``lumos rl compare``, ``lumos rl fp32-head`` and ``lumos flops``."""
+"""``lumos rl train``, ``lumos rl compare`` and ``lumos rl fp32-head`` (``lumos flops`` is in ``lumos.models.plan_cli``)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 import dataclasses
 from typing import Any
 
-from lumos.cli.common import add_run_options, parse_csv_list
+from lumos.cli.common import add_run_options, parse_csv_list, print_table
 
 __all__ = ["register"]
 
@@ -108,18 +108,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_run_options(h)
     h.set_defaults(func=_fp32_head)
 
-    f = sub.add_parser("flops", help="generation FLOPs: MiniMax-M1 vs DeepSeek-R1 (table + plot)",
-                       description="Per-token and cumulative generation FLOPs versus generated length, and the "
-                       "paper's claim (< 50%% of DeepSeek-R1 at 64K, ~25%% at 100K) checked.")
-    f.add_argument("--lengths", default="4096,8192,16384,32768,65536,100000,131072",
-                   help="comma-separated generation lengths")
-    f.add_argument("--prompt", type=int, default=0, help="prompt tokens before generation (default: 0)")
-    f.add_argument("--mla", choices=("naive", "absorbed"), default="naive",
-                   help="DeepSeek-R1 attention FLOPs count (see lumos.rl.flops; default: naive)")
-    f.add_argument("--config", default=None, help="also report a lumos/MiniMax config.json")
-    add_run_options(f)
-    f.set_defaults(func=_flops)
-
 
 def _train(args: argparse.Namespace) -> int:
     from lumos.rl.experiment import train_run
@@ -144,7 +132,7 @@ def _compare(args: argparse.Namespace) -> int:
     algos = parse_csv_list(args.algos, choices=tuple(ALGO_DEFAULTS), what="algo")
     run, table = compare_runs(algos, args.seeds, _config(args, algos[0]), model_spec=args.model,
                               warm_start_steps=args.warm_start, target=args.target, out=args.out)
-    _print_table(table)
+    print_table(table)
     print(f"run directory: {run.path}")
     return 0
 
@@ -167,46 +155,10 @@ def _fp32_head(args: argparse.Namespace) -> int:
             run.log(r)
         run.report.section("FP32 LM head").table(rows, caption="Pearson correlation of per-token probabilities, "
                                                  "fp32 training forward vs reduced-precision rollout.")
-    _print_table(rows)
+    print_table(rows)
     print(f"run directory: {run.path}")
     return 0
 
 
 def vars_without_func(args: argparse.Namespace) -> dict[str, Any]:
     return {k: v for k, v in vars(args).items() if k != "func"}
-
-
-def _flops(args: argparse.Namespace) -> int:
-    from lumos.core.errors import LumosError
-    from lumos.core.rundir import RunDir
-    from lumos.rl.flops_report import flops_report
-
-    try:
-        lengths = [int(x) for x in parse_csv_list(args.lengths, what="length")]
-    except ValueError:
-        raise LumosError(f"--lengths must be comma-separated integers; got {args.lengths!r}.") from None
-    if any(n < 1 for n in lengths):
-        raise LumosError(f"--lengths must be ≥ 1; got {args.lengths!r}.")
-    with RunDir.create("flops", vars_without_func(args), out=args.out, seed=args.seed, title="lumos flops") as run:
-        rows, verdict = flops_report(run, lengths, prompt=args.prompt, mla=args.mla, config_path=args.config)
-    _print_table(rows)
-    print(verdict)
-    print(f"run directory: {run.path}")
-    return 0
-
-
-def _print_table(rows: list[dict[str, Any]]) -> None:
-    if not rows:
-        return
-    keys = list(rows[0])
-    cells = [[_fmt(r.get(k, "")) for k in keys] for r in rows]
-    widths = [max(len(k), *(len(c[i]) for c in cells)) for i, k in enumerate(keys)]
-    print("  ".join(k.rjust(w) for k, w in zip(keys, widths)))
-    for c in cells:
-        print("  ".join(v.rjust(w) for v, w in zip(c, widths)))
-
-
-def _fmt(v: Any) -> str:
-    if isinstance(v, float):
-        return f"{v:.4g}" if abs(v) < 1e5 else f"{v:.3e}"
-    return str(v)
