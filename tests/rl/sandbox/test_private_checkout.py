@@ -18,7 +18,6 @@ import pytest
 
 HERE = Path(__file__).resolve()
 TESTS = [
-    "tests/rl/sandbox/test_forkserver.py::test_fork_server_matches_spawned_launcher",
     "tests/rl/sandbox/test_runner.py::test_repo_and_command_modes",
     "tests/rl/tasks/test_code.py::test_user_repair_tasks_from_directory",
 ]
@@ -51,4 +50,4 @@ def test_suite_from_a_clone_under_a_private_directory(tmp_path):
     out = subprocess.run([str(venv / "bin" / "python"), "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *TESTS],
                          cwd=clone, env=env, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
-    assert "3 passed" in out.stdout
+    assert "2 passed" in out.stdout
