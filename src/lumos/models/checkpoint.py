@@ -20,6 +20,7 @@ import torch
 from lumos.core.errors import LumosError
 from lumos.core.io import atomic_write_json, read_json, save_tensors
 from lumos.core.progress import track
+from lumos.core.validation import check_positive_int
 from lumos.models.config import CONFIG_FORMATS, MiniMaxConfig, detect_format
 from lumos.models.convert import SourceSpec, detect_moe_style, export_tensors, source_spec
 
@@ -57,8 +58,7 @@ def save_pretrained(model: HybridLM, path: Path, format: str = "minimax_m1", max
     if format not in CONFIG_FORMATS:
         raise LumosError(f"The 'format' parameter of save_pretrained must be one of {CONFIG_FORMATS}. Got {format!r} "
                          "instead.")
-    if not isinstance(max_shard_size, int) or max_shard_size < 1:
-        raise LumosError(f"The 'max_shard_size' parameter must be a positive number of bytes. Got {max_shard_size!r}.")
+    check_positive_int(max_shard_size, "max_shard_size", owner="save_pretrained")
     path.mkdir(parents=True, exist_ok=True)
     shards: list[dict[str, torch.Tensor]] = [{}]
     sizes = [0]

@@ -94,6 +94,10 @@ def _flops(args: argparse.Namespace) -> int:
         raise LumosError(f"--lengths must be ≥ 1; got {args.lengths!r}.")
     if args.prompt < 0:
         raise LumosError(f"--prompt must be ≥ 0 tokens; got {args.prompt}.")
+    if args.config is not None:
+        from lumos.models.config import MiniMaxConfig
+
+        MiniMaxConfig.from_json(args.config)  # a bad config fails before the run directory exists
     with RunDir.create("flops", _vars(args), out=args.out, seed=args.seed, title="lumos flops") as run:
         rows, verdict = flops_report(run, lengths, prompt=args.prompt, mla=args.mla, config_path=args.config,
                                      cumulative=args.cumulative_figure)

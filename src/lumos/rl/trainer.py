@@ -424,7 +424,8 @@ class RLTrainer:
     def resume(self, path: str | Path | None = None) -> int:
         """Restore the latest checkpoint of ``path`` (default: this run) and return the step reached.
 
-        Metrics rows logged after that checkpoint (by an interrupted process) are dropped from ``metrics.jsonl``.
+        Metrics rows logged after that checkpoint (by an interrupted process) are dropped from ``metrics.jsonl``;
+        rows before it, and the warm-start rows (``phase: sft``, whose steps count SFT steps), are kept.
         """
         root = Path(path) if path is not None else (self.run.path if self.run is not None else None)
         ckpt = latest_checkpoint(root) if root is not None else None
@@ -434,8 +435,9 @@ class RLTrainer:
         self.step = int(state["step"])
         self.skipped_steps = int(state.get("skipped_steps", 0))
         if self.run is not None and self.run.metrics_path.exists():
-            rows = [r for r in read_jsonl(self.run.metrics_path) if r.get("step", 0) <= self.step]
-            self.history = rows
+            rows = [r for r in read_jsonl(self.run.metrics_path)
+                    if r.get("phase") == "sft" or r.get("step", 0) <= self.step]
+            self.history = [r for r in rows if r.get("phase") != "sft"]
             if dist.is_main():
                 atomic_write_text(self.run.metrics_path, "".join(to_json(r, indent=None) + "\n" for r in rows))
         return self.step

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from lumos.core.errors import bad_param
+from lumos.core.validation import check_float
 
 __all__ = ["SandboxLimits"]
 
@@ -56,8 +57,7 @@ class SandboxLimits:
         if self.total_memory_mb is not None:
             positive["total_memory_mb"] = self.total_memory_mb
         for name, value in positive.items():
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
-                raise bad_param(name, "a positive number", value, owner="SandboxLimits")
+            check_float(value, name, 0.0, owner="SandboxLimits", low_inclusive=False)
         if self.memory_mb < 64:
             raise bad_param("memory_mb", "at least 64 (the interpreter itself needs ~30 MiB)", self.memory_mb,
                             owner="SandboxLimits")
