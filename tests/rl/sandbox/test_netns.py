@@ -11,6 +11,6 @@ def test_probe_matches_a_real_run():
 
 def test_summary_says_when_missing():
     lines = isolation_summary(Isolation(False, False, False, False))
-    assert all("NOT" in line or "no " in line or "same uid" in line or "only" in line for line in lines)
+    assert all("NOT" in line or "no " in line or "same uid" in line or "rlimits only" in line for line in lines)
     lines = isolation_summary(Isolation(True, True, True, True, True, "v2"))
-    assert not any("NOT" in line or "only" in line for line in lines)
+    assert not any("NOT" in line or "rlimits only" in line for line in lines)
