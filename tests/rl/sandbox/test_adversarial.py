@@ -387,3 +387,25 @@ def test_parser_bombs_cannot_raise():
 def test_prefix_names_carry_the_host_pid():
     v = run_script("import os\nprint(os.getcwd())\n", LIM)
     assert os.path.basename(v.stdout.strip()).startswith(f"{PREFIX}{os.getpid()}-")
+
+
+def test_dangerous_syscalls_are_refused():
+    v = _need_full_isolation()
+    if not v.isolation.get("seccomp"):
+        pytest.skip(f"no seccomp filter here: {v.isolation.get('seccomp_note')}")
+    src = ("import ctypes, os\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+           "def show(name, r):\n    print(name, r, ctypes.get_errno())\n"
+           "show('unshare-user', libc.unshare(0x10000000))\n"
+           "show('unshare-net', libc.unshare(0x40000000))\n"
+           "show('mount', libc.mount(b'none', b'/proc', b'proc', 0, None))\n"
+           "show('ptrace', libc.ptrace(16, 1, 0, 0))\n"  # PTRACE_ATTACH to PID 1
+           "show('chroot', libc.chroot(b'/'))\n"
+           "print('nnp', [l for l in open('/proc/self/status') if l.startswith(('NoNewPrivs', 'Seccomp:'))])\n")
+    honest = run_script("import os, threading, subprocess\nt = threading.Thread(target=print, args=('thread',))\n"
+                        "t.start()\nt.join()\nprint(subprocess.run(['python3', '-c', 'print(2)'], capture_output=True)"
+                        ".returncode in (0, 2))\nif os.fork() == 0:\n    os._exit(0)\nprint('forked')\n", LIM)
+    attack = run_script(src, LIM)
+    assert honest.exit_reason == "ok" and "thread" in honest.stdout and "forked" in honest.stdout, honest.stderr
+    for name in ("unshare-user", "unshare-net", "mount", "ptrace", "chroot"):
+        assert f"{name} -1 1\n" in attack.stdout, attack.stdout  # EPERM
+    assert "NoNewPrivs:\\t1" in attack.stdout and "Seccomp:\\t2" in attack.stdout
