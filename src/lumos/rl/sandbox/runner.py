@@ -1,10 +1,13 @@
 """Run untrusted Python in a sandbox and return a structured :class:`Verdict`.
 
-The host side: it prepares a fresh working directory, starts ``_launcher.py`` (which isolates and limits
-the job, see its docstring) in a new session with a scrubbed environment, reads stdout, stderr, the results
-pipe and the status pipe without deadlock, enforces the wall-time and output limits by killing the whole
-process group, sweeps up every process of the sandbox's private uid (escaped grandchildren included), and
-deletes the working directory.
+The host side: it sweeps what dead hosts left behind (once per process), prepares a fresh working directory
+and a root-only control directory (both named after this process's pid), a cgroup leaf when the host allows
+one, and the seccomp program; starts ``_launcher.py`` (which isolates and limits the job, see its docstring)
+through the fork server or as a fresh process, holding the write end of the job's lifeline pipe; reads
+stdout, stderr, the results pipe and the status pipe without deadlock; kills the whole process group on the
+backstop deadline or the output cap; sweeps up every process of the sandbox's private uids when there was no
+PID namespace; reads the cgroup's kernel counters; and removes the leaf and both directories (iteratively,
+never raising).
 
 Example::
 
