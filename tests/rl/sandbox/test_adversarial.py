@@ -262,6 +262,20 @@ def test_aggregate_memory_is_capped():
     assert "shm -1" in sysv.stdout
 
 
+def test_cpu_bandwidth_is_capped_per_sandbox():
+    _need_full_isolation()
+    hog = ("import os, time\nfor _ in range(3):\n    if os.fork() == 0:\n        break\nend = time.time() + 1.5\n"
+           "while time.time() < end:\n    pass\ntry:\n    while True:\n        os.wait()\nexcept ChildProcessError:\n"
+           "    pass\n")
+    v = run_script(hog, SandboxLimits(wall_time=6.0, cpu_time=5.0, cpu_cores=0.1))
+    if not v.isolation.get("cgroup_cpu"):
+        pytest.skip("no cgroup cpu controller here: the verdict reports cgroup_cpu=False")
+    honest = run_script("print(sum(range(10 ** 5)))\n", SandboxLimits(wall_time=6.0, cpu_time=5.0, cpu_cores=0.1))
+    assert honest.exit_reason == "ok" and honest.stdout == "4999950000\n"
+    # 4 busy processes for 1.5 s of wall time get 0.1 core between them (the parent waits for 3 of them)
+    assert v.exit_reason == "ok" and v.cpu_time <= 0.1 * v.wall_time + 0.15, (v.cpu_time, v.wall_time)
+
+
 def test_disk_total_and_inodes_are_capped():
     _need_full_isolation()
     lim = SandboxLimits(wall_time=8.0, cpu_time=6.0, disk_mb=32, max_files=2000, max_file_mb=16)

@@ -307,7 +307,7 @@ def run_job(job: SandboxJob, base_dir: str | os.PathLike | None = None, fork_ser
             with os.fdopen(fd, "w", encoding="utf-8") as f:
                 f.write(job.tests)
         leaf = cgroup.create(f"lumos-{os.getpid()}-{secrets.token_hex(6)}", limits.total_memory_bytes,
-                             limits.max_processes + 8) if job.namespaces else None
+                             limits.max_processes + 8, limits.cpu_cores) if job.namespaces else None
         cfg = _config(job, workdir, control, uid, writers, leaf)
         (control / "config.json").write_text(json.dumps(cfg))
         proc = _start(control / "config.json", writers, cfg["env"], fork_server)
@@ -336,6 +336,7 @@ def run_job(job: SandboxJob, base_dir: str | os.PathLike | None = None, fork_ser
         verdict = build_verdict(job.mode, expected, pump.bufs, pump.dropped, killed if killed != "leftover" else None,
                                 limits, time.monotonic() - t0, stats)
         verdict.uid, verdict.swept = uid, swept
+        verdict.isolation["cgroup_cpu"] = bool(leaf is not None and leaf.cpu)
         return verdict
     finally:
         if proc is not None and proc.poll() is None:
