@@ -145,6 +145,10 @@ def build_verdict(mode: str, expected: list[str], bufs: dict[str, bytearray], dr
     v.network_isolated, v.pid_namespace = bool(iso.get("net")), bool(iso.get("pid"))
     v.readonly_fs, v.uid_dropped = bool(iso.get("readonly_fs")), bool(iso.get("uid_dropped"))
     v.setup_error = setup_error
+    if mode == "tests" and not v.uid_dropped:
+        # candidate and runner share a uid (the host is not root): /proc/<runner>/fd and /mem are reachable
+        v.integrity.update(results_forgeable_by_candidate=True, tests_visible_to_candidate=True,
+                           note="not root: the candidate and the test runner run as the same uid")
     cand = _exit_info(final.get("exit")) if final else None
     if cand:
         v.returncode, v.signal = cand["code"], cand["signal"]
@@ -186,7 +190,9 @@ def _exit_reason(mode: str, killed: str | None, final: dict | None, cand: dict |
     if cand is None:
         return "error"
     sig, code = cand["signal"], cand["code"]
-    if sig == signal.SIGXCPU or (sig == signal.SIGKILL and cand["cpu_time"] >= limits.cpu_time - 0.05):
+    # RLIMIT_CPU's SIGKILL: the CPU time wait4 reports can fall short of the kernel's own clock on a loaded
+    # virtual machine (0.8-0.96 s at a 1 s limit, measured), hence half the limit as the threshold
+    if sig == signal.SIGXCPU or (sig == signal.SIGKILL and cand["cpu_time"] >= 0.5 * limits.cpu_time):
         return "timeout"
     if sig == signal.SIGXFSZ or claims["too_large"]:
         return "output_limit"
