@@ -140,7 +140,7 @@ def test_plan_cli(tmp_path, capsys):
     assert "checkpointing" in capsys.readouterr().out
     assert main(["plan", "--gpus", "0", "--gpu-memory", "80", "--context", "10", "--out", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err
-    assert "--gpus must be a positive integer" in err and len(err.strip().splitlines()) == 1
+    assert "'--gpus' parameter of lumos plan must be a positive int" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "x").exists()
     assert main(["plan", "--model", "nope", "--gpus", "1", "--gpu-memory", "80", "--context", "10"]) == 2
     assert "neither a known model name" in capsys.readouterr().err

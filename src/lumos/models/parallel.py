@@ -48,15 +48,30 @@ def make_mesh(expert_parallel: int = 1, num_experts: int | None = None, device_t
     import torch.distributed as dist
     from torch.distributed.device_mesh import init_device_mesh
 
-    if not (dist.is_available() and dist.is_initialized()):
-        raise LumosError("Sharding needs torch.distributed: run under torchrun (or call "
-                         "lumos.core.distributed.init_distributed first).")
+    check_expert_parallel(expert_parallel, 1 if not dist.is_initialized() else dist.get_world_size(), num_experts)
+    if not dist.is_initialized():   # one process: a world of 1, so the sharded code paths run unchanged
+        _init_single_process(device_type)
     world = dist.get_world_size()
     check_expert_parallel(expert_parallel, world, num_experts)
     device_type = device_type or ("cuda" if dist.get_backend() == "nccl" else "cpu")
     if expert_parallel == 1:
         return init_device_mesh(device_type, (world,), mesh_dim_names=("dp",))
     return init_device_mesh(device_type, (world // expert_parallel, expert_parallel), mesh_dim_names=("dp", "ep"))
+
+
+def _init_single_process(device_type: str | None) -> None:
+    import os
+
+    import torch.distributed as dist
+
+    from lumos.core.distributed import free_port
+
+    os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
+    os.environ.setdefault("MASTER_PORT", str(free_port()))
+    cuda = (device_type or ("cuda" if torch.cuda.is_available() else "cpu")) == "cuda"
+    dist.init_process_group("nccl" if cuda else "gloo", rank=0, world_size=1)
+    if cuda:
+        torch.cuda.set_device(0)
 
 
 def is_sharded(model: nn.Module) -> bool:
@@ -109,10 +124,12 @@ def shard_model(model: nn.Module, mesh: Any, *, expert_parallel: bool = False, r
     for i, layer in enumerate(layers):
         fully_shard(layer, ignored_params=experts.get(i), **kw)
     fully_shard(model, **kw)
+    model.lumos_grad_reduce = grad_reduce  # type: ignore[assignment]
     if grad_reduce == "sum":
         for m in model.modules():
             if isinstance(m, FSDPModule):
                 m.set_gradient_divide_factor(1.0)
+                m.set_force_sum_reduction_for_comms(True)   # plain SUM (gloo has no PREMUL_SUM)
     if expert_parallel and mesh["dp"].size() > 1:
         _reduce_experts_over_dp(experts, mesh["dp"].get_group(), world if grad_reduce == "mean" else 1)
     elif expert_parallel and grad_reduce == "mean":

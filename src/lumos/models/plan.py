@@ -2,7 +2,7 @@
 
 For a config (the released MiniMax-M1 by default, see :data:`lumos.models.sizes.PRESETS`), a GPU count N, a
 context length L (tokens per sequence: prompt + generation) and a batch B (sequences, global), it adds up per
-GPU under three layouts:
+GPU under five layouts:
 
 - ``"fsdp"``: FSDP2/ZeRO-3 over all N ranks. Every parameter, gradient and optimizer state is sharded N ways;
   each rank gathers whole decoder layers (bf16) while it runs them and holds ceil(B/N) of the sequences.
@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lumos.core.errors import LumosError
+from lumos.core.validation import Problems, check_float, check_positive_int
 from lumos.models.config import MiniMaxConfig
 from lumos.models.flops import from_minimax_config
 from lumos.models.sizes import ParamCounts, all_softmax, count_params
@@ -86,22 +87,16 @@ class PlanSpec:
     precision: Precision = field(default_factory=Precision)
 
     def __post_init__(self) -> None:
-        problems = []
-        for flag, v in (("gpus", self.gpus), ("context", self.context), ("batch", self.batch),
-                        ("prefill-chunk", self.prefill_chunk), ("logits-chunk", self.logits_chunk)):
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                problems.append(f"--{flag} must be a positive integer, got {v!r}")
-        m = self.gpu_memory_gib
-        if not isinstance(m, (int, float)) or isinstance(m, bool) or not math.isfinite(m) or m <= 0:
-            problems.append(f"--gpu-memory must be a positive number of GiB (e.g. 80 for an H100), got {m!r}")
-        h = self.headroom
-        if not isinstance(h, (int, float)) or isinstance(h, bool) or not 0 <= h < 1:
-            problems.append(f"--headroom must be a fraction in [0, 1), got {h!r}")
-        if not isinstance(self.config, MiniMaxConfig):
-            problems.append(f"config must be a MiniMaxConfig, got {type(self.config).__name__}")
-        if problems:
-            raise LumosError(f"Invalid plan ({len(problems)} problem{'s' * (len(problems) > 1)}): "
-                             + "; ".join(problems) + ".")
+        p = Problems("lumos plan")
+        for flag, v in (("--gpus", self.gpus), ("--context", self.context), ("--batch", self.batch),
+                        ("--prefill-chunk", self.prefill_chunk), ("--logits-chunk", self.logits_chunk)):
+            p.check(check_positive_int, v, flag)
+        p.check(check_float, self.gpu_memory_gib, "--gpu-memory", 0, None, low_inclusive=False,
+                fix="Give GiB per GPU, e.g. 80 for an H100 or 141 for an H200.")
+        p.check(check_float, self.headroom, "--headroom", 0, 1, high_inclusive=False)
+        p.require(isinstance(self.config, MiniMaxConfig),
+                  f"config must be a MiniMaxConfig, got {type(self.config).__name__}.")
+        p.raise_if_any()
 
     @property
     def usable_bytes(self) -> float:

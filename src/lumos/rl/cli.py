@@ -84,6 +84,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="continue the run in --out from its latest checkpoint, with its stored configuration")
     t.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
                    help="with --resume: change a stored RLConfig field (repeatable; recorded in manifest.json)")
+    t.add_argument("--fsdp", action="store_true",
+                   help="shard the model with FSDP2 over the torchrun processes (distributed checkpoints)")
+    t.add_argument("--expert-parallel", type=int, default=1, metavar="N",
+                   help="spread each MoE layer's experts over N ranks (all-to-all dispatch; implies --fsdp; "
+                   "N must divide the world size and the expert count; default: 1)")
     _add_rl_options(t)
     add_run_options(t)
     t.set_defaults(func=_train)
@@ -120,7 +125,8 @@ def _train(args: argparse.Namespace) -> int:
                              "themselves for a new run).")
         cfg, overrides, model, warm = _config(args, args.algo), {}, args.model, args.warm_start
     run, history = train_run(cfg, model_spec=model, warm_start_steps=warm, out=args.out, resume=args.resume,
-                             overrides=overrides)
+                             overrides=overrides, fsdp=args.fsdp,
+                             expert_parallel=args.expert_parallel)
     last = [r for r in history if "reward" in r][-1:]
     if last and run is not None:
         r = last[0]

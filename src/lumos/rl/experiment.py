@@ -128,9 +128,22 @@ def _summary_rows(history: list[dict[str, Any]], every: int = 1) -> list[dict[st
     return [{k: row[k] for k in keys if k in row} for row in history if row["step"] % every == 0 or row is history[-1]]
 
 
+def shard_for_training(model: nn.Module, expert_parallel: int = 1) -> nn.Module:
+    """FSDP2 (and expert parallelism over ``expert_parallel`` ranks) for the trainers: gradients summed."""
+    from lumos.models.hybrid import HybridLM
+    from lumos.models.parallel import make_mesh, shard_model
+
+    if not isinstance(model, HybridLM):
+        raise LumosError(f"--fsdp shards lumos hybrid models; got {type(model).__name__}. Use --model hybrid, "
+                         "hybrid-small or a MiniMax checkpoint directory.")
+    mesh = make_mesh(expert_parallel, num_experts=model.config.num_local_experts)
+    return shard_model(model, mesh, expert_parallel=expert_parallel > 1, grad_reduce="sum")
+
+
 def train_run(cfg: RLConfig, model_spec: str = "hybrid", warm_start_steps: int = 200, out: str | Path | None = None,
               resume: bool = False, task: Task | None = None, overrides: dict[str, Any] | None = None,
-              overwrite: bool | None = None) -> tuple[RunDir | None, list[dict[str, Any]]]:
+              overwrite: bool | None = None, fsdp: bool = False, expert_parallel: int = 1
+              ) -> tuple[RunDir | None, list[dict[str, Any]]]:
     """``lumos rl train``: warm start, RL, metrics, plots, checkpoints and a report in one run directory.
 
     Order: model → warm start → :class:`RLTrainer` (so GRPO's KL reference is the warm-started policy).
@@ -142,6 +155,10 @@ def train_run(cfg: RLConfig, model_spec: str = "hybrid", warm_start_steps: int =
     configuration except for the fields named in ``overrides`` (recorded in manifest.json); ``model_spec`` and
     ``warm_start_steps`` must equal the stored ones. Metrics rows up to the checkpoint (warm-start rows included)
     are kept.
+
+    ``fsdp``: shard the model with FSDP2 (:func:`shard_for_training`; ``expert_parallel`` > 1 also spreads the
+    experts, and implies ``fsdp``): warm start and RL then train the sharded model, FSDP2 reduces the gradients
+    and checkpoints are distributed (``torch.distributed.checkpoint``).
     """
     from lumos.core import distributed as dist
     from lumos.core.seed import seed_everything
@@ -155,8 +172,16 @@ def train_run(cfg: RLConfig, model_spec: str = "hybrid", warm_start_steps: int =
     model = build_model(model_spec, seed=cfg.seed)  # fails on a bad --model before the run directory exists
     dist.init_distributed()
     main = dist.is_main()
+    if fsdp or expert_parallel > 1:
+        from lumos.models.parallel import check_expert_parallel
+
+        check_expert_parallel(expert_parallel, dist.world_size())
+        if cfg.beta > 0:
+            raise LumosError("--beta > 0 (a KL reference model) is not supported with --fsdp / --expert-parallel "
+                             "yet; use --beta 0 (CISPO's default) or train without sharding.")
+        model = shard_for_training(model, expert_parallel)
     config = {"rl": cfg.to_dict(), "model": model_spec, "warm_start_steps": warm_start_steps,
-              "world_size": dist.world_size()}
+              "world_size": dist.world_size(), "fsdp": fsdp or expert_parallel > 1, "expert_parallel": expert_parallel}
     run = RunDir.create("rl train", config, out=out, seed=cfg.seed, title=f"lumos rl train — {cfg.algo} on {task.name}",
                         resume=resume, overwrite=overwrite, overrides=overrides) if main else None
     try:
