@@ -28,7 +28,10 @@ DRIVER = textwrap.dedent('''
     import os, signal, sys
     from pathlib import Path
 
-    moment, argv = sys.argv[1], sys.argv[2:]
+    import torch
+
+    moment, threads, argv = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+    torch.set_num_threads(threads)  # the same as the test process: bitwise equality needs the same reductions
     real_replace = os.replace
 
     def die():
@@ -76,12 +79,21 @@ def test_kill_during_checkpoint_then_resume_is_bit_identical(moment, reference, 
     driver = tmp_path / "driver.py"
     driver.write_text(DRIVER)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "LUMOS_PROGRESS": "0", "MPLBACKEND": "Agg"}
-    r = subprocess.run([sys.executable, str(driver), moment, "rl", "train", "--out", str(out), *TINY],
+    r = subprocess.run([sys.executable, str(driver), moment, str(torch.get_num_threads()), "rl", "train", "--out",
+                        str(out), *TINY],
                        capture_output=True, text=True, env=env, timeout=600)
     assert r.returncode == -9, r.stderr[-2000:]
     assert json.loads((out / "manifest.json").read_text())["status"] == "running"  # killed: nothing closed it
     expected_latest = "step_000002" if moment == "after-latest" else "step_000001"
     assert (out / "checkpoints" / "latest").read_text().strip() == expected_latest
+    if moment == "after-latest":  # the killed run's step-2 checkpoint equals the uninterrupted run's
+        ck = "checkpoints/step_000002/model.safetensors"
+        a2, b2 = load_file(str(reference / ck)), load_file(str(out / ck))
+        diff = [k for k in a2 if not torch.equal(a2[k], b2[k])]
+        assert not diff, diff
+        sa = json.loads((reference / "checkpoints/step_000002/state.json").read_text())
+        sb = json.loads((out / "checkpoints/step_000002/state.json").read_text())
+        assert sa == sb
     # resume with the same flags; it sweeps the killed write's temporary files and finishes the run
     assert main(["rl", "train", "--resume", "--out", str(out), *TINY]) == 0
     assert not list(out.rglob(".*.tmp")), list(out.rglob(".*.tmp"))
