@@ -145,7 +145,8 @@ def test_plain_values_round_trip():
     values = "[None, True, 1, -2.5, float('inf'), 'é', b'\\x00', (1, [2]), {'a': {3}}, frozenset({4}), 10 ** 40]"
     tests = f"def test_same():\n    assert g() == {values}\n    assert type(g()[7]) is tuple\n" \
             "def test_raises():\n    try:\n        h()\n    except ValueError as e:\n        assert 'bad' in str(e)\n" \
-            "    else:\n        assert False\n"
+            "    else:\n        assert False\n" \
+            "def test_import():\n    from solution import g as g2\n    import solution\n    assert g2() == solution.g()\n"
     v = run_tests(f"def g():\n    return {values}\ndef h():\n    raise ValueError('bad')\n", tests, LIM)
     assert v.all_passed, v.errors
 
