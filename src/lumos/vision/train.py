@@ -16,10 +16,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from lumos.core.errors import LumosError, bad_param
+from lumos.core.errors import LumosError
 from lumos.core.io import atomic_write_json, load_tensors, read_json, save_tensors
 from lumos.core.progress import track
 from lumos.core.seed import seed_everything
+from lumos.core.validation import check_float, check_positive_int
 from lumos.data.synthetic import SyntheticShapes, synthetic_splits
 from lumos.vision.models import VisionConfig, build_builtin
 
@@ -53,11 +54,8 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         for name in ("n_train", "n_test", "image_size", "epochs", "batch_size", "width", "patch_size"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or v < 1:
-                raise bad_param(name, "a positive int", v, owner="TrainConfig")
-        if not self.lr > 0:
-            raise bad_param("lr", "a positive float", self.lr, owner="TrainConfig")
+            check_positive_int(getattr(self, name), name, owner="TrainConfig")
+        check_float(self.lr, "lr", 0.0, owner="TrainConfig", low_inclusive=False)
 
     def key(self) -> str:
         return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
