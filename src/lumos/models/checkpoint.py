@@ -194,6 +194,10 @@ def load_pretrained(path: Path, dtype: torch.dtype | None = None, device: str | 
 
 def _place(model: HybridLM, params: dict[str, torch.nn.Parameter], s: SourceSpec, key: str, t: torch.Tensor,
            path: Path) -> None:
+    if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+        n = int((~torch.isfinite(t)).sum())
+        raise LumosError(f"{path}: weight {key} holds {n} non-finite value(s) (NaN or inf); the checkpoint is damaged. "
+                         "Re-download or re-save it.")
     if s.check_slope_layer is not None:
         ours = model.model.layers[s.check_slope_layer].self_attn.slope_rate
         theirs = t.reshape(-1).to(ours)
