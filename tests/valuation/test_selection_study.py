@@ -69,10 +69,12 @@ def test_summary_and_paper_table_by_hand():
     assert paper_table(summary, "digits", "seconds")[1]["clean 10%"] == "2.0"
 
 
-def test_resume_skips_logged_runs():
-    cfg = _tiny(methods=("random",), full=False)
+def test_resume_skips_logged_runs_and_seeds_can_be_split():
+    cfg = _tiny(methods=("random",), full=False, seeds=2)
     rows = run_selection_study(cfg)
-    assert len(rows) == 1
+    assert [r["seed"] for r in rows] == [0, 1]
+    split = run_selection_study(_tiny(methods=("random",), full=False, seeds=1, first_seed=1))
+    assert [(r["seed"], r["accuracy"]) for r in split] == [(1, rows[1]["accuracy"])]  # the same run on its own
     logged = []
     again = run_selection_study(cfg, log=logged.append, done=rows)
     assert again == rows and logged == []

@@ -55,6 +55,7 @@ class SelectionStudyConfig:
     methods: tuple[str, ...] = ("chg", "random", "gradmatch", "glister")
     fractions: tuple[float, ...] = (0.05, 0.1, 0.3, 0.5)
     seeds: int = 3
+    first_seed: int = 0  # seeds first_seed .. first_seed + seeds − 1 (split a grid across processes by seed)
     full: bool = True  # also train on all the data (the reference)
     epochs: int = 20
     select_every: int = 5
@@ -81,6 +82,8 @@ class SelectionStudyConfig:
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 problems.append(f"{name} must be a positive integer (got {v!r})")
+        if not isinstance(self.first_seed, int) or isinstance(self.first_seed, bool) or self.first_seed < 0:
+            problems.append(f"first_seed must be an integer >= 0 (got {self.first_seed!r})")
         if not (isinstance(self.lr, (int, float)) and self.lr > 0):
             problems.append(f"lr must be a positive number (got {self.lr!r})")
         if problems:
@@ -231,7 +234,7 @@ def run_selection_study(cfg: SelectionStudyConfig, log: Callable[[dict], None] |
     plan += [(m, f) for f in cfg.fractions for m in cfg.methods]
     for name in cfg.datasets:
         for setting in cfg.settings:
-            for seed in range(cfg.seeds):
+            for seed in range(cfg.first_seed, cfg.first_seed + cfg.seeds):
                 data = None
                 for method, fraction in plan:
                     meta = {"dataset": name, "setting": setting, "method": method, "fraction": fraction, "seed": seed}
