@@ -112,6 +112,7 @@ def test_fsdp_and_expert_parallel_training_equals_single_process(tmp_path):
         for k, v in plain.state_dict().items():
             assert torch.equal(v, got["final"][k]), k
         assert len(opt.state) == len(list(plain.parameters()))
+        assert RLTrainer(tiny_hybrid(32, 2, seed=9), _task(), _cfg()).resume(tmp_path / f"run_ep{ep}") == 2
     # export to both release formats
     from lumos.models import HybridLM
 
