@@ -23,6 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from lumos.core.distributed import local_shard
 from lumos.core.errors import LumosError
 from lumos.core.validation import check_positive_int
 
@@ -150,13 +151,6 @@ def _reduce_experts_over_dp(experts: dict[int, set[nn.Parameter]], group: Any, d
     for params in experts.values():
         for p in params:
             p.register_post_accumulate_grad_hook(hook)
-
-
-def local_shard(t: torch.Tensor) -> torch.Tensor:
-    """The local tensor of a DTensor (the tensor itself otherwise)."""
-    from torch.distributed.tensor import DTensor
-
-    return t.to_local() if isinstance(t, DTensor) else t
 
 
 def clip_grad_norm(params: Iterable[nn.Parameter], max_norm: float) -> torch.Tensor:

@@ -357,6 +357,6 @@ def run_job(job: SandboxJob, base_dir: str | os.PathLike | None = None, fork_ser
             except OSError:
                 pass
         if leaf is not None:
-            cgroup.remove(leaf)
+            cgroup.release(leaf)
         rmtree(workdir)
         rmtree(control)
