@@ -118,6 +118,27 @@ def rl_run(tmp_path_factory) -> Path:
     return out
 
 
+@pytest.fixture(scope="module")
+def damaged_runs(rl_run, tmp_path_factory) -> dict[str, Path]:
+    """Copies of the rl run with a corrupt state.json, a dangling `latest` pointer, and a config.json list."""
+    import shutil
+
+    root = tmp_path_factory.mktemp("damaged")
+    out = {}
+    for name in ("state", "latest", "config"):
+        d = root / name
+        shutil.copytree(rl_run, d)
+        latest = d / "checkpoints" / (d / "checkpoints" / "latest").read_text().strip()
+        if name == "state":
+            (latest / "state.json").write_text("{truncated")
+        elif name == "latest":
+            (d / "checkpoints" / "latest").write_text("step_999999\n")
+        else:
+            (d / "config.json").write_text("[1, 2]")
+        out[name] = d
+    return out
+
+
 # ------------------------------------------------------------------------------------------------------ cases
 # Each case: (id, argv template). "{X}" is replaced by the fixture file X, "{OUT}" by a fresh run directory,
 # "{RUN}" by an existing finished run, "{RL}" by an existing rl train run.
@@ -181,6 +202,9 @@ CASES: list[tuple[str, list[str]]] = [
     ("rl-resume-override-bad-value", ["rl", "train", "--resume", "--override", "lr=-1", "--out", "{RL}"]),
     ("rl-resume-override-no-equals", ["rl", "train", "--resume", "--override", "lr", "--out", "{RL}"]),
     ("rl-resume-different-model", ["rl", "train", "--resume", "--model", "hybrid-small", "--out", "{RL}"]),
+    ("rl-resume-corrupt-state", ["rl", "train", "--resume", "--out", "{DAMAGED_state}"]),
+    ("rl-resume-dangling-latest", ["rl", "train", "--resume", "--out", "{DAMAGED_latest}"]),
+    ("rl-resume-config-list", ["rl", "train", "--resume", "--out", "{DAMAGED_config}"]),
     # rl compare / fp32-head
     ("compare-seeds-0", ["rl", "compare", *TINY_RL, "--seeds", "0", "--out", "{OUT}"]),
     ("compare-seeds-negative", ["rl", "compare", *TINY_RL, "--seeds", "-2", "--out", "{OUT}"]),
@@ -300,6 +324,9 @@ def _fill(argv: list[str], files: dict[str, Path], tmp_path: Path, request) -> l
             a = a.replace("{RUN}", str(request.getfixturevalue("existing_run")))
         if "{RL}" in a:
             a = a.replace("{RL}", str(request.getfixturevalue("rl_run")))
+        if "{DAMAGED_" in a:
+            for name, path in request.getfixturevalue("damaged_runs").items():
+                a = a.replace("{DAMAGED_" + name + "}", str(path))
         for name, path in files.items():
             a = a.replace("{" + name + "}", str(path))
         out.append(a)

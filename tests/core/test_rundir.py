@@ -76,3 +76,16 @@ def test_out_is_never_silently_reused(tmp_path):
         RunDir.create("x", {}, out=tmp_path / "other" / "notes.txt")
     with pytest.raises(LumosError, match="not a run directory"):
         RunDir.create("x", {}, out=tmp_path / "new", resume=True)
+
+
+def test_unwritable_out_is_refused(tmp_path, monkeypatch):
+    import os
+
+    import pytest
+
+    from lumos.core.errors import LumosError
+    from lumos.core.rundir import check_out_dir
+
+    monkeypatch.setattr(os, "access", lambda path, mode: False)  # the tests may run as root, who can write anywhere
+    with pytest.raises(LumosError, match="not writable"):
+        check_out_dir(tmp_path / "new")
