@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
 
@@ -22,9 +21,7 @@ from lumos.core.io import atomic_write_json, read_json, save_tensors
 from lumos.core.progress import track
 from lumos.models.config import CONFIG_FORMATS, MiniMaxConfig, detect_format
 from lumos.models.convert import SourceSpec, detect_moe_style, export_tensors, source_spec
-
-if TYPE_CHECKING:
-    from lumos.models.hybrid import HybridLM
+from lumos.models.hybrid import HybridLM
 
 __all__ = ["load_pretrained", "save_pretrained", "read_checkpoint_keys", "INDEX_NAME", "SINGLE_NAME"]
 
@@ -37,7 +34,7 @@ def _dtype_name(dtype: torch.dtype) -> str:
     return str(dtype).replace("torch.", "")
 
 
-def save_pretrained(model: HybridLM, path: Path, format: str = "minimax_m1", max_shard_size: int = 2 * 1024**3,
+def save_pretrained(model: HybridLM, path: str | os.PathLike[str], format: str = "minimax_m1", max_shard_size: int = 2 * 1024**3,
                     dtype: torch.dtype | None = None) -> Path:
     """Write ``config.json`` in ``format`` and the weights as safetensors shards plus the index (all atomic).
 
@@ -47,7 +44,10 @@ def save_pretrained(model: HybridLM, path: Path, format: str = "minimax_m1", max
         format: "minimax_m1" (release names) or "transformers" (``MiniMaxForCausalLM`` names and packing).
         max_shard_size: bytes per shard (a tensor larger than this gets a shard of its own).
         dtype: cast the weights on the way out (default: keep the model's dtype).
+
+    Returns the directory as a Path.
     """
+    path = Path(path)
     if format not in CONFIG_FORMATS:
         raise LumosError(f"The 'format' parameter of save_pretrained must be one of {CONFIG_FORMATS}. Got {format!r} "
                          "instead.")
@@ -139,15 +139,15 @@ def _check_keys(spec: dict[str, SourceSpec], shapes: dict[str, tuple[int, ...]],
                      + ". Check that config.json belongs to these weights.")
 
 
-def load_pretrained(path: Path, dtype: torch.dtype | None = None, device: str | torch.device = "cpu",
+def load_pretrained(path: str | os.PathLike[str], dtype: torch.dtype | None = None, device: str | torch.device = "cpu",
                     format: str | None = None) -> HybridLM:
     """Build a :class:`HybridLM` from a checkpoint directory of either format (see module docstring).
 
-    ``format`` (None = detect from config.json) names the expected format; a different one is an error."""
+    ``format`` (None = detect from config.json) names the expected format; a different one is an error;
+    ``dtype`` default: the checkpoint's."""
     from safetensors import safe_open
 
-    from lumos.models.hybrid import HybridLM
-
+    path = Path(path)
     if not path.is_dir():
         raise LumosError(f"Model directory not found: {path}. Pass a directory with config.json and safetensors.")
     raw = read_json(path / "config.json")

@@ -19,16 +19,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
 from lumos.core.errors import bad_param
 from lumos.core.validation import check_tensor
 from lumos.models.fast_decode import FastDecoder, fast_path_applies
-
-if TYPE_CHECKING:
-    from lumos.models.hybrid import HybridLM
+from lumos.models.hybrid import HybridLM
 
 __all__ = ["GenerationOutput", "generate", "filter_logits", "FINISH_REASONS"]
 

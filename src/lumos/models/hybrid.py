@@ -15,15 +15,13 @@ a KV cache per softmax layer, so decoding costs O(1) per token in lightning laye
 Decoding one token per sequence runs :meth:`HybridLM.decode_step`: each layer's own ``decode_step`` over static
 buffers (lightning states and KV buffers updated in place), composed once by :meth:`DecoderLayer.decode_step`.
 ``model(tok (B, 1), cache=cache)`` in inference runs it eagerly; :mod:`lumos.models.fast_decode` compiles it.
+Generation (:mod:`lumos.models.generation`) and checkpoint I/O (:mod:`lumos.models.checkpoint`) build on this module.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -37,9 +35,6 @@ from lumos.layers.moe import Routing, SparseMoE, load_balancing_loss
 from lumos.layers.norm import RMSNorm
 from lumos.layers.softmax_attention import KVCache, SoftmaxAttention
 from lumos.models.config import MiniMaxConfig
-
-if TYPE_CHECKING:
-    from lumos.models.generation import GenerationOutput
 
 __all__ = ["HybridLM", "DecoderLayer", "HybridCache"]
 
@@ -356,31 +351,6 @@ class HybridLM(nn.Module):
         logits = self.decode_step(tok, cache.next_position, key_mask, t, states, kv)
         cache.advance(key_mask)
         return logits
-
-    # ------------------------------------------------------------------------------------- generation
-    def generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, **kwargs: Any
-                 ) -> GenerationOutput:
-        """Sample continuations; see :func:`lumos.models.generation.generate` for the arguments."""
-        from lumos.models.generation import generate
-
-        return generate(self, input_ids, attention_mask=attention_mask, **kwargs)
-
-    # ------------------------------------------------------------------------------------ checkpoints
-    @classmethod
-    def from_pretrained(cls, path: str | os.PathLike[str], dtype: torch.dtype | None = None,
-                        device: str | torch.device = "cpu", format: str | None = None) -> HybridLM:
-        """Load a checkpoint directory in either format (release ``minimax_m1`` or transformers ``minimax``;
-        detected from config.json, or required to be ``format``). ``dtype`` default: the checkpoint's."""
-        from lumos.models.checkpoint import load_pretrained
-
-        return load_pretrained(Path(path), dtype=dtype, device=device, format=format)
-
-    def save_pretrained(self, path: str | os.PathLike[str], format: str = "minimax_m1",
-                        max_shard_size: int = 2 * 1024**3, dtype: torch.dtype | None = None) -> Path:
-        """Write ``config.json`` and sharded safetensors + ``model.safetensors.index.json`` in ``format``."""
-        from lumos.models.checkpoint import save_pretrained
-
-        return save_pretrained(self, Path(path), format=format, max_shard_size=max_shard_size, dtype=dtype)
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

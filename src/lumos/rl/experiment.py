@@ -52,9 +52,9 @@ def build_model(spec: str, seed: int = 0) -> nn.Module:
 
     model_type = json.loads((path / "config.json").read_text()).get("model_type", "")
     if model_type.startswith("minimax") or model_type in ("MiniMaxM1", "MiniMaxText01"):
-        from lumos.models import HybridLM
+        from lumos.models import load_pretrained
 
-        return HybridLM.from_pretrained(path)
+        return load_pretrained(path)
     import transformers
 
     return transformers.AutoModelForCausalLM.from_pretrained(path)
