@@ -243,6 +243,12 @@ class HybridLM(nn.Module):
         return self
 
     @property
+    def is_sharded(self) -> bool:
+        """Whether FSDP2 / expert parallelism sharded the layers (DTensor parameters). Their forward hooks gather the
+        weights, and :meth:`decode_step` calls no layer's forward, so a sharded model decodes through forward."""
+        return any(hasattr(p, "placements") for p in self.model.layers[0].parameters())
+
+    @property
     def dtype(self) -> torch.dtype:
         return self.model.embed_tokens.weight.dtype
 
@@ -288,7 +294,8 @@ class HybridLM(nn.Module):
         if cache is not None and cache.key_mask.shape[0] != b:
             raise bad_param("cache", f"a cache for batch size {b}", f"batch size {cache.key_mask.shape[0]}",
                             owner=owner)
-        if n == 1 and cache is not None and token_mask is None and not self.training and not torch.is_grad_enabled():
+        if (n == 1 and cache is not None and token_mask is None and not self.training and not torch.is_grad_enabled()
+                and not self.is_sharded):
             return self._cached_step(input_ids[:, 0], cache)[:, None]
         position_ids = (start + torch.cumsum(real.long(), 1) - 1).clamp_min(0)
         if cache is not None:
