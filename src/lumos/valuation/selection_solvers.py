@@ -22,7 +22,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from lumos.core.errors import bad_param
-from lumos.core.per_sample import capture_last_layer, ce_logit_grad, find_last_linear
+from lumos.valuation.per_sample import capture_last_layer, ce_logit_grad, find_last_linear
 
 __all__ = [
     "fixed_batches",
