@@ -80,8 +80,8 @@ def rollout_rows(quick: bool, batch: int) -> list[dict]:
 
 
 def step_rows(quick: bool) -> list[dict]:
+    from lumos.models import tiny_hybrid
     from lumos.rl.config import RLConfig
-    from lumos.rl.sft import tiny_hybrid
     from lumos.rl.tasks import get_task
     from lumos.rl.trainer import RLTrainer
 

@@ -117,3 +117,12 @@ def test_model_module_imports_neither_generation_nor_checkpoints():
     imported = {n.module for n in ast.walk(ast.parse(inspect.getsource(hybrid))) if isinstance(n, ast.ImportFrom)}
     assert not imported & {"lumos.models.generation", "lumos.models.checkpoint", "lumos.models.fast_decode"}
     assert not hasattr(hybrid.HybridLM, "generate") and not hasattr(hybrid.HybridLM, "from_pretrained")
+
+
+def test_tiny_hybrid_is_seeded_and_ends_with_a_softmax_layer():
+    from lumos.models import tiny_hybrid
+
+    a, b = tiny_hybrid(32, 3, seed=4), tiny_hybrid(32, 3, seed=4)
+    assert a.config.layer_kinds == ["lightning", "lightning", "softmax"]
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+    assert tiny_hybrid(32, 2, rotary_dim=4).config.rotary_dim == 4

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from lumos.core.distributed import spawn
+from lumos.models import tiny_hybrid
 from lumos.models.distributed_checkpoint import (
     export_checkpoint,
     latest_distributed,
@@ -20,7 +21,7 @@ from lumos.models.distributed_checkpoint import (
     save_distributed,
 )
 from lumos.rl.config import RLConfig
-from lumos.rl.sft import SFTConfig, sft_warm_start, tiny_hybrid
+from lumos.rl.sft import SFTConfig, sft_warm_start
 from lumos.rl.tasks import get_task
 from lumos.rl.trainer import RLTrainer
 
@@ -125,7 +126,7 @@ def test_fsdp_and_expert_parallel_training_equals_single_process(tmp_path):
 _KILLED_SAVE = textwrap.dedent("""
     import os, sys, torch
     import lumos.models.distributed_checkpoint as dc
-    from lumos.rl.sft import tiny_hybrid
+    from lumos.models import tiny_hybrid
     root = sys.argv[1]
     model = tiny_hybrid(16, 1, seed=0)
     opt = torch.optim.AdamW(model.parameters())

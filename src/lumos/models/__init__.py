@@ -6,8 +6,8 @@
 from lumos.models.checkpoint import load_pretrained, save_pretrained
 from lumos.models.config import MiniMaxConfig
 from lumos.models.generation import GenerationOutput, generate
-from lumos.models.hybrid import HybridCache, HybridLM
+from lumos.models.hybrid import HybridCache, HybridLM, tiny_hybrid
 from lumos.models.tokenizer import ByteTokenizer, HFTokenizer, load_tokenizer
 
 __all__ = ["ByteTokenizer", "GenerationOutput", "HFTokenizer", "HybridCache", "HybridLM", "MiniMaxConfig", "generate",
-           "load_pretrained", "load_tokenizer", "save_pretrained"]
+           "load_pretrained", "load_tokenizer", "save_pretrained", "tiny_hybrid"]

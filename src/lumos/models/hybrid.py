@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -36,7 +37,7 @@ from lumos.layers.norm import RMSNorm
 from lumos.layers.softmax_attention import KVCache, SoftmaxAttention
 from lumos.models.config import MiniMaxConfig
 
-__all__ = ["HybridLM", "DecoderLayer", "HybridCache"]
+__all__ = ["HybridLM", "DecoderLayer", "HybridCache", "tiny_hybrid"]
 
 #: eps of the RMSNorm inside lightning layers (remote code and transformers use 1e-6 regardless of rms_norm_eps).
 LIGHTNING_NORM_EPS = 1e-6
@@ -361,3 +362,16 @@ class HybridLM(nn.Module):
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
+
+
+def tiny_hybrid(hidden_size: int = 64, num_layers: int = 2, seed: int = 0, **overrides: Any) -> HybridLM:
+    """A small MiniMax hybrid LM for the byte tokenizer (weights seeded with ``seed``): lightning layers with a
+    softmax layer last, a tiny MoE (2 experts, top-1); ``overrides`` are further :class:`MiniMaxConfig` fields."""
+    heads = max(hidden_size // 16, 1)
+    kw: dict[str, Any] = dict(
+        hidden_size=hidden_size, num_hidden_layers=num_layers, num_attention_heads=heads, head_dim=16,
+        num_key_value_heads=max(heads // 2, 1), intermediate_size=2 * hidden_size, num_local_experts=2,
+        num_experts_per_tok=1, attn_type_list=[0] * (num_layers - 1) + [1], rotary_dim=8)
+    kw.update(overrides)
+    torch.manual_seed(seed)
+    return HybridLM(MiniMaxConfig(**kw))

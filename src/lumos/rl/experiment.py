@@ -19,8 +19,9 @@ from lumos.core.errors import LumosError
 from lumos.core.io import load_tensors, read_json, save_tensors
 from lumos.core.rundir import RunDir
 from lumos.core.validation import check_nonneg_int, check_positive_int
+from lumos.models import tiny_hybrid
 from lumos.rl.config import RLConfig
-from lumos.rl.sft import SFTConfig, sft_warm_start, tiny_hybrid
+from lumos.rl.sft import SFTConfig, sft_warm_start
 from lumos.rl.tasks.base import Task
 from lumos.rl.tasks.user import resolve_task
 from lumos.rl.trainer import RLTrainer
