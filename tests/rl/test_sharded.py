@@ -156,6 +156,15 @@ def test_killed_save_never_becomes_latest(tmp_path):
     save_distributed(root, 2, model, None, {"tag": "again"})            # the next save clears the partial one
     assert not (root / ".step_000002.partial").exists()
     assert latest_distributed(root).name == "step_000002"
+    # lumos export: the latest checkpoint → release safetensors (and a clear error for a non-checkpoint)
+    from lumos.cli.main import main
+    from lumos.models import HybridLM
+
+    assert main(["export", str(root), str(tmp_path / "out"), "--format", "transformers"]) == 0
+    back = HybridLM.from_pretrained(tmp_path / "out")
+    for k, v in back.state_dict().items():
+        assert torch.equal(v, model.state_dict()[k]), k
+    assert main(["export", str(tmp_path / "out"), str(tmp_path / "out2")]) == 2
 
 
 def test_expert_parallel_flag_must_divide_world_size(capsys, tmp_path):

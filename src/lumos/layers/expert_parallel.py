@@ -115,7 +115,7 @@ class ExpertParallelMoE(SparseMoE):
                              f"choose a divisor of {moe.num_experts}.")
         r = ep_mesh.get_local_rank()
         n = moe.num_experts // ep
-        moe.__class__ = cls
+        moe.__class__ = cls   # in place: the layer keeps its name, router and hooks; only the experts change
         for name in ("w1", "w2", "w3"):
             full = getattr(moe, name)
             local = full.detach()[r * n:(r + 1) * n].clone()

@@ -1,4 +1,5 @@
-"""``lumos generate``: sample from a MiniMax checkpoint directory (either format) and write a run directory."""
+"""``lumos generate``: sample from a MiniMax checkpoint directory (either format) and write a run directory;
+``lumos export``: a distributed checkpoint → release safetensors."""
 
 from __future__ import annotations
 
@@ -33,6 +34,32 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print the results as one JSON object")
     add_run_options(p)
     p.set_defaults(func=_run)
+
+    e = sub.add_parser("export", help="turn a distributed (torch.distributed.checkpoint) checkpoint into release "
+                       "safetensors", description="Load a DCP checkpoint written by 'lumos rl train --fsdp' (any "
+                       "world size) in one process and write sharded safetensors in the release 'minimax_m1' or "
+                       "the transformers layout.")
+    e.add_argument("checkpoint", help="a step_* directory, or a run / checkpoints directory (its latest checkpoint)")
+    e.add_argument("output", help="directory to write config.json, the shards and the index into")
+    e.add_argument("--format", choices=("minimax_m1", "transformers"), default="minimax_m1",
+                   help="key layout of the output (default: minimax_m1)")
+    e.add_argument("--dtype", choices=("auto", "float32", "bfloat16", "float16"), default="auto",
+                   help="weights dtype in the output (default: the checkpoint's)")
+    e.add_argument("--max-shard-size", type=int, default=2 * 1024**3, help="bytes per shard (default: 2 GiB)")
+    e.set_defaults(func=_export)
+
+
+def _export(args: argparse.Namespace) -> int:
+    import torch
+
+    from lumos.models.checkpoint import checkpoint_size
+    from lumos.models.distributed_checkpoint import export_checkpoint
+
+    dtype = None if args.dtype == "auto" else getattr(torch, args.dtype)
+    path = export_checkpoint(args.checkpoint, args.output, format=args.format, dtype=dtype,
+                             max_shard_size=args.max_shard_size)
+    print(f"exported {args.format} checkpoint ({checkpoint_size(path) / 1e6:.1f} MB) to {path}")
+    return 0
 
 
 def _encode_batch(tokenizer, prompts: list[str], vocab_size: int, pad: int):

@@ -197,8 +197,11 @@ def gathered_copy(model: nn.Module) -> nn.Module:
         copy = HybridLM(base.config)
     copy = copy.to(base.dtype).to_empty(device=device)
     copy.reset_buffers()
-    copy.load_state_dict(state, strict=False)
     if base.config.tie_word_embeddings:
         copy.lm_head.weight = copy.model.embed_tokens.weight
+    missing, unexpected = copy.load_state_dict(state, strict=False)   # buffers are derived (reset_buffers)
+    missing = [k for k in missing if not (base.config.tie_word_embeddings and k == "lm_head.weight")]
+    if missing or unexpected:
+        raise LumosError(f"gathered_copy: parameters do not match the model ({missing[:3]}, {unexpected[:3]}).")
     copy.lm_head_fp32 = base.lm_head_fp32
     return copy.eval()

@@ -89,8 +89,10 @@ class _SandboxTask(Task):
 
 
 def _info(v: Verdict) -> dict[str, Any]:
+    # results_forgeable: True where the tests share the candidate's interpreter (code-repair; see README)
     return {"exit_reason": v.exit_reason, "passed": len(v.passed), "tests": v.n_tests,
-            "wall_time": round(v.wall_time, 4)}
+            "wall_time": round(v.wall_time, 4),
+            "results_forgeable": bool(v.integrity.get("results_forgeable_by_candidate", True))}
 
 
 # ------------------------------------------------------------------------------------------------ code-expr
