@@ -158,10 +158,10 @@ def test_killed_save_never_becomes_latest(tmp_path):
     assert latest_distributed(root).name == "step_000002"
     # lumos export: the latest checkpoint → release safetensors (and a clear error for a non-checkpoint)
     from lumos.cli.main import main
-    from lumos.models import HybridLM
+    from lumos.models import load_pretrained
 
     assert main(["export", str(root), str(tmp_path / "out"), "--format", "transformers"]) == 0
-    back = HybridLM.from_pretrained(tmp_path / "out")
+    back = load_pretrained(tmp_path / "out")
     for k, v in back.state_dict().items():
         assert torch.equal(v, model.state_dict()[k]), k
     assert main(["export", str(tmp_path / "out"), str(tmp_path / "out2")]) == 2
