@@ -31,7 +31,7 @@ from lumos.models.hybrid import HybridLM
 __all__ = ["GenerationOutput", "generate", "filter_logits", "FINISH_REASONS"]
 
 FINISH_REASONS = ("eos", "length", "stop", "repetition")
-_OWNER = "HybridLM.generate"
+_OWNER = "generate"
 
 
 @dataclass

@@ -179,7 +179,7 @@ class RLTrainer:
             base = ((self.cfg.seed * _MIX + step) * _MIX + g) % (1 << 56)
             if per_row:
                 gens.extend(torch.Generator().manual_seed(base * 64 + j) for j in range(G))
-            else:  # HybridLM.generate draws for a whole group from one generator
+            else:  # lumos.models.generate draws for a whole group from one generator
                 gen = torch.Generator().manual_seed(base * 64)
                 gens.extend([gen] * G)
         return gens
