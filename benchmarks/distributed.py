@@ -105,8 +105,8 @@ def _bench_config(name: str, quick: bool, world: int, rank: int, device: str) ->
     from lumos.rl.trainer import RLTrainer
 
     task = get_task("addition", digits=2)
-    sft_steps, batch = (3, 8) if quick else (10, 32)
-    rl_steps = 2 if quick else 4
+    sft_steps, batch = (2, 8) if quick else (10, 32)
+    rl_steps = 1 if quick else 4
     rows = []
     variants = [("fsdp", 1)] + ([("fsdp+ep", world)] if world > 1 else [])
     for variant, ep in variants:

@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from lumos.cli.common import add_run_options, parse_csv_list
-from lumos.core.errors import LumosError, bad_param
+from lumos.core.errors import LumosError
+from lumos.core.validation import check_nonneg_int
 
 SETTINGS = ("before_pool", "last_conv")
 
@@ -54,10 +55,21 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _check_positive(args: argparse.Namespace, *names: str) -> None:
+    from lumos.core.validation import check_positive_int
+
     for n in names:
         v = getattr(args, n, None)
-        if v is not None and v < 1:
-            raise bad_param("--" + n.replace("_", "-"), "a positive integer", v)
+        if v is not None:
+            check_positive_int(v, "--" + n.replace("_", "-"))
+    if getattr(args, "num_classes", None) is not None:
+        check_positive_int(args.num_classes, "--num-classes")
+    if getattr(args, "class_index", None) is not None:
+        check_nonneg_int(args.class_index, "--class")
+    for n in ("auc_steps", "examples"):
+        if getattr(args, n, None) is not None:
+            check_nonneg_int(getattr(args, n), "--" + n.replace("_", "-"))
+    if getattr(args, "weights", None) is not None and not Path(args.weights).is_file():
+        raise LumosError(f"--weights {args.weights}: file not found. Check the path.")
 
 
 def _bundle(args: argparse.Namespace, run: Any) -> Any:
@@ -178,6 +190,10 @@ def run_eval(args: argparse.Namespace) -> int:
 
     _check_positive(args, "batch_size", "image_size", "limit")
     methods = _methods(args.methods)
+    if args.data != "builtin":
+        from lumos.data.images import list_images
+
+        list_images(args.data)  # a missing or empty folder fails before the run directory exists
     with RunDir.create("explain-eval", vars(args) | {"func": None}, out=args.out, seed=args.seed) as run:
         bundle = _bundle(args, run)
         layers = _layers(bundle, args.target_layer)

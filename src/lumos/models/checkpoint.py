@@ -192,8 +192,17 @@ def load_pretrained(path: str | os.PathLike[str], dtype: torch.dtype | None = No
     return model.eval()
 
 
+def check_finite(t: torch.Tensor, key: str, path: Path) -> None:
+    """A damaged checkpoint: NaN or inf in a floating-point weight is an error naming the key."""
+    if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+        n = int((~torch.isfinite(t)).sum())
+        raise LumosError(f"{path}: weight {key} holds {n} non-finite value(s) (NaN or inf); the checkpoint is damaged. "
+                         "Re-download or re-save it.")
+
+
 def _place(model: HybridLM, params: dict[str, torch.nn.Parameter], s: SourceSpec, key: str, t: torch.Tensor,
            path: Path) -> None:
+    check_finite(t, key, path)
     if s.check_slope_layer is not None:
         ours = model.model.layers[s.check_slope_layer].self_attn.slope_rate
         theirs = t.reshape(-1).to(ours)

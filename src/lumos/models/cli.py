@@ -87,12 +87,29 @@ def _run(args: argparse.Namespace) -> int:
 
     import torch
 
+    from lumos.core.errors import LumosError
     from lumos.core.progress import counter
     from lumos.core.rundir import RunDir
+    from lumos.core.validation import check_float, check_positive_int, check_probability
     from lumos.models.checkpoint import load_pretrained
     from lumos.models.generation import generate
     from lumos.models.tokenizer import load_tokenizer
 
+    check_float(args.temperature, "--temperature", 0.0, owner="lumos generate", fix="0 means greedy decoding.")
+    check_positive_int(args.max_new_tokens, "--max-new-tokens", owner="lumos generate")
+    if args.top_k is not None:
+        check_positive_int(args.top_k, "--top-k", owner="lumos generate")
+    if args.top_p is not None:
+        check_probability(args.top_p, "--top-p", owner="lumos generate", open_low=True)
+    check_positive_int(args.repetition_truncation, "--repetition-truncation", owner="lumos generate")
+    check_probability(args.repetition_threshold, "--repetition-threshold", owner="lumos generate", open_high=True)
+    for i, text in enumerate(args.prompt + (args.stop or [])):
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            what = "--prompt" if i < len(args.prompt) else "--stop"
+            raise LumosError(f"{what} {i + 1} is not valid UTF-8 text (bytes that no encoding decoded at position "
+                             f"{exc.start}); pass UTF-8 text.") from None
     dtype = None if args.dtype == "auto" else getattr(torch, args.dtype)
     t0 = time.perf_counter()
     model = load_pretrained(args.model, dtype=dtype, format=None if args.format == "auto" else args.format)

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lumos.core.errors import bad_param
+from lumos.core.errors import LumosError, bad_param
 from lumos.core.validation import check_tensor
 from lumos.layers.decode import decode_linear
 from lumos.layers.lightning_attention import LightningAttention, minimax_slope_rate
@@ -280,6 +280,13 @@ class HybridLM(nn.Module):
         owner = "HybridLM"
         check_tensor(input_ids, "input_ids", ndim=2, dtypes=(torch.int64, torch.int32), owner=owner)
         b, n = input_ids.shape
+        weight = self.model.embed_tokens.weight
+        if weight.is_meta:
+            raise LumosError("This HybridLM lives on the meta device (no weights); load weights with "
+                             "HybridLM.from_pretrained or call model.to_empty(device=...) and initialise it first.")
+        if input_ids.device != weight.device and not input_ids.is_meta:
+            raise bad_param("input_ids", f"a tensor on the model's device ({weight.device})", f"a tensor on "
+                            f"{input_ids.device}", owner=owner, fix="Move it with .to(model.device).")
         if attention_mask is not None:
             check_tensor(attention_mask, "attention_mask", shape=(b, n), owner=owner)
             token_mask: torch.Tensor | None = attention_mask.to(torch.bool)

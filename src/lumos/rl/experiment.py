@@ -50,16 +50,24 @@ def build_model(spec: str, seed: int = 0) -> nn.Module:
     if not (path / "config.json").is_file():
         raise LumosError(f"--model {spec!r} is neither one of {', '.join(MODEL_CHOICES)} nor a checkpoint directory "
                          "with config.json.")
-    import json
+    from lumos.core.io import read_json
 
-    model_type = json.loads((path / "config.json").read_text()).get("model_type", "")
+    raw = read_json(path / "config.json")
+    if not isinstance(raw, dict):
+        raise LumosError(f"{path / 'config.json'} must hold a JSON object; got {type(raw).__name__}.")
+    model_type = str(raw.get("model_type", ""))
+    if not any(path.glob("*.safetensors")):
+        pickles = sorted(p.name for p in path.glob("*.bin")) + sorted(p.name for p in path.glob("*.pt"))
+        what = f"only pickle files ({', '.join(pickles[:3])})" if pickles else "no weight files"
+        raise LumosError(f"--model {spec}: the directory holds {what}; lumos loads safetensors only (pickles can run "
+                         "code). Convert with transformers' save_pretrained(..., safe_serialization=True).")
     if model_type.startswith("minimax") or model_type in ("MiniMaxM1", "MiniMaxText01"):
         from lumos.models import load_pretrained
 
         return load_pretrained(path)
     import transformers
 
-    return transformers.AutoModelForCausalLM.from_pretrained(path)
+    return transformers.AutoModelForCausalLM.from_pretrained(path, use_safetensors=True)
 
 
 def warm_start(model: nn.Module, task: Task, steps: int, seed: int, cache: Path | None = None,

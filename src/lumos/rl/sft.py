@@ -15,8 +15,9 @@ import torch
 from torch import nn
 
 from lumos.core.distributed import all_reduce_sum
-from lumos.core.errors import LumosError, bad_param
+from lumos.core.errors import LumosError
 from lumos.core.progress import track
+from lumos.core.validation import check_float, check_positive_int
 from lumos.models.parallel import clip_grad_norm
 from lumos.rl.policy import Policy, Rollout, left_pad, make_policy
 from lumos.rl.sharded import global_aux_loss
@@ -39,11 +40,8 @@ class SFTConfig:
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or v < 1:
-                raise bad_param(name, "an int ≥ 1", v, owner="SFTConfig")
-        if not self.lr > 0:
-            raise bad_param("lr", "> 0", self.lr, owner="SFTConfig")
+            check_positive_int(getattr(self, name), name, owner="SFTConfig")
+        check_float(self.lr, "lr", 0.0, owner="SFTConfig", low_inclusive=False)
 
 
 def demonstration_batch(task: Task, problems: list[Problem], tokenizer: Any, policy: Policy) -> Rollout:

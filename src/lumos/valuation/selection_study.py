@@ -279,7 +279,7 @@ def paper_table(summary: list[dict], dataset: str, value: str = "acc") -> list[d
         for s, f in columns:
             r = cells.get((s, m, f))
             row[f"{s} {100 * f:g}%"] = "" if r is None else (
-                f"{100 * r['acc_mean']:.1f} ± {100 * r['acc_sd']:.1f}" if value == "acc" else f"{r[value]:.1f}")
+                f"{100 * r['acc_mean']:.1f} ± {100 * r['acc_sd']:.1f}" if value == "acc" else f"{r[value]:.{2 if value == 'cpu_seconds' else 1}f}")
         table.append(row)
     return table
 

@@ -304,8 +304,7 @@ class CHGValuation(Valuer):
         """A context manager recording CHG vectors during the training forward (see the module docstring)."""
         self._check_params()
         self._check_hook_alpha()
-        if not isinstance(n_samples, int) or n_samples < 1:
-            raise bad_param("n_samples", "a positive integer (the dataset size)", n_samples, owner=_OWNER)
+        check_positive_int(n_samples, "n_samples", owner=_OWNER, fix="Pass the dataset size.")
         return CHGWatcher(self, model, n_samples)
 
     # -- (a) scikit-learn style -------------------------------------------------------------------------

@@ -10,8 +10,10 @@ count (kernel counters the sandbox cannot write) and removes the leaf; leaves of
 
 from __future__ import annotations
 
+import atexit
 import os
 import signal
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -115,11 +117,16 @@ def _try_v1(name: str, mem: int, pids: int, cpus: float) -> Leaf | None:
         return None
 
 
+_pending: list[Leaf] = []  # leaves whose last processes were still exiting; retried later
+_pending_lock = threading.Lock()
+
+
 def create(name: str, memory_bytes: int, max_pids: int, cpus: float = 1.0) -> Leaf | None:
     """A leaf capping memory (RAM + swap + tmpfs + shared memory), processes and CPU (``cpus`` cores, when
     the cpu controller is there); None when impossible."""
     if os.geteuid() != 0:
         return None
+    _retry_pending()
     return _try_v2(name, memory_bytes, max_pids, cpus) or _try_v1(name, memory_bytes, max_pids, cpus)
 
 
@@ -178,12 +185,32 @@ def remove(leaf: Leaf, wait: float = 2.0) -> bool:
     pending = list(leaf.dirs)
     while pending:
         pending = [d for d in pending if not _rmdir(d)]
-        if not pending or time.monotonic() > end:
+        if not pending or time.monotonic() >= end:
             break
         for d in pending:
             _kill_members(d)
         time.sleep(0.01)
     return not pending
+
+
+def release(leaf: Leaf) -> None:
+    """Remove ``leaf`` now if it is empty, else later (next :func:`create`, or at exit): never waits."""
+    if not remove(leaf, wait=0.0):
+        with _pending_lock:
+            _pending.append(leaf)
+
+
+def _retry_pending(wait: float = 0.0) -> None:
+    with _pending_lock:
+        todo = list(_pending)
+        _pending.clear()
+    for leaf in todo:
+        if not remove(leaf, wait=wait):
+            with _pending_lock:
+                _pending.append(leaf)
+
+
+atexit.register(_retry_pending, 2.0)
 
 
 def sweep(alive) -> int:  # noqa: ANN001 - alive: host pid -> bool

@@ -84,6 +84,13 @@ class SandboxJob:
             raise bad_param("mode", f"one of {', '.join(_MODES)}", self.mode, owner="SandboxJob")
         if self.mode == "command" and not self.command:
             raise bad_param("command", "a non-empty argv list in command mode", self.command, owner="SandboxJob")
+        for name in ("source", "tests"):
+            if not isinstance(getattr(self, name), str):
+                raise bad_param(name, "Python source code as a str", type(getattr(self, name)).__name__,
+                                owner="SandboxJob", type_error=True, fix="Decode bytes with .decode('utf-8').")
+        if not isinstance(self.limits, SandboxLimits):
+            raise bad_param("limits", "a SandboxLimits", type(self.limits).__name__, owner="SandboxJob",
+                            type_error=True)
 
 
 def expected_tests(job: SandboxJob) -> list[str]:
@@ -350,6 +357,6 @@ def run_job(job: SandboxJob, base_dir: str | os.PathLike | None = None, fork_ser
             except OSError:
                 pass
         if leaf is not None:
-            cgroup.remove(leaf)
+            cgroup.release(leaf)
         rmtree(workdir)
         rmtree(control)
