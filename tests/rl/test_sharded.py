@@ -113,6 +113,7 @@ def test_fsdp_and_expert_parallel_training_equals_single_process(tmp_path):
         for k, v in plain.state_dict().items():
             assert torch.equal(v, got["final"][k]), k
         assert len(opt.state) == len(list(plain.parameters()))
+        assert RLTrainer(tiny_hybrid(32, 2, seed=9), _task(), _cfg()).resume(tmp_path / f"run_ep{ep}") == 2
     # export to both release formats
     from lumos.models import load_pretrained
 
@@ -174,5 +175,5 @@ def test_expert_parallel_flag_must_divide_world_size(capsys, tmp_path):
                    "--out", str(tmp_path / "run")])
     assert status == 2
     err = capsys.readouterr().err
-    assert "--expert-parallel 3 must divide the world size (1 processes)" in err
+    assert "--expert-parallel 3 must divide the world size (1 processes) and the number of experts (2)" in err
     assert not (tmp_path / "run").exists()          # checked before the run directory is made

@@ -176,7 +176,8 @@ def train_run(cfg: RLConfig, model_spec: str = "hybrid", warm_start_steps: int =
     if fsdp or expert_parallel > 1:
         from lumos.models.parallel import check_expert_parallel
 
-        check_expert_parallel(expert_parallel, dist.world_size())
+        check_expert_parallel(expert_parallel, dist.world_size(),
+                              getattr(getattr(model, "config", None), "num_local_experts", None))
         if cfg.beta > 0:
             raise LumosError("--beta > 0 (a KL reference model) is not supported with --fsdp / --expert-parallel "
                              "yet; use --beta 0 (CISPO's default) or train without sharding.")

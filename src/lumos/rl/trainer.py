@@ -41,7 +41,7 @@ from lumos.core.errors import LumosError
 from lumos.core.io import atomic_write_text, read_jsonl, to_json
 from lumos.core.progress import track
 from lumos.core.rundir import RunDir
-from lumos.models.distributed_checkpoint import latest_distributed, load_distributed, save_distributed
+from lumos.models.distributed_checkpoint import is_distributed_checkpoint, load_distributed, save_distributed
 from lumos.models.parallel import clip_grad_norm
 from lumos.rl import sharded
 from lumos.rl.advantages import dynamic_sampling_mask, group_advantages, overlong_penalty
@@ -469,16 +469,17 @@ class RLTrainer:
         rows before it, and the warm-start rows (``phase: sft``, whose steps count SFT steps), are kept.
         """
         root = Path(path) if path is not None else (self.run.path if self.run is not None else None)
-        if self.sharded:
-            root = root if root is not None else self._checkpoint_root()
-            ckpt = latest_distributed(root) if root is not None else None
-        else:
-            ckpt = latest_checkpoint(root) if root is not None else None
+        if self.sharded and root is None:
+            root = self._checkpoint_root()
+        ckpt = latest_checkpoint(root) if root is not None else None
         if ckpt is None:
             raise LumosError(f"No checkpoint found under {root}. Train with checkpoint_every > 0 first.")
-        if self.sharded:
+        if is_distributed_checkpoint(ckpt):      # written by a sharded run; loads sharded or not, any world size
             state = load_distributed(ckpt, self.model, self.optimizer)
             self._gen = None
+        elif self.sharded:
+            raise LumosError(f"{ckpt} was written by a run without --fsdp; resume it without --fsdp / "
+                             "--expert-parallel.")
         else:
             state = load_checkpoint(ckpt, self.model, self.optimizer)
         self.step = int(state["step"])
