@@ -39,7 +39,7 @@ def _worker(rank, world, root):
     for fmt in ("minimax_m1", "transformers"):
         for ep in (1, 2):
             mesh = make_mesh(expert_parallel=ep)
-            model = load_sharded(root / fmt, mesh, dtype=torch.float32, expert_parallel=ep > 1)
+            model = load_pretrained(root / fmt, dtype=torch.float32, device_mesh=mesh, expert_parallel=ep > 1)
             with torch.no_grad():
                 out = model(ids[rows], attention_mask=mask[rows])
             torch.testing.assert_close(out, expected[rows], atol=1e-5, rtol=1e-5, msg=f"{fmt} ep={ep}")

@@ -164,13 +164,20 @@ def inspect_checkpoint(path: Path, format: str | None = None
 
 
 def load_pretrained(path: str | os.PathLike[str], dtype: torch.dtype | None = None, device: str | torch.device = "cpu",
-                    format: str | None = None) -> HybridLM:
+                    format: str | None = None, device_mesh: object = None, expert_parallel: bool = False) -> HybridLM:
     """Build a :class:`HybridLM` from a checkpoint directory of either format (see module docstring).
 
     ``format`` (None = detect from config.json) names the expected format; a different one is an error;
-    ``dtype`` default: the checkpoint's."""
+    ``dtype`` default: the checkpoint's. With ``device_mesh`` (:func:`lumos.models.parallel.make_mesh`) the model
+    is sharded with FSDP2 (and ``expert_parallel``) and each rank reads only its own slices
+    (:func:`lumos.models.sharded_loading.load_sharded`)."""
     from safetensors import safe_open
 
+    if device_mesh is not None:
+        from lumos.models.sharded_loading import load_sharded
+
+        return load_sharded(Path(path), device_mesh, dtype=dtype, expert_parallel=expert_parallel, format=format,
+                            device=device)
     path = Path(path)
     config, where, shapes, spec = inspect_checkpoint(path, format)
     dtype = dtype or default_dtype(config)
