@@ -15,7 +15,7 @@ config ("tiny", "small"; quick: "tiny" only), in the same processes:
 * ``a2a_bytes_per_layer``: all-to-all bytes one MoE layer moved on rank 0 in one SFT forward (dispatch + combine;
   backward moves as much again);
 * ``load``: sharded loading of a saved checkpoint (config "load"; bigger in full mode so RSS is not noise):
-  local parameter bytes and the peak-RSS increase during ``from_pretrained(device_mesh=...)`` per rank (after a
+  local parameter bytes and the peak-RSS increase during ``load_sharded(path, mesh)`` per rank (after a
   warm-up load of a tiny checkpoint, so imports are not counted), as a fraction of the unsharded model's parameter
   bytes (target for 2 ranks: ≤ 0.6).
 
@@ -63,7 +63,7 @@ def _reset_peak() -> None:
 
 
 def _model(name: str, seed: int = 0):
-    from lumos.rl.sft import tiny_hybrid
+    from lumos.models import tiny_hybrid
 
     kw = dict(CONFIGS[name])
     return tiny_hybrid(kw.pop("hidden_size"), kw.pop("num_layers"), seed=seed, **kw)
@@ -149,14 +149,14 @@ def _bench_config(name: str, quick: bool, world: int, rank: int, device: str) ->
 def _bench_load(quick: bool, world: int, rank: int, path: str, total: int, device: str) -> list[dict]:
     import torch.distributed as dist
 
-    from lumos.models import HybridLM
     from lumos.models.parallel import make_mesh
+    from lumos.models.sharded_loading import load_sharded
 
     mesh = make_mesh(1)
-    HybridLM.from_pretrained(Path(path).parent / "warmup", dtype=torch.float32, device_mesh=mesh, device=device)
+    load_sharded(Path(path).parent / "warmup", mesh, dtype=torch.float32, device=device)
     _reset_peak()                  # after a first sharded load of a tiny checkpoint: imports are not counted
     before = _status("VmRSS")
-    model = HybridLM.from_pretrained(path, dtype=torch.float32, device_mesh=mesh, device=device)
+    model = load_sharded(Path(path), mesh, dtype=torch.float32, device=device)
     peak = _status("VmHWM") - before
     t = torch.tensor([model.load_stats["local_param_bytes"], peak, model.load_stats["read_bytes"]],
                      dtype=torch.float64)
@@ -223,15 +223,15 @@ def main(argv: list[str] | None = None) -> int:
     configs = ["tiny"] if args.quick else ["tiny", "small"]
     device = "cuda" if args.backend == "nccl" else "cpu"
     os.environ.setdefault("LUMOS_PROGRESS", "0")
-    from lumos.rl.sft import tiny_hybrid
+    from lumos.models import save_pretrained, tiny_hybrid
 
     rows: list[dict] = []
     with tempfile.TemporaryDirectory() as d:
         kw = dict(LOAD_CONFIGS[args.quick])
         big = tiny_hybrid(kw.pop("hidden_size"), kw.pop("num_layers"), seed=0, **kw)
         total = sum(p.numel() * p.element_size() for p in big.parameters())
-        big.save_pretrained(Path(d) / "ckpt", max_shard_size=8 * 2**20)
-        tiny_hybrid(16, 1, seed=0).save_pretrained(Path(d) / "warmup")
+        save_pretrained(big, Path(d) / "ckpt", max_shard_size=8 * 2**20)
+        save_pretrained(tiny_hybrid(16, 1, seed=0), Path(d) / "warmup")
         del big
         for world in worlds:
             out = Path(d) / f"rows{world}.json"

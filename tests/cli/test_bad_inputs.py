@@ -85,18 +85,18 @@ def files(tmp_path_factory) -> dict[str, Path]:
     (d / "ckpt_pickle" / "pytorch_model.bin").write_bytes(b"\x80\x04pickle")
     f["ckpt_pickle"] = d / "ckpt_pickle"
     # a tiny lumos checkpoint whose weights hold a NaN
-    from lumos.models import HybridLM, MiniMaxConfig
+    from lumos.models import HybridLM, MiniMaxConfig, save_pretrained
 
     torch.manual_seed(0)
     model = HybridLM(MiniMaxConfig(hidden_size=16, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1,
                                    intermediate_size=16, num_local_experts=2))
     with torch.no_grad():
         model.model.embed_tokens.weight[3, 0] = float("nan")
-    model.save_pretrained(d / "ckpt_nan")
+    save_pretrained(model, d / "ckpt_nan")
     f["ckpt_nan"] = d / "ckpt_nan"
     model2 = HybridLM(MiniMaxConfig(hidden_size=16, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1,
                                     intermediate_size=16, num_local_experts=2))
-    model2.save_pretrained(d / "ckpt_ok")
+    save_pretrained(model2, d / "ckpt_ok")
     f["ckpt_ok"] = d / "ckpt_ok"
     text("a_file", "x")
     return f

@@ -67,7 +67,7 @@ def _sft(model):
 
 
 def _model():
-    from lumos.rl.sft import tiny_hybrid
+    from lumos.models import tiny_hybrid
 
     return tiny_hybrid(32, 2, seed=0, num_local_experts=4, num_experts_per_tok=2)
 

@@ -18,7 +18,8 @@ import torch
 
 from lumos.core.errors import LumosError, bad_param
 
-__all__ = ["Target", "Logit", "Softmax", "LogSoftmax", "ReST", "resolve_classes", "TargetSpec", "make_target"]
+__all__ = ["Target", "Logit", "Softmax", "LogSoftmax", "ReST", "resolve_classes", "TargetSpec", "make_target", "TARGETS",
+           "get_target"]
 
 ClassSpec = Union[int, Sequence[int], torch.Tensor, None]
 
@@ -87,10 +88,6 @@ class Target:
             raise LumosError(f"{type(self).__name__} has not been called yet; call it on the logits first.")
         idx = self.classes_[b]
         return lambda logits: self.score(logits, idx.expand(logits.shape[0]))
-
-    def with_classes(self, classes: ClassSpec) -> Target:
-        """A copy of this target with other class indices."""
-        return type(self)(classes)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(classes={self.classes!r})"
@@ -181,6 +178,17 @@ class _Callable(Target):
     def row_target(self, b: int) -> Callable[[torch.Tensor], torch.Tensor]:
         raise LumosError("A batch callable target cannot be applied to one sample's perturbed copies "
                          "(ScoreCAM); pass class indices, a Target, or one callable per sample.")
+
+
+#: CLI / evaluation names → target classes (the one list every consumer reads).
+TARGETS: dict[str, type[Target]] = {"rest": ReST, "logit": Logit, "softmax": Softmax, "logsoftmax": LogSoftmax}
+
+
+def get_target(name: str) -> type[Target]:
+    """Target class by name (one of :data:`TARGETS`)."""
+    if name not in TARGETS:
+        raise bad_param("target", "one of " + ", ".join(TARGETS), name)
+    return TARGETS[name]
 
 
 TargetSpec = Union[None, int, Sequence[int], torch.Tensor, Target, Callable, Sequence[Callable]]

@@ -91,7 +91,8 @@ def _run(args: argparse.Namespace) -> int:
     from lumos.core.progress import counter
     from lumos.core.rundir import RunDir
     from lumos.core.validation import check_float, check_positive_int, check_probability
-    from lumos.models.hybrid import HybridLM
+    from lumos.models.checkpoint import load_pretrained
+    from lumos.models.generation import generate
     from lumos.models.tokenizer import load_tokenizer
 
     check_float(args.temperature, "--temperature", 0.0, owner="lumos generate", fix="0 means greedy decoding.")
@@ -111,7 +112,7 @@ def _run(args: argparse.Namespace) -> int:
                              f"{exc.start}); pass UTF-8 text.") from None
     dtype = None if args.dtype == "auto" else getattr(torch, args.dtype)
     t0 = time.perf_counter()
-    model = HybridLM.from_pretrained(args.model, dtype=dtype, format=None if args.format == "auto" else args.format)
+    model = load_pretrained(args.model, dtype=dtype, format=None if args.format == "auto" else args.format)
     load_s = time.perf_counter() - t0
     tokenizer = load_tokenizer(args.model)
     cfg = model.config
@@ -121,7 +122,7 @@ def _run(args: argparse.Namespace) -> int:
     run = RunDir.create("generate", options, out=args.out, seed=args.seed, title="lumos generate")
     t1 = time.perf_counter()
     with counter("generating", total=args.max_new_tokens) as advance:
-        out = model.generate(input_ids, attention_mask=mask, max_new_tokens=args.max_new_tokens,
+        out = generate(model, input_ids, attention_mask=mask, max_new_tokens=args.max_new_tokens,
                              do_sample=args.temperature > 0,
                              temperature=args.temperature if args.temperature > 0 else 1.0,
                              top_k=args.top_k, top_p=args.top_p, stop_strings=args.stop, tokenizer=tokenizer,

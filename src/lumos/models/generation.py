@@ -19,21 +19,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
 from lumos.core.errors import LumosError, bad_param
 from lumos.core.validation import check_float, check_positive_int, check_probability, check_tensor
 from lumos.models.fast_decode import FastDecoder, fast_path_applies
-
-if TYPE_CHECKING:
-    from lumos.models.hybrid import HybridLM
+from lumos.models.hybrid import HybridLM
 
 __all__ = ["GenerationOutput", "generate", "filter_logits", "FINISH_REASONS"]
 
 FINISH_REASONS = ("eos", "length", "stop", "repetition")
-_OWNER = "HybridLM.generate"
+_OWNER = "generate"
 
 
 @dataclass

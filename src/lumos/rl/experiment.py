@@ -19,8 +19,9 @@ from lumos.core.errors import LumosError
 from lumos.core.io import load_tensors, read_json, save_tensors
 from lumos.core.rundir import RunDir
 from lumos.core.validation import check_nonneg_int, check_positive_int
+from lumos.models import tiny_hybrid
 from lumos.rl.config import RLConfig
-from lumos.rl.sft import SFTConfig, sft_warm_start, tiny_hybrid
+from lumos.rl.sft import SFTConfig, sft_warm_start
 from lumos.rl.tasks.base import Task
 from lumos.rl.tasks.user import resolve_task
 from lumos.rl.trainer import RLTrainer
@@ -61,9 +62,9 @@ def build_model(spec: str, seed: int = 0) -> nn.Module:
         raise LumosError(f"--model {spec}: the directory holds {what}; lumos loads safetensors only (pickles can run "
                          "code). Convert with transformers' save_pretrained(..., safe_serialization=True).")
     if model_type.startswith("minimax") or model_type in ("MiniMaxM1", "MiniMaxText01"):
-        from lumos.models import HybridLM
+        from lumos.models import load_pretrained
 
-        return HybridLM.from_pretrained(path)
+        return load_pretrained(path)
     import transformers
 
     return transformers.AutoModelForCausalLM.from_pretrained(path, use_safetensors=True)

@@ -47,7 +47,6 @@ from lumos.rl import sharded
 from lumos.rl.advantages import dynamic_sampling_mask, group_advantages, overlong_penalty
 from lumos.rl.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from lumos.rl.config import RLConfig
-from lumos.rl.objectives import get_loss
 from lumos.rl.policy import HFPolicy, HybridPolicy, Policy, Rollout, clone_model, left_pad, make_policy
 from lumos.rl.tasks.base import Problem, Task
 
@@ -132,7 +131,7 @@ class RLTrainer:
         self.model = self.policy.model
         self.tokenizer = tokenizer or ByteTokenizer()
         self.run = run
-        self.loss_fn = get_loss(config.algo)
+        self.loss_fn = config.objective.fn
         params = [p for p in self.model.parameters() if p.requires_grad]
         if not params:
             raise LumosError("The model has no trainable parameters (all requires_grad=False).")
@@ -180,7 +179,7 @@ class RLTrainer:
             base = ((self.cfg.seed * _MIX + step) * _MIX + g) % (1 << 56)
             if per_row:
                 gens.extend(torch.Generator().manual_seed(base * 64 + j) for j in range(G))
-            else:  # HybridLM.generate draws for a whole group from one generator
+            else:  # lumos.models.generate draws for a whole group from one generator
                 gen = torch.Generator().manual_seed(base * 64)
                 gens.extend([gen] * G)
         return gens
@@ -311,7 +310,7 @@ class RLTrainer:
         counts = dist.all_reduce_sum(torch.tensor([float(mask[rows].sum()), float(rows.numel())], dtype=torch.float64))
         if float(counts[1]) == 0:
             return None
-        normalizer = float(counts[1]) if cfg.algo == "grpo" else max(float(counts[0]), 1.0)
+        normalizer = float(counts[1]) if cfg.objective.normalizer == "sequences" else max(float(counts[0]), 1.0)
         stats: dict[str, float] = {}
         loss_val = torch.zeros((), dtype=torch.float64)
         if self.sharded and not rows.numel():

@@ -21,8 +21,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
-from lumos.core.per_sample import capture_last_layer, ce_logit_grad, find_last_linear
 from lumos.core.validation import check_int
+from lumos.valuation.per_sample import capture_last_layer, ce_logit_grad, find_last_linear
 
 __all__ = [
     "fixed_batches",

@@ -43,12 +43,12 @@ from torch.utils.data import Dataset
 
 from lumos.core import distributed as dist
 from lumos.core.errors import LumosError, bad_param
-from lumos.core.per_sample import capture_last_layer, ce_logit_grad, check_capture, check_labels
 from lumos.core.progress import track
 from lumos.core.validation import check_choice, check_float, check_positive_int
 from lumos.valuation.base import ValuationData, Valuer
 from lumos.valuation.features import VARIANTS, CHGFeatures, CHGVector, chg_values_streaming
 from lumos.valuation.models import MODELS, build_classifier, to_tensors, train_epoch
+from lumos.valuation.per_sample import capture_last_layer, ce_logit_grad, check_capture, check_labels
 
 __all__ = ["CHGValuation", "CHGWatcher", "IndexedDataset", "EpochBuffer"]
 

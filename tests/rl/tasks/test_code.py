@@ -143,8 +143,8 @@ def test_one_cispo_step_on_code_expr():
     """Integration with the RL trainer: rollouts of a tiny model are scored in the sandbox."""
     import torch
 
+    from lumos.models import tiny_hybrid
     from lumos.rl.config import RLConfig
-    from lumos.rl.sft import tiny_hybrid
     from lumos.rl.trainer import RLTrainer
 
     task = ExpressionTask(workers=2, high=19, limits=QUICK)
