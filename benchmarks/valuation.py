@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lumos.valuation import CHGValuation
+from lumos.valuation import CHGTracker, CHGValuation
 from lumos.valuation.data import gaussian_mixture, load_builtin, make_split
 from lumos.valuation.evaluation import (
     compare_methods,
@@ -95,7 +95,7 @@ class _Run:
         self.model = factory().to(self.device)
         self.opt = torch.optim.SGD(self.model.parameters(), lr=0.05, momentum=0.9)
         self.gen = torch.Generator().manual_seed(0)
-        self.val = CHGValuation(variant="full")
+        self.val = CHGTracker(variant="full")
         self.loader = [(X[s:s + 512], y[s:s + 512]) for s in range(0, len(X), 512)]
         self.watcher = self.val.watch(self.model, n_samples=len(X)) if mode == MODES[1] else None
         if self.watcher is not None:
@@ -154,10 +154,10 @@ def device_check(device: str) -> list[dict]:
     batches = [(X[s:s + 64], y[s:s + 64]) for s in range(0, 300, 64)]
     rows = []
     for variant in ("bias", "full"):
-        cpu = CHGValuation(variant=variant).update(model, batches, n_samples=300)
+        cpu = CHGTracker(variant=variant).update(model, batches, n_samples=300)
         dev_model = model.to(device)
-        dev = CHGValuation(variant=variant).update(dev_model, [(a.to(device), b.to(device)) for a, b in batches],
-                                                   n_samples=300)
+        dev = CHGTracker(variant=variant).update(dev_model, [(a.to(device), b.to(device)) for a, b in batches],
+                                                 n_samples=300)
         model = dev_model.cpu()
         err = float(np.max(np.abs(dev - cpu)) / np.max(np.abs(cpu)))
         rows.append({"section": "device_check", "device": device, "variant": variant, "max_rel_err": err})

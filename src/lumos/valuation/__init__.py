@@ -2,15 +2,17 @@
 
 Public API::
 
-    from lumos.valuation import chg_shapley, CHGValuation, CHGSelector
+    from lumos.valuation import chg_shapley, CHGValuation, CHGTracker, CHGSelector
 
 - :func:`chg_shapley` — exact closed-form Shapley values of the CHG utility for (N, P) vectors.
-- :class:`CHGValuation` — values of training points (``fit(X, y)`` or a hook for a PyTorch classifier).
+- :class:`CHGValuation` — values of training points, scikit-learn style (``fit(X, y)``, built-in model).
+- :class:`CHGTracker` — values of a PyTorch classifier's training points while it trains (per-epoch pass or in-run).
 - :class:`CHGSelector` — a ``torch.utils.data.Sampler`` keeping the per-class top fraction by CHG value.
 """
 
 from lumos.valuation.chg import chg_shapley
 from lumos.valuation.selection import CHGSelector
+from lumos.valuation.tracker import CHGTracker
 from lumos.valuation.valuation import CHGValuation
 
-__all__ = ["chg_shapley", "CHGValuation", "CHGSelector"]
+__all__ = ["chg_shapley", "CHGValuation", "CHGTracker", "CHGSelector"]

@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader, Sampler
 
 from lumos.core.errors import LumosError, bad_param
 from lumos.core.validation import check_positive_int, check_probability
-from lumos.valuation.valuation import CHGValuation, IndexedDataset
+from lumos.valuation.tracker import CHGTracker, IndexedDataset
 
 __all__ = ["CHGSelector", "per_class_top"]
 
@@ -93,7 +93,7 @@ class CHGSelector(Sampler[int]):
         self.values_: np.ndarray | None = None
         self.n_selections_ = 0
         self._epoch = 0
-        self._valuer = CHGValuation(variant=variant, per_class=True)
+        self._tracker = CHGTracker(variant=variant, per_class=True)
 
     def step(self, model: nn.Module, epoch: int) -> bool:
         """Call at the start of every epoch; re-selects when ``epoch % select_every == 0`` (or never selected).
@@ -109,9 +109,8 @@ class CHGSelector(Sampler[int]):
     def select(self, model: nn.Module) -> np.ndarray:
         """Select now, at the model's current parameters; returns the selected indices."""
         loader = DataLoader(IndexedDataset(self.dataset), batch_size=self.batch_size, shuffle=False)
-        self._valuer.reset()
-        values = self._valuer.update(model, loader, n_samples=len(self.dataset))
-        labels = self._valuer.labels_
+        values = self._tracker.reset().update(model, loader, n_samples=len(self.dataset))
+        labels = self._tracker.labels_
         rng = np.random.default_rng([self.seed, self.n_selections_])
         self.values_ = values
         self.indices_ = per_class_top(values, labels, self.budget, rng)
