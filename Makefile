@@ -17,7 +17,7 @@ venv: $(STAMP)
 $(VENV): $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/lumos demo --out runs/demo
+	$(BIN)/lumos demo --out runs/demo --overwrite
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider --timeout=900

@@ -10,17 +10,45 @@ from lumos.core.errors import LumosError
 
 
 def test_help_lists_commands(capsys):
-    with pytest.raises(SystemExit) as e:
-        cli_main.main(["--help"])
-    assert e.value.code == 0
+    assert cli_main.main(["--help"]) == 0
     out = capsys.readouterr().out
     assert "demo" in out
 
 
 def test_version(capsys):
-    with pytest.raises(SystemExit):
-        cli_main.main(["--version"])
+    assert cli_main.main(["--version"]) == 0
     assert "lumos" in capsys.readouterr().out
+
+
+def _patched(monkeypatch, func):
+    parser = build_parser()
+    ns = parser.parse_args(["demo", "--quick"])
+    ns.func = func
+    monkeypatch.setattr(argparse.ArgumentParser, "parse_args", lambda self, argv=None: ns)
+
+
+def test_unforeseen_exception_is_one_line_exit_1(monkeypatch, capsys):
+    def bug(args: argparse.Namespace) -> int:
+        return {}["missing"]
+
+    _patched(monkeypatch, bug)
+    monkeypatch.delenv("LUMOS_DEBUG", raising=False)
+    assert cli_main.main(["demo"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "KeyError" in err and "LUMOS_DEBUG=1" in err and "Traceback" not in err
+    monkeypatch.setenv("LUMOS_DEBUG", "1")
+    with pytest.raises(KeyError):
+        cli_main.main(["demo"])
+
+
+def test_os_errors_are_user_errors(monkeypatch, capsys):
+    def denied(args: argparse.Namespace) -> int:
+        raise PermissionError(13, "Permission denied", "/x/y")
+
+    _patched(monkeypatch, denied)
+    assert cli_main.main(["demo"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "/x/y" in err
 
 
 def test_user_error_is_one_line_exit_2(monkeypatch, capsys):

@@ -1,4 +1,4 @@
-"""`lumos rl train`, `lumos rl compare`, `lumos rl fp32-head`, `lumos flops` end to end at toy sizes."""
+"""`lumos rl train`, `lumos rl compare`, `lumos rl fp32-head` end to end at toy sizes."""
 
 from __future__ import annotations
 
@@ -9,16 +9,6 @@ from lumos.core.io import read_jsonl
 
 TINY = ["--warm-start", "2", "--steps", "2", "--prompts-per-step", "2", "--group-size", "2", "--minibatches", "1",
         "--max-new-tokens", "3", "--eval-problems", "4", "--eval-every", "1", "--task-arg", "digits=1"]
-
-
-def test_flops_cli(tmp_path, capsys):
-    assert main(["flops", "--lengths", "1024,65536,100000", "--out", str(tmp_path / "f")]) == 0
-    out = capsys.readouterr().out
-    assert "per-token ratio M1/R1" in out and "Paper:" in out
-    assert (tmp_path / "f" / "plots" / "flops.png").is_file() and (tmp_path / "f" / "report.html").is_file()
-    assert len(read_jsonl(tmp_path / "f" / "metrics.jsonl")) == 3
-    assert main(["flops", "--lengths", "12,abc"]) == 2
-    assert "lengths" in capsys.readouterr().err
 
 
 def test_rl_train_and_resume_cli(tmp_path, capsys):

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
+import sys
+from collections.abc import Iterator
+from typing import Any
 
 from lumos.core.errors import LumosError
 
-__all__ = ["add_run_options", "parse_csv_list", "LumosArgumentParser"]
+__all__ = ["add_run_options", "parse_csv_list", "print_table", "LumosArgumentParser", "guard_errors",
+           "check_out_option", "user_error_message", "explicit_options"]
 
 
 class LumosArgumentParser(argparse.ArgumentParser):
@@ -20,6 +26,8 @@ def add_run_options(parser: argparse.ArgumentParser, seed: int = 0) -> None:
     """``--out DIR`` and ``--seed N``, which every computing command takes."""
     parser.add_argument("--out", default=None, help="run directory (default: runs/<command>-<timestamp>)")
     parser.add_argument("--seed", type=int, default=seed, help=f"random seed (default: {seed})")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing run in --out (default: an existing run is an error)")
 
 
 def parse_csv_list(value: str, choices: list[str] | tuple[str, ...] | None = None, what: str = "value") -> list[str]:
@@ -32,3 +40,124 @@ def parse_csv_list(value: str, choices: list[str] | tuple[str, ...] | None = Non
         if unknown:
             raise LumosError(f"Unknown {what}(s) {', '.join(unknown)}; choose from {', '.join(choices)}.")
     return items
+
+
+def print_table(rows: list[dict[str, Any]]) -> None:
+    """Print dict rows as right-aligned columns (floats to 4 significant digits)."""
+    if not rows:
+        return
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+    cells = [[_fmt(r.get(k, "")) for k in keys] for r in rows]
+    widths = [max(len(k), *(len(c[i]) for c in cells)) for i, k in enumerate(keys)]
+    print("  ".join(k.rjust(w) for k, w in zip(keys, widths)))
+    for c in cells:
+        print("  ".join(v.rjust(w) for v, w in zip(c, widths)))
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}" if abs(v) < 1e5 else f"{v:.3e}"
+    return str(v)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The one error boundary of every command
+
+
+class _Status:
+    code = 0
+
+
+#: the exit status chosen by the last :func:`guard_errors` block that caught an exception
+last_status = _Status()
+
+DEBUG_HINT = "run with LUMOS_DEBUG=1 for the traceback"
+
+
+def _one_line(text: object) -> str:
+    return " ".join(str(text).split())
+
+
+def user_error_message(exc: BaseException) -> str | None:
+    """The one-line message of a user error (bad input, bad path, unreadable file), or None for a bug."""
+    import json
+
+    if isinstance(exc, LumosError):
+        return _one_line(exc)
+    if isinstance(exc, UnicodeDecodeError):
+        return f"cannot decode input as {exc.encoding} ({exc.reason} at byte {exc.start}); save the file as UTF-8"
+    if isinstance(exc, json.JSONDecodeError):
+        return f"invalid JSON ({exc.msg}, line {exc.lineno} column {exc.colno}); fix the file"
+    if isinstance(exc, OSError) and (exc.filename is not None or isinstance(exc, (PermissionError, FileNotFoundError))):
+        what = exc.strerror or type(exc).__name__
+        where = f": {exc.filename}" if exc.filename is not None else ""
+        return f"{what}{where}; check the path and its permissions"
+    return None
+
+
+@contextlib.contextmanager
+def guard_errors() -> Iterator[None]:
+    """Turn any exception into one line on stderr and ``last_status.code`` (2 user error, 1 bug, 130 Ctrl-C).
+
+    Runs still marked ``running`` are closed as failed. ``LUMOS_DEBUG=1`` re-raises with the traceback.
+    """
+    from lumos.core.rundir import close_open_runs
+
+    last_status.code = 0
+    try:
+        yield
+    except KeyboardInterrupt:
+        close_open_runs("interrupted")
+        print("lumos: interrupted", file=sys.stderr)
+        last_status.code = 130
+    except BrokenPipeError:  # e.g. `lumos ... | head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        last_status.code = 0
+    except Exception as exc:  # noqa: BLE001 - the boundary: everything becomes one line
+        close_open_runs(f"failed: {type(exc).__name__}")
+        if os.environ.get("LUMOS_DEBUG", "") not in ("", "0"):
+            raise
+        msg = user_error_message(exc)
+        if msg is not None:
+            print(f"lumos: error: {msg}", file=sys.stderr)
+            last_status.code = 2
+        else:
+            text = _one_line(exc)[:300] or "(no message)"
+            print(f"lumos: internal error: {type(exc).__name__}: {text} ({DEBUG_HINT})", file=sys.stderr)
+            last_status.code = 1
+
+
+def check_out_option(args: argparse.Namespace) -> None:
+    """Validate ``--out`` before any work (see :func:`lumos.core.rundir.check_out_dir`)."""
+    from lumos.core.rundir import allow_overwrite, check_out_dir
+    from lumos.core.validation import check_nonneg_int
+
+    if isinstance(getattr(args, "seed", None), int):
+        check_nonneg_int(args.seed, "--seed")
+    out = getattr(args, "out", None)
+    if out is not None and hasattr(args, "seed"):
+        overwrite = bool(getattr(args, "overwrite", False))
+        check_out_dir(out, resume=bool(getattr(args, "resume", False)), overwrite=overwrite,
+                      has_resume=hasattr(args, "resume"))
+        if overwrite:
+            allow_overwrite(out)
+
+
+def explicit_options(argv: list[str]) -> set[str]:
+    """The ``dest`` names of the options given explicitly in ``argv`` (defaults excluded, abbreviations resolved)."""
+    from lumos.cli.main import build_parser
+
+    parser = build_parser()
+
+    def suppress(p: argparse.ArgumentParser) -> None:
+        for action in p._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub in action.choices.values():
+                    suppress(sub)
+            elif action.dest != "help":
+                action.default = argparse.SUPPRESS
+        p.set_defaults(**{k: argparse.SUPPRESS for k in p._defaults})
+
+    suppress(parser)
+    ns = parser.parse_args(argv)
+    return {k for k, v in vars(ns).items() if v is not argparse.SUPPRESS}

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import sys
 from collections.abc import Sequence
 
 import lumos
-from lumos.cli.common import LumosArgumentParser
-from lumos.core.errors import LumosError
+from lumos.cli.common import LumosArgumentParser, check_out_option, guard_errors
+from lumos.cli.common import last_status as _status
 
 __all__ = ["COMMAND_MODULES", "build_parser", "main"]
 
@@ -23,6 +22,7 @@ __all__ = ["COMMAND_MODULES", "build_parser", "main"]
 COMMAND_MODULES: tuple[str, ...] = (
     "lumos.demo.cli",
     "lumos.models.cli",
+    "lumos.models.plan_cli",
     "lumos.valuation.cli",
     "lumos.rl.sandbox.cli",
     "lumos.rl.cli",
@@ -44,25 +44,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; returns the exit status (also used by the console script)."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    """Run the CLI; returns the exit status (also used by the console script).
+
+    Every failure is one line on stderr: a user error (:class:`~lumos.core.errors.LumosError`, a bad path or
+    file) exits with status 2, anything unforeseen (a bug) with status 1 and a hint to set ``LUMOS_DEBUG=1``,
+    which re-raises with the full traceback instead. Runs left open by a failure are closed as failed.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse: --help, --version, or a one-line usage error (status 2)
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
-    try:
-        status = args.func(args)
-    except LumosError as exc:
-        msg = " ".join(str(exc).split())
-        print(f"lumos: error: {msg}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("lumos: interrupted", file=sys.stderr)
-        return 130
-    except BrokenPipeError:  # e.g. `lumos ... | head`
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
-    return int(status or 0)
+    args._argv = argv
+    with guard_errors():
+        check_out_option(args)
+        return int(args.func(args) or 0)
+    return _status.code
 
 
 if __name__ == "__main__":  # pragma: no cover

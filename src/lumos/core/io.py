@@ -29,16 +29,77 @@ __all__ = [
     "load_tensors",
     "torch_save",
     "torch_load",
+    "file_mode",
+    "sweep_temp_files",
+    "make_temp_dir",
 ]
+
+
+def _umask() -> int:
+    """The process umask, read without changing it where /proc allows (thread-safe); else set-and-restore."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    old = os.umask(0o022)
+    os.umask(old)
+    return old
+
+
+def file_mode(directory: bool = False) -> int:
+    """The mode a plain ``open`` (0666) or ``mkdir`` (0777) gives under the current umask (0644 / 0755 usually)."""
+    return (0o777 if directory else 0o666) & ~_umask()
+
+
+def make_temp_dir(dest: str | os.PathLike[str]) -> Path:
+    """A temporary directory next to ``dest`` (``.<name>.<random>.tmp``, swept by :func:`sweep_temp_files`),
+    with the umask's directory mode rather than mkdtemp's 0700."""
+    dest = Path(dest)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
+    os.chmod(tmp, file_mode(directory=True))
+    return tmp
+
+
+def sweep_temp_files(root: str | os.PathLike[str]) -> list[Path]:
+    """Delete the temporary files and directories (``.*.tmp``) that killed atomic writes left under ``root``.
+
+    Call it only when no other process is writing there (at the start of a run or a resume). Returns the paths
+    removed."""
+    import shutil
+
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    removed = []
+    for p in sorted(root.rglob(".*.tmp"), key=lambda q: len(q.parts)):
+        if not p.exists() and not p.is_symlink():
+            continue  # inside a temp directory already removed
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                p.unlink()
+        removed.append(p)
+    return removed
 
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; on success rename it over ``path`` (atomic on POSIX)."""
+    """Yield a temporary path next to ``path``; on success rename it over ``path`` (atomic on POSIX).
+
+    The file gets the umask's mode (0644 under umask 022), as a plain ``open`` would give it."""
     dest = Path(path)
+    if dest.exists() and dest.is_dir():
+        raise LumosError(f"Cannot write {dest}: it is a directory. Remove it or choose another path.")
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-    os.close(fd)
+    try:
+        os.fchmod(fd, file_mode())  # mkstemp's 0600 → what a plain open would give (0644 under umask 022)
+    finally:
+        os.close(fd)
     tmp_path = Path(tmp)
     try:
         yield tmp_path

@@ -8,7 +8,12 @@ Layout of ``runs/<command>-<timestamp>/`` (or ``--out DIR``)::
     plots/          PNG figures
     report.html     the self-contained report
 
-All writes are atomic.
+All writes are atomic, with the modes a plain ``open`` would give under the umask (0644 / 0755).
+
+Runs are never silently reused: :meth:`RunDir.create` refuses an ``--out`` that already holds a run unless
+``resume`` (continue it; config.json, metrics and the manifest's history are kept) or ``overwrite`` (replace
+it) is asked for. Temporary files of writes killed half-way are swept when a run (re)starts. A run that a
+failure leaves open is closed as failed by the CLI's error boundary (:func:`close_open_runs`).
 """
 
 from __future__ import annotations
@@ -24,11 +29,78 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from lumos.core.io import append_jsonl, atomic_write_json, read_json
+from lumos.core.errors import LumosError
+from lumos.core.io import append_jsonl, atomic_write_json, read_json, sweep_temp_files
 from lumos.core.report import Report
 from lumos.core.seed import seed_everything
 
-__all__ = ["RunDir", "environment_info", "git_commit"]
+__all__ = ["RunDir", "environment_info", "git_commit", "check_out_dir", "is_run_dir", "close_open_runs"]
+
+#: runs created by this process and not yet finished (closed as failed by :func:`close_open_runs`)
+_OPEN_RUNS: list[RunDir] = []
+#: run directories the user allowed to be replaced (``--overwrite``; see :func:`allow_overwrite`)
+_OVERWRITE_ALLOWED: set[Path] = set()
+
+
+def allow_overwrite(out: str | os.PathLike[str]) -> None:
+    """Let :meth:`RunDir.create` (with ``overwrite=None``) replace the run in ``out`` (the CLI's ``--overwrite``)."""
+    _OVERWRITE_ALLOWED.add(Path(out).absolute())
+
+
+def is_run_dir(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is a lumos run directory (it has a manifest.json or config.json + metrics.jsonl)."""
+    p = Path(path)
+    return (p / "manifest.json").is_file() or ((p / "config.json").is_file() and (p / "metrics.jsonl").is_file())
+
+
+def _nearest_existing(p: Path) -> Path:
+    p = p.absolute()
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    return p
+
+
+def check_out_dir(out: str | os.PathLike[str], *, resume: bool = False, overwrite: bool = False,
+                  has_resume: bool = True) -> Path:
+    """Check ``--out`` before any work: a file, an unwritable place, an existing run without ``--resume`` /
+    ``--overwrite``, or a non-empty directory that is not a run are errors; ``--resume`` needs an existing run."""
+    path = Path(out)
+    if str(out).strip() == "":
+        raise LumosError("--out is empty; pass a directory path.")
+    if path.exists() and not path.is_dir():
+        raise LumosError(f"--out {path} exists and is not a directory; choose a directory path.")
+    base = _nearest_existing(path)
+    if not base.is_dir():
+        raise LumosError(f"--out {path}: {base} is a file, not a directory; choose another path.")
+    if not os.access(base, os.W_OK | os.X_OK):
+        raise LumosError(f"--out {path}: {base} is not writable; choose a directory you can write to.")
+    if resume and overwrite:
+        raise LumosError("--resume and --overwrite contradict each other; pass one of them.")
+    if resume:
+        if not is_run_dir(path):
+            raise LumosError(f"--resume: {path} is not a run directory (no manifest.json); check --out, or drop "
+                             "--resume to start a new run.")
+        return path
+    if path.is_dir() and any(path.iterdir()):
+        if is_run_dir(path):
+            if overwrite:
+                return path
+            hint = "--resume to continue it, " if has_resume else ""
+            raise LumosError(f"--out {path} already holds a run; pass {hint}--overwrite to replace it, or choose a "
+                             "new --out.")
+        raise LumosError(f"--out {path} is a non-empty directory that is not a lumos run; choose a new or empty "
+                         "directory.")
+    return path
+
+
+def close_open_runs(status: str) -> None:
+    """Close every run this process left open (manifest ``running``) with ``status``."""
+    while _OPEN_RUNS:
+        run = _OPEN_RUNS.pop()
+        try:
+            run.finish(status)
+        except Exception:  # noqa: BLE001 - best effort while another error is being reported
+            pass
 
 
 def git_commit() -> str | None:
@@ -108,25 +180,44 @@ class RunDir:
         root: str | os.PathLike[str] = "runs",
         title: str | None = None,
         resume: bool = False,
+        overwrite: bool | None = None,
+        overrides: Mapping[str, Any] | None = None,
     ) -> RunDir:
         """Make the directory, write ``config.json`` and ``manifest.json``, and seed everything.
 
-        ``out`` picks the directory (default ``runs/<command>-<timestamp>``); with ``resume=True`` an existing
-        directory is reused (its metrics are kept).
+        ``out`` picks the directory (default ``runs/<command>-<timestamp>``). An existing run there is an error
+        unless ``resume=True`` (continue it: metrics kept, the manifest records the resume and ``overrides``)
+        or ``overwrite=True`` (delete it and start afresh; ``None``: as the CLI's ``--overwrite`` said).
         """
+        if overwrite is None:
+            overwrite = out is not None and Path(out).absolute() in _OVERWRITE_ALLOWED
         if out is None:
             stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
             path = Path(root) / f"{command.replace(' ', '-')}-{stamp}"
         else:
-            path = Path(out)
+            path = check_out_dir(out, resume=resume, overwrite=overwrite)
+        if overwrite and not resume and is_run_dir(path):
+            import shutil
+
+            shutil.rmtree(path)
         path.mkdir(parents=True, exist_ok=True)
+        sweep_temp_files(path)
         (path / "plots").mkdir(exist_ok=True)
         if not resume or not (path / "metrics.jsonl").exists():
             (path / "metrics.jsonl").write_text("")
         cfg = _plain(config) if config is not None else {}
         run = cls(path, command, cfg, seed, title)
+        if resume and (path / "manifest.json").is_file():
+            try:
+                prior = read_json(path / "manifest.json")
+            except LumosError:
+                prior = {}
+            if isinstance(prior, dict):
+                run.manifest["start"] = prior.get("start", run.manifest["start"])
+                run.manifest["resumes"] = [*prior.get("resumes", []), {"time": _now(), "overrides": dict(overrides or {})}]
         atomic_write_json(path / "config.json", cfg)
         run._write_manifest()
+        _OPEN_RUNS.append(run)
         if seed is not None:
             seed_everything(seed)
         return run
@@ -162,10 +253,14 @@ class RunDir:
 
     def finish(self, status: str = "ok") -> Path:
         """Write ``report.html`` and close the manifest. Returns the report path."""
-        report_path = self.report.save(self.path / "report.html")
+        if self in _OPEN_RUNS:
+            _OPEN_RUNS.remove(self)
         self.manifest["end"] = _now()
         self.manifest["status"] = status
-        self._write_manifest()
+        try:
+            report_path = self.report.save(self.path / "report.html")
+        finally:
+            self._write_manifest()
         return report_path
 
     def __enter__(self) -> RunDir:
@@ -176,5 +271,9 @@ class RunDir:
 
     @staticmethod
     def read_config(path: str | os.PathLike[str]) -> dict[str, Any]:
-        """Read back ``config.json`` of an existing run (for resume)."""
-        return read_json(Path(path) / "config.json")
+        """Read back ``config.json`` of an existing run (for resume); a clear error if missing or not an object."""
+        cfg = read_json(Path(path) / "config.json")
+        if not isinstance(cfg, dict):
+            raise LumosError(f"{Path(path) / 'config.json'} must hold a JSON object; got {type(cfg).__name__}. "
+                             "The run directory is damaged; start a new run.")
+        return cfg

@@ -76,7 +76,8 @@ def registered_sections() -> list[str]:
     return [r.title for r in sorted(_REGISTRY.values(), key=lambda r: (r.order, r.title))]
 
 
-def run_demo(out: str | Path | None = None, quick: bool = False, seed: int = 0, only: list[str] | None = None) -> tuple[RunDir, list[str]]:
+def run_demo(out: str | Path | None = None, quick: bool = False, seed: int = 0, only: list[str] | None = None,
+             overwrite: bool | None = None) -> tuple[RunDir, list[str]]:
     """Run every registered section into one report. Returns the run and the titles of failed sections.
 
     A failing section is recorded in the report (with its error) and does not stop the others.
@@ -89,7 +90,7 @@ def run_demo(out: str | Path | None = None, quick: bool = False, seed: int = 0, 
             raise LumosError(f"No demo section matches {', '.join(only)}; the sections are: {', '.join(titles)}.")
         titles = matched
     run = RunDir.create("demo", {"quick": quick, "seed": seed, "sections": titles}, out=out, seed=seed,
-                        title="Lumos — a tour of the three systems")
+                        title="Lumos — a tour of the three systems", overwrite=overwrite)
     intro = run.report.section("About this report")
     intro.text(
         "Lumos implements MiniMax-M1 (lightning attention, the hybrid MoE model, CISPO RL), ShapleyCAM "

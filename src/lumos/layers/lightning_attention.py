@@ -14,8 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lumos.core.errors import bad_param
-from lumos.core.validation import check_choice, check_tensor
+from lumos.core.validation import check_choice, check_float, check_int, check_positive_int, check_tensor
 from lumos.layers.norm import RMSNorm
 from lumos.ops import lightning_attention, lightning_attention_step
 
@@ -45,10 +44,9 @@ def minimax_slope_rate(num_heads: int, layer_idx: int, num_layers: int, variant:
       for non-powers of two) · (1 − l/(L−1+1e−5) + 1e−5).
     """
     check_choice(variant, "variant", ("release", "transformers"), owner="minimax_slope_rate")
-    if num_heads < 1 or num_layers < 1 or not 0 <= layer_idx < num_layers:
-        raise bad_param("layer_idx", "in [0, num_layers) with num_heads, num_layers >= 1",
-                        f"layer_idx={layer_idx}, num_layers={num_layers}, num_heads={num_heads}",
-                        owner="minimax_slope_rate")
+    check_positive_int(num_heads, "num_heads", owner="minimax_slope_rate")
+    check_positive_int(num_layers, "num_layers", owner="minimax_slope_rate")
+    check_int(layer_idx, "layer_idx", 0, num_layers - 1, owner="minimax_slope_rate")
     if variant == "release":
         base = torch.tensor(alibi_slopes(num_heads), dtype=torch.float64)
         factor = 1 + 1e-5 if num_layers == 1 else 1 - layer_idx / (num_layers - 1) + 1e-5
@@ -84,8 +82,8 @@ class LightningAttention(nn.Module):
         super().__init__()
         owner = "LightningAttention"
         for name, val in (("hidden_size", hidden_size), ("num_heads", num_heads), ("head_dim", head_dim)):
-            if not isinstance(val, int) or isinstance(val, bool) or val < 1:
-                raise bad_param(name, "a positive int", val, owner=owner)
+            check_positive_int(val, name, owner=owner)
+        check_float(rms_norm_eps, "rms_norm_eps", 0.0, owner=owner, low_inclusive=False)
         check_tensor(slope_rate, "slope_rate", shape=(num_heads,), owner=owner)
         self.hidden_size, self.num_heads, self.head_dim = hidden_size, num_heads, head_dim
         inner = num_heads * head_dim

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lumos.core.errors import bad_param
+from lumos.core.validation import check_float, check_int, check_positive_int
 
 __all__ = ["SparseMoE", "RouterStats", "Routing", "load_balancing_loss", "route"]
 
@@ -90,11 +90,10 @@ class SparseMoE(nn.Module):
                  jitter_noise: float = 0.0) -> None:
         super().__init__()
         for name, val in (("hidden_size", hidden_size), ("intermediate_size", intermediate_size),
-                          ("num_experts", num_experts), ("top_k", top_k)):
-            if not isinstance(val, int) or val < 1:
-                raise bad_param(name, "a positive int", val, owner="SparseMoE")
-        if top_k > num_experts:
-            raise bad_param("top_k", f"≤ num_experts={num_experts}", top_k, owner="SparseMoE")
+                          ("num_experts", num_experts)):
+            check_positive_int(val, name, owner="SparseMoE")
+        check_int(top_k, "top_k", 1, num_experts, owner="SparseMoE")
+        check_float(jitter_noise, "jitter_noise", 0.0, owner="SparseMoE")
         self.num_experts, self.top_k, self.jitter_noise = num_experts, top_k, float(jitter_noise)
         self.gate = nn.Linear(hidden_size, num_experts, bias=False)
         self.w1 = nn.Parameter(torch.empty(num_experts, intermediate_size, hidden_size))

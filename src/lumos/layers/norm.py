@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from lumos.core.errors import bad_param
+from lumos.core.validation import check_float, check_positive_int
 
 __all__ = ["RMSNorm"]
 
@@ -31,10 +32,8 @@ class RMSNorm(nn.Module):
 
     def __init__(self, dim: int, eps: float = 1e-6) -> None:
         super().__init__()
-        if not isinstance(dim, int) or isinstance(dim, bool) or dim < 1:
-            raise bad_param("dim", "a positive int", dim, owner="RMSNorm")
-        if not eps > 0:
-            raise bad_param("eps", "a positive float", eps, owner="RMSNorm")
+        check_positive_int(dim, "dim", owner="RMSNorm")
+        check_float(eps, "eps", 0.0, owner="RMSNorm", low_inclusive=False)
         self.dim = dim
         self.eps = float(eps)
         self.weight = nn.Parameter(torch.ones(dim))

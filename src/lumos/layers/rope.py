@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from lumos.core.errors import bad_param
+from lumos.core.validation import check_float, check_int
 
 __all__ = ["RotaryEmbedding", "apply_rotary", "apply_rotary_reference", "rotary_inv_freq"]
 
@@ -74,10 +75,10 @@ class RotaryEmbedding(nn.Module):
 
     def __init__(self, rotary_dim: int, base: float = 10000.0) -> None:
         super().__init__()
-        if not isinstance(rotary_dim, int) or rotary_dim < 2 or rotary_dim % 2:
-            raise bad_param("rotary_dim", "a positive even int", rotary_dim, owner="RotaryEmbedding")
-        if not base > 1:
-            raise bad_param("base", "a number > 1", base, owner="RotaryEmbedding")
+        check_int(rotary_dim, "rotary_dim", 2, owner="RotaryEmbedding")
+        if rotary_dim % 2:
+            raise bad_param("rotary_dim", "an even int ≥ 2", rotary_dim, owner="RotaryEmbedding")
+        check_float(base, "base", 1.0, owner="RotaryEmbedding", low_inclusive=False)
         self.rotary_dim = rotary_dim
         self.base = float(base)
         self.register_buffer("inv_freq", rotary_inv_freq(rotary_dim, base), persistent=False)

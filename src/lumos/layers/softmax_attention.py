@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lumos.core.errors import bad_param
+from lumos.core.validation import check_float, check_int, check_positive_int
 from lumos.layers.rope import RotaryEmbedding, apply_rotary
 
 __all__ = ["KVCache", "SoftmaxAttention", "softmax_attention", "softmax_attention_reference", "attention_mask_4d"]
@@ -164,12 +165,11 @@ class SoftmaxAttention(nn.Module):
         super().__init__()
         for name, val in (("hidden_size", hidden_size), ("num_heads", num_heads), ("num_kv_heads", num_kv_heads),
                           ("head_dim", head_dim)):
-            if not isinstance(val, int) or val < 1:
-                raise bad_param(name, "a positive int", val, owner="SoftmaxAttention")
+            check_positive_int(val, name, owner="SoftmaxAttention")
         if num_heads % num_kv_heads:
             raise bad_param("num_kv_heads", f"a divisor of num_heads={num_heads}", num_kv_heads, owner="SoftmaxAttention")
-        if not isinstance(rotary_dim, int) or rotary_dim > head_dim:
-            raise bad_param("rotary_dim", f"an even int ≤ head_dim={head_dim}", rotary_dim, owner="SoftmaxAttention")
+        check_int(rotary_dim, "rotary_dim", 0, head_dim, owner="SoftmaxAttention")
+        check_float(rope_theta, "rope_theta", 1.0, owner="SoftmaxAttention", low_inclusive=False)
         self.num_heads, self.num_kv_heads, self.head_dim = num_heads, num_kv_heads, head_dim
         self.q_proj = nn.Linear(hidden_size, num_heads * head_dim, bias=False)
         self.k_proj = nn.Linear(hidden_size, num_kv_heads * head_dim, bias=False)

@@ -20,17 +20,24 @@ import torch
 from lumos.core.errors import LumosError
 from lumos.core.io import atomic_write_json, read_json, save_tensors
 from lumos.core.progress import track
+from lumos.core.validation import check_positive_int
 from lumos.models.config import CONFIG_FORMATS, MiniMaxConfig, detect_format
 from lumos.models.convert import SourceSpec, detect_moe_style, export_tensors, source_spec
 
 if TYPE_CHECKING:
     from lumos.models.hybrid import HybridLM
 
-__all__ = ["load_pretrained", "save_pretrained", "read_checkpoint_keys", "INDEX_NAME", "SINGLE_NAME"]
+__all__ = ["load_pretrained", "save_pretrained", "read_checkpoint_keys", "inspect_checkpoint", "INDEX_NAME",
+           "SINGLE_NAME", "default_dtype"]
 
 INDEX_NAME = "model.safetensors.index.json"
 SINGLE_NAME = "model.safetensors"
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16, "float64": torch.float64}
+
+
+def default_dtype(config: MiniMaxConfig) -> torch.dtype:
+    """The dtype a checkpoint's config.json names (``torch_dtype``), float32 if none."""
+    return _DTYPES.get(config.torch_dtype or "float32", torch.float32)
 
 
 def _dtype_name(dtype: torch.dtype) -> str:
@@ -51,8 +58,7 @@ def save_pretrained(model: HybridLM, path: Path, format: str = "minimax_m1", max
     if format not in CONFIG_FORMATS:
         raise LumosError(f"The 'format' parameter of save_pretrained must be one of {CONFIG_FORMATS}. Got {format!r} "
                          "instead.")
-    if not isinstance(max_shard_size, int) or max_shard_size < 1:
-        raise LumosError(f"The 'max_shard_size' parameter must be a positive number of bytes. Got {max_shard_size!r}.")
+    check_positive_int(max_shard_size, "max_shard_size", owner="save_pretrained")
     path.mkdir(parents=True, exist_ok=True)
     shards: list[dict[str, torch.Tensor]] = [{}]
     sizes = [0]
@@ -139,15 +145,10 @@ def _check_keys(spec: dict[str, SourceSpec], shapes: dict[str, tuple[int, ...]],
                      + ". Check that config.json belongs to these weights.")
 
 
-def load_pretrained(path: Path, dtype: torch.dtype | None = None, device: str | torch.device = "cpu",
-                    format: str | None = None) -> HybridLM:
-    """Build a :class:`HybridLM` from a checkpoint directory of either format (see module docstring).
-
-    ``format`` (None = detect from config.json) names the expected format; a different one is an error."""
-    from safetensors import safe_open
-
-    from lumos.models.hybrid import HybridLM
-
+def inspect_checkpoint(path: Path, format: str | None = None
+                       ) -> tuple[MiniMaxConfig, dict[str, str], dict[str, tuple[int, ...]], dict[str, SourceSpec]]:
+    """(config, key → shard, key → shape, key → :class:`SourceSpec`) of a checkpoint directory, every key and
+    shape checked against config.json (headers only, no tensor data). ``format`` None = detect."""
     if not path.is_dir():
         raise LumosError(f"Model directory not found: {path}. Pass a directory with config.json and safetensors.")
     raw = read_json(path / "config.json")
@@ -159,8 +160,20 @@ def load_pretrained(path: Path, dtype: torch.dtype | None = None, device: str | 
     where, shapes = read_checkpoint_keys(path)
     spec = source_spec(config, fmt, detect_moe_style(shapes))
     _check_keys(spec, shapes, path, fmt)
-    if dtype is None:
-        dtype = _DTYPES.get(config.torch_dtype or "float32", torch.float32)
+    return config, where, shapes, spec
+
+
+def load_pretrained(path: Path, dtype: torch.dtype | None = None, device: str | torch.device = "cpu",
+                    format: str | None = None) -> HybridLM:
+    """Build a :class:`HybridLM` from a checkpoint directory of either format (see module docstring).
+
+    ``format`` (None = detect from config.json) names the expected format; a different one is an error."""
+    from safetensors import safe_open
+
+    from lumos.models.hybrid import HybridLM
+
+    config, where, shapes, spec = inspect_checkpoint(path, format)
+    dtype = dtype or default_dtype(config)
     with torch.device("meta"):
         model = HybridLM(config)
     model = model.to(dtype).to_empty(device=device)

@@ -26,7 +26,6 @@ Format differences handled here (see ``shared/reference/minimax-m1.md`` ยง1.3, ย
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +33,7 @@ from typing import Any
 
 from lumos.core.errors import LumosError
 from lumos.core.io import atomic_write_json, read_json
+from lumos.core.validation import Problems, check_bool, check_float, check_int, is_int, is_real
 
 __all__ = ["MiniMaxConfig", "CONFIG_FORMATS"]
 
@@ -60,12 +60,8 @@ _FACTOR_NAMES = {  # release name -> transformers name
 _LAYER_TYPE_NAMES = {0: "linear_attention", 1: "full_attention"}
 
 
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_num(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
+_is_int = is_int
+_is_num = is_real
 
 
 @dataclass
@@ -144,23 +140,19 @@ class MiniMaxConfig:
         ints = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "head_dim",
                 "num_key_value_heads", "intermediate_size", "num_local_experts", "num_experts_per_tok",
                 "rotary_dim", "block_size", "max_position_embeddings", "shared_intermediate_size")
+        p = Problems("MiniMaxConfig")
         for name in ints:
-            v = getattr(self, name)
-            if not _is_int(v) or v < (0 if name == "shared_intermediate_size" else 1):
-                problems.append(f"'{name}' must be a positive int, got {v!r}")
+            p.check(check_int, getattr(self, name), name, 0 if name == "shared_intermediate_size" else 1)
         floats = ("rope_theta", "rms_norm_eps", "router_aux_loss_coef", "router_jitter_noise", "initializer_range",
                   "attention_dropout", *_FACTOR_NAMES)
         for name in floats:
-            v = getattr(self, name)
-            if not _is_num(v) or not math.isfinite(v):
-                problems.append(f"'{name}' must be a finite number, got {v!r}")
+            p.check(check_float, getattr(self, name), name)
         for name in ("postnorm", "tie_word_embeddings"):
-            if not isinstance(getattr(self, name), bool):
-                problems.append(f"'{name}' must be true or false, got {getattr(self, name)!r}")
+            p.check(check_bool, getattr(self, name), name)
         for name in ("bos_token_id", "eos_token_id", "pad_token_id"):
-            v = getattr(self, name)
-            if v is not None and not _is_int(v):
-                problems.append(f"'{name}' must be an int or null, got {v!r}")
+            if getattr(self, name) is not None:
+                p.check(check_int, getattr(self, name), name)
+        problems.extend(p.items)
         atl = self.attn_type_list
         if not isinstance(atl, list) or not all(_is_int(t) and t in (0, 1) for t in atl):
             problems.append(f"'attn_type_list' must be a list of 0 (lightning) / 1 (softmax), got {atl!r}")
@@ -287,10 +279,44 @@ def _from_release(data: dict[str, Any], problems: list[str]) -> dict[str, Any]:
             problems.append(f"unknown field '{key}'")
     if "torch_dtype" in data or "dtype" in data:
         kwargs["torch_dtype"] = data.get("torch_dtype", data.get("dtype"))
+    _release_defaults(data, kwargs, problems)
     if isinstance(kwargs.get("shared_intermediate_size"), list):  # MiniMax-VL writes a per-layer list
         vals = set(kwargs["shared_intermediate_size"])
         kwargs["shared_intermediate_size"] = vals.pop() if len(vals) == 1 else kwargs["shared_intermediate_size"]
     return kwargs
+
+
+#: Defaults of MiniMax's own code (``configuration_minimax_m1.py`` / ``modeling_minimax_m1.py``) for fields a
+#: release config may leave out, where lumos' own dataclass defaults differ (issue #15): ``postnorm`` False,
+#: every ``layernorm_*_alpha`` 1, ``rotary_dim`` = head_dim (RoPE over the whole head).
+RELEASE_CODE_DEFAULTS: dict[str, Any] = {
+    "postnorm": False,
+    "layernorm_full_attention_alpha": 1.0,
+    "layernorm_linear_attention_alpha": 1.0,
+    "layernorm_mlp_alpha": 1.0,
+}
+#: Shape fields whose release-code defaults (Mixtral's 4096 hidden, 32 layers, ...) are nothing like lumos' tiny
+#: defaults: a release config (model_type minimax_m1) that leaves one out is ambiguous, hence an error.
+_RELEASE_REQUIRED = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads",
+                     "intermediate_size", "num_local_experts", "num_experts_per_tok", "attn_type_list")
+
+
+def _release_defaults(data: dict[str, Any], kwargs: dict[str, Any], problems: list[str]) -> None:
+    """Fill fields a release-format config omits with the release code's defaults (not lumos')."""
+    if data.get("model_type") in _RELEASE_MODEL_TYPES:
+        missing = [k for k in _RELEASE_REQUIRED if k not in data]
+        if missing:
+            problems.append(f"the release config omits {', '.join(missing)}, whose MiniMax-code defaults (Mixtral's) "
+                            "differ from lumos'; write them into config.json explicitly")
+    for key, value in RELEASE_CODE_DEFAULTS.items():
+        kwargs.setdefault(key, value)
+    if "rotary_dim" not in data:
+        heads, hidden = kwargs.get("num_attention_heads"), kwargs.get("hidden_size")
+        head_dim = kwargs.get("head_dim")
+        if head_dim is None and _is_int(heads) and _is_int(hidden) and heads > 0:
+            head_dim = hidden // heads
+        if _is_int(head_dim):
+            kwargs["rotary_dim"] = head_dim  # the release modeling code rotates the whole head by default
 
 
 def _from_transformers(data: dict[str, Any], problems: list[str]) -> dict[str, Any]:

@@ -32,11 +32,15 @@ _TF_BUFFERS = ("slope_rate", "query_decay", "key_decay", "diagonal_decay")
 
 @dataclass(frozen=True)
 class Placement:
-    """Copy ``transform(source)`` into ``param[index]`` (``index`` None = whole tensor)."""
+    """Copy ``transform(source)`` into ``param[index]`` (``index`` None = whole tensor).
+
+    ``row_block``: the transform mixes rows only within blocks of this many rows of dim 0 (a sharded load reads
+    whole blocks around its slice); 1 = the transform leaves dim 0 alone."""
 
     param: str
     index: int | None = None
     transform: Callable[[torch.Tensor], torch.Tensor] | None = None
+    row_block: int = 1
 
 
 @dataclass(frozen=True)
@@ -100,8 +104,8 @@ def source_spec(config: MiniMaxConfig, fmt: str, moe_style: str) -> dict[str, So
                     spec[a + n] = SourceSpec(None, (), optional=True, check_slope_layer=l if n == "slope_rate" else None)
         else:
             q_rows, kv_rows = c.num_attention_heads * hd, hkv * hd
-            spec[a + "q_proj.weight"] = SourceSpec((q_rows, h), (Placement(a + "q_proj.weight", None, perm),))
-            spec[a + "k_proj.weight"] = SourceSpec((kv_rows, h), (Placement(a + "k_proj.weight", None, perm),))
+            spec[a + "q_proj.weight"] = SourceSpec((q_rows, h), (Placement(a + "q_proj.weight", None, perm, hd),))
+            spec[a + "k_proj.weight"] = SourceSpec((kv_rows, h), (Placement(a + "k_proj.weight", None, perm, hd),))
             spec[a + "v_proj.weight"] = SourceSpec((kv_rows, h), (Placement(a + "v_proj.weight"),))
             spec[a + "o_proj.weight"] = SourceSpec((h, q_rows), (Placement(a + "o_proj.weight"),))
         m = p + "block_sparse_moe."

@@ -255,9 +255,18 @@ class HybridLM(nn.Module):
     # ------------------------------------------------------------------------------------ checkpoints
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike[str], dtype: torch.dtype | None = None,
-                        device: str | torch.device = "cpu", format: str | None = None) -> HybridLM:
+                        device: str | torch.device = "cpu", format: str | None = None, device_mesh: Any = None,
+                        expert_parallel: bool = False) -> HybridLM:
         """Load a checkpoint directory in either format (release ``minimax_m1`` or transformers ``minimax``;
-        detected from config.json, or required to be ``format``). ``dtype`` default: the checkpoint's."""
+        detected from config.json, or required to be ``format``). ``dtype`` default: the checkpoint's.
+
+        With ``device_mesh`` (:func:`lumos.models.parallel.make_mesh`) the model is sharded with FSDP2 (and
+        ``expert_parallel``) and each rank reads only its own slices (:mod:`lumos.models.sharded_loading`)."""
+        if device_mesh is not None:
+            from lumos.models.sharded_loading import load_sharded
+
+            return load_sharded(Path(path), device_mesh, dtype=dtype, expert_parallel=expert_parallel,
+                                format=format, device=device)
         from lumos.models.checkpoint import load_pretrained
 
         return load_pretrained(Path(path), dtype=dtype, device=device, format=format)

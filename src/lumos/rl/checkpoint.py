@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ from lumos.core.io import (
     atomic_write_json,
     atomic_write_text,
     load_tensors,
+    make_temp_dir,
     read_json,
     save_tensors,
     torch_load,
@@ -47,7 +47,7 @@ def save_checkpoint(root: str | os.PathLike[str], step: int, model: nn.Module, o
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"step_{step:06d}"
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=root))
+    tmp = make_temp_dir(final)
     try:
         save_tensors(tmp / "model.safetensors", _model_tensors(model))
         torch_save(tmp / "optimizer.pt", optimizer.state_dict())

@@ -1,4 +1,5 @@
-"""``lumos rl train``, ``lumos rl compare``, ``lumos rl study``, ``lumos rl fp32-head`` and ``lumos flops``."""
+"""``lumos rl train``, ``lumos rl compare``, ``lumos rl study`` and ``lumos rl fp32-head`` (``lumos flops`` is in
+``lumos.models.plan_cli``)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ import argparse
 import dataclasses
 from typing import Any
 
-from lumos.cli.common import add_run_options, parse_csv_list
+from lumos.cli.common import add_run_options, parse_csv_list, print_table
+from lumos.core.errors import LumosError
+from lumos.core.validation import check_nonneg_int, check_positive_int
 
 __all__ = ["register"]
 
@@ -47,8 +50,6 @@ def _add_rl_options(p: argparse.ArgumentParser) -> None:
 def _task_kwargs(items: list[str]) -> dict[str, Any]:
     import json
 
-    from lumos.core.errors import LumosError
-
     out: dict[str, Any] = {}
     for item in items:
         key, sep, value = item.partition("=")
@@ -64,6 +65,7 @@ def _task_kwargs(items: list[str]) -> dict[str, Any]:
 def _config(args: argparse.Namespace, algo: str) -> Any:
     from lumos.rl.config import RLConfig
 
+    check_nonneg_int(getattr(args, "warm_start", 0), "--warm-start")
     kw = {name: getattr(args, name) for name in _RL_FLAGS}
     kw["dynamic_sampling"] = {"auto": None, "on": True, "off": False}[kw["dynamic_sampling"]]
     return RLConfig(algo=algo, seed=args.seed, task=args.task, task_kwargs=_task_kwargs(args.task_arg), **kw)
@@ -79,7 +81,15 @@ def register(sub: argparse._SubParsersAction) -> None:
                         description="Warm start + RL. Multi-process: torchrun --nproc_per_node N -m lumos.cli.main "
                         "rl train ... (gloo on CPU, nccl on GPU; prompts_per_step must divide by N).")
     t.add_argument("--algo", default="cispo", help="cispo, dapo or grpo (default: cispo)")
-    t.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
+    t.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from its latest checkpoint, with its stored configuration")
+    t.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
+                   help="with --resume: change a stored RLConfig field (repeatable; recorded in manifest.json)")
+    t.add_argument("--fsdp", action="store_true",
+                   help="shard the model with FSDP2 over the torchrun processes (distributed checkpoints)")
+    t.add_argument("--expert-parallel", type=int, default=1, metavar="N",
+                   help="spread each MoE layer's experts over N ranks (all-to-all dispatch; implies --fsdp; "
+                   "N must divide the world size and the expert count; default: 1)")
     _add_rl_options(t)
     add_run_options(t)
     t.set_defaults(func=_train)
@@ -117,25 +127,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_run_options(h)
     h.set_defaults(func=_fp32_head)
 
-    f = sub.add_parser("flops", help="generation FLOPs: MiniMax-M1 vs DeepSeek-R1 (table + plot)",
-                       description="Per-token and cumulative generation FLOPs versus generated length, and the "
-                       "paper's claim (< 50%% of DeepSeek-R1 at 64K, ~25%% at 100K) checked.")
-    f.add_argument("--lengths", default="4096,8192,16384,32768,65536,100000,131072",
-                   help="comma-separated generation lengths")
-    f.add_argument("--prompt", type=int, default=0, help="prompt tokens before generation (default: 0)")
-    f.add_argument("--mla", choices=("naive", "absorbed"), default="naive",
-                   help="DeepSeek-R1 attention FLOPs count (see lumos.rl.flops; default: naive)")
-    f.add_argument("--config", default=None, help="also report a lumos/MiniMax config.json")
-    add_run_options(f)
-    f.set_defaults(func=_flops)
-
 
 def _train(args: argparse.Namespace) -> int:
     from lumos.rl.experiment import train_run
 
-    cfg = _config(args, args.algo)
-    run, history = train_run(cfg, model_spec=args.model, warm_start_steps=args.warm_start, out=args.out,
-                             resume=args.resume)
+    if args.resume:
+        cfg, overrides = _resume_config(args)
+        model, warm = _stored(args.out, "model"), _stored(args.out, "warm_start_steps")
+    else:
+        if args.override:
+            raise LumosError("--override changes a stored configuration; use it with --resume (or pass the flags "
+                             "themselves for a new run).")
+        cfg, overrides, model, warm = _config(args, args.algo), {}, args.model, args.warm_start
+    run, history = train_run(cfg, model_spec=model, warm_start_steps=warm, out=args.out, resume=args.resume,
+                             overrides=overrides, fsdp=args.fsdp,
+                             expert_parallel=args.expert_parallel)
     last = [r for r in history if "reward" in r][-1:]
     if last and run is not None:
         r = last[0]
@@ -146,14 +152,83 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _stored(out: str, key: str) -> Any:
+    from lumos.core.rundir import RunDir
+
+    cfg = RunDir.read_config(out)
+    if key not in cfg:
+        raise LumosError(f"{out}/config.json has no {key!r}; it was not written by 'lumos rl train'. Start a new run.")
+    return cfg[key]
+
+
+def _resume_config(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
+    """The stored RLConfig with ``--override`` applied; any other flag that contradicts it is an error."""
+    from lumos.cli.common import explicit_options
+    from lumos.rl.config import RLConfig
+
+    if args.out is None:
+        raise LumosError("--resume needs --out DIR, the run directory to continue.")
+    stored_dict = _stored(args.out, "rl")
+    if not isinstance(stored_dict, dict):
+        raise LumosError(f"{args.out}/config.json: 'rl' must be an object. The run directory is damaged.")
+    stored = RLConfig.from_dict(stored_dict)
+    overrides = _parse_overrides(args.override, stored)
+    cfg = RLConfig.from_dict({**stored.to_dict(), **overrides})
+    given = explicit_options(getattr(args, "_argv", []))
+    current = _config(args, args.algo)
+    diffs = []
+    for dest in sorted(given):
+        name = {"task_arg": "task_kwargs"}.get(dest, dest)
+        if name in ("model", "warm_start"):
+            want = _stored(args.out, "model" if name == "model" else "warm_start_steps")
+            have = getattr(args, dest)
+        elif hasattr(cfg, name):
+            want, have = getattr(cfg, name), getattr(current, name)
+        else:
+            continue
+        if want != have:
+            diffs.append(f"--{dest.replace('_', '-')} {have!r} (stored {want!r})")
+    if diffs:
+        raise LumosError(f"--resume continues the stored configuration of {args.out}, but {', '.join(diffs)} "
+                         "differ. Drop those flags, or change fields on purpose with --override KEY=VALUE.")
+    return cfg, overrides
+
+
+def _parse_overrides(items: list[str], stored: Any) -> dict[str, Any]:
+    import json
+
+    fields = {f.name: f for f in dataclasses.fields(stored)}
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or not key:
+            raise LumosError(f"--override expects KEY=VALUE; got {item!r}.")
+        if key not in fields:
+            raise LumosError(f"--override {key}: not an RLConfig field; choose from {', '.join(fields)}.")
+        try:
+            parsed = json.loads(value)
+        except json.JSONDecodeError:
+            parsed = value
+        default = fields[key].default
+        if isinstance(default, float) and isinstance(parsed, int) and not isinstance(parsed, bool):
+            parsed = float(parsed)
+        out[key] = parsed
+    return out
+
+
 def _compare(args: argparse.Namespace) -> int:
     from lumos.rl.config import ALGO_DEFAULTS
     from lumos.rl.experiment import compare_runs
 
     algos = parse_csv_list(args.algos, choices=tuple(ALGO_DEFAULTS), what="algo")
+    check_positive_int(args.seeds, "--seeds", owner="lumos rl compare")
+    if args.checkpoint_every:
+        raise LumosError("lumos rl compare does not write checkpoints (each run is short and restarts from the "
+                         "shared warm start); drop --checkpoint-every, or train one run with 'lumos rl train'.")
     run, table = compare_runs(algos, args.seeds, _config(args, algos[0]), model_spec=args.model,
                               warm_start_steps=args.warm_start, target=args.target, out=args.out)
-    _print_table(table)
+    print_table(table)
     print(f"run directory: {run.path}")
     return 0
 
@@ -189,9 +264,12 @@ def _fp32_head(args: argparse.Namespace) -> int:
     from lumos.rl.fp32_head import fp32_head_study
     from lumos.rl.tasks.user import resolve_task
 
+    check_nonneg_int(args.warm_start, "--warm-start")
+    check_positive_int(args.samples, "--samples")
+    check_positive_int(args.max_new_tokens, "--max-new-tokens")
+    task = resolve_task(args.task)
+    model = build_model(args.model, seed=args.seed)
     with RunDir.create("rl fp32-head", vars_without_func(args), out=args.out, seed=args.seed) as run:
-        task = resolve_task(args.task)
-        model = build_model(args.model, seed=args.seed)
         warm_start(model, task, args.warm_start, args.seed)
         rows = fp32_head_study(model, task, samples=args.samples, max_new_tokens=args.max_new_tokens,
                                dtype=getattr(torch, args.dtype), seed=args.seed)
@@ -199,46 +277,10 @@ def _fp32_head(args: argparse.Namespace) -> int:
             run.log(r)
         run.report.section("FP32 LM head").table(rows, caption="Pearson correlation of per-token probabilities, "
                                                  "fp32 training forward vs reduced-precision rollout.")
-    _print_table(rows)
+    print_table(rows)
     print(f"run directory: {run.path}")
     return 0
 
 
 def vars_without_func(args: argparse.Namespace) -> dict[str, Any]:
     return {k: v for k, v in vars(args).items() if k != "func"}
-
-
-def _flops(args: argparse.Namespace) -> int:
-    from lumos.core.errors import LumosError
-    from lumos.core.rundir import RunDir
-    from lumos.rl.flops_report import flops_report
-
-    try:
-        lengths = [int(x) for x in parse_csv_list(args.lengths, what="length")]
-    except ValueError:
-        raise LumosError(f"--lengths must be comma-separated integers; got {args.lengths!r}.") from None
-    if any(n < 1 for n in lengths):
-        raise LumosError(f"--lengths must be ≥ 1; got {args.lengths!r}.")
-    with RunDir.create("flops", vars_without_func(args), out=args.out, seed=args.seed, title="lumos flops") as run:
-        rows, verdict = flops_report(run, lengths, prompt=args.prompt, mla=args.mla, config_path=args.config)
-    _print_table(rows)
-    print(verdict)
-    print(f"run directory: {run.path}")
-    return 0
-
-
-def _print_table(rows: list[dict[str, Any]]) -> None:
-    if not rows:
-        return
-    keys = list(rows[0])
-    cells = [[_fmt(r.get(k, "")) for k in keys] for r in rows]
-    widths = [max(len(k), *(len(c[i]) for c in cells)) for i, k in enumerate(keys)]
-    print("  ".join(k.rjust(w) for k, w in zip(keys, widths)))
-    for c in cells:
-        print("  ".join(v.rjust(w) for v, w in zip(c, widths)))
-
-
-def _fmt(v: Any) -> str:
-    if isinstance(v, float):
-        return f"{v:.4g}" if abs(v) < 1e5 else f"{v:.3e}"
-    return str(v)

@@ -7,6 +7,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lumos.core.errors import LumosError
+from lumos.core.validation import (
+    Problems,
+    check_bool,
+    check_choice,
+    check_float,
+    check_nonneg_int,
+    check_positive_int,
+    check_probability,
+)
 
 __all__ = ["RLConfig", "ALGO_DEFAULTS"]
 
@@ -73,44 +82,44 @@ class RLConfig:
     def __post_init__(self) -> None:
         if self.task_kwargs is None:
             self.task_kwargs = {}
-        errors = self._problems()
-        if errors:
-            raise LumosError("Invalid RLConfig: " + "; ".join(errors) + ".")
+        self._problems().raise_if_any()
 
-    def _problems(self) -> list[str]:
-        e: list[str] = []
+    def _problems(self) -> Problems:
+        p = Problems("RLConfig")
         if self.algo not in ALGO_DEFAULTS:
-            e.append(f"algo must be one of {', '.join(ALGO_DEFAULTS)}, got {self.algo!r}")
+            p.check(check_choice, self.algo, "algo", tuple(ALGO_DEFAULTS))
         for name in ("steps", "prompts_per_step", "group_size", "minibatches", "max_new_tokens", "eval_problems",
                      "keep_checkpoints", "dynamic_sampling_max_rounds"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                e.append(f"{name} must be an int ≥ 1, got {v!r}")
-        for name in ("warmup_steps", "eval_every", "checkpoint_every", "overlong_cache", "eval_samples"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or v < 0:
-                e.append(f"{name} must be an int ≥ 0, got {v!r}")
+            p.check(check_positive_int, getattr(self, name), name)
+        for name in ("warmup_steps", "eval_every", "checkpoint_every", "overlong_cache", "eval_samples", "seed"):
+            p.check(check_nonneg_int, getattr(self, name), name)
         for name in ("temperature", "lr", "adam_eps"):
-            v = getattr(self, name)
-            if not isinstance(v, (int, float)) or not v > 0:
-                e.append(f"{name} must be > 0, got {v!r}")
+            p.check(check_float, getattr(self, name), name, 0.0, low_inclusive=False)
         for name in ("adam_beta1", "adam_beta2"):
-            v = getattr(self, name)
-            if not isinstance(v, (int, float)) or not 0 <= v < 1:
-                e.append(f"{name} must be in [0, 1), got {v!r}")
-        if self.grad_clip < 0 or self.weight_decay < 0 or self.beta < 0:
-            e.append("grad_clip, weight_decay and beta must be ≥ 0")
-        if self.lr_schedule not in ("constant", "cosine", "linear"):
-            e.append(f"lr_schedule must be constant, cosine or linear, got {self.lr_schedule!r}")
-        if self.advantage_scale not in ("group", "batch", "none"):
-            e.append(f"advantage_scale must be group, batch or none, got {self.advantage_scale!r}")
-        if self.old_logp not in ("rollout", "recompute"):
-            e.append(f"old_logp must be 'rollout' or 'recompute', got {self.old_logp!r}")
-        if self.overlong_cache > self.max_new_tokens:
-            e.append(f"overlong_cache ({self.overlong_cache}) must be ≤ max_new_tokens ({self.max_new_tokens})")
-        if self.beta > 0 and self.algo != "grpo":
-            e.append("beta (KL) is only used by grpo; set beta=0 or algo='grpo'")
-        return e
+            p.check(check_probability, getattr(self, name), name, open_high=True)
+        for name in ("grad_clip", "weight_decay", "beta", "mask_eps_low", "mask_eps_high"):
+            p.check(check_float, getattr(self, name), name, 0.0)
+        for name in ("eps_low", "eps_high"):
+            p.check(check_float, getattr(self, name), name, 0.0, allow_none=True)
+        p.check(check_probability, self.lr_min_ratio, "lr_min_ratio")
+        for name in ("unified_mask", "compile_rollouts"):
+            p.check(check_bool, getattr(self, name), name)
+        if self.dynamic_sampling is not None:
+            p.check(check_bool, self.dynamic_sampling, "dynamic_sampling")
+        p.check(check_choice, self.lr_schedule, "lr_schedule", ("constant", "cosine", "linear"))
+        p.check(check_choice, self.advantage_scale, "advantage_scale", ("group", "batch", "none"))
+        p.check(check_choice, self.old_logp, "old_logp", ("rollout", "recompute"))
+        p.require(isinstance(self.task, str) and bool(self.task), "The 'task' parameter of RLConfig must be a task "
+                  f"name, path.jsonl or module:factory. Got {self.task!r} instead.")
+        if not isinstance(self.task_kwargs, dict):
+            p.require(False, f"The 'task_kwargs' parameter of RLConfig must be a dict. Got {self.task_kwargs!r} instead.")
+        if not p.items and self.overlong_cache > self.max_new_tokens:
+            p.require(False, f"The 'overlong_cache' parameter of RLConfig must be ≤ max_new_tokens "
+                      f"({self.max_new_tokens}). Got {self.overlong_cache} instead.")
+        if not p.items and self.beta > 0 and self.algo != "grpo":
+            p.require(False, "The 'beta' parameter of RLConfig (KL) is only used by grpo. Got beta="
+                      f"{self.beta} with algo={self.algo!r}. Set beta=0 or algo='grpo'.")
+        return p
 
     # resolved values -------------------------------------------------------------------------------------------
     @property

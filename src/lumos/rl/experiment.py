@@ -16,8 +16,9 @@ import torch
 from torch import nn
 
 from lumos.core.errors import LumosError
-from lumos.core.io import load_tensors, save_tensors
+from lumos.core.io import load_tensors, read_json, save_tensors
 from lumos.core.rundir import RunDir
+from lumos.core.validation import check_nonneg_int, check_positive_int
 from lumos.rl.config import RLConfig
 from lumos.rl.sft import SFTConfig, sft_warm_start, tiny_hybrid
 from lumos.rl.tasks.base import Task
@@ -119,36 +120,80 @@ def _summary_rows(history: list[dict[str, Any]], every: int = 1) -> list[dict[st
     return [{k: row[k] for k in keys if k in row} for row in history if row["step"] % every == 0 or row is history[-1]]
 
 
+def shard_for_training(model: nn.Module, expert_parallel: int = 1) -> nn.Module:
+    """FSDP2 (and expert parallelism over ``expert_parallel`` ranks) for the trainers: gradients summed."""
+    from lumos.models.hybrid import HybridLM
+    from lumos.models.parallel import make_mesh, shard_model
+
+    if not isinstance(model, HybridLM):
+        raise LumosError(f"--fsdp shards lumos hybrid models; got {type(model).__name__}. Use --model hybrid, "
+                         "hybrid-small or a MiniMax checkpoint directory.")
+    mesh = make_mesh(expert_parallel, num_experts=model.config.num_local_experts)
+    return shard_model(model, mesh, expert_parallel=expert_parallel > 1, grad_reduce="sum")
+
+
 def train_run(cfg: RLConfig, model_spec: str = "hybrid", warm_start_steps: int = 200, out: str | Path | None = None,
-              resume: bool = False, task: Task | None = None) -> tuple[RunDir | None, list[dict[str, Any]]]:
+              resume: bool = False, task: Task | None = None, overrides: dict[str, Any] | None = None,
+              overwrite: bool | None = None, fsdp: bool = False, expert_parallel: int = 1
+              ) -> tuple[RunDir | None, list[dict[str, Any]]]:
     """``lumos rl train``: warm start, RL, metrics, plots, checkpoints and a report in one run directory.
 
+    Order: model → warm start → :class:`RLTrainer` (so GRPO's KL reference is the warm-started policy).
     Under ``torchrun`` (gloo on CPU, nccl on GPU) every process trains its share of each rollout batch and
     gradients are all-reduced; only rank 0 writes the run directory (other ranks return ``None`` as run).
     Every rank runs the same seeded warm start, so all start from identical weights.
+
+    With ``resume=True`` the run in ``out`` continues from its latest checkpoint. ``cfg`` must equal the stored
+    configuration except for the fields named in ``overrides`` (recorded in manifest.json); ``model_spec`` and
+    ``warm_start_steps`` must equal the stored ones. Metrics rows up to the checkpoint (warm-start rows included)
+    are kept.
+
+    ``fsdp``: shard the model with FSDP2 (:func:`shard_for_training`; ``expert_parallel`` > 1 also spreads the
+    experts, and implies ``fsdp``): warm start and RL then train the sharded model, FSDP2 reduces the gradients
+    and checkpoints are distributed (``torch.distributed.checkpoint``).
     """
     from lumos.core import distributed as dist
-    from lumos.core.errors import LumosError
     from lumos.core.seed import seed_everything
 
+    check_nonneg_int(warm_start_steps, "warm_start_steps", owner="train_run")
+    if resume:
+        if out is None:
+            raise LumosError("--resume needs --out DIR, the run directory to continue.")
+        _check_resume(Path(out), cfg, model_spec, warm_start_steps, overrides or {})
     task = task or resolve_task(cfg.task, **cfg.task_kwargs)
+    model = build_model(model_spec, seed=cfg.seed)  # fails on a bad --model before the run directory exists
     dist.init_distributed()
     main = dist.is_main()
-    if resume and out is None:
-        raise LumosError("--resume needs --out DIR, the run directory to continue.")
+    if fsdp or expert_parallel > 1:
+        from lumos.models.parallel import check_expert_parallel
+
+        check_expert_parallel(expert_parallel, dist.world_size())
+        if cfg.beta > 0:
+            raise LumosError("--beta > 0 (a KL reference model) is not supported with --fsdp / --expert-parallel "
+                             "yet; use --beta 0 (CISPO's default) or train without sharding.")
+        model = shard_for_training(model, expert_parallel)
     config = {"rl": cfg.to_dict(), "model": model_spec, "warm_start_steps": warm_start_steps,
-              "world_size": dist.world_size()}
+              "world_size": dist.world_size(), "fsdp": fsdp or expert_parallel > 1, "expert_parallel": expert_parallel}
     run = RunDir.create("rl train", config, out=out, seed=cfg.seed, title=f"lumos rl train — {cfg.algo} on {task.name}",
-                        resume=resume) if main else None
-    seed_everything(cfg.seed)
-    model = build_model(model_spec, seed=cfg.seed)
-    trainer = RLTrainer(model, task, cfg, run=run)
+                        resume=resume, overwrite=overwrite, overrides=overrides) if main else None
     try:
+        seed_everything(cfg.seed)  # build_model seeds itself, so building it above changes nothing here
+        reference = Path(out) / "reference.safetensors" if out is not None else None
+        if not resume:
+            warm_start(model, task, warm_start_steps, cfg.seed,
+                       log=(lambda **r: run.log({"phase": "sft", **r})) if run is not None else None)
+            if cfg.beta > 0 and run is not None:  # the KL reference, for a resume
+                save_tensors(run.path / "reference.safetensors",
+                             {k: v.detach().clone() for k, v in model.state_dict().items()})
+        elif cfg.beta > 0:
+            if reference is None or not reference.is_file():
+                warm_start(model, task, warm_start_steps, cfg.seed)  # seeded: the same weights as at the start
+            else:
+                model.load_state_dict(load_tensors(reference), strict=True)
+        trainer = RLTrainer(model, task, cfg, run=run)  # after the warm start: the KL reference is the SFT policy
         if resume:
             trainer.resume(out)
         else:
-            warm_start(model, task, warm_start_steps, cfg.seed,
-                       log=(lambda **r: run.log({"phase": "sft", **r})) if run is not None else None)
             trainer.history = []
             if cfg.eval_every:
                 init = trainer.evaluate()
@@ -167,6 +212,36 @@ def train_run(cfg: RLConfig, model_spec: str = "hybrid", warm_start_steps: int =
     return run, history
 
 
+def _check_resume(out: Path, cfg: RLConfig, model_spec: str, warm_start_steps: int,
+                  overrides: dict[str, Any]) -> None:
+    """The stored run must match ``cfg`` except for ``overrides``; its state must be readable."""
+    from lumos.rl.checkpoint import latest_checkpoint
+
+    stored = RunDir.read_config(out)
+    if not isinstance(stored.get("rl"), dict):
+        raise LumosError(f"{out}/config.json has no 'rl' configuration; it was not written by 'lumos rl train'.")
+    old = RLConfig.from_dict(stored["rl"]).to_dict()
+    new = cfg.to_dict()
+    changed = sorted(k for k in new if new[k] != old.get(k))
+    unlisted = [k for k in changed if k not in overrides]
+    if unlisted:
+        listing = ", ".join(f"{k} (stored {old.get(k)!r}, now {new[k]!r})" for k in unlisted)
+        raise LumosError(f"Resuming {out} with a different configuration: {listing}. Resume with the stored "
+                         "configuration, or list intended changes with --override KEY=VALUE.")
+    for key, value, name in (("model", model_spec, "--model"), ("warm_start_steps", warm_start_steps, "--warm-start")):
+        if key in stored and stored[key] != value:
+            raise LumosError(f"Resuming {out}: {name} {value!r} differs from the stored {stored[key]!r}; "
+                             "a run cannot change this on resume.")
+    ckpt = latest_checkpoint(out)
+    if ckpt is None:
+        raise LumosError(f"No checkpoint found under {out}. Train with --checkpoint-every N first, or start a new "
+                         "run.")
+    state = read_json(ckpt / "state.json")
+    if not isinstance(state, dict) or not isinstance(state.get("step"), int):
+        raise LumosError(f"{ckpt / 'state.json'} is damaged (no integer 'step'). Delete {ckpt} so that the "
+                         "previous checkpoint is used, or start a new run.")
+
+
 def _train_report(run: RunDir, cfg: RLConfig, task: Task, model_spec: str, warm_start_steps: int,
                   trainer: RLTrainer, history: list[dict[str, Any]]) -> None:
     rows = [r for r in history if "reward" in r]
@@ -182,12 +257,26 @@ def _train_report(run: RunDir, cfg: RLConfig, task: Task, model_spec: str, warm_
 
 def compare_runs(algos: list[str], seeds: int, base: RLConfig, model_spec: str = "hybrid", warm_start_steps: int = 200,
                  target: float | None = None, out: str | Path | None = None,
-                 task: Task | None = None) -> tuple[RunDir, list[dict[str, Any]]]:
-    """``lumos rl compare``: every algorithm × seed from the same warm start per seed; curves + steps-to-target."""
+                 task: Task | None = None, overwrite: bool | None = None) -> tuple[RunDir, list[dict[str, Any]]]:
+    """``lumos rl compare``: every algorithm × seed from the same warm start per seed; curves + steps-to-target.
+
+    Runs are short and not checkpointed: ``base.checkpoint_every`` must be 0."""
+    check_positive_int(seeds, "seeds", owner="compare_runs")
+    check_nonneg_int(warm_start_steps, "warm_start_steps", owner="compare_runs")
+    if base.checkpoint_every:
+        raise LumosError("compare_runs does not write checkpoints; set checkpoint_every=0 (drop --checkpoint-every).")
+    if not algos:
+        raise LumosError("compare_runs needs at least one algorithm.")
+    if target is not None:
+        from lumos.core.validation import check_probability
+
+        check_probability(target, "target", owner="compare_runs")
     task = task or resolve_task(base.task, **base.task_kwargs)
+    build_model(model_spec, seed=base.seed)  # a bad --model fails before the run directory exists
     config = {"algos": algos, "seeds": seeds, "rl": base.to_dict(), "model": model_spec,
               "warm_start_steps": warm_start_steps, "target": target}
-    run = RunDir.create("rl compare", config, out=out, seed=base.seed, title=f"lumos rl compare — {', '.join(algos)}")
+    run = RunDir.create("rl compare", config, out=out, seed=base.seed, title=f"lumos rl compare — {', '.join(algos)}",
+                        overwrite=overwrite)
     histories: dict[str, list[list[dict[str, Any]]]] = {a: [] for a in algos}
     init_acc: list[float] = []
     with run:

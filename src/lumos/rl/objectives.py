@@ -37,6 +37,7 @@ from typing import Any
 import torch
 
 from lumos.core.errors import bad_param, check
+from lumos.core.validation import check_float
 
 __all__ = [
     "cispo_loss",
@@ -129,13 +130,6 @@ def _normalise(per_token: torch.Tensor, mask: torch.Tensor, normalizer: float | 
     return (per_token * mask).sum() / denom
 
 
-def _check_eps(name: str, value: float | None, owner: str, allow_none: bool = False) -> None:
-    if value is None and allow_none:
-        return
-    if not isinstance(value, (int, float)) or value < 0 or value != value:
-        raise bad_param(name, "a float ≥ 0" + (" or None" if allow_none else ""), value, owner=owner)
-
-
 # --------------------------------------------------------------------------------------------------------------
 # CISPO
 
@@ -183,8 +177,8 @@ def cispo_loss(
         1.0397
     """
     owner = "cispo_loss"
-    _check_eps("eps_high", eps_high, owner)
-    _check_eps("eps_low", eps_low, owner, allow_none=True)
+    check_float(eps_high, "eps_high", 0.0, owner=owner)
+    check_float(eps_low, "eps_low", 0.0, owner=owner, allow_none=True)
     adv, m = _prepare(logp, old_logp, advantages, mask, owner)
     with torch.no_grad():
         ratio = torch.exp(logp.detach() - old_logp)
@@ -256,8 +250,8 @@ def grpo_loss(
     """
     owner = "grpo_loss"
     eps_high = eps_low if eps_high is None else eps_high
-    _check_eps("eps_low", eps_low, owner)
-    _check_eps("eps_high", eps_high, owner)
+    check_float(eps_low, "eps_low", 0.0, owner=owner)
+    check_float(eps_high, "eps_high", 0.0, owner=owner)
     adv, m = _prepare(logp, old_logp, advantages, mask, owner)
     per_token, ratio, info = _ppo_clip_terms(logp, old_logp, adv, eps_low, eps_high)
     kl = torch.zeros((), dtype=logp.dtype, device=logp.device)
@@ -299,8 +293,8 @@ def dapo_loss(
         loss, stats (detached) as :func:`grpo_loss` (without ``kl``).
     """
     owner = "dapo_loss"
-    _check_eps("eps_low", eps_low, owner)
-    _check_eps("eps_high", eps_high, owner)
+    check_float(eps_low, "eps_low", 0.0, owner=owner)
+    check_float(eps_high, "eps_high", 0.0, owner=owner)
     adv, m = _prepare(logp, old_logp, advantages, mask, owner)
     per_token, ratio, info = _ppo_clip_terms(logp, old_logp, adv, eps_low, eps_high)
     loss = _normalise(per_token, m, normalizer)

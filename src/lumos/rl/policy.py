@@ -298,7 +298,7 @@ def make_policy(model: nn.Module, eos_token_id: int | None = None, pad_token_id:
     """:class:`HybridPolicy` for a lumos model, :class:`HFPolicy` for a transformers ``PreTrainedModel``."""
     if isinstance(model, Policy):
         return model
-    if type(model).__module__.startswith("lumos."):
+    if any(c.__module__.startswith("lumos.") for c in type(model).__mro__):   # FSDP2 subclasses the model class
         return HybridPolicy(model, eos_token_id, pad_token_id)
     try:
         from transformers import PreTrainedModel

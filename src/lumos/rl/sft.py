@@ -14,9 +14,12 @@ from typing import Any
 import torch
 from torch import nn
 
+from lumos.core.distributed import all_reduce_sum
 from lumos.core.errors import LumosError, bad_param
 from lumos.core.progress import track
+from lumos.models.parallel import clip_grad_norm
 from lumos.rl.policy import Policy, Rollout, left_pad, make_policy
+from lumos.rl.sharded import global_aux_loss
 from lumos.rl.tasks.base import Problem, Task
 
 __all__ = ["SFTConfig", "sft_warm_start", "demonstration_batch", "tiny_hybrid"]
@@ -73,18 +76,37 @@ def demonstration_batch(task: Task, problems: list[Problem], tokenizer: Any, pol
     return Rollout(p_ids, p_mask, r_ids, r_mask, torch.zeros(len(demos), T), ["eos"] * len(demos))
 
 
+def _rank_share(model: nn.Module, batch_size: int) -> torch.Tensor | None:
+    """Rows of each batch this rank trains on when ``model`` is sharded (FSDP2), else None (the whole batch)."""
+    from lumos.core import distributed as dist
+    from lumos.rl.sharded import check_sharded_model, is_sharded
+
+    if not is_sharded(model):
+        return None
+    check_sharded_model(model)
+    world, rank = dist.world_size(), dist.rank()
+    if batch_size % world:
+        raise LumosError(f"SFT batch_size ({batch_size}) must be divisible by the number of processes ({world}) "
+                         "when the model is sharded.")
+    n = batch_size // world
+    return torch.arange(rank * n, (rank + 1) * n)
+
+
 def sft_warm_start(model: nn.Module | Policy, task: Task, config: SFTConfig | None = None, tokenizer: Any = None,
                    log: Any = None) -> list[float]:
     """Fine-tune ``model`` in place on ``task`` demonstrations; returns the loss per step.
 
     Problems come from ``task.generate(batch_size, seed=(seed, step))``, disjoint in seed from RL's problem
-    stream. ``log(step=, loss=)`` is called every 10 steps if given.
+    stream. ``log(step=, loss=)`` is called every 10 steps if given. A model sharded with FSDP2
+    (:func:`lumos.models.parallel.shard_model`, ``grad_reduce="sum"``) trains each rank on its share of every
+    batch, with the loss normalised by the whole batch's token count: the same steps as one process.
     """
     from lumos.models.tokenizer import ByteTokenizer
 
     cfg = config or SFTConfig()
     tokenizer = tokenizer or ByteTokenizer()
     policy = make_policy(model)
+    share = _rank_share(policy.model, cfg.batch_size)
     params = [p for p in policy.model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, betas=(0.9, 0.95), weight_decay=cfg.weight_decay)
     losses: list[float] = []
@@ -95,18 +117,21 @@ def sft_warm_start(model: nn.Module | Policy, task: Task, config: SFTConfig | No
             g["lr"] = cfg.lr * warm * 0.5 * (1 + math.cos(math.pi * step / cfg.steps))
         problems = task.generate(cfg.batch_size, seed=-(cfg.seed * 100_003 + step + 1))
         batch = demonstration_batch(task, problems, tokenizer, policy)
-        logp, _ = policy.token_logprobs(batch, temperature=1.0)
+        logp, _ = policy.token_logprobs(batch, temperature=1.0, rows=share)
         mask = batch.response_mask.float()
-        loss = -(logp * mask).sum() / mask.sum()
-        aux = policy.aux_loss()
+        loss = -(logp * mask[share if share is not None else slice(None)]).sum() / mask.sum()
+        aux = policy.aux_loss() if share is None else global_aux_loss(policy.model)
         if aux is not None:
             loss = loss + aux
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        loss.backward()              # a sharded model: FSDP2 sums the ranks' gradients = the full batch's
         if cfg.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+            if share is None:
+                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+            else:
+                clip_grad_norm(params, cfg.grad_clip)
         opt.step()
-        losses.append(float(loss.detach()))
+        losses.append(float(loss.detach()) if share is None else float(all_reduce_sum(loss.detach().double())))
         if log is not None and (step % 10 == 0 or step == cfg.steps - 1):
             log(step=step, loss=losses[-1])
     policy.model.eval()

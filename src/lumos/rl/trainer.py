@@ -41,6 +41,9 @@ from lumos.core.errors import LumosError
 from lumos.core.io import atomic_write_text, read_jsonl, to_json
 from lumos.core.progress import track
 from lumos.core.rundir import RunDir
+from lumos.models.distributed_checkpoint import latest_distributed, load_distributed, save_distributed
+from lumos.models.parallel import clip_grad_norm
+from lumos.rl import sharded
 from lumos.rl.advantages import dynamic_sampling_mask, group_advantages, overlong_penalty
 from lumos.rl.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from lumos.rl.config import RLConfig
@@ -136,7 +139,15 @@ class RLTrainer:
         self.params = params
         self.optimizer = torch.optim.AdamW(params, lr=config.lr, betas=(config.adam_beta1, config.adam_beta2),
                                            eps=config.adam_eps, weight_decay=config.weight_decay)
-        self.ref_model = clone_model(self.model).eval().requires_grad_(False) if config.beta > 0 else None
+        self.sharded = sharded.is_sharded(self.model)   # FSDP2 / expert parallel: see lumos.rl.sharded
+        if self.sharded:
+            sharded.check_sharded_model(self.model)
+        self._gen: tuple[int, Policy] | None = None      # (optimizer steps taken, unsharded rollout policy)
+        self._updates = 0
+        self.ref_model = None
+        if config.beta > 0:
+            ref = sharded.gathered_policy(self.policy).model if self.sharded else clone_model(self.model)
+            self.ref_model = ref.eval().requires_grad_(False)
         self.step = 0
         self.skipped_steps = 0
         self.history: list[dict[str, Any]] = []
@@ -152,6 +163,14 @@ class RLTrainer:
         self.token_stats: Callable[..., dict[str, float]] | None = None
 
     # ---------------------------------------------------------------------------------------------- rollouts
+    def _generation_policy(self) -> Policy:
+        """The policy that samples: itself, or for a sharded model an unsharded copy refreshed after updates."""
+        if not self.sharded:
+            return self.policy
+        if self._gen is None or self._gen[0] != self._updates:
+            self._gen = (self._updates, sharded.gathered_policy(self.policy, compile=self.cfg.compile_rollouts))
+        return self._gen[1]
+
     def _problem_seed(self, step: int, rnd: int) -> int:
         """Seed of the problems of round ``rnd`` of step ``step`` (round 0: the seed used without refill)."""
         base = self.cfg.seed * _MIX + step
@@ -180,7 +199,7 @@ class RLTrainer:
         rows = [problems[g] for g in groups for _ in range(cfg.group_size)]
         ids, mask = encode_prompts(self.tokenizer, rows, self.policy.pad_token_id)
         self.model.eval()
-        ro = self.policy.generate(ids, mask, max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature,
+        ro = self._generation_policy().generate(ids, mask, max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature,
                                   generators=self._generators(step, range(rnd * P + groups.start, rnd * P + groups.stop)))
         return rows, ro, groups
 
@@ -299,15 +318,20 @@ class RLTrainer:
         normalizer = float(counts[1]) if cfg.algo == "grpo" else max(float(counts[0]), 1.0)
         stats: dict[str, float] = {}
         loss_val = torch.zeros((), dtype=torch.float64)
-        if rows.numel():
+        if self.sharded and not rows.numel():
+            self.model.train()
+            sharded.idle_step(self.policy, cfg.temperature)   # FSDP2's collectives run on every rank
+        elif rows.numel():
             self.model.train()
             logp, ent = self.policy.token_logprobs(ro, cfg.temperature, rows=rows)
             kw = cfg.loss_kwargs()
             if ref is not None:
                 kw["ref_logp"] = ref[rows]
             loss, st = self.loss_fn(logp, old[rows], adv[rows], mask[rows], normalizer=normalizer, **kw)
-            aux = self.policy.aux_loss()
-            if aux is not None:
+            if self.sharded:
+                aux = sharded.global_aux_loss(self.model)
+                loss = loss + aux if aux is not None else loss
+            elif (aux := self.policy.aux_loss()) is not None:
                 loss = loss + aux * (rows.numel() / float(counts[1]))
             loss.backward()
             loss_val = loss.detach().double()
@@ -315,13 +339,15 @@ class RLTrainer:
             stats["entropy"] = float((ent.detach() * mask[rows]).sum() / mask[rows].sum().clamp_min(1))
             if self.token_stats is not None:
                 stats.update(self.token_stats(ro.response_ids[rows], logp.detach(), old[rows], adv[rows], mask[rows]))
-        for p in self.params:
-            if p.grad is None:
-                p.grad = torch.zeros_like(p)
-            dist.all_reduce_sum(p.grad)
+        if not self.sharded:       # a sharded model's gradients were reduce-scattered by FSDP2 during backward
+            for p in self.params:
+                if p.grad is None:
+                    p.grad = torch.zeros_like(p)
+                dist.all_reduce_sum(p.grad)
         total_loss = float(dist.all_reduce_sum(loss_val))
         max_norm = cfg.grad_clip if cfg.grad_clip > 0 else float("inf")
-        grad_norm = float(torch.nn.utils.clip_grad_norm_(self.params, max_norm))
+        grad_norm = float(clip_grad_norm(self.params, max_norm) if self.sharded
+                          else torch.nn.utils.clip_grad_norm_(self.params, max_norm))
         if not (math.isfinite(total_loss) and math.isfinite(grad_norm)):
             self.skipped_steps += 1
             warnings.warn(f"RL step {self.step}, minibatch {m}: non-finite loss ({total_loss}) or gradient norm "
@@ -330,6 +356,7 @@ class RLTrainer:
             return {"skipped": 1.0}
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
+        self._updates += 1
         return {**stats, "loss": total_loss, "grad_norm": grad_norm, "skipped": 0.0}
 
     def rl_step(self) -> dict[str, Any]:
@@ -342,7 +369,7 @@ class RLTrainer:
         ro, r, global_idx, row = self._collect(step)
         gen_s, gen_tokens = row.pop("_gen_s"), row.pop("_gen_tokens")
         adv = self._advantages(r)
-        old = ro.logprobs.float() if cfg.old_logp == "rollout" else self._logprobs_nograd(self.policy, ro)
+        old = ro.logprobs.float() if cfg.old_logp == "rollout" else self._logprobs_nograd(self._generation_policy(), ro)
         ref = None
         if self.ref_model is not None:
             ref = self._logprobs_nograd(make_policy(self.ref_model, self.policy.eos_token_id, self.policy.pad_token_id), ro)
@@ -388,7 +415,7 @@ class RLTrainer:
             gens = None
             if k > 0:
                 gens = [g for j in chunk for g in self._eval_generators(j, reps)]
-            ro = self.policy.generate(ids, mask, max_new_tokens=self.cfg.max_new_tokens, do_sample=k > 0,
+            ro = self._generation_policy().generate(ids, mask, max_new_tokens=self.cfg.max_new_tokens, do_sample=k > 0,
                                       temperature=self.cfg.temperature, generators=gens)
             texts = decode_responses(self.tokenizer, ro, self.policy.eos_token_id)
             correct += sum(r.correct for r in self.task.score(rows, texts)) / reps
@@ -420,6 +447,12 @@ class RLTrainer:
     def save(self) -> Path | None:
         """Checkpoint into ``<run>/checkpoints`` (rank 0 writes; every process waits for it)."""
         path = None
+        if self.sharded:           # every rank writes its shards (torch.distributed.checkpoint)
+            root = self._checkpoint_root()
+            if root is None:
+                return None
+            state = {"skipped_steps": self.skipped_steps, "config": self.cfg.to_dict()}
+            return save_distributed(root, self.step, self.model, self.optimizer, state, keep=self.cfg.keep_checkpoints)
         if self.run is not None and dist.is_main():
             state = {"skipped_steps": self.skipped_steps, "config": self.cfg.to_dict()}
             path = save_checkpoint(self.run.path / "checkpoints", self.step, self.model, self.optimizer, state,
@@ -427,21 +460,40 @@ class RLTrainer:
         dist.barrier()
         return path
 
+    def _checkpoint_root(self) -> Path | None:
+        """Where a sharded run's checkpoints go: rank 0's ``<run>/checkpoints``, broadcast (None: no run)."""
+        import torch.distributed as tdist
+
+        obj = [str(self.run.path / "checkpoints") if self.run is not None else None]
+        if dist.is_distributed():
+            tdist.broadcast_object_list(obj, src=0)
+        return Path(obj[0]) if obj[0] is not None else None
+
     def resume(self, path: str | Path | None = None) -> int:
         """Restore the latest checkpoint of ``path`` (default: this run) and return the step reached.
 
-        Metrics rows logged after that checkpoint (by an interrupted process) are dropped from ``metrics.jsonl``.
+        Metrics rows logged after that checkpoint (by an interrupted process) are dropped from ``metrics.jsonl``;
+        rows before it, and the warm-start rows (``phase: sft``, whose steps count SFT steps), are kept.
         """
         root = Path(path) if path is not None else (self.run.path if self.run is not None else None)
-        ckpt = latest_checkpoint(root) if root is not None else None
+        if self.sharded:
+            root = root if root is not None else self._checkpoint_root()
+            ckpt = latest_distributed(root) if root is not None else None
+        else:
+            ckpt = latest_checkpoint(root) if root is not None else None
         if ckpt is None:
             raise LumosError(f"No checkpoint found under {root}. Train with checkpoint_every > 0 first.")
-        state = load_checkpoint(ckpt, self.model, self.optimizer)
+        if self.sharded:
+            state = load_distributed(ckpt, self.model, self.optimizer)
+            self._gen = None
+        else:
+            state = load_checkpoint(ckpt, self.model, self.optimizer)
         self.step = int(state["step"])
         self.skipped_steps = int(state.get("skipped_steps", 0))
         if self.run is not None and self.run.metrics_path.exists():
-            rows = [r for r in read_jsonl(self.run.metrics_path) if r.get("step", 0) <= self.step]
-            self.history = rows
+            rows = [r for r in read_jsonl(self.run.metrics_path)
+                    if r.get("phase") == "sft" or r.get("step", 0) <= self.step]
+            self.history = [r for r in rows if r.get("phase") != "sft"]
             if dist.is_main():
                 atomic_write_text(self.run.metrics_path, "".join(to_json(r, indent=None) + "\n" for r in rows))
         return self.step

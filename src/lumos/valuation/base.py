@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from lumos.core import validation as V
 from lumos.core.errors import LumosError, bad_param
 from lumos.core.io import atomic_write_text
 
@@ -111,8 +112,28 @@ def write_values_csv(path: str | Path, columns: dict[str, np.ndarray]) -> Path:
     return atomic_write_text(path, "\n".join(lines) + "\n")
 
 
+#: Constraint kinds of :attr:`Valuer._constraints` → a check of :mod:`lumos.core.validation`.
+_KINDS: dict[str, Any] = {
+    "positive_int": lambda v, n, o: V.check_positive_int(v, n, owner=o),
+    "nonneg_int": lambda v, n, o: V.check_nonneg_int(v, n, owner=o),
+    "int": lambda v, n, o: V.check_int(v, n, owner=o),
+    "positive": lambda v, n, o: V.check_float(v, n, 0.0, owner=o, low_inclusive=False),
+    "positive_or_none": lambda v, n, o: V.check_float(v, n, 0.0, owner=o, low_inclusive=False, allow_none=True),
+    "nonneg": lambda v, n, o: V.check_float(v, n, 0.0, owner=o),
+    "probability": lambda v, n, o: V.check_probability(v, n, owner=o),
+    "bool": lambda v, n, o: V.check_bool(v, n, owner=o),
+}
+
+
 class Valuer:
-    """Base class: ``fit`` validates, times and stores ``values_`` (N,) float64; higher = more valuable."""
+    """Base class: ``fit`` validates, times and stores ``values_`` (N,) float64; higher = more valuable.
+
+    Every constructor argument is declared in :attr:`_constraints` (scikit-learn's ``_parameter_constraints``):
+    a kind of :data:`_KINDS` or a tuple of allowed strings. ``fit`` checks them all before any work.
+    """
+
+    #: parameter name → constraint kind (see ``_KINDS``) or tuple of choices
+    _constraints: dict[str, Any] = {}
 
     #: Whether :meth:`fit` needs ``X_val, y_val``.
     requires_validation: bool = False
@@ -139,6 +160,7 @@ class Valuer:
         """
         from threadpoolctl import threadpool_limits
 
+        self._check_params()
         data = validate_data(X, y, X_val, y_val, owner=type(self).__name__, need_val=self.requires_validation)
         t0 = time.perf_counter()
         # The built-in models are tiny (thousands of refits of a logistic regression): multi-threaded BLAS/OpenMP
@@ -151,6 +173,16 @@ class Valuer:
         self.values_ = values
         self.n_samples_ = data.X.shape[0]
         return self
+
+    def _check_params(self) -> None:
+        """Validate every constructor argument against :attr:`_constraints` (one message shape)."""
+        owner = type(self).__name__
+        for name, kind in self._constraints.items():
+            value = getattr(self, name)
+            if isinstance(kind, tuple):
+                V.check_choice(value, name, kind, owner=owner)
+            else:
+                _KINDS[kind](value, name, owner)
 
     def _compute_values(self, *, data: ValuationData) -> np.ndarray:
         """Return (N,) values for ``data`` (validated). The one method a valuer implements."""

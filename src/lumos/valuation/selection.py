@@ -25,6 +25,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Sampler
 
 from lumos.core.errors import LumosError, bad_param
+from lumos.core.validation import check_positive_int, check_probability
 from lumos.valuation.valuation import CHGValuation, IndexedDataset
 
 __all__ = ["CHGSelector", "per_class_top"]
@@ -79,10 +80,8 @@ class CHGSelector(Sampler[int]):
                             type_error=True)
         if len(dataset) == 0:
             raise bad_param("dataset", "non-empty", "an empty dataset", owner=_OWNER)
-        if not (isinstance(fraction, (int, float)) and 0 < fraction <= 1):
-            raise bad_param("fraction", "a number in (0, 1]", fraction, owner=_OWNER)
-        if not isinstance(select_every, int) or isinstance(select_every, bool) or select_every < 1:
-            raise bad_param("select_every", "a positive integer", select_every, owner=_OWNER)
+        check_probability(fraction, "fraction", owner=_OWNER, open_low=True)
+        check_positive_int(select_every, "select_every", owner=_OWNER)
         self.dataset = dataset
         self.fraction = fraction
         self.select_every = select_every

@@ -45,7 +45,7 @@ from lumos.core import distributed as dist
 from lumos.core.errors import LumosError, bad_param
 from lumos.core.per_sample import capture_last_layer, ce_logit_grad, check_capture, check_labels
 from lumos.core.progress import track
-from lumos.core.validation import check_choice
+from lumos.core.validation import check_choice, check_float, check_positive_int
 from lumos.valuation.base import ValuationData, Valuer
 from lumos.valuation.features import VARIANTS, CHGFeatures, CHGVector, chg_values_streaming
 from lumos.valuation.models import MODELS, build_classifier, to_tensors, train_epoch
@@ -236,11 +236,9 @@ class CHGValuation(Valuer):
         check_choice(self.alpha, "alpha", ("train", "valid"), owner=_OWNER)
         check_choice(self.model, "model", MODELS, owner=_OWNER)
         for name in ("epochs", "batch_size", "hidden"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise bad_param(name, "a positive integer", v, owner=_OWNER)
-        if not (isinstance(self.lr, (int, float)) and self.lr > 0):
-            raise bad_param("lr", "a positive number", self.lr, owner=_OWNER)
+            check_positive_int(getattr(self, name), name, owner=_OWNER)
+        check_float(self.lr, "lr", 0.0, owner=_OWNER, low_inclusive=False)
+        check_float(self.weight_decay, "weight_decay", 0.0, owner=_OWNER)
 
     def _check_hook_alpha(self) -> None:
         if self.alpha != "train":

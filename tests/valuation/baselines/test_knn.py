@@ -32,5 +32,5 @@ def test_valuer_needs_validation_and_valid_k():
     X, y = np.random.default_rng(0).normal(size=(10, 2)), np.arange(10) % 2
     with pytest.raises(LumosError, match="validation"):
         KNNShapleyValuer().fit(X, y)
-    with pytest.raises(LumosError, match="positive integer"):
+    with pytest.raises(LumosError, match="positive int"):
         KNNShapleyValuer(k=0).fit(X, y, X, y)

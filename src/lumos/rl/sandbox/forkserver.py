@@ -3,7 +3,7 @@
 Starting ``python -I -S`` and importing ``ctypes``/``json`` costs tens of milliseconds, more than the
 isolation itself. The fork server (``_launcher.py --serve FD``) pays that once; each request carries the
 path of a job's config file (root-only) and its four pipe ends (stdout, stderr, results, status) over a
-``SOCK_SEQPACKET`` Unix socket (``SCM_RIGHTS``). The forked job then does exactly what a freshly spawned
+``SOCK_SEQPACKET`` Unix socket (``SCM_RIGHTS``), with the read end of the job's lifeline pipe. The forked job then does exactly what a freshly spawned
 launcher does (new session, namespaces, PID-1 child, limits, uid drop), so the spawned launcher is the
 slow twin the tests compare it with. The server exits when this process closes its socket (at exit, or
 when it dies); a dead server is restarted on the next request, and a process that forked from the one
@@ -56,7 +56,8 @@ class ForkServer:
             return inst
 
     def submit(self, config_path: str, fds: list[int]) -> None:
-        """Start one job; ``fds`` are the write ends of its stdout, stderr, results and status pipes."""
+        """Start one job; ``fds``: write ends of its stdout, stderr, results and status pipes, then the read
+        end of its lifeline (the job kills itself when the host's end closes)."""
         with self.send_lock:
             socket.send_fds(self.sock, [os.fsencode(config_path)], fds)
 

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from lumos.core.errors import bad_param
+from lumos.core.validation import check_float
 
 __all__ = ["SandboxLimits"]
 
@@ -25,6 +26,11 @@ class SandboxLimits:
         max_output_bytes: stdout + stderr bytes before the sandbox is killed (verdict ``output_limit``).
         keep_output_bytes: bytes of stdout and of stderr kept in the verdict.
         per_test_time: seconds per test in the harness (an alarm; 0 disables it).
+        disk_mb: size of the working directory's tmpfs in MiB (total bytes written; verdict ``output_limit``).
+        max_files: inodes of that tmpfs (files + directories).
+        shm_mb: SysV shared memory of the sandbox's IPC namespace, in MiB.
+        total_memory_mb: memory of all the sandbox's processes, tmpfs and shared memory together (a cgroup
+            leaf where the host allows one; default ``memory_mb + disk_mb + 128``).
     """
 
     wall_time: float = 10.0
@@ -36,16 +42,22 @@ class SandboxLimits:
     max_output_bytes: int = 1 << 20
     keep_output_bytes: int = 8192
     per_test_time: float = 0.0
+    disk_mb: int = 64
+    max_files: int = 4096
+    shm_mb: int = 16
+    total_memory_mb: int | None = None
 
     def __post_init__(self) -> None:
         positive = {
             "wall_time": self.wall_time, "cpu_time": self.cpu_time, "memory_mb": self.memory_mb,
             "max_processes": self.max_processes, "max_open_files": self.max_open_files,
             "max_file_mb": self.max_file_mb, "max_output_bytes": self.max_output_bytes,
+            "disk_mb": self.disk_mb, "max_files": self.max_files, "shm_mb": self.shm_mb,
         }
+        if self.total_memory_mb is not None:
+            positive["total_memory_mb"] = self.total_memory_mb
         for name, value in positive.items():
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
-                raise bad_param(name, "a positive number", value, owner="SandboxLimits")
+            check_float(value, name, 0.0, owner="SandboxLimits", low_inclusive=False)
         if self.memory_mb < 64:
             raise bad_param("memory_mb", "at least 64 (the interpreter itself needs ~30 MiB)", self.memory_mb,
                             owner="SandboxLimits")
@@ -54,6 +66,12 @@ class SandboxLimits:
         if self.keep_output_bytes < 0 or self.per_test_time < 0:
             raise bad_param("keep_output_bytes/per_test_time", "non-negative",
                             (self.keep_output_bytes, self.per_test_time), owner="SandboxLimits")
+
+    @property
+    def total_memory_bytes(self) -> int:
+        """The cgroup's memory cap in bytes."""
+        total = self.total_memory_mb if self.total_memory_mb is not None else self.memory_mb + self.disk_mb + 128
+        return int(total) * 2**20
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -20,8 +20,11 @@ class Isolation:
 
     network: bool  #: new network namespace: no route anywhere, loopback of the host unreachable
     pid_namespace: bool  #: processes left behind die with the sandbox's PID 1
-    readonly_fs: bool  #: every mount but the working directory is read-only inside the sandbox
+    readonly_fs: bool  #: minimal read-only root; only the working directory (a capped tmpfs) is writable
     uid_dropped: bool  #: runs as a fresh unprivileged uid (process limit is per sandbox; sweepable)
+    seccomp: bool = False  #: no_new_privs + the seccomp filter of :mod:`lumos.rl.sandbox.seccomp`
+    cgroup: str = "none"  #: "v2"/"v1": one memory and process cap for the whole sandbox; "none": rlimits only
+    seccomp_note: str = ""  #: why there is no filter, when there is none
 
 
 @functools.lru_cache(maxsize=1)
@@ -30,7 +33,9 @@ def probe_isolation() -> Isolation:
     from lumos.rl.sandbox.runner import run_script
 
     v = run_script("pass\n")
-    return Isolation(v.network_isolated, v.pid_namespace, v.readonly_fs, v.uid_dropped)
+    return Isolation(v.network_isolated, v.pid_namespace, v.readonly_fs, v.uid_dropped,
+                     bool(v.isolation.get("seccomp")), str(v.isolation.get("cgroup", "none")),
+                     str(v.isolation.get("seccomp_note", "")))
 
 
 def isolation_summary(iso: Isolation | None = None) -> list[str]:
@@ -45,4 +50,8 @@ def isolation_summary(iso: Isolation | None = None) -> list[str]:
         else "filesystem: NOT read-only (only file permissions protect files outside the working directory)",
         "user: fresh unprivileged uid per run" if iso.uid_dropped
         else "user: same uid as the host (no per-sandbox process limit; not running as root)",
+        "syscalls: no_new_privs + seccomp filter (keyrings, ptrace, mount, namespaces, bpf, ... blocked)"
+        if iso.seccomp else f"syscalls: NOT filtered, no seccomp ({iso.seccomp_note or 'not root or unavailable'})",
+        f"memory: cgroup {iso.cgroup} leaf caps all processes, tmpfs and shared memory together"
+        if iso.cgroup != "none" else "memory: per-process rlimits only (no cgroup leaf could be created here)",
     ]

@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
-from lumos.core.errors import bad_param
+from lumos.core.validation import check_int, check_positive_int
 from lumos.rl.sandbox.runner import SandboxJob, Verdict, run_job
 
 __all__ = ["SandboxPool"]
@@ -39,11 +39,9 @@ class SandboxPool:
                  base_dir: str | Path | None = None):
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
         workers = cores if workers is None else workers
-        if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
-            raise bad_param("workers", "a positive int", workers, owner="SandboxPool")
+        check_positive_int(workers, "workers", owner="SandboxPool")
         max_pending = 2 * workers if max_pending is None else max_pending
-        if not isinstance(max_pending, int) or max_pending < workers:
-            raise bad_param("max_pending", f"an int >= workers ({workers})", max_pending, owner="SandboxPool")
+        check_int(max_pending, "max_pending", workers, owner="SandboxPool")
         self.workers, self.max_pending, self.base_dir = workers, max_pending, base_dir
         self._slots = threading.BoundedSemaphore(max_pending)
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lumos-sandbox")

@@ -21,28 +21,30 @@ import json
 import os
 import secrets
 import selectors
-import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from lumos.core.errors import LumosError, bad_param
+from lumos.rl.sandbox import cgroup
+from lumos.rl.sandbox.cleanup import CONTROL_PREFIX, PREFIX, rmtree, sweep_leftovers
 from lumos.rl.sandbox.forkserver import ForkServer
 from lumos.rl.sandbox.limits import SandboxLimits
+from lumos.rl.sandbox.seccomp import filter_program
+from lumos.rl.sandbox.verdict import EXIT_REASONS, Verdict, build_verdict, parse_lines
 
 __all__ = ["Verdict", "SandboxJob", "run_job", "run_tests", "run_script", "run_repo", "expected_tests",
            "EXIT_REASONS"]
 
-#: Why a sandboxed run ended. ``error`` means the sandbox itself could not be set up.
-EXIT_REASONS = ("ok", "timeout", "memory", "crash", "output_limit", "error")
 _LAUNCHER = Path(__file__).with_name("_launcher.py")
 _MODES = ("tests", "script", "repo", "command")
 _RESULTS_CAP = 4 << 20
+_RUNNER_UID_OFFSET = 1_000_000_000
 _SWEEP = (
     "import os, signal, sys\n"
     "u = int(sys.argv[1]); os.setgroups([]); os.setgid(u); os.setuid(u)\n"
@@ -52,54 +54,6 @@ _SWEEP = (
     "    except ProcessLookupError:\n"
     "        break\n"
 )
-
-
-@dataclass
-class Verdict:
-    """The outcome of one sandboxed run.
-
-    ``passed``/``failed`` hold test ids (``test_name``, ``Class.test_method``, or ``file.py::test_name`` in
-    repository mode); every expected test the harness did not report as passing is failed. The isolation
-    flags say what was actually in force for this run, as reported by the launcher.
-    """
-
-    exit_reason: str
-    passed: list[str] = field(default_factory=list)
-    failed: list[str] = field(default_factory=list)
-    errors: dict[str, str] = field(default_factory=dict)
-    load_error: str | None = None
-    reports: dict[str, Any] = field(default_factory=dict)
-    stdout: str = ""
-    stderr: str = ""
-    stdout_truncated: bool = False
-    stderr_truncated: bool = False
-    returncode: int | None = None
-    signal: int | None = None
-    wall_time: float = 0.0
-    cpu_time: float = 0.0
-    max_rss_kb: int = 0
-    network_isolated: bool = False
-    pid_namespace: bool = False
-    readonly_fs: bool = False
-    uid_dropped: bool = False
-    uid: int | None = None
-    swept: bool = False
-
-    @property
-    def n_tests(self) -> int:
-        return len(self.passed) + len(self.failed)
-
-    @property
-    def pass_fraction(self) -> float:
-        """Fraction of tests passed (0.0 when there are no tests)."""
-        return len(self.passed) / self.n_tests if self.n_tests else 0.0
-
-    @property
-    def all_passed(self) -> bool:
-        return self.n_tests > 0 and not self.failed
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "pass_fraction": self.pass_fraction}
 
 
 @dataclass
@@ -269,8 +223,10 @@ def _kill_group(pgid: int | None) -> None:
 
 
 def _drive(proc: subprocess.Popen | None, pump: _Pump, limits: SandboxLimits, t0: float) -> str | None:
-    """Pump until every pipe closes; returns the kill reason (``timeout``/``output_limit``) or None."""
-    deadline = t0 + limits.wall_time
+    """Pump until every pipe closes; returns the kill reason (``timeout``/``output_limit``) or None.
+
+    The sandbox's own PID 1 enforces the wall time; this deadline (one second later) is the backstop."""
+    deadline = t0 + limits.wall_time + 1.0
     exited_at: float | None = None
     while pump.open:
         now = time.monotonic()
@@ -286,20 +242,7 @@ def _drive(proc: subprocess.Popen | None, pump: _Pump, limits: SandboxLimits, t0
     return None
 
 
-def _lines(buf: bytearray) -> list[dict[str, Any]]:
-    out = []
-    for line in bytes(buf).decode("utf-8", "replace").splitlines():
-        try:
-            obj = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(obj, dict):
-            out.append(obj)
-    return out
-
-
-def _start(cfg_path: Path, fds: list[int], workdir: Path, env: dict[str, str],
-           fork_server: bool) -> subprocess.Popen | None:
+def _start(cfg_path: Path, fds: list[int], env: dict[str, str], fork_server: bool) -> subprocess.Popen | None:
     """Hand the job to the fork server (returns None) or spawn a fresh launcher (returns its Popen)."""
     if fork_server:
         for _ in range(2):
@@ -309,8 +252,22 @@ def _start(cfg_path: Path, fds: list[int], workdir: Path, env: dict[str, str],
             except OSError:  # the server died: the next shared() starts a new one
                 continue
     return subprocess.Popen([sys.executable, "-I", "-S", "-B", str(_LAUNCHER), str(cfg_path)],
-                            stdin=subprocess.DEVNULL, stdout=fds[0], stderr=fds[1], cwd=workdir, env=env,
+                            stdin=subprocess.DEVNULL, stdout=fds[0], stderr=fds[1], cwd="/", env=env,
                             pass_fds=tuple(fds[2:]), start_new_session=True, close_fds=True)
+
+
+def _config(job: SandboxJob, workdir: Path, control: Path, uid: int | None, fds: list[int],
+            leaf: cgroup.Leaf | None) -> dict[str, Any]:
+    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(workdir), "TMPDIR": str(workdir),
+           "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1"}
+    program, note = filter_program()
+    protected = list(job.test_files) if job.mode in ("repo", "command") else []
+    return {"mode": job.mode, "workdir": str(workdir), "control": str(control), "uid": uid,
+            "runner_uid": None if uid is None else uid + _RUNNER_UID_OFFSET, "limits": job.limits.to_dict(),
+            "test_files": job.test_files, "protected": protected, "command": job.command, "env": env,
+            "namespaces": job.namespaces, "seccomp": program.hex() if program else "", "seccomp_note": note,
+            "cgroup_procs": leaf.procs if leaf else [], "cgroup_version": leaf.version if leaf else "none",
+            "results_fd": fds[2], "status_fd": fds[3], "lifeline_fd": fds[4]}
 
 
 def run_job(job: SandboxJob, base_dir: str | os.PathLike | None = None, fork_server: bool = True) -> Verdict:
@@ -318,50 +275,63 @@ def run_job(job: SandboxJob, base_dir: str | os.PathLike | None = None, fork_ser
 
     ``fork_server=False`` spawns a fresh launcher interpreter instead of forking one from the warm
     :class:`~lumos.rl.sandbox.forkserver.ForkServer` (same isolation, slower start; the reference path).
+    Never raises for anything the sandboxed code does; host-side problems (bad job) raise ``LumosError``.
     """
     expected = expected_tests(job)
+    sweep_leftovers([base_dir] if base_dir is not None else None)
     limits = job.limits
     uid = 2_000_000 + secrets.randbelow(1_000_000_000) if os.geteuid() == 0 else None
-    if uid is not None and base_dir is not None and _blocked(Path(base_dir).resolve()):
-        raise bad_param("base_dir", "a directory other users may enter (o+x on it and every parent)",
-                        str(base_dir), fix="The sandbox runs as an unprivileged uid; use e.g. /tmp.")
-    workdir = Path(tempfile.mkdtemp(prefix="lumos-sbx-", dir=base_dir)).resolve()
-    control = Path(tempfile.mkdtemp(prefix="lumos-sbx-ctl-"))
+    if uid is not None and not job.namespaces and base_dir is not None and _blocked(Path(base_dir).resolve()):
+        raise bad_param("base_dir", "a directory other users may enter (o+x on it and every parent) when "
+                        "namespaces=False", str(base_dir), fix="Use e.g. /tmp, or keep namespaces on (the "
+                        "working directory is then a tmpfs inside the sandbox).")
+    tag = f"{os.getpid()}-"
+    workdir = Path(tempfile.mkdtemp(prefix=PREFIX + tag, dir=base_dir)).resolve()
+    control = Path(tempfile.mkdtemp(prefix=CONTROL_PREFIX + tag))
+    leaf = None
     names = ("stdout", "stderr", "results", "status")
     pipes = {name: os.pipe() for name in names}
-    writers = [pipes[n][1] for n in names]
+    life_r, life_w = os.pipe()
+    writers = [pipes[n][1] for n in names] + [life_r]
     t0 = time.monotonic()
     proc = pump = None
     try:
         _write_files(workdir, job)
         if uid is not None:
             _chown_tree(workdir, uid)
-        env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(workdir), "TMPDIR": str(workdir),
-               "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1"}
-        cfg = {"mode": job.mode, "workdir": str(workdir), "uid": uid, "limits": limits.to_dict(),
-               "tests_source": job.tests, "test_files": job.test_files, "command": job.command, "env": env,
-               "results_fd": writers[2], "status_fd": writers[3], "namespaces": job.namespaces}
+        if job.mode == "tests":
+            fd = os.open(control / "tests.py", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(job.tests)
+        leaf = cgroup.create(f"lumos-{os.getpid()}-{secrets.token_hex(6)}", limits.total_memory_bytes,
+                             limits.max_processes + 8) if job.namespaces else None
+        cfg = _config(job, workdir, control, uid, writers, leaf)
         (control / "config.json").write_text(json.dumps(cfg))
-        proc = _start(control / "config.json", writers, workdir, env, fork_server)
+        proc = _start(control / "config.json", writers, cfg["env"], fork_server)
         for fd in writers:
             os.close(fd)
         writers = []
         pump = _Pump({n: pipes[n][0] for n in names}, limits)
         killed = _drive(proc, pump, limits, t0)
+        status = parse_lines(pump.bufs["status"])
         pid = proc.pid if proc is not None else next(
-            (d["pid"] for d in _lines(pump.bufs["status"]) if isinstance(d.get("pid"), int)), None)
+            (d["pid"] for d in status if isinstance(d.get("pid"), int) and d["pid"] > 1), None)
         if killed:
             _kill_group(pid)
-        iso = next((d["isolation"] for d in _lines(pump.bufs["status"]) if "isolation" in d), {})
+        iso = next((d["isolation"] for d in status if isinstance(d.get("isolation"), dict)), {})
         swept = uid is not None and (killed is not None or not iso.get("pid", False))
         if swept:
             _sweep(uid)
+            if job.mode == "tests":
+                _sweep(uid + _RUNNER_UID_OFFSET)
         end = time.monotonic() + 1.0
         while pump.open and time.monotonic() < end:
             pump.poll(0.05)
         if proc is not None:
             proc.wait(timeout=10)
-        verdict = _verdict(job, expected, pump, killed, iso, time.monotonic() - t0)
+        stats = cgroup.read_stats(leaf) if leaf is not None else None
+        verdict = build_verdict(job.mode, expected, pump.bufs, pump.dropped, killed if killed != "leftover" else None,
+                                limits, time.monotonic() - t0, stats)
         verdict.uid, verdict.swept = uid, swept
         return verdict
     finally:
@@ -370,62 +340,12 @@ def run_job(job: SandboxJob, base_dir: str | os.PathLike | None = None, fork_ser
             proc.wait(timeout=10)
         if pump is not None:
             pump.close()
-        for fd in [pipes[n][0] for n in names] + writers:
+        for fd in [pipes[n][0] for n in names] + writers + [life_w]:
             try:
                 os.close(fd)
             except OSError:
                 pass
-        shutil.rmtree(workdir, ignore_errors=True)
-        shutil.rmtree(control, ignore_errors=True)
-
-
-def _verdict(job: SandboxJob, expected: list[str], pump: _Pump, killed: str | None, iso: dict[str, Any],
-             wall: float) -> Verdict:
-    events = _lines(pump.bufs["results"])
-    status = next((d["exit"] for d in _lines(pump.bufs["status"]) if "exit" in d), None)
-    results = {e["test"]: e for e in events if "test" in e and isinstance(e["test"], str)}
-    v = Verdict(exit_reason="ok", wall_time=wall)
-    v.stdout = bytes(pump.bufs["stdout"]).decode("utf-8", "replace")
-    v.stderr = bytes(pump.bufs["stderr"]).decode("utf-8", "replace")
-    v.stdout_truncated, v.stderr_truncated = pump.dropped["stdout"], pump.dropped["stderr"]
-    v.network_isolated, v.pid_namespace = bool(iso.get("net")), bool(iso.get("pid"))
-    v.readonly_fs, v.uid_dropped = bool(iso.get("readonly_fs")), bool(iso.get("uid_dropped"))
-    v.load_error = next((e["load_error"] for e in events if "load_error" in e), None)
-    v.reports = {str(e["report"]): e.get("value") for e in events if "report" in e}
-    if status:
-        v.returncode, v.signal = status["code"], status["signal"]
-        v.cpu_time, v.max_rss_kb = float(status["cpu_time"]), int(status["max_rss_kb"])
-    if job.mode == "command":
-        results = {"command": {"passed": status is not None and status["code"] == 0 and not killed}}
-    for name in expected:
-        r = results.get(name)
-        if r is not None and r.get("passed") is True:
-            v.passed.append(name)
-        else:
-            v.failed.append(name)
-            v.errors[name] = str((r or {}).get("error") or ("did not finish" if r is None else "failed"))
-    memory = any(e.get("memory") for e in events) or "MemoryError" in v.stderr
-    too_large = "File too large" in v.stderr or any("File too large" in str(e.get("error")) for e in events)
-    v.exit_reason = _exit_reason(killed, status, memory, too_large, job.limits)
-    harness = next((e["harness_error"] for e in events if "harness_error" in e), None)
-    if harness and v.exit_reason == "ok":
-        v.exit_reason, v.load_error = "crash", v.load_error or harness
-    return v
-
-
-def _exit_reason(killed: str | None, status: dict[str, Any] | None, memory: bool, file_too_large: bool,
-                 limits: SandboxLimits) -> str:
-    if killed in ("timeout", "output_limit"):
-        return killed
-    if status is None:
-        return "crash"
-    sig, code = status["signal"], status["code"]
-    if sig == signal.SIGXCPU or (sig == signal.SIGKILL and status["cpu_time"] >= limits.cpu_time - 0.05):
-        return "timeout"
-    if sig == signal.SIGXFSZ or file_too_large:
-        return "output_limit"
-    if memory:
-        return "memory"
-    if code == 98:
-        return "error"
-    return "ok" if code == 0 and sig is None else "crash"
+        if leaf is not None:
+            cgroup.remove(leaf)
+        rmtree(workdir)
+        rmtree(control)

@@ -6,15 +6,10 @@ import random
 from collections.abc import Callable, Sequence
 
 from lumos.core.errors import bad_param
+from lumos.core.validation import check_int, check_probability
 from lumos.rl.tasks.base import Problem, Reward, Task
 
-__all__ = ["VerifiedTask", "compose_reward", "check_int"]
-
-
-def check_int(name: str, value: object, low: int, high: int, owner: str) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-        raise bad_param(name, f"an int in [{low}, {high}]", value, owner=owner)
-    return value
+__all__ = ["VerifiedTask", "compose_reward"]
 
 
 def compose_reward(correct: bool, well_formed: bool, format_weight: float, info: dict | None = None) -> Reward:
@@ -30,9 +25,8 @@ class VerifiedTask(Task):
     """
 
     def __init__(self, format_weight: float = 0.1) -> None:
-        if not isinstance(format_weight, (int, float)) or not 0.0 <= format_weight < 1.0:
-            raise bad_param("format_weight", "a float in [0, 1)", format_weight, owner=type(self).__name__)
-        self.format_weight = float(format_weight)
+        self.format_weight = check_probability(format_weight, "format_weight", owner=type(self).__name__,
+                                               open_high=True)
 
     _make: Callable[[random.Random], Problem]
 
@@ -40,7 +34,7 @@ class VerifiedTask(Task):
         raise NotImplementedError
 
     def generate(self, n: int, seed: int) -> list[Problem]:
-        check_int("n", n, 0, 10**9, type(self).__name__)
+        check_int(n, "n", 0, 10**9, owner=type(self).__name__)
         rng = random.Random(f"{self.name}:{seed}")
         return [self._make(rng) for _ in range(n)]
 

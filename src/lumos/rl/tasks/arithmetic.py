@@ -12,7 +12,8 @@ from __future__ import annotations
 import random
 import re
 
-from lumos.rl.tasks._common import VerifiedTask, check_int
+from lumos.core.validation import check_int
+from lumos.rl.tasks._common import VerifiedTask
 from lumos.rl.tasks.base import Problem, register_task
 
 __all__ = ["AdditionTask", "MultiplicationTask"]
@@ -35,8 +36,8 @@ class AdditionTask(VerifiedTask):
 
     def __init__(self, digits: int = 2, min_digits: int = 1, format_weight: float = 0.1) -> None:
         super().__init__(format_weight)
-        self.digits = check_int("digits", digits, 1, 18, "AdditionTask")
-        self.min_digits = check_int("min_digits", min_digits, 1, digits, "AdditionTask")
+        self.digits = check_int(digits, "digits", 1, 18, owner="AdditionTask")
+        self.min_digits = check_int(min_digits, "min_digits", 1, digits, owner="AdditionTask")
 
     def _make(self, rng: random.Random) -> Problem:
         a, b = _rand_int(rng, self.min_digits, self.digits), _rand_int(rng, self.min_digits, self.digits)
@@ -58,8 +59,8 @@ class MultiplicationTask(VerifiedTask):
 
     def __init__(self, digits: int = 2, multiplier_digits: int = 1, format_weight: float = 0.1) -> None:
         super().__init__(format_weight)
-        self.digits = check_int("digits", digits, 1, 12, "MultiplicationTask")
-        self.multiplier_digits = check_int("multiplier_digits", multiplier_digits, 1, 12, "MultiplicationTask")
+        self.digits = check_int(digits, "digits", 1, 12, owner="MultiplicationTask")
+        self.multiplier_digits = check_int(multiplier_digits, "multiplier_digits", 1, 12, owner="MultiplicationTask")
 
     def _make(self, rng: random.Random) -> Problem:
         a = _rand_int(rng, 1, self.digits)

@@ -81,4 +81,21 @@ def get_task(name: str, **kwargs: Any) -> Task:
     """Build the task registered as ``name`` (clear error listing the known names otherwise)."""
     if name not in _TASKS:
         raise LumosError(f"Unknown task {name!r}; choose from {', '.join(available_tasks()) or '(none registered)'}.")
-    return _TASKS[name](**kwargs)
+    return call_with_kwargs(_TASKS[name], kwargs, f"task {name!r}")
+
+
+def call_with_kwargs(factory: Callable[..., Any], kwargs: dict[str, Any], what: str) -> Any:
+    """``factory(**kwargs)``; keyword names it does not take are a clear error listing the ones it does."""
+    import inspect
+
+    try:
+        params = inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        params = {}
+    if params and not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        known = [n for n, p in params.items() if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and n != "self"]
+        unknown = sorted(set(kwargs) - set(known))
+        if unknown:
+            raise LumosError(f"Unknown argument(s) {', '.join(unknown)} for {what}; it takes "
+                             f"{', '.join(known) or 'none'} (pass them with --task-arg KEY=VALUE).")
+    return factory(**kwargs)

@@ -310,6 +310,8 @@ class RepairTask(_SandboxTask):
             files = apply_patch(repo["files"], patches, protected=tuple(repo["test_files"]))
         except PatchError as exc:
             return Reward(0.0, False, 0.0, {"exit_reason": "patch", "error": str(exc)})
+        # the tests always run as the task ships them (the sandbox then makes them root-owned, read-only)
+        files.update({t: repo["files"][t] for t in repo["test_files"] if t in repo["files"]})
         return self._repo_job(repo, files)
 
     def _reward(self, problem: Problem, completion: str, verdict: Verdict) -> Reward:

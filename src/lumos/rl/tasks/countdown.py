@@ -12,7 +12,8 @@ import random
 from collections import Counter
 from fractions import Fraction
 
-from lumos.rl.tasks._common import VerifiedTask, check_int
+from lumos.core.validation import check_int
+from lumos.rl.tasks._common import VerifiedTask
 from lumos.rl.tasks.base import Problem, register_task
 
 __all__ = ["CountdownTask", "evaluate_expression"]
@@ -53,8 +54,8 @@ class CountdownTask(VerifiedTask):
 
     def __init__(self, count: int = 3, max_value: int = 9, format_weight: float = 0.1) -> None:
         super().__init__(format_weight)
-        self.count = check_int("count", count, 2, 6, "CountdownTask")
-        self.max_value = check_int("max_value", max_value, 1, 1000, "CountdownTask")
+        self.count = check_int(count, "count", 2, 6, owner="CountdownTask")
+        self.max_value = check_int(max_value, "max_value", 1, 1000, owner="CountdownTask")
 
     def _make(self, rng: random.Random) -> Problem:
         while True:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import random
 import re
 
-from lumos.rl.tasks._common import VerifiedTask, check_int
+from lumos.core.validation import check_int
+from lumos.rl.tasks._common import VerifiedTask
 from lumos.rl.tasks.base import Problem, register_task
 
 __all__ = ["SortingTask"]
@@ -21,9 +22,9 @@ class SortingTask(VerifiedTask):
 
     def __init__(self, length: int = 4, min_length: int = 2, max_value: int = 99, format_weight: float = 0.1) -> None:
         super().__init__(format_weight)
-        self.length = check_int("length", length, 1, 64, "SortingTask")
-        self.min_length = check_int("min_length", min_length, 1, length, "SortingTask")
-        self.max_value = check_int("max_value", max_value, 1, 10**9, "SortingTask")
+        self.length = check_int(length, "length", 1, 64, owner="SortingTask")
+        self.min_length = check_int(min_length, "min_length", 1, length, owner="SortingTask")
+        self.max_value = check_int(max_value, "max_value", 1, 10**9, owner="SortingTask")
 
     def _make(self, rng: random.Random) -> Problem:
         xs = [rng.randint(0, self.max_value) for _ in range(rng.randint(self.min_length, self.length))]

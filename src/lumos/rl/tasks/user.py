@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from lumos.core.errors import LumosError, bad_param
-from lumos.rl.tasks.base import Problem, Reward, Task, get_task, register_task
+from lumos.rl.tasks.base import Problem, Reward, Task, call_with_kwargs, get_task, register_task
 
 __all__ = ["CallableTask", "JsonlTask", "resolve_task", "load_problems_jsonl"]
 
@@ -175,14 +175,14 @@ class JsonlTask(CallableTask):
 def resolve_task(spec: str, **kwargs: Any) -> Task:
     """A task from a CLI spec: a registered name, a ``.jsonl`` path, or ``module:factory``."""
     if spec.endswith(".jsonl"):
-        return JsonlTask(spec, **kwargs)
+        return call_with_kwargs(JsonlTask, kwargs, f"task file {spec!r}")
     if ":" in spec:
         mod_name, _, attr = spec.partition(":")
         try:
             factory = getattr(importlib.import_module(mod_name), attr)
         except (ImportError, AttributeError) as exc:
             raise LumosError(f"Cannot load task factory {spec!r} ({exc}). Use 'package.module:function'.") from None
-        task = factory(**kwargs)
+        task = call_with_kwargs(factory, kwargs, f"task factory {spec!r}")
         if not isinstance(task, Task):
             raise LumosError(f"Task factory {spec!r} returned {type(task).__name__}, not a lumos Task.")
         return task

@@ -20,14 +20,14 @@ import numpy as np
 import torch
 
 from lumos.core.errors import bad_param
+from lumos.core.validation import check_positive_int
 from lumos.valuation.base import ValuationData, Valuer
 
 __all__ = ["knn_shapley", "knn_shapley_naive", "KNNShapleyValuer"]
 
 
 def _check_k(k: int) -> None:
-    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
-        raise bad_param("k", "a positive integer", k, owner="knn_shapley")
+    check_positive_int(k, "k", owner="knn_shapley")
 
 
 def knn_shapley(X: np.ndarray, y: np.ndarray, X_val: np.ndarray, y_val: np.ndarray, k: int = 10,
@@ -88,6 +88,7 @@ class KNNShapleyValuer(Valuer):
     """Exact KNN-Shapley with ``k`` neighbours on validation data (Euclidean distance on the features)."""
 
     name = "knn"
+    _constraints = {"k": "positive_int"}
     requires_validation = True
 
     def __init__(self, k: int = 10) -> None:

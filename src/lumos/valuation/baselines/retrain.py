@@ -116,6 +116,9 @@ class TMCShapleyValuer(_RetrainValuer):
     """
 
     name = "tmc"
+    _constraints = {"max_permutations": "positive_int", "tolerance": "nonneg", "window": "positive_int",
+                    "truncation": "nonneg", "max_time": "positive_or_none", "l2": "nonneg",
+                    "max_iter": "positive_int", "seed": "int"}
 
     def __init__(self, max_permutations: int = 500, tolerance: float = 0.05, window: int = 20,
                  truncation: float = 0.01, max_time: float | None = None, l2: float = 1.0, max_iter: int = 50,
@@ -141,8 +144,6 @@ class TMCShapleyValuer(_RetrainValuer):
         return marg
 
     def _compute_values(self, *, data: ValuationData) -> np.ndarray:
-        if not isinstance(self.max_permutations, int) or self.max_permutations < 1:
-            raise bad_param("max_permutations", "a positive integer", self.max_permutations, owner="TMCShapleyValuer")
         rng = np.random.default_rng(self.seed)
         util = self._utility(data)
         n = len(data.y)
@@ -170,6 +171,7 @@ class LOOValuer(_RetrainValuer):
     """Leave-one-out: U(N) − U(N ∖ {i}), each refit warm-started from the full model."""
 
     name = "loo"
+    _constraints = {"l2": "nonneg", "max_iter": "positive_int"}
 
     def __init__(self, l2: float = 1.0, max_iter: int = 100) -> None:
         self.l2 = l2
@@ -190,6 +192,7 @@ class DataOOBValuer(_RetrainValuer):
     models (logistic regression). Points never out of bag get the mean value. Needs no validation data."""
 
     name = "oob"
+    _constraints = {"n_estimators": "positive_int", "l2": "nonneg", "max_iter": "positive_int", "seed": "int"}
     requires_validation = False
 
     def __init__(self, n_estimators: int = 100, l2: float = 1.0, max_iter: int = 100, seed: int = 0) -> None:
@@ -219,6 +222,7 @@ class BanzhafValuer(_RetrainValuer):
     probability ½); value_i = mean U(S ∋ i) − mean U(S ∌ i)."""
 
     name = "banzhaf"
+    _constraints = {"n_samples": "positive_int", "l2": "nonneg", "max_iter": "positive_int", "seed": "int"}
 
     def __init__(self, n_samples: int = 200, l2: float = 1.0, max_iter: int = 100, seed: int = 0) -> None:
         self.n_samples = n_samples

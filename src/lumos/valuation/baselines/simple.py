@@ -20,7 +20,7 @@ import torch
 from lumos.core.per_sample import last_layer_stats
 from lumos.core.progress import track
 from lumos.valuation.base import ValuationData, Valuer
-from lumos.valuation.models import build_classifier, to_tensors, train_epoch
+from lumos.valuation.models import MODELS, build_classifier, to_tensors, train_epoch
 
 __all__ = ["RandomValuer", "LossValuer", "EL2NValuer", "GraNdValuer", "ForgettingValuer", "trajectory"]
 
@@ -46,6 +46,9 @@ def trajectory(data: ValuationData, model: str = "logreg", hidden: int = 64, epo
 
 
 class _TrajectoryValuer(Valuer):
+    _constraints = {"model": MODELS, "hidden": "positive_int", "epochs": "positive_int", "lr": "positive",
+                    "batch_size": "positive_int", "seed": "int"}
+
     def __init__(self, model: str = "logreg", hidden: int = 64, epochs: int = 10, lr: float = 0.01,
                  batch_size: int = 100, seed: int = 0) -> None:
         self.model = model
@@ -63,6 +66,7 @@ class RandomValuer(Valuer):
     """Uniform random values (the floor every method must beat)."""
 
     name = "random"
+    _constraints = {"seed": "int"}
 
     def __init__(self, seed: int = 0) -> None:
         self.seed = seed

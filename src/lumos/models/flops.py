@@ -10,16 +10,22 @@ What is counted, per generated token whose context holds ``t`` tokens (itself in
   (decay, outer product and add: 3·H·d²; readout 2·H·d²);
 - not counted: norms, activations, softmax exponentials, RoPE, sampling (elementwise, O(hidden) per token).
 
-DeepSeek-R1's multi-head latent attention (MLA) has two decode forms. ``mla="naive"`` (default) attends
-per head over the decompressed q/k of 192 dims (128 no-RoPE + 64 RoPE) and v of 128 dims, with the K/V
-up-projection counted once per token (the usual "MHA-equivalent" count, as in the DeepSeek-V3 report's
-per-token FLOPs). ``mla="absorbed"`` folds the up-projections into the query/output so that attention runs
-in the 512-dim latent space (+64 RoPE dims) — fewer weights per token but 3.4× more attention FLOPs per
-cached token; it is what inference engines run for long contexts.
+DeepSeek-R1's multi-head latent attention (MLA) has three counts here (``mla=``), per layer per cached token:
+
+- ``"naive"`` (lumos's default): attention per head over the decompressed q/k of 192 dims (128 no-RoPE + 64
+  RoPE) and v of 128 dims: 2·128·(192 + 128) = 81,920 FLOPs; × 61 layers = 4.997 MFLOPs. The K/V
+  up-projection is counted once per token (the usual "MHA-equivalent" count).
+- ``"padded"``: the same with v counted at the q/k head dimension, 2·128·(192 + 192) = 98,304; × 61 =
+  5.997 MFLOPs. This is PaLM's 4·L·H·Q·T attention term (Chowdhery et al. 2022, App. B) with one head size
+  Q = 192, and what a FlashAttention-based MLA computes (it pads v to 192 dims). It is the count that reproduces
+  the paper's Figure 1 (right): see :data:`FIGURE1_RATIOS` and :func:`fit_per_ctx`.
+- ``"absorbed"``: the up-projections folded into the query/output so that attention runs in the 512-dim
+  latent space (+64 RoPE dims): 2·128·(512 + 64 + 512) = 278,528; × 61 = 16.99 MFLOPs — fewer weights per
+  token, 3.4× the naive attention FLOPs; what inference engines run for long contexts.
 
 Two readings of "FLOPs at generation length n": ``per_token`` = the FLOPs of generating token n (the
 marginal cost), ``cumulative`` = all FLOPs to generate tokens 1..n (after ``prompt`` prompt tokens, whose
-prefill is not counted).
+prefill is not counted). The paper's Figure 1 (right) is cumulative.
 """
 
 from __future__ import annotations
@@ -28,8 +34,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lumos.core.errors import bad_param
+from lumos.models.sizes import count_params, preset_config
 
-__all__ = ["ModelFlops", "minimax_m1", "deepseek_r1", "from_minimax_config", "generation_flops", "compare_table"]
+__all__ = ["ModelFlops", "MLA_COUNTS", "FIGURE1_RATIOS", "minimax_m1", "deepseek_r1", "from_minimax_config",
+           "generation_flops", "compare_table", "fit_per_ctx"]
+
+#: The ways of counting DeepSeek-R1's attention FLOPs (see the module docstring).
+MLA_COUNTS = ("naive", "padded", "absorbed")
+
+#: M1/R1 cumulative generation-FLOPs ratios at 64K, 100K and 128K generated tokens, read off the vector drawing
+#: of Figure 1 (right) of the MiniMax-M1 report (arXiv 2506.13585), as stated in issue #16. 64K and 128K are taken
+#: as 65,536 and 131,072, 100K as 100,000 (the paper's text); with 102,400 the 100K point implies a 2 % lower R1
+#: attention cost than the other two (see :func:`fit_per_ctx`).
+FIGURE1_RATIOS: dict[int, float] = {65536: 0.385, 100000: 0.292, 131072: 0.244}
 
 
 @dataclass
@@ -55,49 +72,37 @@ class ModelFlops:
         return self.const * n + self.per_ctx * (n * prompt + n * (n + 1) / 2)
 
 
-def minimax_m1(**overrides: Any) -> ModelFlops:
-    """MiniMax-M1 (config.json of MiniMax-AI/MiniMax-M1, reference §2.1)."""
-    c = dict(hidden=6144, layers=80, heads=64, head_dim=128, kv_heads=8, inter=9216, experts=32, top_k=2,
-             vocab=200064, softmax_every=8)
-    c.update(overrides)
-    softmax_layers = c["layers"] // c["softmax_every"]
-    return _hybrid("MiniMax-M1", c["hidden"], c["layers"], softmax_layers, c["heads"], c["head_dim"], c["kv_heads"],
-                   c["inter"], c["experts"], c["top_k"], c["vocab"])
+def minimax_m1() -> ModelFlops:
+    """MiniMax-M1 (config.json of MiniMax-AI/MiniMax-M1, reference §2.1; :data:`lumos.models.sizes.PRESETS`)."""
+    return from_minimax_config(preset_config("minimax-m1"), name="MiniMax-M1")
 
 
 def from_minimax_config(config: Any, name: str = "config") -> ModelFlops:
-    """FLOPs model of a lumos :class:`~lumos.models.MiniMaxConfig` (any size)."""
-    softmax_layers = sum(1 for k in config.attn_type_list if k == 1)
-    return _hybrid(name, config.hidden_size, config.num_hidden_layers, softmax_layers, config.num_attention_heads,
-                   config.head_dim, config.num_key_value_heads, config.intermediate_size, config.num_local_experts,
-                   config.num_experts_per_tok, config.vocab_size)
+    """FLOPs model of a lumos :class:`~lumos.models.MiniMaxConfig` (any size, any layer pattern).
 
-
-def _hybrid(name: str, hidden: int, layers: int, softmax_layers: int, heads: int, d: int, kv_heads: int,
-            inter: int, experts: int, top_k: int, vocab: int) -> ModelFlops:
-    lightning_layers = layers - softmax_layers
-    hd = heads * d
-    p_lightning = 5 * hd * hidden                         # qkv (3), output gate, out_proj
-    p_softmax = hidden * (hd + 2 * kv_heads * d) + hd * hidden
-    p_moe = top_k * 3 * hidden * inter + hidden * experts
-    p_head = hidden * vocab
-    active = lightning_layers * (p_lightning + p_moe) + softmax_layers * (p_softmax + p_moe) + p_head
+    Weight FLOPs come from :func:`lumos.models.sizes.count_params` (2 FLOPs per multiply-add, top-k experts).
+    """
+    c = count_params(config)
+    heads, d = config.num_attention_heads, config.head_dim
+    p_lightning = c.lightning_attn - c.lightning_norm     # qkv (3), output gate, out_proj
+    p_moe = c.top_k * c.expert + c.router
+    p_head = config.vocab_size * config.hidden_size       # the head matmul runs even when tied to the embedding
+    active = c.n_lightning * p_lightning + c.n_softmax * c.softmax_attn + c.n_layers * p_moe + p_head
     parts = {
-        "lightning projections": 2.0 * lightning_layers * p_lightning,
-        "lightning recurrence": 5.0 * lightning_layers * heads * d * d,
-        "softmax projections": 2.0 * softmax_layers * p_softmax,
-        "MoE (routed + router)": 2.0 * layers * p_moe,
+        "lightning projections": 2.0 * c.n_lightning * p_lightning,
+        "lightning recurrence": 5.0 * c.n_lightning * heads * d * d,
+        "softmax projections": 2.0 * c.n_softmax * c.softmax_attn,
+        "MoE (routed + router)": 2.0 * c.n_layers * p_moe,
         "LM head": 2.0 * p_head,
     }
-    const = sum(parts.values())
-    per_ctx = softmax_layers * 2.0 * heads * (d + d)      # QKᵀ and AV, per cached token
-    return ModelFlops(name, const, per_ctx, float(active), parts)
+    per_ctx = c.n_softmax * 2.0 * heads * (d + d)         # QKᵀ and AV, per cached token
+    return ModelFlops(name, sum(parts.values()), per_ctx, float(active), parts)
 
 
 def deepseek_r1(mla: str = "naive", **overrides: Any) -> ModelFlops:
     """DeepSeek-R1 = DeepSeek-V3 architecture (config.json of deepseek-ai/DeepSeek-R1, reference §3)."""
-    if mla not in ("naive", "absorbed"):
-        raise bad_param("mla", "'naive' or 'absorbed'", mla, owner="deepseek_r1")
+    if mla not in MLA_COUNTS:
+        raise bad_param("mla", "one of " + ", ".join(repr(m) for m in MLA_COUNTS), mla, owner="deepseek_r1")
     c = dict(hidden=7168, layers=61, heads=128, q_lora=1536, kv_lora=512, nope=128, rope=64, v_dim=128,
              dense_layers=3, dense_inter=18432, experts=256, top_k=8, shared=1, moe_inter=2048, vocab=129280)
     c.update(overrides)
@@ -110,6 +115,8 @@ def deepseek_r1(mla: str = "naive", **overrides: Any) -> ModelFlops:
     attn_params = q_proj + kv_a + kv_b + o_proj
     if mla == "naive":
         per_ctx_layer = 2.0 * H * (qk + c["v_dim"])
+    elif mla == "padded":  # v counted at the q/k head dim (PaLM's 4·H·Q per layer and context token, Q = 192)
+        per_ctx_layer = 2.0 * H * (qk + qk)
     else:  # attention in latent space: scores over kv_lora + rope dims, values over kv_lora dims
         per_ctx_layer = 2.0 * H * (c["kv_lora"] + c["rope"] + c["kv_lora"])
     moe_layers = c["layers"] - c["dense_layers"]
@@ -147,3 +154,19 @@ def compare_table(lengths: list[int], prompt: int = 0, mla: str = "naive") -> li
             "cumulative ratio M1/R1": m1.cumulative(n, prompt) / r1.cumulative(n, prompt),
         })
     return rows
+
+
+def fit_per_ctx(m1: ModelFlops, r1: ModelFlops, ratios: dict[int, float] | None = None,
+                prompt: int = 0) -> dict[int, float]:
+    """R1's attention FLOPs per cached token that each stated M1/R1 cumulative ratio implies.
+
+    Holds M1 (both terms) and R1's context-independent term fixed and solves
+    ``ratio = M1.cumulative(n) / (r1.const·n + x·S(n))`` for ``x``, with S(n) = n·prompt + n(n+1)/2, per point
+    ``n`` of ``ratios`` (default: :data:`FIGURE1_RATIOS`). Points that agree with each other support the
+    fixed terms; the values say which R1 attention count (:data:`MLA_COUNTS`) the figure used.
+    """
+    out = {}
+    for n, ratio in (FIGURE1_RATIOS if ratios is None else ratios).items():
+        s_n = n * prompt + n * (n + 1) / 2
+        out[n] = (m1.cumulative(n, prompt) / ratio - r1.const * n) / s_n
+    return out

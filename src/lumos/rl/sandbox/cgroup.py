@@ -1,0 +1,196 @@
+"""Per-sandbox memory and process caps through a cgroup leaf (v2 when the host delegates it, else v1).
+
+The host creates one leaf per job (``lumos-<host pid>-<random>``) next to its own cgroup, writes the caps,
+and the launcher moves itself in before it starts anything, so every process of the sandbox, its tmpfs
+pages and its shared memory count against one budget. After the job the host reads the peak and the OOM
+count (kernel counters the sandbox cannot write) and removes the leaf; leaves of dead hosts are removed by
+:func:`sweep`. Where no cgroup can be created (not root, no writable hierarchy) :func:`create` returns
+``None`` and the verdict's ``isolation["cgroup"]`` says ``none``: then only the per-process rlimits apply.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from dataclasses import dataclass, field
+
+__all__ = ["Leaf", "create", "read_stats", "remove", "sweep"]
+
+_ROOT = "/sys/fs/cgroup"
+
+
+@dataclass
+class Leaf:
+    """One job's cgroup: ``dirs`` are its directories (one per v1 controller, or one in v2)."""
+
+    version: str
+    dirs: list[str] = field(default_factory=list)
+
+    @property
+    def procs(self) -> list[str]:
+        return [os.path.join(d, "cgroup.procs") for d in self.dirs]
+
+
+def _own_paths() -> dict[str, str]:
+    """Controller (or ``""`` for v2) → this process's cgroup path."""
+    out = {}
+    try:
+        with open("/proc/self/cgroup") as f:
+            for line in f:
+                _, ctrls, path = line.rstrip("\n").split(":", 2)
+                for c in ctrls.split(",") if ctrls else [""]:
+                    out[c] = path
+    except (OSError, ValueError):
+        pass
+    return out
+
+
+def _v2_base() -> str | None:
+    for base in (_ROOT, os.path.join(_ROOT, "unified")):
+        if os.path.exists(os.path.join(base, "cgroup.controllers")):
+            return base
+    return None
+
+
+def _write(path: str, value: str) -> None:
+    with open(path, "w") as f:
+        f.write(value)
+
+
+def _try_v2(name: str, mem: int, pids: int) -> Leaf | None:
+    base, own = _v2_base(), _own_paths().get("")
+    if base is None or own is None:
+        return None
+    leaf = os.path.join(base + own, name)
+    try:
+        os.mkdir(leaf)
+    except OSError:
+        return None
+    try:
+        with open(os.path.join(leaf, "cgroup.controllers")) as f:
+            ctrls = f.read().split()
+        if "memory" not in ctrls or "pids" not in ctrls:
+            raise OSError("memory/pids controllers are not delegated")
+        _write(os.path.join(leaf, "memory.max"), str(mem))
+        if os.path.exists(os.path.join(leaf, "memory.swap.max")):
+            _write(os.path.join(leaf, "memory.swap.max"), "0")
+        _write(os.path.join(leaf, "pids.max"), str(pids))
+        return Leaf("v2", [leaf])
+    except OSError:
+        _rmdir(leaf)
+        return None
+
+
+def _try_v1(name: str, mem: int, pids: int) -> Leaf | None:
+    own = _own_paths()
+    made: list[str] = []
+    try:
+        for ctrl in ("memory", "pids"):
+            if ctrl not in own or not os.path.isdir(os.path.join(_ROOT, ctrl)):
+                raise OSError(f"no v1 {ctrl} hierarchy")
+            leaf = os.path.join(_ROOT, ctrl) + own[ctrl].rstrip("/") + "/" + name
+            os.mkdir(leaf)
+            made.append(leaf)
+        mdir, pdir = made
+        _write(os.path.join(mdir, "memory.limit_in_bytes"), str(mem))
+        if os.path.exists(os.path.join(mdir, "memory.memsw.limit_in_bytes")):
+            _write(os.path.join(mdir, "memory.memsw.limit_in_bytes"), str(mem))
+        _write(os.path.join(pdir, "pids.max"), str(pids))
+        return Leaf("v1", made)
+    except OSError:
+        for d in made:
+            _rmdir(d)
+        return None
+
+
+def create(name: str, memory_bytes: int, max_pids: int) -> Leaf | None:
+    """A leaf capping memory (RAM + swap + tmpfs + shared memory) and processes; None when impossible."""
+    if os.geteuid() != 0:
+        return None
+    return _try_v2(name, memory_bytes, max_pids) or _try_v1(name, memory_bytes, max_pids)
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+def _field(text: str, key: str) -> int:
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[0] == key and parts[1].isdigit():
+            return int(parts[1])
+    return 0
+
+
+def read_stats(leaf: Leaf) -> dict[str, int]:
+    """``{"peak_kb", "oom_kills", "limit_hits"}`` from the kernel's counters."""
+    d = leaf.dirs[0]
+    if leaf.version == "v2":
+        peak = _read(os.path.join(d, "memory.peak")).strip()
+        events = _read(os.path.join(d, "memory.events"))
+        return {"peak_kb": int(peak) // 1024 if peak.isdigit() else 0, "oom_kills": _field(events, "oom_kill"),
+                "limit_hits": _field(events, "max")}
+    peak = _read(os.path.join(d, "memory.max_usage_in_bytes")).strip()
+    fail = _read(os.path.join(d, "memory.failcnt")).strip()
+    return {"peak_kb": int(peak) // 1024 if peak.isdigit() else 0,
+            "oom_kills": _field(_read(os.path.join(d, "memory.oom_control")), "oom_kill"),
+            "limit_hits": int(fail) if fail.isdigit() else 0}
+
+
+def _rmdir(path: str) -> bool:
+    try:
+        os.rmdir(path)
+        return True
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+
+
+def _kill_members(d: str) -> None:
+    for pid in _read(os.path.join(d, "cgroup.procs")).split():
+        try:
+            os.kill(int(pid), signal.SIGKILL)
+        except (ValueError, OSError):
+            pass
+
+
+def remove(leaf: Leaf, wait: float = 2.0) -> bool:
+    """Kill what is left in the leaf and remove it; never raises. False when it is still busy."""
+    end = time.monotonic() + wait
+    pending = list(leaf.dirs)
+    while pending:
+        pending = [d for d in pending if not _rmdir(d)]
+        if not pending or time.monotonic() > end:
+            break
+        for d in pending:
+            _kill_members(d)
+        time.sleep(0.01)
+    return not pending
+
+
+def sweep(alive) -> int:  # noqa: ANN001 - alive: host pid -> bool
+    """Remove the leaves ``lumos-<pid>-*`` of hosts that are no longer alive; returns how many."""
+    if os.geteuid() != 0:
+        return 0
+    own, n = _own_paths(), 0
+    parents = []
+    v2 = _v2_base()
+    if v2 and "" in own:
+        parents.append(v2 + own[""])
+    parents += [os.path.join(_ROOT, c) + own[c].rstrip("/") for c in ("memory", "pids") if c in own]
+    for parent in parents:
+        try:
+            names = os.listdir(parent)
+        except OSError:
+            continue
+        for name in names:
+            parts = name.split("-")
+            if len(parts) == 3 and parts[0] == "lumos" and parts[1].isdigit() and not alive(int(parts[1])):
+                n += remove(Leaf("v1", [os.path.join(parent, name)]), wait=0.5)
+    return n

@@ -1,0 +1,251 @@
+"""The CORDS adaptive selection baselines of the CHG paper, as samplers interchangeable with ``CHGSelector``.
+
+Same three-line use and the same schedule (re-select when ``epoch % select_every == 0``)::
+
+    selector = GradMatchPBSelector(train_ds, fraction=0.1, select_every=20)
+    loader = DataLoader(IndexedDataset(train_ds), batch_size=128, sampler=selector)
+    for epoch in range(epochs):
+        selector.step(model, epoch)
+        for x, y, idx in loader:
+            w = selector.weights_[idx]                               # per-sample weights (GradMatch's OMP)
+            loss = (w * F.cross_entropy(model(x), y, reduction="none")).sum() / w.sum()
+
+- :class:`RandomSelector` (AdaptiveRandom): a uniform random ``budget`` points, redrawn at every selection.
+- :class:`GradMatchPBSelector` (GradMatch-PB): non-negative ridge OMP over fixed mini-batches, matching the sum
+  of the per-batch last-layer gradients of the training set (``target="train"``, the CORDS default) or of the
+  validation set (``"valid"``); the OMP weight of a batch becomes the weight of each of its samples.
+- :class:`GlisterPBSelector` (GLISTER-PB): greedy over fixed mini-batches by the one-step Taylor gain on the
+  validation loss (step ``eta``); weights 1.
+
+A Sampler yields indices only, so the weights are published as ``weights_`` (N,) float64: the weight of every
+selected sample, 0 elsewhere (all selectors, ``CHGSelector`` included through :func:`selection_weights`).
+CORDS normalises them per mini-batch: loss = Σ w_i ℓ_i / Σ w_i, as above.
+
+Departures from CORDS, all to keep the methods comparable at small scale: the per-batch methods pick
+``round(budget / batch_size)`` batches and trim or pad (random, weight 1) to exactly ``budget`` samples (CORDS
+takes ``ceil`` batches and never trims); the selection pass runs the model in eval mode, as ``CHGSelector``.
+None of the three per-batch/random methods has class-proportional budgets in CORDS (``PerBatch`` selection
+ignores classes), so neither do these.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import Sampler
+
+from lumos.core.errors import LumosError, bad_param
+from lumos.core.validation import check_choice
+from lumos.valuation.selection import CHGSelector
+from lumos.valuation.selection_solvers import (
+    batch_last_layer_grads,
+    fixed_batches,
+    glister_greedy,
+    last_layer_stats,
+    omp_nonneg,
+)
+
+__all__ = ["AdaptiveSelector", "RandomSelector", "GradMatchPBSelector", "GlisterPBSelector", "SELECTORS",
+           "make_selector", "selection_weights"]
+
+
+def _check_dataset(dataset: Any, name: str, owner: str) -> None:
+    if not hasattr(dataset, "__len__") or not hasattr(dataset, "__getitem__"):
+        raise bad_param(name, "a map-style dataset of (x, y)", type(dataset).__name__, owner=owner, type_error=True)
+    if len(dataset) == 0:
+        raise bad_param(name, "non-empty", "an empty dataset", owner=owner)
+
+
+def _check_pos_int(value: Any, name: str, owner: str) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise bad_param(name, "a positive integer", value, owner=owner)
+
+
+class AdaptiveSelector(Sampler[int]):
+    """Base of the adaptive baselines: the schedule, budget, shuffling and weights; subclasses fill
+    :meth:`_select` (model → (indices, weights)).
+
+    Args:
+        dataset: map-style training set of ``(x, y, ...)`` (read in order by the selection pass).
+        fraction: share of the data kept, in (0, 1].  select_every: re-select when ``epoch % select_every == 0``.
+        seed: padding, random draws and the per-epoch shuffle.
+    Attributes:
+        indices_ (budget,) selected indices; weights_ (N,) float64 sample weights (0 = not selected);
+        n_selections_; budget.
+    """
+
+    def __init__(self, dataset: Any, fraction: float = 0.1, select_every: int = 20, seed: int = 0) -> None:
+        owner = type(self).__name__
+        _check_dataset(dataset, "dataset", owner)
+        if not (isinstance(fraction, (int, float)) and not isinstance(fraction, bool) and 0 < fraction <= 1):
+            raise bad_param("fraction", "a number in (0, 1]", fraction, owner=owner)
+        _check_pos_int(select_every, "select_every", owner)
+        self.dataset = dataset
+        self.fraction = fraction
+        self.select_every = select_every
+        self.seed = seed
+        self.budget = max(1, int(fraction * len(dataset)))
+        self.indices_: np.ndarray | None = None
+        self.weights_: np.ndarray | None = None
+        self.n_selections_ = 0
+        self._epoch = 0
+
+    def _rng(self) -> np.random.Generator:
+        return np.random.default_rng([self.seed, self.n_selections_])
+
+    def _select(self, model: nn.Module, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        raise NotImplementedError
+
+    def step(self, model: nn.Module, epoch: int) -> bool:
+        """Call at the start of every epoch; re-selects when ``epoch % select_every == 0`` (or never selected).
+        Returns True when a selection was made."""
+        self._epoch = int(epoch)
+        if self.indices_ is not None and epoch % self.select_every != 0:
+            return False
+        self.select(model)
+        return True
+
+    def select(self, model: nn.Module) -> np.ndarray:
+        """Select now at the model's current parameters; returns the selected indices (sorted)."""
+        idx, w = self._select(model, self._rng())
+        order = np.argsort(idx, kind="stable")
+        self.indices_ = np.asarray(idx, dtype=np.int64)[order]
+        self.weights_ = np.zeros(len(self.dataset), dtype=np.float64)
+        self.weights_[self.indices_] = np.asarray(w, dtype=np.float64)[order]
+        self.n_selections_ += 1
+        return self.indices_
+
+    def __iter__(self) -> Iterator[int]:
+        if self.indices_ is None:
+            raise LumosError(f"{type(self).__name__} has not selected yet: call selector.step(model, epoch) "
+                             "before iterating.")
+        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + self._epoch)
+        order = torch.randperm(len(self.indices_), generator=gen).numpy()
+        return iter(self.indices_[order].tolist())
+
+    def __len__(self) -> int:
+        return self.budget
+
+
+class RandomSelector(AdaptiveSelector):
+    """AdaptiveRandom (CORDS ``RandomStrategy`` in an adaptive loader): a fresh uniform sample without
+    replacement of ``budget`` points at every selection; weights 1. The model is not used."""
+
+    def _select(self, model: nn.Module, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        idx = rng.choice(len(self.dataset), size=self.budget, replace=False)
+        return idx, np.ones(self.budget)
+
+
+class _PerBatchSelector(AdaptiveSelector):
+    """Shared by the per-batch methods: fixed batches of ``batch_size`` consecutive indices; the chosen batches
+    (with their weights) are expanded to samples, trimmed or padded (random, weight 1) to ``budget``."""
+
+    def __init__(self, dataset: Any, fraction: float = 0.1, select_every: int = 20, batch_size: int = 32,
+                 seed: int = 0) -> None:
+        super().__init__(dataset, fraction, select_every, seed)
+        _check_pos_int(batch_size, "batch_size", type(self).__name__)
+        self.batch_size = batch_size
+        self.batches = fixed_batches(len(dataset), batch_size)
+        self.n_batches = max(1, min(len(self.batches), round(self.budget / batch_size)))
+
+    def _expand(self, chosen: list[int], batch_w: list[float], rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        idx = np.concatenate([self.batches[b].numpy() for b in chosen]) if chosen else np.zeros(0, np.int64)
+        w = np.concatenate([np.full(len(self.batches[b]), wb) for b, wb in zip(chosen, batch_w)]) if chosen else np.zeros(0)
+        idx, w = idx[:self.budget], w[:self.budget]
+        short = self.budget - len(idx)
+        if short > 0:
+            rest = np.setdiff1d(np.arange(len(self.dataset)), idx)
+            idx = np.concatenate([idx, rng.choice(rest, size=short, replace=False)])
+            w = np.concatenate([w, np.ones(short)])
+        return idx, w
+
+
+class GradMatchPBSelector(_PerBatchSelector):
+    """GradMatch-PB: OMP picks ≤ ``round(budget / batch_size)`` batches whose non-negative weighted sum of
+    last-layer gradients matches the target (sum over all training batches, or over validation batches).
+
+    Args (beyond :class:`AdaptiveSelector`):
+        batch_size: size of the fixed batches.  lam: ridge λ (CORDS configs: 0.5).  eps: OMP tolerance (1e-100).
+        target: ``"train"`` or ``"valid"``.  val_dataset: required for ``"valid"``.
+    Attributes: batch_weights_ (n_batches,) the last OMP solution.
+    """
+
+    def __init__(self, dataset: Any, fraction: float = 0.1, select_every: int = 20, batch_size: int = 32,
+                 lam: float = 0.5, eps: float = 1e-100, target: str = "train", val_dataset: Any = None,
+                 seed: int = 0) -> None:
+        super().__init__(dataset, fraction, select_every, batch_size, seed)
+        check_choice(target, "target", ("train", "valid"), owner="GradMatchPBSelector")
+        if target == "valid":
+            _check_dataset(val_dataset, "val_dataset", "GradMatchPBSelector")
+        if not (isinstance(lam, (int, float)) and lam >= 0):
+            raise bad_param("lam", "a number >= 0", lam, owner="GradMatchPBSelector")
+        self.lam, self.eps, self.target, self.val_dataset = lam, eps, target, val_dataset
+
+    def _select(self, model: nn.Module, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        A = batch_last_layer_grads(model, self.dataset, self.batch_size)  # (n_batches, P)
+        src = A if self.target == "train" else batch_last_layer_grads(model, self.val_dataset, self.batch_size)
+        b = src.sum(0)
+        x = omp_nonneg(A @ A.T, A @ b, float(b @ b), self.n_batches, self.lam, self.eps)
+        self.batch_weights_ = x.numpy()
+        chosen = torch.nonzero(x > 0).flatten().tolist()
+        return self._expand(chosen, [float(x[j]) for j in chosen], rng)
+
+
+class GlisterPBSelector(_PerBatchSelector):
+    """GLISTER-PB: ``round(budget / batch_size)`` batches chosen greedily by ⟨∇L_batch, ∇L_val(θ_S)⟩ (one-step
+    Taylor gain with step ``eta``); weights 1.
+
+    Args (beyond :class:`AdaptiveSelector`): batch_size; val_dataset (required); eta (CORDS: the learning rate).
+    """
+
+    def __init__(self, dataset: Any, fraction: float = 0.1, select_every: int = 20, batch_size: int = 32,
+                 val_dataset: Any = None, eta: float = 0.05, seed: int = 0) -> None:
+        super().__init__(dataset, fraction, select_every, batch_size, seed)
+        _check_dataset(val_dataset, "val_dataset", "GlisterPBSelector")
+        if not (isinstance(eta, (int, float)) and eta > 0):
+            raise bad_param("eta", "a positive number (the step size; CORDS uses the learning rate)", eta,
+                            owner="GlisterPBSelector")
+        self.val_dataset, self.eta = val_dataset, eta
+
+    def _select(self, model: nn.Module, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        A = batch_last_layer_grads(model, self.dataset, self.batch_size)
+        z, h, y = last_layer_stats(model, self.val_dataset)
+        chosen = glister_greedy(A, z, h, y, self.n_batches, self.eta)
+        return self._expand(chosen, [1.0] * len(chosen), rng)
+
+
+#: name → sampler class, read by the selection study, its CLI and the demo.
+SELECTORS: dict[str, type] = {
+    "chg": CHGSelector,
+    "random": RandomSelector,
+    "gradmatch": GradMatchPBSelector,
+    "glister": GlisterPBSelector,
+}
+
+
+def make_selector(name: str, dataset: Any, *, fraction: float, select_every: int, seed: int = 0,
+                  val_dataset: Any = None, batch_size: int = 32, eta: float = 0.05) -> Sampler[int]:
+    """Build a registered selector with the shared options (each takes what it uses)."""
+    check_choice(name, "method", tuple(SELECTORS), owner="make_selector")
+    common = {"fraction": fraction, "select_every": select_every, "seed": seed}
+    if name == "chg":
+        return CHGSelector(dataset, **common)
+    if name == "random":
+        return RandomSelector(dataset, **common)
+    if name == "gradmatch":
+        return GradMatchPBSelector(dataset, batch_size=batch_size, **common)
+    return GlisterPBSelector(dataset, batch_size=batch_size, val_dataset=val_dataset, eta=eta, **common)
+
+
+def selection_weights(selector: Sampler[int], n: int) -> np.ndarray:
+    """(n,) sample weights of a selector: its ``weights_``, or 1 on its ``indices_`` (``CHGSelector``)."""
+    w = getattr(selector, "weights_", None)
+    if w is not None:
+        return w
+    out = np.zeros(n)
+    out[selector.indices_] = 1.0  # type: ignore[attr-defined]
+    return out

@@ -1,0 +1,358 @@
+"""The CHG paper's selection experiment at small scale: accuracy versus data fraction for CHG and the CORDS
+baselines (AdaptiveRandom, GradMatch-PB, GLISTER-PB) in three settings, with full-data training as reference.
+
+Protocol (CHG paper §7.2 of the reference, scaled down; see :class:`SelectionStudyConfig` for the sizes):
+- data: ``shapes`` — the built-in synthetic images (6 classes) with the built-in small CNN; ``digits`` —
+  scikit-learn's digits (10 classes) with a one-hidden-layer MLP. A clean, balanced test split is held out;
+  the setting (``clean``, ``noise30``: 30 % relabelled uniformly at random, ``imbalance``: int(0.3·K)
+  classes cut to 10 % of the smallest class) is applied to the rest, and 10 % of it is split off as the
+  validation set (GLISTER's guide), as CORDS does.
+- training: SGD (momentum 0.9, Nesterov, weight decay 5e-4), cosine schedule, batch ``batch_size``; every
+  ``select_every`` epochs the selector re-selects at the current parameters; the loss is weighted by the
+  selector's sample weights, normalised per mini-batch (GradMatch's OMP weights; 1 otherwise).
+- metric: test accuracy after the last epoch; wall time of the whole run (selection included) and of the
+  selection alone, both measured in-process on this machine.
+
+:func:`run_selection_study` writes one ``metrics.jsonl`` row per run into a run directory, then the summary
+table (mean ± sd over seeds), one plot per setting and ``report.html``. ``lumos select-study`` is its CLI.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import TensorDataset
+
+from lumos.core.errors import LumosError
+from lumos.core.validation import check_choice
+from lumos.valuation.evaluation import SETTINGS, make_setting
+from lumos.valuation.selection_baselines import SELECTORS, make_selector, selection_weights
+
+__all__ = ["STUDY_DATASETS", "SelectionStudyConfig", "StudyData", "load_study_data", "train_with_selector",
+           "run_selection_study", "summarize", "paper_table", "setting_figure", "write_study_report",
+           "demo_selection"]
+
+STUDY_DATASETS = ("shapes", "digits")
+METHOD_LABELS = {"full": "Full data", "chg": "CHG", "random": "AdaptiveRandom", "gradmatch": "GradMatch-PB",
+                 "glister": "GLISTER-PB"}
+
+
+@dataclass
+class SelectionStudyConfig:
+    """Sizes and schedule of the study. The defaults are the README run (about 30–40 min of one core); use
+    :meth:`quick` for the seconds-long smoke size."""
+
+    datasets: tuple[str, ...] = STUDY_DATASETS
+    settings: tuple[str, ...] = SETTINGS
+    methods: tuple[str, ...] = ("chg", "random", "gradmatch", "glister")
+    fractions: tuple[float, ...] = (0.05, 0.1, 0.3, 0.5)
+    seeds: int = 3
+    full: bool = True  # also train on all the data (the reference)
+    epochs: int = 20
+    select_every: int = 5
+    batch_size: int = 32
+    select_batch_size: int = 16  # the fixed batches of GradMatch-PB / GLISTER-PB
+    lr: float = 0.05
+    n_images: int = 2200  # shapes: images before the test split (train + validation)
+    n_test_images: int = 1000
+    image_size: int = 32
+    cnn_width: int = 8
+    mlp_hidden: int = 64
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        problems = []
+        for name, allowed in (("datasets", STUDY_DATASETS), ("settings", SETTINGS), ("methods", tuple(SELECTORS))):
+            bad = [v for v in getattr(self, name) if v not in allowed]
+            if bad or not getattr(self, name):
+                problems.append(f"{name} must be a non-empty list from {', '.join(allowed)} (got {list(getattr(self, name))})")
+        if not self.fractions or any(not (0 < f < 1) for f in self.fractions):
+            problems.append(f"fractions must lie in (0, 1) (got {list(self.fractions)})")
+        for name in ("seeds", "epochs", "select_every", "batch_size", "select_batch_size", "n_images",
+                     "n_test_images", "cnn_width", "mlp_hidden"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                problems.append(f"{name} must be a positive integer (got {v!r})")
+        if not (isinstance(self.lr, (int, float)) and self.lr > 0):
+            problems.append(f"lr must be a positive number (got {self.lr!r})")
+        if problems:
+            raise LumosError("Invalid selection-study configuration: " + "; ".join(problems) + ".")
+
+    @classmethod
+    def quick(cls, **overrides: Any) -> SelectionStudyConfig:
+        """The CI smoke size: one seed, two fractions, two epochs, 240 images."""
+        base = {"fractions": (0.1, 0.3), "seeds": 1, "epochs": 2, "select_every": 1, "n_images": 240,
+                "n_test_images": 60, "cnn_width": 4, "mlp_hidden": 16}
+        base.update(overrides)
+        return cls(**base)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class StudyData:
+    """Tensors of one (dataset, setting, seed): train / validation (setting applied) and a clean test split."""
+
+    name: str
+    X_train: torch.Tensor
+    y_train: torch.Tensor
+    X_val: torch.Tensor
+    y_val: torch.Tensor
+    X_test: torch.Tensor
+    y_test: torch.Tensor
+    n_classes: int
+
+
+_IMAGE_CACHE: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+
+
+def _raw(name: str, cfg: SelectionStudyConfig) -> tuple[np.ndarray, np.ndarray]:
+    if name == "digits":
+        from lumos.valuation.data import load_builtin
+
+        return load_builtin("digits")
+    key = (cfg.n_images + cfg.n_test_images, cfg.image_size)
+    if key not in _IMAGE_CACHE:  # the images are a pure function of (seed 0, index): generate once
+        from lumos.data.synthetic import SyntheticShapes
+
+        ds = SyntheticShapes(key[0], cfg.image_size, seed=0)
+        _IMAGE_CACHE[key] = ds.images.numpy(), ds.labels.numpy().astype(np.int64)
+    return _IMAGE_CACHE[key]
+
+
+def load_study_data(name: str, setting: str, seed: int, cfg: SelectionStudyConfig) -> StudyData:
+    """Split ``name`` into a clean test set and a pool, apply ``setting`` to the pool (seeded), split 10 % of
+    the pool off as validation, and standardise with training statistics (per feature / per channel)."""
+    check_choice(name, "dataset", STUDY_DATASETS, owner="load_study_data")
+    X, y = _raw(name, cfg)
+    rng = np.random.default_rng([seed, 17])
+    perm = rng.permutation(len(y))
+    n_test = int(0.3 * len(y)) if name == "digits" else cfg.n_test_images
+    test, pool = perm[:n_test], perm[n_test:]
+    Xp, yp = make_setting(X[pool], y[pool], setting, seed=seed)
+    order = rng.permutation(len(yp))
+    n_val = max(1, int(0.1 * len(yp)))
+    va, tr = order[:n_val], order[n_val:]
+    axes = (0,) if X.ndim == 2 else (0, 2, 3)
+    mu = Xp[tr].mean(axis=axes, keepdims=True)
+    sd = Xp[tr].std(axis=axes, keepdims=True)
+    sd = np.where(sd > 1e-12, sd, 1.0)
+
+    def t(a: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor((a - mu) / sd, dtype=torch.float32)
+
+    k = int(y.max()) + 1
+    return StudyData(name, t(Xp[tr]), torch.as_tensor(yp[tr]), t(Xp[va]), torch.as_tensor(yp[va]), t(X[test]),
+                     torch.as_tensor(y[test]), k)
+
+
+def _build_model(data: StudyData, cfg: SelectionStudyConfig, seed: int) -> nn.Module:
+    torch.manual_seed(seed)
+    if data.name == "shapes":
+        from lumos.vision.models import SmallCNN, VisionConfig
+
+        return SmallCNN(VisionConfig(num_classes=data.n_classes, image_size=cfg.image_size, width=cfg.cnn_width))
+    from lumos.valuation.models import build_classifier
+
+    return build_classifier("mlp", data.X_train.shape[1], data.n_classes, hidden=cfg.mlp_hidden, seed=seed)
+
+
+def _accuracy(model: nn.Module, X: torch.Tensor, y: torch.Tensor) -> float:
+    model.eval()
+    with torch.no_grad():
+        pred = torch.cat([model(X[i:i + 512]).argmax(1) for i in range(0, len(X), 512)])
+    return float((pred == y).float().mean())
+
+
+def train_with_selector(data: StudyData, method: str, fraction: float, seed: int, cfg: SelectionStudyConfig) -> dict:
+    """Train one model with ``method`` (a :data:`SELECTORS` name, or ``"full"``) keeping ``fraction`` of the
+    training data; returns accuracy, wall seconds, selection seconds and the number of selections."""
+    model = _build_model(data, cfg, seed)
+    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9, nesterov=True, weight_decay=5e-4)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs)
+    X, y, n = data.X_train, data.y_train, len(data.y_train)
+    sel = None
+    if method != "full":
+        sel = make_selector(method, TensorDataset(X, y), fraction=fraction, select_every=cfg.select_every,
+                            seed=seed, val_dataset=TensorDataset(data.X_val, data.y_val),
+                            batch_size=cfg.select_batch_size, eta=cfg.lr)
+    gen = torch.Generator().manual_seed(seed)
+    t0, t_sel, weights = time.perf_counter(), 0.0, None
+    for epoch in range(cfg.epochs):
+        if sel is None:
+            order = torch.randperm(n, generator=gen)
+        else:
+            ts = time.perf_counter()
+            if sel.step(model, epoch) or weights is None:
+                weights = torch.as_tensor(selection_weights(sel, n), dtype=torch.float32)
+            t_sel += time.perf_counter() - ts
+            order = torch.as_tensor(list(sel), dtype=torch.int64)
+        model.train()
+        for s in range(0, len(order), cfg.batch_size):
+            idx = order[s:s + cfg.batch_size]
+            losses = F.cross_entropy(model(X[idx]), y[idx], reduction="none")
+            if weights is None:
+                loss = losses.mean()
+            else:  # CORDS: Σ w_i ℓ_i / Σ w_i per mini-batch
+                w = weights[idx]
+                loss = (w * losses).sum() / w.sum().clamp_min(1e-12)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        sched.step()
+    seconds = time.perf_counter() - t0
+    return {"accuracy": round(_accuracy(model, data.X_test, data.y_test), 4), "seconds": round(seconds, 3),
+            "select_seconds": round(t_sel, 3), "n_selections": 0 if sel is None else sel.n_selections_,
+            "n_train": n}
+
+
+def _key(row: dict) -> tuple:
+    return row["dataset"], row["setting"], row["method"], float(row["fraction"]), int(row["seed"])
+
+
+def run_selection_study(cfg: SelectionStudyConfig, log: Callable[[dict], None] | None = None,
+                        done: list[dict] | None = None, progress: Callable[[str], None] | None = None) -> list[dict]:
+    """Run the grid; ``log(row)`` is called after every run (rows: dataset, setting, method, fraction, seed,
+    accuracy, seconds, select_seconds, n_selections, n_train). Runs whose key is in ``done`` (rows of an
+    earlier, interrupted study) are skipped and their rows reused."""
+    rows = list(done or [])
+    have = {_key(r) for r in rows}
+    plan = [("full", 1.0)] if cfg.full else []
+    plan += [(m, f) for f in cfg.fractions for m in cfg.methods]
+    for name in cfg.datasets:
+        for setting in cfg.settings:
+            for seed in range(cfg.seeds):
+                data = None
+                for method, fraction in plan:
+                    meta = {"dataset": name, "setting": setting, "method": method, "fraction": fraction, "seed": seed}
+                    if _key(meta) in have:
+                        continue
+                    data = data or load_study_data(name, setting, seed, cfg)
+                    row = {**meta, **train_with_selector(data, method, fraction, seed, cfg)}
+                    rows.append(row)
+                    if log is not None:
+                        log(row)
+                    if progress is not None:
+                        progress(f"{name:6s} {setting:9s} seed {seed} {method:9s} {fraction:4.2f}: "
+                                 f"acc {row['accuracy']:.4f}  {row['seconds']:.1f} s")
+    return rows
+
+
+def summarize(rows: list[dict]) -> list[dict]:
+    """Mean ± sd (ddof=1; 0 for one seed) of accuracy and mean seconds per (dataset, setting, method, fraction)."""
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for r in rows:
+        groups[(r["dataset"], r["setting"], r["method"], float(r["fraction"]))].append(r)
+    out = []
+    for (d, s, m, f), rs in groups.items():
+        acc = np.array([r["accuracy"] for r in rs], dtype=np.float64)
+        out.append({"dataset": d, "setting": s, "method": m, "fraction": f, "n_seeds": len(rs),
+                    "acc_mean": round(float(acc.mean()), 4), "acc_sd": round(float(acc.std(ddof=1)) if len(rs) > 1 else 0.0, 4),
+                    "seconds": round(float(np.mean([r["seconds"] for r in rs])), 2),
+                    "select_seconds": round(float(np.mean([r["select_seconds"] for r in rs])), 2)})
+    return out
+
+
+def paper_table(summary: list[dict], dataset: str, value: str = "acc") -> list[dict]:
+    """Rows = methods, columns = setting × fraction, cells ``mean ± sd`` accuracy in % (``value="acc"``) or
+    mean wall seconds (``value="seconds"``) — the layout of the paper's tables."""
+    cells = {(r["setting"], r["method"], r["fraction"]): r for r in summary if r["dataset"] == dataset}
+    settings = [s for s in SETTINGS if any(k[0] == s for k in cells)]
+    fractions = sorted({k[2] for k in cells if k[1] != "full"})
+    methods = [m for m in METHOD_LABELS if any(k[1] == m for k in cells)]
+    columns = [(s, f) for s in settings for f in (*fractions, 1.0)]
+    table = []
+    for m in methods:
+        row: dict[str, Any] = {"method": METHOD_LABELS[m]}
+        for s, f in columns:
+            r = cells.get((s, m, f))
+            row[f"{s} {100 * f:g}%"] = "" if r is None else (
+                f"{100 * r['acc_mean']:.1f} ± {100 * r['acc_sd']:.1f}" if value == "acc" else f"{r['seconds']:.1f}")
+        table.append(row)
+    return table
+
+
+def setting_figure(summary: list[dict], setting: str) -> Any:
+    """Test accuracy vs % of data kept for one setting, one panel per dataset; error bars = sd over seeds,
+    the dashed line and band = full-data training."""
+    import matplotlib.pyplot as plt
+
+    datasets = [d for d in STUDY_DATASETS if any(r["dataset"] == d and r["setting"] == setting for r in summary)]
+    fig, axes = plt.subplots(1, len(datasets), figsize=(5 * len(datasets), 3.6), squeeze=False)
+    for ax, d in zip(axes[0], datasets):
+        rs = [r for r in summary if r["dataset"] == d and r["setting"] == setting]
+        for m in (k for k in METHOD_LABELS if k != "full"):
+            mr = sorted((r for r in rs if r["method"] == m), key=lambda r: r["fraction"])
+            if mr:
+                ax.errorbar([100 * r["fraction"] for r in mr], [100 * r["acc_mean"] for r in mr],
+                            yerr=[100 * r["acc_sd"] for r in mr], marker="o", ms=3, capsize=2, label=METHOD_LABELS[m])
+        full = [r for r in rs if r["method"] == "full"]
+        if full:
+            mu, sd = 100 * full[0]["acc_mean"], 100 * full[0]["acc_sd"]
+            ax.axhline(mu, color="k", ls="--", lw=1, label="Full data")
+            ax.axhspan(mu - sd, mu + sd, color="k", alpha=0.08)
+        ax.set_title(f"{d} — {setting}")
+        ax.set_xlabel("% of training data selected")
+        ax.set_xscale("log")
+        ax.set_xticks([5, 10, 30, 50])
+        ax.set_xticklabels(["5", "10", "30", "50"])
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("test accuracy (%)")
+    axes[0][-1].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def write_study_report(run: Any, cfg: SelectionStudyConfig, rows: list[dict]) -> list[dict]:
+    """Summary, tables, one plot per setting and results.json / results.md into ``run`` (a core RunDir)."""
+    from lumos.core.io import atomic_write_json, atomic_write_text
+
+    summary = summarize(rows)
+    atomic_write_json(run.path / "results.json", {"config": cfg.to_dict(), "summary": summary})
+    md = []
+    sec = run.report.section("Selection accuracy vs fraction")
+    sec.text(f"Test accuracy (%) after {cfg.epochs} epochs, mean ± sd over {cfg.seeds} seeds; re-selection every "
+             f"{cfg.select_every} epochs; per-batch methods use fixed batches of {cfg.select_batch_size}. "
+             "Wall time includes selection. Measured by this run on this machine.")
+    for d in cfg.datasets:
+        acc, secs = paper_table(summary, d), paper_table(summary, d, "seconds")
+        sec.table(acc, caption=f"{d}: test accuracy (%)")
+        sec.table(secs, caption=f"{d}: mean wall seconds per training run")
+        md += [f"### {d}: test accuracy (%)", "", *_markdown(acc), "", f"### {d}: wall seconds per run", "",
+               *_markdown(secs), ""]
+    for s in cfg.settings:
+        fig = setting_figure(summary, s)
+        run.save_figure(fig, f"selection_{s}")
+        sec.figure(fig, caption=f"Setting '{s}': accuracy vs fraction (log scale), sd over seeds as error bars.")
+    atomic_write_text(run.path / "results.md", "\n".join(md) + "\n")
+    return summary
+
+
+def _markdown(table: list[dict]) -> list[str]:
+    cols = list(dict.fromkeys(k for r in table for k in r))
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(str(r.get(c, "")) for c in cols) + " |" for r in table]
+    return lines
+
+
+def demo_selection(quick: bool, seed: int = 0) -> list[dict]:
+    """The demo's quick version: digits with 30 % label noise, 10 % of the data, one seed, every method + full."""
+    cfg = SelectionStudyConfig(datasets=("digits",), settings=("noise30",), fractions=(0.1,), seeds=1,
+                               epochs=2 if quick else 20, select_every=1 if quick else 5,
+                               mlp_hidden=16 if quick else 64)
+    data = load_study_data("digits", "noise30", seed, cfg)
+    out = []
+    for method in ("full", *cfg.methods):
+        r = train_with_selector(data, method, 1.0 if method == "full" else 0.1, seed, cfg)
+        out.append({"method": METHOD_LABELS[method], "fraction": 1.0 if method == "full" else 0.1,
+                    "accuracy": r["accuracy"], "seconds": r["seconds"], "select_seconds": r["select_seconds"]})
+    return out

@@ -1,0 +1,154 @@
+"""The CORDS selection baselines as samplers: contract shared with CHGSelector, and each method against
+its solver's slow twin."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from lumos.core.errors import LumosError
+from lumos.valuation import CHGSelector
+from lumos.valuation.selection_baselines import (
+    SELECTORS,
+    GlisterPBSelector,
+    GradMatchPBSelector,
+    RandomSelector,
+    make_selector,
+    selection_weights,
+)
+from lumos.valuation.selection_solvers import (
+    batch_last_layer_grads_naive,
+    fixed_batches,
+    glister_greedy_naive,
+    last_layer_stats,
+    omp_nonneg_naive,
+)
+
+
+def _data(n=60, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    y = torch.arange(n) % 3
+    x = torch.randn(n, 5, generator=g) + 2 * torch.eye(3, 5)[y]
+    return TensorDataset(x, y)
+
+
+def _model(seed=0):
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(5, 8), nn.ReLU(), nn.Linear(8, 3))
+
+
+@pytest.mark.parametrize("name", list(SELECTORS))
+def test_contract_schedule_budget_weights_and_seeding(name):
+    ds, val = _data(), _data(21, seed=1)
+    model = _model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    a, b = (make_selector(name, ds, fraction=0.25, select_every=2, seed=3, val_dataset=val, batch_size=5)
+            for _ in range(2))
+    a.step(model, 0)
+    b.step(model, 0)
+    assert a.indices_.tolist() == b.indices_.tolist() and list(a) == list(b)  # seeded: choice, padding, order
+    sel = make_selector(name, ds, fraction=0.25, select_every=2, seed=3, val_dataset=val, batch_size=5)
+    loader = DataLoader(ds, batch_size=4, sampler=sel)
+    made = []
+    for epoch in range(4):
+        made.append(sel.step(model, epoch))
+        seen = []
+        for x, y in loader:
+            seen += y.tolist()
+            nn.functional.cross_entropy(model(x), y).backward()
+            opt.step()
+            opt.zero_grad()
+        assert len(seen) == len(sel) == 15
+    assert made == [True, False, True, False] and sel.n_selections_ == 2
+    idx = sel.indices_
+    assert len(set(idx.tolist())) == 15 and idx.min() >= 0 and idx.max() < 60
+    w = selection_weights(sel, 60)
+    assert w.shape == (60,) and (w[idx] > 0).all() and (np.delete(w, idx) == 0).all()
+
+
+@pytest.mark.parametrize("cls", [RandomSelector, GradMatchPBSelector])
+def test_errors_are_one_line_and_early(cls):
+    ds = _data()
+    with pytest.raises(LumosError, match="'fraction'"):
+        cls(ds, fraction=0.0)
+    with pytest.raises(LumosError, match="'select_every'"):
+        cls(ds, select_every=0)
+    with pytest.raises(LumosError, match="step"):
+        list(cls(ds))
+    with pytest.raises(LumosError, match="'dataset'"):
+        cls([], fraction=0.5)
+
+
+def test_glister_needs_a_validation_set_and_gradmatch_valid_target_too():
+    with pytest.raises(LumosError, match="'val_dataset'"):
+        GlisterPBSelector(_data())
+    with pytest.raises(LumosError, match="'val_dataset'"):
+        GradMatchPBSelector(_data(), target="valid")
+    with pytest.raises(LumosError, match="'target'"):
+        GradMatchPBSelector(_data(), target="test")
+    with pytest.raises(LumosError, match="'method'"):
+        make_selector("craig", _data(), fraction=0.1, select_every=1)
+
+
+def test_adaptive_random_is_uniform_and_redrawn():
+    ds = _data(50)
+    sel = RandomSelector(ds, fraction=0.2, select_every=1, seed=0)
+    counts = np.zeros(50)
+    picks = []
+    for epoch in range(400):
+        sel.step(None, epoch)
+        counts[sel.indices_] += 1
+        picks.append(tuple(sel.indices_))
+    assert len(set(picks)) == 400  # a fresh draw every selection
+    assert (sel.weights_[sel.indices_] == 1).all()
+    # each index is kept with probability 0.2: 80 ± 8 of 400; 5 sd covers all 50 with overwhelming probability
+    assert np.abs(counts - 80).max() < 5 * np.sqrt(400 * 0.2 * 0.8)
+
+
+@pytest.mark.parametrize("target", ["train", "valid"])
+def test_gradmatch_selects_the_omp_batches_with_their_weights(target):
+    ds, val = _data(40), _data(16, seed=2)
+    model = _model(1)
+    sel = GradMatchPBSelector(ds, fraction=0.4, batch_size=8, lam=0.5, target=target, val_dataset=val)
+    sel.step(model, 0)
+    A = batch_last_layer_grads_naive(model, ds, 8)  # (5, P) by autograd
+    b = (A if target == "train" else batch_last_layer_grads_naive(model, val, 8)).sum(0)
+    x = omp_nonneg_naive(A.T, b, 2, lam=0.5)
+    np.testing.assert_allclose(sel.batch_weights_, x.numpy(), rtol=1e-4, atol=1e-6)
+    blocks = fixed_batches(40, 8)
+    chosen = [j for j in range(5) if x[j] > 0]
+    want = {int(i): float(x[j]) for j in chosen for i in blocks[j]}
+    got = {int(i): float(sel.weights_[i]) for i in sel.indices_}
+    padded = set(got) - set(want)
+    assert set(want) <= set(got) and len(got) == 16
+    for i, w in want.items():
+        assert got[i] == pytest.approx(w, rel=1e-4)
+    assert all(got[i] == 1.0 for i in padded)  # CORDS pads a short OMP answer with random points of weight 1
+
+
+def test_glister_selects_the_greedy_batches():
+    ds, val = _data(48), _data(20, seed=5)
+    model = _model(2)
+    sel = GlisterPBSelector(ds, fraction=0.5, batch_size=8, val_dataset=val, eta=0.3)
+    sel.step(model, 0)
+    A = batch_last_layer_grads_naive(model, ds, 8)
+    z, h, y = last_layer_stats(model, val)
+    chosen = glister_greedy_naive(A, z, h, y, 3, 0.3)
+    want = sorted(int(i) for j in chosen for i in fixed_batches(48, 8)[j])
+    assert sel.indices_.tolist() == want
+    assert (sel.weights_[sel.indices_] == 1).all()
+
+
+def test_per_batch_budget_is_trimmed_to_the_fraction():
+    ds = _data(60)
+    sel = GlisterPBSelector(ds, fraction=0.3, batch_size=8, val_dataset=_data(10, 1))  # 18 = 2.25 batches
+    sel.step(_model(), 0)
+    assert sel.n_batches == 2 and len(sel.indices_) == 18 == len(sel)
+
+
+def test_chg_selector_weights_are_ones_on_the_subset():
+    sel = CHGSelector(_data(), fraction=0.5)
+    sel.step(_model(), 0)
+    w = selection_weights(sel, 60)
+    assert w.sum() == 30 and (w[sel.indices_] == 1).all()
