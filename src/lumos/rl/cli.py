@@ -244,14 +244,12 @@ def _study(args: argparse.Namespace) -> int:
         try:
             kw["updates"] = tuple(int(x) for x in parse_csv_list(args.updates, what="update count"))
         except ValueError:
-            from lumos.core.errors import LumosError
-
             raise LumosError(f"--updates must be comma-separated integers; got {args.updates!r}.") from None
     cfg = StudyConfig.quick(seed=args.seed, **kw) if args.quick else StudyConfig(seed=args.seed, **kw)
     run, tables = run_study(cfg, out=args.out)
-    _print_table(tables["summary"])
+    print_table(tables["summary"])
     print()
-    _print_table(tables["paired"])
+    print_table(tables["paired"])
     print(f"run directory: {run.path}")
     return 0
 
