@@ -57,7 +57,7 @@ class GuessCheckTask(VerifiedTask):
                  format_weight: float = 0.1) -> None:
         super().__init__(format_weight)
         self.require_check = bool(require_check)
-        self.max_operand = check_int("max_operand", max_operand, 1, 99, "GuessCheckTask")
+        self.max_operand = check_int(max_operand, "max_operand", 1, 99, owner="GuessCheckTask")
         if not isinstance(demo_fork_rate, (int, float)) or isinstance(demo_fork_rate, bool) \
                 or not 0.0 <= demo_fork_rate <= 1.0:
             raise bad_param("demo_fork_rate", "a float in [0, 1]", demo_fork_rate, owner="GuessCheckTask",
