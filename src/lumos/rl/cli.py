@@ -111,8 +111,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     st.add_argument("--updates", default=None, help="optimizer updates per rollout batch, comma-separated "
                     "(default: 1,4,16; quick: 1,4)")
     for name in ("seeds", "steps", "prompts_per_step", "group_size", "lr", "eval_every", "eval_problems",
-                 "eval_samples", "target", "hidden", "sft_steps", "sft_rare_steps", "demo_fork_rate"):
-        st.add_argument("--" + name.replace("_", "-"), type=float if name in ("lr", "target", "demo_fork_rate")
+                 "eval_samples", "target", "hidden", "sft_steps", "sft_rare_steps", "demo_fork_rate",
+                 "router_aux_loss_coef"):
+        st.add_argument("--" + name.replace("_", "-"), type=float if name in (
+                        "lr", "target", "demo_fork_rate", "router_aux_loss_coef")
                         else int, default=None, help=f"StudyConfig.{name} (default: the study's, or --quick's)")
     add_run_options(st)
     st.set_defaults(func=_study)

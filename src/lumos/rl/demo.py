@@ -93,7 +93,7 @@ def rl_study_demo(ctx: DemoContext) -> None:
                        sft_rare_steps=60, seed=ctx.seed))
     t0 = time.perf_counter()
     with _threads(1):
-        runs, paired_ok = study_runs(cfg, lambda row: ctx.log(phase="study", **row))
+        runs, paired_ok = study_runs(cfg, lambda row: ctx.log(**{"phase": "study", **row}))
     tables = summarise(runs, cfg)
     report_study(ctx.section, ctx.run, cfg, runs, tables, paired_ok)
     ctx.section.note(f"{time.perf_counter() - t0:.0f} s. Too small to rank the objectives; the measured study "

@@ -42,7 +42,7 @@ from lumos.rl.tasks.fork import GuessCheckTask
 from lumos.rl.trainer import RLTrainer, decode_responses, encode_prompts
 
 __all__ = ["StudyConfig", "fork_warm_start", "fork_probability", "ForkClipProbe", "evaluate_forks", "study_runs",
-           "run_study", "summarise", "report_study"]
+           "run_study", "load_runs", "summarise", "report_study"]
 
 _EVAL_SEED = 424_242
 
@@ -68,6 +68,9 @@ class StudyConfig:
     sft_steps: int = 400
     sft_rare_steps: int = 100
     demo_fork_rate: float = 0.04
+    #: MoE load-balancing coefficient of the tiny model (None: the model default 0.001). With Adam's eps = 1e-15
+    #: its tiny gradient alone is normalised to full-size steps when every advantage is zero (see README).
+    router_aux_loss_coef: float | None = None
     rl_overrides: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -93,8 +96,8 @@ class StudyConfig:
     @classmethod
     def quick(cls, **kw: Any) -> StudyConfig:
         """The smoke-test size (seconds): 2 seeds, schedules 1 and 4, 2 RL steps, evaluation at start and end."""
-        base = dict(updates=(1, 4), seeds=2, steps=2, prompts_per_step=4, group_size=4, eval_every=2,
-                    eval_problems=8, eval_samples=2, hidden=16, sft_steps=20, sft_rare_steps=5)
+        base = dict(updates=(1, 4), seeds=2, steps=2, prompts_per_step=2, group_size=4, eval_every=2,
+                    eval_problems=4, eval_samples=2, hidden=16, sft_steps=10, sft_rare_steps=3)
         base.update(kw)
         return cls(**base)
 
@@ -249,6 +252,11 @@ def _train_one(model: nn.Module, cfg: StudyConfig, algo: str, updates: int, seed
     return history, probe.digests.get(0, "")
 
 
+def _model(cfg: StudyConfig, seed: int) -> nn.Module:
+    extra = {} if cfg.router_aux_loss_coef is None else {"router_aux_loss_coef": cfg.router_aux_loss_coef}
+    return tiny_hybrid(cfg.hidden, 2, seed=seed, **extra)
+
+
 def study_runs(cfg: StudyConfig, log: Any, progress: Any = None) -> tuple[dict[tuple[int, str], list[list[dict[str, Any]]]], bool]:
     """Warm start per seed (shared by every schedule and algorithm), then every (schedule, seed, algorithm).
 
@@ -263,13 +271,13 @@ def study_runs(cfg: StudyConfig, log: Any, progress: Any = None) -> tuple[dict[t
         for s in range(cfg.seeds):
             seed = cfg.seed + s
             if seed not in warm:
-                model = tiny_hybrid(cfg.hidden, 2, seed=seed)
+                model = _model(cfg, seed)
                 log({"phase": "sft", "seed": seed, **fork_warm_start(model, cfg, seed)})
                 warm[seed] = {k: v.detach().clone() for k, v in model.state_dict().items()}
             for algo in cfg.algos:
                 if progress is not None:
                     progress(f"updates {u}, seed {seed}, {algo}")
-                model = tiny_hybrid(cfg.hidden, 2, seed=seed)
+                model = _model(cfg, seed)
                 model.load_state_dict(warm[seed])
                 hist, digest = _train_one(model, cfg, algo, u, seed, eval_set, log)
                 runs.setdefault((u, algo), []).append(hist)
@@ -290,6 +298,26 @@ def run_study(cfg: StudyConfig, out: str | Path | None = None,
         tables = summarise(runs, cfg)
         report_study(run.report.section("CISPO mechanism study"), run, cfg, runs, tables, paired_ok)
     return run, tables
+
+
+def load_runs(run_dir: str | Path) -> tuple[StudyConfig, dict[tuple[int, str], list[list[dict[str, Any]]]]]:
+    """The config and histories of a study run directory (also a partial one: finished seeds only count
+    when every algorithm of that seed and schedule has its final step)."""
+    from lumos.core.io import read_json, read_jsonl
+
+    cfg = StudyConfig(**read_json(Path(run_dir) / "config.json"))
+    by: dict[tuple[int, str, int], list[dict[str, Any]]] = {}
+    for r in read_jsonl(Path(run_dir) / "metrics.jsonl"):
+        if "algo" in r:
+            by.setdefault((r["updates"], r["algo"], r["seed"]), []).append(
+                {k: v for k, v in r.items() if k not in ("algo", "updates", "seed")})
+    done = {(u, s) for (u, _, s) in by
+            if all(len(by.get((u, a, s), [])) == cfg.steps + 1 for a in cfg.algos)}
+    runs: dict[tuple[int, str], list[list[dict[str, Any]]]] = {}
+    for (u, a, s), h in sorted(by.items()):
+        if (u, s) in done:
+            runs.setdefault((u, a), []).append(h)
+    return cfg, runs
 
 
 def _mean_sd(xs: list[float]) -> tuple[float, float]:
