@@ -104,6 +104,10 @@ def test_quick_study_cli(tmp_path, capsys):
     for s in range(cfg.seeds):
         assert len({r["fork_prob"] for r in rl if r["seed"] == s and r["step"] == 0}) == 1
     html = (out / "report.html").read_text()
-    assert "verified (identical step-0 token digests)" in html
+    assert "verified (identical step-0 evaluations and first rollout batches)" in html
     assert (out / "plots" / "study.png").is_file()
+    # --merge rebuilds the same tables from the run directory alone
+    assert main(["rl", "study", "--merge", str(out), "--out", str(tmp_path / "m")]) == 0
+    merged = capsys.readouterr().out
+    assert merged.split("run directory")[0] == text.split("run directory")[0]
     assert main(["rl", "study", "--quick", "--updates", "1,x", "--out", str(tmp_path / "bad")]) == 2

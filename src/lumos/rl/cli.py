@@ -107,6 +107,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                          description="Does CISPO beat DAPO/GRPO because clipping drops the gradient of a rare, "
                          "valuable token? Task guess-check; see lumos.rl.study.")
     st.add_argument("--quick", action="store_true", help="smoke-test size (seconds)")
+    st.add_argument("--merge", nargs="+", metavar="DIR", default=None,
+                    help="instead of training: one report from study run directories that split a sweep "
+                    "(e.g. --updates 16 --seed 3 --seeds 2 in another process)")
     st.add_argument("--algos", default="cispo,dapo,grpo", help="comma-separated objectives (default: cispo,dapo,grpo)")
     st.add_argument("--updates", default=None, help="optimizer updates per rollout batch, comma-separated "
                     "(default: 1,4,16; quick: 1,4)")
@@ -237,8 +240,15 @@ def _compare(args: argparse.Namespace) -> int:
 
 def _study(args: argparse.Namespace) -> int:
     from lumos.rl.config import ALGO_DEFAULTS
-    from lumos.rl.study import StudyConfig, run_study
+    from lumos.rl.study import StudyConfig, merge_studies, run_study
 
+    if args.merge:
+        run, tables = merge_studies(args.merge, out=args.out)
+        print_table(tables["summary"])
+        print()
+        print_table(tables["paired"])
+        print(f"run directory: {run.path}")
+        return 0
     kw: dict[str, Any] = {k: v for k, v in vars(args).items() if v is not None and k in {
         f.name for f in dataclasses.fields(StudyConfig)} and k not in ("algos", "updates", "seed")}
     kw["algos"] = tuple(parse_csv_list(args.algos, choices=tuple(ALGO_DEFAULTS), what="algo"))

@@ -42,7 +42,8 @@ from lumos.rl.tasks.fork import GuessCheckTask
 from lumos.rl.trainer import RLTrainer, decode_responses, encode_prompts
 
 __all__ = ["StudyConfig", "fork_warm_start", "fork_probability", "ForkClipProbe", "evaluate_forks", "study_runs",
-           "run_study", "load_runs", "summarise", "report_study"]
+           "run_study", "load_runs", "merge_studies", "same_first_rollouts", "summarise",
+           "report_study"]
 
 _EVAL_SEED = 424_242
 
@@ -240,7 +241,7 @@ def _train_one(model: nn.Module, cfg: StudyConfig, algo: str, updates: int, seed
     probe = ForkClipProbe(trainer, trainer.tokenizer.encode(task.fork_token)[0])
     trainer.token_stats = probe
     tag = {"algo": algo, "updates": updates, "seed": seed}
-    history = [{"step": 0, **evaluate_forks(trainer, eval_set, cfg.eval_samples, seed * 7919)}]
+    history = [{"step": 0, "seed": seed, **evaluate_forks(trainer, eval_set, cfg.eval_samples, seed * 7919)}]
     log({**tag, **history[0]})
     for _ in range(cfg.steps):
         row = {k: v for k, v in trainer.rl_step().items() if k != "sample"}
@@ -263,7 +264,7 @@ def study_runs(cfg: StudyConfig, log: Any, progress: Any = None) -> tuple[dict[t
     Returns the histories per (updates, algo) and whether the step-0 rollouts of each seed and schedule were
     identical across algorithms. ``log(row)`` receives every metrics row, ``progress(msg)`` one line per run.
     """
-    eval_set = GuessCheckTask(cfg.max_operand).generate(cfg.eval_problems, seed=_EVAL_SEED + cfg.seed)
+    eval_set = GuessCheckTask(cfg.max_operand).generate(cfg.eval_problems, seed=_EVAL_SEED)
     runs: dict[tuple[int, str], list[list[dict[str, Any]]]] = {}
     digests: dict[tuple[int, int], set[str]] = {}
     warm: dict[int, dict[str, torch.Tensor]] = {}
@@ -295,6 +296,7 @@ def run_study(cfg: StudyConfig, out: str | Path | None = None,
                         title="lumos rl study — CISPO vs DAPO vs GRPO on a rare fork token")
     with run:
         runs, paired_ok = study_runs(cfg, run.log, progress)
+        paired_ok = paired_ok and same_first_rollouts(runs)
         tables = summarise(runs, cfg)
         report_study(run.report.section("CISPO mechanism study"), run, cfg, runs, tables, paired_ok)
     return run, tables
@@ -310,7 +312,7 @@ def load_runs(run_dir: str | Path) -> tuple[StudyConfig, dict[tuple[int, str], l
     for r in read_jsonl(Path(run_dir) / "metrics.jsonl"):
         if "algo" in r:
             by.setdefault((r["updates"], r["algo"], r["seed"]), []).append(
-                {k: v for k, v in r.items() if k not in ("algo", "updates", "seed")})
+                {k: v for k, v in r.items() if k not in ("algo", "updates")})
     done = {(u, s) for (u, _, s) in by
             if all(len(by.get((u, a, s), [])) == cfg.steps + 1 for a in cfg.algos)}
     runs: dict[tuple[int, str], list[list[dict[str, Any]]]] = {}
@@ -318,6 +320,60 @@ def load_runs(run_dir: str | Path) -> tuple[StudyConfig, dict[tuple[int, str], l
         if (u, s) in done:
             runs.setdefault((u, a), []).append(h)
     return cfg, runs
+
+
+def same_first_rollouts(runs: dict[tuple[int, str], list[list[dict[str, Any]]]]) -> bool:
+    """Whether, per schedule and seed, every algorithm logged the same step-0 evaluation and the same statistics
+    of its first rollout batch (drawn before any update: reward, accuracy, length, fork rate)."""
+    keys = ("reward", "accuracy", "response_length", "rollout_fork_rate")
+    seen: dict[tuple[int, int], set[tuple[Any, ...]]] = {}
+    for (u, _), hs in runs.items():
+        for h in hs:
+            first = next((r for r in h if r["step"] == 1), {})
+            sig = (h[0].get("eval_accuracy"), h[0].get("fork_prob"), *(first.get(k) for k in keys))
+            seen.setdefault((u, h[0].get("seed", -1)), set()).add(sig)
+    return all(len(v) == 1 for v in seen.values())
+
+
+def merge_studies(run_dirs: list[str | Path], out: str | Path | None = None) -> tuple[RunDir, dict[str, list[dict[str, Any]]]]:
+    """One report from study run directories that split a sweep (``--updates``, ``--seed``/``--seeds``).
+
+    The parts must agree on every setting but ``updates``, ``seed`` and ``seeds``; the finished seeds of each
+    part are pooled per (schedule, algorithm).
+    """
+    parts = [load_runs(d) for d in run_dirs]
+    if not parts:
+        raise LumosError("merge_studies needs at least one study run directory.")
+    varying = {"updates", "seed", "seeds"}
+    first = {k: v for k, v in dataclasses.asdict(parts[0][0]).items() if k not in varying}
+    for d, (c, _) in zip(run_dirs, parts):
+        other = {k: v for k, v in dataclasses.asdict(c).items() if k not in varying}
+        if other != first:
+            diff = sorted(k for k in first if first[k] != other.get(k))
+            raise LumosError(f"Study {d} differs from {run_dirs[0]} in {', '.join(diff)}; merge only parts of one sweep.")
+    runs: dict[tuple[int, str], list[list[dict[str, Any]]]] = {}
+    for _, r in parts:
+        for key, hs in r.items():
+            runs.setdefault(key, []).extend(hs)
+    for hs in runs.values():
+        hs.sort(key=lambda h: h[0]["seed"])
+    updates = tuple(sorted({u for u, _ in runs}))
+    seeds = min((len(hs) for hs in runs.values()), default=0)
+    cfg = dataclasses.replace(parts[0][0], updates=updates or parts[0][0].updates, seeds=max(seeds, 1))
+    run = RunDir.create("rl study", {"merged": [str(d) for d in run_dirs], **dataclasses.asdict(cfg)}, out=out,
+                        seed=cfg.seed, title="lumos rl study — CISPO vs DAPO vs GRPO on a rare fork token")
+    with run:
+        for (u, algo), hs in sorted(runs.items()):
+            for h in hs:
+                for row in h:
+                    run.log({"algo": algo, "updates": u, **row})
+        tables = summarise(runs, cfg)
+        paired_ok = same_first_rollouts(runs)
+        sec = run.report.section("CISPO mechanism study")
+        sec.note(f"Merged from {len(run_dirs)} run directories: {', '.join(map(str, run_dirs))}; seeds per "
+                 f"(schedule, algorithm): {', '.join(f'{u}/{a}: {len(h)}' for (u, a), h in sorted(runs.items()))}.")
+        report_study(sec, run, cfg, runs, tables, paired_ok)
+    return run, tables
 
 
 def _mean_sd(xs: list[float]) -> tuple[float, float]:
@@ -438,7 +494,8 @@ def report_study(sec: Any, run: RunDir, cfg: StudyConfig, runs: dict[tuple[int, 
         f"sampling. Eval: avg@{cfg.eval_samples} at temperature 1 on {cfg.eval_problems} problems every "
         f"{cfg.eval_every} steps; target accuracy {cfg.target}. Paired runs: every algorithm of a seed starts from "
         f"the same weights and draws the same step-0 rollouts — "
-        + ("verified (identical step-0 token digests)." if paired_ok else "NOT verified: step-0 digests differ."))
+        + ("verified (identical step-0 evaluations and first rollout batches)." if paired_ok
+           else "NOT verified: the first rollout batches differ."))
     fig = _plot(runs, cfg)
     run.save_figure(fig, "study")
     sec.figure(fig)
