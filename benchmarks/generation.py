@@ -30,7 +30,7 @@ from pathlib import Path
 
 import torch
 
-from lumos.models import HybridLM, MiniMaxConfig
+from lumos.models import HybridLM, MiniMaxConfig, save_pretrained
 
 
 def _config(all_lightning: bool, quick: bool) -> MiniMaxConfig:
@@ -139,7 +139,7 @@ def run(quick: bool, dtype: torch.dtype = torch.float32) -> tuple[list[dict], di
     rows: list[dict] = []
     hybrid = HybridLM(_config(False, quick)).eval()
     with tempfile.TemporaryDirectory() as tmp:
-        hybrid.save_pretrained(tmp, format="transformers")
+        save_pretrained(hybrid, tmp, format="transformers")
         tf = MiniMaxForCausalLM.from_pretrained(tmp, dtype=dtype).eval()
     hybrid = hybrid.to(dtype)
     probe = torch.randint(3, hybrid.config.vocab_size, (1, 300))

@@ -43,9 +43,11 @@ def _model(quick: bool):
 def rollout_rows(quick: bool, batch: int) -> list[dict]:
     import transformers
 
+    from lumos.models import generate, save_pretrained
+
     model = _model(quick)
     with tempfile.TemporaryDirectory() as d:
-        model.save_pretrained(d, format="transformers")
+        save_pretrained(model, d, format="transformers")
         hf = transformers.MiniMaxForCausalLM.from_pretrained(d).eval()
     prompts = torch.randint(0, 256, (batch, 16), generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
@@ -53,14 +55,14 @@ def rollout_rows(quick: bool, batch: int) -> list[dict]:
     rows = []
     gen_kw = dict(do_sample=True, eos_token_id=-1, repetition_truncation=None, seed=0)
     t0 = time.perf_counter()
-    model.generate(prompts, max_new_tokens=2, compile=True, **gen_kw)  # compiles the decode step (once per process)
+    generate(model, prompts, max_new_tokens=2, compile=True, **gen_kw)  # compiles the decode step (once per process)
     compile_s = time.perf_counter() - t0
     for length in ((32, 64) if quick else (1024, 4096)):
         t0 = time.perf_counter()
-        out = model.generate(prompts, max_new_tokens=length, **gen_kw)
+        out = generate(model, prompts, max_new_tokens=length, **gen_kw)
         t_lumos = time.perf_counter() - t0
         t0 = time.perf_counter()
-        fast = model.generate(prompts, max_new_tokens=length, compile=True, **gen_kw)
+        fast = generate(model, prompts, max_new_tokens=length, compile=True, **gen_kw)
         t_fast = time.perf_counter() - t0
         t0 = time.perf_counter()
         hf_out = hf.generate(prompts, attention_mask=torch.ones_like(prompts), max_new_tokens=length,
@@ -78,8 +80,8 @@ def rollout_rows(quick: bool, batch: int) -> list[dict]:
 
 
 def step_rows(quick: bool) -> list[dict]:
+    from lumos.models import tiny_hybrid
     from lumos.rl.config import RLConfig
-    from lumos.rl.sft import tiny_hybrid
     from lumos.rl.tasks import get_task
     from lumos.rl.trainer import RLTrainer
 

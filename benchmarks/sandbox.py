@@ -3,7 +3,8 @@
 Measures, side by side in one run on this machine:
 
 - ``start``: wall time of one trivial sandboxed run (``pass``) through the fork server and through a freshly
-  spawned launcher (with and without namespaces), vs a bare ``python -I -S -c pass`` subprocess;
+  spawned launcher (with and without namespaces), vs a bare ``python -I -S -c pass`` subprocess, and of one
+  tests-mode job (8 hidden tests: candidate and test runner processes, one call each);
 - ``trivial``: sandboxed evaluations per second of trivial jobs with the pool on 1 and 2 workers;
 - ``suite``: the same for test-suite jobs (a function-synthesis solution against 8 hidden tests).
 
@@ -36,12 +37,14 @@ def _median_wall(fn, reps: int) -> float:
 
 def bench_start(reps: int) -> list[dict]:
     job, bare_job = SandboxJob("script", source="pass\n"), SandboxJob("script", source="pass\n", namespaces=False)
+    suite = _suite_jobs(1)[0]
     run_job(job)  # start the fork server outside the timing
     timings = {
         "bare python -I -S subprocess": lambda: subprocess.run([sys.executable, "-I", "-S", "-c", "pass"], check=True),
         "spawned launcher, no namespaces": lambda: run_job(bare_job, fork_server=False),
         "spawned launcher, full isolation": lambda: run_job(job, fork_server=False),
         "fork server, full isolation": lambda: run_job(job),
+        "fork server, 8-test suite job": lambda: run_job(suite),
     }
     rows, bare = [], None
     for variant, fn in timings.items():

@@ -8,14 +8,9 @@ from __future__ import annotations
 
 import torch
 
+from lumos.core.numerics import rel_rms
+
 __all__ = ["assert_close", "rel_rms"]
-
-
-def rel_rms(actual: torch.Tensor, expected: torch.Tensor) -> float:
-    """‖actual − expected‖₂ / max(‖expected‖₂, tiny), computed in float64."""
-    a = actual.detach().double().cpu()
-    e = expected.detach().double().cpu()
-    return float((a - e).norm() / e.norm().clamp_min(1e-300))
 
 
 def assert_close(name: str, actual: torch.Tensor, expected: torch.Tensor, atol: float = 1e-5, rtol: float = 1e-5,

@@ -75,3 +75,25 @@ def test_torch_load_is_weights_only(tmp_path):
     ok = tmp_path / "ok.pt"
     torch_save(ok, {"x": torch.ones(2), "step": 3})
     assert torch_load(ok)["step"] == 3
+
+
+def test_atomic_writes_follow_the_umask_and_temp_files_are_swept(tmp_path):
+    import os
+
+    from lumos.core.io import atomic_write_text, file_mode, make_temp_dir, sweep_temp_files
+
+    old = os.umask(0o022)
+    try:
+        p = atomic_write_text(tmp_path / "a.json", "{}")
+        assert p.stat().st_mode & 0o777 == 0o644 == file_mode()
+        d = make_temp_dir(tmp_path / "step_000001")
+        assert d.stat().st_mode & 0o777 == 0o755
+        os.umask(0o027)
+        assert atomic_write_text(tmp_path / "b.json", "{}").stat().st_mode & 0o777 == 0o640
+    finally:
+        os.umask(old)
+    (d / "model.safetensors").write_text("half")
+    (tmp_path / ".c.json.abc123.tmp").write_text("half")
+    removed = sweep_temp_files(tmp_path)
+    assert {r.name for r in removed} == {d.name, ".c.json.abc123.tmp"}
+    assert sorted(q.name for q in tmp_path.iterdir()) == ["a.json", "b.json"]

@@ -44,3 +44,48 @@ def test_seed_and_rng_state_roundtrip():
     set_rng_state(state)
     y = (torch.rand(2), __import__("numpy").random.rand(), __import__("random").random())
     assert torch.equal(x[0], y[0]) and x[1] == y[1] and x[2] == y[2]
+
+
+def test_out_is_never_silently_reused(tmp_path):
+    import json
+
+    import pytest
+
+    from lumos.core.errors import LumosError
+    from lumos.core.rundir import RunDir
+
+    out = tmp_path / "r"
+    with RunDir.create("x", {"a": 1}, out=out) as run:
+        run.log({"step": 1})
+    with pytest.raises(LumosError, match="--resume.*--overwrite"):
+        RunDir.create("x", {"a": 2}, out=out)
+    (out / ".metrics.jsonl.zz.tmp").write_text("half")
+    resumed = RunDir.create("x", {"a": 1}, out=out, resume=True, overrides={"lr": 0.1})
+    assert (out / "metrics.jsonl").read_text().count("\n") == 1  # kept
+    assert not (out / ".metrics.jsonl.zz.tmp").exists()  # swept
+    resumed.finish()
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["resumes"][0]["overrides"] == {"lr": 0.1} and manifest["status"] == "ok"
+    RunDir.create("x", {"a": 3}, out=out, overwrite=True).finish()
+    assert (out / "metrics.jsonl").read_text() == ""
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("mine")
+    with pytest.raises(LumosError, match="not a lumos run"):
+        RunDir.create("x", {}, out=tmp_path / "other", overwrite=True)
+    with pytest.raises(LumosError, match="not a directory"):
+        RunDir.create("x", {}, out=tmp_path / "other" / "notes.txt")
+    with pytest.raises(LumosError, match="not a run directory"):
+        RunDir.create("x", {}, out=tmp_path / "new", resume=True)
+
+
+def test_unwritable_out_is_refused(tmp_path, monkeypatch):
+    import os
+
+    import pytest
+
+    from lumos.core.errors import LumosError
+    from lumos.core.rundir import check_out_dir
+
+    monkeypatch.setattr(os, "access", lambda path, mode: False)  # the tests may run as root, who can write anywhere
+    with pytest.raises(LumosError, match="not writable"):
+        check_out_dir(tmp_path / "new")

@@ -39,5 +39,5 @@ def test_splits_are_disjoint_and_share_statistics():
 def test_errors():
     with pytest.raises(LumosError, match="positive int"):
         SyntheticShapes(0)
-    with pytest.raises(LumosError, match=">= 16"):
+    with pytest.raises(LumosError, match="≥ 16"):
         SyntheticShapes(4, size=8)

@@ -12,10 +12,10 @@ from lumos.explain.targets import Logit, ReST, Softmax
 from lumos.testing import assert_close
 
 
-def _compare(fast, ref):
+def _compare(fast, ref, atol=1e-6):
     for f, r in zip(fast, ref):
         for key in ("activations", "grads", "hvp"):
-            assert_close(f"{f.name}.{key}", getattr(f, key), getattr(r, key), atol=1e-6, rtol=1e-4)
+            assert_close(f"{f.name}.{key}", getattr(f, key), getattr(r, key), atol=atol, rtol=1e-4)
 
 
 @pytest.mark.parametrize("target", [ReST, Softmax, Logit])
@@ -32,7 +32,8 @@ def test_multiple_nested_layers_on_resnet(resnet18):
     """Two nested target layers: the second HVP must not find a freed graph (grad-cam's retain_graph bug)."""
     x = torch.randn(2, 3, 32, 32)
     layers = ["layer3", "layer4[-1].conv2", "layer4"]
-    _compare(layer_states(resnet18, layers, x), layer_states_reference(resnet18, layers, x))
+    # float32 convolutions over a batch and one sample at a time take different oneDNN kernels: ~5e-6 apart
+    _compare(layer_states(resnet18, layers, x), layer_states_reference(resnet18, layers, x), atol=1e-5)
 
 
 def test_hvp_closed_form_gap_linear_rest():

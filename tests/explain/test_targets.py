@@ -64,4 +64,22 @@ def test_resolve_classes_errors():
     with pytest.raises(LumosError, match="integer"):
         resolve_classes(torch.tensor([0.5, 1.0, 2.0]), y)
     with pytest.raises(LumosError, match=r"\(B, C\)"):
-        Logit(0)(torch.randn(3))
+        Logit(0)(torch.randn(3, 4, 5))
+
+
+def test_targets_accept_one_sample_1d_logits_grad_cam_style():
+    y = torch.randn(3, 5)
+    # ReST(c) on one sample's (C,) logits is the scalar of its row in the batched form
+    for b, c in enumerate([1, 4, 0]):
+        assert ReST(c)(y[b]).shape == ()
+        torch.testing.assert_close(ReST(c)(y[b]), ReST([1, 4, 0])(y)[b])
+    # a per-sample list of lumos targets == the batched target, classes_ collected
+    per = make_target([ReST(c) for c in (1, 4, 0)], ReST)
+    torch.testing.assert_close(per(y), ReST([1, 4, 0])(y))
+    assert per.classes_.tolist() == [1, 4, 0]
+    # mixed with plain callables on the 1-D output (grad-cam's target objects)
+    mixed = make_target([ReST(1), lambda row: row[4], Logit(0)], ReST)
+    torch.testing.assert_close(mixed(y), torch.stack([ReST(1)(y[0]), y[1, 4], y[2, 0]]))
+    assert mixed.classes_ is None
+    with pytest.raises(LumosError, match="one scalar"):
+        make_target([lambda row: row, ReST(0), ReST(0)], ReST)(y)

@@ -59,8 +59,23 @@ def _case(rank, world, mesh, counts, top_k, skew, seed):
         assert (ep.last_received_rows == 0) == (ep_rank >= 2)
 
 
-def _worker(rank, world):
+def _sft(model):
+    from lumos.rl.sft import SFTConfig, sft_warm_start
+    from lumos.rl.tasks import get_task
+
+    return sft_warm_start(model, get_task("addition", digits=1), SFTConfig(steps=3, batch_size=8, lr=3e-3, seed=0))
+
+
+def _model():
+    from lumos.models import tiny_hybrid
+
+    return tiny_hybrid(32, 2, seed=0, num_local_experts=4, num_experts_per_tok=2)
+
+
+def _worker(rank, world, out):
     from torch.distributed.device_mesh import init_device_mesh
+
+    from lumos.rl.experiment import shard_for_training
 
     mesh = init_device_mesh("cpu", (1, world), mesh_dim_names=("dp", "ep"))
     _case(rank, world, mesh, counts=[5, 1, 7, 3], top_k=2, skew=False, seed=0)     # uneven token counts
@@ -68,10 +83,18 @@ def _worker(rank, world):
     _case(rank, world, mesh, counts=[3, 2, 4, 1], top_k=2, skew=True, seed=2)      # ranks 2, 3 receive none
     mesh2 = init_device_mesh("cpu", (2, 2), mesh_dim_names=("dp", "ep"))           # experts replicated over dp
     _case(rank, world, mesh2, counts=[2, 5, 3, 4], top_k=2, skew=False, seed=3)
+    # the whole model on the same 4 processes (run here to share their start-up): HSDP over ("dp", "ep") = (2, 2),
+    # experts replicated over "dp" (their gradients all-reduced there), 3 SFT steps
+    losses = _sft(shard_for_training(_model(), expert_parallel=2))
+    if rank == 0:
+        torch.save(losses, f"{out}/losses.pt")
 
 
-def test_expert_parallel_equals_dense_moe():
-    spawn(_worker, nprocs=4)
+def test_expert_parallel_equals_dense_moe(tmp_path):
+    spawn(_worker, nprocs=4, args=(str(tmp_path),))
+    got = torch.load(tmp_path / "losses.pt", weights_only=True)
+    want = _sft(_model())
+    assert max(abs(a - b) for a, b in zip(got, want)) < 1e-6, (got, want)
 
 
 def test_expert_parallel_must_divide():

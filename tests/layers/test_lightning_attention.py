@@ -60,6 +60,21 @@ def test_decode_with_state_matches_full_forward():
     assert_close("decoded state", state, full_state, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_decode_step_updates_state_in_place_as_forward(dtype):
+    torch.manual_seed(4)
+    layer = LightningAttention(32, 4, 8, minimax_slope_rate(4, 1, 3), bias=True).to(dtype)
+    x = torch.randn(2, 9, 32, dtype=dtype)
+    full, full_state = layer(x)
+    with torch.no_grad():
+        _, state = layer(x[:, :5])
+        buf = state.clone()
+        outs = [layer.decode_step(x[:, t], buf) for t in range(5, 9)]
+    assert buf.dtype == full_state.dtype
+    assert_close("decode_step output", torch.stack(outs, 1), full[:, 5:], atol=1e-5, rtol=1e-5)
+    assert_close("decode_step state", buf, full_state, atol=1e-5, rtol=1e-5)
+
+
 def test_padding_never_enters_or_decays_state():
     torch.manual_seed(3)
     layer = LightningAttention(16, 2, 8, minimax_slope_rate(2, 0, 2))

@@ -36,6 +36,26 @@ def test_grouped_dispatch_matches_per_token_oracle(experts, top_k, shape):
     assert_close("d w1", gw, gw_ref, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("experts,top_k,batch", [(4, 2, 1), (5, 3, 2), (3, 3, 4)])
+def test_decode_step_matches_per_token_oracle_in_both_regimes(experts, top_k, batch, monkeypatch):
+    moe = SparseMoE(12, 10, experts, top_k)
+    moe.reset_parameters(std=0.3)
+    x = torch.randn(batch, 12)
+    ref = moe_reference(moe, x[:, None])[:, 0]
+    for gathers in (True, False):  # top-k experts read by index / the expert-grouped dispatch
+        monkeypatch.setattr(SparseMoE, "gathers_experts", lambda self, b, g=gathers: g)
+        with torch.no_grad():
+            assert_close(f"decode_step gathers={gathers}", moe.decode_step(x), ref, atol=1e-5, rtol=1e-5)
+
+
+def test_gathers_experts_rule():
+    moe = SparseMoE(64, 8192, 4, 2)  # 6.3 MB per float32 expert: 16 MB holds two of them
+    assert moe.gathers_experts(1) and moe.gathers_experts(2)  # B·top_k ≤ num_experts
+    assert not moe.gathers_experts(3)
+    small = SparseMoE(12, 10, 4, 2)  # cache-resident experts: re-reading them per row is cheap
+    assert small.gathers_experts(64)
+
+
 def test_router_fp32_and_renormalised():
     logits = torch.randn(6, 5, dtype=torch.bfloat16)
     probs, w, idx = route(logits, 2)

@@ -6,8 +6,9 @@ from lumos.layers.softmax_attention import (
     _DECODE_MATMUL_MIN_KEYS,
     KVCache,
     SoftmaxAttention,
-    _decode_attention,
     attention_mask_4d,
+    cached_attention,
+    decode_attention,
     softmax_attention,
     softmax_attention_reference,
 )
@@ -53,10 +54,46 @@ def test_decode_attention_matches_reference(lk):
     q, k, v = torch.randn(3, 6, 1, 8), torch.randn(3, 2, lk, 8), torch.randn(3, 2, lk, 8)
     key_mask = _left_pad_mask([lk, max(lk // 2, 1), 0], lk)  # the last row is all padding: sees its own slot only
     for m in (None, key_mask):
-        out = _decode_attention(q, k, v, m, 0.3)
+        out = decode_attention(q.view(3, 2, 3, 8), k, v, m, 0.3).view(3, 6, 1, 8)  # 3 query heads per KV head
         assert torch.isfinite(out).all()
         ref = softmax_attention_reference(q, k, v, attention_mask_4d(m, 1, lk, q.device), scale=0.3)
         assert_close("decode attention", out, ref, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("b,hkv,g,n,d", [(1, 2, 4, 1, 8), (2, 1, 3, 17, 6), (3, 2, 1, 40, 16)])
+def test_cached_attention_op_matches_reference(b, hkv, g, n, d):
+    gen = torch.Generator().manual_seed(n)
+    q, k, v = (torch.randn(b, hkv, m, d, generator=gen) for m in (g, n, n))
+    valid = torch.rand(b, n, generator=gen) > 0.3
+    valid[:, -1] = True  # the new token's own slot
+    out = cached_attention(q, k, v, valid, d ** -0.5)
+    # the same attention as g·hkv query heads over hkv KV heads, one query each
+    ref = softmax_attention_reference(q.reshape(b, hkv * g, 1, d), k, v, valid[:, None, None, :], scale=d ** -0.5)
+    assert_close("attention", out.reshape(b, hkv * g, 1, d), ref, atol=1e-5, rtol=1e-5)
+    torch.library.opcheck(cached_attention, (q, k, v, valid, d ** -0.5))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("heads,kv_heads,rotary", [(4, 2, 4), (4, 1, 8), (2, 2, 2)])
+def test_decode_step_equals_forward_on_a_left_padded_batch(heads, kv_heads, rotary, dtype):
+    """Token by token through ``decode_step`` over static buffers == one forward over the whole padded batch."""
+    torch.manual_seed(heads + kv_heads + rotary)
+    layer = SoftmaxAttention(16, heads, kv_heads, 8, rotary_dim=rotary, rope_theta=100.0).to(dtype)
+    t = 7
+    x = torch.randn(2, t, 16, dtype=dtype)
+    key_mask = _left_pad_mask([t, 4], t)
+    pos = (torch.cumsum(key_mask.long(), 1) - 1).clamp_min(0)
+    full = layer(x, pos, key_mask=key_mask)
+    k_buf = torch.zeros(2, kv_heads, t + 2, 8, dtype=dtype)
+    v_buf = torch.zeros_like(k_buf)
+    valid = torch.zeros(2, t + 2, dtype=torch.bool)
+    valid[:, :t] = key_mask
+    with torch.no_grad():
+        steps = [layer.decode_step(x[:, i], pos[:, i], valid, i, k_buf, v_buf) for i in range(t)]
+    got = torch.stack(steps, 1)
+    tol = 1e-5 if dtype == torch.float32 else 3e-2
+    assert_close("decode steps", got[1, 3:].float(), full[1, 3:].float(), atol=tol, rtol=tol)  # real tokens
+    assert_close("decode steps row 0", got[0].float(), full[0].float(), atol=tol, rtol=tol)
 
 
 def test_long_cache_decode_equals_full_with_and_without_padding():

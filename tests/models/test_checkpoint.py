@@ -6,7 +6,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from lumos.core.errors import LumosError
-from lumos.models import HybridLM
+from lumos.models import HybridLM, load_pretrained, save_pretrained
 from lumos.models.checkpoint import INDEX_NAME, checkpoint_size
 from lumos.testing import assert_close
 from models._factories import tiny_lumos, tiny_transformers
@@ -20,7 +20,7 @@ def _keys(path):
 
 def test_release_layout_sharded_round_trip(tmp_path):
     model = tiny_lumos([0, 0, 1], num_local_experts=3)
-    model.save_pretrained(tmp_path, format="minimax_m1", max_shard_size=20_000)
+    save_pretrained(model, tmp_path, format="minimax_m1", max_shard_size=20_000)
     shards = sorted(tmp_path.glob("model-*.safetensors"))
     assert len(shards) > 2 and json.loads((tmp_path / "config.json").read_text())["model_type"] == "minimax_m1"
     keys = _keys(tmp_path)
@@ -28,7 +28,7 @@ def test_release_layout_sharded_round_trip(tmp_path):
     assert "model.layers.0.self_attn.qkv_proj.weight" in keys and "model.layers.2.self_attn.q_proj.weight" in keys
     assert not any("mlp." in k or k.endswith("slope_rate") for k in keys)
     assert len(keys) == 3 + 3 * (2 + 1 + 9) + 2 * 4 + 4
-    back = HybridLM.from_pretrained(tmp_path)
+    back = load_pretrained(tmp_path)
     assert torch.equal(back(IDS), model(IDS))
 
 
@@ -50,7 +50,7 @@ def test_hand_made_release_checkpoint_matches_transformers(tmp_path):
                "layernorm_mlp_alpha": 1.7, "layernorm_mlp_beta": 0.9, "bos_token_id": 1, "eos_token_id": 2,
                "lightning_slope_variant": "transformers"}
     (tmp_path / "rel" / "config.json").write_text(json.dumps(release))
-    ours = HybridLM.from_pretrained(tmp_path / "rel")
+    ours = load_pretrained(tmp_path / "rel")
     with torch.no_grad():
         assert_close("release layout vs transformers", ours(IDS), tf(IDS).logits, atol=1e-4, rtol=1e-4)
 
@@ -61,7 +61,7 @@ def test_transformers_layout_loads_in_transformers(tmp_path, rotary_dim, variant
 
     model = tiny_lumos([1, 0, 0], vocab_size=61, rotary_dim=rotary_dim, lightning_slope_variant=variant,
                        pad_token_id=0, bos_token_id=1, eos_token_id=2)
-    model.save_pretrained(tmp_path, format="transformers", max_shard_size=30_000)
+    save_pretrained(model, tmp_path, format="transformers", max_shard_size=30_000)
     keys = _keys(tmp_path)
     assert "model.layers.0.mlp.experts.gate_up_proj" in keys and "model.layers.0.mlp.gate.weight" in keys
     assert "model.layers.1.self_attn.slope_rate" in keys  # transformers then decays with lumos' slopes
@@ -69,18 +69,18 @@ def test_transformers_layout_loads_in_transformers(tmp_path, rotary_dim, variant
     tf = MiniMaxForCausalLM.from_pretrained(tmp_path).eval()
     with torch.no_grad():
         assert_close("transformers reads lumos", tf(IDS).logits, model(IDS), atol=1e-4, rtol=1e-4)
-        assert_close("lumos reads lumos", HybridLM.from_pretrained(tmp_path)(IDS), model(IDS), atol=1e-6, rtol=1e-6)
+        assert_close("lumos reads lumos", load_pretrained(tmp_path)(IDS), model(IDS), atol=1e-6, rtol=1e-6)
 
 
 def test_bf16_checkpoint_and_dtype_override(tmp_path):
     model = tiny_lumos([0, 1])
-    model.save_pretrained(tmp_path, dtype=torch.bfloat16)
+    save_pretrained(model, tmp_path, dtype=torch.bfloat16)
     with safe_open(str(next(tmp_path.glob("model-*.safetensors"))), "pt") as fh:
         assert fh.get_tensor(next(iter(fh.keys()))).dtype == torch.bfloat16
     assert checkpoint_size(tmp_path) < 0.6 * sum(p.numel() * 4 for p in model.parameters())
-    back = HybridLM.from_pretrained(tmp_path)
+    back = load_pretrained(tmp_path)
     assert back.dtype == torch.bfloat16
-    up = HybridLM.from_pretrained(tmp_path, dtype=torch.float32)
+    up = load_pretrained(tmp_path, dtype=torch.float32)
     assert up.dtype == torch.float32
     assert_close("bf16 weights in fp32", up(IDS), model.to(torch.bfloat16).float()(IDS), atol=1e-5, rtol=1e-5)
 
@@ -97,7 +97,7 @@ def _rewrite_single(path, edit):
 
 
 def test_key_errors_are_reported_together(tmp_path):
-    tiny_lumos([0, 1]).save_pretrained(tmp_path)
+    save_pretrained(tiny_lumos([0, 1]), tmp_path)
 
     def edit(sd):
         del sd["model.layers.0.block_sparse_moe.experts.1.w2.weight"]
@@ -106,7 +106,7 @@ def test_key_errors_are_reported_together(tmp_path):
 
     _rewrite_single(tmp_path, edit)
     with pytest.raises(LumosError) as exc:
-        HybridLM.from_pretrained(tmp_path)
+        load_pretrained(tmp_path)
     msg = str(exc.value)
     assert "missing keys: model.layers.0.block_sparse_moe.experts.1.w2.weight" in msg
     assert "unexpected keys: model.layers.0.self_attn.extra.weight" in msg
@@ -115,28 +115,28 @@ def test_key_errors_are_reported_together(tmp_path):
 
 def test_corrupt_and_missing_shards_and_wrong_config(tmp_path):
     model = tiny_lumos([0, 1])
-    model.save_pretrained(tmp_path, max_shard_size=20_000)
+    save_pretrained(model, tmp_path, max_shard_size=20_000)
     shard = sorted(tmp_path.glob("model-*.safetensors"))[1]
     data = shard.read_bytes()
     shard.write_bytes(data[: len(data) // 2])
     with pytest.raises(LumosError, match="corrupt"):
-        HybridLM.from_pretrained(tmp_path)
+        load_pretrained(tmp_path)
     shard.unlink()
     with pytest.raises(LumosError, match="missing"):
-        HybridLM.from_pretrained(tmp_path)
-    model.save_pretrained(tmp_path, max_shard_size=20_000)
+        load_pretrained(tmp_path)
+    save_pretrained(model, tmp_path, max_shard_size=20_000)
     cfg = json.loads((tmp_path / "config.json").read_text())
     (tmp_path / "config.json").write_text(json.dumps({**cfg, "intermediate_size": 12}))
     with pytest.raises(LumosError, match="mis-shaped keys: model.layers.0.block_sparse_moe.experts.0.w1.weight"):
-        HybridLM.from_pretrained(tmp_path)
+        load_pretrained(tmp_path)
     with pytest.raises(LumosError, match="not found"):
-        HybridLM.from_pretrained(tmp_path / "nowhere")
+        load_pretrained(tmp_path / "nowhere")
     (tmp_path / "config.json").write_text(json.dumps(cfg))
     for f in tmp_path.glob("*.safetensors"):
         f.unlink()
     (tmp_path / INDEX_NAME).unlink()
     with pytest.raises(LumosError, match="No weights"):
-        HybridLM.from_pretrained(tmp_path)
+        load_pretrained(tmp_path)
 
 
 def test_transformers_slope_buffers_are_checked(tmp_path):
@@ -146,7 +146,7 @@ def test_transformers_slope_buffers_are_checked(tmp_path):
     sd["model.layers.0.self_attn.slope_rate"] = sd["model.layers.0.self_attn.slope_rate"] * 2
     save_file(sd, tmp_path / "model.safetensors")
     with pytest.raises(LumosError, match="slope_rate"):
-        HybridLM.from_pretrained(tmp_path)
+        load_pretrained(tmp_path)
 
 
 def test_loading_builds_on_meta_and_fills_tensor_by_tensor(tmp_path, monkeypatch):
@@ -155,7 +155,7 @@ def test_loading_builds_on_meta_and_fills_tensor_by_tensor(tmp_path, monkeypatch
     import lumos.models.checkpoint as ckpt
 
     model = tiny_lumos([0, 1], hidden_size=64, intermediate_size=128, num_local_experts=8)
-    model.save_pretrained(tmp_path, max_shard_size=200_000)
+    save_pretrained(model, tmp_path, max_shard_size=200_000)
     init_devices, reads = [], []
     orig_init = HybridLM.init_weights
 

@@ -3,13 +3,14 @@ import json
 import pytest
 
 from lumos.cli.main import main
+from lumos.models import save_pretrained
 from models._factories import tiny_lumos
 
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
     d = tmp_path_factory.mktemp("m")
-    tiny_lumos([0, 1]).save_pretrained(d, max_shard_size=40_000)
+    save_pretrained(tiny_lumos([0, 1]), d, max_shard_size=40_000)
     return d
 
 
@@ -28,11 +29,11 @@ def test_generate_prints_text_and_writes_run(model_dir, tmp_path, capsys):
     # greedy from the CLI equals the library call on the same (left-padded) batch
     import torch
 
-    from lumos.models import ByteTokenizer, HybridLM
+    from lumos.models import ByteTokenizer, generate, load_pretrained
 
-    model, tok = HybridLM.from_pretrained(model_dir), ByteTokenizer()
+    model, tok = load_pretrained(model_dir), ByteTokenizer()
     ids = torch.tensor([tok.encode("Hello")])
-    ref = model.generate(ids, max_new_tokens=5)
+    ref = generate(model, ids, max_new_tokens=5)
     n = int(ref.mask.sum())
     assert printed["results"][0]["tokens"] == ref.tokens[0, :n].tolist()
 

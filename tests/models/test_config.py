@@ -109,3 +109,53 @@ def test_missing_layer_types_and_bad_files(tmp_path):
     assert MiniMaxConfig.from_dict(pre.to_format_dict("minimax_m1")) == pre
     with pytest.raises(LumosError, match="postnorm"):
         pre.to_json(tmp_path / "c.json", format="transformers")
+
+
+def _release_code_config(tmp_path):
+    """config.json as MiniMax's release code writes it: a PretrainedConfig whose __init__ carries the release
+    defaults (configuration_minimax_m1.py: postnorm False, every layernorm_*_alpha/beta 1, no rotary_dim)."""
+    from transformers import PretrainedConfig
+
+    class MiniMaxM1Config(PretrainedConfig):
+        model_type = "minimax_m1"
+
+        def __init__(self, vocab_size=300, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+                     num_key_value_heads=2, head_dim=16, intermediate_size=32, num_local_experts=4,
+                     num_experts_per_tok=2, attn_type_list=(0, 1), postnorm=False,
+                     layernorm_full_attention_alpha=1, layernorm_full_attention_beta=1,
+                     layernorm_linear_attention_alpha=1, layernorm_linear_attention_beta=1, layernorm_mlp_alpha=1,
+                     layernorm_mlp_beta=1, **kwargs):
+            super().__init__(**kwargs)
+            self.vocab_size, self.hidden_size, self.num_hidden_layers = vocab_size, hidden_size, num_hidden_layers
+            self.num_attention_heads, self.num_key_value_heads, self.head_dim = (num_attention_heads,
+                                                                                num_key_value_heads, head_dim)
+            self.intermediate_size, self.num_local_experts = intermediate_size, num_local_experts
+            self.num_experts_per_tok, self.attn_type_list, self.postnorm = num_experts_per_tok, list(attn_type_list), postnorm
+            self.layernorm_full_attention_alpha = layernorm_full_attention_alpha
+            self.layernorm_full_attention_beta = layernorm_full_attention_beta
+            self.layernorm_linear_attention_alpha = layernorm_linear_attention_alpha
+            self.layernorm_linear_attention_beta = layernorm_linear_attention_beta
+            self.layernorm_mlp_alpha, self.layernorm_mlp_beta = layernorm_mlp_alpha, layernorm_mlp_beta
+
+    MiniMaxM1Config().save_pretrained(tmp_path)
+    return json.loads((tmp_path / "config.json").read_text())
+
+
+def test_release_code_defaults_for_omitted_fields(tmp_path):
+    written = _release_code_config(tmp_path)
+    assert "rotary_dim" not in written and written["postnorm"] is False
+    c = MiniMaxConfig.from_json(tmp_path)  # the release code's meaning, not lumos' dataclass defaults
+    assert c.postnorm is False and c.rotary_dim == c.head_dim == 16
+    assert c.layernorm_mlp_alpha == c.layernorm_full_attention_alpha == c.layernorm_linear_attention_alpha == 1
+    # a hand-written release config that leaves the fields out gets the same defaults
+    hand = {k: v for k, v in RELEASE_M1.items() if k not in ("rotary_dim", "postnorm", "eos_token_id") and "alpha" not in k}
+    h = MiniMaxConfig.from_dict(hand)
+    assert h.postnorm is False and h.rotary_dim == 16 and h.layernorm_mlp_alpha == 1.0
+    # lumos' own dataclass keeps its defaults (written out in full, so a round trip is exact)
+    assert MiniMaxConfig().postnorm is True
+    assert MiniMaxConfig.from_dict(MiniMaxConfig().to_format_dict("minimax_m1")) == MiniMaxConfig()
+
+
+def test_release_config_without_shapes_is_ambiguous():
+    with pytest.raises(LumosError, match="omits.*hidden_size"):
+        MiniMaxConfig.from_dict({"model_type": "minimax_m1", "vocab_size": 300})

@@ -1,7 +1,8 @@
-"""The one-token decode step (``lumos.models.fast_decode``) against the eager model.
+"""The one-token decode step (``HybridLM.decode_step``, compiled by ``lumos.models.fast_decode``) against full forwards.
 
-``decode_step`` run eagerly ("function" backend) is checked against ``model(tok, cache=cache)`` on many shapes;
-the compiled step against both, on one tiny model (compiling costs seconds).
+The oracle of every decode step is a full forward (no cache, the layers' sequence paths) over the prompt plus the
+tokens decoded so far. The step run eagerly ("function" backend and ``model(tok, cache=cache)``, which both run
+``HybridLM.decode_step``) is checked on many shapes; the compiled step on one tiny model (compiling costs seconds).
 """
 
 import pytest
@@ -21,22 +22,31 @@ def _prefill(model, ids, mask, extra):
 
 
 def _compare(model, ids, mask=None, steps=5, backend="function", atol=2e-5):
-    """Decode ``steps`` greedy tokens through the model and through a FastDecoder; logits and states agree."""
+    """Decode ``steps`` greedy tokens through a FastDecoder and through ``model(tok, cache=cache)``; at each step
+    both logits equal the last logits of a full forward over everything so far, and at the end the cache (states,
+    key mask, positions) equals a prefill of the whole sequence."""
+    mask = torch.ones_like(ids) if mask is None else mask
     with torch.no_grad():
-        ref_cache, ref = _prefill(model, ids, mask, steps + 1)
+        eager_cache, eager = _prefill(model, ids, mask, steps + 1)
         fast_cache, fast = _prefill(model, ids, mask, steps + 1)
         dec = FastDecoder(model, fast_cache, backend=backend)
         for _ in range(steps):
-            tok = ref.argmax(-1)
-            ref = model(tok[:, None], cache=ref_cache)[:, -1]
+            tok = fast.argmax(-1)
+            ids, mask = torch.cat((ids, tok[:, None]), 1), torch.cat((mask, torch.ones_like(mask[:, :1])), 1)
+            full = model(ids, attention_mask=mask)[:, -1]
             fast = dec.step(tok)
-            assert_close("logits", fast.float(), ref.float(), atol=atol, rtol=atol)
-        for a, b in zip(ref_cache.states, fast_cache.states):
+            eager = model(tok[:, None], cache=eager_cache)[:, -1]
+            assert_close("logits", fast.float(), full.float(), atol=atol, rtol=atol)
+            assert_close("eager logits", eager.float(), full.float(), atol=atol, rtol=atol)
+        ref_cache, _ = _prefill(model, ids, mask, 1)
+        for a, b, c in zip(ref_cache.states, fast_cache.states, eager_cache.states):
             if a is not None:
                 assert_close("state", b, a, atol=atol, rtol=atol)
-        assert fast_cache.length == ref_cache.length
-        assert torch.equal(fast_cache.key_mask, ref_cache.key_mask)
-        assert torch.equal(fast_cache.next_position, ref_cache.next_position)
+                assert_close("eager state", c, a, atol=atol, rtol=atol)
+        for cache in (fast_cache, eager_cache):
+            assert cache.length == ref_cache.length
+            assert torch.equal(cache.key_mask, ref_cache.key_mask)
+            assert torch.equal(cache.next_position, ref_cache.next_position)
 
 
 @pytest.mark.parametrize("layers", [[0, 1, 0, 1], [1, 0], [0, 0, 0], [1], [1, 1, 0]])
@@ -187,19 +197,3 @@ def test_compiled_code_is_per_model_and_follows_fp32_head(compiled_model):
     fn = fast_decode.compiled_decode_step(other)
     other.float()
     assert fast_decode.compiled_decode_step(other) is not fn
-
-
-@pytest.mark.parametrize("b,hkv,g,n,d", [(1, 2, 4, 1, 8), (2, 1, 3, 17, 6), (3, 2, 1, 40, 16)])
-def test_cached_attention_matches_reference(b, hkv, g, n, d):
-    from lumos.layers.softmax_attention import softmax_attention_reference
-
-    gen = torch.Generator().manual_seed(n)
-    q, k, v = (torch.randn(b, hkv, m, d, generator=gen) for m in (g, n, n))
-    valid = torch.rand(b, n, generator=gen) > 0.3
-    valid[:, -1] = True  # the new token's own slot
-    out = fast_decode.cached_attention(q, k, v, valid, d ** -0.5)
-    # the same attention as g·hkv query heads over hkv KV heads, one query each
-    ref = softmax_attention_reference(q.reshape(b, hkv * g, 1, d), k, v, valid[:, None, None, :],
-                                      scale=d ** -0.5)
-    assert_close("attention", out.reshape(b, hkv * g, 1, d), ref, atol=1e-5, rtol=1e-5)
-    torch.library.opcheck(fast_decode.cached_attention, (q, k, v, valid, d ** -0.5))

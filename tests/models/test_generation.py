@@ -63,7 +63,7 @@ def test_prefill_then_decode_equals_full_forward_at_every_position():
 def test_generate_logprobs_match_full_forward_and_greedy():
     model = tiny_lumos([0, 1, 0, 1])
     ids = torch.randint(0, 256, (2, 6))
-    out = model.generate(ids, max_new_tokens=10, eos_token_id=-1, repetition_truncation=None, temperature=0.7)
+    out = generate(model, ids, max_new_tokens=10, eos_token_id=-1, repetition_truncation=None, temperature=0.7)
     assert out.sequences.shape == (2, 16) and out.tokens.shape == (2, 10) and out.finish_reasons == ["length"] * 2
     with torch.no_grad():
         logits = model(out.sequences)[:, 5:-1].float() / 0.7
@@ -79,8 +79,8 @@ def test_left_padded_batch_equals_each_sequence_alone():
     ids[0, 6:], ids[1] = a, b
     mask = (ids != 256).long()
     kw = dict(max_new_tokens=7, eos_token_id=-1, repetition_truncation=None)
-    batch = model.generate(ids, attention_mask=mask, **kw)
-    for row, alone in ((0, model.generate(a, **kw)), (1, model.generate(b, **kw))):
+    batch = generate(model, ids, attention_mask=mask, **kw)
+    for row, alone in ((0, generate(model, a, **kw)), (1, generate(model, b, **kw))):
         assert torch.equal(batch.tokens[row], alone.tokens[0])
         assert_close(f"row {row} logprobs", batch.logprobs[row], alone.logprobs[0], atol=2e-5, rtol=2e-5)
 

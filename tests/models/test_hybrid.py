@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from lumos.core.errors import LumosError
-from lumos.models import HybridLM, MiniMaxConfig
+from lumos.models import HybridLM, MiniMaxConfig, load_pretrained
 from lumos.testing import assert_close
 from models._factories import tiny_lumos, tiny_transformers
 
@@ -20,7 +20,7 @@ def test_logits_equal_transformers(tmp_path, layer_types, kw):
     tf = tiny_transformers(layer_types, **kw)
     tf.config.output_router_logits = True
     tf.save_pretrained(tmp_path)
-    ours = HybridLM.from_pretrained(tmp_path)
+    ours = load_pretrained(tmp_path)
     assert ours.config.lightning_slope_variant == "transformers"
     block = tf.config.block_size
     for length in (block - 1, block, block + 1, 2 * block + 3):
@@ -105,3 +105,24 @@ def test_public_api():
         assert getattr(lumos.models, name) is not None
     for name in ("SoftmaxAttention", "SparseMoE", "RotaryEmbedding"):
         assert hasattr(lumos.layers, name)
+
+
+def test_model_module_imports_neither_generation_nor_checkpoints():
+    """Generation and checkpoint I/O build on the model, never the reverse (no import circle, no lazy imports)."""
+    import ast
+    import inspect
+
+    import lumos.models.hybrid as hybrid
+
+    imported = {n.module for n in ast.walk(ast.parse(inspect.getsource(hybrid))) if isinstance(n, ast.ImportFrom)}
+    assert not imported & {"lumos.models.generation", "lumos.models.checkpoint", "lumos.models.fast_decode"}
+    assert not hasattr(hybrid.HybridLM, "generate") and not hasattr(hybrid.HybridLM, "from_pretrained")
+
+
+def test_tiny_hybrid_is_seeded_and_ends_with_a_softmax_layer():
+    from lumos.models import tiny_hybrid
+
+    a, b = tiny_hybrid(32, 3, seed=4), tiny_hybrid(32, 3, seed=4)
+    assert a.config.layer_kinds == ["lightning", "lightning", "softmax"]
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+    assert tiny_hybrid(32, 2, rotary_dim=4).config.rotary_dim == 4

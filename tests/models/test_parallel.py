@@ -8,7 +8,8 @@ from tests.models._factories import randomize
 
 from lumos.core.distributed import spawn
 from lumos.core.errors import LumosError
-from lumos.models import HybridLM, MiniMaxConfig
+from lumos.models import HybridLM, MiniMaxConfig, load_pretrained, save_pretrained
+from lumos.models.sharded_loading import load_sharded
 
 
 def _config(**kw):
@@ -34,12 +35,11 @@ def _worker(rank, world, root):
     ids, mask = _ids()
     expected = torch.load(root / "logits.pt", weights_only=True)
     rows = slice(rank * 2, rank * 2 + 2)            # each rank its own rows (EP sends tokens across ranks)
-    total = sum(p.numel() * 4 for p in HybridLM.from_pretrained(root / "minimax_m1").parameters())
+    total = sum(p.numel() * 4 for p in load_pretrained(root / "minimax_m1").parameters())
     for fmt in ("minimax_m1", "transformers"):
         for ep in (1, 2):
             mesh = make_mesh(expert_parallel=ep)
-            model = HybridLM.from_pretrained(root / fmt, dtype=torch.float32, device_mesh=mesh,
-                                             expert_parallel=ep > 1)
+            model = load_pretrained(root / fmt, dtype=torch.float32, device_mesh=mesh, expert_parallel=ep > 1)
             with torch.no_grad():
                 out = model(ids[rows], attention_mask=mask[rows])
             torch.testing.assert_close(out, expected[rows], atol=1e-5, rtol=1e-5, msg=f"{fmt} ep={ep}")
@@ -56,12 +56,12 @@ def test_sharded_loading_matches_single_process(tmp_path):
     torch.manual_seed(0)
     model = HybridLM(_config())
     randomize(model, std=0.2)
-    model.save_pretrained(tmp_path / "minimax_m1", format="minimax_m1", max_shard_size=20_000)
-    model.save_pretrained(tmp_path / "transformers", format="transformers", max_shard_size=20_000)
+    save_pretrained(model, tmp_path / "minimax_m1", format="minimax_m1", max_shard_size=20_000)
+    save_pretrained(model, tmp_path / "transformers", format="transformers", max_shard_size=20_000)
     ids, mask = _ids()
     with torch.no_grad():
-        logits = HybridLM.from_pretrained(tmp_path / "minimax_m1")(ids, attention_mask=mask)
-        torch.testing.assert_close(HybridLM.from_pretrained(tmp_path / "transformers")(ids, attention_mask=mask),
+        logits = load_pretrained(tmp_path / "minimax_m1")(ids, attention_mask=mask)
+        torch.testing.assert_close(load_pretrained(tmp_path / "transformers")(ids, attention_mask=mask),
                                    logits, atol=1e-5, rtol=1e-5)
     torch.save(logits, tmp_path / "logits.pt")
     spawn(_worker, nprocs=2, args=(str(tmp_path),))
@@ -69,10 +69,9 @@ def test_sharded_loading_matches_single_process(tmp_path):
 
 def test_sharded_loading_reports_bad_keys_before_reading(tmp_path):
     from lumos.core.io import load_tensors, save_tensors
-    from lumos.models.sharded_loading import load_sharded
 
     model = HybridLM(_config(num_hidden_layers=1, attn_type_list=[0]))
-    model.save_pretrained(tmp_path, max_shard_size=10**9)
+    save_pretrained(model, tmp_path, max_shard_size=10**9)
     shard = next(tmp_path.glob("model-*.safetensors"))
     t = load_tensors(shard)
     t.pop("model.norm.weight")

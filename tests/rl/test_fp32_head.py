@@ -2,8 +2,8 @@ import pytest
 import torch
 
 from lumos.core.errors import LumosTypeError
+from lumos.models import tiny_hybrid
 from lumos.rl.fp32_head import fp32_head_study, pearson, rollout_copy
-from lumos.rl.sft import tiny_hybrid
 from lumos.rl.tasks import get_task
 
 

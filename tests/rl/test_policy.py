@@ -74,7 +74,7 @@ def test_make_policy_rejects_unknown_models():
 
 
 def test_hybrid_policy_logprobs_and_group_sampling():
-    from lumos.rl.sft import tiny_hybrid
+    from lumos.models import tiny_hybrid
 
     policy = make_policy(tiny_hybrid(32, 2, seed=1))
     ids, mask = _prompts()

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from lumos.core.distributed import spawn
+from lumos.models import tiny_hybrid
 from lumos.models.distributed_checkpoint import (
     export_checkpoint,
     latest_distributed,
@@ -20,7 +21,7 @@ from lumos.models.distributed_checkpoint import (
     save_distributed,
 )
 from lumos.rl.config import RLConfig
-from lumos.rl.sft import SFTConfig, sft_warm_start, tiny_hybrid
+from lumos.rl.sft import SFTConfig, sft_warm_start
 from lumos.rl.tasks import get_task
 from lumos.rl.trainer import RLTrainer
 
@@ -112,12 +113,13 @@ def test_fsdp_and_expert_parallel_training_equals_single_process(tmp_path):
         for k, v in plain.state_dict().items():
             assert torch.equal(v, got["final"][k]), k
         assert len(opt.state) == len(list(plain.parameters()))
+        assert RLTrainer(tiny_hybrid(32, 2, seed=9), _task(), _cfg()).resume(tmp_path / f"run_ep{ep}") == 2
     # export to both release formats
-    from lumos.models import HybridLM
+    from lumos.models import load_pretrained
 
     for fmt in ("minimax_m1", "transformers"):
         path = export_checkpoint(tmp_path / "run_ep2", tmp_path / f"export_{fmt}", format=fmt)
-        back = HybridLM.from_pretrained(path)
+        back = load_pretrained(path)
         for k, v in back.state_dict().items():
             assert torch.equal(v, got["final"][k]), (fmt, k)
 
@@ -125,7 +127,7 @@ def test_fsdp_and_expert_parallel_training_equals_single_process(tmp_path):
 _KILLED_SAVE = textwrap.dedent("""
     import os, sys, torch
     import lumos.models.distributed_checkpoint as dc
-    from lumos.rl.sft import tiny_hybrid
+    from lumos.models import tiny_hybrid
     root = sys.argv[1]
     model = tiny_hybrid(16, 1, seed=0)
     opt = torch.optim.AdamW(model.parameters())
@@ -155,6 +157,15 @@ def test_killed_save_never_becomes_latest(tmp_path):
     save_distributed(root, 2, model, None, {"tag": "again"})            # the next save clears the partial one
     assert not (root / ".step_000002.partial").exists()
     assert latest_distributed(root).name == "step_000002"
+    # lumos export: the latest checkpoint → release safetensors (and a clear error for a non-checkpoint)
+    from lumos.cli.main import main
+    from lumos.models import load_pretrained
+
+    assert main(["export", str(root), str(tmp_path / "out"), "--format", "transformers"]) == 0
+    back = load_pretrained(tmp_path / "out")
+    for k, v in back.state_dict().items():
+        assert torch.equal(v, model.state_dict()[k]), k
+    assert main(["export", str(tmp_path / "out"), str(tmp_path / "out2")]) == 2
 
 
 def test_expert_parallel_flag_must_divide_world_size(capsys, tmp_path):
@@ -164,5 +175,5 @@ def test_expert_parallel_flag_must_divide_world_size(capsys, tmp_path):
                    "--out", str(tmp_path / "run")])
     assert status == 2
     err = capsys.readouterr().err
-    assert "--expert-parallel 3 must divide the world size (1 processes)" in err
+    assert "--expert-parallel 3 must divide the world size (1 processes) and the number of experts (2)" in err
     assert not (tmp_path / "run").exists()          # checked before the run directory is made

@@ -200,7 +200,7 @@ def _ddp_setup(algo):
 
 
 def _ddp_worker(rank, world, out_dir, algo):
-    from lumos.rl.sft import tiny_hybrid
+    from lumos.models import tiny_hybrid
 
     model = tiny_hybrid(32, 2, router_aux_loss_coef=0.0)  # the MoE aux loss is per process (batch-nonlinear)
     tr = RLTrainer(model, *_ddp_setup(algo))
@@ -214,7 +214,7 @@ def _ddp_worker(rank, world, out_dir, algo):
 @pytest.mark.parametrize("algo", ["cispo", "dapo"])
 def test_two_process_gloo_equals_single_process(algo, tmp_path):
     spawn(_ddp_worker, nprocs=2, args=(str(tmp_path), algo))
-    from lumos.rl.sft import tiny_hybrid
+    from lumos.models import tiny_hybrid
 
     ddp = torch.load(tmp_path / "ddp.pt", weights_only=True)
     model = tiny_hybrid(32, 2, router_aux_loss_coef=0.0)  # the MoE aux loss is per process (batch-nonlinear)
@@ -233,7 +233,7 @@ def test_two_process_gloo_equals_single_process(algo, tmp_path):
 
 
 def test_compiled_rollouts_equal_eager_rollouts():
-    from lumos.rl.sft import tiny_hybrid
+    from lumos.models import tiny_hybrid
 
     task = signal_task()
     eager = RLTrainer(tiny_hybrid(32, 2, seed=3), task, small_cfg())

@@ -5,10 +5,10 @@ import torch
 from torch import nn
 
 from lumos.core.errors import LumosError
-from lumos.core.per_sample import explicit_last_layer_grads, last_layer_stats
 from lumos.testing import assert_close
 from lumos.valuation import chg_shapley
 from lumos.valuation.features import CHGFeatures, CHGVector, chg_values_streaming
+from lumos.valuation.per_sample import explicit_last_layer_grads, last_layer_stats
 
 
 def _feats(n, c, d, variant, seed=0):

@@ -7,8 +7,8 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from lumos.core.errors import LumosError
-from lumos.core.per_sample import explicit_last_layer_grads
 from lumos.valuation import CHGSelector, chg_shapley
+from lumos.valuation.per_sample import explicit_last_layer_grads
 from lumos.valuation.selection import per_class_top
 
 

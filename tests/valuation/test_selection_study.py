@@ -36,6 +36,9 @@ def test_settings_keep_the_test_split_clean_and_balanced():
     n_pool = len(clean.y_train) + len(clean.y_val)
     assert len(clean.y_val) == int(0.1 * n_pool) and len(clean.y_test) == int(0.3 * 1797)
     assert abs(float(clean.X_train.mean())) < 1e-5  # standardised with training statistics
+    # 30 % relabelled uniformly over 10 classes: about 27 % actually change; the mask marks exactly those
+    assert clean.relabelled is None and 0.2 < float(noisy.relabelled.float().mean()) < 0.34
+    assert np.array_equal((noisy.y_train != clean.y_train).numpy(), noisy.relabelled.numpy())  # same split per seed
 
 
 def test_shapes_data_is_images_with_a_clean_test_split():
@@ -52,6 +55,9 @@ def test_training_runs_with_every_method_and_reports_times():
         r = train_with_selector(data, method, 1.0 if method == "full" else 0.1, 0, cfg)
         assert 0 <= r["accuracy"] <= 1 and r["seconds"] >= r["select_seconds"] >= 0
         assert r["n_selections"] == (0 if method == "full" else 2)
+        assert (r["relabelled_share"] is None) == (method == "full")
+        if method != "full":
+            assert 0 <= r["relabelled_share"] <= 1
 
 
 def test_summary_and_paper_table_by_hand():
@@ -69,10 +75,12 @@ def test_summary_and_paper_table_by_hand():
     assert paper_table(summary, "digits", "seconds")[1]["clean 10%"] == "2.0"
 
 
-def test_resume_skips_logged_runs():
-    cfg = _tiny(methods=("random",), full=False)
+def test_resume_skips_logged_runs_and_seeds_can_be_split():
+    cfg = _tiny(methods=("random",), full=False, seeds=2)
     rows = run_selection_study(cfg)
-    assert len(rows) == 1
+    assert [r["seed"] for r in rows] == [0, 1]
+    split = run_selection_study(_tiny(methods=("random",), full=False, seeds=1, first_seed=1))
+    assert [(r["seed"], r["accuracy"]) for r in split] == [(1, rows[1]["accuracy"])]  # the same run on its own
     logged = []
     again = run_selection_study(cfg, log=logged.append, done=rows)
     assert again == rows and logged == []

@@ -8,11 +8,11 @@ from torch.utils.data import DataLoader, Subset, TensorDataset
 
 from lumos.core import distributed as dist
 from lumos.core.errors import LumosError
-from lumos.core.per_sample import explicit_last_layer_grads
 from lumos.testing import assert_close
 from lumos.valuation import CHGValuation, chg_shapley
 from lumos.valuation.base import NotFittedError
 from lumos.valuation.models import build_classifier, to_tensors, train_epoch
+from lumos.valuation.per_sample import explicit_last_layer_grads
 from lumos.valuation.valuation import IndexedDataset
 
 

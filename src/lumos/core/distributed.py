@@ -25,6 +25,7 @@ __all__ = [
     "barrier",
     "spawn",
     "free_port",
+    "local_shard",
 ]
 
 
@@ -70,6 +71,13 @@ def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
 def barrier() -> None:
     if is_distributed():
         dist.barrier()
+
+
+def local_shard(t: torch.Tensor) -> torch.Tensor:
+    """The local tensor of a DTensor (a sharded parameter or gradient); any other tensor unchanged."""
+    from torch.distributed.tensor import DTensor
+
+    return t.to_local() if isinstance(t, DTensor) else t
 
 
 def free_port() -> int:

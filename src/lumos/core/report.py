@@ -80,11 +80,6 @@ class Section:
         self.blocks.append(f"<pre>{html.escape(text)}</pre>")
         return self
 
-    def raw_html(self, markup: str) -> Section:
-        """Add trusted HTML produced by lumos itself."""
-        self.blocks.append(markup)
-        return self
-
     def table(self, rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None, caption: str | None = None) -> Section:
         """Add a table from a list of dicts (columns default to the union of keys, in first-seen order)."""
         if columns is None:

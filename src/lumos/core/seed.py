@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["seed_everything", "get_rng_state", "set_rng_state", "torch_generator"]
+__all__ = ["seed_everything", "get_rng_state", "set_rng_state"]
 
 
 def seed_everything(seed: int, deterministic: bool = False) -> int:
@@ -27,13 +27,6 @@ def seed_everything(seed: int, deterministic: bool = False) -> int:
     if deterministic:
         torch.use_deterministic_algorithms(True, warn_only=True)
     return seed
-
-
-def torch_generator(seed: int, device: str | torch.device = "cpu") -> torch.Generator:
-    """A fresh ``torch.Generator`` seeded with ``seed``."""
-    g = torch.Generator(device=device)
-    g.manual_seed(int(seed))
-    return g
 
 
 def get_rng_state() -> dict[str, Any]:

@@ -10,6 +10,7 @@ or, with ``resize=None``, resize straight to ``size × size``; then scale to [0,
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,16 @@ __all__ = ["IMAGE_EXTENSIONS", "IMAGENET_MEAN", "IMAGENET_STD", "load_image", "p
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+#: Largest image decoded (width × height); larger files are refused before decoding (decompression bombs).
+#: Override with the environment variable LUMOS_MAX_IMAGE_PIXELS.
+MAX_IMAGE_PIXELS = 64_000_000
+
+
+def max_image_pixels() -> int:
+    try:
+        return int(os.environ.get("LUMOS_MAX_IMAGE_PIXELS", MAX_IMAGE_PIXELS))
+    except ValueError:
+        raise LumosError("LUMOS_MAX_IMAGE_PIXELS must be an integer number of pixels.") from None
 
 
 def load_image(path: str | os.PathLike[str], channels: int = 3):  # -> PIL.Image.Image
@@ -36,11 +47,24 @@ def load_image(path: str | os.PathLike[str], channels: int = 3):  # -> PIL.Image
         raise LumosError(f"Image file not found: {p}. Check the path.")
     if channels not in (1, 3):
         raise bad_param("channels", "1 or 3", channels, owner="load_image")
+    cap = max_image_pixels()
     try:
-        with Image.open(p) as im:
-            im.load()
-            return im.convert("RGB" if channels == 3 else "L")
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(p) as im:
+                w, h = im.size
+                if w * h > cap:
+                    raise LumosError(f"{p} is {w}×{h} = {w * h} pixels, above the cap of {cap} (a decompression bomb "
+                                     "or a very large image). Downscale it, or raise LUMOS_MAX_IMAGE_PIXELS.")
+                if w < 1 or h < 1:
+                    raise LumosError(f"{p} has no pixels ({w}×{h}).")
+                im.load()
+                return im.convert("RGB" if channels == 3 else "L")
+    except LumosError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise LumosError(f"{p} is too large to decode safely ({exc}). Downscale it.") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as exc:
         raise LumosError(f"{p} is not a readable image ({type(exc).__name__}). "
                          f"Pass image files ({', '.join(IMAGE_EXTENSIONS[:4])}, ...).") from None
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from lumos.core.errors import bad_param
+from lumos.core.validation import check_int, check_positive_int
 
 __all__ = ["CLASSES", "SyntheticShapes", "make_sample", "synthetic_splits"]
 
@@ -88,10 +88,8 @@ class SyntheticShapes(torch.utils.data.Dataset):
     std: tuple[float, float, float] | None = None
 
     def __post_init__(self) -> None:
-        if not isinstance(self.n, int) or self.n < 1:
-            raise bad_param("n", "a positive int", self.n, owner="SyntheticShapes")
-        if not isinstance(self.size, int) or self.size < 16:
-            raise bad_param("size", "an int >= 16", self.size, owner="SyntheticShapes")
+        check_positive_int(self.n, "n", owner="SyntheticShapes")
+        check_int(self.size, "size", 16, owner="SyntheticShapes")
         samples = [make_sample(self.seed, self.offset + i, self.size) for i in range(self.n)]
         self.images = torch.from_numpy(np.stack([s[0] for s in samples]))
         self.labels = torch.tensor([s[1] for s in samples], dtype=torch.long)

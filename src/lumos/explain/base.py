@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from lumos.core.errors import LumosError, bad_param
-from lumos.core.validation import check_tensor
+from lumos.core.validation import check_finite, check_tensor
 from lumos.explain.postprocess import postprocess
 from lumos.explain.reshape import Layout, ReshapeSpec, infer_layout, to_map
 from lumos.explain.targets import Logit, Target, TargetSpec, make_target
@@ -239,6 +239,12 @@ class BaseCAM:
                 cams = postprocess([r.detach() for r in raw], size)
         finally:
             self.model.train(was_training)
+        if not bool(torch.isfinite(cams).all()):  # finite input and logits, yet inf/NaN gradients: keep [0, 1]
+            import warnings
+
+            warnings.warn(f"{type(self).__name__}: {int((~torch.isfinite(cams)).sum())} non-finite CAM values "
+                          "(overflowing gradients) were set to 0.", RuntimeWarning, stacklevel=2)
+            cams = torch.nan_to_num(cams, nan=0.0, posinf=0.0, neginf=0.0)
         return cams
 
     def _prepare_input(self, x: Any) -> torch.Tensor:
@@ -254,6 +260,7 @@ class BaseCAM:
                             fix="Convert grayscale/RGBA images to the model's channel count.")
         if x.shape[0] == 0:
             raise bad_param("x", "a non-empty batch", f"shape {tuple(x.shape)}", owner=owner)
+        check_finite(x, "x", owner=owner, fix="Replace NaN/inf pixels before explaining (e.g. torch.nan_to_num).")
         if torch.is_inference_mode_enabled():
             raise LumosError(f"{owner} needs autograd; call it outside torch.inference_mode().")
         return x.detach().to(device=model_device(self.model), dtype=_model_dtype(self.model))
@@ -270,6 +277,8 @@ class BaseCAM:
             got = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
             raise bad_param("model", "a classifier returning logits (B, C)", f"output {got}",
                             owner=type(self).__name__)
+        check_finite(logits, "model output (logits)", owner=type(self).__name__,
+                     fix="The model produces NaN/inf on this input; check its weights.")
         missing = [n for (n, _), o in zip(self.layers, cap.outputs) if o is None]
         if missing:
             raise LumosError(f"Target layer(s) {', '.join(missing)} did not run in the forward pass. "

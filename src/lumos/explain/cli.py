@@ -7,10 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from lumos.cli.common import add_run_options, parse_csv_list
-from lumos.core.errors import LumosError, bad_param
+from lumos.core.errors import LumosError
+from lumos.core.validation import check_nonneg_int
 
-METHOD_NAMES = ("gradcam", "hirescam", "gradcam-e", "shapleycam", "shapleycam-h", "shapleycam-e", "gradcam++",
-                "xgradcam", "layercam", "scorecam")
 SETTINGS = ("before_pool", "last_conv")
 
 
@@ -21,7 +20,9 @@ def _model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--num-classes", type=int, default=None, help="number of classes of --weights (default: arch's)")
     p.add_argument("--target-layer", default="before_pool",
                    help="dotted layer name(s), comma-separated, or a setting: before_pool (default) or last_conv")
-    p.add_argument("--target", default="rest", choices=("rest", "logit", "softmax", "logsoftmax"),
+    from lumos.explain.targets import TARGETS
+
+    p.add_argument("--target", default="rest", choices=tuple(TARGETS),
                    help="utility explained, for every method (default: rest, the paper's protocol)")
     p.add_argument("--image-size", type=int, default=224, help="input side for hub models (default 224)")
     p.add_argument("--batch-size", type=int, default=16)
@@ -30,9 +31,11 @@ def _model_options(p: argparse.ArgumentParser) -> None:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from lumos.explain import METHODS
+
     p = sub.add_parser("explain", help="CAM overlays (PNG) and a JSON summary for image files")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
-    p.add_argument("--method", default="shapleycam", help="method(s), comma-separated: " + ", ".join(METHOD_NAMES))
+    p.add_argument("--method", default="shapleycam", help="method(s), comma-separated: " + ", ".join(METHODS))
     p.add_argument("--class", dest="class_index", type=int, default=None,
                    help="class to explain (default: each image's predicted class)")
     _model_options(p)
@@ -52,10 +55,21 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _check_positive(args: argparse.Namespace, *names: str) -> None:
+    from lumos.core.validation import check_positive_int
+
     for n in names:
         v = getattr(args, n, None)
-        if v is not None and v < 1:
-            raise bad_param("--" + n.replace("_", "-"), "a positive integer", v)
+        if v is not None:
+            check_positive_int(v, "--" + n.replace("_", "-"))
+    if getattr(args, "num_classes", None) is not None:
+        check_positive_int(args.num_classes, "--num-classes")
+    if getattr(args, "class_index", None) is not None:
+        check_nonneg_int(args.class_index, "--class")
+    for n in ("auc_steps", "examples"):
+        if getattr(args, n, None) is not None:
+            check_nonneg_int(getattr(args, n), "--" + n.replace("_", "-"))
+    if getattr(args, "weights", None) is not None and not Path(args.weights).is_file():
+        raise LumosError(f"--weights {args.weights}: file not found. Check the path.")
 
 
 def _bundle(args: argparse.Namespace, run: Any) -> Any:
@@ -88,20 +102,20 @@ def _layers(bundle: Any, spec: str) -> list[str]:
 
 
 def _methods(spec: str) -> list[str]:
+    from lumos.explain import METHODS
+
     if spec.strip().lower() == "all":
-        return list(METHOD_NAMES)
-    return [m.lower() for m in parse_csv_list(spec, METHOD_NAMES, what="method")]
+        return list(METHODS)
+    return [m.lower() for m in parse_csv_list(spec, tuple(METHODS), what="method")]
 
 
 def run_explain(args: argparse.Namespace) -> int:
     import torch
 
     from lumos.core.io import atomic_write_bytes, atomic_write_json, save_tensors
-    from lumos.core.progress import track
     from lumos.core.rundir import RunDir
     from lumos.data.images import load_image, preprocess
-    from lumos.explain import get_method
-    from lumos.explain.evaluation import TARGETS
+    from lumos.explain.runner import explain_inputs
     from lumos.explain.visualize import overlay, png_bytes
 
     _check_positive(args, "batch_size", "image_size")
@@ -112,40 +126,32 @@ def run_explain(args: argparse.Namespace) -> int:
     with RunDir.create("explain", vars(args) | {"func": None}, out=args.out, seed=args.seed) as run:
         bundle = _bundle(args, run)
         layers = _layers(bundle, args.target_layer)
-        resize = bundle.resize
-        loaded = [preprocess(load_image(f), bundle.image_size, resize, bundle.mean, bundle.std) for f in files]
-        x = torch.stack([n for n, _ in loaded])
+        loaded = [preprocess(load_image(f), bundle.image_size, bundle.resize, bundle.mean, bundle.std) for f in files]
         raw = torch.stack([r for _, r in loaded])
+        found = explain_inputs(bundle.model, layers, torch.stack([n for n, _ in loaded]), methods,
+                               target=args.target, classes=args.class_index, batch_size=args.batch_size)
         results: list[dict[str, Any]] = []
-        all_cams: dict[str, torch.Tensor] = {}
         section = run.report.section("Explanations")
         section.text(f"model {bundle.spec}, layers {', '.join(layers)}, target {args.target}")
-        for name in methods:
-            method = get_method(name)(bundle.model, layers)
-            cams_list, probs, classes = [], [], []
-            for i in track(range(0, len(files), args.batch_size), f"explain {name}"):
-                xb = x[i:i + args.batch_size]
-                with torch.no_grad():
-                    p = torch.softmax(bundle.model(xb), 1)
-                c = p.argmax(1) if args.class_index is None else torch.full((len(xb),), args.class_index)
-                cams_list.append(method(xb, targets=TARGETS[args.target](c)).cpu())
-                probs.append(p.gather(1, method.classes_[:, None].cpu()).squeeze(1))
-                classes.append(method.classes_.cpu())
-            cams, prob, cls = torch.cat(cams_list), torch.cat(probs), torch.cat(classes)
-            all_cams[name] = cams
+        for name, e in found.items():
             for j, f in enumerate(files):
-                png = png_bytes(overlay(raw[j], cams[j]))
+                png = png_bytes(overlay(raw[j], e.cams[j]))
                 out = atomic_write_bytes(run.path / "overlays" / f"{j:03d}_{f.stem}_{name}.png", png)
-                label = bundle.classes[int(cls[j])] if bundle.classes else None
+                c, p = int(e.classes[j]), float(e.probabilities[j])
+                label = bundle.classes[c] if bundle.classes else None
                 results.append({"image": str(f), "method": name, "layers": layers, "target": args.target,
-                                "class": int(cls[j]), "class_name": label, "probability": float(prob[j]),
+                                "class": c, "class_name": label, "probability": p,
                                 "overlay": str(out.relative_to(run.path))})
-                section.image(png, caption=f"{f.name} · {name} · class {label or int(cls[j])} (p={float(prob[j]):.3f})",
-                              width=160)
-        save_tensors(run.path / "cams.safetensors", all_cams)
+                section.image(png, caption=f"{f.name} · {name} · class {label or c} (p={p:.3f})", width=160)
+        save_tensors(run.path / "cams.safetensors", {name: e.cams for name, e in found.items()})
         atomic_write_json(run.path / "explanations.json", {"model": bundle.spec, "results": results})
         for r in results:
             run.log(r)
+    for j, f in enumerate(files):  # the class choice, made once for every method
+        e = next(iter(found.values()))
+        c = int(e.classes[j])
+        name = f" ({bundle.classes[c]})" if bundle.classes else ""
+        print(f"{f.name}: class {c}{name}, p={float(e.probabilities[j]):.3f}")
     print(f"wrote {len(results)} overlays and {run.path / 'explanations.json'}")
     return 0
 
@@ -184,6 +190,10 @@ def run_eval(args: argparse.Namespace) -> int:
 
     _check_positive(args, "batch_size", "image_size", "limit")
     methods = _methods(args.methods)
+    if args.data != "builtin":
+        from lumos.data.images import list_images
+
+        list_images(args.data)  # a missing or empty folder fails before the run directory exists
     with RunDir.create("explain-eval", vars(args) | {"func": None}, out=args.out, seed=args.seed) as run:
         bundle = _bundle(args, run)
         layers = _layers(bundle, args.target_layer)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -26,11 +26,9 @@ from lumos.explain.metrics import (
     insertion_auc,
     pointing_game,
 )
-from lumos.explain.targets import Logit, LogSoftmax, ReST, Softmax, Target
+from lumos.explain.targets import TARGETS
 
-__all__ = ["EvalConfig", "evaluate_methods", "TARGETS", "Batch"]
-
-TARGETS: dict[str, type[Target]] = {"rest": ReST, "logit": Logit, "softmax": Softmax, "logsoftmax": LogSoftmax}
+__all__ = ["EvalConfig", "evaluate_methods", "Batch"]
 
 #: (normalised images (B, C, H, W), boxes (B, 4) or None)
 Batch = tuple[torch.Tensor, "torch.Tensor | None"]
@@ -45,7 +43,6 @@ class EvalConfig:
     coherency: bool = True
     auc_steps: int = 0  # 0: skip deletion/insertion AUC
     keep_examples: int = 0  # keep the first N cams per method (for overlays)
-    extra: dict = field(default_factory=dict)
 
 
 def evaluate_methods(model: nn.Module, target_layers: LayerSpec, batches: Iterable[Batch], cfg: EvalConfig,

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lumos.core.errors import bad_param
+from lumos.core.validation import check_positive_int
 from lumos.explain.base import ChannelCAM, LayerSpec, LayerState
 from lumos.explain.reshape import ReshapeSpec
 from lumos.explain.targets import Target
@@ -27,8 +27,7 @@ class ScoreCAM(ChannelCAM):
 
     def __init__(self, model: nn.Module, target_layers: LayerSpec, *, reshape: ReshapeSpec = None,
                  batch_size: int = 64) -> None:
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise bad_param("batch_size", "a positive int", batch_size, owner="ScoreCAM")
+        check_positive_int(batch_size, "batch_size", owner="ScoreCAM")
         self.batch_size = batch_size
         super().__init__(model, target_layers, reshape=reshape)
 

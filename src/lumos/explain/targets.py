@@ -18,7 +18,8 @@ import torch
 
 from lumos.core.errors import LumosError, bad_param
 
-__all__ = ["Target", "Logit", "Softmax", "LogSoftmax", "ReST", "resolve_classes", "TargetSpec", "make_target"]
+__all__ = ["Target", "Logit", "Softmax", "LogSoftmax", "ReST", "resolve_classes", "TargetSpec", "make_target", "TARGETS",
+           "get_target"]
 
 ClassSpec = Union[int, Sequence[int], torch.Tensor, None]
 
@@ -66,10 +67,12 @@ class Target:
         self.classes_: torch.Tensor | None = None
 
     def __call__(self, logits: torch.Tensor) -> torch.Tensor:
-        """Utility per sample. logits: (B, C) → (B,)."""
+        """Utility per sample. logits: (B, C) → (B,); one sample's logits (C,) → a scalar (grad-cam style)."""
+        if isinstance(logits, torch.Tensor) and logits.dim() == 1:
+            return self(logits[None])[0]
         if not isinstance(logits, torch.Tensor) or logits.dim() != 2:
             shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
-            raise bad_param("logits", "a (B, C) tensor of class scores", shape, owner=type(self).__name__,
+            raise bad_param("logits", "a (B, C) or (C,) tensor of class scores", shape, owner=type(self).__name__,
                             fix="Explain a classifier, or pass a callable target that returns one score per sample.")
         idx = resolve_classes(self.classes, logits, owner=type(self).__name__)
         self.classes_ = idx
@@ -85,10 +88,6 @@ class Target:
             raise LumosError(f"{type(self).__name__} has not been called yet; call it on the logits first.")
         idx = self.classes_[b]
         return lambda logits: self.score(logits, idx.expand(logits.shape[0]))
-
-    def with_classes(self, classes: ClassSpec) -> Target:
-        """A copy of this target with other class indices."""
-        return type(self)(classes)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(classes={self.classes!r})"
@@ -131,7 +130,9 @@ class ReST(Target):
 
 
 class _PerSample(Target):
-    """grad-cam style: one callable per sample, each called on its own row ``logits[b]`` (C,) → scalar."""
+    """grad-cam style: one target per sample (``targets=[ReST(c) for c in classes]``), each called on its own
+    row ``logits[b]`` (C,) → scalar: a lumos :class:`Target` or any callable (grad-cam's target objects).
+    When every element is a lumos Target, ``classes_`` collects their classes."""
 
     def __init__(self, fns: Sequence[Callable[[torch.Tensor], torch.Tensor]]) -> None:
         super().__init__(None)
@@ -140,8 +141,18 @@ class _PerSample(Target):
     def __call__(self, logits: torch.Tensor) -> torch.Tensor:
         if len(self.fns) != logits.shape[0]:
             raise bad_param("targets", f"one target per sample ({logits.shape[0]})", f"{len(self.fns)} targets")
-        self.classes_ = None
-        return torch.stack([fn(row).reshape(()) for fn, row in zip(self.fns, logits)])
+        scores = []
+        for b, (fn, row) in enumerate(zip(self.fns, logits)):
+            out = fn(row)
+            if not isinstance(out, torch.Tensor) or out.numel() != 1:
+                got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+                raise bad_param(f"targets[{b}]", "a callable returning one scalar for the sample's 1-D output", got,
+                                fix="Return a 0-d tensor, e.g. lambda y: y[c].")
+            scores.append(out.reshape(()))
+        targets = [fn for fn in self.fns if isinstance(fn, Target)]
+        self.classes_ = (torch.cat([t.classes_ for t in targets]) if len(targets) == len(self.fns)
+                         and all(t.classes_ is not None for t in targets) else None)
+        return torch.stack(scores)
 
     def row_target(self, b: int) -> Callable[[torch.Tensor], torch.Tensor]:
         fn = self.fns[b]
@@ -167,6 +178,17 @@ class _Callable(Target):
     def row_target(self, b: int) -> Callable[[torch.Tensor], torch.Tensor]:
         raise LumosError("A batch callable target cannot be applied to one sample's perturbed copies "
                          "(ScoreCAM); pass class indices, a Target, or one callable per sample.")
+
+
+#: CLI / evaluation names → target classes (the one list every consumer reads).
+TARGETS: dict[str, type[Target]] = {"rest": ReST, "logit": Logit, "softmax": Softmax, "logsoftmax": LogSoftmax}
+
+
+def get_target(name: str) -> type[Target]:
+    """Target class by name (one of :data:`TARGETS`)."""
+    if name not in TARGETS:
+        raise bad_param("target", "one of " + ", ".join(TARGETS), name)
+    return TARGETS[name]
 
 
 TargetSpec = Union[None, int, Sequence[int], torch.Tensor, Target, Callable, Sequence[Callable]]

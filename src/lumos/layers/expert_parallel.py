@@ -30,16 +30,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lumos.core.distributed import local_shard
 from lumos.core.errors import LumosError
 from lumos.layers.moe import Routing, SparseMoE, route
 
 __all__ = ["ExpertParallelMoE", "expert_parallel_dispatch"]
-
-
-def _local(t: torch.Tensor) -> torch.Tensor:
-    from torch.distributed.tensor import DTensor
-
-    return t.to_local() if isinstance(t, DTensor) else t
 
 
 def expert_parallel_dispatch(flat: torch.Tensor, top_w: torch.Tensor, top_i: torch.Tensor, w1: torch.Tensor,
@@ -115,7 +110,7 @@ class ExpertParallelMoE(SparseMoE):
                              f"choose a divisor of {moe.num_experts}.")
         r = ep_mesh.get_local_rank()
         n = moe.num_experts // ep
-        moe.__class__ = cls
+        moe.__class__ = cls   # in place: the layer keeps its name, router and hooks; only the experts change
         for name in ("w1", "w2", "w3"):
             full = getattr(moe, name)
             local = full.detach()[r * n:(r + 1) * n].clone()
@@ -133,7 +128,7 @@ class ExpertParallelMoE(SparseMoE):
         flat = x.reshape(-1, h)
         probs, top_w, top_i = route(self.gate(flat), self.top_k)
         out, self.last_sent_rows, self.last_received_rows = expert_parallel_dispatch(
-            flat, top_w, top_i, _local(self.w1), _local(self.w2), _local(self.w3), self.num_experts, self.ep_group)
+            flat, top_w, top_i, local_shard(self.w1), local_shard(self.w2), local_shard(self.w3), self.num_experts, self.ep_group)
         routing = Routing(probs, top_i, attention_mask)
         return out.view(b, n, h), (routing.stats() if return_stats else routing)
 

@@ -15,8 +15,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from lumos.core.validation import check_choice, check_float, check_int, check_positive_int, check_tensor
+from lumos.layers.decode import decode_linear
 from lumos.layers.norm import RMSNorm
 from lumos.ops import lightning_attention, lightning_attention_step
+from lumos.ops.lightning.recurrent import recurrent_step
 
 __all__ = ["LightningAttention", "minimax_slope_rate", "alibi_slopes"]
 
@@ -143,6 +145,19 @@ class LightningAttention(nn.Module):
         o = self.norm(o)
         o = torch.sigmoid(self.output_gate(x)) * o
         return self.out_proj(o), new_state
+
+    def decode_step(self, x: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
+        """One new token per sequence (inference; what the model's eager and compiled decoding both run):
+        x (B, hidden), ``state`` (B, H, D, D) float32 (float64 for float64 models) updated in place by
+        S ← λ·S + kᵀv; returns (B, hidden) from o = q·S, as :meth:`forward` on one token."""
+        b, h, d = x.shape[0], self.num_heads, self.head_dim
+        qkv = F.silu(decode_linear(x, self.qkv_proj.weight, self.qkv_proj.bias)).view(b, h, 1, 3 * d)
+        q, k, v = qkv[..., :d], qkv[..., d:2 * d], qkv[..., 2 * d:]  # per-head interleaved rows
+        o, new = recurrent_step(q, k, v, self.slope_rate, state)
+        state.copy_(new)
+        o = self.norm(o.reshape(b, h * d))
+        o = torch.sigmoid(decode_linear(x, self.output_gate.weight, self.output_gate.bias)) * o
+        return decode_linear(o, self.out_proj.weight, self.out_proj.bias)
 
     def extra_repr(self) -> str:
         return f"hidden_size={self.hidden_size}, num_heads={self.num_heads}, head_dim={self.head_dim}"

@@ -23,8 +23,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from lumos.core.validation import check_float, check_int, check_positive_int
+from lumos.layers.decode import decode_linear, gathered_linear
 
-__all__ = ["SparseMoE", "RouterStats", "Routing", "load_balancing_loss", "route"]
+__all__ = ["SparseMoE", "RouterStats", "Routing", "load_balancing_loss", "route", "GATHER_EXPERT_BYTES"]
+
+#: a decode step reads B·top_k expert matrices by index; beyond B·top_k > num_experts it still does while those
+#: reads stay under this many bytes per layer (cache-resident weights: re-reading them is cheap)
+GATHER_EXPERT_BYTES = 16 * 2**20
 
 
 @dataclass
@@ -121,6 +126,26 @@ class SparseMoE(nn.Module):
         out = self._dispatch(flat, top_w, top_i)
         routing = Routing(probs, top_i, attention_mask)
         return out.view(b, n, h), (routing.stats() if return_stats else routing)
+
+    def gathers_experts(self, batch: int) -> bool:
+        """Whether :meth:`decode_step` reads the top-k experts of each of ``batch`` rows by index: while
+        B·top_k ≤ num_experts (the latency-bound regime) or B·top_k expert matrices ≤ :data:`GATHER_EXPERT_BYTES`.
+        Larger batches of large experts are compute-bound and use the expert-grouped dispatch."""
+        e, i, h = self.w1.shape
+        reads = batch * self.top_k
+        return reads <= e or reads * 3 * i * h * self.w1.element_size() <= GATHER_EXPERT_BYTES
+
+    def decode_step(self, x: torch.Tensor) -> torch.Tensor:
+        """One token per row (inference): x (B, H) -> (B, H), the same mixture as :meth:`forward` (no jitter, no
+        statistics). Reads only the top-k experts of each row by index (:meth:`gathers_experts`; always under
+        ``torch.compile``, where it is one fused pass with no host synchronisation), else the grouped dispatch."""
+        _, top_w, top_i = route(decode_linear(x, self.gate.weight), self.top_k)  # (B, k)
+        if not torch.compiler.is_compiling() and not self.gathers_experts(x.shape[0]):
+            return self._dispatch(x, top_w, top_i)
+        a = gathered_linear(x, self.w1, top_i)  # (B, k, I)
+        g = gathered_linear(x, self.w3, top_i)
+        out = gathered_linear(F.silu(a) * g, self.w2, top_i)  # (B, k, H)
+        return (out * top_w[..., None].to(x.dtype)).sum(1)
 
     def _dispatch(self, flat: torch.Tensor, top_w: torch.Tensor, top_i: torch.Tensor) -> torch.Tensor:
         expert_of = top_i.reshape(-1)  # (N·k,)

@@ -8,7 +8,9 @@ or when it is the query's own slot — so a padding query still has one key and 
 padding, real queries never see padding keys. :func:`softmax_attention` is the fast path (torch SDPA);
 :func:`softmax_attention_reference` is its explicit per-head, per-query twin.
 A decode step (one new token) over ≥ ``_DECODE_MATMUL_MIN_KEYS`` cached keys, or with padding, uses
-:func:`_decode_attention` (scores as K·Qᵀ, no 4D mask): ~25% faster than SDPA's CPU kernel at 16K keys.
+:func:`decode_attention` (scores as K·Qᵀ, no 4D mask): ~25% faster than SDPA's CPU kernel at 16K keys.
+:meth:`SoftmaxAttention.decode_step` is the one-token step over static KV buffers that the model's eager and
+compiled decoding both run.
 """
 
 from __future__ import annotations
@@ -21,9 +23,11 @@ from torch import nn
 
 from lumos.core.errors import bad_param
 from lumos.core.validation import check_float, check_int, check_positive_int
+from lumos.layers.decode import decode_linear
 from lumos.layers.rope import RotaryEmbedding, apply_rotary
 
-__all__ = ["KVCache", "SoftmaxAttention", "softmax_attention", "softmax_attention_reference", "attention_mask_4d"]
+__all__ = ["KVCache", "SoftmaxAttention", "softmax_attention", "softmax_attention_reference", "attention_mask_4d",
+           "decode_attention", "cached_attention"]
 
 
 class KVCache:
@@ -39,16 +43,28 @@ class KVCache:
         self.v = torch.zeros_like(self.k)
         self.length = 0
 
-    def append(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Store (B, H_kv, T, d) new keys/values; return views of all filled slots."""
-        t = k.shape[2]
-        need = self.length + t
-        if need > self.k.shape[2]:
-            cap = max(need, 2 * self.k.shape[2])
-            grow = cap - self.k.shape[2]
+    @property
+    def capacity(self) -> int:
+        return int(self.k.shape[2])
+
+    def reserve(self, need: int) -> None:
+        """Make room for ``need`` slots in all (at least doubling the buffers when they grow)."""
+        if need > self.capacity:
+            grow = max(need, 2 * self.capacity) - self.capacity
             pad = self.k.new_zeros(*self.k.shape[:2], grow, self.k.shape[3])
             self.k = torch.cat((self.k, pad), dim=2)
             self.v = torch.cat((self.v, pad.clone()), dim=2)
+
+    def advance(self, n: int = 1) -> None:
+        """Count ``n`` more slots as filled (written in place by :meth:`SoftmaxAttention.decode_step`)."""
+        if self.length + n > self.capacity:
+            raise RuntimeError(f"KVCache: {self.length + n} slots filled but capacity is {self.capacity}")
+        self.length += n
+
+    def append(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Store (B, H_kv, T, d) new keys/values; return views of all filled slots."""
+        need = self.length + k.shape[2]
+        self.reserve(need)
         self.k[:, :, self.length:need] = k
         self.v[:, :, self.length:need] = v
         self.length = need
@@ -103,27 +119,40 @@ def softmax_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: t
     return outs[0] if len(outs) == 1 else torch.cat(outs, dim=2)
 
 
-#: decode steps (one query) over at least this many keys use :func:`_decode_attention` instead of SDPA
+#: decode steps (one query) over at least this many keys use :func:`decode_attention` instead of SDPA
 _DECODE_MATMUL_MIN_KEYS = 2048
 
 
-def _decode_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_mask: torch.Tensor | None,
-                      scale: float) -> torch.Tensor:
-    """One query token per sequence: q (B, H, 1, d), k/v (B, H_kv, Lk, d) -> (B, H, 1, d).
+def decode_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, valid: torch.Tensor | None,
+                     scale: float) -> torch.Tensor:
+    """One new token per sequence, its g query heads per KV head grouped: q (B, H_kv, g, d), k/v (B, H_kv, n, d),
+    ``valid`` (B, n) bool or None (all visible) -> (B, H_kv, g, d); query head kv·g + j is row (kv, j).
 
-    ``key_mask`` (B, Lk) bool or None (all real); the query's own (last) slot is always visible. Scores are
-    computed as K·Qᵀ (Lk × g per KV head: one pass over K, much faster on CPU than Q·Kᵀ or the SDPA kernel for
-    a handful of query rows), and no (B, 1, 1, Lk) mask is built when there is no padding.
+    The last slot (the new token's own) is always visible. Scores are computed as K·Qᵀ (n × g per KV head: one
+    pass over K, much faster on CPU than Q·Kᵀ or the SDPA kernel for a handful of query rows), and no
+    (B, 1, 1, n) mask is built when ``valid`` is None.
     """
-    b, h, _, d = q.shape
-    hkv, lk = k.shape[1], k.shape[2]
-    qg = q.reshape(b, hkv, h // hkv, d)  # query head kv·g + j -> (kv, j)
-    s = torch.matmul(k, qg.transpose(-1, -2)).transpose(-1, -2).contiguous().mul_(scale)  # (B, H_kv, g, Lk)
-    if key_mask is not None:
-        hide = ~key_mask.bool()
-        hide[:, lk - 1] = False
+    n = k.shape[2]
+    s = torch.matmul(k, q.transpose(-1, -2)).transpose(-1, -2).contiguous().mul_(scale)  # (B, H_kv, g, n)
+    if valid is not None:
+        hide = ~valid.bool()
+        hide[:, n - 1] = False
         s.masked_fill_(hide[:, None, None, :], float("-inf"))
-    return torch.matmul(torch.softmax(s, dim=-1), v).reshape(b, h, 1, d)
+    return torch.matmul(torch.softmax(s, dim=-1), v)
+
+
+@torch.library.custom_op("lumos::cached_attention", mutates_args=())
+def cached_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, valid: torch.Tensor, scale: float
+                     ) -> torch.Tensor:
+    """:func:`decode_attention` as an op that is opaque to ``torch.compile`` (inductor keeps its K·Qᵀ layout: a few %
+    faster per step at 16K keys than SDPA inside the graph, in float32)."""
+    return decode_attention(q, k, v, valid, scale)
+
+
+@cached_attention.register_fake
+def _cached_attention_fake(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, valid: torch.Tensor, scale: float
+                           ) -> torch.Tensor:
+    return q.new_empty(*q.shape[:-1], v.shape[-1])
 
 
 def softmax_attention_reference(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor,
@@ -195,7 +224,9 @@ class SoftmaxAttention(nn.Module):
         if no_pad and n == k.shape[2]:  # no padding, no cache offset: causal SDPA (fused kernel, no L×L mask)
             o = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=self.scale, enable_gqa=True)
         elif n == 1 and (not no_pad or k.shape[2] >= _DECODE_MATMUL_MIN_KEYS):  # decode step over a long cache
-            o = _decode_attention(q, k, v, None if no_pad else key_mask, self.scale)
+            g = self.num_heads // self.num_kv_heads
+            o = decode_attention(q.view(b, self.num_kv_heads, g, self.head_dim), k, v, None if no_pad else key_mask,
+                                 self.scale).view(b, self.num_heads, 1, self.head_dim)
         elif no_pad and n == 1:  # one new token sees every cached key; query heads grouped per KV head
             g = self.num_heads // self.num_kv_heads
             o = F.scaled_dot_product_attention(q.view(b, self.num_kv_heads, g, self.head_dim), k, v, scale=self.scale)
@@ -205,3 +236,41 @@ class SoftmaxAttention(nn.Module):
         else:
             o = softmax_attention(q, k, v, attention_mask_4d(key_mask, n, k.shape[2], x.device), scale=self.scale)
         return self.o_proj(o.transpose(1, 2).reshape(b, n, self.num_heads * self.head_dim))
+
+    def decode_step(self, x: torch.Tensor, position: torch.Tensor, valid: torch.Tensor, slot: int,
+                    k_cache: torch.Tensor, v_cache: torch.Tensor) -> torch.Tensor:
+        """One new token per sequence over static KV buffers (inference; what the model's eager and compiled
+        decoding both run).
+
+        Args:
+            x: (B, hidden) the new tokens' inputs. position: (B,) long, their RoPE positions.
+            valid: (B, ≥ slot + 1) bool, the key slots each new token attends to (its own slot included).
+            slot: the slot the new keys/values are written to (= tokens cached so far); slots ≤ ``slot`` are read.
+            k_cache, v_cache: (B, H_kv, capacity, d) buffers, written in place at ``slot``.
+
+        Returns:
+            (B, hidden). In float32 the attention is :func:`cached_attention` (scores as K·Qᵀ); in bf16/fp16 SDPA,
+            whose reduced-precision kernel is the faster one.
+        """
+        b = x.shape[0]
+        h, hkv, d = self.num_heads, self.num_kv_heads, self.head_dim
+        q = decode_linear(x, self.q_proj.weight).view(b, h, 1, d)
+        k = decode_linear(x, self.k_proj.weight).view(b, hkv, 1, d)
+        v = decode_linear(x, self.v_proj.weight).view(b, hkv, 1, d)
+        cos, sin = self.rotary(position[:, None])  # (B, 1, r/2)
+        q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
+        # narrow keeps ``slot`` symbolic under torch.compile (indexing would specialise it); the explicit shape
+        # unifies the batch sizes (a broadcasting copy would specialise them)
+        shape = (k_cache.shape[0], hkv, 1, d)
+        k_cache.narrow(2, slot, 1).copy_(k.reshape(shape))
+        v_cache.narrow(2, slot, 1).copy_(v.reshape(shape))
+        n = slot + 1
+        qg = q.view(b, hkv, h // hkv, d).to(k_cache.dtype)  # the g query heads of a KV head: one pass per KV head
+        keys, values, mask = k_cache[:, :, :n], v_cache[:, :, :n], valid[:, :n]
+        if k_cache.dtype != torch.float32:
+            o = F.scaled_dot_product_attention(qg, keys, values, attn_mask=mask[:, None, None], scale=self.scale)
+        elif torch.compiler.is_compiling():
+            o = cached_attention(qg, keys, values, mask, self.scale)
+        else:
+            o = decode_attention(qg, keys, values, mask, self.scale)
+        return decode_linear(o.reshape(b, h * d).to(x.dtype), self.o_proj.weight)

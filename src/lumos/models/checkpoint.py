@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
 
@@ -23,9 +22,7 @@ from lumos.core.progress import track
 from lumos.core.validation import check_positive_int
 from lumos.models.config import CONFIG_FORMATS, MiniMaxConfig, detect_format
 from lumos.models.convert import SourceSpec, detect_moe_style, export_tensors, source_spec
-
-if TYPE_CHECKING:
-    from lumos.models.hybrid import HybridLM
+from lumos.models.hybrid import HybridLM
 
 __all__ = ["load_pretrained", "save_pretrained", "read_checkpoint_keys", "inspect_checkpoint", "INDEX_NAME",
            "SINGLE_NAME", "default_dtype"]
@@ -44,7 +41,7 @@ def _dtype_name(dtype: torch.dtype) -> str:
     return str(dtype).replace("torch.", "")
 
 
-def save_pretrained(model: HybridLM, path: Path, format: str = "minimax_m1", max_shard_size: int = 2 * 1024**3,
+def save_pretrained(model: HybridLM, path: str | os.PathLike[str], format: str = "minimax_m1", max_shard_size: int = 2 * 1024**3,
                     dtype: torch.dtype | None = None) -> Path:
     """Write ``config.json`` in ``format`` and the weights as safetensors shards plus the index (all atomic).
 
@@ -54,7 +51,10 @@ def save_pretrained(model: HybridLM, path: Path, format: str = "minimax_m1", max
         format: "minimax_m1" (release names) or "transformers" (``MiniMaxForCausalLM`` names and packing).
         max_shard_size: bytes per shard (a tensor larger than this gets a shard of its own).
         dtype: cast the weights on the way out (default: keep the model's dtype).
+
+    Returns the directory as a Path.
     """
+    path = Path(path)
     if format not in CONFIG_FORMATS:
         raise LumosError(f"The 'format' parameter of save_pretrained must be one of {CONFIG_FORMATS}. Got {format!r} "
                          "instead.")
@@ -163,15 +163,22 @@ def inspect_checkpoint(path: Path, format: str | None = None
     return config, where, shapes, spec
 
 
-def load_pretrained(path: Path, dtype: torch.dtype | None = None, device: str | torch.device = "cpu",
-                    format: str | None = None) -> HybridLM:
+def load_pretrained(path: str | os.PathLike[str], dtype: torch.dtype | None = None, device: str | torch.device = "cpu",
+                    format: str | None = None, device_mesh: object = None, expert_parallel: bool = False) -> HybridLM:
     """Build a :class:`HybridLM` from a checkpoint directory of either format (see module docstring).
 
-    ``format`` (None = detect from config.json) names the expected format; a different one is an error."""
+    ``format`` (None = detect from config.json) names the expected format; a different one is an error;
+    ``dtype`` default: the checkpoint's. With ``device_mesh`` (:func:`lumos.models.parallel.make_mesh`) the model
+    is sharded with FSDP2 (and ``expert_parallel``) and each rank reads only its own slices
+    (:func:`lumos.models.sharded_loading.load_sharded`)."""
     from safetensors import safe_open
 
-    from lumos.models.hybrid import HybridLM
+    if device_mesh is not None:
+        from lumos.models.sharded_loading import load_sharded
 
+        return load_sharded(Path(path), device_mesh, dtype=dtype, expert_parallel=expert_parallel, format=format,
+                            device=device)
+    path = Path(path)
     config, where, shapes, spec = inspect_checkpoint(path, format)
     dtype = dtype or default_dtype(config)
     with torch.device("meta"):
@@ -192,8 +199,17 @@ def load_pretrained(path: Path, dtype: torch.dtype | None = None, device: str | 
     return model.eval()
 
 
+def check_finite(t: torch.Tensor, key: str, path: Path) -> None:
+    """A damaged checkpoint: NaN or inf in a floating-point weight is an error naming the key."""
+    if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+        n = int((~torch.isfinite(t)).sum())
+        raise LumosError(f"{path}: weight {key} holds {n} non-finite value(s) (NaN or inf); the checkpoint is damaged. "
+                         "Re-download or re-save it.")
+
+
 def _place(model: HybridLM, params: dict[str, torch.nn.Parameter], s: SourceSpec, key: str, t: torch.Tensor,
            path: Path) -> None:
+    check_finite(t, key, path)
     if s.check_slope_layer is not None:
         ours = model.model.layers[s.check_slope_layer].self_attn.slope_rate
         theirs = t.reshape(-1).to(ours)

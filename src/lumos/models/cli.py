@@ -1,4 +1,5 @@
-"""``lumos generate``: sample from a MiniMax checkpoint directory (either format) and write a run directory."""
+"""``lumos generate``: sample from a MiniMax checkpoint directory (either format) and write a run directory;
+``lumos export``: a distributed checkpoint → release safetensors."""
 
 from __future__ import annotations
 
@@ -34,6 +35,32 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_run_options(p)
     p.set_defaults(func=_run)
 
+    e = sub.add_parser("export", help="turn a distributed (torch.distributed.checkpoint) checkpoint into release "
+                       "safetensors", description="Load a DCP checkpoint written by 'lumos rl train --fsdp' (any "
+                       "world size) in one process and write sharded safetensors in the release 'minimax_m1' or "
+                       "the transformers layout.")
+    e.add_argument("checkpoint", help="a step_* directory, or a run / checkpoints directory (its latest checkpoint)")
+    e.add_argument("output", help="directory to write config.json, the shards and the index into")
+    e.add_argument("--format", choices=("minimax_m1", "transformers"), default="minimax_m1",
+                   help="key layout of the output (default: minimax_m1)")
+    e.add_argument("--dtype", choices=("auto", "float32", "bfloat16", "float16"), default="auto",
+                   help="weights dtype in the output (default: the checkpoint's)")
+    e.add_argument("--max-shard-size", type=int, default=2 * 1024**3, help="bytes per shard (default: 2 GiB)")
+    e.set_defaults(func=_export)
+
+
+def _export(args: argparse.Namespace) -> int:
+    import torch
+
+    from lumos.models.checkpoint import checkpoint_size
+    from lumos.models.distributed_checkpoint import export_checkpoint
+
+    dtype = None if args.dtype == "auto" else getattr(torch, args.dtype)
+    path = export_checkpoint(args.checkpoint, args.output, format=args.format, dtype=dtype,
+                             max_shard_size=args.max_shard_size)
+    print(f"exported {args.format} checkpoint ({checkpoint_size(path) / 1e6:.1f} MB) to {path}")
+    return 0
+
 
 def _encode_batch(tokenizer, prompts: list[str], vocab_size: int, pad: int):
     import torch
@@ -60,14 +87,32 @@ def _run(args: argparse.Namespace) -> int:
 
     import torch
 
+    from lumos.core.errors import LumosError
     from lumos.core.progress import counter
     from lumos.core.rundir import RunDir
-    from lumos.models.hybrid import HybridLM
+    from lumos.core.validation import check_float, check_positive_int, check_probability
+    from lumos.models.checkpoint import load_pretrained
+    from lumos.models.generation import generate
     from lumos.models.tokenizer import load_tokenizer
 
+    check_float(args.temperature, "--temperature", 0.0, owner="lumos generate", fix="0 means greedy decoding.")
+    check_positive_int(args.max_new_tokens, "--max-new-tokens", owner="lumos generate")
+    if args.top_k is not None:
+        check_positive_int(args.top_k, "--top-k", owner="lumos generate")
+    if args.top_p is not None:
+        check_probability(args.top_p, "--top-p", owner="lumos generate", open_low=True)
+    check_positive_int(args.repetition_truncation, "--repetition-truncation", owner="lumos generate")
+    check_probability(args.repetition_threshold, "--repetition-threshold", owner="lumos generate", open_high=True)
+    for i, text in enumerate(args.prompt + (args.stop or [])):
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            what = "--prompt" if i < len(args.prompt) else "--stop"
+            raise LumosError(f"{what} {i + 1} is not valid UTF-8 text (bytes that no encoding decoded at position "
+                             f"{exc.start}); pass UTF-8 text.") from None
     dtype = None if args.dtype == "auto" else getattr(torch, args.dtype)
     t0 = time.perf_counter()
-    model = HybridLM.from_pretrained(args.model, dtype=dtype, format=None if args.format == "auto" else args.format)
+    model = load_pretrained(args.model, dtype=dtype, format=None if args.format == "auto" else args.format)
     load_s = time.perf_counter() - t0
     tokenizer = load_tokenizer(args.model)
     cfg = model.config
@@ -77,7 +122,7 @@ def _run(args: argparse.Namespace) -> int:
     run = RunDir.create("generate", options, out=args.out, seed=args.seed, title="lumos generate")
     t1 = time.perf_counter()
     with counter("generating", total=args.max_new_tokens) as advance:
-        out = model.generate(input_ids, attention_mask=mask, max_new_tokens=args.max_new_tokens,
+        out = generate(model, input_ids, attention_mask=mask, max_new_tokens=args.max_new_tokens,
                              do_sample=args.temperature > 0,
                              temperature=args.temperature if args.temperature > 0 else 1.0,
                              top_k=args.top_k, top_p=args.top_p, stop_strings=args.stop, tokenizer=tokenizer,

@@ -7,8 +7,9 @@ import time
 import torch
 
 from lumos.demo import DemoContext, demo_section
-from lumos.models.checkpoint import INDEX_NAME, checkpoint_size
+from lumos.models.checkpoint import INDEX_NAME, checkpoint_size, load_pretrained, save_pretrained
 from lumos.models.config import MiniMaxConfig
+from lumos.models.fast_decode import FastDecoder
 from lumos.models.hybrid import HybridLM
 
 __all__ = ["hybrid_model_section"]
@@ -19,8 +20,6 @@ def _decode_ms(model: HybridLM, ctx_len: int, steps: int, seed: int, compiled: b
     ``compiled`` through the compiled one-token step (its first, compiling, step not counted).
 
     The minimum, not the median: on a shared machine other load only ever adds time."""
-    from lumos.models.fast_decode import FastDecoder
-
     g = torch.Generator().manual_seed(seed)
     ids = torch.randint(0, 256, (1, ctx_len), generator=g)
     cache = model.new_cache(1, capacity=ctx_len + steps + 2)
@@ -44,9 +43,9 @@ def _formats(ctx: DemoContext, model: HybridLM) -> None:
     rows = []
     for fmt in ("minimax_m1", "transformers"):
         d = ctx.workdir / fmt
-        model.save_pretrained(d, format=fmt, max_shard_size=256 * 1024)
+        save_pretrained(model, d, format=fmt, max_shard_size=256 * 1024)
         keys = json.loads((d / INDEX_NAME).read_text())["weight_map"]
-        back = HybridLM.from_pretrained(d)
+        back = load_pretrained(d)
         example = next(k for k in keys if (".experts." in k or ".mlp." in k) and k.startswith("model.layers.0."))
         rows.append({"format": fmt, "shards": len(set(keys.values())), "keys": len(keys),
                      "bytes": checkpoint_size(d), "example MoE key": example,

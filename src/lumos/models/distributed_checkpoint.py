@@ -152,7 +152,7 @@ def load_distributed(path: str | os.PathLike[str], model: nn.Module, optimizer: 
 def export_checkpoint(path: str | os.PathLike[str], out: str | os.PathLike[str], format: str = "minimax_m1",
                       dtype: torch.dtype | None = None, max_shard_size: int = 2 * 1024**3) -> Path:
     """A distributed checkpoint (any world size) → release safetensors shards in ``format``, in one process."""
-    from lumos.models.checkpoint import default_dtype
+    from lumos.models.checkpoint import default_dtype, save_pretrained
     from lumos.models.config import MiniMaxConfig
     from lumos.models.hybrid import HybridLM
 
@@ -167,4 +167,4 @@ def export_checkpoint(path: str | os.PathLike[str], out: str | os.PathLike[str],
     model = model.to(default_dtype(config)).to_empty(device="cpu")
     model.reset_buffers()
     load_distributed(src, model, restore_rng=False)
-    return model.save_pretrained(out, format=format, dtype=dtype, max_shard_size=max_shard_size)
+    return save_pretrained(model, out, format=format, dtype=dtype, max_shard_size=max_shard_size)

@@ -19,21 +19,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
-from lumos.core.errors import bad_param
-from lumos.core.validation import check_tensor
+from lumos.core.errors import LumosError, bad_param
+from lumos.core.validation import check_float, check_positive_int, check_probability, check_tensor
 from lumos.models.fast_decode import FastDecoder, fast_path_applies
-
-if TYPE_CHECKING:
-    from lumos.models.hybrid import HybridLM
+from lumos.models.hybrid import HybridLM
 
 __all__ = ["GenerationOutput", "generate", "filter_logits", "FINISH_REASONS"]
 
 FINISH_REASONS = ("eos", "length", "stop", "repetition")
-_OWNER = "HybridLM.generate"
+_OWNER = "generate"
 
 
 @dataclass
@@ -96,18 +94,16 @@ def _check_args(model: HybridLM, input_ids: torch.Tensor, attention_mask: torch.
         raise bad_param("attention_mask", "LEFT padding (zeros, then ones; the last column all ones)",
                         "a mask with padding on the right or in the middle", owner=_OWNER,
                         fix="Pad prompts on the left.")
-    if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
-        raise bad_param("max_new_tokens", "a positive int", max_new_tokens, owner=_OWNER)
-    if not temperature > 0:
-        raise bad_param("temperature", "a number > 0", temperature, owner=_OWNER, fix="Use do_sample=False for greedy.")
-    if top_k is not None and (not isinstance(top_k, int) or top_k < 1):
-        raise bad_param("top_k", "a positive int or None", top_k, owner=_OWNER)
-    if top_p is not None and not 0 < top_p <= 1:
-        raise bad_param("top_p", "a number in (0, 1] or None", top_p, owner=_OWNER)
-    if repetition_truncation is not None and (not isinstance(repetition_truncation, int) or repetition_truncation < 1):
-        raise bad_param("repetition_truncation", "a positive int or None", repetition_truncation, owner=_OWNER)
-    if not 0 <= repetition_threshold < 1:
-        raise bad_param("repetition_threshold", "a probability in [0, 1)", repetition_threshold, owner=_OWNER)
+    check_positive_int(max_new_tokens, "max_new_tokens", owner=_OWNER)
+    check_float(temperature, "temperature", 0.0, owner=_OWNER, low_inclusive=False,
+                fix="Use do_sample=False for greedy.")
+    if top_k is not None:
+        check_positive_int(top_k, "top_k", owner=_OWNER)
+    if top_p is not None:
+        check_probability(top_p, "top_p", owner=_OWNER, open_low=True)
+    if repetition_truncation is not None:
+        check_positive_int(repetition_truncation, "repetition_truncation", owner=_OWNER)
+    check_probability(repetition_threshold, "repetition_threshold", owner=_OWNER, open_high=True)
     if stop_strings and tokenizer is None:
         raise bad_param("tokenizer", "a tokenizer with decode() when stop_strings are given", None, owner=_OWNER)
     return mask
@@ -191,6 +187,9 @@ def _decode_loop(forward, logits, b, max_new_tokens, do_sample, temperature, top
     log_thr = float(torch.log(torch.tensor(rep_p, dtype=torch.float64))) if rep_p > 0 else float("-inf")
     for step in range(max_new_tokens):
         scaled = logits.float() / temperature
+        if not bool(torch.isfinite(scaled).all()):
+            raise LumosError(f"The model produced non-finite logits (NaN or inf) at generation step {step}; its "
+                             "weights or inputs hold NaN/inf. Check the checkpoint (a finite model never does this).")
         logp_full = torch.log_softmax(scaled, dim=-1)
         if do_sample:
             probs = torch.softmax(filter_logits(scaled, top_k, top_p), dim=-1)

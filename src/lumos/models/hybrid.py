@@ -11,31 +11,33 @@ Left padding: ``attention_mask`` (B, L) 1 = real. Position ids count real tokens
 attend to padding, lightning layers never let padding into their state, and the MoE load-balancing loss
 ignores padding rows. A :class:`HybridCache` carries one (B, H, D, D) float32 state per lightning layer and
 a KV cache per softmax layer, so decoding costs O(1) per token in lightning layers.
+
+Decoding one token per sequence runs :meth:`HybridLM.decode_step`: each layer's own ``decode_step`` over static
+buffers (lightning states and KV buffers updated in place), composed once by :meth:`DecoderLayer.decode_step`.
+``model(tok (B, 1), cache=cache)`` in inference runs it eagerly; :mod:`lumos.models.fast_decode` compiles it.
+Generation (:mod:`lumos.models.generation`) and checkpoint I/O (:mod:`lumos.models.checkpoint`) build on this module.
 """
 
 from __future__ import annotations
 
-import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lumos.core.errors import bad_param
+from lumos.core.errors import LumosError, bad_param
 from lumos.core.validation import check_tensor
+from lumos.layers.decode import decode_linear
 from lumos.layers.lightning_attention import LightningAttention, minimax_slope_rate
 from lumos.layers.moe import Routing, SparseMoE, load_balancing_loss
 from lumos.layers.norm import RMSNorm
 from lumos.layers.softmax_attention import KVCache, SoftmaxAttention
 from lumos.models.config import MiniMaxConfig
 
-if TYPE_CHECKING:
-    from lumos.models.generation import GenerationOutput
-
-__all__ = ["HybridLM", "DecoderLayer", "HybridCache"]
+__all__ = ["HybridLM", "DecoderLayer", "HybridCache", "tiny_hybrid"]
 
 #: eps of the RMSNorm inside lightning layers (remote code and transformers use 1e-6 regardless of rms_norm_eps).
 LIGHTNING_NORM_EPS = 1e-6
@@ -61,6 +63,34 @@ class HybridCache:
     def length(self) -> int:
         """Token slots seen so far (padding included)."""
         return int(self.key_mask.shape[1])
+
+    def reserve(self, length: int) -> None:
+        """Make room for ``length`` token slots in every KV cache."""
+        for c in self.kv:
+            if c is not None:
+                c.reserve(length)
+
+    @property
+    def capacity(self) -> int | None:
+        """Token slots the KV buffers hold without growing (None when there is no softmax layer)."""
+        return min((c.capacity for c in self.kv if c is not None), default=None)
+
+    def step_buffers(self) -> tuple[list[torch.Tensor], list[tuple[torch.Tensor, torch.Tensor]]]:
+        """The static buffers a one-token decode step updates in place: the lightning states (made contiguous in
+        the cache) and the (k, v) buffers of the softmax layers, each in layer order."""
+        for i, s in enumerate(self.states):
+            if s is not None and not s.is_contiguous():
+                self.states[i] = s.contiguous()
+        return [s for s in self.states if s is not None], [(c.k, c.v) for c in self.kv if c is not None]
+
+    def advance(self, key_mask: torch.Tensor) -> None:
+        """Book one token per sequence written at slot :attr:`length` by a decode step: ``key_mask`` (B, length + 1)
+        bool is the new key mask (True at real tokens)."""
+        for c in self.kv:
+            if c is not None:
+                c.advance(1)
+        self.key_mask = key_mask
+        self.next_position = self.next_position + 1
 
     def nbytes(self) -> int:
         """Bytes held: lightning states plus the filled part of the KV caches."""
@@ -106,23 +136,50 @@ class DecoderLayer(nn.Module):
         else:
             self.self_attn.rotary.reset_buffers()
 
+    def _compose(self, h: torch.Tensor, attend: Callable[[torch.Tensor], torch.Tensor],
+                 mlp: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+        """The layer's residual form around ``attend`` and ``mlp`` (see the module docstring)."""
+        hn = self.input_layernorm(h)
+        h = (hn if self.postnorm else h) * self.attn_alpha + attend(hn) * self.attn_beta
+        hn = self.post_attention_layernorm(h)
+        return (hn if self.postnorm else h) * self.mlp_alpha + mlp(hn) * self.mlp_beta
+
     def forward(self, h: torch.Tensor, *, token_mask: torch.Tensor | None, position_ids: torch.Tensor,
                 key_mask: torch.Tensor | None, cache: HybridCache | None) -> tuple[torch.Tensor, Routing]:
         """h (B, L, hidden); token_mask (B, L) real-token mask of these tokens or None (all real)."""
-        hn = self.input_layernorm(h)
-        if isinstance(self.self_attn, LightningAttention):
-            state = cache.states[self.layer_idx] if cache is not None else None
-            a, new_state = self.self_attn(hn, attention_mask=token_mask, state=state)
-            if cache is not None:
-                cache.states[self.layer_idx] = new_state
-        else:
+
+        def attend(x: torch.Tensor) -> torch.Tensor:
+            if isinstance(self.self_attn, LightningAttention):
+                state = cache.states[self.layer_idx] if cache is not None else None
+                a, new_state = self.self_attn(x, attention_mask=token_mask, state=state)
+                if cache is not None:
+                    cache.states[self.layer_idx] = new_state
+                return a
             kv = cache.kv[self.layer_idx] if cache is not None else None
-            a = self.self_attn(hn, position_ids, key_mask=key_mask, cache=kv)
-        h = (hn if self.postnorm else h) * self.attn_alpha + a * self.attn_beta
-        hn = self.post_attention_layernorm(h)
-        m, stats = self.block_sparse_moe(hn, attention_mask=token_mask, return_stats=False)
-        h = (hn if self.postnorm else h) * self.mlp_alpha + m * self.mlp_beta
-        return h, stats
+            return self.self_attn(x, position_ids, key_mask=key_mask, cache=kv)
+
+        routing: list[Routing] = []
+
+        def mlp(x: torch.Tensor) -> torch.Tensor:
+            m, r = self.block_sparse_moe(x, attention_mask=token_mask, return_stats=False)
+            routing.append(r)
+            return m
+
+        return self._compose(h, attend, mlp), routing[0]
+
+    def decode_step(self, h: torch.Tensor, *, position: torch.Tensor, valid: torch.Tensor, slot: int,
+                    state: torch.Tensor | None = None,
+                    kv: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        """One token per sequence (inference): h (B, hidden) -> (B, hidden). A lightning layer updates ``state``
+        in place, a softmax layer writes slot ``slot`` of ``kv`` (see :meth:`SoftmaxAttention.decode_step`)."""
+        attn = self.self_attn
+        if isinstance(attn, LightningAttention):
+            def attend(x: torch.Tensor) -> torch.Tensor:
+                return attn.decode_step(x, state)
+        else:
+            def attend(x: torch.Tensor) -> torch.Tensor:
+                return attn.decode_step(x, position, valid, slot, *kv)
+        return self._compose(h, attend, self.block_sparse_moe.decode_step)
 
 
 class HybridLM(nn.Module):
@@ -173,7 +230,8 @@ class HybridLM(nn.Module):
     @property
     def aux_loss(self) -> torch.Tensor | None:
         """MoE load-balancing loss of the last forward (scalar, × ``router_aux_loss_coef``; pooled over layers as
-        transformers does); None before the first forward. Computed on first access, so decoding pays nothing."""
+        transformers does); None before the first forward. Computed on first access, so decoding pays nothing.
+        One-token decode steps (:meth:`decode_step`) record no routing: after them it is the last prefill's."""
         if not self._routing:
             return None
         stats = [r.stats() for r in self._routing]
@@ -184,6 +242,12 @@ class HybridLM(nn.Module):
         super()._apply(fn, recurse)
         self.reset_buffers()
         return self
+
+    @property
+    def is_sharded(self) -> bool:
+        """Whether FSDP2 / expert parallelism sharded the layers (DTensor parameters). Their forward hooks gather the
+        weights, and :meth:`decode_step` calls no layer's forward, so a sharded model decodes through forward."""
+        return any(hasattr(p, "placements") for p in self.model.layers[0].parameters())
 
     @property
     def dtype(self) -> torch.dtype:
@@ -201,7 +265,12 @@ class HybridLM(nn.Module):
             KVCache(batch_size, c.num_key_value_heads, c.head_dim, capacity, self.dtype, dev) if k == "softmax" else None
             for k in c.layer_kinds
         ]
-        return HybridCache(states=[None] * c.num_hidden_layers, kv=kv,
+        state_dtype = torch.float64 if self.dtype == torch.float64 else torch.float32  # the op's compute dtype
+        states: list[torch.Tensor | None] = [
+            torch.zeros(batch_size, c.num_attention_heads, c.head_dim, c.head_dim, dtype=state_dtype, device=dev)
+            if k == "lightning" else None for k in c.layer_kinds
+        ]
+        return HybridCache(states=states, kv=kv,
                            key_mask=torch.zeros(batch_size, 0, dtype=torch.bool, device=dev),
                            next_position=torch.zeros(batch_size, dtype=torch.long, device=dev))
 
@@ -211,6 +280,13 @@ class HybridLM(nn.Module):
         owner = "HybridLM"
         check_tensor(input_ids, "input_ids", ndim=2, dtypes=(torch.int64, torch.int32), owner=owner)
         b, n = input_ids.shape
+        weight = self.model.embed_tokens.weight
+        if weight.is_meta:
+            raise LumosError("This HybridLM lives on the meta device (no weights); load weights with "
+                             "HybridLM.from_pretrained or call model.to_empty(device=...) and initialise it first.")
+        if input_ids.device != weight.device and not input_ids.is_meta:
+            raise bad_param("input_ids", f"a tensor on the model's device ({weight.device})", f"a tensor on "
+                            f"{input_ids.device}", owner=owner, fix="Move it with .to(model.device).")
         if attention_mask is not None:
             check_tensor(attention_mask, "attention_mask", shape=(b, n), owner=owner)
             token_mask: torch.Tensor | None = attention_mask.to(torch.bool)
@@ -223,11 +299,14 @@ class HybridLM(nn.Module):
                             f"ids in [{int(input_ids.min())}, {int(input_ids.max())}]", owner=owner)
         real = token_mask if token_mask is not None else torch.ones(b, n, dtype=torch.bool, device=input_ids.device)
         start = cache.next_position[:, None] if cache is not None else 0
+        if cache is not None and cache.key_mask.shape[0] != b:
+            raise bad_param("cache", f"a cache for batch size {b}", f"batch size {cache.key_mask.shape[0]}",
+                            owner=owner)
+        if (n == 1 and cache is not None and token_mask is None and not self.training and not torch.is_grad_enabled()
+                and not self.is_sharded):
+            return self._cached_step(input_ids[:, 0], cache)[:, None]
         position_ids = (start + torch.cumsum(real.long(), 1) - 1).clamp_min(0)
         if cache is not None:
-            if cache.key_mask.shape[0] != b:
-                raise bad_param("cache", f"a cache for batch size {b}", f"batch size {cache.key_mask.shape[0]}",
-                                owner=owner)
             cache.key_mask = torch.cat((cache.key_mask, real), dim=1)
             cache.next_position = cache.next_position + real.sum(1)
             key_mask: torch.Tensor | None = cache.key_mask
@@ -244,39 +323,62 @@ class HybridLM(nn.Module):
             return F.linear(h.float(), self.lm_head.weight.float())
         return self.lm_head(h)
 
-    # ------------------------------------------------------------------------------------- generation
-    def generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, **kwargs: Any
-                 ) -> GenerationOutput:
-        """Sample continuations; see :func:`lumos.models.generation.generate` for the arguments."""
-        from lumos.models.generation import generate
+    def decode_step(self, tok: torch.Tensor, position: torch.Tensor, valid: torch.Tensor, slot: int,
+                    states: list[torch.Tensor], kv: list[tuple[torch.Tensor, torch.Tensor]],
+                    lm_head_fp32: bool | None = None) -> torch.Tensor:
+        """One token per sequence over static buffers (inference); updates ``states`` and the KV buffers in place.
 
-        return generate(self, input_ids, attention_mask=attention_mask, **kwargs)
+        The eager ``model(tok (B, 1), cache=cache)`` and the compiled step of :mod:`lumos.models.fast_decode` both
+        run this; it is a pure tensor function of its arguments and the weights (``torch.compile`` keeps batch
+        size, capacity and ``slot`` symbolic).
 
-    # ------------------------------------------------------------------------------------ checkpoints
-    @classmethod
-    def from_pretrained(cls, path: str | os.PathLike[str], dtype: torch.dtype | None = None,
-                        device: str | torch.device = "cpu", format: str | None = None, device_mesh: Any = None,
-                        expert_parallel: bool = False) -> HybridLM:
-        """Load a checkpoint directory in either format (release ``minimax_m1`` or transformers ``minimax``;
-        detected from config.json, or required to be ``format``). ``dtype`` default: the checkpoint's.
+        Args:
+            tok: (B,) long new tokens. position: (B,) long, their RoPE positions.
+            valid: (B, ≥ slot + 1) bool, key slots the new tokens attend to (their own slot included).
+            slot: the KV slot the new tokens are written to (= tokens cached so far).
+            states: per lightning layer (in order) its (B, H, D, D) state. kv: per softmax layer (in order) its
+                (k, v) buffers (B, H_kv, capacity, d). See :meth:`HybridCache.step_buffers`.
+            lm_head_fp32: default ``self.lm_head_fp32``.
 
-        With ``device_mesh`` (:func:`lumos.models.parallel.make_mesh`) the model is sharded with FSDP2 (and
-        ``expert_parallel``) and each rank reads only its own slices (:mod:`lumos.models.sharded_loading`)."""
-        if device_mesh is not None:
-            from lumos.models.sharded_loading import load_sharded
+        Returns:
+            logits (B, V) (float32 with the fp32 head).
+        """
+        h = F.embedding(tok, self.model.embed_tokens.weight)
+        li = si = 0
+        for layer in self.model.layers:
+            if layer.kind == "lightning":
+                h = layer.decode_step(h, position=position, valid=valid, slot=slot, state=states[li])
+                li += 1
+            else:
+                h = layer.decode_step(h, position=position, valid=valid, slot=slot, kv=kv[si])
+                si += 1
+        h = self.model.norm(h)
+        if self.lm_head_fp32 if lm_head_fp32 is None else lm_head_fp32:
+            return decode_linear(h.float(), self.lm_head.weight.float())
+        return decode_linear(h, self.lm_head.weight)
 
-            return load_sharded(Path(path), device_mesh, dtype=dtype, expert_parallel=expert_parallel,
-                                format=format, device=device)
-        from lumos.models.checkpoint import load_pretrained
-
-        return load_pretrained(Path(path), dtype=dtype, device=device, format=format)
-
-    def save_pretrained(self, path: str | os.PathLike[str], format: str = "minimax_m1",
-                        max_shard_size: int = 2 * 1024**3, dtype: torch.dtype | None = None) -> Path:
-        """Write ``config.json`` and sharded safetensors + ``model.safetensors.index.json`` in ``format``."""
-        from lumos.models.checkpoint import save_pretrained
-
-        return save_pretrained(self, Path(path), format=format, max_shard_size=max_shard_size, dtype=dtype)
+    def _cached_step(self, tok: torch.Tensor, cache: HybridCache) -> torch.Tensor:
+        """:meth:`decode_step` on ``cache`` (its KV buffers grow as needed); logits (B, V)."""
+        t = cache.length
+        cache.reserve(t + 1)
+        key_mask = torch.cat((cache.key_mask, cache.key_mask.new_ones(tok.shape[0], 1)), 1)
+        states, kv = cache.step_buffers()
+        logits = self.decode_step(tok, cache.next_position, key_mask, t, states, kv)
+        cache.advance(key_mask)
+        return logits
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
+
+
+def tiny_hybrid(hidden_size: int = 64, num_layers: int = 2, seed: int = 0, **overrides: Any) -> HybridLM:
+    """A small MiniMax hybrid LM for the byte tokenizer (weights seeded with ``seed``): lightning layers with a
+    softmax layer last, a tiny MoE (2 experts, top-1); ``overrides`` are further :class:`MiniMaxConfig` fields."""
+    heads = max(hidden_size // 16, 1)
+    kw: dict[str, Any] = dict(
+        hidden_size=hidden_size, num_hidden_layers=num_layers, num_attention_heads=heads, head_dim=16,
+        num_key_value_heads=max(heads // 2, 1), intermediate_size=2 * hidden_size, num_local_experts=2,
+        num_experts_per_tok=1, attn_type_list=[0] * (num_layers - 1) + [1], rotary_dim=8)
+    kw.update(overrides)
+    torch.manual_seed(seed)
+    return HybridLM(MiniMaxConfig(**kw))

@@ -23,7 +23,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from lumos.core.distributed import local_shard
 from lumos.core.errors import LumosError
+from lumos.core.validation import check_positive_int
 
 __all__ = ["make_mesh", "shard_model", "is_sharded", "clip_grad_norm", "gathered_copy", "check_expert_parallel",
            "local_shard"]
@@ -32,8 +34,7 @@ __all__ = ["make_mesh", "shard_model", "is_sharded", "clip_grad_norm", "gathered
 def check_expert_parallel(ep: int, world: int, num_experts: int | None = None) -> None:
     """Raise one clear error when ``ep`` is not a positive divisor of ``world`` (and of ``num_experts``)."""
     problems = []
-    if not isinstance(ep, int) or ep < 1:
-        raise LumosError(f"--expert-parallel must be a positive integer; got {ep!r}.")
+    check_positive_int(ep, "--expert-parallel")
     if world % ep:
         problems.append(f"the world size ({world} processes)")
     if num_experts is not None and num_experts % ep:
@@ -152,13 +153,6 @@ def _reduce_experts_over_dp(experts: dict[int, set[nn.Parameter]], group: Any, d
             p.register_post_accumulate_grad_hook(hook)
 
 
-def local_shard(t: torch.Tensor) -> torch.Tensor:
-    """The local tensor of a DTensor (the tensor itself otherwise)."""
-    from torch.distributed.tensor import DTensor
-
-    return t.to_local() if isinstance(t, DTensor) else t
-
-
 def clip_grad_norm(params: Iterable[nn.Parameter], max_norm: float) -> torch.Tensor:
     """``clip_grad_norm_`` for parameters on several meshes (FSDP2 shards, expert DTensors, plain tensors):
     the global L2 norm of all gradients, each DTensor's norm reduced over its own mesh; scales in place."""
@@ -197,8 +191,11 @@ def gathered_copy(model: nn.Module) -> nn.Module:
         copy = HybridLM(base.config)
     copy = copy.to(base.dtype).to_empty(device=device)
     copy.reset_buffers()
-    copy.load_state_dict(state, strict=False)
     if base.config.tie_word_embeddings:
         copy.lm_head.weight = copy.model.embed_tokens.weight
+    missing, unexpected = copy.load_state_dict(state, strict=False)   # buffers are derived (reset_buffers)
+    missing = [k for k in missing if not (base.config.tie_word_embeddings and k == "lm_head.weight")]
+    if missing or unexpected:
+        raise LumosError(f"gathered_copy: parameters do not match the model ({missing[:3]}, {unexpected[:3]}).")
     copy.lm_head_fp32 = base.lm_head_fp32
     return copy.eval()

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from lumos.core.errors import LumosError
-from lumos.models.checkpoint import _place, default_dtype, inspect_checkpoint
+from lumos.models.checkpoint import _place, check_finite, default_dtype, inspect_checkpoint
 from lumos.models.convert import SourceSpec
 
 __all__ = ["load_sharded", "local_rows"]
@@ -85,6 +85,7 @@ def load_sharded(path: Path, mesh: Any, *, dtype: torch.dtype | None = None, exp
 def _read_into(model: Any, params: dict[str, Any], rows: dict[str, tuple[torch.Tensor, int, int]], s: SourceSpec,
                key: str, fh: Any, path: Path, stats: dict[str, int]) -> None:
     def note(t: torch.Tensor) -> torch.Tensor:
+        check_finite(t, key, path)
         n = t.numel() * t.element_size()
         stats["read_bytes"] += n
         stats["max_read_bytes"] = max(stats["max_read_bytes"], n)

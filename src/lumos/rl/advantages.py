@@ -8,13 +8,13 @@ from __future__ import annotations
 import torch
 
 from lumos.core.errors import bad_param
+from lumos.core.validation import check_int, check_positive_int
 
 __all__ = ["group_advantages", "dynamic_sampling_mask", "overlong_penalty"]
 
 
 def _grouped(rewards: torch.Tensor, group_size: int, owner: str) -> torch.Tensor:
-    if not isinstance(group_size, int) or group_size < 1:
-        raise bad_param("group_size", "an int ≥ 1", group_size, owner=owner)
+    check_positive_int(group_size, "group_size", owner=owner)
     if rewards.ndim != 1 or rewards.numel() % group_size:
         raise bad_param("rewards", f"a 1-D tensor whose length is a multiple of group_size={group_size}",
                         f"shape {tuple(rewards.shape)}", owner=owner)
@@ -76,10 +76,8 @@ def overlong_penalty(lengths: torch.Tensor, max_length: int, cache: int) -> torc
         cache: L_cache, the soft window (0 < cache ≤ max_length).
     """
     owner = "overlong_penalty"
-    if not isinstance(max_length, int) or max_length < 1:
-        raise bad_param("max_length", "an int ≥ 1", max_length, owner=owner)
-    if not isinstance(cache, int) or not 0 < cache <= max_length:
-        raise bad_param("cache", f"an int in [1, max_length={max_length}]", cache, owner=owner)
+    check_positive_int(max_length, "max_length", owner=owner)
+    check_int(cache, "cache", 1, max_length, owner=owner)
     n = lengths.to(torch.float32)
     start = max_length - cache
     pen = torch.where(n > start, (start - n) / cache, torch.zeros_like(n))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import typing
 from typing import Any
 
 from lumos.cli.common import add_run_options, parse_csv_list, print_table
@@ -13,48 +14,53 @@ from lumos.core.validation import check_nonneg_int, check_positive_int
 
 __all__ = ["register"]
 
-_RL_FLAGS = ("steps", "prompts_per_step", "group_size", "minibatches", "max_new_tokens", "temperature", "lr",
-             "lr_schedule", "warmup_steps", "grad_clip", "adam_beta1", "adam_beta2", "adam_eps", "weight_decay",
-             "eps_low", "eps_high", "unified_mask", "beta", "advantage_scale", "dynamic_sampling",
-             "dynamic_sampling_max_rounds", "overlong_cache", "old_logp", "eval_every", "eval_problems",
-             "eval_samples", "checkpoint_every", "compile_rollouts")
+_AUTO = {"auto": None, "on": True, "off": False}
+
+
+def _rl_fields() -> list[tuple[dataclasses.Field, type, bool]]:
+    """(field, value type, optional) of every RLConfig field that is a flag (metadata ``cli`` not False)."""
+    from lumos.rl.config import RLConfig
+
+    hints = typing.get_type_hints(RLConfig)
+    out = []
+    for f in dataclasses.fields(RLConfig):
+        if f.metadata.get("cli", True):
+            args = typing.get_args(hints[f.name])
+            optional = type(None) in args
+            base = next(a for a in args if a is not type(None)) if optional else hints[f.name]
+            out.append((f, base, optional))
+    return out
 
 
 def _add_rl_options(p: argparse.ArgumentParser) -> None:
-    """One flag per RLConfig field in _RL_FLAGS, help text and defaults taken from the dataclass."""
-    from lumos.rl.config import RLConfig
-
-    fields = {f.name: f for f in dataclasses.fields(RLConfig)}
-    p.add_argument("--task", default="addition",
-                   help="task: a registered name (addition, multiplication, countdown, sorting, ...), "
-                   "a .jsonl file of prompts/answers, or module:factory (default: addition)")
+    """One flag per RLConfig field, its help text and default taken from the dataclass: a bool is a switch, an
+    optional bool auto/on/off, an optional number defaults to None (the objective's value)."""
     p.add_argument("--task-arg", action="append", default=[], metavar="KEY=VALUE",
                    help="task keyword argument, e.g. --task-arg digits=2 (repeatable; values parsed as JSON when possible)")
+    p.add_argument("--loss-arg", action="append", default=[], metavar="KEY=VALUE",
+                   help="further hyper-parameter of the objective (repeatable; values parsed as JSON when possible)")
     p.add_argument("--model", default="hybrid",
                    help="hybrid (tiny MiniMax hybrid), hybrid-small, llama (tiny transformers Llama) or a checkpoint dir")
     p.add_argument("--warm-start", type=int, default=300, help="SFT warm-start steps before RL (0 = none; default 300)")
-    for name in _RL_FLAGS:
-        f = fields[name]
-        flag = "--" + name.replace("_", "-")
-        default = f.default
-        if isinstance(default, bool) or name in ("unified_mask",):
-            p.add_argument(flag, action="store_true", help=f.metadata["help"])
-        elif name == "dynamic_sampling":
-            p.add_argument(flag, choices=("auto", "on", "off"), default="auto", help=f.metadata["help"])
-        elif name in ("eps_low", "eps_high"):
-            p.add_argument(flag, type=float, default=None, help=f.metadata["help"])
+    for f, base, optional in _rl_fields():
+        flag, help = "--" + f.name.replace("_", "-"), f.metadata["help"]
+        if base is bool and optional:
+            p.add_argument(flag, choices=tuple(_AUTO), default="auto", help=help)
+        elif base is bool:
+            p.add_argument(flag, action="store_true", help=help)
         else:
-            p.add_argument(flag, type=type(default), default=default, help=f"{f.metadata['help']} (default: {default})")
+            p.add_argument(flag, type=base, default=f.default,
+                           help=help if f.default is None else f"{help} (default: {f.default})")
 
 
-def _task_kwargs(items: list[str]) -> dict[str, Any]:
+def _key_values(items: list[str], flag: str) -> dict[str, Any]:
     import json
 
     out: dict[str, Any] = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise LumosError(f"--task-arg expects KEY=VALUE; got {item!r}.")
+            raise LumosError(f"{flag} expects KEY=VALUE; got {item!r}.")
         try:
             out[key] = json.loads(value)
         except json.JSONDecodeError:
@@ -62,13 +68,28 @@ def _task_kwargs(items: list[str]) -> dict[str, Any]:
     return out
 
 
+def _algo_help() -> str:
+    from lumos.rl.objectives import available_losses, get_objective
+
+    return "; ".join(f"{a}: {get_objective(a).help}" for a in available_losses()) + f" (default: {_default('algo')})"
+
+
+def _default(name: str) -> Any:
+    from lumos.rl.config import RLConfig
+
+    return RLConfig.__dataclass_fields__[name].default
+
+
 def _config(args: argparse.Namespace, algo: str) -> Any:
     from lumos.rl.config import RLConfig
 
     check_nonneg_int(getattr(args, "warm_start", 0), "--warm-start")
-    kw = {name: getattr(args, name) for name in _RL_FLAGS}
-    kw["dynamic_sampling"] = {"auto": None, "on": True, "off": False}[kw["dynamic_sampling"]]
-    return RLConfig(algo=algo, seed=args.seed, task=args.task, task_kwargs=_task_kwargs(args.task_arg), **kw)
+    kw = {}
+    for f, base, optional in _rl_fields():
+        value = getattr(args, f.name)
+        kw[f.name] = _AUTO[value] if base is bool and optional else value
+    return RLConfig(algo=algo, seed=args.seed, task_kwargs=_key_values(args.task_arg, "--task-arg"),
+                    loss_args=_key_values(args.loss_arg, "--loss-arg"), **kw)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -80,7 +101,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     t = rsub.add_parser("train", help="warm start + RL on one task with one objective",
                         description="Warm start + RL. Multi-process: torchrun --nproc_per_node N -m lumos.cli.main "
                         "rl train ... (gloo on CPU, nccl on GPU; prompts_per_step must divide by N).")
-    t.add_argument("--algo", default="cispo", help="cispo, dapo or grpo (default: cispo)")
+    t.add_argument("--algo", default=_default("algo"), help=_algo_help())
     t.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its latest checkpoint, with its stored configuration")
     t.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
@@ -95,7 +116,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.set_defaults(func=_train)
 
     c = rsub.add_parser("compare", help="several objectives × seeds: curves and steps-to-target table")
-    c.add_argument("--algos", default="cispo,dapo,grpo", help="comma-separated objectives (default: cispo,dapo,grpo)")
+    c.add_argument("--algos", default="cispo,dapo,grpo",
+                   help="comma-separated objectives (default: cispo,dapo,grpo); " + _algo_help())
     c.add_argument("--seeds", type=int, default=3, help="seeds per objective (default: 3)")
     c.add_argument("--target", type=float, default=None,
                    help="target eval accuracy (default: the mean warm-start accuracy + 0.05)")
@@ -183,7 +205,7 @@ def _resume_config(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
     current = _config(args, args.algo)
     diffs = []
     for dest in sorted(given):
-        name = {"task_arg": "task_kwargs"}.get(dest, dest)
+        name = {"task_arg": "task_kwargs", "loss_arg": "loss_args"}.get(dest, dest)
         if name in ("model", "warm_start"):
             want = _stored(args.out, "model" if name == "model" else "warm_start_steps")
             have = getattr(args, dest)
@@ -223,10 +245,10 @@ def _parse_overrides(items: list[str], stored: Any) -> dict[str, Any]:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from lumos.rl.config import ALGO_DEFAULTS
     from lumos.rl.experiment import compare_runs
+    from lumos.rl.objectives import available_losses
 
-    algos = parse_csv_list(args.algos, choices=tuple(ALGO_DEFAULTS), what="algo")
+    algos = parse_csv_list(args.algos, choices=tuple(available_losses()), what="algo")
     check_positive_int(args.seeds, "--seeds", owner="lumos rl compare")
     if args.checkpoint_every:
         raise LumosError("lumos rl compare does not write checkpoints (each run is short and restarts from the "

@@ -1,4 +1,11 @@
-"""``RLConfig``: every option of an RL run, validated where built; written to ``config.json`` and read back to resume."""
+"""``RLConfig``: every option of an RL run, validated where built; written to ``config.json`` and read back to resume.
+
+What depends on the objective (its hyper-parameters and their defaults, its normaliser, whether dynamic sampling is
+on by default) is read from its registration (:func:`lumos.rl.objectives.register_loss`), so a newly registered
+objective is usable by name. Fields marked ``objective=True`` are objective hyper-parameters: left at its
+RLConfig default (None, or False / 0 for ``unified_mask`` and ``beta``) one means "the objective's default", and
+setting one the objective does not take is an error.
+"""
 
 from __future__ import annotations
 
@@ -16,15 +23,9 @@ from lumos.core.validation import (
     check_positive_int,
     check_probability,
 )
+from lumos.rl.objectives import Objective, available_losses, get_objective
 
-__all__ = ["RLConfig", "ALGO_DEFAULTS"]
-
-#: clip parameters per objective when ``eps_low`` / ``eps_high`` are left at None (see lumos.rl.objectives)
-ALGO_DEFAULTS: dict[str, dict[str, Any]] = {
-    "cispo": {"eps_low": None, "eps_high": 4.0},
-    "dapo": {"eps_low": 0.2, "eps_high": 0.28},
-    "grpo": {"eps_low": 0.2, "eps_high": 0.2},
-}
+__all__ = ["RLConfig"]
 
 
 def _f(default: Any, help: str, **kw: Any) -> Any:
@@ -35,7 +36,7 @@ def _f(default: Any, help: str, **kw: Any) -> Any:
 class RLConfig:
     """Options of :class:`~lumos.rl.trainer.RLTrainer` (help text in each field's metadata; the CLI reuses it)."""
 
-    algo: str = _f("cispo", "objective: cispo, dapo or grpo")
+    algo: str = _f("cispo", "objective: a name registered with lumos.rl.objectives.register_loss", cli=False)
     steps: int = _f(40, "RL steps (rollout batches)")
     prompts_per_step: int = _f(32, "prompts per rollout batch (global, over all processes)")
     group_size: int = _f(8, "samples per prompt (G)")
@@ -53,14 +54,17 @@ class RLConfig:
     weight_decay: float = _f(0.0, "AdamW weight decay")
     grad_clip: float = _f(1.0, "max global gradient norm (0 = no clipping)")
     # objective
-    eps_low: float | None = _f(None, "lower clip (r ≥ 1 − eps_low); None = the algorithm's default")
-    eps_high: float | None = _f(None, "upper clip (r ≤ 1 + eps_high); None = the algorithm's default")
-    unified_mask: bool = _f(False, "cispo: multiply by the PPO trust-region mask (paper Eq. 6-7)")
-    mask_eps_low: float = _f(0.2, "cispo unified mask: lower ε")
-    mask_eps_high: float = _f(0.28, "cispo unified mask: upper ε")
-    beta: float = _f(0.0, "grpo: KL coefficient against the initial policy (0 = no KL)")
+    eps_low: float | None = _f(None, "lower clip (r ≥ 1 − eps_low); default: the objective's", objective=True)
+    eps_high: float | None = _f(None, "upper clip (r ≤ 1 + eps_high); default: the objective's", objective=True)
+    unified_mask: bool = _f(False, "cispo: multiply by the PPO trust-region mask (paper Eq. 6-7)", objective=True)
+    mask_eps_low: float | None = _f(None, "cispo unified mask: lower ε (default: the objective's)", objective=True)
+    mask_eps_high: float | None = _f(None, "cispo unified mask: upper ε (default: the objective's)", objective=True)
+    beta: float = _f(0.0, "grpo: KL coefficient against the initial policy (0 = no KL)", objective=True)
+    loss_args: dict[str, Any] = _f(None, "further hyper-parameters of the objective (its own keyword arguments)",
+                                   cli=False)
     advantage_scale: str = _f("group", "group, batch or none (see group_advantages)")
-    dynamic_sampling: bool | None = _f(None, "drop groups whose rewards are all equal; None = on for dapo only")
+    dynamic_sampling: bool | None = _f(None, "drop groups whose rewards are all equal; auto = the objective's "
+                                        "default (on for dapo)")
     dynamic_sampling_max_rounds: int = _f(3, "dynamic sampling: generation rounds per step at most, the first "
                                           "included; refill rounds of fresh prompts run until prompts_per_step "
                                           "groups have reward spread (1 = drop without refill)")
@@ -75,19 +79,22 @@ class RLConfig:
                               "paper's avg@k); 0 = greedy decoding")
     checkpoint_every: int = _f(0, "atomic checkpoint every N steps (0 = only at the end)")
     keep_checkpoints: int = _f(2, "checkpoints kept on disk")
-    seed: int = _f(0, "seed of problems, sampling and initialisation")
-    task: str = _f("addition", "task name, path.jsonl or module:factory")
+    seed: int = _f(0, "seed of problems, sampling and initialisation", cli=False)
+    task: str = _f("addition", "task: a registered name (addition, multiplication, countdown, sorting, ...), a "
+                   ".jsonl file of prompts/answers, or module:factory")
     task_kwargs: dict[str, Any] = _f(None, "keyword arguments of the task", cli=False)
 
     def __post_init__(self) -> None:
         if self.task_kwargs is None:
             self.task_kwargs = {}
+        if self.loss_args is None:
+            self.loss_args = {}
         self._problems().raise_if_any()
 
     def _problems(self) -> Problems:
         p = Problems("RLConfig")
-        if self.algo not in ALGO_DEFAULTS:
-            p.check(check_choice, self.algo, "algo", tuple(ALGO_DEFAULTS))
+        if self.algo not in available_losses():
+            p.check(check_choice, self.algo, "algo", tuple(available_losses()))
         for name in ("steps", "prompts_per_step", "group_size", "minibatches", "max_new_tokens", "eval_problems",
                      "keep_checkpoints", "dynamic_sampling_max_rounds"):
             p.check(check_positive_int, getattr(self, name), name)
@@ -97,9 +104,9 @@ class RLConfig:
             p.check(check_float, getattr(self, name), name, 0.0, low_inclusive=False)
         for name in ("adam_beta1", "adam_beta2"):
             p.check(check_probability, getattr(self, name), name, open_high=True)
-        for name in ("grad_clip", "weight_decay", "beta", "mask_eps_low", "mask_eps_high"):
+        for name in ("grad_clip", "weight_decay", "beta"):
             p.check(check_float, getattr(self, name), name, 0.0)
-        for name in ("eps_low", "eps_high"):
+        for name in ("eps_low", "eps_high", "mask_eps_low", "mask_eps_high"):
             p.check(check_float, getattr(self, name), name, 0.0, allow_none=True)
         p.check(check_probability, self.lr_min_ratio, "lr_min_ratio")
         for name in ("unified_mask", "compile_rollouts"):
@@ -116,32 +123,52 @@ class RLConfig:
         if not p.items and self.overlong_cache > self.max_new_tokens:
             p.require(False, f"The 'overlong_cache' parameter of RLConfig must be ≤ max_new_tokens "
                       f"({self.max_new_tokens}). Got {self.overlong_cache} instead.")
-        if not p.items and self.beta > 0 and self.algo != "grpo":
-            p.require(False, "The 'beta' parameter of RLConfig (KL) is only used by grpo. Got beta="
-                      f"{self.beta} with algo={self.algo!r}. Set beta=0 or algo='grpo'.")
+        if not isinstance(self.loss_args, dict):
+            p.require(False, f"The 'loss_args' parameter of RLConfig must be a dict. Got {self.loss_args!r} instead.")
+        elif not p.items:
+            self._objective_problems(p)
         return p
+
+    def _objective_problems(self, p: Problems) -> None:
+        """Objective hyper-parameters set here must be ones the objective takes."""
+        obj = self.objective
+        for name in _OBJECTIVE_FIELDS:
+            value = getattr(self, name)
+            if value != _OBJECTIVE_FIELDS[name] and name not in obj.params:
+                takers = [a for a in available_losses() if name in get_objective(a).params]
+                p.require(False, f"The '{name}' parameter of RLConfig is a hyper-parameter of "
+                          f"{', '.join(takers) or 'no registered objective'}, not of {self.algo!r}. Got {name}="
+                          f"{value!r}. Leave it unset or choose one of those objectives.")
+        for name in self.loss_args:
+            if name not in obj.params or name in _OBJECTIVE_FIELDS:
+                own = [k for k in obj.params if k not in _OBJECTIVE_FIELDS]
+                p.require(False, f"The 'loss_args' parameter of RLConfig names {name!r}, which is "
+                          + (f"the RLConfig field {name!r}; set that instead." if name in _OBJECTIVE_FIELDS else
+                             f"not a hyper-parameter of {self.algo!r} (its own: {', '.join(own) or 'none'})."))
 
     # resolved values -------------------------------------------------------------------------------------------
     @property
+    def objective(self) -> Objective:
+        """The registration of ``algo``."""
+        return get_objective(self.algo)
+
+    @property
     def clip(self) -> dict[str, Any]:
-        """The objective's clip keyword arguments with the algorithm's defaults filled in."""
-        d = dict(ALGO_DEFAULTS[self.algo])
-        if self.eps_low is not None:
-            d["eps_low"] = self.eps_low
-        if self.eps_high is not None:
-            d["eps_high"] = self.eps_high
-        return d
+        """The objective's clip keyword arguments (those it takes) with its defaults filled in."""
+        kw = self.loss_kwargs()
+        return {k: kw[k] for k in ("eps_low", "eps_high") if k in kw}
 
     @property
     def use_dynamic_sampling(self) -> bool:
-        return self.algo == "dapo" if self.dynamic_sampling is None else bool(self.dynamic_sampling)
+        return self.objective.dynamic_sampling if self.dynamic_sampling is None else bool(self.dynamic_sampling)
 
     def loss_kwargs(self) -> dict[str, Any]:
-        kw = self.clip
-        if self.algo == "cispo":
-            kw.update(unified_mask=self.unified_mask, mask_eps_low=self.mask_eps_low, mask_eps_high=self.mask_eps_high)
-        if self.algo == "grpo":
-            kw["beta"] = self.beta
+        """Every hyper-parameter of the objective: the value set here, else the objective's default."""
+        kw = dict(self.objective.defaults)
+        for name in _OBJECTIVE_FIELDS:
+            if name in kw and getattr(self, name) != _OBJECTIVE_FIELDS[name]:
+                kw[name] = getattr(self, name)
+        kw.update(self.loss_args)
         return kw
 
     def to_dict(self) -> dict[str, Any]:
@@ -154,3 +181,7 @@ class RLConfig:
         if unknown:
             raise LumosError(f"Unknown RLConfig field(s) {', '.join(unknown)}. Remove them from the config.")
         return cls(**d)
+
+
+#: the fields that are objective hyper-parameters (see the module docstring) and their "unset" RLConfig defaults
+_OBJECTIVE_FIELDS = {f.name: f.default for f in dataclasses.fields(RLConfig) if f.metadata.get("objective")}

@@ -9,9 +9,10 @@ from collections.abc import Iterator
 import torch
 
 from lumos.demo import DemoContext, demo_section
+from lumos.models import tiny_hybrid
 from lumos.rl.config import RLConfig
 from lumos.rl.experiment import plot_curves
-from lumos.rl.sft import SFTConfig, sft_warm_start, tiny_hybrid
+from lumos.rl.sft import SFTConfig, sft_warm_start
 from lumos.rl.tasks import get_task
 from lumos.rl.trainer import RLTrainer
 

@@ -19,8 +19,9 @@ from lumos.core.errors import LumosError
 from lumos.core.io import load_tensors, read_json, save_tensors
 from lumos.core.rundir import RunDir
 from lumos.core.validation import check_nonneg_int, check_positive_int
+from lumos.models import tiny_hybrid
 from lumos.rl.config import RLConfig
-from lumos.rl.sft import SFTConfig, sft_warm_start, tiny_hybrid
+from lumos.rl.sft import SFTConfig, sft_warm_start
 from lumos.rl.tasks.base import Task
 from lumos.rl.tasks.user import resolve_task
 from lumos.rl.trainer import RLTrainer
@@ -49,16 +50,24 @@ def build_model(spec: str, seed: int = 0) -> nn.Module:
     if not (path / "config.json").is_file():
         raise LumosError(f"--model {spec!r} is neither one of {', '.join(MODEL_CHOICES)} nor a checkpoint directory "
                          "with config.json.")
-    import json
+    from lumos.core.io import read_json
 
-    model_type = json.loads((path / "config.json").read_text()).get("model_type", "")
+    raw = read_json(path / "config.json")
+    if not isinstance(raw, dict):
+        raise LumosError(f"{path / 'config.json'} must hold a JSON object; got {type(raw).__name__}.")
+    model_type = str(raw.get("model_type", ""))
+    if not any(path.glob("*.safetensors")):
+        pickles = sorted(p.name for p in path.glob("*.bin")) + sorted(p.name for p in path.glob("*.pt"))
+        what = f"only pickle files ({', '.join(pickles[:3])})" if pickles else "no weight files"
+        raise LumosError(f"--model {spec}: the directory holds {what}; lumos loads safetensors only (pickles can run "
+                         "code). Convert with transformers' save_pretrained(..., safe_serialization=True).")
     if model_type.startswith("minimax") or model_type in ("MiniMaxM1", "MiniMaxText01"):
-        from lumos.models import HybridLM
+        from lumos.models import load_pretrained
 
-        return HybridLM.from_pretrained(path)
+        return load_pretrained(path)
     import transformers
 
-    return transformers.AutoModelForCausalLM.from_pretrained(path)
+    return transformers.AutoModelForCausalLM.from_pretrained(path, use_safetensors=True)
 
 
 def warm_start(model: nn.Module, task: Task, steps: int, seed: int, cache: Path | None = None,
@@ -167,7 +176,8 @@ def train_run(cfg: RLConfig, model_spec: str = "hybrid", warm_start_steps: int =
     if fsdp or expert_parallel > 1:
         from lumos.models.parallel import check_expert_parallel
 
-        check_expert_parallel(expert_parallel, dist.world_size())
+        check_expert_parallel(expert_parallel, dist.world_size(),
+                              getattr(getattr(model, "config", None), "num_local_experts", None))
         if cfg.beta > 0:
             raise LumosError("--beta > 0 (a KL reference model) is not supported with --fsdp / --expert-parallel "
                              "yet; use --beta 0 (CISPO's default) or train without sharding.")

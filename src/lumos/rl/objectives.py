@@ -31,7 +31,9 @@ dapo / cispo normalisation    ``loss_type="dapo"/"cispo"`` (tokens)   ``loss_agg
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -45,19 +47,60 @@ __all__ = [
     "dapo_loss",
     "register_loss",
     "get_loss",
+    "get_objective",
     "available_losses",
+    "Objective",
     "LossFn",
 ]
 
 LossFn = Callable[..., tuple[torch.Tensor, dict[str, torch.Tensor]]]
-_LOSSES: dict[str, LossFn] = {}
+
+#: arguments every loss takes that are not hyper-parameters of the objective
+_DATA_ARGS = ("logp", "old_logp", "advantages", "mask", "normalizer", "ref_logp")
+NORMALIZERS = ("tokens", "sequences")
 
 
-def register_loss(name: str) -> Callable[[LossFn], LossFn]:
-    """Register an objective under ``name`` (for ``--algo NAME``)."""
+@dataclass(frozen=True)
+class Objective:
+    """One registered objective: everything the config, the trainer and the CLI know about it.
+
+    Attributes:
+        name: the ``--algo`` name.
+        fn: the loss (see the module docstring for its contract).
+        help: one line for the CLI.
+        normalizer: "tokens" (the loss sums over tokens and divides by the global token count) or "sequences"
+            (per-sequence means divided by the global sequence count, GRPO).
+        dynamic_sampling: whether dynamic sampling (drop groups with equal rewards) is on by default (DAPO).
+        defaults: hyper-parameter name → default, read from ``fn``'s keyword-only parameters.
+    """
+
+    name: str
+    fn: LossFn
+    help: str
+    normalizer: str
+    dynamic_sampling: bool
+    defaults: dict[str, Any]
+
+    @property
+    def params(self) -> tuple[str, ...]:
+        """The objective's hyper-parameter names."""
+        return tuple(self.defaults)
+
+
+_LOSSES: dict[str, Objective] = {}
+
+
+def register_loss(name: str, *, help: str, normalizer: str = "tokens", dynamic_sampling: bool = False
+                  ) -> Callable[[LossFn], LossFn]:
+    """Register an objective under ``name`` (for ``--algo NAME``); its hyper-parameters and their defaults are the
+    keyword-only parameters of the function (apart from ``normalizer`` and ``ref_logp``)."""
+    if normalizer not in NORMALIZERS:
+        raise bad_param("normalizer", f"one of {NORMALIZERS}", normalizer, owner="register_loss")
 
     def wrap(fn: LossFn) -> LossFn:
-        _LOSSES[name] = fn
+        sig = inspect.signature(fn).parameters.values()
+        defaults = {p.name: p.default for p in sig if p.kind is p.KEYWORD_ONLY and p.name not in _DATA_ARGS}
+        _LOSSES[name] = Objective(name, fn, help, normalizer, dynamic_sampling, defaults)
         return fn
 
     return wrap
@@ -67,11 +110,16 @@ def available_losses() -> list[str]:
     return sorted(_LOSSES)
 
 
-def get_loss(name: str) -> LossFn:
-    """The objective registered as ``name``; a clear error lists the known names."""
+def get_objective(name: str) -> Objective:
+    """The :class:`Objective` registered as ``name``; a clear error lists the known names."""
     if name not in _LOSSES:
-        raise bad_param("algo", f"one of {', '.join(available_losses())}", name, owner="get_loss")
+        raise bad_param("algo", f"one of {', '.join(available_losses())}", name, owner="get_objective")
     return _LOSSES[name]
+
+
+def get_loss(name: str) -> LossFn:
+    """The loss function registered as ``name``."""
+    return get_objective(name).fn
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -134,7 +182,7 @@ def _normalise(per_token: torch.Tensor, mask: torch.Tensor, normalizer: float | 
 # CISPO
 
 
-@register_loss("cispo")
+@register_loss("cispo", help="clipped IS-weight policy gradient (MiniMax-M1): no token loses its gradient")
 def cispo_loss(
     logp: torch.Tensor,
     old_logp: torch.Tensor,
@@ -220,7 +268,8 @@ def _ppo_clip_terms(logp: torch.Tensor, old_logp: torch.Tensor, adv: torch.Tenso
     return per_token, ratio, {"low": low, "high": high, "clipped": clipped.detach()}
 
 
-@register_loss("grpo")
+@register_loss("grpo", help="PPO-clip, per-sequence token mean, optional KL (DeepSeekMath)",
+               normalizer="sequences")
 def grpo_loss(
     logp: torch.Tensor,
     old_logp: torch.Tensor,
@@ -272,7 +321,8 @@ def grpo_loss(
     return loss, stats
 
 
-@register_loss("dapo")
+@register_loss("dapo", help="PPO-clip with clip-higher, token-level mean, dynamic sampling (DAPO)",
+               dynamic_sampling=True)
 def dapo_loss(
     logp: torch.Tensor,
     old_logp: torch.Tensor,
@@ -302,12 +352,3 @@ def dapo_loss(
     stats.update(loss=loss.detach(), clip_frac=_masked_mean(info["low"] + info["high"], m),
                  clip_frac_low=_masked_mean(info["low"], m), clip_frac_high=_masked_mean(info["high"], m))
     return loss, stats
-
-
-def loss_kwargs(algo: str, cfg: Any) -> dict[str, Any]:
-    """Keyword arguments of ``algo``'s loss taken from an object with matching attribute names."""
-    import inspect
-
-    params = inspect.signature(get_loss(algo)).parameters
-    skip = {"logp", "old_logp", "advantages", "mask", "normalizer", "ref_logp"}
-    return {k: getattr(cfg, k) for k in params if k not in skip and hasattr(cfg, k)}

@@ -12,7 +12,7 @@ Log-probs are always of ``softmax(logits / temperature)`` over the full vocabula
 :class:`HFPolicy` samples with its own loop over the model's KV cache (``use_cache=True``) and per-row
 ``torch.Generator`` s, so a row's sample does not depend on which other rows share its batch.
 :func:`sample_reference` is its slow twin: the same sampling with a full forward per token and no cache.
-:class:`HybridPolicy` uses ``HybridLM.generate`` (hybrid cache, repetition truncation, FP32 head).
+:class:`HybridPolicy` uses ``lumos.models.generate`` (hybrid cache, repetition truncation, FP32 head).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from lumos.core.errors import LumosTypeError, bad_param
+from lumos.models.generation import generate
 
 __all__ = ["Rollout", "Policy", "HFPolicy", "HybridPolicy", "make_policy", "sample_reference", "left_pad",
            "response_logprobs", "clone_model"]
@@ -232,9 +233,9 @@ def sample_reference(policy: Policy, prompt_ids: torch.Tensor, prompt_mask: torc
 
 
 class HybridPolicy(Policy):
-    """A lumos ``HybridLM``: rollouts with ``model.generate`` (hybrid cache, repetition truncation).
+    """A lumos ``HybridLM``: rollouts with ``lumos.models.generate`` (hybrid cache, repetition truncation).
 
-    ``HybridLM.generate`` takes one generator per call, so rows are sampled one call per distinct generator
+    ``lumos.models.generate`` takes one generator per call, so rows are sampled one call per distinct generator
     group: pass the same generator object for the rows of one group (the trainer does) and each group is
     generated in one batched call.
     """
@@ -272,8 +273,8 @@ class HybridPolicy(Policy):
         for rows in groups:
             ids, m = prompt_ids[rows], prompt_mask[rows]
             keep = int(m.sum(0).nonzero().min()) if bool(m.any()) else 0     # drop all-pad columns
-            out = self.model.generate(
-                ids[:, keep:], attention_mask=m[:, keep:], max_new_tokens=max_new_tokens, do_sample=do_sample,
+            out = generate(
+                self.model, ids[:, keep:], attention_mask=m[:, keep:], max_new_tokens=max_new_tokens, do_sample=do_sample,
                 temperature=temperature, eos_token_id=self.eos_token_id, pad_token_id=self.pad_token_id,
                 generator=generators[rows[0]] if (generators is not None and do_sample) else None,
                 repetition_truncation=self.repetition_truncation, compile=self.compile)

@@ -15,14 +15,15 @@ import torch
 from torch import nn
 
 from lumos.core.distributed import all_reduce_sum
-from lumos.core.errors import LumosError, bad_param
+from lumos.core.errors import LumosError
 from lumos.core.progress import track
+from lumos.core.validation import check_float, check_positive_int
 from lumos.models.parallel import clip_grad_norm
 from lumos.rl.policy import Policy, Rollout, left_pad, make_policy
 from lumos.rl.sharded import global_aux_loss
 from lumos.rl.tasks.base import Problem, Task
 
-__all__ = ["SFTConfig", "sft_warm_start", "demonstration_batch", "tiny_hybrid"]
+__all__ = ["SFTConfig", "sft_warm_start", "demonstration_batch"]
 
 
 @dataclass
@@ -39,25 +40,8 @@ class SFTConfig:
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or v < 1:
-                raise bad_param(name, "an int ≥ 1", v, owner="SFTConfig")
-        if not self.lr > 0:
-            raise bad_param("lr", "> 0", self.lr, owner="SFTConfig")
-
-
-def tiny_hybrid(hidden_size: int = 64, num_layers: int = 2, seed: int = 0, **overrides: Any) -> nn.Module:
-    """A small MiniMax hybrid LM for the byte tokenizer: lightning layers with a softmax layer last, tiny MoE."""
-    from lumos.models import HybridLM, MiniMaxConfig
-
-    heads = max(hidden_size // 16, 1)
-    kw: dict[str, Any] = dict(
-        hidden_size=hidden_size, num_hidden_layers=num_layers, num_attention_heads=heads, head_dim=16,
-        num_key_value_heads=max(heads // 2, 1), intermediate_size=2 * hidden_size, num_local_experts=2,
-        num_experts_per_tok=1, attn_type_list=[0] * (num_layers - 1) + [1], rotary_dim=8)
-    kw.update(overrides)
-    torch.manual_seed(seed)
-    return HybridLM(MiniMaxConfig(**kw))
+            check_positive_int(getattr(self, name), name, owner="SFTConfig")
+        check_float(self.lr, "lr", 0.0, owner="SFTConfig", low_inclusive=False)
 
 
 def demonstration_batch(task: Task, problems: list[Problem], tokenizer: Any, policy: Policy) -> Rollout:

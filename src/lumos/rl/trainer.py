@@ -41,13 +41,12 @@ from lumos.core.errors import LumosError
 from lumos.core.io import atomic_write_text, read_jsonl, to_json
 from lumos.core.progress import track
 from lumos.core.rundir import RunDir
-from lumos.models.distributed_checkpoint import latest_distributed, load_distributed, save_distributed
+from lumos.models.distributed_checkpoint import is_distributed_checkpoint, load_distributed, save_distributed
 from lumos.models.parallel import clip_grad_norm
 from lumos.rl import sharded
 from lumos.rl.advantages import dynamic_sampling_mask, group_advantages, overlong_penalty
 from lumos.rl.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from lumos.rl.config import RLConfig
-from lumos.rl.objectives import get_loss
 from lumos.rl.policy import HFPolicy, HybridPolicy, Policy, Rollout, clone_model, left_pad, make_policy
 from lumos.rl.tasks.base import Problem, Task
 
@@ -132,7 +131,7 @@ class RLTrainer:
         self.model = self.policy.model
         self.tokenizer = tokenizer or ByteTokenizer()
         self.run = run
-        self.loss_fn = get_loss(config.algo)
+        self.loss_fn = config.objective.fn
         params = [p for p in self.model.parameters() if p.requires_grad]
         if not params:
             raise LumosError("The model has no trainable parameters (all requires_grad=False).")
@@ -184,7 +183,7 @@ class RLTrainer:
             base = ((self.cfg.seed * _MIX + step) * _MIX + g) % (1 << 56)
             if per_row:
                 gens.extend(torch.Generator().manual_seed(base * 64 + j) for j in range(G))
-            else:  # HybridLM.generate draws for a whole group from one generator
+            else:  # lumos.models.generate draws for a whole group from one generator
                 gen = torch.Generator().manual_seed(base * 64)
                 gens.extend([gen] * G)
         return gens
@@ -315,7 +314,7 @@ class RLTrainer:
         counts = dist.all_reduce_sum(torch.tensor([float(mask[rows].sum()), float(rows.numel())], dtype=torch.float64))
         if float(counts[1]) == 0:
             return None
-        normalizer = float(counts[1]) if cfg.algo == "grpo" else max(float(counts[0]), 1.0)
+        normalizer = float(counts[1]) if cfg.objective.normalizer == "sequences" else max(float(counts[0]), 1.0)
         stats: dict[str, float] = {}
         loss_val = torch.zeros((), dtype=torch.float64)
         if self.sharded and not rows.numel():
@@ -476,16 +475,17 @@ class RLTrainer:
         rows before it, and the warm-start rows (``phase: sft``, whose steps count SFT steps), are kept.
         """
         root = Path(path) if path is not None else (self.run.path if self.run is not None else None)
-        if self.sharded:
-            root = root if root is not None else self._checkpoint_root()
-            ckpt = latest_distributed(root) if root is not None else None
-        else:
-            ckpt = latest_checkpoint(root) if root is not None else None
+        if self.sharded and root is None:
+            root = self._checkpoint_root()
+        ckpt = latest_checkpoint(root) if root is not None else None
         if ckpt is None:
             raise LumosError(f"No checkpoint found under {root}. Train with checkpoint_every > 0 first.")
-        if self.sharded:
+        if is_distributed_checkpoint(ckpt):      # written by a sharded run; loads sharded or not, any world size
             state = load_distributed(ckpt, self.model, self.optimizer)
             self._gen = None
+        elif self.sharded:
+            raise LumosError(f"{ckpt} was written by a run without --fsdp; resume it without --fsdp / "
+                             "--expert-parallel.")
         else:
             state = load_checkpoint(ckpt, self.model, self.optimizer)
         self.step = int(state["step"])

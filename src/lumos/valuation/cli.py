@@ -55,9 +55,10 @@ def _size(v: float) -> int | float:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from lumos.core.errors import LumosError
     from lumos.core.io import atomic_write_json
     from lumos.core.rundir import RunDir
-    from lumos.core.validation import check_in_range
+    from lumos.core.validation import check_float, check_in_range, check_positive_int
     from lumos.valuation.base import write_values_csv
     from lumos.valuation.baselines import METHODS
     from lumos.valuation.data import make_split
@@ -65,6 +66,12 @@ def _run(args: argparse.Namespace) -> int:
 
     methods = parse_csv_list(args.methods, METHODS, "method")
     check_in_range(args.noise, "--noise", 0.0, 1.0, owner="lumos value", high_inclusive=False)
+    check_positive_int(args.epochs, "--epochs", owner="lumos value")
+    check_float(args.tmc_max_time, "--tmc-max-time", 0.0, owner="lumos value", low_inclusive=False)
+    for name in ("train", "val"):
+        v = check_float(getattr(args, name), f"--{name}", 0.0, owner="lumos value", low_inclusive=False)
+        if v >= 1 and v != int(v):
+            raise LumosError(f"--{name} {v}: a split is a fraction (< 1) or a whole number of points.")
     X, y = _load(args.data, args.label_col, args.seed)
     split = make_split(X, y, _size(args.train), _size(args.val), seed=args.seed)
     y_noisy, noisy = inject_label_noise(split.y_train, args.noise, split.n_classes, seed=args.seed)

@@ -133,34 +133,101 @@ def _encode_labels(raw: np.ndarray) -> np.ndarray:
     return codes.astype(np.int64)
 
 
+#: Largest data file ``load_table`` reads (bytes); override with LUMOS_MAX_DATA_BYTES.
+MAX_DATA_BYTES = 2 * 1024**3
+
+
 def load_table(path: str | Path, label_col: str = "y") -> tuple[np.ndarray, np.ndarray]:
     """Load ``DATA.csv`` (header row; numeric feature columns + the label column) or ``DATA.npz`` (arrays
-    ``X`` and ``label_col``, read without pickle). Labels of any type are encoded as 0..K-1 in sorted order."""
+    ``X`` and ``label_col``, read without pickle). Labels of any type are encoded as 0..K-1 in sorted order.
+
+    Every problem is a :class:`LumosError` naming the file: not UTF-8, ragged rows, non-numeric or non-finite
+    features, an empty file, a non-zip or pickled (object) NPZ, mismatched lengths, a file above the size cap."""
+    import os
+
     p = Path(path)
     if not p.is_file():
         raise bad_param("data", "an existing .csv or .npz file (or builtin:NAME)", str(p), owner="lumos value")
+    size, cap = p.stat().st_size, int(os.environ.get("LUMOS_MAX_DATA_BYTES", MAX_DATA_BYTES))
+    if size == 0:
+        raise LumosError(f"{p} is empty. Pass a CSV with a header row or an NPZ with arrays X and {label_col!r}.")
+    if size > cap:
+        raise LumosError(f"{p} is {size} bytes, above the cap of {cap}. Subsample it, or raise LUMOS_MAX_DATA_BYTES.")
     if p.suffix == ".npz":
-        with np.load(p, allow_pickle=False) as z:
-            if "X" not in z or label_col not in z:
-                raise LumosError(f"{p}: expected arrays 'X' and '{label_col}'; found {', '.join(z.files)}.")
-            X, raw = np.asarray(z["X"], dtype=np.float64), np.asarray(z[label_col])
+        X, raw = _load_npz(p, label_col)
     elif p.suffix == ".csv":
-        with p.open(newline="") as fh:
-            rows = list(csv.reader(fh))
-        if len(rows) < 2:
-            raise LumosError(f"{p}: expected a header row and at least one data row.")
-        header = [h.strip() for h in rows[0]]
-        if label_col not in header:
-            raise bad_param("--label-col", "a column of the CSV header", label_col, owner="lumos value",
-                            fix=f"Columns: {', '.join(header[:20])}.")
-        j = header.index(label_col)
-        try:
-            X = np.array([[float(v) for k, v in enumerate(r) if k != j] for r in rows[1:] if r], dtype=np.float64)
-        except ValueError as exc:
-            raise LumosError(f"{p}: every feature column must be numeric ({exc}).") from exc
-        raw = np.array([r[j].strip() for r in rows[1:] if r])
+        X, raw = _load_csv(p, label_col)
     else:
         raise bad_param("data", "a .csv or .npz file", p.suffix or str(p), owner="lumos value")
-    if X.ndim != 2:
-        raise LumosError(f"{p}: X must be 2-D, got shape {X.shape}.")
+    if X.ndim != 2 or X.shape[0] == 0 or X.shape[1] == 0:
+        raise LumosError(f"{p}: X must be a non-empty 2-D array (points × features), got shape {X.shape}.")
+    if raw.ndim != 1 or len(raw) != len(X):
+        raise LumosError(f"{p}: {len(X)} rows of X but labels of shape {raw.shape}; give one label per row.")
+    bad = ~np.isfinite(X)
+    if bad.any():
+        i, j = map(int, np.argwhere(bad)[0])
+        raise LumosError(f"{p}: {int(bad.sum())} non-finite feature value(s) (first at row {i + 1}, feature {j + 1}: "
+                         f"{X[i, j]}). Remove or impute them.")
     return X, _encode_labels(raw)
+
+
+def _load_npz(p: Path, label_col: str) -> tuple[np.ndarray, np.ndarray]:
+    import zipfile
+
+    try:
+        z = np.load(p, allow_pickle=False)
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+        raise LumosError(f"{p} is not a valid .npz file ({type(exc).__name__}). Save it with numpy.savez.") from None
+    if not isinstance(z, np.lib.npyio.NpzFile):
+        raise LumosError(f"{p} holds a single array, not an .npz archive of arrays X and {label_col!r}.")
+    with z:
+        if "X" not in z.files or label_col not in z.files:
+            raise LumosError(f"{p}: expected arrays 'X' and '{label_col}'; found {', '.join(z.files) or 'none'}.")
+        try:
+            X_raw, raw = z["X"], np.asarray(z[label_col])
+        except ValueError as exc:  # object arrays need pickle, which is refused
+            raise LumosError(f"{p}: an array holds Python objects ({_first_line(exc)}); save plain numeric arrays "
+                             "(no dtype=object).") from None
+        except (zipfile.BadZipFile, OSError, EOFError) as exc:
+            raise LumosError(f"{p} is a damaged .npz file ({type(exc).__name__}).") from None
+    if X_raw.dtype.kind not in "biuf":
+        raise LumosError(f"{p}: X must be numeric, got dtype {X_raw.dtype}. Encode features as numbers.")
+    if raw.dtype.kind not in "biufUS":
+        raise LumosError(f"{p}: '{label_col}' must hold numbers or strings, got dtype {raw.dtype}.")
+    return np.asarray(X_raw, dtype=np.float64), raw
+
+
+def _first_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:120]
+
+
+def _load_csv(p: Path, label_col: str) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        with p.open(newline="", encoding="utf-8") as fh:
+            rows = [r for r in csv.reader(fh) if r and any(c.strip() for c in r)]
+    except UnicodeDecodeError as exc:
+        raise LumosError(f"{p} is not UTF-8 text (byte {exc.start}: {exc.reason}); re-save it as UTF-8 "
+                         "(e.g. iconv -f latin1 -t utf-8).") from None
+    except csv.Error as exc:
+        raise LumosError(f"{p} is not a valid CSV file ({exc}).") from None
+    if len(rows) < 2:
+        raise LumosError(f"{p}: expected a header row and at least one data row.")
+    header = [h.strip() for h in rows[0]]
+    if label_col not in header:
+        raise bad_param("--label-col", "a column of the CSV header", label_col, owner="lumos value",
+                        fix=f"Columns: {', '.join(header[:20])}.")
+    j = header.index(label_col)
+    for n, r in enumerate(rows[1:], start=2):
+        if len(r) != len(header):
+            raise LumosError(f"{p}: line {n} has {len(r)} fields but the header has {len(header)}; every row needs one "
+                             "value per column.")
+    X = np.empty((len(rows) - 1, len(header) - 1), dtype=np.float64)
+    for n, r in enumerate(rows[1:]):
+        for k, (col, v) in enumerate((c, v) for i, (c, v) in enumerate(zip(header, r)) if i != j):
+            try:
+                X[n, k] = float(v)
+            except ValueError:
+                raise LumosError(f"{p}: line {n + 2}, column {col!r}: {v.strip()[:40]!r} is not a number; every "
+                                 "feature column must be numeric.") from None
+    raw = np.array([r[j].strip() for r in rows[1:]])
+    return X, raw

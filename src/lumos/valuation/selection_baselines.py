@@ -39,7 +39,7 @@ from torch import nn
 from torch.utils.data import Sampler
 
 from lumos.core.errors import LumosError, bad_param
-from lumos.core.validation import check_choice
+from lumos.core.validation import check_choice, check_float, check_positive_int, check_probability
 from lumos.valuation.selection import CHGSelector
 from lumos.valuation.selection_solvers import (
     batch_last_layer_grads,
@@ -60,11 +60,6 @@ def _check_dataset(dataset: Any, name: str, owner: str) -> None:
         raise bad_param(name, "non-empty", "an empty dataset", owner=owner)
 
 
-def _check_pos_int(value: Any, name: str, owner: str) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise bad_param(name, "a positive integer", value, owner=owner)
-
-
 class AdaptiveSelector(Sampler[int]):
     """Base of the adaptive baselines: the schedule, budget, shuffling and weights; subclasses fill
     :meth:`_select` (model → (indices, weights)).
@@ -81,9 +76,8 @@ class AdaptiveSelector(Sampler[int]):
     def __init__(self, dataset: Any, fraction: float = 0.1, select_every: int = 20, seed: int = 0) -> None:
         owner = type(self).__name__
         _check_dataset(dataset, "dataset", owner)
-        if not (isinstance(fraction, (int, float)) and not isinstance(fraction, bool) and 0 < fraction <= 1):
-            raise bad_param("fraction", "a number in (0, 1]", fraction, owner=owner)
-        _check_pos_int(select_every, "select_every", owner)
+        check_probability(fraction, "fraction", owner=owner, open_low=True)
+        check_positive_int(select_every, "select_every", owner=owner)
         self.dataset = dataset
         self.fraction = fraction
         self.select_every = select_every
@@ -147,7 +141,7 @@ class _PerBatchSelector(AdaptiveSelector):
     def __init__(self, dataset: Any, fraction: float = 0.1, select_every: int = 20, batch_size: int = 32,
                  seed: int = 0) -> None:
         super().__init__(dataset, fraction, select_every, seed)
-        _check_pos_int(batch_size, "batch_size", type(self).__name__)
+        check_positive_int(batch_size, "batch_size", owner=type(self).__name__)
         self.batch_size = batch_size
         self.batches = fixed_batches(len(dataset), batch_size)
         self.n_batches = max(1, min(len(self.batches), round(self.budget / batch_size)))
@@ -181,8 +175,7 @@ class GradMatchPBSelector(_PerBatchSelector):
         check_choice(target, "target", ("train", "valid"), owner="GradMatchPBSelector")
         if target == "valid":
             _check_dataset(val_dataset, "val_dataset", "GradMatchPBSelector")
-        if not (isinstance(lam, (int, float)) and lam >= 0):
-            raise bad_param("lam", "a number >= 0", lam, owner="GradMatchPBSelector")
+        check_float(lam, "lam", 0.0, owner="GradMatchPBSelector")
         self.lam, self.eps, self.target, self.val_dataset = lam, eps, target, val_dataset
 
     def _select(self, model: nn.Module, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -206,9 +199,8 @@ class GlisterPBSelector(_PerBatchSelector):
                  val_dataset: Any = None, eta: float = 0.05, seed: int = 0) -> None:
         super().__init__(dataset, fraction, select_every, batch_size, seed)
         _check_dataset(val_dataset, "val_dataset", "GlisterPBSelector")
-        if not (isinstance(eta, (int, float)) and eta > 0):
-            raise bad_param("eta", "a positive number (the step size; CORDS uses the learning rate)", eta,
-                            owner="GlisterPBSelector")
+        check_float(eta, "eta", 0.0, owner="GlisterPBSelector", low_inclusive=False,
+                    fix="It is the one-step size; CORDS uses the learning rate.")
         self.val_dataset, self.eta = val_dataset, eta
 
     def _select(self, model: nn.Module, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

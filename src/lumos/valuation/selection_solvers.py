@@ -21,8 +21,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
-from lumos.core.errors import bad_param
-from lumos.core.per_sample import capture_last_layer, ce_logit_grad, find_last_linear
+from lumos.core.validation import check_int
+from lumos.valuation.per_sample import capture_last_layer, ce_logit_grad, find_last_linear
 
 __all__ = [
     "fixed_batches",
@@ -100,8 +100,7 @@ def batch_last_layer_grads_naive(model: nn.Module, dataset: Any, batch_size: int
 
 
 def _check_budget(k: int, n: int, owner: str) -> None:
-    if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= n:
-        raise bad_param("k", f"an integer in [1, {n}] (the number of atoms to select)", k, owner=owner)
+    check_int(k, "k", 1, n, owner=owner, fix="k is the number of atoms to select.")
 
 
 def omp_nonneg(gram: torch.Tensor, c: torch.Tensor, bb: float, k: int, lam: float = 0.5,

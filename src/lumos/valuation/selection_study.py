@@ -55,6 +55,7 @@ class SelectionStudyConfig:
     methods: tuple[str, ...] = ("chg", "random", "gradmatch", "glister")
     fractions: tuple[float, ...] = (0.05, 0.1, 0.3, 0.5)
     seeds: int = 3
+    first_seed: int = 0  # seeds first_seed .. first_seed + seeds − 1 (split a grid across processes by seed)
     full: bool = True  # also train on all the data (the reference)
     epochs: int = 20
     select_every: int = 5
@@ -81,6 +82,8 @@ class SelectionStudyConfig:
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 problems.append(f"{name} must be a positive integer (got {v!r})")
+        if not isinstance(self.first_seed, int) or isinstance(self.first_seed, bool) or self.first_seed < 0:
+            problems.append(f"first_seed must be an integer >= 0 (got {self.first_seed!r})")
         if not (isinstance(self.lr, (int, float)) and self.lr > 0):
             problems.append(f"lr must be a positive number (got {self.lr!r})")
         if problems:
@@ -110,6 +113,7 @@ class StudyData:
     X_test: torch.Tensor
     y_test: torch.Tensor
     n_classes: int
+    relabelled: torch.Tensor | None = None  # (n_train,) bool: label changed by the noise setting (None otherwise)
 
 
 _IMAGE_CACHE: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
@@ -151,8 +155,9 @@ def load_study_data(name: str, setting: str, seed: int, cfg: SelectionStudyConfi
         return torch.as_tensor((a - mu) / sd, dtype=torch.float32)
 
     k = int(y.max()) + 1
+    relabelled = torch.as_tensor(yp[tr] != y[pool][tr]) if setting == "noise30" else None  # same rows, new labels
     return StudyData(name, t(Xp[tr]), torch.as_tensor(yp[tr]), t(Xp[va]), torch.as_tensor(yp[va]), t(X[test]),
-                     torch.as_tensor(y[test]), k)
+                     torch.as_tensor(y[test]), k, relabelled)
 
 
 def _build_model(data: StudyData, cfg: SelectionStudyConfig, seed: int) -> nn.Module:
@@ -175,7 +180,8 @@ def _accuracy(model: nn.Module, X: torch.Tensor, y: torch.Tensor) -> float:
 
 def train_with_selector(data: StudyData, method: str, fraction: float, seed: int, cfg: SelectionStudyConfig) -> dict:
     """Train one model with ``method`` (a :data:`SELECTORS` name, or ``"full"``) keeping ``fraction`` of the
-    training data; returns accuracy, wall seconds, selection seconds and the number of selections."""
+    training data; returns accuracy, wall and CPU seconds, selection seconds, the number of selections and, in the
+    noise setting, ``relabelled_share``: the mean share of relabelled points in the selected subsets."""
     model = _build_model(data, cfg, seed)
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9, nesterov=True, weight_decay=5e-4)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs)
@@ -186,7 +192,7 @@ def train_with_selector(data: StudyData, method: str, fraction: float, seed: int
                             seed=seed, val_dataset=TensorDataset(data.X_val, data.y_val),
                             batch_size=cfg.select_batch_size, eta=cfg.lr)
     gen = torch.Generator().manual_seed(seed)
-    t0, t_sel, weights = time.perf_counter(), 0.0, None
+    t0, c0, t_sel, weights, shares = time.perf_counter(), time.process_time(), 0.0, None, []
     for epoch in range(cfg.epochs):
         if sel is None:
             order = torch.randperm(n, generator=gen)
@@ -194,6 +200,8 @@ def train_with_selector(data: StudyData, method: str, fraction: float, seed: int
             ts = time.perf_counter()
             if sel.step(model, epoch) or weights is None:
                 weights = torch.as_tensor(selection_weights(sel, n), dtype=torch.float32)
+                if data.relabelled is not None:
+                    shares.append(float(data.relabelled[torch.as_tensor(sel.indices_)].float().mean()))
             t_sel += time.perf_counter() - ts
             order = torch.as_tensor(list(sel), dtype=torch.int64)
         model.train()
@@ -209,10 +217,11 @@ def train_with_selector(data: StudyData, method: str, fraction: float, seed: int
             loss.backward()
             opt.step()
         sched.step()
-    seconds = time.perf_counter() - t0
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     return {"accuracy": round(_accuracy(model, data.X_test, data.y_test), 4), "seconds": round(seconds, 3),
+            "cpu_seconds": round(cpu, 3),
             "select_seconds": round(t_sel, 3), "n_selections": 0 if sel is None else sel.n_selections_,
-            "n_train": n}
+            "n_train": n, "relabelled_share": None if not shares else round(float(np.mean(shares)), 4)}
 
 
 def _key(row: dict) -> tuple:
@@ -230,7 +239,7 @@ def run_selection_study(cfg: SelectionStudyConfig, log: Callable[[dict], None] |
     plan += [(m, f) for f in cfg.fractions for m in cfg.methods]
     for name in cfg.datasets:
         for setting in cfg.settings:
-            for seed in range(cfg.seeds):
+            for seed in range(cfg.first_seed, cfg.first_seed + cfg.seeds):
                 data = None
                 for method, fraction in plan:
                     meta = {"dataset": name, "setting": setting, "method": method, "fraction": fraction, "seed": seed}
@@ -258,13 +267,22 @@ def summarize(rows: list[dict]) -> list[dict]:
         out.append({"dataset": d, "setting": s, "method": m, "fraction": f, "n_seeds": len(rs),
                     "acc_mean": round(float(acc.mean()), 4), "acc_sd": round(float(acc.std(ddof=1)) if len(rs) > 1 else 0.0, 4),
                     "seconds": round(float(np.mean([r["seconds"] for r in rs])), 2),
-                    "select_seconds": round(float(np.mean([r["select_seconds"] for r in rs])), 2)})
+                    "select_seconds": round(float(np.mean([r["select_seconds"] for r in rs])), 2),
+                    "cpu_seconds": round(float(np.mean([r.get("cpu_seconds", np.nan) for r in rs])), 2),
+                    "relabelled_share": _mean_or_none([r.get("relabelled_share") for r in rs])})
     return out
+
+
+def _mean_or_none(values: list) -> float | None:
+    vals = [v for v in values if v is not None]
+    return round(float(np.mean(vals)), 4) if vals else None
 
 
 def paper_table(summary: list[dict], dataset: str, value: str = "acc") -> list[dict]:
     """Rows = methods, columns = setting × fraction, cells ``mean ± sd`` accuracy in % (``value="acc"``) or
-    mean wall seconds (``value="seconds"``) — the layout of the paper's tables."""
+    mean wall seconds (``value="seconds"``), process CPU seconds (``"cpu_seconds"``, robust to other load on the
+    machine) or the % of relabelled points in the selected subsets (``"relabelled_share"``, noise setting) — the
+    layout of the paper's tables."""
     cells = {(r["setting"], r["method"], r["fraction"]): r for r in summary if r["dataset"] == dataset}
     settings = [s for s in SETTINGS if any(k[0] == s for k in cells)]
     fractions = sorted({k[2] for k in cells if k[1] != "full"})
@@ -275,10 +293,19 @@ def paper_table(summary: list[dict], dataset: str, value: str = "acc") -> list[d
         row: dict[str, Any] = {"method": METHOD_LABELS[m]}
         for s, f in columns:
             r = cells.get((s, m, f))
-            row[f"{s} {100 * f:g}%"] = "" if r is None else (
-                f"{100 * r['acc_mean']:.1f} ± {100 * r['acc_sd']:.1f}" if value == "acc" else f"{r['seconds']:.1f}")
+            row[f"{s} {100 * f:g}%"] = _cell(r, value)
         table.append(row)
     return table
+
+
+def _cell(r: dict | None, value: str) -> str:
+    if r is None:
+        return ""
+    if value == "acc":
+        return f"{100 * r['acc_mean']:.1f} ± {100 * r['acc_sd']:.1f}"
+    if value == "relabelled_share":
+        return "" if r.get(value) is None else f"{100 * r[value]:.1f}"
+    return f"{r[value]:.{2 if value == 'cpu_seconds' else 1}f}"
 
 
 def setting_figure(summary: list[dict], setting: str) -> Any:
@@ -303,8 +330,10 @@ def setting_figure(summary: list[dict], setting: str) -> Any:
         ax.set_title(f"{d} — {setting}")
         ax.set_xlabel("% of training data selected")
         ax.set_xscale("log")
-        ax.set_xticks([5, 10, 30, 50])
-        ax.set_xticklabels(["5", "10", "30", "50"])
+        ax.minorticks_off()
+        ticks = sorted({100 * r["fraction"] for r in rs if r["method"] != "full"})
+        ax.set_xticks(ticks)
+        ax.set_xticklabels([f"{t:g}" for t in ticks])
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("test accuracy (%)")
     axes[0][-1].legend(fontsize=7)
@@ -324,11 +353,19 @@ def write_study_report(run: Any, cfg: SelectionStudyConfig, rows: list[dict]) ->
              f"{cfg.select_every} epochs; per-batch methods use fixed batches of {cfg.select_batch_size}. "
              "Wall time includes selection. Measured by this run on this machine.")
     for d in cfg.datasets:
-        acc, secs = paper_table(summary, d), paper_table(summary, d, "seconds")
+        acc, secs, cpu = (paper_table(summary, d, v) for v in ("acc", "seconds", "cpu_seconds"))
         sec.table(acc, caption=f"{d}: test accuracy (%)")
-        sec.table(secs, caption=f"{d}: mean wall seconds per training run")
+        sec.table(secs, caption=f"{d}: mean wall seconds per training run (selection included)")
+        sec.table(cpu, caption=f"{d}: mean CPU seconds of the process per training run (nan: not recorded)")
         md += [f"### {d}: test accuracy (%)", "", *_markdown(acc), "", f"### {d}: wall seconds per run", "",
-               *_markdown(secs), ""]
+               *_markdown(secs), "", f"### {d}: CPU seconds per run", "", *_markdown(cpu), ""]
+        noisy = [r for r in summary if r["dataset"] == d and r.get("relabelled_share") is not None]
+        if noisy:
+            share = [{k: v for k, v in row.items() if k == "method" or k.startswith("noise30")}
+                     for row in paper_table(noisy, d, "relabelled_share")]
+            sec.table(share, caption=f"{d}: % of relabelled points in the selected subsets (mean over selections "
+                                     "and seeds; the data has about 27 %)")
+            md += [f"### {d}: % relabelled points among the selected (noise30)", "", *_markdown(share), ""]
     for s in cfg.settings:
         fig = setting_figure(summary, s)
         run.save_figure(fig, f"selection_{s}")
@@ -354,5 +391,6 @@ def demo_selection(quick: bool, seed: int = 0) -> list[dict]:
     for method in ("full", *cfg.methods):
         r = train_with_selector(data, method, 1.0 if method == "full" else 0.1, seed, cfg)
         out.append({"method": METHOD_LABELS[method], "fraction": 1.0 if method == "full" else 0.1,
-                    "accuracy": r["accuracy"], "seconds": r["seconds"], "select_seconds": r["select_seconds"]})
+                    "accuracy": r["accuracy"], "seconds": r["seconds"], "cpu_seconds": r["cpu_seconds"],
+                    "select_seconds": r["select_seconds"]})
     return out

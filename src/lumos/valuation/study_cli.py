@@ -6,7 +6,9 @@
 
 Writes a run directory: ``metrics.jsonl`` (one row per training run), ``results.json`` / ``results.md``
 (mean ± sd tables), ``plots/selection_<setting>.png`` and ``report.html``. ``--resume`` with the same ``--out``
-skips the runs already logged (an interrupted study continues where it stopped).
+skips the runs already logged (an interrupted study continues where it stopped). Seeds are ``--seed`` ..
+``--seed + --seeds − 1``, so a grid can be split across processes (``--seed 2 --seeds 1``) and the
+``metrics.jsonl`` rows concatenated into one directory for the report (``--resume``).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--select-every", type=int, default=None, help="re-select every R epochs (default 5)")
     p.add_argument("--no-full", action="store_true", help="skip the full-data reference runs")
     p.add_argument("--resume", action="store_true", help="reuse --out and skip the runs already in metrics.jsonl")
-    add_run_options(p)
+    add_run_options(p)  # --seed: the first of the --seeds consecutive seeds
     p.set_defaults(func=_run)
 
 
@@ -57,6 +59,7 @@ def _config(args: argparse.Namespace):  # noqa: ANN202 - SelectionStudyConfig (i
             over[name] = getattr(args, name)
     if args.no_full:
         over["full"] = False
+    over["first_seed"] = args.seed
     return SelectionStudyConfig.quick(**over) if args.quick else SelectionStudyConfig(**over)
 
 

@@ -43,12 +43,12 @@ from torch.utils.data import Dataset
 
 from lumos.core import distributed as dist
 from lumos.core.errors import LumosError, bad_param
-from lumos.core.per_sample import capture_last_layer, ce_logit_grad, check_capture, check_labels
 from lumos.core.progress import track
 from lumos.core.validation import check_choice, check_float, check_positive_int
 from lumos.valuation.base import ValuationData, Valuer
 from lumos.valuation.features import VARIANTS, CHGFeatures, CHGVector, chg_values_streaming
 from lumos.valuation.models import MODELS, build_classifier, to_tensors, train_epoch
+from lumos.valuation.per_sample import capture_last_layer, ce_logit_grad, check_capture, check_labels
 
 __all__ = ["CHGValuation", "CHGWatcher", "IndexedDataset", "EpochBuffer"]
 
@@ -304,8 +304,7 @@ class CHGValuation(Valuer):
         """A context manager recording CHG vectors during the training forward (see the module docstring)."""
         self._check_params()
         self._check_hook_alpha()
-        if not isinstance(n_samples, int) or n_samples < 1:
-            raise bad_param("n_samples", "a positive integer (the dataset size)", n_samples, owner=_OWNER)
+        check_positive_int(n_samples, "n_samples", owner=_OWNER, fix="Pass the dataset size.")
         return CHGWatcher(self, model, n_samples)
 
     # -- (a) scikit-learn style -------------------------------------------------------------------------

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from lumos.core.errors import bad_param
+from lumos.core.validation import check_positive_int
 
 __all__ = ["SmallCNN", "SmallViT", "VisionConfig", "build_builtin", "TARGET_LAYERS"]
 
@@ -47,9 +48,7 @@ class VisionConfig:
         if self.kind not in TARGET_LAYERS:
             raise bad_param("kind", "one of " + ", ".join(TARGET_LAYERS), self.kind, owner="VisionConfig")
         for name in ("num_classes", "in_channels", "image_size", "width", "depth", "patch_size", "heads"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or v < 1:
-                raise bad_param(name, "a positive int", v, owner="VisionConfig")
+            check_positive_int(getattr(self, name), name, owner="VisionConfig")
         if self.kind == "vit" and (self.image_size % self.patch_size or self.width % self.heads):
             raise bad_param("patch_size", "a divisor of image_size (and heads a divisor of width)",
                             (self.patch_size, self.heads), owner="VisionConfig")

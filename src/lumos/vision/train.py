@@ -16,10 +16,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from lumos.core.errors import bad_param
+from lumos.core.errors import LumosError
 from lumos.core.io import atomic_write_json, load_tensors, read_json, save_tensors
 from lumos.core.progress import track
 from lumos.core.seed import seed_everything
+from lumos.core.validation import check_float, check_positive_int
 from lumos.data.synthetic import SyntheticShapes, synthetic_splits
 from lumos.vision.models import VisionConfig, build_builtin
 
@@ -53,11 +54,8 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         for name in ("n_train", "n_test", "image_size", "epochs", "batch_size", "width", "patch_size"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or v < 1:
-                raise bad_param(name, "a positive int", v, owner="TrainConfig")
-        if not self.lr > 0:
-            raise bad_param("lr", "a positive float", self.lr, owner="TrainConfig")
+            check_positive_int(getattr(self, name), name, owner="TrainConfig")
+        check_float(self.lr, "lr", 0.0, owner="TrainConfig", low_inclusive=False)
 
     def key(self) -> str:
         return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
@@ -128,12 +126,23 @@ def load_or_train_builtin(cfg: TrainConfig, cache_dir: str | os.PathLike[str], p
     weights, meta_path = stem.with_suffix(".safetensors"), stem.with_suffix(".json")
     if weights.is_file() and meta_path.is_file():
         meta: dict[str, Any] = read_json(meta_path)
-        vcfg = VisionConfig(**meta["vision"])
-        model = build_builtin(vcfg)
-        model.load_state_dict(load_tensors(weights))
+        try:
+            import json
+
+            from lumos.core.io import to_json
+
+            if meta.get("train") not in (None, json.loads(to_json(asdict(cfg)))):
+                raise ValueError("it was trained with another configuration")
+            vcfg = VisionConfig(**meta["vision"])
+            model = build_builtin(vcfg)
+            model.load_state_dict(load_tensors(weights))
+            mean, std, acc = tuple(meta["mean"]), tuple(meta["std"]), float(meta["test_accuracy"])
+        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as exc:
+            raise LumosError(f"The cached built-in model {weights} does not fit ({type(exc).__name__}: "
+                             f"{' '.join(str(exc).split())[:120]}). Delete {weights} and {meta_path.name} to retrain "
+                             "it, or pass another --cache.") from None
         model.eval()
-        return TrainedModel(model, vcfg, cfg, tuple(meta["mean"]), tuple(meta["std"]), float(meta["test_accuracy"]),
-                            weights)
+        return TrainedModel(model, vcfg, cfg, mean, std, acc, weights)
     trained = train_builtin(cfg, progress)
     save_tensors(weights, trained.model.state_dict())
     atomic_write_json(meta_path, {"vision": trained.vision.to_dict(), "train": asdict(cfg), "mean": trained.mean,

@@ -145,7 +145,8 @@ def test_plain_values_round_trip():
     values = "[None, True, 1, -2.5, float('inf'), 'é', b'\\x00', (1, [2]), {'a': {3}}, frozenset({4}), 10 ** 40]"
     tests = f"def test_same():\n    assert g() == {values}\n    assert type(g()[7]) is tuple\n" \
             "def test_raises():\n    try:\n        h()\n    except ValueError as e:\n        assert 'bad' in str(e)\n" \
-            "    else:\n        assert False\n"
+            "    else:\n        assert False\n" \
+            "def test_import():\n    from solution import g as g2\n    import solution\n    assert g2() == solution.g()\n"
     v = run_tests(f"def g():\n    return {values}\ndef h():\n    raise ValueError('bad')\n", tests, LIM)
     assert v.all_passed, v.errors
 
@@ -260,6 +261,20 @@ def test_aggregate_memory_is_capped():
     assert children.exit_reason == "memory" and children.memory_peak_kb <= 221 * 1024
     assert "memfd ok" not in mfd.stdout and "PermissionError" in mfd.stderr
     assert "shm -1" in sysv.stdout
+
+
+def test_cpu_bandwidth_is_capped_per_sandbox():
+    _need_full_isolation()
+    hog = ("import os, time\nfor _ in range(3):\n    if os.fork() == 0:\n        break\nend = time.time() + 1.5\n"
+           "while time.time() < end:\n    pass\ntry:\n    while True:\n        os.wait()\nexcept ChildProcessError:\n"
+           "    pass\n")
+    v = run_script(hog, SandboxLimits(wall_time=6.0, cpu_time=5.0, cpu_cores=0.1))
+    if not v.isolation.get("cgroup_cpu"):
+        pytest.skip("no cgroup cpu controller here: the verdict reports cgroup_cpu=False")
+    honest = run_script("print(sum(range(10 ** 5)))\n", SandboxLimits(wall_time=6.0, cpu_time=5.0, cpu_cores=0.1))
+    assert honest.exit_reason == "ok" and honest.stdout == "4999950000\n"
+    # 4 busy processes for 1.5 s of wall time get 0.1 core between them (the parent waits for 3 of them)
+    assert v.exit_reason == "ok" and v.cpu_time <= 0.1 * v.wall_time + 0.15, (v.cpu_time, v.wall_time)
 
 
 def test_disk_total_and_inodes_are_capped():
@@ -387,3 +402,25 @@ def test_parser_bombs_cannot_raise():
 def test_prefix_names_carry_the_host_pid():
     v = run_script("import os\nprint(os.getcwd())\n", LIM)
     assert os.path.basename(v.stdout.strip()).startswith(f"{PREFIX}{os.getpid()}-")
+
+
+def test_dangerous_syscalls_are_refused():
+    v = _need_full_isolation()
+    if not v.isolation.get("seccomp"):
+        pytest.skip(f"no seccomp filter here: {v.isolation.get('seccomp_note')}")
+    src = ("import ctypes, os\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+           "def show(name, r):\n    print(name, r, ctypes.get_errno())\n"
+           "show('unshare-user', libc.unshare(0x10000000))\n"
+           "show('unshare-net', libc.unshare(0x40000000))\n"
+           "show('mount', libc.mount(b'none', b'/proc', b'proc', 0, None))\n"
+           "show('ptrace', libc.ptrace(16, 1, 0, 0))\n"  # PTRACE_ATTACH to PID 1
+           "show('chroot', libc.chroot(b'/'))\n"
+           "print('nnp', [l for l in open('/proc/self/status') if l.startswith(('NoNewPrivs', 'Seccomp:'))])\n")
+    honest = run_script("import os, threading, subprocess\nt = threading.Thread(target=print, args=('thread',))\n"
+                        "t.start()\nt.join()\nprint(subprocess.run(['python3', '-c', 'print(2)'], capture_output=True)"
+                        ".returncode in (0, 2))\nif os.fork() == 0:\n    os._exit(0)\nprint('forked')\n", LIM)
+    attack = run_script(src, LIM)
+    assert honest.exit_reason == "ok" and "thread" in honest.stdout and "forked" in honest.stdout, honest.stderr
+    for name in ("unshare-user", "unshare-net", "mount", "ptrace", "chroot"):
+        assert f"{name} -1 1\n" in attack.stdout, attack.stdout  # EPERM
+    assert "NoNewPrivs:\\t1" in attack.stdout and "Seccomp:\\t2" in attack.stdout

@@ -47,7 +47,8 @@ def test_suite_from_a_clone_under_a_private_directory(tmp_path):
     (purelib / "parent.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST", "COV_"))}
     env.update(PYTHONPATH=str(clone / "src"), OMP_NUM_THREADS="1", LUMOS_PROGRESS="0")
-    out = subprocess.run([str(venv / "bin" / "python"), "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *TESTS],
+    out = subprocess.run([str(venv / "bin" / "python"), "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
+                          "--noconftest", *TESTS],
                          cwd=clone, env=env, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
     assert "2 passed" in out.stdout

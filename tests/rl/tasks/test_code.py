@@ -61,6 +61,7 @@ def test_function_task_good_partial_and_bad():
     problems = task.generate(len(FAMILIES), seed=1)
     good = task.score(problems, [task.demonstration(p) for p in problems])
     assert all(r.correct and r.total == pytest.approx(1.1) for r in good)
+    assert not any(r.info["results_forgeable"] for r in good)  # hidden tests in their own process
     p = FunctionTask(families=["affine"], n_tests=6).generate(1, seed=2)[0]
     a, b = p.meta["params"]["a"], p.meta["params"]["b"]
     partial = f"```python\ndef f(x):\n    return {a} * x + {b} if x >= 0 else 0\n```"
@@ -142,8 +143,8 @@ def test_one_cispo_step_on_code_expr():
     """Integration with the RL trainer: rollouts of a tiny model are scored in the sandbox."""
     import torch
 
+    from lumos.models import tiny_hybrid
     from lumos.rl.config import RLConfig
-    from lumos.rl.sft import tiny_hybrid
     from lumos.rl.trainer import RLTrainer
 
     task = ExpressionTask(workers=2, high=19, limits=QUICK)

@@ -11,8 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from lumos.core.errors import bad_param
-from lumos.core.validation import check_tensor
+from lumos.core.validation import check_choice, check_finite, check_positive_int, check_tensor
 from lumos.explain.metrics.faithfulness import class_probability
 
 __all__ = ["perturbation_curve", "deletion_auc", "insertion_auc", "pixel_ranks"]
@@ -34,12 +33,15 @@ def perturbation_curve(model: nn.Module, x: torch.Tensor, cams: torch.Tensor, cl
 
     x (B, C, H, W) normalised; cams (B, H, W); classes (B,); ``baseline`` a number or a tensor broadcastable to x.
     """
-    check_tensor(x, "x", ndim=4, owner="perturbation_curve")
-    check_tensor(cams, "cams", ndim=3, owner="perturbation_curve")
-    if mode not in ("deletion", "insertion"):
-        raise bad_param("mode", "'deletion' or 'insertion'", mode, owner="perturbation_curve")
-    if not isinstance(steps, int) or steps < 1:
-        raise bad_param("steps", "a positive int", steps, owner="perturbation_curve")
+    owner = "perturbation_curve"
+    check_tensor(x, "x", ndim=4, owner=owner)
+    b, _, h, w = x.shape
+    check_tensor(cams, "cams", shape=(b, h, w), owner=owner)
+    check_tensor(classes, "classes", shape=(b,), owner=owner)
+    check_finite(x, "x", owner=owner)
+    check_finite(cams, "cams", owner=owner)
+    check_choice(mode, "mode", ("deletion", "insertion"), owner=owner)
+    check_positive_int(steps, "steps", owner=owner)
     base = torch.as_tensor(baseline, dtype=x.dtype, device=x.device).expand_as(x)
     ranks = pixel_ranks(cams.to(x.device))[:, None]  # (B, 1, H, W)
     n_pix = cams.shape[-1] * cams.shape[-2]

@@ -7,6 +7,7 @@ import time
 
 import torch
 
+from lumos.core.numerics import rel_rms
 from lumos.demo import DemoContext, demo_section
 from lumos.ops.lightning import (
     chunked_lightning_attention,
@@ -14,7 +15,6 @@ from lumos.ops.lightning import (
     recurrent_lightning_attention,
 )
 from lumos.ops.lightning.transformers_loop import transformers_blocked_loop
-from lumos.testing import rel_rms
 
 
 def _inputs(B, H, L, D, seed, dtype=torch.float32, grad=False):

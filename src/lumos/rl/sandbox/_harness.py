@@ -444,7 +444,7 @@ def run_tests(tests_source, req_fd, rep_fd, chan, per_test):
         # bare names for the tests, never shadowing a builtin (``def sorted(x): ...`` stays solution.sorted)
         ns.update({k: v for k, v in remote.values.items() if k not in _BUILTIN_NAMES})
         ns.update({k: _proxy(remote, k) for k in remote.callables if k not in _BUILTIN_NAMES})
-        ns["solution"] = _Solution(remote)
+        ns["solution"] = sys.modules["solution"] = _Solution(remote)  # also for ``from solution import f``
     ns["report"] = report
     linecache.cache["hidden_tests.py"] = (len(tests_source), None, tests_source.splitlines(True), "hidden_tests.py")
     exec(compile(tests_source, "hidden_tests.py", "exec"), ns)  # noqa: S102 - our own tests

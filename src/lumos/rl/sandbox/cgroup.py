@@ -1,4 +1,4 @@
-"""Per-sandbox memory and process caps through a cgroup leaf (v2 when the host delegates it, else v1).
+"""Per-sandbox memory, process and CPU caps through a cgroup leaf (v2 when the host delegates it, else v1).
 
 The host creates one leaf per job (``lumos-<host pid>-<random>``) next to its own cgroup, writes the caps,
 and the launcher moves itself in before it starts anything, so every process of the sandbox, its tmpfs
@@ -10,8 +10,10 @@ count (kernel counters the sandbox cannot write) and removes the leaf; leaves of
 
 from __future__ import annotations
 
+import atexit
 import os
 import signal
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -26,6 +28,7 @@ class Leaf:
 
     version: str
     dirs: list[str] = field(default_factory=list)
+    cpu: bool = False  #: whether the CPU bandwidth cap is in force
 
     @property
     def procs(self) -> list[str]:
@@ -58,7 +61,10 @@ def _write(path: str, value: str) -> None:
         f.write(value)
 
 
-def _try_v2(name: str, mem: int, pids: int) -> Leaf | None:
+_PERIOD_US = 100_000
+
+
+def _try_v2(name: str, mem: int, pids: int, cpus: float) -> Leaf | None:
     base, own = _v2_base(), _own_paths().get("")
     if base is None or own is None:
         return None
@@ -76,39 +82,52 @@ def _try_v2(name: str, mem: int, pids: int) -> Leaf | None:
         if os.path.exists(os.path.join(leaf, "memory.swap.max")):
             _write(os.path.join(leaf, "memory.swap.max"), "0")
         _write(os.path.join(leaf, "pids.max"), str(pids))
-        return Leaf("v2", [leaf])
+        if "cpu" in ctrls:
+            _write(os.path.join(leaf, "cpu.max"), f"{int(cpus * _PERIOD_US)} {_PERIOD_US}")
+        return Leaf("v2", [leaf], cpu="cpu" in ctrls)
     except OSError:
         _rmdir(leaf)
         return None
 
 
-def _try_v1(name: str, mem: int, pids: int) -> Leaf | None:
+def _try_v1(name: str, mem: int, pids: int, cpus: float) -> Leaf | None:
     own = _own_paths()
     made: list[str] = []
     try:
-        for ctrl in ("memory", "pids"):
+        for ctrl in ("memory", "pids", "cpu"):
             if ctrl not in own or not os.path.isdir(os.path.join(_ROOT, ctrl)):
+                if ctrl == "cpu":
+                    break  # optional: memory and processes are the caps that matter
                 raise OSError(f"no v1 {ctrl} hierarchy")
             leaf = os.path.join(_ROOT, ctrl) + own[ctrl].rstrip("/") + "/" + name
             os.mkdir(leaf)
             made.append(leaf)
-        mdir, pdir = made
+        mdir, pdir = made[:2]
+        if len(made) == 3:
+            _write(os.path.join(made[2], "cpu.cfs_period_us"), str(_PERIOD_US))
+            _write(os.path.join(made[2], "cpu.cfs_quota_us"), str(int(cpus * _PERIOD_US)))
         _write(os.path.join(mdir, "memory.limit_in_bytes"), str(mem))
         if os.path.exists(os.path.join(mdir, "memory.memsw.limit_in_bytes")):
             _write(os.path.join(mdir, "memory.memsw.limit_in_bytes"), str(mem))
         _write(os.path.join(pdir, "pids.max"), str(pids))
-        return Leaf("v1", made)
+        return Leaf("v1", made, cpu=len(made) == 3)
     except OSError:
         for d in made:
             _rmdir(d)
         return None
 
 
-def create(name: str, memory_bytes: int, max_pids: int) -> Leaf | None:
-    """A leaf capping memory (RAM + swap + tmpfs + shared memory) and processes; None when impossible."""
+_pending: list[Leaf] = []  # leaves whose last processes were still exiting; retried later
+_pending_lock = threading.Lock()
+
+
+def create(name: str, memory_bytes: int, max_pids: int, cpus: float = 1.0) -> Leaf | None:
+    """A leaf capping memory (RAM + swap + tmpfs + shared memory), processes and CPU (``cpus`` cores, when
+    the cpu controller is there); None when impossible."""
     if os.geteuid() != 0:
         return None
-    return _try_v2(name, memory_bytes, max_pids) or _try_v1(name, memory_bytes, max_pids)
+    _retry_pending()
+    return _try_v2(name, memory_bytes, max_pids, cpus) or _try_v1(name, memory_bytes, max_pids, cpus)
 
 
 def _read(path: str) -> str:
@@ -166,12 +185,32 @@ def remove(leaf: Leaf, wait: float = 2.0) -> bool:
     pending = list(leaf.dirs)
     while pending:
         pending = [d for d in pending if not _rmdir(d)]
-        if not pending or time.monotonic() > end:
+        if not pending or time.monotonic() >= end:
             break
         for d in pending:
             _kill_members(d)
         time.sleep(0.01)
     return not pending
+
+
+def release(leaf: Leaf) -> None:
+    """Remove ``leaf`` now if it is empty, else later (next :func:`create`, or at exit): never waits."""
+    if not remove(leaf, wait=0.0):
+        with _pending_lock:
+            _pending.append(leaf)
+
+
+def _retry_pending(wait: float = 0.0) -> None:
+    with _pending_lock:
+        todo = list(_pending)
+        _pending.clear()
+    for leaf in todo:
+        if not remove(leaf, wait=wait):
+            with _pending_lock:
+                _pending.append(leaf)
+
+
+atexit.register(_retry_pending, 2.0)
 
 
 def sweep(alive) -> int:  # noqa: ANN001 - alive: host pid -> bool
@@ -183,7 +222,7 @@ def sweep(alive) -> int:  # noqa: ANN001 - alive: host pid -> bool
     v2 = _v2_base()
     if v2 and "" in own:
         parents.append(v2 + own[""])
-    parents += [os.path.join(_ROOT, c) + own[c].rstrip("/") for c in ("memory", "pids") if c in own]
+    parents += [os.path.join(_ROOT, c) + own[c].rstrip("/") for c in ("memory", "pids", "cpu") if c in own]
     for parent in parents:
         try:
             names = os.listdir(parent)

@@ -34,7 +34,11 @@ def _read(path: str, what: str) -> str:
     f = Path(path)
     if not f.is_file():
         raise LumosError(f"The {what} {path!r} does not exist or is not a file; pass a Python file.")
-    return f.read_text()
+    try:
+        return f.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise LumosError(f"The {what} {path} is not UTF-8 text (byte {exc.start}: {exc.reason}); save it as "
+                         "UTF-8.") from None
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -23,9 +23,11 @@ def sandbox_demo(ctx: DemoContext) -> None:
     from lumos.rl.tasks.code import ExpressionTask, FunctionTask, RepairTask
 
     sec = ctx.section
-    sec.text("Model-written code runs in a sandbox: new network/PID/mount namespaces, a read-only filesystem "
-             "outside a fresh working directory, a fresh unprivileged uid, rlimits on CPU, memory, processes, "
-             "files and output, and a scrubbed environment. The isolation actually in force here:")
+    sec.text("Model-written code runs in a sandbox: new network/PID/mount/IPC namespaces, a minimal read-only root "
+             "with a capped tmpfs working directory, a fresh unprivileged uid, no_new_privs and a seccomp filter, a "
+             "cgroup leaf and rlimits on CPU, memory, processes, files and output, and a scrubbed environment; "
+             "hidden tests run in a separate process that only exchanges plain values with the candidate. The "
+             "isolation actually in force here:")
     sec.table([{"property": line.split(":")[0], "status": line.split(":", 1)[1].strip()}
                for line in isolation_summary(probe_isolation())])
     limits = SandboxLimits(wall_time=1.5, cpu_time=1.0, max_processes=8)

@@ -31,6 +31,7 @@ class SandboxLimits:
         shm_mb: SysV shared memory of the sandbox's IPC namespace, in MiB.
         total_memory_mb: memory of all the sandbox's processes, tmpfs and shared memory together (a cgroup
             leaf where the host allows one; default ``memory_mb + disk_mb + 128``).
+        cpu_cores: CPU bandwidth of the whole sandbox in cores (the same cgroup leaf).
     """
 
     wall_time: float = 10.0
@@ -46,6 +47,7 @@ class SandboxLimits:
     max_files: int = 4096
     shm_mb: int = 16
     total_memory_mb: int | None = None
+    cpu_cores: float = 1.0
 
     def __post_init__(self) -> None:
         positive = {
@@ -53,6 +55,7 @@ class SandboxLimits:
             "max_processes": self.max_processes, "max_open_files": self.max_open_files,
             "max_file_mb": self.max_file_mb, "max_output_bytes": self.max_output_bytes,
             "disk_mb": self.disk_mb, "max_files": self.max_files, "shm_mb": self.shm_mb,
+            "cpu_cores": self.cpu_cores,
         }
         if self.total_memory_mb is not None:
             positive["total_memory_mb"] = self.total_memory_mb

@@ -1,10 +1,13 @@
 """Run untrusted Python in a sandbox and return a structured :class:`Verdict`.
 
-The host side: it prepares a fresh working directory, starts ``_launcher.py`` (which isolates and limits
-the job, see its docstring) in a new session with a scrubbed environment, reads stdout, stderr, the results
-pipe and the status pipe without deadlock, enforces the wall-time and output limits by killing the whole
-process group, sweeps up every process of the sandbox's private uid (escaped grandchildren included), and
-deletes the working directory.
+The host side: it sweeps what dead hosts left behind (once per process), prepares a fresh working directory
+and a root-only control directory (both named after this process's pid), a cgroup leaf when the host allows
+one, and the seccomp program; starts ``_launcher.py`` (which isolates and limits the job, see its docstring)
+through the fork server or as a fresh process, holding the write end of the job's lifeline pipe; reads
+stdout, stderr, the results pipe and the status pipe without deadlock; kills the whole process group on the
+backstop deadline or the output cap; sweeps up every process of the sandbox's private uids when there was no
+PID namespace; reads the cgroup's kernel counters; and removes the leaf and both directories (iteratively,
+never raising).
 
 Example::
 
@@ -81,6 +84,13 @@ class SandboxJob:
             raise bad_param("mode", f"one of {', '.join(_MODES)}", self.mode, owner="SandboxJob")
         if self.mode == "command" and not self.command:
             raise bad_param("command", "a non-empty argv list in command mode", self.command, owner="SandboxJob")
+        for name in ("source", "tests"):
+            if not isinstance(getattr(self, name), str):
+                raise bad_param(name, "Python source code as a str", type(getattr(self, name)).__name__,
+                                owner="SandboxJob", type_error=True, fix="Decode bytes with .decode('utf-8').")
+        if not isinstance(self.limits, SandboxLimits):
+            raise bad_param("limits", "a SandboxLimits", type(self.limits).__name__, owner="SandboxJob",
+                            type_error=True)
 
 
 def expected_tests(job: SandboxJob) -> list[str]:
@@ -304,7 +314,7 @@ def run_job(job: SandboxJob, base_dir: str | os.PathLike | None = None, fork_ser
             with os.fdopen(fd, "w", encoding="utf-8") as f:
                 f.write(job.tests)
         leaf = cgroup.create(f"lumos-{os.getpid()}-{secrets.token_hex(6)}", limits.total_memory_bytes,
-                             limits.max_processes + 8) if job.namespaces else None
+                             limits.max_processes + 8, limits.cpu_cores) if job.namespaces else None
         cfg = _config(job, workdir, control, uid, writers, leaf)
         (control / "config.json").write_text(json.dumps(cfg))
         proc = _start(control / "config.json", writers, cfg["env"], fork_server)
@@ -333,6 +343,7 @@ def run_job(job: SandboxJob, base_dir: str | os.PathLike | None = None, fork_ser
         verdict = build_verdict(job.mode, expected, pump.bufs, pump.dropped, killed if killed != "leftover" else None,
                                 limits, time.monotonic() - t0, stats)
         verdict.uid, verdict.swept = uid, swept
+        verdict.isolation["cgroup_cpu"] = bool(leaf is not None and leaf.cpu)
         return verdict
     finally:
         if proc is not None and proc.poll() is None:
@@ -346,6 +357,6 @@ def run_job(job: SandboxJob, base_dir: str | os.PathLike | None = None, fork_ser
             except OSError:
                 pass
         if leaf is not None:
-            cgroup.remove(leaf)
+            cgroup.release(leaf)
         rmtree(workdir)
         rmtree(control)

@@ -145,6 +145,10 @@ def build_verdict(mode: str, expected: list[str], bufs: dict[str, bytearray], dr
     v.network_isolated, v.pid_namespace = bool(iso.get("net")), bool(iso.get("pid"))
     v.readonly_fs, v.uid_dropped = bool(iso.get("readonly_fs")), bool(iso.get("uid_dropped"))
     v.setup_error = setup_error
+    if mode == "tests" and not v.uid_dropped:
+        # candidate and runner share a uid (the host is not root): /proc/<runner>/fd and /mem are reachable
+        v.integrity.update(results_forgeable_by_candidate=True, tests_visible_to_candidate=True,
+                           note="not root: the candidate and the test runner run as the same uid")
     cand = _exit_info(final.get("exit")) if final else None
     if cand:
         v.returncode, v.signal = cand["code"], cand["signal"]

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from lumos.core.errors import LumosError, bad_param
+from lumos.core.validation import check_int, check_positive_int
 from lumos.rl.sandbox import SandboxJob, SandboxLimits, SandboxPool, Verdict
 from lumos.rl.sandbox.diff import PatchError, apply_patch, parse_unified_diff
 from lumos.rl.sandbox.problems import FAMILIES, REPAIR_REPOS
@@ -89,8 +90,10 @@ class _SandboxTask(Task):
 
 
 def _info(v: Verdict) -> dict[str, Any]:
+    # results_forgeable: True where the tests share the candidate's interpreter (code-repair; see README)
     return {"exit_reason": v.exit_reason, "passed": len(v.passed), "tests": v.n_tests,
-            "wall_time": round(v.wall_time, 4)}
+            "wall_time": round(v.wall_time, 4),
+            "results_forgeable": bool(v.integrity.get("results_forgeable_by_candidate", True))}
 
 
 # ------------------------------------------------------------------------------------------------ code-expr
@@ -115,8 +118,8 @@ class ExpressionTask(_SandboxTask):
 
     def __init__(self, low: int = 0, high: int = 99, require_operator: bool = True, **kw: Any):
         super().__init__(**kw)
-        if not (isinstance(low, int) and isinstance(high, int) and low <= high):
-            raise bad_param("low/high", "ints with low <= high", (low, high), owner="ExpressionTask")
+        check_int(low, "low", owner="ExpressionTask")
+        check_int(high, "high", low, owner="ExpressionTask")
         self.low, self.high, self.require_operator = low, high, require_operator
 
     def generate(self, n: int, seed: int) -> list[Problem]:
@@ -182,8 +185,7 @@ class FunctionTask(_SandboxTask):
         unknown = [f for f in names if f not in FAMILIES]
         if unknown:
             raise bad_param("families", f"names from {', '.join(sorted(FAMILIES))}", unknown, owner="FunctionTask")
-        if not isinstance(n_tests, int) or n_tests < 1:
-            raise bad_param("n_tests", "a positive int", n_tests, owner="FunctionTask")
+        check_positive_int(n_tests, "n_tests", owner="FunctionTask")
         self.families, self.n_tests, self.format_weight = names, n_tests, float(format_weight)
 
     def generate(self, n: int, seed: int) -> list[Problem]:

@@ -175,7 +175,9 @@ class JsonlTask(CallableTask):
 def resolve_task(spec: str, **kwargs: Any) -> Task:
     """A task from a CLI spec: a registered name, a ``.jsonl`` path, or ``module:factory``."""
     if spec.endswith(".jsonl"):
-        return call_with_kwargs(JsonlTask, kwargs, f"task file {spec!r}")
+        import functools
+
+        return call_with_kwargs(functools.partial(JsonlTask, spec), kwargs, f"task file {spec!r}")
     if ":" in spec:
         mod_name, _, attr = spec.partition(":")
         try:

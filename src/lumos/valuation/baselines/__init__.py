@@ -21,9 +21,11 @@ from lumos.valuation.baselines.simple import (
     LossValuer,
     RandomValuer,
 )
+from lumos.valuation.valuation import CHGValuation
 
 __all__ = [
     "METHODS",
+    "REGISTRY",
     "make_valuer",
     "RandomValuer",
     "LossValuer",
@@ -41,22 +43,17 @@ __all__ = [
 ]
 
 
-def _registry() -> dict[str, type[Valuer]]:
-    from lumos.valuation.valuation import CHGValuation
-
-    classes: list[type[Valuer]] = [CHGValuation, KNNShapleyValuer, TMCShapleyValuer, DataOOBValuer, LossValuer,
-                                   EL2NValuer, GraNdValuer, ForgettingValuer, LOOValuer, BanzhafValuer, RandomValuer]
-    return {c.name: c for c in classes}
-
+#: Registry name → valuer class, in the order ``lumos value --methods`` lists them (each class carries its ``name``).
+REGISTRY: dict[str, type[Valuer]] = {c.name: c for c in (
+    CHGValuation, KNNShapleyValuer, TMCShapleyValuer, DataOOBValuer, LossValuer, EL2NValuer, GraNdValuer,
+    ForgettingValuer, LOOValuer, BanzhafValuer, RandomValuer)}
 
 #: Method names accepted by :func:`make_valuer` and ``lumos value --methods``.
-METHODS: tuple[str, ...] = ("chg", "knn", "tmc", "oob", "loss", "el2n", "grand", "forgetting", "loo", "banzhaf",
-                            "random")
+METHODS: tuple[str, ...] = tuple(REGISTRY)
 
 
 def make_valuer(name: str, **params: Any) -> Valuer:
     """A valuer by registry name with the given constructor parameters (unknown names: a clear error)."""
-    reg = _registry()
-    if name not in reg:
+    if name not in REGISTRY:
         raise bad_param("method", "one of " + ", ".join(METHODS), name, owner="make_valuer")
-    return reg[name](**params)
+    return REGISTRY[name](**params)

@@ -17,10 +17,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from lumos.core.per_sample import last_layer_stats
 from lumos.core.progress import track
 from lumos.valuation.base import ValuationData, Valuer
 from lumos.valuation.models import MODELS, build_classifier, to_tensors, train_epoch
+from lumos.valuation.per_sample import last_layer_stats
 
 __all__ = ["RandomValuer", "LossValuer", "EL2NValuer", "GraNdValuer", "ForgettingValuer", "trajectory"]
 

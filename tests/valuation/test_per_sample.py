@@ -5,14 +5,14 @@ import torch
 from torch import nn
 
 from lumos.core.errors import LumosError
-from lumos.core.per_sample import (
+from lumos.testing import assert_close
+from lumos.valuation.per_sample import (
     capture_last_layer,
     ce_logit_grad,
     explicit_last_layer_grads,
     find_last_linear,
     last_layer_stats,
 )
-from lumos.testing import assert_close
 
 
 def _mlp(d=7, hidden=5, c=3):

@@ -1,0 +1,448 @@
+"""The bad-input matrix (issue #15): a new user's mistakes over every command and the public API.
+
+Every CLI case runs in-process (``lumos.cli.main.main``) and must exit with status 2, print exactly one line on
+stderr, no traceback, and leave no run directory whose manifest says ``running``. API cases must raise a
+one-line :class:`LumosError`. Cases are cheap: each fails at the input boundary, before any training.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from lumos.cli.main import main
+from lumos.core.errors import LumosError
+
+TINY_RL = ["--warm-start", "0", "--steps", "1", "--prompts-per-step", "2", "--group-size", "2", "--minibatches", "1",
+           "--max-new-tokens", "2", "--eval-problems", "2", "--eval-every", "0", "--task-arg", "digits=1"]
+
+
+# -------------------------------------------------------------------------------------------------- fixtures
+def _png(path: Path, width: int, height: int) -> Path:
+    """A 1×1 PNG whose header claims width×height (what a decompression bomb looks like before decoding)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    idat = zlib.compress(b"\x00\x00\x00\x00")
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
+    return path
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("bad_inputs")
+    f: dict[str, Path] = {}
+
+    def text(name: str, content: str | bytes) -> None:
+        p = d / name
+        p.write_bytes(content if isinstance(content, bytes) else content.encode())
+        f[name] = p
+
+    rows = "\n".join(f"{i % 3},{i * 0.5},{i % 2}" for i in range(30))
+    text("good.csv", "a,b,y\n" + rows + "\n")
+    text("ragged.csv", "a,b,y\n1,2,0\n3,1\n4,5,1\n" + rows + "\n")
+    text("latin1.csv", b"a,b,y\n" + "1,2,caf\xe9\n".encode("latin-1") + (rows + "\n").encode())
+    text("inf.csv", "a,b,y\n" + rows + "\n1,inf,0\n")
+    text("nan.csv", "a,b,y\n" + rows + "\nnan,1,0\n")
+    text("text_feature.csv", "a,b,y\n" + rows + "\nhello,1,0\n")
+    text("header_only.csv", "a,b,y\n")
+    text("empty.csv", "")
+    text("data.txt", "1,2,3\n")
+    text("empty.npz", b"")
+    text("notzip.npz", b"this is not a zip archive at all")
+    X = np.random.default_rng(0).normal(size=(20, 3))
+    np.savez(d / "mismatch.npz", X=X, y=np.arange(7) % 2)
+    np.savez(d / "object.npz", X=np.array([{"a": 1}] * 20, dtype=object), y=np.arange(20) % 2)
+    np.savez(d / "strings.npz", X=np.array([["a", "b"]] * 20), y=np.arange(20) % 2)
+    np.savez(d / "no_y.npz", X=X)
+    np.savez(d / "nan.npz", X=np.where(np.arange(60).reshape(20, 3) == 5, np.nan, X), y=np.arange(20) % 2)
+    np.save(d / "single.npy", X)
+    (d / "single.npy").rename(d / "single.npz")
+    for name in ("mismatch.npz", "object.npz", "strings.npz", "no_y.npz", "nan.npz", "single.npz"):
+        f[name] = d / name
+    f["bomb.png"] = _png(d / "bomb.png", 20000, 20000)
+    text("fake.png", "not an image")
+    (d / "empty_folder").mkdir()
+    f["empty_folder"] = d / "empty_folder"
+    text("invalid.json", "{not json")
+    text("list.json", "[1, 2, 3]")
+    text("release_partial.json", json.dumps({"model_type": "minimax_m1", "hidden_size": 64}))
+    text("latin1.py", "print('caf\xe9')\n".encode("latin-1"))
+    text("ok.py", "print('hi')\n")
+    for name, cfg in (("ckpt_badjson", "{oops"), ("ckpt_list", "[]")):
+        (d / name).mkdir()
+        (d / name / "config.json").write_text(cfg)
+        f[name] = d / name
+    (d / "ckpt_pickle").mkdir()
+    (d / "ckpt_pickle" / "config.json").write_text(json.dumps({"model_type": "llama"}))
+    (d / "ckpt_pickle" / "pytorch_model.bin").write_bytes(b"\x80\x04pickle")
+    f["ckpt_pickle"] = d / "ckpt_pickle"
+    # a tiny lumos checkpoint whose weights hold a NaN
+    from lumos.models import HybridLM, MiniMaxConfig, save_pretrained
+
+    torch.manual_seed(0)
+    model = HybridLM(MiniMaxConfig(hidden_size=16, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1,
+                                   intermediate_size=16, num_local_experts=2))
+    with torch.no_grad():
+        model.model.embed_tokens.weight[3, 0] = float("nan")
+    save_pretrained(model, d / "ckpt_nan")
+    f["ckpt_nan"] = d / "ckpt_nan"
+    model2 = HybridLM(MiniMaxConfig(hidden_size=16, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1,
+                                    intermediate_size=16, num_local_experts=2))
+    save_pretrained(model2, d / "ckpt_ok")
+    f["ckpt_ok"] = d / "ckpt_ok"
+    text("a_file", "x")
+    return f
+
+
+@pytest.fixture(scope="module")
+def existing_run(tmp_path_factory) -> Path:
+    """A finished `lumos flops` run directory (for --out reuse cases)."""
+    out = tmp_path_factory.mktemp("runs") / "flops_run"
+    assert main(["flops", "--lengths", "16", "--out", str(out)]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def rl_run(tmp_path_factory) -> Path:
+    """A finished tiny `lumos rl train` run with a checkpoint (for --resume cases)."""
+    out = tmp_path_factory.mktemp("runs") / "rl_run"
+    assert main(["rl", "train", "--checkpoint-every", "1", "--out", str(out), *TINY_RL]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def damaged_runs(rl_run, tmp_path_factory) -> dict[str, Path]:
+    """Copies of the rl run with a corrupt state.json, a dangling `latest` pointer, and a config.json list."""
+    import shutil
+
+    root = tmp_path_factory.mktemp("damaged")
+    out = {}
+    for name in ("state", "latest", "config"):
+        d = root / name
+        shutil.copytree(rl_run, d)
+        latest = d / "checkpoints" / (d / "checkpoints" / "latest").read_text().strip()
+        if name == "state":
+            (latest / "state.json").write_text("{truncated")
+        elif name == "latest":
+            (d / "checkpoints" / "latest").write_text("step_999999\n")
+        else:
+            (d / "config.json").write_text("[1, 2]")
+        out[name] = d
+    return out
+
+
+# ------------------------------------------------------------------------------------------------------ cases
+# Each case: (id, argv template). "{X}" is replaced by the fixture file X, "{OUT}" by a fresh run directory,
+# "{RUN}" by an existing finished run, "{RL}" by an existing rl train run.
+CASES: list[tuple[str, list[str]]] = [
+    # argument parsing
+    ("unknown-command", ["nope"]),
+    ("unknown-flag", ["flops", "--no-such-flag"]),
+    ("int-flag-text", ["flops", "--prompt", "many"]),
+    ("float-flag-text", ["value", "builtin:wine", "--noise", "lots"]),
+    ("bad-choice", ["value", "builtin:wine", "--variant", "weird"]),
+    ("negative-seed", ["flops", "--seed", "-1", "--out", "{OUT}"]),
+    # --out
+    ("out-is-file-flops", ["flops", "--out", "{a_file}"]),
+    ("out-is-file-value", ["value", "builtin:wine", "--out", "{a_file}"]),
+    ("out-is-file-generate", ["generate", "--model", "{ckpt_ok}", "--prompt", "hi", "--out", "{a_file}"]),
+    ("out-under-file", ["flops", "--out", "{a_file}/sub"]),
+    ("out-existing-run-flops", ["flops", "--out", "{RUN}"]),
+    ("out-existing-run-value", ["value", "builtin:wine", "--out", "{RUN}"]),
+    ("out-existing-run-rl", ["rl", "train", *TINY_RL, "--out", "{RL}"]),
+    ("out-nonempty-nonrun", ["flops", "--out", "{empty_folder}/.."]),
+    ("resume-and-overwrite", ["rl", "train", *TINY_RL, "--resume", "--overwrite", "--out", "{RL}"]),
+    ("resume-not-a-run", ["rl", "train", *TINY_RL, "--resume", "--out", "{OUT}"]),
+    ("resume-without-out", ["rl", "train", *TINY_RL, "--resume"]),
+    # rl train numbers
+    ("rl-temperature-nan", ["rl", "train", *TINY_RL, "--temperature", "nan", "--out", "{OUT}"]),
+    ("rl-temperature-negative", ["rl", "train", *TINY_RL, "--temperature", "-1", "--out", "{OUT}"]),
+    ("rl-temperature-inf", ["rl", "train", *TINY_RL, "--temperature", "inf", "--out", "{OUT}"]),
+    ("rl-warm-start-negative", ["rl", "train", *TINY_RL, "--warm-start", "-3", "--out", "{OUT}"]),
+    ("rl-grad-clip-nan", ["rl", "train", *TINY_RL, "--grad-clip", "nan", "--out", "{OUT}"]),
+    ("rl-grad-clip-negative", ["rl", "train", *TINY_RL, "--grad-clip", "-1", "--out", "{OUT}"]),
+    ("rl-lr-zero", ["rl", "train", *TINY_RL, "--lr", "0", "--out", "{OUT}"]),
+    ("rl-lr-nan", ["rl", "train", *TINY_RL, "--lr", "nan", "--out", "{OUT}"]),
+    ("rl-group-size-0", ["rl", "train", *TINY_RL, "--group-size", "0", "--out", "{OUT}"]),
+    ("rl-steps-negative", ["rl", "train", *TINY_RL, "--steps", "-1", "--out", "{OUT}"]),
+    ("rl-beta-negative", ["rl", "train", *TINY_RL, "--algo", "grpo", "--beta", "-0.1", "--out", "{OUT}"]),
+    ("rl-beta-with-cispo", ["rl", "train", *TINY_RL, "--beta", "0.1", "--out", "{OUT}"]),
+    ("rl-adam-beta2-one", ["rl", "train", *TINY_RL, "--adam-beta2", "1.0", "--out", "{OUT}"]),
+    ("rl-eps-high-nan", ["rl", "train", *TINY_RL, "--eps-high", "nan", "--out", "{OUT}"]),
+    ("rl-eps-low-negative", ["rl", "train", *TINY_RL, "--eps-low", "-0.2", "--out", "{OUT}"]),
+    ("rl-overlong-too-big", ["rl", "train", *TINY_RL, "--overlong-cache", "99", "--out", "{OUT}"]),
+    ("rl-checkpoint-every-negative", ["rl", "train", *TINY_RL, "--checkpoint-every", "-1", "--out", "{OUT}"]),
+    ("rl-eval-samples-negative", ["rl", "train", *TINY_RL, "--eval-samples", "-2", "--out", "{OUT}"]),
+    ("rl-bad-algo", ["rl", "train", *TINY_RL, "--algo", "ppo9", "--out", "{OUT}"]),
+    ("rl-bad-schedule", ["rl", "train", *TINY_RL, "--lr-schedule", "exp", "--out", "{OUT}"]),
+    ("rl-bad-old-logp", ["rl", "train", *TINY_RL, "--old-logp", "guess", "--out", "{OUT}"]),
+    ("rl-unknown-task", ["rl", "train", *TINY_RL, "--task", "no-such-task", "--out", "{OUT}"]),
+    ("rl-unknown-task-arg", ["rl", "train", *TINY_RL, "--task-arg", "colour=3", "--out", "{OUT}"]),
+    ("rl-task-arg-no-equals", ["rl", "train", *TINY_RL, "--task-arg", "digits", "--out", "{OUT}"]),
+    ("rl-task-arg-out-of-range", ["rl", "train", *TINY_RL, "--task-arg", "digits=99", "--out", "{OUT}"]),
+    ("rl-task-arg-bool", ["rl", "train", *TINY_RL, "--task-arg", "digits=true", "--out", "{OUT}"]),
+    ("rl-task-factory-missing", ["rl", "train", *TINY_RL, "--task", "no_such_module:make", "--out", "{OUT}"]),
+    ("rl-task-jsonl-missing", ["rl", "train", *TINY_RL, "--task", "missing.jsonl", "--out", "{OUT}"]),
+    ("rl-model-missing", ["rl", "train", *TINY_RL, "--model", "no/such/dir", "--out", "{OUT}"]),
+    ("rl-model-invalid-json", ["rl", "train", *TINY_RL, "--model", "{ckpt_badjson}", "--out", "{OUT}"]),
+    ("rl-model-json-list", ["rl", "train", *TINY_RL, "--model", "{ckpt_list}", "--out", "{OUT}"]),
+    ("rl-model-pickle-only", ["rl", "train", *TINY_RL, "--model", "{ckpt_pickle}", "--out", "{OUT}"]),
+    ("rl-override-without-resume", ["rl", "train", *TINY_RL, "--override", "lr=0.1", "--out", "{OUT}"]),
+    ("rl-resume-different-flags", ["rl", "train", *TINY_RL, "--resume", "--lr", "0.5", "--out", "{RL}"]),
+    ("rl-resume-different-algo", ["rl", "train", *TINY_RL, "--resume", "--algo", "grpo", "--out", "{RL}"]),
+    ("rl-resume-override-unknown", ["rl", "train", "--resume", "--override", "colour=1", "--out", "{RL}"]),
+    ("rl-resume-override-bad-value", ["rl", "train", "--resume", "--override", "lr=-1", "--out", "{RL}"]),
+    ("rl-resume-override-no-equals", ["rl", "train", "--resume", "--override", "lr", "--out", "{RL}"]),
+    ("rl-resume-different-model", ["rl", "train", "--resume", "--model", "hybrid-small", "--out", "{RL}"]),
+    ("rl-resume-corrupt-state", ["rl", "train", "--resume", "--out", "{DAMAGED_state}"]),
+    ("rl-resume-dangling-latest", ["rl", "train", "--resume", "--out", "{DAMAGED_latest}"]),
+    ("rl-resume-config-list", ["rl", "train", "--resume", "--out", "{DAMAGED_config}"]),
+    # rl compare / fp32-head
+    ("compare-seeds-0", ["rl", "compare", *TINY_RL, "--seeds", "0", "--out", "{OUT}"]),
+    ("compare-seeds-negative", ["rl", "compare", *TINY_RL, "--seeds", "-2", "--out", "{OUT}"]),
+    ("compare-checkpoint-every", ["rl", "compare", *TINY_RL, "--checkpoint-every", "1", "--out", "{OUT}"]),
+    ("compare-bad-algo", ["rl", "compare", *TINY_RL, "--algos", "cispo,ppo9", "--out", "{OUT}"]),
+    ("compare-empty-algos", ["rl", "compare", *TINY_RL, "--algos", ",", "--out", "{OUT}"]),
+    ("compare-temperature-nan", ["rl", "compare", *TINY_RL, "--temperature", "nan", "--out", "{OUT}"]),
+    ("fp32-head-samples-0", ["rl", "fp32-head", "--samples", "0", "--out", "{OUT}"]),
+    ("fp32-head-warm-negative", ["rl", "fp32-head", "--warm-start", "-1", "--out", "{OUT}"]),
+    ("fp32-head-bad-task", ["rl", "fp32-head", "--task", "nope", "--out", "{OUT}"]),
+    # flops / plan
+    ("flops-prompt-negative", ["flops", "--prompt", "-3", "--out", "{OUT}"]),
+    ("flops-lengths-text", ["flops", "--lengths", "12,abc", "--out", "{OUT}"]),
+    ("flops-lengths-zero", ["flops", "--lengths", "0", "--out", "{OUT}"]),
+    ("flops-lengths-empty", ["flops", "--lengths", ",", "--out", "{OUT}"]),
+    ("flops-config-missing", ["flops", "--lengths", "16", "--config", "missing.json", "--out", "{OUT}"]),
+    ("flops-config-invalid-json", ["flops", "--lengths", "16", "--config", "{invalid.json}", "--out", "{OUT}"]),
+    ("flops-config-list", ["flops", "--lengths", "16", "--config", "{list.json}", "--out", "{OUT}"]),
+    ("flops-config-release-partial", ["flops", "--lengths", "16", "--config", "{release_partial.json}",
+                                      "--out", "{OUT}"]),
+    ("plan-gpus-0", ["plan", "--gpus", "0", "--gpu-memory", "80", "--context", "1024", "--out", "{OUT}"]),
+    ("plan-memory-nan", ["plan", "--gpus", "8", "--gpu-memory", "nan", "--context", "1024", "--out", "{OUT}"]),
+    ("plan-context-0", ["plan", "--gpus", "8", "--gpu-memory", "80", "--context", "0", "--out", "{OUT}"]),
+    ("plan-unknown-model", ["plan", "--model", "gpt-9", "--gpus", "8", "--gpu-memory", "80", "--context", "1024",
+                            "--out", "{OUT}"]),
+    # value: numbers
+    ("value-noise-nan", ["value", "builtin:wine", "--noise", "nan", "--out", "{OUT}"]),
+    ("value-noise-one", ["value", "builtin:wine", "--noise", "1.0", "--out", "{OUT}"]),
+    ("value-noise-negative", ["value", "builtin:wine", "--noise", "-0.1", "--out", "{OUT}"]),
+    ("value-epochs-0", ["value", "builtin:wine", "--epochs", "0", "--out", "{OUT}"]),
+    ("value-tmc-max-time-negative", ["value", "builtin:wine", "--tmc-max-time", "-5", "--out", "{OUT}"]),
+    ("value-tmc-max-time-nan", ["value", "builtin:wine", "--tmc-max-time", "nan", "--out", "{OUT}"]),
+    ("value-train-negative", ["value", "builtin:wine", "--train", "-0.5", "--out", "{OUT}"]),
+    ("value-train-fractional-count", ["value", "builtin:wine", "--train", "10.5", "--out", "{OUT}"]),
+    ("value-split-too-big", ["value", "builtin:wine", "--train", "170", "--val", "20", "--out", "{OUT}"]),
+    ("value-unknown-method", ["value", "builtin:wine", "--methods", "chg,magic", "--out", "{OUT}"]),
+    ("value-unknown-builtin", ["value", "builtin:mnist", "--out", "{OUT}"]),
+    # value: files
+    ("value-missing-file", ["value", "missing.csv", "--out", "{OUT}"]),
+    ("value-txt-file", ["value", "{data.txt}", "--out", "{OUT}"]),
+    ("value-csv-ragged", ["value", "{ragged.csv}", "--out", "{OUT}"]),
+    ("value-csv-latin1", ["value", "{latin1.csv}", "--out", "{OUT}"]),
+    ("value-csv-inf", ["value", "{inf.csv}", "--out", "{OUT}"]),
+    ("value-csv-nan", ["value", "{nan.csv}", "--out", "{OUT}"]),
+    ("value-csv-text-feature", ["value", "{text_feature.csv}", "--out", "{OUT}"]),
+    ("value-csv-header-only", ["value", "{header_only.csv}", "--out", "{OUT}"]),
+    ("value-csv-empty", ["value", "{empty.csv}", "--out", "{OUT}"]),
+    ("value-csv-label-missing", ["value", "{good.csv}", "--label-col", "target", "--out", "{OUT}"]),
+    ("value-npz-empty", ["value", "{empty.npz}", "--out", "{OUT}"]),
+    ("value-npz-not-zip", ["value", "{notzip.npz}", "--out", "{OUT}"]),
+    ("value-npz-length-mismatch", ["value", "{mismatch.npz}", "--out", "{OUT}"]),
+    ("value-npz-object", ["value", "{object.npz}", "--out", "{OUT}"]),
+    ("value-npz-strings", ["value", "{strings.npz}", "--out", "{OUT}"]),
+    ("value-npz-no-labels", ["value", "{no_y.npz}", "--out", "{OUT}"]),
+    ("value-npz-nan", ["value", "{nan.npz}", "--out", "{OUT}"]),
+    ("value-npz-single-array", ["value", "{single.npz}", "--out", "{OUT}"]),
+    # explain / explain-eval
+    ("explain-missing-image", ["explain", "missing.png", "--model", "builtin:cnn", "--out", "{OUT}"]),
+    ("explain-not-an-image", ["explain", "{fake.png}", "--model", "builtin:cnn", "--out", "{OUT}"]),
+    ("explain-bomb", ["explain", "{bomb.png}", "--model", "builtin:cnn", "--out", "{OUT}"]),
+    ("explain-num-classes-0", ["explain", "{bomb.png}", "--model", "torchvision:resnet18", "--num-classes", "0",
+                               "--out", "{OUT}"]),
+    ("explain-batch-size-0", ["explain", "{fake.png}", "--model", "builtin:cnn", "--batch-size", "0", "--out", "{OUT}"]),
+    ("explain-image-size-negative", ["explain", "{fake.png}", "--model", "builtin:cnn", "--image-size", "-4",
+                                     "--out", "{OUT}"]),
+    ("explain-unknown-method", ["explain", "{fake.png}", "--model", "builtin:cnn", "--method", "magiccam",
+                                "--out", "{OUT}"]),
+    ("explain-class-negative", ["explain", "{fake.png}", "--model", "builtin:cnn", "--class", "-1", "--out", "{OUT}"]),
+    ("explain-weights-missing", ["explain", "{fake.png}", "--model", "torchvision:resnet18", "--weights",
+                                 "missing.safetensors", "--out", "{OUT}"]),
+    ("explain-bad-target", ["explain", "{fake.png}", "--model", "builtin:cnn", "--target", "entropy", "--out", "{OUT}"]),
+    ("explain-eval-empty-folder", ["explain-eval", "--data", "{empty_folder}", "--model", "builtin:cnn",
+                                   "--out", "{OUT}"]),
+    ("explain-eval-missing-folder", ["explain-eval", "--data", "no/such/folder", "--model", "builtin:cnn",
+                                     "--out", "{OUT}"]),
+    ("explain-eval-limit-0", ["explain-eval", "--data", "builtin", "--model", "builtin:cnn", "--limit", "0",
+                              "--out", "{OUT}"]),
+    ("explain-eval-auc-negative", ["explain-eval", "--data", "builtin", "--model", "builtin:cnn", "--auc-steps", "-1",
+                                   "--out", "{OUT}"]),
+    ("explain-eval-bad-methods", ["explain-eval", "--data", "builtin", "--model", "builtin:cnn", "--methods", "x,y",
+                                  "--out", "{OUT}"]),
+    # generate
+    ("generate-model-missing", ["generate", "--model", "no/such/dir", "--prompt", "hi", "--out", "{OUT}"]),
+    ("generate-model-invalid-json", ["generate", "--model", "{ckpt_badjson}", "--prompt", "hi", "--out", "{OUT}"]),
+    ("generate-model-json-list", ["generate", "--model", "{ckpt_list}", "--prompt", "hi", "--out", "{OUT}"]),
+    ("generate-nan-weights", ["generate", "--model", "{ckpt_nan}", "--prompt", "hi", "--out", "{OUT}"]),
+    ("generate-invalid-utf8-prompt", ["generate", "--model", "{ckpt_ok}", "--prompt", "caf\udce9", "--out", "{OUT}"]),
+    ("generate-empty-prompt", ["generate", "--model", "{ckpt_ok}", "--prompt", "", "--out", "{OUT}"]),
+    ("generate-temperature-nan", ["generate", "--model", "{ckpt_ok}", "--prompt", "hi", "--temperature", "nan",
+                                  "--out", "{OUT}"]),
+    ("generate-temperature-negative", ["generate", "--model", "{ckpt_ok}", "--prompt", "hi", "--temperature", "-1",
+                                       "--out", "{OUT}"]),
+    ("generate-top-p-2", ["generate", "--model", "{ckpt_ok}", "--prompt", "hi", "--top-p", "2", "--out", "{OUT}"]),
+    ("generate-top-k-0", ["generate", "--model", "{ckpt_ok}", "--prompt", "hi", "--top-k", "0", "--out", "{OUT}"]),
+    ("generate-max-new-0", ["generate", "--model", "{ckpt_ok}", "--prompt", "hi", "--max-new-tokens", "0",
+                            "--out", "{OUT}"]),
+    ("generate-format-mismatch", ["generate", "--model", "{ckpt_ok}", "--prompt", "hi", "--format", "transformers",
+                                  "--out", "{OUT}"]),
+    # sandbox
+    ("sandbox-missing-file", ["sandbox", "run", "missing.py", "--out", "{OUT}"]),
+    ("sandbox-latin1-file", ["sandbox", "run", "{latin1.py}", "--out", "{OUT}"]),
+    ("sandbox-wall-time-nan", ["sandbox", "run", "{ok.py}", "--wall-time", "nan", "--out", "{OUT}"]),
+    ("sandbox-wall-time-negative", ["sandbox", "run", "{ok.py}", "--wall-time", "-1", "--out", "{OUT}"]),
+    ("sandbox-memory-0", ["sandbox", "run", "{ok.py}", "--memory-mb", "0", "--out", "{OUT}"]),
+    ("sandbox-tests-missing", ["sandbox", "run", "{ok.py}", "--tests", "missing.py", "--out", "{OUT}"]),
+    # demo
+    ("demo-unknown-section", ["demo", "--quick", "--only", "no-such-section", "--out", "{OUT}"]),
+]
+
+
+def _fill(argv: list[str], files: dict[str, Path], tmp_path: Path, request) -> list[str]:
+    out = []
+    for a in argv:
+        if "{OUT}" in a:
+            a = a.replace("{OUT}", str(tmp_path / "out"))
+        if "{RUN}" in a:
+            a = a.replace("{RUN}", str(request.getfixturevalue("existing_run")))
+        if "{RL}" in a:
+            a = a.replace("{RL}", str(request.getfixturevalue("rl_run")))
+        if "{DAMAGED_" in a:
+            for name, path in request.getfixturevalue("damaged_runs").items():
+                a = a.replace("{DAMAGED_" + name + "}", str(path))
+        for name, path in files.items():
+            a = a.replace("{" + name + "}", str(path))
+        out.append(a)
+    return out
+
+
+def _running_runs(*roots: Path) -> list[Path]:
+    bad = []
+    for root in roots:
+        for m in root.rglob("manifest.json"):
+            try:
+                if json.loads(m.read_text()).get("status") == "running":
+                    bad.append(m.parent)
+            except (OSError, json.JSONDecodeError):
+                bad.append(m.parent)
+    return bad
+
+
+@pytest.mark.parametrize("argv", [c[1] for c in CASES], ids=[c[0] for c in CASES])
+def test_bad_cli_input(argv, files, tmp_path, request, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # default run directories (runs/...) land here
+    monkeypatch.delenv("LUMOS_DEBUG", raising=False)
+    args = _fill(argv, files, tmp_path, request)
+    snapshot = {p: p.stat().st_mtime_ns for p in (tmp_path.parent).rglob("metrics.jsonl")}
+    status = main(args)
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert status == 2, f"exit {status}; stderr: {err}"
+    assert len(lines) == 1, err
+    assert "Traceback" not in err and "lumos" in lines[0] and "error" in lines[0], err
+    assert not _running_runs(tmp_path), "a run directory was left 'running'"
+    for p, t in snapshot.items():  # existing runs are never touched by a refused command
+        assert p.stat().st_mtime_ns == t, f"{p} was modified"
+
+
+def test_matrix_is_large_and_distinct():
+    ids = [c[0] for c in CASES]
+    assert len(ids) == len(set(ids))
+    assert len(ids) + len(API_CASES) >= 100
+
+
+# ------------------------------------------------------------------------------------------------ API cases
+def _api_cases() -> list[tuple[str, object]]:
+    from lumos.core.validation import check_float, check_int, check_positive_int, check_probability
+    from lumos.explain import GradCAM
+    from lumos.explain.metrics.perturbation import deletion_auc
+    from lumos.layers.moe import SparseMoE
+    from lumos.layers.softmax_attention import SoftmaxAttention
+    from lumos.models import HybridLM, MiniMaxConfig
+    from lumos.rl.config import RLConfig
+    from lumos.rl.sandbox import run_tests
+    from lumos.valuation.baselines.knn import KNNShapleyValuer
+    from lumos.valuation.baselines.retrain import TMCShapleyValuer
+    from lumos.valuation.baselines.simple import EL2NValuer, ForgettingValuer, GraNdValuer, LossValuer
+
+    X = np.random.default_rng(0).normal(size=(12, 3))
+    y = np.arange(12) % 2
+
+    def meta_model():
+        with torch.device("meta"):
+            m = HybridLM(MiniMaxConfig(hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                                       num_key_value_heads=1, intermediate_size=8, num_local_experts=2))
+        return m(torch.zeros(1, 3, dtype=torch.long))
+
+    def cnn():
+        return torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(),
+                                   torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 3))
+
+    def gradcam_nan():
+        net = cnn()
+        x = torch.randn(2, 3, 8, 8)
+        x[0, 0, 0, 0] = float("nan")
+        return GradCAM(net, ["0"])(x)
+
+    def deletion_mismatch():
+        net = cnn()
+        return deletion_auc(net, torch.randn(2, 3, 8, 8), torch.rand(3, 8, 8), torch.tensor([0, 1]), steps=2)
+
+    cases: list[tuple[str, object]] = [
+        ("bool-as-int", lambda: check_int(True, "n")),
+        ("bool-as-positive-int", lambda: check_positive_int(False, "n")),
+        ("nan-in-range", lambda: check_float(float("nan"), "x", 0.0, 1.0)),
+        ("inf-float", lambda: check_float(float("inf"), "x")),
+        ("probability-above-one", lambda: check_probability(1.5, "p")),
+        ("moe-bool-experts", lambda: SparseMoE(8, 8, True, 1)),
+        ("moe-top-k-too-big", lambda: SparseMoE(8, 8, 2, 3)),
+        ("attention-bool-heads", lambda: SoftmaxAttention(8, True, 1, 8, 4)),
+        ("config-bool-hidden", lambda: MiniMaxConfig(hidden_size=True)),
+        ("config-release-omits-shape", lambda: MiniMaxConfig.from_dict({"model_type": "minimax_m1"})),
+        ("rlconfig-nan-temperature", lambda: RLConfig(temperature=float("nan"))),
+        ("rlconfig-bool-steps", lambda: RLConfig(steps=True)),
+        ("loss-valuer-epochs-0", lambda: LossValuer(epochs=0).fit(X, y)),
+        ("el2n-valuer-lr-nan", lambda: EL2NValuer(lr=float("nan")).fit(X, y)),
+        ("grand-valuer-lr-negative", lambda: GraNdValuer(lr=-1.0).fit(X, y)),
+        ("forgetting-valuer-epochs-bool", lambda: ForgettingValuer(epochs=True).fit(X, y)),
+        ("forgetting-valuer-bad-model", lambda: ForgettingValuer(model="svm").fit(X, y)),
+        ("tmc-max-time-negative", lambda: TMCShapleyValuer(max_time=-1).fit(X, y, X, y)),
+        ("knn-k-bool", lambda: KNNShapleyValuer(k=True).fit(X, y, X, y)),
+        ("meta-device-model", meta_model),
+        ("gradcam-nan-input", gradcam_nan),
+        ("deletion-auc-batch-mismatch", deletion_mismatch),
+        ("run-tests-bytes-source", lambda: run_tests(b"def f(): pass", "def test_f(): pass")),
+    ]
+    return cases
+
+
+API_CASES = range(23)  # indices into _api_cases(); test_api_case_count keeps the two in step
+
+
+def test_api_case_count():
+    assert len(_api_cases()) == len(API_CASES)
+
+
+@pytest.mark.parametrize("i", API_CASES, ids=lambda i: f"api-{i}")
+def test_bad_api_input(i):
+    name, fn = _api_cases()[i]
+    with pytest.raises(LumosError) as exc:
+        fn()
+    assert "\n" not in str(exc.value) and str(exc.value), name
