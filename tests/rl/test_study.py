@@ -11,11 +11,11 @@ import torch
 from lumos.cli.main import main
 from lumos.core.errors import LumosError
 from lumos.core.io import read_jsonl
+from lumos.models import tiny_hybrid
 from lumos.models.tokenizer import ByteTokenizer
 from lumos.rl.config import RLConfig
 from lumos.rl.objectives import get_loss
 from lumos.rl.policy import make_policy
-from lumos.rl.sft import tiny_hybrid
 from lumos.rl.study import ForkClipProbe, StudyConfig, fork_probability
 from lumos.rl.tasks import get_task
 from lumos.rl.tasks.base import Problem

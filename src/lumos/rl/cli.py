@@ -261,7 +261,7 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def _study(args: argparse.Namespace) -> int:
-    from lumos.rl.config import ALGO_DEFAULTS
+    from lumos.rl.objectives import available_losses
     from lumos.rl.study import StudyConfig, merge_studies, run_study
 
     if args.merge:
@@ -273,7 +273,7 @@ def _study(args: argparse.Namespace) -> int:
         return 0
     kw: dict[str, Any] = {k: v for k, v in vars(args).items() if v is not None and k in {
         f.name for f in dataclasses.fields(StudyConfig)} and k not in ("algos", "updates", "seed")}
-    kw["algos"] = tuple(parse_csv_list(args.algos, choices=tuple(ALGO_DEFAULTS), what="algo"))
+    kw["algos"] = tuple(parse_csv_list(args.algos, choices=tuple(available_losses()), what="algo"))
     if args.updates is not None:
         try:
             kw["updates"] = tuple(int(x) for x in parse_csv_list(args.updates, what="update count"))

@@ -34,9 +34,11 @@ from torch import nn
 
 from lumos.core.errors import LumosError
 from lumos.core.rundir import RunDir
-from lumos.rl.config import ALGO_DEFAULTS, RLConfig
+from lumos.models import tiny_hybrid
+from lumos.rl.config import RLConfig
+from lumos.rl.objectives import available_losses
 from lumos.rl.policy import Policy, Rollout, left_pad
-from lumos.rl.sft import SFTConfig, sft_warm_start, tiny_hybrid
+from lumos.rl.sft import SFTConfig, sft_warm_start
 from lumos.rl.tasks.base import Problem
 from lumos.rl.tasks.fork import GuessCheckTask
 from lumos.rl.trainer import RLTrainer, decode_responses, encode_prompts
@@ -77,9 +79,9 @@ class StudyConfig:
     def __post_init__(self) -> None:
         self.algos, self.updates = tuple(self.algos), tuple(self.updates)
         e = []
-        bad = [a for a in self.algos if a not in ALGO_DEFAULTS]
-        if bad or not self.algos:
-            e.append(f"algos must be a non-empty subset of {', '.join(ALGO_DEFAULTS)}, got {list(self.algos)}")
+        known = available_losses()
+        if not self.algos or any(a not in known for a in self.algos):
+            e.append(f"algos must be a non-empty subset of {', '.join(known)}, got {list(self.algos)}")
         batch = self.prompts_per_step * self.group_size
         if not self.updates or any(not isinstance(u, int) or u < 1 or batch % u for u in self.updates):
             e.append(f"updates must be ints ≥ 1 dividing prompts_per_step × group_size = {batch}, "
