@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from lumos.core.errors import LumosError
-from lumos.models.checkpoint import _place, check_finite, default_dtype, inspect_checkpoint
+from lumos.models.checkpoint_format import check_finite, default_dtype, inspect_checkpoint, place_tensor
 from lumos.models.convert import SourceSpec
 
 __all__ = ["load_sharded", "local_rows"]
@@ -92,7 +92,7 @@ def _read_into(model: Any, params: dict[str, Any], rows: dict[str, tuple[torch.T
         return t
 
     if s.check_slope_layer is not None:        # a small transformers buffer: verify it against the config
-        _place(model, params, s, key, note(fh.get_tensor(key)), path)
+        place_tensor(model, params, s, key, note(fh.get_tensor(key)), path)
         return
     read: dict[tuple[int, int], torch.Tensor] = {}    # one read per row range (gate_up_proj feeds w1 and w3)
 
