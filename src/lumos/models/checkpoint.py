@@ -26,19 +26,16 @@ from lumos.core.validation import check_positive_int
 from lumos.models.checkpoint_format import (
     INDEX_NAME,
     SINGLE_NAME,
-    check_finite,
     default_dtype,
     inspect_checkpoint,
     place_tensor,
-    read_checkpoint_keys,
 )
 from lumos.models.config import CONFIG_FORMATS, MiniMaxConfig
 from lumos.models.convert import export_tensors
 from lumos.models.hybrid import HybridLM
 from lumos.models.sharded_loading import load_sharded
 
-__all__ = ["load_pretrained", "save_pretrained", "read_checkpoint_keys", "inspect_checkpoint", "INDEX_NAME",
-           "SINGLE_NAME", "default_dtype", "check_finite"]
+__all__ = ["load_pretrained", "save_pretrained", "inspect_checkpoint", "INDEX_NAME", "SINGLE_NAME", "default_dtype"]
 
 def _dtype_name(dtype: torch.dtype) -> str:
     return str(dtype).replace("torch.", "")

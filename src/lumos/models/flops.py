@@ -37,7 +37,7 @@ from lumos.core.errors import bad_param
 from lumos.models.sizes import count_params, preset_config
 
 __all__ = ["ModelFlops", "MLA_COUNTS", "FIGURE1_RATIOS", "minimax_m1", "deepseek_r1", "from_minimax_config",
-           "generation_flops", "compare_table", "fit_per_ctx"]
+           "compare_table", "fit_per_ctx"]
 
 #: The ways of counting DeepSeek-R1's attention FLOPs (see the module docstring).
 MLA_COUNTS = ("naive", "padded", "absorbed")
@@ -131,12 +131,6 @@ def deepseek_r1(mla: str = "naive", **overrides: Any) -> ModelFlops:
         "LM head": 2.0 * p_head,
     }
     return ModelFlops(f"DeepSeek-R1 (MLA {mla})", sum(parts.values()), c["layers"] * per_ctx_layer, float(active), parts)
-
-
-def generation_flops(model: ModelFlops, lengths: list[int], prompt: int = 0) -> list[dict[str, float]]:
-    """Rows ``{length, per_token, cumulative}`` for each generation length."""
-    return [{"length": n, "per_token": model.per_token(prompt + n), "cumulative": model.cumulative(n, prompt)}
-            for n in lengths]
 
 
 def compare_table(lengths: list[int], prompt: int = 0, mla: str = "naive") -> list[dict[str, Any]]:
