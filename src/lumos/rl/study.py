@@ -426,7 +426,7 @@ def summarise(runs: dict[tuple[int, str], list[list[dict[str, Any]]]], cfg: Stud
             "steps to target": ", ".join("-" if s is None else str(s) for s in reached),
             "reached": f"{sum(s is not None for s in reached)}/{len(hs)}",
             "final accuracy": _pm([_last(h, "eval_accuracy") for h in hs]),
-            "final acc | fork": _pm([_last(h, "eval_acc_fork") for h in hs]),
+            "final acc given fork": _pm([_last(h, "eval_acc_fork") for h in hs]),
         })
     paired = []
     for u in cfg.updates:
