@@ -1,4 +1,5 @@
-"""``lumos rl train``, ``lumos rl compare`` and ``lumos rl fp32-head`` (``lumos flops`` is in ``lumos.models.plan_cli``)."""
+"""``lumos rl train``, ``lumos rl compare``, ``lumos rl study`` and ``lumos rl fp32-head`` (``lumos flops`` is in
+``lumos.models.plan_cli``)."""
 
 from __future__ import annotations
 
@@ -124,6 +125,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_run_options(c)
     c.set_defaults(func=_compare)
 
+    st = rsub.add_parser("study", help="CISPO mechanism study: a rare fork token, 1/4/16 updates per batch, seeds",
+                         description="Does CISPO beat DAPO/GRPO because clipping drops the gradient of a rare, "
+                         "valuable token? Task guess-check; see lumos.rl.study.")
+    st.add_argument("--quick", action="store_true", help="smoke-test size (seconds)")
+    st.add_argument("--merge", nargs="+", metavar="DIR", default=None,
+                    help="instead of training: one report from study run directories that split a sweep "
+                    "(e.g. --updates 16 --seed 3 --seeds 2 in another process)")
+    st.add_argument("--algos", default="cispo,dapo,grpo", help="comma-separated objectives (default: cispo,dapo,grpo)")
+    st.add_argument("--updates", default=None, help="optimizer updates per rollout batch, comma-separated "
+                    "(default: 1,4,16; quick: 1,4)")
+    for name in ("seeds", "steps", "prompts_per_step", "group_size", "lr", "eval_every", "eval_problems",
+                 "eval_samples", "target", "hidden", "sft_steps", "sft_rare_steps", "demo_fork_rate",
+                 "router_aux_loss_coef"):
+        st.add_argument("--" + name.replace("_", "-"), type=float if name in (
+                        "lr", "target", "demo_fork_rate", "router_aux_loss_coef")
+                        else int, default=None, help=f"StudyConfig.{name} (default: the study's, or --quick's)")
+    add_run_options(st)
+    st.set_defaults(func=_study)
+
     h = rsub.add_parser("fp32-head", help="train/rollout probability correlation with and without the FP32 LM head")
     h.add_argument("--model", default="hybrid-small", help="hybrid, hybrid-small or a lumos checkpoint dir")
     h.add_argument("--task", default="addition", help="task whose prompts are rolled out (default: addition)")
@@ -236,6 +256,34 @@ def _compare(args: argparse.Namespace) -> int:
     run, table = compare_runs(algos, args.seeds, _config(args, algos[0]), model_spec=args.model,
                               warm_start_steps=args.warm_start, target=args.target, out=args.out)
     print_table(table)
+    print(f"run directory: {run.path}")
+    return 0
+
+
+def _study(args: argparse.Namespace) -> int:
+    from lumos.rl.objectives import available_losses
+    from lumos.rl.study import StudyConfig, merge_studies, run_study
+
+    if args.merge:
+        run, tables = merge_studies(args.merge, out=args.out)
+        print_table(tables["summary"])
+        print()
+        print_table(tables["paired"])
+        print(f"run directory: {run.path}")
+        return 0
+    kw: dict[str, Any] = {k: v for k, v in vars(args).items() if v is not None and k in {
+        f.name for f in dataclasses.fields(StudyConfig)} and k not in ("algos", "updates", "seed")}
+    kw["algos"] = tuple(parse_csv_list(args.algos, choices=tuple(available_losses()), what="algo"))
+    if args.updates is not None:
+        try:
+            kw["updates"] = tuple(int(x) for x in parse_csv_list(args.updates, what="update count"))
+        except ValueError:
+            raise LumosError(f"--updates must be comma-separated integers; got {args.updates!r}.") from None
+    cfg = StudyConfig.quick(seed=args.seed, **kw) if args.quick else StudyConfig(seed=args.seed, **kw)
+    run, tables = run_study(cfg, out=args.out)
+    print_table(tables["summary"])
+    print()
+    print_table(tables["paired"])
     print(f"run directory: {run.path}")
     return 0
 

@@ -82,3 +82,20 @@ def rl_demo(ctx: DemoContext) -> None:
               caption="CISPO training steps (accuracy: training samples at temperature 1; eval: avg@k).")
     sec.note(f"Example completion at the last step: {rows[-1].get('sample', '')!r}. Full runs, comparisons and "
              "the FLOPs study: `lumos rl train`, `lumos rl compare`, `lumos flops`.")
+
+
+@demo_section("CISPO mechanism: a rare fork token", order=31)
+def rl_study_demo(ctx: DemoContext) -> None:
+    """A small :mod:`lumos.rl.study`: 2 seeds, 1 and 16 updates per rollout batch (full: ``lumos rl study``)."""
+    from lumos.rl.study import StudyConfig, report_study, study_runs, summarise
+
+    cfg = (StudyConfig.quick(seed=ctx.seed) if ctx.quick else
+           StudyConfig(updates=(1, 16), seeds=2, steps=6, eval_every=3, eval_problems=24, sft_steps=300,
+                       sft_rare_steps=60, seed=ctx.seed))
+    t0 = time.perf_counter()
+    with _threads(1):
+        runs, paired_ok = study_runs(cfg, lambda row: ctx.log(**{"phase": "study", **row}))
+    tables = summarise(runs, cfg)
+    report_study(ctx.section, ctx.run, cfg, runs, tables, paired_ok)
+    ctx.section.note(f"{time.perf_counter() - t0:.0f} s. Too small to rank the objectives; the measured study "
+                     "(5 seeds, 1/4/16 updates) is `lumos rl study` and the README's results section.")

@@ -156,6 +156,10 @@ class RLTrainer:
                              f"processes ({self.world}).")
         self.eval_problems = task.generate(config.eval_problems, seed=_EVAL_SEED + config.seed)
         self._warned_short = False
+        #: optional per-minibatch probe ``f(response_ids, logp, old_logp, advantages, mask) -> {name: float}``
+        #: (the minibatch's rows, logp detached); its values are averaged into the step's metrics like the
+        #: loss statistics. Used by :mod:`lumos.rl.study` to follow one token's clipping.
+        self.token_stats: Callable[..., dict[str, float]] | None = None
 
     # ---------------------------------------------------------------------------------------------- rollouts
     def _generation_policy(self) -> Policy:
@@ -332,6 +336,8 @@ class RLTrainer:
             loss_val = loss.detach().double()
             stats = {k: float(v) for k, v in st.items() if k not in ("loss", "num_tokens")}
             stats["entropy"] = float((ent.detach() * mask[rows]).sum() / mask[rows].sum().clamp_min(1))
+            if self.token_stats is not None:
+                stats.update(self.token_stats(ro.response_ids[rows], logp.detach(), old[rows], adv[rows], mask[rows]))
         if not self.sharded:       # a sharded model's gradients were reduce-scattered by FSDP2 during backward
             for p in self.params:
                 if p.grad is None:

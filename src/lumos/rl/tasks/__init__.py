@@ -1,6 +1,7 @@
 """RL tasks with exact verifiers. Importing this package registers every built-in task.
 
-Built-in: ``addition``, ``multiplication`` (worked steps), ``countdown``, ``sorting``, ``jsonl`` (user file).
+Built-in: ``addition``, ``multiplication`` (worked steps), ``countdown``, ``sorting``,
+``guess-check`` (a rare fork token decides success), ``jsonl`` (user file).
 User tasks: :class:`~lumos.rl.tasks.user.CallableTask`, :class:`~lumos.rl.tasks.user.JsonlTask`,
 :func:`~lumos.rl.tasks.user.resolve_task` (``--task NAME | FILE.jsonl | module:factory``).
 """
@@ -9,6 +10,7 @@ from lumos.rl.tasks import (  # noqa: F401  (register the built-in tasks)
     arithmetic,
     code,  # noqa: F401  (sandboxed code tasks: code-expr, code-functions, code-repair)
     countdown,
+    fork,  # noqa: F401  (guess-check: the fork-token task of the CISPO study)
     sorting,
     user,
 )
