@@ -6,7 +6,7 @@ from torch import nn
 
 from lumos.core.errors import LumosError
 from lumos.models import ByteTokenizer, MiniMaxConfig
-from lumos.models.generation import filter_logits, generate
+from lumos.models.generation import default_pad_id, encode_prompts, filter_logits, generate, left_pad
 from lumos.testing import assert_close
 from models._factories import tiny_lumos
 
@@ -169,3 +169,20 @@ def test_bad_arguments():
         generate(model, torch.tensor([[1]]), max_new_tokens=0)
     with pytest.raises(LumosError, match="top_p"):
         generate(model, torch.tensor([[1]]), top_p=1.5)
+
+
+def test_left_pad_and_encode_prompts():
+    ids, mask = left_pad([[5, 6, 7], [9], []], pad_id=1)
+    assert ids.tolist() == [[5, 6, 7], [1, 1, 9], [1, 1, 1]]
+    assert mask.tolist() == [[1, 1, 1], [0, 0, 1], [0, 0, 0]]
+    cfg = MiniMaxConfig(vocab_size=300, pad_token_id=None, eos_token_id=258)
+    assert default_pad_id(cfg) == 258 and default_pad_id(cfg, eos_token_id=-1) == 0
+    cfg.pad_token_id = 256
+    assert default_pad_id(cfg) == 256
+    ids, mask = encode_prompts(ByteTokenizer(), ["ab", "xyz"], cfg)
+    assert ids.tolist() == [[256, 97, 98], [120, 121, 122]] and mask.tolist() == [[0, 1, 1], [1, 1, 1]]
+    with pytest.raises(LumosError, match="prompt 2 is empty"):
+        encode_prompts(ByteTokenizer(), ["ab", ""], cfg)
+    small = MiniMaxConfig(vocab_size=150, bos_token_id=1, eos_token_id=2, pad_token_id=0)
+    with pytest.raises(LumosError, match=r"vocab_size \(150\)"):
+        encode_prompts(ByteTokenizer(), ["é"], small)  # UTF-8 bytes 195, 169

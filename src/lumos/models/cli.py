@@ -62,26 +62,6 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _encode_batch(tokenizer, prompts: list[str], vocab_size: int, pad: int):
-    import torch
-
-    from lumos.core.errors import LumosError
-
-    ids = [tokenizer.encode(t) for t in prompts]
-    if any(not x for x in ids):
-        raise LumosError("Every --prompt must encode to at least one token; got an empty prompt.")
-    if max(max(x) for x in ids) >= vocab_size:
-        raise LumosError(f"The tokenizer produced ids ≥ the model's vocab_size ({vocab_size}); put the model's "
-                         "tokenizer.json into the checkpoint directory.")
-    width = max(len(x) for x in ids)
-    input_ids = torch.full((len(ids), width), pad, dtype=torch.long)
-    mask = torch.zeros(len(ids), width, dtype=torch.long)
-    for i, x in enumerate(ids):  # left padding
-        input_ids[i, width - len(x):] = torch.tensor(x)
-        mask[i, width - len(x):] = 1
-    return input_ids, mask
-
-
 def _run(args: argparse.Namespace) -> int:
     import json
 
@@ -92,7 +72,7 @@ def _run(args: argparse.Namespace) -> int:
     from lumos.core.rundir import RunDir
     from lumos.core.validation import check_float, check_positive_int, check_probability
     from lumos.models.checkpoint import load_pretrained
-    from lumos.models.generation import generate
+    from lumos.models.generation import encode_prompts, generate
     from lumos.models.tokenizer import load_tokenizer
 
     check_float(args.temperature, "--temperature", 0.0, owner="lumos generate", fix="0 means greedy decoding.")
@@ -116,8 +96,7 @@ def _run(args: argparse.Namespace) -> int:
     load_s = time.perf_counter() - t0
     tokenizer = load_tokenizer(args.model)
     cfg = model.config
-    pad = cfg.pad_token_id if cfg.pad_token_id is not None else (cfg.eos_token_id or 0)
-    input_ids, mask = _encode_batch(tokenizer, args.prompt, cfg.vocab_size, pad)
+    input_ids, mask = encode_prompts(tokenizer, args.prompt, cfg)
     options = {k: v for k, v in vars(args).items() if k != "func"}
     run = RunDir.create("generate", options, out=args.out, seed=args.seed, title="lumos generate")
     t1 = time.perf_counter()

@@ -28,7 +28,8 @@ from lumos.core.validation import check_float, check_positive_int, check_probabi
 from lumos.models.fast_decode import FastDecoder, fast_path_applies
 from lumos.models.hybrid import HybridLM
 
-__all__ = ["GenerationOutput", "generate", "filter_logits", "FINISH_REASONS"]
+__all__ = ["GenerationOutput", "generate", "filter_logits", "FINISH_REASONS", "left_pad", "default_pad_id",
+           "encode_prompts"]
 
 FINISH_REASONS = ("eos", "length", "stop", "repetition")
 _OWNER = "generate"
@@ -56,6 +57,44 @@ class GenerationOutput:
     def lengths(self) -> torch.Tensor:
         """(B,) number of generated tokens per sequence."""
         return self.mask.sum(1)
+
+
+def left_pad(seqs: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Left-pad token lists into ``(ids (N, P), mask (N, P))``."""
+    width = max((len(s) for s in seqs), default=0)
+    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for i, s in enumerate(seqs):
+        if len(s):
+            ids[i, width - len(s):] = torch.tensor(list(s), dtype=torch.long)
+            mask[i, width - len(s):] = 1
+    return ids, mask
+
+
+def default_pad_id(config: Any, eos_token_id: int | None = None) -> int:
+    """The pad id :func:`generate` uses: the config's ``pad_token_id``, else the EOS id (``eos_token_id`` or the
+    config's) when it is a non-negative id, else 0."""
+    if config.pad_token_id is not None:
+        return int(config.pad_token_id)
+    eos = config.eos_token_id if eos_token_id is None else eos_token_id
+    return int(eos) if eos is not None and eos >= 0 else 0
+
+
+def encode_prompts(tokenizer: Any, prompts: Sequence[str], config: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """Tokenize text prompts for ``config``'s model and left-pad them with :func:`default_pad_id`:
+    ``(input_ids (B, P), attention_mask (B, P))``, ready for :func:`generate`.
+
+    Errors: a prompt that encodes to no token; token ids ≥ the model's ``vocab_size`` (the wrong tokenizer).
+    """
+    ids = [tokenizer.encode(t) for t in prompts]
+    empty = [i + 1 for i, x in enumerate(ids) if not x]
+    if empty:
+        raise LumosError(f"Every prompt must encode to at least one token; prompt {empty[0]} is empty. "
+                         "Pass non-empty prompt text.")
+    if max(max(x) for x in ids) >= config.vocab_size:
+        raise LumosError(f"The tokenizer produced ids ≥ the model's vocab_size ({config.vocab_size}); put the "
+                         "model's tokenizer.json into the checkpoint directory.")
+    return left_pad(ids, default_pad_id(config))
 
 
 def filter_logits(logits: torch.Tensor, top_k: int | None, top_p: float | None) -> torch.Tensor:
@@ -151,8 +190,7 @@ def generate(model: HybridLM, input_ids: torch.Tensor, attention_mask: torch.Ten
                        repetition_truncation, repetition_threshold, stop_strings, tokenizer)
     cfg = model.config
     eos = cfg.eos_token_id if eos_token_id is None else eos_token_id
-    pad = pad_token_id if pad_token_id is not None else (cfg.pad_token_id if cfg.pad_token_id is not None else
-                                                         (eos if eos is not None and eos >= 0 else 0))
+    pad = pad_token_id if pad_token_id is not None else default_pad_id(cfg, eos)
     dev = input_ids.device
     if generator is None and seed is not None:
         generator = torch.Generator(device=dev).manual_seed(int(seed))

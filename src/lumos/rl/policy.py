@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from lumos.core.errors import LumosTypeError, bad_param
-from lumos.models.generation import generate
+from lumos.models.generation import generate, left_pad
 
 __all__ = ["Rollout", "Policy", "HFPolicy", "HybridPolicy", "make_policy", "sample_reference", "left_pad",
            "response_logprobs", "clone_model"]
@@ -66,18 +66,6 @@ class Rollout:
     @property
     def lengths(self) -> torch.Tensor:
         return self.response_mask.sum(-1)
-
-
-def left_pad(seqs: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Left-pad token lists into ``(ids (N, P), mask (N, P))``."""
-    width = max((len(s) for s in seqs), default=0)
-    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(seqs), width), dtype=torch.long)
-    for i, s in enumerate(seqs):
-        if len(s):
-            ids[i, width - len(s):] = torch.tensor(list(s), dtype=torch.long)
-            mask[i, width - len(s):] = 1
-    return ids, mask
 
 
 def response_logprobs(logits: torch.Tensor, response_ids: torch.Tensor, temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
