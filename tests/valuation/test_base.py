@@ -6,7 +6,7 @@ import pytest
 
 from lumos.core.errors import LumosError
 from lumos.valuation.base import NotFittedError
-from lumos.valuation.baselines import METHODS, make_valuer
+from lumos.valuation.baselines import METHODS, make_valuer, valuer_params
 
 FAST = {
     "chg": {"epochs": 3},
@@ -78,3 +78,19 @@ def test_flipped_labels_get_low_values(name):
 def test_unknown_method():
     with pytest.raises(LumosError, match="one of"):
         make_valuer("shapley9000")
+
+
+def test_valuer_params_gives_each_method_the_options_it_takes():
+    p = valuer_params(list(METHODS), variant="full", alpha="train", epochs=2, model="mlp", max_time=5.0, seed=7)
+    assert p["chg"] == {"variant": "full", "alpha": "train", "epochs": 2, "model": "mlp", "seed": 7}
+    assert p["tmc"] == {"max_time": 5.0, "seed": 7}
+    for m in ("loss", "el2n", "grand", "forgetting"):
+        assert p[m] == {"epochs": 2, "model": "mlp", "seed": 7}
+    for m in ("oob", "banzhaf", "random"):
+        assert p[m] == {"seed": 7}
+    assert p["knn"] == {} and p["loo"] == {}
+    for name, kw in p.items():
+        assert make_valuer(name, **kw).get_params().items() >= kw.items()
+    with pytest.raises(LumosError, match="one of"):
+        valuer_params(["nope"], seed=0)
+

@@ -10,7 +10,9 @@ from lumos.valuation.evaluation import (
     make_setting,
     noisy_detection_auc,
     noisy_detection_f1,
+    noisy_label_data,
     removal_curve,
+    removal_curves,
     selection_accuracy,
     two_means_split,
 )
@@ -68,6 +70,26 @@ def test_removal_curve_orders_and_single_class_guard():
     assert len(accs) == 3 and accs[0] > 0.9
     # removing int(0.99·60) = 59 leaves one point (index 0, class 0): predicting class 0 everywhere
     assert accs[2] == pytest.approx((yt == 0).mean())
+
+
+def test_noisy_label_data_and_removal_curves():
+    X, y = _blobs(120, 0)
+    data = noisy_label_data(X, y, noise=0.2, n_train=60, n_val=0.25, seed=3)
+    s = data.split
+    assert len(s.y_train) == 60 and len(s.y_val) == 30 and len(s.y_test) == 30
+    # exactly the steps it names: make_split, then inject_label_noise on the training labels
+    want, mask = inject_label_noise(s.y_train, 0.2, s.n_classes, seed=3)
+    assert np.array_equal(data.y_noisy, want) and np.array_equal(data.noisy, mask) and data.noisy.sum() == 12
+    values = {"a": np.arange(60.0), "b": -np.arange(60.0)}
+    curves = removal_curves(values, data, (0.0, 0.5))
+    assert set(curves) == {"a", "b"}
+    for m, v in values.items():
+        for k in ("high", "low"):
+            assert curves[m][k] == removal_curve(v, s.X_train, data.y_noisy, s.X_test, s.y_test, (0.0, 0.5),
+                                                 highest_first=(k == "high"))
+    assert curves["a"]["high"] == curves["b"]["low"]
+    with pytest.raises(LumosError, match="whole number"):
+        noisy_label_data(X, y, noise=0.1, n_train=60.5, n_val=20, seed=0)
 
 
 def test_settings_and_selection_accuracy():

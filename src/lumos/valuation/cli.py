@@ -50,38 +50,26 @@ def _load(spec: str, label_col: str, seed: int):  # noqa: ANN202 - numpy arrays
     return load_table(spec, label_col)
 
 
-def _size(v: float) -> int | float:
-    return v if v < 1 else int(v)
-
-
 def _run(args: argparse.Namespace) -> int:
-    from lumos.core.errors import LumosError
     from lumos.core.io import atomic_write_json
     from lumos.core.rundir import RunDir
     from lumos.core.validation import check_float, check_in_range, check_positive_int
     from lumos.valuation.base import write_values_csv
-    from lumos.valuation.baselines import METHODS
-    from lumos.valuation.data import make_split
-    from lumos.valuation.evaluation import compare_methods, inject_label_noise, removal_curve, removal_figure
+    from lumos.valuation.baselines import METHODS, valuer_params
+    from lumos.valuation.evaluation import compare_methods, noisy_label_data, removal_curves, removal_figure
 
     methods = parse_csv_list(args.methods, METHODS, "method")
     check_in_range(args.noise, "--noise", 0.0, 1.0, owner="lumos value", high_inclusive=False)
     check_positive_int(args.epochs, "--epochs", owner="lumos value")
     check_float(args.tmc_max_time, "--tmc-max-time", 0.0, owner="lumos value", low_inclusive=False)
     for name in ("train", "val"):
-        v = check_float(getattr(args, name), f"--{name}", 0.0, owner="lumos value", low_inclusive=False)
-        if v >= 1 and v != int(v):
-            raise LumosError(f"--{name} {v}: a split is a fraction (< 1) or a whole number of points.")
+        check_float(getattr(args, name), f"--{name}", 0.0, owner="lumos value", low_inclusive=False)
     X, y = _load(args.data, args.label_col, args.seed)
-    split = make_split(X, y, _size(args.train), _size(args.val), seed=args.seed)
-    y_noisy, noisy = inject_label_noise(split.y_train, args.noise, split.n_classes, seed=args.seed)
-    params = {
-        "chg": {"variant": args.variant, "alpha": args.alpha, "epochs": args.epochs, "model": args.model,
-                "seed": args.seed},
-        "tmc": {"max_time": args.tmc_max_time, "seed": args.seed},
-        **{m: {"epochs": args.epochs, "model": args.model, "seed": args.seed} for m in ("loss", "el2n", "grand", "forgetting")},
-        **{m: {"seed": args.seed} for m in ("oob", "banzhaf", "random")},
-    }
+    data = noisy_label_data(X, y, noise=args.noise, n_train=args.train, n_val=args.val, seed=args.seed)
+    split, y_noisy, noisy = data.split, data.y_noisy, data.noisy
+    # the options each method's constructor takes (variant/alpha: CHG only, max_time: TMC only)
+    params = valuer_params(methods, variant=args.variant, alpha=args.alpha, epochs=args.epochs, model=args.model,
+                           max_time=args.tmc_max_time, seed=args.seed)
     config = {**vars(args), "func": None, "n_train": len(y_noisy), "n_val": len(split.y_val), "n_test": len(split.y_test)}
     with RunDir.create("value", config, out=args.out, seed=args.seed, title="lumos value") as run:
         rows, values = compare_methods(methods, split.X_train, y_noisy, noisy, split.X_val, split.y_val, params)
@@ -97,9 +85,7 @@ def _run(args: argparse.Namespace) -> int:
         result = {"rows": rows}
         if not args.no_removal:
             fractions = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5]
-            curves = {m: {k: removal_curve(v, split.X_train, y_noisy, split.X_test, split.y_test, fractions,
-                                           highest_first=(k == "high")) for k in ("high", "low")}
-                      for m, v in values.items()}
+            curves = removal_curves(values, data, fractions)
             fig = removal_figure(curves, fractions)
             run.save_figure(fig, "removal_curves")
             run.report.section("Point removal").figure(fig, caption="Test accuracy of logistic regression "

@@ -108,6 +108,9 @@ def make_split(X: np.ndarray, y: np.ndarray, n_train: int | float, n_val: int | 
     Sizes are counts, or fractions of N when < 1. Features are standardised with the training mean and std.
     """
     n = len(X)
+    for name, v in (("n_train", n_train), ("n_val", n_val)):
+        if v >= 1 and v != int(v):
+            raise bad_param(name, "a fraction (< 1) or a whole number of points", v, owner="make_split")
     nt = int(round(n_train * n)) if isinstance(n_train, float) and n_train < 1 else int(n_train)
     nv = int(round(n_val * n)) if isinstance(n_val, float) and n_val < 1 else int(n_val)
     if nt < 2 or nv < 1 or nt + nv >= n:

@@ -10,18 +10,13 @@ __all__ = ["chg_demo"]
 @demo_section("CHG Shapley data valuation", order=50)
 def chg_demo(ctx: DemoContext) -> None:
     """Digits, 10% of training labels flipped: CHG vs baselines (F1, AUC, seconds), then removal curves."""
-    from lumos.valuation.data import load_builtin, make_split
-    from lumos.valuation.evaluation import (
-        compare_methods,
-        inject_label_noise,
-        removal_curve,
-        removal_figure,
-    )
+    from lumos.valuation.data import load_builtin
+    from lumos.valuation.evaluation import compare_methods, noisy_label_data, removal_curves, removal_figure
 
     X, y = load_builtin("digits")
     n_train, n_val = (300, 100) if ctx.quick else (1000, 300)
-    split = make_split(X, y, n_train, n_val, seed=ctx.seed)
-    y_noisy, noisy = inject_label_noise(split.y_train, 0.1, split.n_classes, seed=ctx.seed)
+    data = noisy_label_data(X, y, noise=0.1, n_train=n_train, n_val=n_val, seed=ctx.seed)
+    split, y_noisy, noisy = data.split, data.y_noisy, data.noisy
     methods = ["chg", "knn", "loss", "el2n", "grand", "forgetting", "oob", "random"]
     params = {"oob": {"n_estimators": 10 if ctx.quick else 50, "seed": ctx.seed}}
     if ctx.quick:
@@ -42,8 +37,7 @@ def chg_demo(ctx: DemoContext) -> None:
                             "AUC of −value, and wall time on this machine.")
     fractions = [0.0, 0.1, 0.2, 0.3] if ctx.quick else [0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5]
     shown = ["chg", "knn", "loss", "random"]
-    curves = {m: {k: removal_curve(values[m], split.X_train, y_noisy, split.X_test, split.y_test, fractions,
-                                   highest_first=(k == "high")) for k in ("high", "low")} for m in shown}
+    curves = removal_curves({m: values[m] for m in shown}, data, fractions)
     fig = removal_figure(curves, fractions)
     ctx.run.save_figure(fig, "chg_removal_curves")
     sec.figure(fig, caption="Test accuracy after removing training points: removing the highest-valued points "

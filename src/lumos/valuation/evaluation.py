@@ -9,11 +9,13 @@ imbalance cuts int(0.3·K) classes to 10% of the smallest class).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
 from lumos.core.errors import bad_param
 from lumos.core.progress import track
+from lumos.valuation.data import Split, make_split
 
 __all__ = [
     "inject_label_noise",
@@ -26,6 +28,9 @@ __all__ = [
     "SETTINGS",
     "selection_accuracy",
     "compare_methods",
+    "NoisyData",
+    "noisy_label_data",
+    "removal_curves",
     "removal_figure",
 ]
 
@@ -188,6 +193,36 @@ def compare_methods(methods: Sequence[str], X: np.ndarray, y_noisy: np.ndarray, 
             row["note"] = f"{valuer.n_permutations_} permutations, converged={valuer.converged_}"
         rows.append(row)
     return rows, values
+
+
+@dataclass
+class NoisyData:
+    """The noisy-label detection setting: the split, the training labels used (``y_noisy``) and which of them
+    were flipped (``noisy``, (N_train,) bool)."""
+
+    split: Split
+    y_noisy: np.ndarray
+    noisy: np.ndarray
+
+
+def noisy_label_data(X: np.ndarray, y: np.ndarray, *, noise: float, n_train: int | float, n_val: int | float,
+                     seed: int = 0) -> NoisyData:
+    """Split (:func:`~lumos.valuation.data.make_split`; sizes are counts or fractions of N) and flip ``noise``
+    of the training labels to another class (:func:`inject_label_noise`): the setting of ``lumos value`` and
+    the demo, valued with :func:`compare_methods`."""
+    split = make_split(X, y, n_train, n_val, seed=seed)
+    y_noisy, noisy = inject_label_noise(split.y_train, noise, split.n_classes, seed=seed)
+    return NoisyData(split, y_noisy, noisy)
+
+
+def removal_curves(values: dict[str, np.ndarray], data: NoisyData,
+                   fractions: Sequence[float]) -> dict[str, dict[str, list[float]]]:
+    """``{method: {"high": accs, "low": accs}}``: :func:`removal_curve` of each method's values, removing the
+    highest- and the lowest-valued training points first (trained on ``data.y_noisy``, tested on the test split)."""
+    s = data.split
+    return {m: {k: removal_curve(v, s.X_train, data.y_noisy, s.X_test, s.y_test, fractions,
+                                 highest_first=(k == "high")) for k in ("high", "low")}
+            for m, v in values.items()}
 
 
 def removal_figure(curves: dict[str, dict[str, list[float]]], fractions: Sequence[float]) -> object:

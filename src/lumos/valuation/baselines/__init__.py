@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 from lumos.core.errors import bad_param
@@ -27,6 +28,7 @@ __all__ = [
     "METHODS",
     "REGISTRY",
     "make_valuer",
+    "valuer_params",
     "RandomValuer",
     "LossValuer",
     "EL2NValuer",
@@ -57,3 +59,16 @@ def make_valuer(name: str, **params: Any) -> Valuer:
     if name not in REGISTRY:
         raise bad_param("method", "one of " + ", ".join(METHODS), name, owner="make_valuer")
     return REGISTRY[name](**params)
+
+
+def valuer_params(methods: list[str] | tuple[str, ...], **options: Any) -> dict[str, dict[str, Any]]:
+    """Constructor keywords per method: of the shared ``options`` (e.g. ``epochs``, ``model``, ``seed``), those
+    that the method's class takes. ``valuer_params(["chg", "knn"], epochs=5, seed=1)`` →
+    ``{"chg": {"epochs": 5, "seed": 1}, "knn": {}}``."""
+    out = {}
+    for name in methods:
+        if name not in REGISTRY:
+            raise bad_param("method", "one of " + ", ".join(METHODS), name, owner="valuer_params")
+        takes = inspect.signature(REGISTRY[name].__init__).parameters
+        out[name] = {k: v for k, v in options.items() if k in takes}
+    return out
