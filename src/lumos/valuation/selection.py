@@ -28,9 +28,8 @@ from lumos.core.errors import LumosError, bad_param
 from lumos.core.validation import check_positive_int, check_probability
 from lumos.valuation.tracker import CHGTracker, IndexedDataset
 
-__all__ = ["CHGSelector", "per_class_top"]
+__all__ = ["AdaptiveSelector", "CHGSelector", "per_class_top"]
 
-_OWNER = "CHGSelector"
 
 
 def per_class_top(values: np.ndarray, labels: np.ndarray, budget: int, rng: np.random.Generator) -> np.ndarray:
@@ -59,41 +58,47 @@ def per_class_top(values: np.ndarray, labels: np.ndarray, budget: int, rng: np.r
     return np.sort(chosen.astype(np.int64))
 
 
-class CHGSelector(Sampler[int]):
-    """A sampler over the top CHG-valued fraction of each class, re-selected every ``select_every`` epochs.
+def _check_dataset(dataset: Any, name: str, owner: str) -> None:
+    if not hasattr(dataset, "__len__") or not hasattr(dataset, "__getitem__"):
+        raise bad_param(name, "a map-style dataset of (x, y)", type(dataset).__name__, owner=owner, type_error=True)
+    if len(dataset) == 0:
+        raise bad_param(name, "non-empty", "an empty dataset", owner=owner)
+
+
+class AdaptiveSelector(Sampler[int]):
+    """Base of every adaptive selector (CHG and the CORDS baselines in :mod:`lumos.valuation.selection_baselines`):
+    the schedule, budget, per-epoch shuffling and weights; subclasses fill :meth:`_select`
+    (model, rng → (indices, weights)).
 
     Args:
-        dataset: map-style dataset of ``(x, y)`` (the training set; the scoring pass reads it in order).
-        fraction: share of the data kept, in (0, 1].
-        select_every: re-select when ``epoch % select_every == 0`` (R in the paper; 20 there).
-        variant: ``"full"`` (bias + weight last-layer gradient, the paper's selection setting) or ``"bias"``.
-        batch_size: batch size of the scoring pass.  seed: padding and shuffling.
+        dataset: map-style training set of ``(x, y, ...)`` (read in order by the selection pass).
+        fraction: share of the data kept, in (0, 1].  select_every: re-select when ``epoch % select_every == 0``.
+        seed: padding, random draws and the per-epoch shuffle.
     Attributes:
-        indices_: (budget,) currently selected indices; values_: (N,) last per-class CHG values;
-        n_selections_: how many selections were made.
+        indices_ (budget,) selected indices, sorted; weights_ (N,) float64 sample weights (0 = not selected);
+        n_selections_; budget.
     """
 
-    def __init__(self, dataset: Any, fraction: float = 0.1, select_every: int = 20, variant: str = "full",
-                 batch_size: int = 256, seed: int = 0) -> None:
-        if not hasattr(dataset, "__len__") or not hasattr(dataset, "__getitem__"):
-            raise bad_param("dataset", "a map-style dataset of (x, y)", type(dataset).__name__, owner=_OWNER,
-                            type_error=True)
-        if len(dataset) == 0:
-            raise bad_param("dataset", "non-empty", "an empty dataset", owner=_OWNER)
-        check_probability(fraction, "fraction", owner=_OWNER, open_low=True)
-        check_positive_int(select_every, "select_every", owner=_OWNER)
+    def __init__(self, dataset: Any, fraction: float = 0.1, select_every: int = 20, seed: int = 0) -> None:
+        owner = type(self).__name__
+        _check_dataset(dataset, "dataset", owner)
+        check_probability(fraction, "fraction", owner=owner, open_low=True)
+        check_positive_int(select_every, "select_every", owner=owner)
         self.dataset = dataset
         self.fraction = fraction
         self.select_every = select_every
-        self.variant = variant
-        self.batch_size = batch_size
         self.seed = seed
         self.budget = max(1, int(fraction * len(dataset)))
         self.indices_: np.ndarray | None = None
-        self.values_: np.ndarray | None = None
+        self.weights_: np.ndarray | None = None
         self.n_selections_ = 0
         self._epoch = 0
-        self._tracker = CHGTracker(variant=variant, per_class=True)
+
+    def _rng(self) -> np.random.Generator:
+        return np.random.default_rng([self.seed, self.n_selections_])
+
+    def _select(self, model: nn.Module, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        raise NotImplementedError
 
     def step(self, model: nn.Module, epoch: int) -> bool:
         """Call at the start of every epoch; re-selects when ``epoch % select_every == 0`` (or never selected).
@@ -107,22 +112,51 @@ class CHGSelector(Sampler[int]):
         return True
 
     def select(self, model: nn.Module) -> np.ndarray:
-        """Select now, at the model's current parameters; returns the selected indices."""
-        loader = DataLoader(IndexedDataset(self.dataset), batch_size=self.batch_size, shuffle=False)
-        values = self._tracker.reset().update(model, loader, n_samples=len(self.dataset))
-        labels = self._tracker.labels_
-        rng = np.random.default_rng([self.seed, self.n_selections_])
-        self.values_ = values
-        self.indices_ = per_class_top(values, labels, self.budget, rng)
+        """Select now, at the model's current parameters; returns the selected indices (sorted)."""
+        idx, w = self._select(model, self._rng())
+        order = np.argsort(idx, kind="stable")
+        self.indices_ = np.asarray(idx, dtype=np.int64)[order]
+        self.weights_ = np.zeros(len(self.dataset), dtype=np.float64)
+        self.weights_[self.indices_] = np.asarray(w, dtype=np.float64)[order]
         self.n_selections_ += 1
         return self.indices_
 
     def __iter__(self) -> Iterator[int]:
         if self.indices_ is None:
-            raise LumosError("CHGSelector has not selected yet: call selector.step(model, epoch) before iterating.")
+            raise LumosError(f"{type(self).__name__} has not selected yet: call selector.step(model, epoch) "
+                             "before iterating.")
         gen = torch.Generator().manual_seed(self.seed * 1_000_003 + self._epoch)
         order = torch.randperm(len(self.indices_), generator=gen).numpy()
         return iter(self.indices_[order].tolist())
 
     def __len__(self) -> int:
         return self.budget
+
+
+class CHGSelector(AdaptiveSelector):
+    """A sampler over the top CHG-valued fraction of each class, re-selected every ``select_every`` epochs.
+
+    Args:
+        dataset: map-style dataset of ``(x, y)`` (the training set; the scoring pass reads it in order).
+        fraction: share of the data kept, in (0, 1].
+        select_every: re-select when ``epoch % select_every == 0`` (R in the paper; 20 there).
+        variant: ``"full"`` (bias + weight last-layer gradient, the paper's selection setting) or ``"bias"``.
+        batch_size: batch size of the scoring pass.  seed: padding and shuffling.
+    Attributes:
+        indices_: (budget,) currently selected indices; values_: (N,) last per-class CHG values;
+        weights_: (N,) 1 on the selected points; n_selections_: how many selections were made.
+    """
+
+    def __init__(self, dataset: Any, fraction: float = 0.1, select_every: int = 20, variant: str = "full",
+                 batch_size: int = 256, seed: int = 0) -> None:
+        super().__init__(dataset, fraction, select_every, seed)
+        self.variant = variant
+        self.batch_size = batch_size
+        self.values_: np.ndarray | None = None
+        self._tracker = CHGTracker(variant=variant, per_class=True)
+
+    def _select(self, model: nn.Module, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        loader = DataLoader(IndexedDataset(self.dataset), batch_size=self.batch_size, shuffle=False)
+        self.values_ = self._tracker.reset().update(model, loader, n_samples=len(self.dataset))
+        idx = per_class_top(self.values_, self._tracker.labels_, self.budget, rng)
+        return idx, np.ones(len(idx))

@@ -30,7 +30,6 @@ ignores classes), so neither do these.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -38,9 +37,8 @@ import torch
 from torch import nn
 from torch.utils.data import Sampler
 
-from lumos.core.errors import LumosError, bad_param
-from lumos.core.validation import check_choice, check_float, check_positive_int, check_probability
-from lumos.valuation.selection import CHGSelector
+from lumos.core.validation import check_choice, check_float, check_positive_int
+from lumos.valuation.selection import AdaptiveSelector, CHGSelector, _check_dataset
 from lumos.valuation.selection_solvers import (
     batch_last_layer_grads,
     fixed_batches,
@@ -51,78 +49,6 @@ from lumos.valuation.selection_solvers import (
 
 __all__ = ["AdaptiveSelector", "RandomSelector", "GradMatchPBSelector", "GlisterPBSelector", "SELECTORS",
            "make_selector", "selection_weights"]
-
-
-def _check_dataset(dataset: Any, name: str, owner: str) -> None:
-    if not hasattr(dataset, "__len__") or not hasattr(dataset, "__getitem__"):
-        raise bad_param(name, "a map-style dataset of (x, y)", type(dataset).__name__, owner=owner, type_error=True)
-    if len(dataset) == 0:
-        raise bad_param(name, "non-empty", "an empty dataset", owner=owner)
-
-
-class AdaptiveSelector(Sampler[int]):
-    """Base of the adaptive baselines: the schedule, budget, shuffling and weights; subclasses fill
-    :meth:`_select` (model → (indices, weights)).
-
-    Args:
-        dataset: map-style training set of ``(x, y, ...)`` (read in order by the selection pass).
-        fraction: share of the data kept, in (0, 1].  select_every: re-select when ``epoch % select_every == 0``.
-        seed: padding, random draws and the per-epoch shuffle.
-    Attributes:
-        indices_ (budget,) selected indices; weights_ (N,) float64 sample weights (0 = not selected);
-        n_selections_; budget.
-    """
-
-    def __init__(self, dataset: Any, fraction: float = 0.1, select_every: int = 20, seed: int = 0) -> None:
-        owner = type(self).__name__
-        _check_dataset(dataset, "dataset", owner)
-        check_probability(fraction, "fraction", owner=owner, open_low=True)
-        check_positive_int(select_every, "select_every", owner=owner)
-        self.dataset = dataset
-        self.fraction = fraction
-        self.select_every = select_every
-        self.seed = seed
-        self.budget = max(1, int(fraction * len(dataset)))
-        self.indices_: np.ndarray | None = None
-        self.weights_: np.ndarray | None = None
-        self.n_selections_ = 0
-        self._epoch = 0
-
-    def _rng(self) -> np.random.Generator:
-        return np.random.default_rng([self.seed, self.n_selections_])
-
-    def _select(self, model: nn.Module, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        raise NotImplementedError
-
-    def step(self, model: nn.Module, epoch: int) -> bool:
-        """Call at the start of every epoch; re-selects when ``epoch % select_every == 0`` (or never selected).
-        Returns True when a selection was made."""
-        self._epoch = int(epoch)
-        if self.indices_ is not None and epoch % self.select_every != 0:
-            return False
-        self.select(model)
-        return True
-
-    def select(self, model: nn.Module) -> np.ndarray:
-        """Select now at the model's current parameters; returns the selected indices (sorted)."""
-        idx, w = self._select(model, self._rng())
-        order = np.argsort(idx, kind="stable")
-        self.indices_ = np.asarray(idx, dtype=np.int64)[order]
-        self.weights_ = np.zeros(len(self.dataset), dtype=np.float64)
-        self.weights_[self.indices_] = np.asarray(w, dtype=np.float64)[order]
-        self.n_selections_ += 1
-        return self.indices_
-
-    def __iter__(self) -> Iterator[int]:
-        if self.indices_ is None:
-            raise LumosError(f"{type(self).__name__} has not selected yet: call selector.step(model, epoch) "
-                             "before iterating.")
-        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + self._epoch)
-        order = torch.randperm(len(self.indices_), generator=gen).numpy()
-        return iter(self.indices_[order].tolist())
-
-    def __len__(self) -> int:
-        return self.budget
 
 
 class RandomSelector(AdaptiveSelector):
@@ -234,7 +160,7 @@ def make_selector(name: str, dataset: Any, *, fraction: float, select_every: int
 
 
 def selection_weights(selector: Sampler[int], n: int) -> np.ndarray:
-    """(n,) sample weights of a selector: its ``weights_``, or 1 on its ``indices_`` (``CHGSelector``)."""
+    """(n,) sample weights of a selector: its ``weights_``, or 1 on its ``indices_`` (a sampler with indices only)."""
     w = getattr(selector, "weights_", None)
     if w is not None:
         return w
