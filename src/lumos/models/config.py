@@ -230,8 +230,9 @@ class MiniMaxConfig:
         p = Path(path)
         if p.is_dir():
             p = p / "config.json"
+        data = read_json(p)  # its errors already name the file
         try:
-            return cls.from_dict(read_json(p), format=format)
+            return cls.from_dict(data, format=format)
         except LumosError as exc:
             raise LumosError(f"{p}: {exc}") from None
 
