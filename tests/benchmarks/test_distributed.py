@@ -1,17 +1,8 @@
-import json
-import subprocess
-import sys
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_distributed_benchmark_quick(tmp_path):
-    out = tmp_path / "rows.json"
-    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "distributed.py"), "--quick", "--json", str(out)],
-                          capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    rows = json.loads(out.read_text())
+
+def test_distributed_benchmark_quick(run_benchmark):
+    rows, proc = run_benchmark("distributed", timeout=600)
     train = {(r["variant"], r["world"]): r for r in rows if r["bench"] == "train"}
     assert set(train) == {("fsdp", 1), ("fsdp", 2), ("fsdp+ep", 2)}
     for r in train.values():

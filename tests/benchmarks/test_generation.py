@@ -1,17 +1,8 @@
-import json
-import subprocess
-import sys
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_generation_benchmark_quick(tmp_path):
-    out = tmp_path / "rows.json"
-    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "generation.py"), "--quick", "--json", str(out)],
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    data = json.loads(out.read_text())
+
+def test_generation_benchmark_quick(run_benchmark):
+    data, proc = run_benchmark("generation")
     rows, summary = data["rows"], data["summary"]
     keys = {(r["config"], r["impl"], r["context"]) for r in rows}
     for ctx in (64, 256):

@@ -1,20 +1,10 @@
-import json
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-
 
 @pytest.mark.slow
-def test_lightning_benchmark_quick(tmp_path):
-    out = tmp_path / "rows.json"
-    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "lightning_attention.py"), "--quick", "--threads",
-                           "2", "--json", str(out)], capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    result = json.loads(out.read_text())
+def test_lightning_benchmark_quick(run_benchmark):
+    result, proc = run_benchmark("lightning_attention", "--threads", "2")
     assert result["matmul_gflops"] > 0
     rows = result["rows"]
     keys = {"impl", "mode", "B", "H", "D", "L", "ms", "peak_mem_mb", "gflops"}

@@ -1,17 +1,8 @@
-import json
-import subprocess
-import sys
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_rl_benchmark_quick(tmp_path):
-    out = tmp_path / "rows.json"
-    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "rl.py"), "--quick", "--threads", "1",
-                           "--json", str(out)], capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    rows = json.loads(out.read_text())
+
+def test_rl_benchmark_quick(run_benchmark):
+    rows, proc = run_benchmark("rl", "--threads", "1")
     rollout = [r for r in rows if r["bench"] == "rollout"]
     assert [r["gen_length"] for r in rollout] == [32, 64]
     for r in rollout:

@@ -1,17 +1,8 @@
-import json
-import subprocess
-import sys
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_sandbox_benchmark_quick(tmp_path):
-    out = tmp_path / "rows.json"
-    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "sandbox.py"), "--quick", "--json", str(out)],
-                          capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr
-    rows = json.loads(out.read_text())
+
+def test_sandbox_benchmark_quick(run_benchmark):
+    rows, proc = run_benchmark("sandbox", timeout=120)
     cases = {(r["case"], r["variant"]) for r in rows}
     assert ("start", "fork server, full isolation") in cases and ("start", "spawned launcher, full isolation") in cases
     assert ("suite", "pool, 2 worker(s)") in cases and ("trivial", "pool, 1 worker(s)") in cases

@@ -1,20 +1,10 @@
 """benchmarks/valuation.py --quick runs and writes well-formed JSON rows (no timing assertions)."""
 
-import json
 import math
-import subprocess
-import sys
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_valuation_benchmark_quick(tmp_path):
-    out = tmp_path / "rows.json"
-    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "valuation.py"), "--quick", "--json", str(out)],
-                          capture_output=True, text=True, timeout=300, cwd=ROOT)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    rows = json.loads(out.read_text())
+def test_valuation_benchmark_quick(run_benchmark):
+    rows, proc = run_benchmark("valuation")
     sections = {r["section"] for r in rows}
     assert sections == {"overhead", "digits", "gaussian", "selection"}
     over = [r for r in rows if r["section"] == "overhead"]

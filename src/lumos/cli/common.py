@@ -9,7 +9,7 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
-from lumos.core.errors import LumosError
+from lumos.core.errors import LumosError, _one_line
 
 __all__ = ["add_run_options", "parse_csv_list", "print_table", "LumosArgumentParser", "guard_errors",
            "check_out_option", "user_error_message", "explicit_options"]
@@ -72,10 +72,6 @@ class _Status:
 last_status = _Status()
 
 DEBUG_HINT = "run with LUMOS_DEBUG=1 for the traceback"
-
-
-def _one_line(text: object) -> str:
-    return " ".join(str(text).split())
 
 
 def user_error_message(exc: BaseException) -> str | None:

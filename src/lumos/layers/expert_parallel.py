@@ -32,7 +32,7 @@ from torch import nn
 
 from lumos.core.distributed import local_shard
 from lumos.core.errors import LumosError
-from lumos.layers.moe import Routing, SparseMoE, route
+from lumos.layers.moe import SparseMoE
 
 __all__ = ["ExpertParallelMoE", "expert_parallel_dispatch"]
 
@@ -120,17 +120,12 @@ class ExpertParallelMoE(SparseMoE):
         moe.last_sent_rows = moe.last_received_rows = 0
         return moe  # type: ignore[return-value]
 
-    def forward(self, x: torch.Tensor, attention_mask: torch.Tensor | None = None, return_stats: bool = True
-                ) -> tuple[torch.Tensor, object]:
-        b, n, h = x.shape
-        if self.training and self.jitter_noise > 0:
-            x = x * torch.empty_like(x).uniform_(1.0 - self.jitter_noise, 1.0 + self.jitter_noise)
-        flat = x.reshape(-1, h)
-        probs, top_w, top_i = route(self.gate(flat), self.top_k)
+    def _dispatch(self, flat: torch.Tensor, top_w: torch.Tensor, top_i: torch.Tensor) -> torch.Tensor:
+        """:meth:`SparseMoE.forward`'s expert step, over the "ep" group (records the rows sent and received)."""
         out, self.last_sent_rows, self.last_received_rows = expert_parallel_dispatch(
-            flat, top_w, top_i, local_shard(self.w1), local_shard(self.w2), local_shard(self.w3), self.num_experts, self.ep_group)
-        routing = Routing(probs, top_i, attention_mask)
-        return out.view(b, n, h), (routing.stats() if return_stats else routing)
+            flat, top_w, top_i, local_shard(self.w1), local_shard(self.w2), local_shard(self.w3), self.num_experts,
+            self.ep_group)
+        return out
 
     def expert(self, e: int, x: torch.Tensor) -> torch.Tensor:
         raise LumosError("ExpertParallelMoE holds only its local experts; call the layer, not expert(e).")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lumos.core.errors import LumosError, bad_param
+from lumos.core.errors import LumosError, _one_line, bad_param
 
 __all__ = ["BUILTIN", "load_builtin", "gaussian_mixture", "shape_embeddings", "Split", "make_split", "load_table"]
 
@@ -189,7 +189,7 @@ def _load_npz(p: Path, label_col: str) -> tuple[np.ndarray, np.ndarray]:
         try:
             X_raw, raw = z["X"], np.asarray(z[label_col])
         except ValueError as exc:  # object arrays need pickle, which is refused
-            raise LumosError(f"{p}: an array holds Python objects ({_first_line(exc)}); save plain numeric arrays "
+            raise LumosError(f"{p}: an array holds Python objects ({_one_line(str(exc))[:120]}); save plain numeric arrays "
                              "(no dtype=object).") from None
         except (zipfile.BadZipFile, OSError, EOFError) as exc:
             raise LumosError(f"{p} is a damaged .npz file ({type(exc).__name__}).") from None
@@ -198,10 +198,6 @@ def _load_npz(p: Path, label_col: str) -> tuple[np.ndarray, np.ndarray]:
     if raw.dtype.kind not in "biufUS":
         raise LumosError(f"{p}: '{label_col}' must hold numbers or strings, got dtype {raw.dtype}.")
     return np.asarray(X_raw, dtype=np.float64), raw
-
-
-def _first_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split())[:120]
 
 
 def _load_csv(p: Path, label_col: str) -> tuple[np.ndarray, np.ndarray]:
