@@ -50,8 +50,6 @@ def build_model(spec: str, seed: int = 0) -> nn.Module:
     if not (path / "config.json").is_file():
         raise LumosError(f"--model {spec!r} is neither one of {', '.join(MODEL_CHOICES)} nor a checkpoint directory "
                          "with config.json.")
-    from lumos.core.io import read_json
-
     raw = read_json(path / "config.json")
     if not isinstance(raw, dict):
         raise LumosError(f"{path / 'config.json'} must hold a JSON object; got {type(raw).__name__}.")

@@ -132,6 +132,7 @@ class RLTrainer:
         self.tokenizer = tokenizer or ByteTokenizer()
         self.run = run
         self.loss_fn = config.objective.fn
+        self._loss_kw = config.loss_kwargs()   # resolved once, like loss_fn, not per minibatch
         params = [p for p in self.model.parameters() if p.requires_grad]
         if not params:
             raise LumosError("The model has no trainable parameters (all requires_grad=False).")
@@ -323,7 +324,7 @@ class RLTrainer:
         elif rows.numel():
             self.model.train()
             logp, ent = self.policy.token_logprobs(ro, cfg.temperature, rows=rows)
-            kw = cfg.loss_kwargs()
+            kw = dict(self._loss_kw)
             if ref is not None:
                 kw["ref_logp"] = ref[rows]
             loss, st = self.loss_fn(logp, old[rows], adv[rows], mask[rows], normalizer=normalizer, **kw)
