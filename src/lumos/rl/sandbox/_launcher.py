@@ -223,9 +223,8 @@ def _prepare(cfg):
     """The launcher's root-only steps; returns the isolation report (raises OSError on a failed step)."""
     lim = cfg["limits"]
     iso = {"cgroup": "none"}
-    for path in cfg.get("cgroup_procs") or []:
-        with open(path, "w") as f:
-            f.write(str(os.getpid()))
+    if cfg.get("cgroup_procs"):
+        _join(cfg["cgroup_procs"])
         iso["cgroup"] = cfg["cgroup_version"]
     iso.update(_isolate.namespaces(cfg.get("namespaces", True)))
     iso["readonly_fs"] = False
@@ -307,10 +306,77 @@ def _supervise(pid, lifeline, budget):
         pass
 
 
+def _join(paths):
+    """Move this process into the job's cgroup leaf (each v1 hierarchy, or the v2 leaf), once per path."""
+    for path in paths:
+        if path not in _joined:
+            with open(path, "w") as f:
+                f.write(str(os.getpid()))
+            _joined.add(path)
+
+
+_joined = set()  # cgroup.procs paths this process already joined (a standby of the fork server did it early)
+
+
+def _run_request(path, fds):
+    """In a forked child of the fork server: take over the request's fds and run its job. Never returns."""
+    try:
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        if os.getpgid(0) != os.getpid():
+            os.setsid()
+        out, err, results, status, lifeline = fds
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        os.dup2(out, 1)
+        os.dup2(err, 2)
+        for fd in (null, out, err):
+            os.close(fd)
+        with open(path.decode()) as f:
+            cfg = json.load(f)
+        cfg.update(results_fd=results, status_fd=status, lifeline_fd=lifeline)
+        os.environ.clear()
+        os.environ.update(cfg["env"])
+        os.chdir("/")
+        _job(cfg)
+    finally:
+        os._exit(96)
+
+
+def _standby(conn, procs):
+    """A fork of the server that joins a job's cgroup leaf *before* the job is known (joining waits for an
+    RCU grace period, 10-30 ms on cgroup v1), then waits for that job's request. Never returns."""
+    import socket
+
+    try:
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        os.setsid()
+        _isolate.prctl(_isolate.PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() == 1:
+            os._exit(0)  # the server is already gone
+        try:
+            _join(procs)
+        except OSError:
+            pass  # _prepare joins again and reports the failure as a set-up error
+        try:
+            msg, fds, _, _ = socket.recv_fds(conn, 4096, 5)
+        except OSError:
+            os._exit(0)
+        conn.close()
+        if not msg or len(fds) != 5:
+            os._exit(0)  # the server closed the standby: nothing ran
+        _run_request(msg, fds)
+    finally:
+        os._exit(96)
+
+
 def _serve(sock_fd):
     """Fork server: every request (a config path + stdout/stderr/results/status/lifeline fds) becomes one
     :func:`_job` in a forked process, in its own session, so nothing is imported or started twice.
-    Exits when the host closes its end of the socket."""
+
+    Messages: ``CONFIG_PATH[\0LEAF]`` with the job's five fds; ``S LEAF\0PROCS_JSON`` without fds forks a
+    standby that joins the cgroup leaf ``LEAF`` ahead of time (see :func:`_standby`): the job naming that
+    leaf is handed to it, any other job is forked fresh and joins its leaf itself. Exits when the host
+    closes its end of the socket."""
     import importlib.util  # noqa: F401 - warm: every job needs these
     import linecache  # noqa: F401
     import shutil  # noqa: F401
@@ -318,6 +384,7 @@ def _serve(sock_fd):
 
     sock = socket.socket(fileno=sock_fd)
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # jobs are reaped automatically
+    standbys = {}  # leaf name -> socket to the standby that joined it
     while True:
         try:
             msg, fds, _, _ = socket.recv_fds(sock, 4096, 5)
@@ -327,31 +394,43 @@ def _serve(sock_fd):
             break
         if not msg:
             break
+        if msg.startswith(b"S") and not fds:
+            name, _, procs = msg[1:].partition(b"\0")
+            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            if os.fork() == 0:
+                sock.close()
+                ours.close()
+                for other in standbys.values():
+                    other.close()
+                _standby(theirs, json.loads(procs))
+            theirs.close()
+            old = standbys.pop(name, None)
+            if old is not None:
+                old.close()
+            standbys[name] = ours
+            continue
         if len(fds) != 5:
             for fd in fds:
                 os.close(fd)
             continue
-        if os.fork() == 0:
+        path, _, name = msg.partition(b"\0")
+        peer = standbys.pop(name, None) if name else None
+        if peer is not None:
             try:
-                sock.close()
-                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-                os.setsid()
-                out, err, results, status, lifeline = fds
-                null = os.open(os.devnull, os.O_RDONLY)
-                os.dup2(null, 0)
-                os.dup2(out, 1)
-                os.dup2(err, 2)
-                for fd in (null, out, err):
+                socket.send_fds(peer, [path], fds)
+                handed = True
+            except OSError:  # the standby died: fork a fresh job below
+                handed = False
+            peer.close()
+            if handed:
+                for fd in fds:
                     os.close(fd)
-                with open(msg.decode()) as f:
-                    cfg = json.load(f)
-                cfg.update(results_fd=results, status_fd=status, lifeline_fd=lifeline)
-                os.environ.clear()
-                os.environ.update(cfg["env"])
-                os.chdir("/")
-                _job(cfg)
-            finally:
-                os._exit(96)
+                continue
+        if os.fork() == 0:
+            sock.close()
+            for other in standbys.values():
+                other.close()
+            _run_request(path, fds)
         for fd in fds:
             os.close(fd)
 

@@ -17,7 +17,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-__all__ = ["Leaf", "create", "read_stats", "remove", "sweep"]
+__all__ = ["Leaf", "make", "configure", "create", "read_stats", "release", "remove", "sweep"]
 
 _ROOT = "/sys/fs/cgroup"
 
@@ -29,6 +29,7 @@ class Leaf:
     version: str
     dirs: list[str] = field(default_factory=list)
     cpu: bool = False  #: whether the CPU bandwidth cap is in force
+    limits: tuple[int, int, float] | None = None  #: (memory bytes, pids, cores) last written by :func:`configure`
 
     @property
     def procs(self) -> list[str]:
@@ -64,33 +65,24 @@ def _write(path: str, value: str) -> None:
 _PERIOD_US = 100_000
 
 
-def _try_v2(name: str, mem: int, pids: int, cpus: float) -> Leaf | None:
+def _try_v2(name: str) -> Leaf | None:
     base, own = _v2_base(), _own_paths().get("")
     if base is None or own is None:
         return None
-    leaf = os.path.join(base + own, name)
+    leaf = os.path.join(base + own.rstrip("/"), name)
     try:
         os.mkdir(leaf)
     except OSError:
         return None
-    try:
-        with open(os.path.join(leaf, "cgroup.controllers")) as f:
-            ctrls = f.read().split()
-        if "memory" not in ctrls or "pids" not in ctrls:
-            raise OSError("memory/pids controllers are not delegated")
-        _write(os.path.join(leaf, "memory.max"), str(mem))
-        if os.path.exists(os.path.join(leaf, "memory.swap.max")):
-            _write(os.path.join(leaf, "memory.swap.max"), "0")
-        _write(os.path.join(leaf, "pids.max"), str(pids))
-        if "cpu" in ctrls:
-            _write(os.path.join(leaf, "cpu.max"), f"{int(cpus * _PERIOD_US)} {_PERIOD_US}")
-        return Leaf("v2", [leaf], cpu="cpu" in ctrls)
-    except OSError:
+    with open(os.path.join(leaf, "cgroup.controllers")) as f:
+        ctrls = f.read().split()
+    if "memory" not in ctrls or "pids" not in ctrls:  # not delegated here: v1 (or nothing) instead
         _rmdir(leaf)
         return None
+    return Leaf("v2", [leaf], cpu="cpu" in ctrls)
 
 
-def _try_v1(name: str, mem: int, pids: int, cpus: float) -> Leaf | None:
+def _try_v1(name: str) -> Leaf | None:
     own = _own_paths()
     made: list[str] = []
     try:
@@ -102,14 +94,8 @@ def _try_v1(name: str, mem: int, pids: int, cpus: float) -> Leaf | None:
             leaf = os.path.join(_ROOT, ctrl) + own[ctrl].rstrip("/") + "/" + name
             os.mkdir(leaf)
             made.append(leaf)
-        mdir, pdir = made[:2]
         if len(made) == 3:
             _write(os.path.join(made[2], "cpu.cfs_period_us"), str(_PERIOD_US))
-            _write(os.path.join(made[2], "cpu.cfs_quota_us"), str(int(cpus * _PERIOD_US)))
-        _write(os.path.join(mdir, "memory.limit_in_bytes"), str(mem))
-        if os.path.exists(os.path.join(mdir, "memory.memsw.limit_in_bytes")):
-            _write(os.path.join(mdir, "memory.memsw.limit_in_bytes"), str(mem))
-        _write(os.path.join(pdir, "pids.max"), str(pids))
         return Leaf("v1", made, cpu=len(made) == 3)
     except OSError:
         for d in made:
@@ -117,17 +103,67 @@ def _try_v1(name: str, mem: int, pids: int, cpus: float) -> Leaf | None:
         return None
 
 
+def configure(leaf: Leaf, memory_bytes: int, max_pids: int, cpus: float = 1.0) -> bool:
+    """Write the caps into ``leaf`` (again: a leaf made ahead of time gets its job's caps); False on failure.
+
+    Memory counts RAM, swap (v2: ``memory.swap.max`` 0; v1: the memory+swap limit equals the memory limit),
+    tmpfs pages and shared memory; CPU is ``cpus`` cores of bandwidth per 100 ms period when ``leaf.cpu``."""
+    want = (int(memory_bytes), int(max_pids), float(cpus))
+    if leaf.limits == want:
+        return True
+    mem, pids = str(want[0]), str(want[1])
+    quota = f"{int(cpus * _PERIOD_US)}"
+    try:
+        if leaf.version == "v2":
+            d = leaf.dirs[0]
+            _write(os.path.join(d, "memory.max"), mem)
+            if os.path.exists(os.path.join(d, "memory.swap.max")):
+                _write(os.path.join(d, "memory.swap.max"), "0")
+            _write(os.path.join(d, "pids.max"), pids)
+            if leaf.cpu:
+                _write(os.path.join(d, "cpu.max"), f"{quota} {_PERIOD_US}")
+        else:
+            mdir, pdir = leaf.dirs[:2]
+            # v1 keeps memory.limit <= memsw.limit at every step: raise memsw first when growing
+            order = ["memory.limit_in_bytes", "memory.memsw.limit_in_bytes"]
+            if leaf.limits is not None and want[0] > leaf.limits[0]:
+                order.reverse()
+            for fname in order:
+                if fname == "memory.limit_in_bytes" or os.path.exists(os.path.join(mdir, fname)):
+                    _write(os.path.join(mdir, fname), mem)
+            _write(os.path.join(pdir, "pids.max"), pids)
+            if leaf.cpu:
+                _write(os.path.join(leaf.dirs[2], "cpu.cfs_quota_us"), quota)
+    except OSError:
+        leaf.limits = None
+        return False
+    leaf.limits = want
+    return True
+
+
 _pending: list[Leaf] = []  # leaves whose last processes were still exiting; retried later
 _pending_lock = threading.Lock()
+
+
+def make(name: str) -> Leaf | None:
+    """An empty leaf named ``name`` next to this process's cgroup (v2 when delegated, else v1); no caps yet."""
+    if os.geteuid() != 0:
+        return None
+    _retry_pending()
+    try:
+        return _try_v2(name) or _try_v1(name)
+    except OSError:
+        return None
 
 
 def create(name: str, memory_bytes: int, max_pids: int, cpus: float = 1.0) -> Leaf | None:
     """A leaf capping memory (RAM + swap + tmpfs + shared memory), processes and CPU (``cpus`` cores, when
     the cpu controller is there); None when impossible."""
-    if os.geteuid() != 0:
+    leaf = make(name)
+    if leaf is not None and not configure(leaf, memory_bytes, max_pids, cpus):
+        remove(leaf, wait=0.0)
         return None
-    _retry_pending()
-    return _try_v2(name, memory_bytes, max_pids, cpus) or _try_v1(name, memory_bytes, max_pids, cpus)
+    return leaf
 
 
 def _read(path: str) -> str:

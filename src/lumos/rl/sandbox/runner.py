@@ -36,7 +36,7 @@ from typing import Any
 from lumos.core.errors import LumosError, bad_param
 from lumos.rl.sandbox import cgroup
 from lumos.rl.sandbox.cleanup import CONTROL_PREFIX, PREFIX, rmtree, sweep_leftovers
-from lumos.rl.sandbox.forkserver import ForkServer
+from lumos.rl.sandbox.forkserver import MAX_STANDBYS, ForkServer
 from lumos.rl.sandbox.limits import SandboxLimits
 from lumos.rl.sandbox.seccomp import filter_program
 from lumos.rl.sandbox.verdict import EXIT_REASONS, Verdict, build_verdict, parse_lines
@@ -252,18 +252,51 @@ def _drive(proc: subprocess.Popen | None, pump: _Pump, limits: SandboxLimits, t0
     return None
 
 
-def _start(cfg_path: Path, fds: list[int], env: dict[str, str], fork_server: bool) -> subprocess.Popen | None:
+def _start(cfg_path: Path, fds: list[int], env: dict[str, str], fork_server: bool,
+           leaf: cgroup.Leaf | None = None) -> subprocess.Popen | None:
     """Hand the job to the fork server (returns None) or spawn a fresh launcher (returns its Popen)."""
     if fork_server:
         for _ in range(2):
             try:
-                ForkServer.shared().submit(str(cfg_path), fds)
+                # a leaf from this server's standby goes to that standby; after a restart the name is
+                # unknown and a fresh fork joins the leaf itself
+                ForkServer.shared().submit(str(cfg_path), fds, leaf)
                 return None
             except OSError:  # the server died: the next shared() starts a new one
                 continue
     return subprocess.Popen([sys.executable, "-I", "-S", "-B", str(_LAUNCHER), str(cfg_path)],
                             stdin=subprocess.DEVNULL, stdout=fds[0], stderr=fds[1], cwd="/", env=env,
                             pass_fds=tuple(fds[2:]), start_new_session=True, close_fds=True)
+
+
+def _leaf_name() -> str:
+    return f"lumos-{os.getpid()}-{secrets.token_hex(6)}"
+
+
+def _caps(limits: SandboxLimits) -> tuple[int, int, float]:
+    """The cgroup caps of a job: total memory, processes (+8 for launcher, init and runner), CPU cores."""
+    return limits.total_memory_bytes, limits.max_processes + 8, limits.cpu_cores
+
+
+def _job_leaf(limits: SandboxLimits, fork_server: bool) -> cgroup.Leaf | None:
+    """The job's cgroup leaf: a fork-server standby's (joined ahead of time), else a new one."""
+    if fork_server:
+        leaf = ForkServer.shared().take_standby()
+        if leaf is not None:
+            if cgroup.configure(leaf, *_caps(limits)):
+                return leaf
+            cgroup.release(leaf)
+    return cgroup.create(_leaf_name(), *_caps(limits))
+
+
+def _refill(limits: SandboxLimits) -> None:
+    """After a fork-server job started: a standby joins a new leaf for the next job, off its critical path."""
+    server = ForkServer.shared()
+    if len(server.standbys) >= MAX_STANDBYS:
+        return
+    leaf = cgroup.create(_leaf_name(), *_caps(limits))
+    if leaf is not None and not server.add_standby(leaf):
+        cgroup.release(leaf)
 
 
 def _config(job: SandboxJob, workdir: Path, control: Path, uid: int | None, fds: list[int],
@@ -313,14 +346,15 @@ def run_job(job: SandboxJob, base_dir: str | os.PathLike | None = None, fork_ser
             fd = os.open(control / "tests.py", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w", encoding="utf-8") as f:
                 f.write(job.tests)
-        leaf = cgroup.create(f"lumos-{os.getpid()}-{secrets.token_hex(6)}", limits.total_memory_bytes,
-                             limits.max_processes + 8, limits.cpu_cores) if job.namespaces else None
+        leaf = _job_leaf(limits, fork_server) if job.namespaces else None
         cfg = _config(job, workdir, control, uid, writers, leaf)
         (control / "config.json").write_text(json.dumps(cfg))
-        proc = _start(control / "config.json", writers, cfg["env"], fork_server)
+        proc = _start(control / "config.json", writers, cfg["env"], fork_server, leaf)
         for fd in writers:
             os.close(fd)
         writers = []
+        if proc is None and leaf is not None:
+            _refill(limits)
         pump = _Pump({n: pipes[n][0] for n in names}, limits)
         killed = _drive(proc, pump, limits, t0)
         status = parse_lines(pump.bufs["status"])
