@@ -226,17 +226,31 @@ def _prepare(cfg):
     if cfg.get("cgroup_procs"):
         _join(cfg["cgroup_procs"])
         iso["cgroup"] = cfg["cgroup_version"]
-    iso.update(_isolate.namespaces(cfg.get("namespaces", True)))
+    template, _template["fd"] = _template["fd"], None
+    protected = set(cfg.get("protected") or [])
+    if cfg["uid"] is None or os.path.dirname(cfg["workdir"]) != _template["base"]:
+        if template is not None:
+            os.close(template)
+        template = None
+    entries = _isolate.read_tree(cfg["workdir"]) if template is not None else None
+    iso.update(_isolate.namespaces(cfg.get("namespaces", True), mount=template is None))
+    iso["ipc_limits"] = bool(iso["ipc"]) and _isolate.ipc_limits(lim)  # needs the host's /proc
+    if template is not None:
+        if cfg.get("namespaces", True):
+            iso["mount"], iso["template"] = _isolate.enter_template(template)
+        os.close(template)
     iso["readonly_fs"] = False
-    iso["ipc_limits"] = bool(iso["ipc"]) and _isolate.ipc_limits(lim)
-    prefixes = [sys.prefix, sys.base_prefix, sys.exec_prefix, os.path.dirname(os.path.realpath(sys.executable)),
-                os.path.dirname(sys.executable)]
+    prefixes = _prefixes()
     if iso["mount"] and cfg["uid"] is not None:
-        _isolate.minimal_root(cfg["control"], cfg["workdir"], cfg["uid"], lim, prefixes,
-                              set(cfg.get("protected") or []))
-        iso["readonly_fs"] = True
         iso["fs"] = "minimal root: interpreter and system directories read-only, tmpfs working directory"
+        if iso.pop("template", False):  # a copy of the fork server's prepared root: add the working directory
+            _isolate.template_workdir(cfg["workdir"], entries, cfg["uid"], lim, protected)
+            iso["fs"] += " (read-only part prepared once by the fork server)"
+        else:
+            _isolate.minimal_root(cfg["control"], cfg["workdir"], cfg["uid"], lim, prefixes, protected)
+        iso["readonly_fs"] = True
     else:
+        iso.pop("template", None)
         iso["fs"] = "host filesystem (no mount namespace or not root)"
         if cfg["uid"] is not None and _isolate.expose_interpreter(prefixes):
             iso["fs"] += "; interpreter re-exposed in a private mount namespace"
@@ -270,6 +284,10 @@ def _job(cfg):
     for fd in fds.values():
         os.close(fd)
     os.close(status)
+    # init alone holds the job's stdout/stderr now: the host sees them close the moment init exits,
+    # not after this process has woken up and exited too
+    os.dup2(0, 1)
+    os.dup2(0, 2)
     _supervise(pid, lifeline, float(cfg["limits"]["wall_time"]) + 2.0)
     os._exit(0)
 
@@ -304,6 +322,58 @@ def _supervise(pid, lifeline, budget):
         os.waitpid(pid, 0)
     except ChildProcessError:
         pass
+
+
+def _prefixes():
+    return [sys.prefix, sys.base_prefix, sys.exec_prefix, os.path.dirname(os.path.realpath(sys.executable)),
+            os.path.dirname(sys.executable)]
+
+
+_template = {"fd": None, "base": None}  # the fork server's prepared mount namespace (see _make_template)
+
+
+def _make_template(base):
+    """Fork server, once: a child builds the read-only minimal root (everything but the working directory,
+    whose parent ``base`` is left empty) in a mount namespace of its own; the server keeps that namespace
+    open, and jobs whose working directory lies in ``base`` start from a copy of it. None when impossible
+    (not root, no mount namespaces): jobs then build the whole root themselves."""
+    if not base or os.geteuid() != 0:
+        return None
+    import tempfile
+
+    try:
+        mnt = tempfile.mkdtemp(prefix=f"lumos-sbxctl-{os.getppid()}-tpl-")
+    except OSError:
+        return None
+    ready_r, ready_w = os.pipe()
+    hold_r, hold_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(ready_r)
+            os.close(hold_w)
+            _isolate.template_root(mnt, _prefixes(), base)
+            os.write(ready_w, b"k")
+            os.read(hold_r, 1)  # keep the namespace alive until the server holds it (EOF)
+        finally:
+            os._exit(0)
+    os.close(ready_w)
+    os.close(hold_r)
+    fd = None
+    try:
+        if os.read(ready_r, 1) == b"k":
+            fd = os.open(f"/proc/{pid}/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        fd = None
+    finally:
+        os.close(ready_r)
+        os.close(hold_w)
+        os.waitpid(pid, 0)
+        try:
+            os.rmdir(mnt)
+        except OSError:
+            pass
+    return fd
 
 
 def _join(paths):
@@ -383,6 +453,8 @@ def _serve(sock_fd):
     import socket
 
     sock = socket.socket(fileno=sock_fd)
+    base = sys.argv[3] if len(sys.argv) > 3 else None
+    _template.update(fd=_make_template(base), base=base)
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # jobs are reaped automatically
     standbys = {}  # leaf name -> socket to the standby that joined it
     while True:

@@ -24,6 +24,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 from pathlib import Path
 
@@ -45,7 +46,8 @@ class ForkServer:
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             self.proc = subprocess.Popen(
-                [sys.executable, "-I", "-S", "-B", str(_LAUNCHER), "--serve", str(child.fileno())],
+                [sys.executable, "-I", "-S", "-B", str(_LAUNCHER), "--serve", str(child.fileno()),
+                 os.path.realpath(tempfile.gettempdir())],
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd="/",
                 env={"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"}, pass_fds=(child.fileno(),),
                 start_new_session=True)
