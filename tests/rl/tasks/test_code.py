@@ -86,6 +86,7 @@ def test_repair_rewards():
     problems = task.generate(8, seed=0)
     r = task.score(problems, [task.demonstration(p) for p in problems])
     assert all(x.total == 1.0 and x.correct for x in r)
+    assert not any(x.info["results_forgeable"] for x in r)  # the tests run in the trusted runner
     stats = next(p for p in task.generate(40, seed=1) if p.meta["repo"] == "stats")
     buggy = task._repo(stats)["files"]["stats.py"]
     fixed_but_breaks_median = buggy.replace("(len(xs) - 1)", "len(xs)") + "\n\nmedian = mean\n"
@@ -101,7 +102,7 @@ def test_repair_rewards():
     assert "outside" in r[2].info["error"] and r[3].info["exit_reason"] == "patch"
 
 
-def _user_task(root, name, command=None):
+def _user_task(root, name, command=None, harness=None):
     d = root / name
     (d / "repo").mkdir(parents=True)
     (d / "repo" / "lib.py").write_text("def double(x):\n    return x + x + 1\n")
@@ -111,20 +112,28 @@ def _user_task(root, name, command=None):
                    "+    return x + x\n"}
     if command:
         meta["test_command"] = command
+    if harness:
+        meta["harness"] = harness
     (d / "task.json").write_text(json.dumps(meta))
 
 
 def test_user_repair_tasks_from_directory(tmp_path):
     _user_task(tmp_path, "a")
     _user_task(tmp_path, "b", ["python", "-c", "from lib import double; assert double(2) == 4"])
+    _user_task(tmp_path, "c", harness="in-process")
     task = get_task("code-repair", root=str(tmp_path), workers=2)
-    problems = sorted(task.generate(6, seed=0), key=lambda p: p.meta["repo"])
-    assert {p.meta["repo"] for p in problems} == {"a", "b"} and "off by one" in problems[0].prompt
+    problems = sorted(task.generate(9, seed=0), key=lambda p: p.meta["repo"])
+    assert {p.meta["repo"] for p in problems} == {"a", "b", "c"} and "off by one" in problems[0].prompt
     r = task.score(problems, [task.demonstration(p) for p in problems])
     assert all(x.total == 1.0 for x in r)
+    forgeable = {p.meta["repo"]: x.info["results_forgeable"] for p, x in zip(problems, r)}
+    assert forgeable == {"a": False, "b": True, "c": True}
     r = task.score(problems[:1] + problems[-1:], ["--- a/lib.py\n+++ b/lib.py\n@@ -1 +1 @@\n-def double(x):\n"
                                                    "+def double(y):\n"] * 2)
     assert [x.total for x in r] == [0.0, 0.0]
+    _user_task(tmp_path / "bad", "d", harness="subprocess")
+    with pytest.raises(LumosError, match="'harness' must be one of runner, in-process"):
+        get_task("code-repair", root=str(tmp_path / "bad"))
 
 
 def test_bad_task_arguments(tmp_path):
