@@ -225,6 +225,19 @@ def test_repo_mode_results_cannot_be_forged_or_read():
         (leak.stdout, leak.errors)
 
 
+def test_repo_mode_duck_typed_forgeries_fail():
+    tests = {"test_f.py": "from lib import evens\n\ndef test_in():\n    assert 4 in evens([1, 4, 5])\n\n"
+                          "def test_truth():\n    assert evens([2])\n\ndef test_eq():\n    assert evens([3, 6]) == [6]\n"}
+    honest = dict(tests, **{"lib.py": "def evens(xs):\n    return [x for x in xs if x % 2 == 0]\n"})
+    forged = dict(tests, **{"lib.py": "class Yes:\n    def __contains__(self, x):\n        return True\n"
+                                      "    def __bool__(self):\n        return True\n    def __eq__(self, o):\n"
+                                      "        return True\n    def __iter__(self):\n        return iter(())\n"
+                                      "def evens(xs):\n    return Yes()\n"})
+    good, bad = _map([SandboxJob("repo", files=f, test_files=["test_f.py"], limits=LIM) for f in (honest, forged)])
+    assert good.all_passed, good.errors
+    assert bad.passed == [] and "truth of <candidate object Yes>" in bad.errors["test_f.py::test_truth"], bad.errors
+
+
 PROXY_LIB = """
 import json
 

@@ -200,8 +200,6 @@ def load_module(name, path):
 
 # ------------------------------------------------------------------------------------- candidate server
 _KINDS = ("module", "class", "exception", "callable", "object")
-_OPS = ("import", "getattr", "setattr", "call", "getitem", "setitem", "delitem", "len", "contains", "iter", "next",
-        "str", "isinstance", "names")
 MAX_OBJECTS = 100_000
 
 
@@ -288,8 +286,6 @@ def _apply(op, target, name, args, kwargs):
         return None
     if op == "len":
         return len(target)
-    if op == "contains":
-        return args[0] in target
     if op == "iter":
         return iter(target)
     if op == "next":
@@ -506,6 +502,8 @@ def _mirror(chain):
             base = known
             continue
         key = (full, base)
+        if key not in _MIRRORS and len(_MIRRORS) >= MAX_OBJECTS:
+            return base
         if key not in _MIRRORS:
             mod_name, _, qual = full.rpartition(".")
             cls = type(qual.rsplit(".", 1)[-1] or "Error", (base,), {"__module__": mod_name or "candidate"})
@@ -542,8 +540,9 @@ class _Handle:
     """One of the candidate's objects, as the tests see it: attribute access, calls, items, ``len``, ``in``,
     iteration and ``str`` go to the candidate; what comes back is plain data or another handle.
 
-    Comparisons and truth never ask the candidate: ``==`` is identity and ``bool()`` raises, so a test can
-    only pass on plain values it compared itself (no always-equal or always-true objects)."""
+    Comparisons and truth never ask the candidate: ``==`` is identity, ``in`` compares what iteration
+    yields, and ``bool()`` raises, so a test can only pass on plain values it compared itself (no
+    always-equal, always-containing or always-true objects)."""
 
     __slots__ = ("_remote", "_hid", "_kind", "_name")
 
@@ -580,11 +579,8 @@ class _Handle:
             raise TypeError("len() of a candidate object did not give an int")
         return n
 
-    def __contains__(self, item):
-        out = self._ask("contains", None, item)
-        if type(out) is not bool:
-            raise TypeError("'in' on a candidate object did not give a bool")
-        return out
+    def __contains__(self, item):  # compared here, on what its iteration yields (never its __contains__)
+        return any(v is item or v == item for v in self)
 
     def __iter__(self):
         it = self._ask("iter")
