@@ -136,6 +136,31 @@ def test_user_repair_tasks_from_directory(tmp_path):
         get_task("code-repair", root=str(tmp_path / "bad"))
 
 
+def test_check_repair_tasks(tmp_path, capsys):
+    from lumos.cli.main import main
+
+    _user_task(tmp_path, "a")
+    _user_task(tmp_path, "b")
+    meta = json.loads((tmp_path / "b" / "task.json").read_text())
+    (tmp_path / "b" / "task.json").write_text(json.dumps(dict(meta, failing_tests=["test_lib.py::test_other"])))
+    d = tmp_path / "c" / "repo"
+    d.mkdir(parents=True)
+    (d / "point.py").write_text("class P:\n    def __init__(self, x):\n        self.x = x\n")
+    (d / "test_point.py").write_text("from point import P\n\ndef test_eq():\n    assert P(1) == P(1)\n")
+    fix = ("--- a/point.py\n+++ b/point.py\n@@ -3 +3,3 @@\n         self.x = x\n+    def __eq__(self, o):\n"
+           "+        return self.x == o.x\n")
+    (tmp_path / "c" / "task.json").write_text(json.dumps({"failing_tests": ["test_point.py::test_eq"], "fix": fix}))
+    task = RepairTask(root=tmp_path, workers=2)
+    rows = {r["task"]: r for r in task.check()}
+    assert rows["a"]["problems"] == [] and rows["a"]["fix_reward"] == 1.0 and rows["a"]["failing"] == ["test_lib.py::test_double"]
+    assert "failing_tests says ['test_lib.py::test_other']" in rows["b"]["problems"][0]
+    assert rows["c"]["fix_reward"] == 0.0 and '"harness": "in-process"' in rows["c"]["problems"][-1]
+    assert main(["sandbox", "check-tasks", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert "a: runner harness, 1 tests, failing test_lib.py::test_double; fix reward 1; ok" in out and "PROBLEMS" in out
+    assert main(["sandbox", "check-tasks", str(tmp_path / "missing")]) == 2
+
+
 def test_bad_task_arguments(tmp_path):
     with pytest.raises(LumosError, match="families"):
         FunctionTask(families=["nope"])

@@ -309,6 +309,49 @@ class RepairTask(_SandboxTask):
             self._baseline[repo["name"]] = v.passed
         return self._baseline[repo["name"]]
 
+    def check(self) -> list[dict[str, Any]]:
+        """Check each repository before training on it: the tests that fail unpatched must be exactly its
+        ``failing_tests``, and its reference fix (when it has one) must earn reward 1. A runner-harness
+        repository whose fix fails only there, and passes with the in-process harness, has tests that need
+        the candidate's real objects: the row suggests ``"harness": "in-process"``.
+
+        Returns one row per repository: ``task``, ``harness``, ``tests``, ``failing``, ``fix_reward`` (None
+        without a fix) and ``problems`` (one-line strings; empty when the task is sound).
+        """
+        rows = []
+        for repo in self.repos:
+            harness = "command" if repo.get("command") else repo.get("harness", "runner")
+            base = self.pool.map([self._repo_job(repo, repo["files"])])[0]
+            self._baseline[repo["name"]] = base.passed
+            row: dict[str, Any] = {"task": repo["name"], "harness": harness, "tests": base.n_tests,
+                                   "failing": sorted(base.failed), "fix_reward": None, "problems": []}
+            if base.load_error:
+                row["problems"].append(f"tests do not load unpatched: {base.load_error}")
+            if not repo.get("command") and set(base.failed) != set(repo["failing"]):
+                row["problems"].append(f"failing_tests says {sorted(repo['failing'])} but {sorted(base.failed)} fail")
+            fix = repo.get("fix")
+            if fix:
+                problem = Problem("", fix, {"repo": repo["name"]})
+                reward = self.score([problem], [self.demonstration(problem)])[0]
+                row["fix_reward"] = reward.total
+                if reward.total < 1.0:
+                    why = reward.info.get("error") or reward.info.get("exit_reason")
+                    row["problems"].append(f"the reference fix earns {reward.total:g} ({why})")
+                    if harness == "runner" and self._fix_passes_in_process(repo, fix):
+                        row["problems"].append('the fix passes with the in-process harness: the tests need real '
+                                               'objects; set "harness": "in-process" in task.json (results '
+                                               'then forgeable)')
+            rows.append(row)
+        return rows
+
+    def _fix_passes_in_process(self, repo: dict[str, Any], fix: str) -> bool:
+        try:
+            files = apply_patch(repo["files"], parse_unified_diff(fix), protected=tuple(repo["test_files"]))
+        except PatchError:
+            return False
+        job = SandboxJob("repo-inprocess", files=files, test_files=list(repo["test_files"]), limits=self.limits)
+        return self.pool.map([job])[0].all_passed
+
     def _repo_job(self, repo: dict[str, Any], files: dict[str, str]) -> SandboxJob:
         if repo.get("command"):
             return SandboxJob("command", files=files, command=list(repo["command"]), limits=self.limits)
