@@ -52,3 +52,73 @@ def test_bad_inputs():
         group_advantages(torch.zeros(4), 2, scale="global")
     with pytest.raises(LumosError, match="'cache'"):
         overlong_penalty(torch.zeros(2), 4, 5)
+
+
+def test_equal_rewards_give_exact_zeros_reported_case():
+    # the reported case: eight rewards of 0.1 in float32 gave -7.45e-5 (float residue / (std + 1e-4))
+    r = torch.full((8,), 0.1, dtype=torch.float32)
+    for scale in ("group", "batch", "none"):
+        a = group_advantages(r, 8, scale=scale)
+        assert a.dtype == torch.float32
+        assert torch.equal(a, torch.zeros(8)), (scale, a)
+    # a flat group next to a group with spread: still exactly zero under the batch std
+    r = torch.tensor([0.1] * 8 + [0.1] * 7 + [1.1])
+    for scale in ("group", "batch", "none"):
+        a = group_advantages(r, 8, scale=scale)
+        assert torch.equal(a[:8], torch.zeros(8)), (scale, a[:8])
+        assert bool((a[8:] != 0).all())
+
+
+def _random_rewards(gen: torch.Generator, n: int, kind: str, scale: float, dtype: torch.dtype) -> torch.Tensor:
+    if kind == "binary":                           # many ties and many flat groups
+        r = torch.randint(0, 2, (n,), generator=gen).double() * 0.9 + 0.1
+    elif kind == "levels":                         # a few reward levels, e.g. format / partial / correct
+        r = torch.tensor([0.0, 0.1, 0.35, 1.0], dtype=torch.float64)[torch.randint(0, 4, (n,), generator=gen)]
+    else:
+        r = torch.randn(n, generator=gen, dtype=torch.float64)
+    return (r * scale).to(dtype)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_group_advantages_match_reference_loop(dtype):
+    from lumos.rl.advantages import group_advantages_reference
+
+    gen = torch.Generator().manual_seed(1)
+    tol = 1e-4 if dtype == torch.float32 else 1e-10
+    cases = 0
+    for G in (1, 2, 3, 5, 7, 8, 16):
+        for P in (1, 3, 6):
+            for kind in ("binary", "levels", "normal"):
+                for scale_r in (1e-3, 1.0, 1e4):
+                    r = _random_rewards(gen, P * G, kind, scale_r, dtype)
+                    if P > 1:       # force one exactly flat group with a value that is not exact in binary
+                        r[G:2 * G] = torch.tensor(0.1 * scale_r, dtype=dtype)
+                    for scale in ("group", "batch", "none"):
+                        fast = group_advantages(r, G, scale=scale)
+                        ref = group_advantages_reference(r, G, scale=scale)
+                        assert fast.dtype == ref.dtype == dtype
+                        # flat groups: exactly zero in both, elsewhere equal to tolerance
+                        grouped = r.view(-1, G)
+                        flat = (grouped.amax(1) == grouped.amin(1)).repeat_interleave(G)
+                        assert bool((fast[flat] == 0).all()) and bool((ref[flat] == 0).all())
+                        atol = tol * max(float(r.abs().max()), 1.0) if scale == "none" else tol
+                        assert_close(f"G={G} P={P} {kind} x{scale_r} {scale}", fast.double(), ref.double(),
+                                     atol=atol, rtol=tol)
+                        cases += 1
+    assert cases == 7 * 3 * 3 * 3 * 3
+
+
+def test_group_of_one_and_empty():
+    r = torch.tensor([0.3, 1.0, -2.0])
+    for scale in ("group", "batch", "none"):
+        assert torch.equal(group_advantages(r, 1, scale=scale), torch.zeros(3))
+        assert group_advantages(torch.zeros(0), 4, scale=scale).shape == (0,)
+
+
+def test_group_advantages_reference_bad_inputs():
+    from lumos.rl.advantages import group_advantages_reference
+
+    with pytest.raises(LumosError, match="'scale'"):
+        group_advantages_reference(torch.zeros(4), 2, scale="global")
+    with pytest.raises(LumosError, match="'rewards'"):
+        group_advantages_reference(torch.zeros(5), 2)

@@ -5,12 +5,14 @@ Rewards of a rollout batch are laid out group-major: ``rewards[p * G + g]`` is s
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from lumos.core.errors import bad_param
 from lumos.core.validation import check_int, check_positive_int
 
-__all__ = ["group_advantages", "dynamic_sampling_mask", "overlong_penalty"]
+__all__ = ["group_advantages", "group_advantages_reference", "dynamic_sampling_mask", "overlong_penalty"]
 
 
 def _grouped(rewards: torch.Tensor, group_size: int, owner: str) -> torch.Tensor:
@@ -21,32 +23,72 @@ def _grouped(rewards: torch.Tensor, group_size: int, owner: str) -> torch.Tensor
     return rewards.reshape(-1, group_size)
 
 
+def _check_scale(scale: str, owner: str) -> None:
+    if scale not in ("group", "batch", "none"):
+        raise bad_param("scale", "one of 'group', 'batch', 'none'", scale, owner=owner)
+
+
+def _work_dtype(rewards: torch.Tensor) -> torch.dtype:
+    return torch.float64 if rewards.dtype == torch.float64 else torch.float32
+
+
 def group_advantages(rewards: torch.Tensor, group_size: int, scale: str = "group", eps: float = 1e-4) -> torch.Tensor:
     """GRPO advantages Â_i = (R_i − mean_group R) / (std + eps).
 
     Args:
-        rewards: (P·G,) float, group-major.
+        rewards: (P·G,) group-major.
         group_size: G samples per prompt.
         scale: ``"group"`` divides by each group's std (the paper, GRPO), ``"batch"`` by the std of the whole
             batch (TRL ``scale_rewards="batch"``, ScaleRL), ``"none"`` only centres (Dr. GRPO).
         eps: added to the std (TRL uses 1e-4); the std is unbiased (Bessel), as TRL's ``nanstd``.
 
     Returns:
-        (P·G,) advantages; a group whose rewards are all equal gets zeros. With G = 1 the "group" std is
-        undefined and the advantages are zeros (only centring applies).
+        (P·G,) advantages, float64 for float64 rewards, else float32. A group whose rewards are all equal
+        (max == min, compared exactly on ``rewards``) gets exactly zero under every ``scale``: the float
+        residue of R − mean would otherwise be ~1e-8, and ~7e-5 once divided by std + eps (for eight rewards
+        of 0.1 in float32), which AdamW with eps = 1e-15 turns into full-size steps. With G = 1 every group
+        is such a group. :func:`group_advantages_reference` is the per-group loop this must match.
     """
     owner = "group_advantages"
-    if scale not in ("group", "batch", "none"):
-        raise bad_param("scale", "one of 'group', 'batch', 'none'", scale, owner=owner)
-    r = _grouped(rewards.to(torch.float32), group_size, owner)
+    _check_scale(scale, owner)
+    grouped = _grouped(rewards, group_size, owner)
+    r = grouped.to(_work_dtype(rewards))
+    if r.numel() == 0:
+        return r.reshape(-1)
     centred = r - r.mean(dim=1, keepdim=True)
-    if scale == "none":
-        return centred.reshape(-1)
     if scale == "group":
-        std = r.std(dim=1, keepdim=True) if group_size > 1 else torch.zeros_like(r[:, :1])
-    else:
-        std = r.reshape(-1).std() if r.numel() > 1 else torch.zeros(())
-    return (centred / (std + eps)).reshape(-1)
+        centred = centred / (r.std(dim=1, keepdim=True) + eps) if group_size > 1 else centred
+    elif scale == "batch":
+        centred = centred / ((r.std() if r.numel() > 1 else 0.0) + eps)
+    flat = grouped.amax(dim=1, keepdim=True) == grouped.amin(dim=1, keepdim=True)
+    return centred.masked_fill(flat, 0.0).reshape(-1)
+
+
+def group_advantages_reference(rewards: torch.Tensor, group_size: int, scale: str = "group",
+                               eps: float = 1e-4) -> torch.Tensor:
+    """The slow twin of :func:`group_advantages`: one Python loop over the groups, float64 arithmetic.
+
+    For group g with rewards R_1..R_G: if all R_i are equal, Â_i = 0; else Â_i = (R_i − mean R) / d with
+    d = std_unbiased(group) + eps ("group"), std_unbiased(all rewards) + eps ("batch") or 1 ("none").
+    Returned in the dtype :func:`group_advantages` returns.
+    """
+    owner = "group_advantages_reference"
+    _check_scale(scale, owner)
+    grouped = _grouped(rewards, group_size, owner)
+    values = [float(x) for x in rewards.reshape(-1).tolist()]
+    n = len(values)
+    batch_mean = sum(values) / n if n else 0.0
+    batch_std = math.sqrt(sum((x - batch_mean) ** 2 for x in values) / (n - 1)) if n > 1 else 0.0
+    out: list[float] = []
+    for row in grouped.tolist():
+        if max(row) == min(row):
+            out.extend(0.0 for _ in row)
+            continue
+        mean = sum(row) / len(row)
+        std = math.sqrt(sum((x - mean) ** 2 for x in row) / (len(row) - 1))
+        d = {"group": std + eps, "batch": batch_std + eps, "none": 1.0}[scale]
+        out.extend((x - mean) / d for x in row)
+    return torch.tensor(out, dtype=_work_dtype(rewards))
 
 
 def dynamic_sampling_mask(rewards: torch.Tensor, group_size: int, atol: float = 1e-8) -> torch.Tensor:

@@ -290,7 +290,7 @@ class RLTrainer:
             n = float(s[2])
             mean_all = float(s[0]) / n
             std = math.sqrt(max(float(s[1]) / n - mean_all**2, 0.0) * n / max(n - 1, 1))
-            adv = (r.view(-1, G) - r.view(-1, G).mean(1, keepdim=True)).reshape(-1) / (std + 1e-4)
+            adv = group_advantages(r, G, scale="none") / (std + 1e-4)   # zero-spread groups stay exactly 0
         elif r.numel() == 0:        # every group of this process was dropped
             adv = r.clone()
         else:

@@ -12,8 +12,8 @@ Process tree of one job (each arrow a fork)::
       │        and when the host's lifeline pipe closes, taking the namespace with it)
       └─ init (PID 1 of the new PID namespace; wall-clock alarm; reports exit statuses)
            ├─ candidate (fresh uid; seccomp): runs the candidate's code
-           └─ runner (another fresh uid; seccomp; tests mode only): runs the hidden tests, alone holds
-                      the results fd, and calls into the candidate over a plain-value channel
+           └─ runner (another fresh uid; seccomp; tests and repository modes): runs the tests, alone
+                      holds the results fd, and calls into the candidate over a plain-value channel
 
 Only the launcher and init write the status pipe, and nothing the candidate can reach is read as a
 sandbox fault: ``setup_error`` comes from a child that failed *before* it ran any candidate code.
@@ -61,8 +61,8 @@ def _setup_child(cfg, uid, setup_w, cwd):
 
 def _candidate(cfg, fds, setup_w):
     mode = cfg["mode"]
-    # tests mode: the candidate keeps only its two channel ends (never the results fd or the tests)
-    keep = {fds["req_r"], fds["rep_w"], setup_w} if mode == "tests" else {fds["results"], setup_w}
+    # split modes: the candidate keeps only its two channel ends (never the results fd or the tests)
+    keep = {fds["req_r"], fds["rep_w"], setup_w} if cfg["split"] else {fds["results"], setup_w}
     _keep_only(keep)
     _setup_child(cfg, cfg["uid"], setup_w, cfg["workdir"])
     if mode == "command":
@@ -75,15 +75,16 @@ def _candidate(cfg, fds, setup_w):
         except OSError as exc:
             os.write(2, (f"command failed to start: {exc}\n").encode())
             os._exit(127)
-    if mode == "tests":
-        _harness.serve_candidate(cfg["workdir"], fds["req_r"], fds["rep_w"], cfg["limits"]["per_test_time"])
+    if cfg["split"]:
+        _harness.serve_candidate(cfg["workdir"], fds["req_r"], fds["rep_w"], cfg["limits"]["per_test_time"],
+                                 solution=mode == "tests")
     chan = _harness.Channel(fds["results"])
     try:
         if mode == "script":
             code = _harness.run_script(os.path.join(cfg["workdir"], "main.py"), chan)
         else:
-            code = _harness.run_repo_tests(cfg["workdir"], cfg["test_files"], chan,
-                                           float(cfg["limits"]["per_test_time"] or 0))
+            code = _harness.run_repo_inprocess(cfg["workdir"], cfg["test_files"], chan,
+                                               float(cfg["limits"]["per_test_time"] or 0))
     except BaseException as exc:  # noqa: BLE001 - harness error, reported
         chan.send(harness_error=_harness.describe(exc), memory=isinstance(exc, MemoryError))
         code = 97
@@ -102,10 +103,11 @@ def _runner(cfg, fds, setup_w):
     _keep_only({fds["req_w"], fds["rep_r"], fds["results"], fds["tests"], setup_w})
     _setup_child(cfg, cfg["runner_uid"], setup_w, "/")
     with os.fdopen(fds["tests"], encoding="utf-8") as f:
-        source = f.read()
+        files = json.load(f)
     chan = _harness.Channel(fds["results"])
+    run = _harness.run_tests if cfg["mode"] == "tests" else _harness.run_repo_tests
     try:
-        _harness.run_tests(source, fds["req_w"], fds["rep_r"], chan, float(cfg["limits"]["per_test_time"] or 0))
+        run(files, fds["req_w"], fds["rep_r"], chan, float(cfg["limits"]["per_test_time"] or 0))
     except BaseException as exc:  # noqa: BLE001 - the tests themselves are broken
         chan.send(harness_error=_harness.describe(exc))
     os._exit(0)
@@ -181,13 +183,13 @@ def _init(cfg, iso, status_fd, fds):
             iso["proc"] = False
     signal.signal(signal.SIGALRM, _on_alarm)
     signal.setitimer(signal.ITIMER_REAL, float(cfg["limits"]["wall_time"]))
-    if cfg["mode"] == "tests":
+    if cfg["split"]:
         req_r, req_w = os.pipe()
         rep_r, rep_w = os.pipe()
         fds.update(req_r=req_r, req_w=req_w, rep_r=rep_r, rep_w=rep_w)
     cand, cand_setup = _spawn("candidate", cfg, fds)
     setups = {"candidate": cand_setup}
-    if cfg["mode"] == "tests":
+    if cfg["split"]:
         runner, setups["runner"] = _spawn("runner", cfg, fds)
         for k in ("req_r", "req_w", "rep_r", "rep_w", "tests"):
             os.close(fds[k])
@@ -270,8 +272,8 @@ def _job(cfg):
     _write(status, {"pid": os.getpid()})
     fds = {"results": cfg["results_fd"]}
     try:
-        if cfg["mode"] == "tests":
-            fds["tests"] = os.open(os.path.join(cfg["control"], "tests.py"), os.O_RDONLY)
+        if cfg["split"]:
+            fds["tests"] = os.open(os.path.join(cfg["control"], "tests.json"), os.O_RDONLY)
         iso = _prepare(cfg)
     except BaseException as exc:  # noqa: BLE001 - the sandbox could not be set up: nothing ran
         _write(status, {"setup_error": f"launcher: {exc!r}"})
