@@ -102,15 +102,15 @@ def _bind(src, newroot, ro=True):
     mount(None, target, None, flags | keep)
 
 
-def _covered(path, done):
+def covered(path, done):
     return any(path == d or path.startswith(d.rstrip("/") + "/") for d in done)
 
 
-def _interpreter_dirs(prefixes):
+def interpreter_dirs(prefixes):
     """Directories the interpreter needs that the system directories do not already hold."""
     out = []
     for p in sorted({os.path.realpath(p) for p in prefixes if p}):
-        if not _covered(p, _SYSTEM_DIRS) and not _covered(p, out) and os.path.isdir(p):
+        if not covered(p, _SYSTEM_DIRS) and not covered(p, out) and os.path.isdir(p):
             out.append(p)
     return out
 
@@ -123,7 +123,7 @@ def _skeleton(newroot, prefixes):
     for d in _SYSTEM_DIRS:
         if os.path.lexists(d):
             _bind(d, newroot)
-    for d in _interpreter_dirs(prefixes):
+    for d in interpreter_dirs(prefixes):
         _bind(d, newroot)
     os.makedirs(newroot + "/dev", mode=0o755)
     for name in _DEVICES:
@@ -248,7 +248,7 @@ def expose_interpreter(prefixes):
     """Without the minimal root (``namespaces=False``): in a private mount namespace, hide each blocked
     ancestor of the interpreter's directories behind a tmpfs and bind the directories back. Raises
     ``OSError`` naming the directory and the fix when that is impossible."""
-    dirs = [d for d in _interpreter_dirs(prefixes) if blocked_ancestor(d)]
+    dirs = [d for d in interpreter_dirs(prefixes) if blocked_ancestor(d)]
     if not dirs:
         return False
     if libc.unshare(ctypes.c_int(CLONE_NEWNS)) != 0:

@@ -339,8 +339,10 @@ def _make_template(base):
     whose parent ``base`` is left empty) in a mount namespace of its own; the server keeps that namespace
     open, and jobs whose working directory lies in ``base`` start from a copy of it. None when impossible
     (not root, no mount namespaces): jobs then build the whole root themselves."""
-    if not base or os.geteuid() != 0:
+    if not base or base == "/" or os.geteuid() != 0:
         return None
+    if any(_isolate.covered(d, [base]) for d in _isolate.interpreter_dirs(_prefixes())):
+        return None  # each job's tmpfs on ``base`` would hide the interpreter
     import tempfile
 
     try:
