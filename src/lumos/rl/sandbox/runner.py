@@ -296,6 +296,7 @@ def _caps(limits: SandboxLimits) -> tuple[int, int, float]:
 
 def _job_leaf(limits: SandboxLimits, fork_server: bool) -> cgroup.Leaf | None:
     """The job's cgroup leaf: a fork-server standby's (joined ahead of time), else a new one."""
+    cgroup.v2_parent()  # decided before the fork server starts: on v2 this process may have to move alone
     if fork_server:
         leaf = ForkServer.shared().take_standby()
         if leaf is not None:
@@ -394,6 +395,8 @@ def run_job(job: SandboxJob, base_dir: str | os.PathLike | None = None, fork_ser
                                 limits, time.monotonic() - t0, stats)
         verdict.uid, verdict.swept = uid, swept
         verdict.isolation["cgroup_cpu"] = bool(leaf is not None and leaf.cpu)
+        if leaf is None and job.namespaces:
+            verdict.isolation["cgroup_note"] = cgroup.note()
         return verdict
     finally:
         if proc is not None and proc.poll() is None:
