@@ -3,8 +3,9 @@
 Measures, side by side in one run on this machine:
 
 - ``start``: wall time of one trivial sandboxed run (``pass``) through the fork server and through a freshly
-  spawned launcher (with and without namespaces), vs a bare ``python -I -S -c pass`` subprocess, and of one
-  tests-mode job (8 hidden tests: candidate and test runner processes, one call each);
+  spawned launcher (with and without namespaces), vs a bare ``python -I -S -c pass`` subprocess, of one
+  tests-mode job (8 hidden tests: candidate and test runner processes, one call each) and of one
+  repository-mode job (the built-in ``stats`` repair repository: two test functions);
 - ``trivial``: sandboxed evaluations per second of trivial jobs with the pool on 1 and 2 workers;
 - ``suite``: the same for test-suite jobs (a function-synthesis solution against 8 hidden tests).
 
@@ -23,32 +24,38 @@ import time
 from pathlib import Path
 
 from lumos.rl.sandbox import SandboxJob, SandboxPool, probe_isolation, run_job
+from lumos.rl.sandbox.problems import REPAIR_REPOS
 from lumos.rl.tasks.code import FunctionTask
 
 
-def _median_wall(fn, reps: int) -> float:
-    times = []
+def _median_walls(fns: dict, reps: int) -> dict[str, float]:
+    """Median wall time of each callable, timed in interleaved rounds (one call of each per round), so that
+    load from other processes on a shared machine falls on all of them alike."""
+    times: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(ts) for name, ts in times.items()}
 
 
 def bench_start(reps: int) -> list[dict]:
     job, bare_job = SandboxJob("script", source="pass\n"), SandboxJob("script", source="pass\n", namespaces=False)
     suite = _suite_jobs(1)[0]
-    run_job(job)  # start the fork server outside the timing
+    repo = SandboxJob("repo", files=REPAIR_REPOS[0]["files"], test_files=REPAIR_REPOS[0]["test_files"])
+    for warm in (job, suite, repo):  # start the fork server (and its standby) outside the timing
+        run_job(warm)
     timings = {
         "bare python -I -S subprocess": lambda: subprocess.run([sys.executable, "-I", "-S", "-c", "pass"], check=True),
         "spawned launcher, no namespaces": lambda: run_job(bare_job, fork_server=False),
         "spawned launcher, full isolation": lambda: run_job(job, fork_server=False),
         "fork server, full isolation": lambda: run_job(job),
         "fork server, 8-test suite job": lambda: run_job(suite),
+        "fork server, repository job": lambda: run_job(repo),
     }
     rows, bare = [], None
-    for variant, fn in timings.items():
-        sec = _median_wall(fn, reps)
+    for variant, sec in _median_walls(timings, reps).items():
         bare = bare or sec
         rows.append({"case": "start", "variant": variant, "seconds": sec, "ratio_vs_bare": sec / bare})
     return rows

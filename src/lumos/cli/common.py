@@ -9,7 +9,7 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
-from lumos.core.errors import LumosError, _one_line
+from lumos.core.errors import LumosError, one_line
 
 __all__ = ["add_run_options", "parse_csv_list", "print_table", "LumosArgumentParser", "guard_errors",
            "check_out_option", "user_error_message", "explicit_options"]
@@ -79,7 +79,7 @@ def user_error_message(exc: BaseException) -> str | None:
     import json
 
     if isinstance(exc, LumosError):
-        return _one_line(exc)
+        return one_line(exc)
     if isinstance(exc, UnicodeDecodeError):
         return f"cannot decode input as {exc.encoding} ({exc.reason} at byte {exc.start}); save the file as UTF-8"
     if isinstance(exc, json.JSONDecodeError):
@@ -118,7 +118,7 @@ def guard_errors() -> Iterator[None]:
             print(f"lumos: error: {msg}", file=sys.stderr)
             last_status.code = 2
         else:
-            text = _one_line(exc)[:300] or "(no message)"
+            text = one_line(exc, 300) or "(no message)"
             print(f"lumos: internal error: {type(exc).__name__}: {text} ({DEBUG_HINT})", file=sys.stderr)
             last_status.code = 1
 

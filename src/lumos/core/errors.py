@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["LumosError", "LumosTypeError", "bad_param", "check"]
+__all__ = ["LumosError", "LumosTypeError", "bad_param", "check", "one_line"]
 
 
 class LumosError(ValueError):
@@ -21,8 +21,10 @@ class LumosTypeError(LumosError, TypeError):
     """A user error about a type or dtype."""
 
 
-def _one_line(text: str) -> str:
-    return " ".join(str(text).split())
+def one_line(text: object, limit: int | None = None) -> str:
+    """``text`` on one line (whitespace runs collapsed), cut to ``limit`` characters with "..." when longer."""
+    out = " ".join(str(text).split())
+    return out if limit is None or len(out) <= limit else out[:limit] + "..."
 
 
 def bad_param(
@@ -46,10 +48,10 @@ def bad_param(
     if fix:
         msg += f" {fix}"
     cls = LumosTypeError if type_error else LumosError
-    return cls(_one_line(msg))
+    return cls(one_line(msg))
 
 
 def check(condition: bool, message: str, *, type_error: bool = False) -> None:
     """Raise a :class:`LumosError` with ``message`` unless ``condition`` holds (never stripped by -O)."""
     if not condition:
-        raise (LumosTypeError if type_error else LumosError)(_one_line(message))
+        raise (LumosTypeError if type_error else LumosError)(one_line(message))

@@ -15,7 +15,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from lumos.core.errors import LumosError
+from lumos.core.errors import LumosError, one_line
 
 __all__ = [
     "atomic_path",
@@ -227,7 +227,7 @@ def load_tensors(path: str | os.PathLike[str], device: str = "cpu") -> dict[str,
     try:
         return load_file(str(p), device=device)
     except (SafetensorError, OSError, ValueError) as exc:
-        raise LumosError(f"{p} is not a valid safetensors file ({_short(exc)}). Re-create or re-download it.") from None
+        raise LumosError(f"{p} is not a valid safetensors file ({one_line(exc, 160)}). Re-create or re-download it.") from None
 
 
 def torch_save(path: str | os.PathLike[str], obj: Any) -> Path:
@@ -250,11 +250,7 @@ def torch_load(path: str | os.PathLike[str], map_location: str = "cpu") -> Any:
         return torch.load(p, map_location=map_location, weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any failure here means the file is unusable
         raise LumosError(
-            f"Cannot load {p} as a weights-only torch file ({_short(exc)}). "
+            f"Cannot load {p} as a weights-only torch file ({one_line(exc, 160)}). "
             "Use safetensors or a plain state dict saved with torch.save."
         ) from None
 
-
-def _short(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text[:160] + ("..." if len(text) > 160 else "")

@@ -27,12 +27,11 @@ placements (Replicate, Shard(0)): their local tensor is this rank's (E/ep, ...) 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from lumos.core.distributed import local_shard
 from lumos.core.errors import LumosError
-from lumos.layers.moe import SparseMoE
+from lumos.layers.moe import SparseMoE, swiglu_expert
 
 __all__ = ["ExpertParallelMoE", "expert_parallel_dispatch"]
 
@@ -77,7 +76,7 @@ def expert_parallel_dispatch(flat: torch.Tensor, top_w: torch.Tensor, top_i: tor
     start = 0
     for j, c in enumerate(counts):   # every local expert runs, also on zero rows, so each weight has a gradient
         xe = x[start:start + c]
-        outs.append(F.linear(F.silu(F.linear(xe, w1[j])) * F.linear(xe, w3[j]), w2[j]))
+        outs.append(swiglu_expert(xe, w1[j], w2[j], w3[j]))
         start += c
     y = torch.cat(outs) if outs else x
     y = torch.empty_like(y).index_copy(0, regroup, y)                            # back to arrival order

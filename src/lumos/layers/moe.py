@@ -25,7 +25,7 @@ from torch import nn
 from lumos.core.validation import check_float, check_int, check_positive_int
 from lumos.layers.decode import decode_linear, gathered_linear
 
-__all__ = ["SparseMoE", "RouterStats", "Routing", "load_balancing_loss", "route", "GATHER_EXPERT_BYTES"]
+__all__ = ["SparseMoE", "RouterStats", "Routing", "load_balancing_loss", "route", "swiglu_expert", "GATHER_EXPERT_BYTES"]
 
 #: a decode step reads B·top_k expert matrices by index; beyond B·top_k > num_experts it still does while those
 #: reads stay under this many bytes per layer (cache-resident weights: re-reading them is cheap)
@@ -77,6 +77,11 @@ def load_balancing_loss(stats: list[RouterStats], num_experts: int) -> torch.Ten
     return num_experts * torch.sum((counts / rows) * (probs / rows))
 
 
+def swiglu_expert(x: torch.Tensor, w1: torch.Tensor, w2: torch.Tensor, w3: torch.Tensor) -> torch.Tensor:
+    """One SwiGLU expert on (n, H) tokens: w2(SiLU(w1·x) ⊙ w3·x), with w1, w3: (I, H) and w2: (H, I)."""
+    return F.linear(F.silu(F.linear(x, w1)) * F.linear(x, w3), w2)
+
+
 class SparseMoE(nn.Module):
     """Top-k sparse MoE of SwiGLU experts; expert weights stacked as (E, ...) parameters.
 
@@ -112,7 +117,7 @@ class SparseMoE(nn.Module):
 
     def expert(self, e: int, x: torch.Tensor) -> torch.Tensor:
         """Expert ``e`` on (n, H) tokens: w2(SiLU(w1·x) ⊙ w3·x)."""
-        return F.linear(F.silu(F.linear(x, self.w1[e])) * F.linear(x, self.w3[e]), self.w2[e])
+        return swiglu_expert(x, self.w1[e], self.w2[e], self.w3[e])
 
     def forward(self, x: torch.Tensor, attention_mask: torch.Tensor | None = None, return_stats: bool = True
                 ) -> tuple[torch.Tensor, RouterStats | Routing]:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lumos.core.errors import LumosError, _one_line, bad_param
+from lumos.core.errors import LumosError, bad_param, one_line
 
 __all__ = ["BUILTIN", "load_builtin", "gaussian_mixture", "shape_embeddings", "Split", "make_split", "load_table"]
 
@@ -189,7 +189,7 @@ def _load_npz(p: Path, label_col: str) -> tuple[np.ndarray, np.ndarray]:
         try:
             X_raw, raw = z["X"], np.asarray(z[label_col])
         except ValueError as exc:  # object arrays need pickle, which is refused
-            raise LumosError(f"{p}: an array holds Python objects ({_one_line(str(exc))[:120]}); save plain numeric arrays "
+            raise LumosError(f"{p}: an array holds Python objects ({one_line(exc, 120)}); save plain numeric arrays "
                              "(no dtype=object).") from None
         except (zipfile.BadZipFile, OSError, EOFError) as exc:
             raise LumosError(f"{p} is a damaged .npz file ({type(exc).__name__}).") from None

@@ -31,8 +31,14 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from lumos.core.errors import LumosError
-from lumos.core.validation import check_choice
+from lumos.core.validation import (
+    Problems,
+    check_choice,
+    check_float,
+    check_nonneg_int,
+    check_positive_int,
+    check_probability,
+)
 from lumos.valuation.evaluation import SETTINGS, make_setting
 from lumos.valuation.selection_baselines import SELECTORS, make_selector, selection_weights
 
@@ -70,24 +76,20 @@ class SelectionStudyConfig:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        problems = []
+        p = Problems("SelectionStudyConfig")
         for name, allowed in (("datasets", STUDY_DATASETS), ("settings", SETTINGS), ("methods", tuple(SELECTORS))):
             bad = [v for v in getattr(self, name) if v not in allowed]
-            if bad or not getattr(self, name):
-                problems.append(f"{name} must be a non-empty list from {', '.join(allowed)} (got {list(getattr(self, name))})")
-        if not self.fractions or any(not (0 < f < 1) for f in self.fractions):
-            problems.append(f"fractions must lie in (0, 1) (got {list(self.fractions)})")
+            p.require(not bad and bool(getattr(self, name)),
+                      f"'{name}' must be a non-empty list from {', '.join(allowed)} (got {list(getattr(self, name))}).")
+        p.require(bool(self.fractions), "'fractions' must not be empty.")
+        for i, f in enumerate(self.fractions):
+            p.check(check_probability, f, f"fractions[{i}]", open_low=True, open_high=True)
         for name in ("seeds", "epochs", "select_every", "batch_size", "select_batch_size", "n_images",
                      "n_test_images", "cnn_width", "mlp_hidden"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                problems.append(f"{name} must be a positive integer (got {v!r})")
-        if not isinstance(self.first_seed, int) or isinstance(self.first_seed, bool) or self.first_seed < 0:
-            problems.append(f"first_seed must be an integer >= 0 (got {self.first_seed!r})")
-        if not (isinstance(self.lr, (int, float)) and self.lr > 0):
-            problems.append(f"lr must be a positive number (got {self.lr!r})")
-        if problems:
-            raise LumosError("Invalid selection-study configuration: " + "; ".join(problems) + ".")
+            p.check(check_positive_int, getattr(self, name), name)
+        p.check(check_nonneg_int, self.first_seed, "first_seed")
+        p.check(check_float, self.lr, "lr", 0.0, low_inclusive=False)
+        p.raise_if_any()
 
     @classmethod
     def quick(cls, **overrides: Any) -> SelectionStudyConfig:

@@ -1,7 +1,7 @@
 """Adversarial suite (issue #14): every attack must fail AND the honest solution must still pass.
 
 Each test runs the attack and an honest twin through the same path. Attacks the design cannot stop
-(in-process repository mode) are asserted to be *reported* by ``Verdict.integrity`` instead.
+(in-process repository mode, command mode) are asserted to be *reported* by ``Verdict.integrity`` instead.
 """
 
 from __future__ import annotations
@@ -137,10 +137,14 @@ def test_always_equal_objects_cannot_cross():
         WRONG.replace("return 0", "return I(1)") + "class I(int):\n    def __eq__(self, o):\n        return True\n",
         WRONG.replace("return 0", "return L()") + "class L(list):\n    def __eq__(self, o):\n        return True\n",
     ]
-    honest, *v = _map(_tests_jobs(attacks))
+    truthy = WRONG.replace("return 0", "return T()") + "class T:\n    def __bool__(self):\n        return True\n"
+    tests = TESTS + "def test_true():\n    assert f(3)\n"
+    honest, *v = _map(_tests_jobs(attacks) + _tests_jobs([truthy], tests=tests))
     assert honest.all_passed
-    for x in v:
-        assert x.passed == [] and "not plain data" in x.errors["test_secret"], x.errors
+    for x in v[:3]:  # the objects stay in the candidate; the tests compare a proxy, which equals only itself
+        assert x.passed == [] and x.errors["test_secret"].startswith("AssertionError: assert f(3) =="), x.errors
+    assert v[3].all_passed and v[4].failed == ["test_secret", "test_small", "test_true"]
+    assert "truth of <candidate object T>" in v[4].errors["test_true"], v[4].errors
 
 
 def test_plain_values_round_trip():
@@ -159,7 +163,7 @@ REPO = {"calc.py": "def double(x):\n    return x + x + 1\n",
 FIXED = {**REPO, "calc.py": "def double(x):\n    return x + x\n"}
 
 
-def test_repo_mode_tests_restored_readonly():
+def test_inprocess_repo_mode_tests_restored_readonly():
     rewrite = dict(REPO, **{"calc.py": REPO["calc.py"] + "import os\ntry:\n    os.chmod('test_calc.py', 0o666)\n"
                                        "except OSError:\n    pass\nfor p in ('test_calc.py',):\n    try:\n"
                                        "        os.rename(p, p + '.x')\n    except OSError:\n        pass\n    try:\n"
@@ -167,12 +171,192 @@ def test_repo_mode_tests_restored_readonly():
                                        "    except OSError as e:\n        print('blocked', type(e).__name__)\n"})
     main_patch = dict(REPO, **{"calc.py": REPO["calc.py"] + "import sys\nm = sys.modules['__main__']\n"
                                           "m._run_one = lambda chan, tid, fn, pt: chan.send(test=tid, passed=True)\n"})
-    jobs = [SandboxJob("repo", files=f, test_files=["test_calc.py"], limits=LIM) for f in (FIXED, rewrite, main_patch)]
+    jobs = [SandboxJob("repo-inprocess", files=f, test_files=["test_calc.py"], limits=LIM)
+            for f in (FIXED, rewrite, main_patch)]
     honest, rw, mp = _map(jobs)
     assert honest.all_passed and honest.integrity["results_forgeable_by_candidate"] is True
     if rw.readonly_fs:
         assert rw.failed == ["test_calc.py::test_double"] and "blocked" in rw.stdout, rw.stdout
     assert mp.failed == ["test_calc.py::test_double"]
+
+
+# repository mode: the same kinds of attack from a repository module the tests import
+REPO_SECRET_TESTS = {
+    "test_calc.py": f"from calc import double\n\ndef test_double():\n    assert double(2) == 4\n\n"
+                    f"def test_secret():\n    assert double({SECRET}) == {2 * SECRET}  # SECRET_MARKER\n",
+    "tests/test_more.py": "import unittest\nimport calc\n\nclass T(unittest.TestCase):\n    def test_zero(self):\n"
+                          "        self.assertEqual(calc.double(0), 0)\n",
+}
+REPO_FORGERS = [
+    # patch every harness function the process can see, write records into every fd, patch unittest
+    "import sys, os, unittest, builtins\nfor m in list(sys.modules.values()):\n    for n in ('_run_one', 'run_repo_tests'):\n"
+    "        if hasattr(m, n):\n            setattr(m, n, lambda *a, **k: None)\n"
+    "unittest.TestResult.addFailure = lambda *a: None\n_c = builtins.compile\n"
+    "builtins.compile = lambda s, fn, mode, *a, **k: _c(s, fn, mode, 0, True, 2)\n"
+    "rec = b''.join(b'{\"test\": \"%s\", \"passed\": true}\\n' % t.encode() for t in ('test_calc.py::test_double', "
+    "'test_calc.py::test_secret', 'tests/test_more.py::T.test_zero')) + b'{\"done\": true}\\n'\n"
+    "for fd in range(3, 64):\n    try:\n        os.write(fd, rec)\n    except OSError:\n        pass\n"
+    "def double(x):\n    return 0\n",
+    # leave at import, after writing records
+    "import os\nfor fd in range(3, 64):\n    try:\n        os.write(fd, b'{\"test\": \"test_calc.py::test_double\", "
+    "\"passed\": true}\\n')\n    except OSError:\n        pass\nos._exit(0)\n",
+    # always-equal results, and rewriting the test files in the working directory
+    "import os\nclass A(int):\n    def __eq__(self, o):\n        return True\n    __hash__ = int.__hash__\n"
+    "for p in ('test_calc.py', 'tests/test_more.py'):\n    try:\n        os.makedirs(os.path.dirname(p) or '.', exist_ok=True)\n"
+    "        open(p, 'w').write('def test_double():\\n    pass\\n')\n    except OSError:\n        pass\n"
+    "def double(x):\n    return A(0)\n",
+    # read the tests (the secret) from anywhere the process can reach, and answer from them
+    LEAKER.replace("def f(x):", "def double(x):").replace("m and x == 3", "m and x > 100"),
+]
+
+
+def test_repo_mode_results_cannot_be_forged_or_read():
+    honest_files = dict(REPO_SECRET_TESTS, **{"calc.py": "def double(x):\n    return x + x\n"})
+    files = [honest_files] + [dict(REPO_SECRET_TESTS, **{"calc.py": src}) for src in REPO_FORGERS]
+    lim = SandboxLimits(wall_time=8.0, cpu_time=6.0, memory_mb=256, max_processes=16)
+    honest, *v = _map([SandboxJob("repo", files=f, test_files=sorted(REPO_SECRET_TESTS), limits=lim) for f in files])
+    assert honest.all_passed and honest.exit_reason == "ok", (honest.errors, honest.load_error, honest.stderr)
+    assert honest.integrity["results_forgeable_by_candidate"] is False
+    assert honest.integrity["tests_visible_to_candidate"] is False
+    for x in v[:3]:
+        assert "test_calc.py::test_secret" in x.failed and "test_calc.py::test_double" in x.failed, (x.passed, x.errors)
+    leak = v[3]
+    assert "test_calc.py::test_secret" in leak.failed and "LEAKED" not in leak.stdout and "nothing" in leak.stdout, \
+        (leak.stdout, leak.errors)
+
+
+def test_repo_mode_duck_typed_forgeries_fail():
+    tests = {"test_f.py": "from lib import evens\n\ndef test_in():\n    assert 4 in evens([1, 4, 5])\n\n"
+                          "def test_truth():\n    assert evens([2])\n\ndef test_eq():\n    assert evens([3, 6]) == [6]\n"}
+    honest = dict(tests, **{"lib.py": "def evens(xs):\n    return [x for x in xs if x % 2 == 0]\n"})
+    forged = dict(tests, **{"lib.py": "class Yes:\n    def __contains__(self, x):\n        return True\n"
+                                      "    def __bool__(self):\n        return True\n    def __eq__(self, o):\n"
+                                      "        return True\n    def __iter__(self):\n        return iter(())\n"
+                                      "def evens(xs):\n    return Yes()\n"})
+    good, bad = _map([SandboxJob("repo", files=f, test_files=["test_f.py"], limits=LIM) for f in (honest, forged)])
+    assert good.all_passed, good.errors
+    assert bad.passed == [] and "truth of <candidate object Yes>" in bad.errors["test_f.py::test_truth"], bad.errors
+
+
+PROXY_LIB = """
+import json
+
+
+class EmptyError(ValueError):
+    pass
+
+
+class Stack:
+    def __init__(self, items=()):
+        self.items = list(items)
+
+    def push(self, x):
+        self.items.append(x)
+        return self
+
+    def pop(self):
+        if not self.items:
+            raise EmptyError('pop from an empty stack')
+        return self.items.pop()
+
+    def __len__(self):
+        return len(self.items)
+
+    def __iter__(self):
+        return iter(self.items)
+
+    def __contains__(self, x):
+        return x in self.items
+
+    def __getitem__(self, i):
+        return self.items[i]
+
+    def __str__(self):
+        return f'Stack{self.items}'
+
+
+def parse(text):
+    return json.loads(text)
+
+
+def size(stack):
+    return len(stack.items)
+
+
+def _hidden():
+    return 1
+"""
+
+PROXY_TESTS = """
+import json
+import unittest
+
+import lib
+from lib import EmptyError, Stack, parse, size
+
+
+def test_objects_methods_and_state():
+    s = Stack([1, 2])
+    assert s.push(3) is s and len(s) == 3 and list(s) == [1, 2, 3] and 2 in s and 9 not in s
+    assert s[0] == 1 and s.items == [1, 2, 3] and str(s) == 'Stack[1, 2, 3]' and size(s) == 3
+    s.items = [7]
+    assert s.pop() == 7 and isinstance(s, Stack) and not isinstance(3, Stack)
+
+
+def test_exceptions_are_mirrored():
+    try:
+        Stack().pop()
+    except EmptyError as exc:
+        assert 'empty' in str(exc) and isinstance(exc, ValueError) and type(exc) is lib.EmptyError
+    else:
+        raise AssertionError('no error')
+    try:
+        parse('{')
+    except json.JSONDecodeError:
+        pass
+    else:
+        raise AssertionError('no error')
+
+
+def test_star_import_and_submodules():
+    ns = {}
+    exec('from lib import *', ns)
+    assert ns['size'](ns['Stack']([1])) == 1 and '_hidden' not in ns
+    import pkg.sub
+    from pkg.sub import VALUE
+    assert pkg.sub.VALUE == VALUE == {'a': (1, 2)}
+
+
+def test_truth_is_never_asked():
+    try:
+        bool(Stack())
+    except TypeError:
+        return
+    raise AssertionError('bool() of a candidate object must raise')
+
+
+class T(unittest.TestCase):
+    def test_raises(self):
+        with self.assertRaises(EmptyError):
+            Stack().pop()
+        with self.assertRaises(ValueError):
+            Stack().pop()
+"""
+
+
+def test_repo_mode_proxies_behave_like_the_objects():
+    files = {"lib.py": PROXY_LIB, "test_lib.py": PROXY_TESTS, "pkg/__init__.py": "",
+             "pkg/sub.py": "VALUE = {'a': (1, 2)}\n"}
+    v = run_job(SandboxJob("repo", files=files, test_files=["test_lib.py"], limits=LIM))
+    assert v.all_passed and len(v.passed) == 5, (v.errors, v.load_error)
+    broken = dict(files, **{"lib.py": PROXY_LIB.replace("raise EmptyError", "raise KeyError")})
+    v = run_job(SandboxJob("repo", files=broken, test_files=["test_lib.py"], limits=LIM))
+    assert v.failed == ["test_lib.py::test_exceptions_are_mirrored", "test_lib.py::T.test_raises"], v.errors
+    # a module named like a standard-library one is never taken from the repository, in either process
+    shadow = dict(files, **{"test_lib.py": "import _winapi\n\ndef test_x():\n    assert _winapi.X == 1\n",
+                            "_winapi.py": "X = 1\n"})
+    v = run_job(SandboxJob("repo", files=shadow, test_files=["test_lib.py"], limits=LIM))
+    assert v.failed == ["test_lib.py::test_x"] and "_winapi" in v.load_error, (v.errors, v.load_error)
 
 
 def test_command_mode_cannot_shadow_the_stdlib():

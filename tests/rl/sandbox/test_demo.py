@@ -15,5 +15,8 @@ def test_sandbox_demo_section(tmp_path):
     escaped = next(r["escaped_write"] for r in rows if "escaped_write" in r)
     iso = probe_isolation()
     assert escaped is False or not (iso.readonly_fs or iso.uid_dropped)
-    rewards = {(r["task"], r["answer"]): r["reward"] for r in rows if "task" in r}
+    rewards = {(r["task"], r["answer"]): r["reward"] for r in rows if "answer" in r}
     assert all(rewards[(t, "reference")] > rewards[(t, "bad")] for t, _ in rewards)
+    forged = {(r["task"], r["attack"]): r["reward"] for r in rows if "attack" in r}
+    assert len(forged) == 4 and forged[("code-repair (in-process harness)", "write pass records into every fd, exit 0")] == 1
+    assert all(v <= 0.1 for (task, _), v in forged.items() if "in-process" not in task), forged

@@ -86,6 +86,7 @@ def test_repair_rewards():
     problems = task.generate(8, seed=0)
     r = task.score(problems, [task.demonstration(p) for p in problems])
     assert all(x.total == 1.0 and x.correct for x in r)
+    assert not any(x.info["results_forgeable"] for x in r)  # the tests run in the trusted runner
     stats = next(p for p in task.generate(40, seed=1) if p.meta["repo"] == "stats")
     buggy = task._repo(stats)["files"]["stats.py"]
     fixed_but_breaks_median = buggy.replace("(len(xs) - 1)", "len(xs)") + "\n\nmedian = mean\n"
@@ -101,7 +102,7 @@ def test_repair_rewards():
     assert "outside" in r[2].info["error"] and r[3].info["exit_reason"] == "patch"
 
 
-def _user_task(root, name, command=None):
+def _user_task(root, name, command=None, harness=None):
     d = root / name
     (d / "repo").mkdir(parents=True)
     (d / "repo" / "lib.py").write_text("def double(x):\n    return x + x + 1\n")
@@ -111,20 +112,53 @@ def _user_task(root, name, command=None):
                    "+    return x + x\n"}
     if command:
         meta["test_command"] = command
+    if harness:
+        meta["harness"] = harness
     (d / "task.json").write_text(json.dumps(meta))
 
 
 def test_user_repair_tasks_from_directory(tmp_path):
     _user_task(tmp_path, "a")
     _user_task(tmp_path, "b", ["python", "-c", "from lib import double; assert double(2) == 4"])
+    _user_task(tmp_path, "c", harness="in-process")
     task = get_task("code-repair", root=str(tmp_path), workers=2)
-    problems = sorted(task.generate(6, seed=0), key=lambda p: p.meta["repo"])
-    assert {p.meta["repo"] for p in problems} == {"a", "b"} and "off by one" in problems[0].prompt
+    problems = sorted(task.generate(9, seed=0), key=lambda p: p.meta["repo"])
+    assert {p.meta["repo"] for p in problems} == {"a", "b", "c"} and "off by one" in problems[0].prompt
     r = task.score(problems, [task.demonstration(p) for p in problems])
     assert all(x.total == 1.0 for x in r)
+    forgeable = {p.meta["repo"]: x.info["results_forgeable"] for p, x in zip(problems, r)}
+    assert forgeable == {"a": False, "b": True, "c": True}
     r = task.score(problems[:1] + problems[-1:], ["--- a/lib.py\n+++ b/lib.py\n@@ -1 +1 @@\n-def double(x):\n"
                                                    "+def double(y):\n"] * 2)
     assert [x.total for x in r] == [0.0, 0.0]
+    _user_task(tmp_path / "bad", "d", harness="subprocess")
+    with pytest.raises(LumosError, match="'harness' must be one of runner, in-process"):
+        get_task("code-repair", root=str(tmp_path / "bad"))
+
+
+def test_check_repair_tasks(tmp_path, capsys):
+    from lumos.cli.main import main
+
+    _user_task(tmp_path, "a")
+    _user_task(tmp_path, "b")
+    meta = json.loads((tmp_path / "b" / "task.json").read_text())
+    (tmp_path / "b" / "task.json").write_text(json.dumps(dict(meta, failing_tests=["test_lib.py::test_other"])))
+    d = tmp_path / "c" / "repo"
+    d.mkdir(parents=True)
+    (d / "point.py").write_text("class P:\n    def __init__(self, x):\n        self.x = x\n")
+    (d / "test_point.py").write_text("from point import P\n\ndef test_eq():\n    assert P(1) == P(1)\n")
+    fix = ("--- a/point.py\n+++ b/point.py\n@@ -3 +3,3 @@\n         self.x = x\n+    def __eq__(self, o):\n"
+           "+        return self.x == o.x\n")
+    (tmp_path / "c" / "task.json").write_text(json.dumps({"failing_tests": ["test_point.py::test_eq"], "fix": fix}))
+    task = RepairTask(root=tmp_path, workers=2)
+    rows = {r["task"]: r for r in task.check()}
+    assert rows["a"]["problems"] == [] and rows["a"]["fix_reward"] == 1.0 and rows["a"]["failing"] == ["test_lib.py::test_double"]
+    assert "failing_tests says ['test_lib.py::test_other']" in rows["b"]["problems"][0]
+    assert rows["c"]["fix_reward"] == 0.0 and '"harness": "in-process"' in rows["c"]["problems"][-1]
+    assert main(["sandbox", "check-tasks", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert "a: runner harness, 1 tests, failing test_lib.py::test_double; fix reward 1; ok" in out and "PROBLEMS" in out
+    assert main(["sandbox", "check-tasks", str(tmp_path / "missing")]) == 2
 
 
 def test_bad_task_arguments(tmp_path):

@@ -6,8 +6,8 @@ sets the limits; :func:`probe_isolation` reports what isolation this machine act
 
 Sandboxed code sees the Python standard library only (``python -I -S``: no site-packages, no lumos), a
 fresh working directory (its ``HOME`` and ``TMPDIR``; a capped tmpfs), and an environment of ``PATH``,
-``HOME``, ``TMPDIR`` and ``LANG``. In tests mode the hidden tests run in a separate process that calls the
-candidate over a plain-value channel (see :mod:`lumos.rl.sandbox.verdict` for what each mode guarantees).
+``HOME``, ``TMPDIR`` and ``LANG``. In tests and repository modes the tests run in a separate process that
+calls the candidate over a plain-value channel (see :mod:`lumos.rl.sandbox.verdict` for what each mode guarantees).
 Full isolation (namespaces, minimal read-only root, fresh uids, seccomp, cgroup leaf) needs root; without it
 the verdict's ``isolation`` says what is missing and only the rlimits and process-group kill apply.
 """

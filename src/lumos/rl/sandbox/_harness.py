@@ -1,21 +1,25 @@
 """In-sandbox harnesses (standard library only; imported by ``_launcher.py``, never by lumos).
 
-Tests mode runs two processes that share nothing but two pipes:
+Tests and repository modes run two processes that share nothing but two pipes:
 
-- the **candidate server** (:func:`serve_candidate`, in the candidate's process) loads ``solution.py`` and
-  answers one call per request: ``{"id", "op": "call"|"get", "name", "args", "kwargs"}`` →
-  ``{"id", "ok": value}`` / ``{"id", "raise": type, "msg"}`` / ``{"id", "timeout": true}``;
-- the **test runner** (:func:`run_tests`, another uid) executes the hidden tests against proxies of the
-  candidate's names; each proxy call becomes one request, and the reply is decoded into fresh plain values
-  (None, bool, int, float, str, bytes, list, tuple, dict, set, frozenset), so every comparison runs on values
-  the candidate cannot influence after they are sent. The runner alone holds the results channel.
+- the **candidate server** (:func:`serve_candidate`, in the candidate's process, its uid) loads
+  ``solution.py`` (tests mode) or imports the repository's modules when asked (repository mode) and answers
+  one request at a time: ``{"id", "op", "h", "name", "args", "kwargs"}`` → ``{"id", "ok": value}`` /
+  ``{"id", "raise": type, "msg", "chain"}`` / ``{"id", "timeout": true}``;
+- the **test runner** (:func:`run_tests`, :func:`run_repo_tests`; another uid) executes the tests. The
+  candidate's names, its modules (``import m`` of anything the standard library does not provide) and every
+  object that is not plain data are proxies in the runner; each use is one request, and the reply decodes
+  into fresh plain values (None, bool, int, float, str, bytes, list, tuple, dict, set, frozenset), into
+  another proxy, or into a mirrored exception class. Every comparison and every truth test therefore runs
+  on values the candidate cannot influence after they are sent. The runner alone holds the results channel.
 
 The candidate never sees the test source, the expected values or the results fd: they exist only in the
 runner's process. Every message is one line of JSON, at most :data:`MAX_LINE` bytes and :data:`MAX_DEPTH`
 levels deep; anything else is refused.
 
-Repository mode (:func:`run_repo_tests`) and script mode (:func:`run_script`) must run candidate code in
-the harness's own interpreter; their results fd is therefore writable by the candidate (the verdict's
+In-process repository mode (:func:`run_repo_inprocess`, for tests that need real objects: ``isinstance``
+on classes, callbacks, candidate ``__eq__``) and script mode (:func:`run_script`) run candidate code in the
+harness's own interpreter; their results fd is therefore writable by the candidate (the verdict's
 ``integrity`` says so).
 """
 
@@ -45,8 +49,11 @@ class _TestTimeout(BaseException):
 
 
 # ------------------------------------------------------------------------------------------ plain values
-def encode(x, depth=0):
-    """A JSON-able tagged form of plain data; exact built-in types only (no subclasses, no custom ``__eq__``)."""
+def encode(x, depth=0, other=None):
+    """A JSON-able tagged form of plain data; exact built-in types only (no subclasses, no custom ``__eq__``).
+
+    Anything else goes to ``other(x)`` (the candidate's handle table, the runner's handle references) or
+    raises :class:`EncodeError`."""
     if depth > MAX_DEPTH:
         raise EncodeError(f"nested deeper than {MAX_DEPTH} levels")
     t = type(x)
@@ -55,43 +62,52 @@ def encode(x, depth=0):
     if t in _EXACT:
         return x
     if t is list:
-        return [encode(v, depth + 1) for v in x]
+        return [encode(v, depth + 1, other) for v in x]
     if t is tuple:
-        return {"$t": [encode(v, depth + 1) for v in x]}
+        return {"$t": [encode(v, depth + 1, other) for v in x]}
     if t is dict:
-        return {"$d": [[encode(k, depth + 1), encode(v, depth + 1)] for k, v in x.items()]}
+        return {"$d": [[encode(k, depth + 1, other), encode(v, depth + 1, other)] for k, v in x.items()]}
     if t is set or t is frozenset:
-        return {"$s" if t is set else "$fs": [encode(v, depth + 1) for v in x]}
+        return {"$s" if t is set else "$fs": [encode(v, depth + 1, other) for v in x]}
     if t is bytes:
         return {"$b": x.hex()}
+    if other is not None:
+        return other(x)
     raise EncodeError(f"a {t.__name__} is not plain data")
 
 
-def decode(obj, depth=0):
-    """Inverse of :func:`encode` on parsed JSON; raises ``ValueError`` on anything malformed."""
+def decode(obj, depth=0, other=None):
+    """Inverse of :func:`encode` on parsed JSON; raises ``ValueError`` on anything malformed.
+
+    ``other(tag, body)`` decodes the handle tags (``$h`` from the candidate, ``$r`` from the runner)."""
     if depth > MAX_DEPTH:
         raise ValueError(f"nested deeper than {MAX_DEPTH} levels")
     t = type(obj)
     if t in _EXACT:
         return obj
     if t is list:
-        return [decode(v, depth + 1) for v in obj]
+        return [decode(v, depth + 1, other) for v in obj]
     if t is dict and len(obj) == 1:
         (tag, body), = obj.items()
         if tag == "$f" and body in ("nan", "inf", "-inf"):
             return float(body)
         if tag == "$b" and type(body) is str:
             return bytes.fromhex(body)
-        if type(body) is list:
-            items = [decode(v, depth + 1) for v in body]
-            if tag == "$t":
-                return tuple(items)
-            if tag == "$s":
-                return set(items)
-            if tag == "$fs":
-                return frozenset(items)
-            if tag == "$d" and all(type(kv) is list and len(kv) == 2 for kv in items):
-                return {k: v for k, v in items}
+        if tag in ("$h", "$r") and other is not None:
+            return other(tag, body)
+        if type(body) is list and tag in ("$t", "$s", "$fs", "$d"):
+            items = [decode(v, depth + 1, other) for v in body]
+            try:
+                if tag == "$t":
+                    return tuple(items)
+                if tag == "$s":
+                    return set(items)
+                if tag == "$fs":
+                    return frozenset(items)
+                if all(type(kv) is list and len(kv) == 2 for kv in items):
+                    return {k: v for k, v in items}
+            except TypeError:  # an unhashable key or member
+                raise ValueError("malformed value") from None
     raise ValueError("malformed value")
 
 
@@ -183,6 +199,10 @@ def load_module(name, path):
 
 
 # ------------------------------------------------------------------------------------- candidate server
+_KINDS = ("module", "class", "exception", "callable", "object")
+MAX_OBJECTS = 100_000
+
+
 def _alarm(signum, frame):
     raise _TestTimeout()
 
@@ -197,90 +217,214 @@ def _leave(code=0):
     os._exit(code)
 
 
-def serve_candidate(workdir, req_fd, rep_fd, per_call):
-    """The candidate's process: load ``solution.py``, then answer calls until the runner hangs up."""
+def _class_chain(cls):
+    """``module.qualname`` of ``cls`` and of its bases along the MRO (how the runner mirrors exception types)."""
+    out = []
+    for c in type.__getattribute__(cls, "__mro__"):
+        if c is object:
+            break
+        out.append(f"{type.__getattribute__(c, '__module__')}.{type.__getattribute__(c, '__qualname__')}"[:200])
+    return out
+
+
+class _Objects:
+    """The candidate's handle table: every value that is not plain data crosses as ``{"$h": [id, kind, name,
+    chain]}`` and stays here; the runner refers back to it as ``{"$r": id}``. Same object, same id."""
+
+    def __init__(self):
+        self.by_id, self.ids = {}, {}
+
+    def out(self, x):
+        key = id(x)
+        hid = self.ids.get(key)
+        if hid is None:
+            if len(self.by_id) >= MAX_OBJECTS:
+                raise EncodeError(f"more than {MAX_OBJECTS} live objects")
+            hid = self.ids[key] = len(self.by_id) + 1
+            self.by_id[hid] = x
+        t = type(x)
+        if isinstance(x, type(sys)):
+            kind, chain = "module", []
+        elif isinstance(x, type) and issubclass(x, BaseException):
+            kind, chain = "exception", _class_chain(x)
+        elif isinstance(x, type):
+            kind, chain = "class", []
+        else:
+            kind, chain = ("callable" if callable(x) else "object"), []
+        try:
+            name = type.__getattribute__(x, "__qualname__") if isinstance(x, type) else t.__qualname__
+        except Exception:  # noqa: BLE001
+            name = "?"
+        return {"$h": [hid, kind, str(name)[:200], chain]}
+
+    def ref(self, tag, body):
+        if tag != "$r" or type(body) is not int or body not in self.by_id:
+            raise ValueError("unknown object reference")
+        return self.by_id[body]
+
+
+def _apply(op, target, name, args, kwargs):
+    """One request, as plain Python on the candidate's side."""
+    if op == "import":
+        import importlib
+
+        return importlib.import_module(name)
+    if op == "getattr":
+        return getattr(target, name)
+    if op == "setattr":
+        setattr(target, name, args[0])
+        return None
+    if op == "call":
+        return target(*args, **kwargs)
+    if op == "getitem":
+        return target[args[0]]
+    if op == "setitem":
+        target[args[0]] = args[1]
+        return None
+    if op == "delitem":
+        del target[args[0]]
+        return None
+    if op == "len":
+        return len(target)
+    if op == "iter":
+        return iter(target)
+    if op == "next":
+        return next(target)
+    if op == "str":
+        return str(target)
+    if op == "isinstance":
+        return isinstance(target, args[0])
+    if op == "names":  # a module's public names, for ``from m import *``
+        names = getattr(target, "__all__", None)
+        return [str(k) for k in (names if names is not None else vars(target)) if names is not None
+                or not str(k).startswith("_")]
+    raise ValueError(f"unknown operation {op!r}")
+
+
+def serve_candidate(workdir, req_fd, rep_fd, per_call, solution):
+    """The candidate's process: answer one request at a time until the runner hangs up.
+
+    Tests mode (``solution``) loads ``solution.py`` first and announces its names; repository mode imports
+    the repository's modules when the tests ask for them (the repository after the standard library on
+    ``sys.path``, so it cannot shadow it)."""
+    objects = _Objects()
+
     def reply(obj):
         try:
             line = dumps(obj)
-        except (EncodeError, ValueError, TypeError) as exc:
-            line = dumps({"id": obj.get("id"), "raise": "TypeError", "msg": f"result: {exc}"})
+        except (EncodeError, ValueError, TypeError, RecursionError) as exc:
+            line = dumps({"id": obj.get("id"), "raise": "TypeError", "msg": f"result: {exc}"[:400]})
         if not write_all(rep_fd, line):
             _leave(0)
 
     signal.signal(signal.SIGALRM, _alarm)
-    mod, error, memory = load_module("solution", os.path.join(workdir, "solution.py"))
-    names, values = {}, {}
-    for k, v in list(vars(mod).items()):
-        if k.startswith("_"):
-            continue
-        if callable(v):
-            names[k] = "callable"
-            continue
-        try:
-            values[k] = encode(v)
-            json.dumps(values[k], allow_nan=False)
-        except (EncodeError, ValueError, TypeError, RecursionError):
-            values.pop(k, None)
-    hello = {"load_error": error, "memory": memory, "names": names, "values": values}
+    sys.path.append(workdir)
+    hello = {"load_error": None, "memory": False, "names": {}}
+    if solution:
+        mod, hello["load_error"], hello["memory"] = load_module("solution", os.path.join(workdir, "solution.py"))
+        hello["module"] = objects.out(mod)
+        for k, v in list(vars(mod).items()):
+            if not k.startswith("_"):
+                try:
+                    hello["names"][k] = encode(v, 0, objects.out)
+                    json.dumps(hello["names"][k], allow_nan=False)
+                except (EncodeError, ValueError, TypeError, RecursionError):
+                    hello["names"].pop(k, None)
     try:
         line = dumps(hello)
     except (EncodeError, ValueError):
-        line = dumps({"load_error": error, "memory": memory, "names": names, "values": {}})
+        line = dumps(dict(hello, names={}))
     if not write_all(rep_fd, line):
         _leave(0)
     reader = LineReader(req_fd)
     while True:
         try:
             raw = reader.readline()
+            req = loads(raw) if raw is not None else None
         except (OSError, ValueError):
-            raw = None
-        if raw is None:
+            req = None
+        if type(req) is not dict:
             _leave(0)
-        req = loads(raw)
         rid = req.get("id")
         oom = dumps({"id": rid, "raise": "MemoryError", "msg": "", "memory": True})
         try:
-            target = getattr(mod, req["name"])
-            args = [decode(a) for a in req.get("args", [])]
-            kwargs = {str(k): decode(v) for k, v in req.get("kwargs", {}).items()}
+            op, name = req.get("op"), req.get("name")
+            target = objects.ref("$r", req["h"]) if req.get("h") is not None else None
+            args = [decode(a, 0, objects.ref) for a in req.get("args", [])]
+            kwargs = {str(k): decode(v, 0, objects.ref) for k, v in req.get("kwargs", {}).items()}
             if per_call:
                 signal.setitimer(signal.ITIMER_REAL, per_call)
             try:
-                out = target(*args, **kwargs) if req.get("op") == "call" else target
+                out = _apply(op, target, name, args, kwargs)
             finally:
                 signal.setitimer(signal.ITIMER_REAL, 0)
-            reply({"id": rid, "ok": encode(out)})
+            reply({"id": rid, "ok": encode(out, 0, objects.out)})
         except _TestTimeout:
             reply({"id": rid, "timeout": True})
         except MemoryError:
             write_all(rep_fd, oom)
         except BaseException as exc:  # noqa: BLE001 - the candidate's exception goes to the test
             try:
-                reply({"id": rid, "raise": type(exc).__name__, "msg": str(exc)[:400]})
+                reply({"id": rid, "raise": type(exc).__name__, "msg": str(exc)[:400],
+                       "chain": _class_chain(type(exc))})
             except MemoryError:
                 write_all(rep_fd, oom)
+            except BaseException:  # noqa: BLE001 - e.g. a __str__ that raises
+                reply({"id": rid, "raise": "RuntimeError", "msg": "unprintable exception", "chain": []})
 
 
 # ------------------------------------------------------------------------------------------ test runner
 class _Remote:
-    """The runner's end of the call channel: one request, one reply, matched by id."""
+    """The runner's end of the call channel: one request, one reply, matched by id.
 
-    def __init__(self, req_fd, rep_fd, per_call):
-        self.req_fd, self.reader, self.per_call = req_fd, LineReader(rep_fd), per_call
+    Replies decode into fresh plain values, into :class:`_Handle`/proxy modules for the candidate's other
+    objects (one per candidate object, so ``is`` holds), and into mirrored exception classes."""
+
+    def __init__(self, req_fd, rep_fd):
+        self.req_fd, self.reader = req_fd, LineReader(rep_fd)
         self.next_id, self.gone, self.memory = 0, None, False
+        self.handles = {}
         hello = self._read()
         self.load_error = hello.get("load_error") if type(hello.get("load_error")) is str else None
         self.memory = hello.get("memory") is True
         names = hello.get("names") if type(hello.get("names")) is dict else {}
-        values = hello.get("values") if type(hello.get("values")) is dict else {}
-        self.callables = [k for k in names if type(k) is str and k.isidentifier()]
-        self.values = {}
-        for k, v in values.items():
+        self.names = {}
+        for k, v in names.items():
             try:
-                self.values[k] = decode(v)
+                if type(k) is str and k.isidentifier():
+                    self.names[k] = self.value(v)
             except ValueError:
                 pass
+        try:
+            self.module = self.value(hello["module"]) if "module" in hello else None
+        except ValueError:
+            self.module = None
 
+    # ---- values
+    def value(self, obj):
+        return decode(obj, 0, self._handle)
+
+    def _handle(self, tag, body):
+        if (tag != "$h" or type(body) is not list or len(body) != 4 or type(body[0]) is not int
+                or body[1] not in _KINDS or type(body[2]) is not str or type(body[3]) is not list):
+            raise ValueError("malformed object handle")
+        hid, kind, name, chain = body
+        if kind == "exception":
+            return _mirror([c for c in chain if type(c) is str])
+        h = self.handles.get(hid)
+        if h is None:
+            if len(self.handles) >= MAX_OBJECTS:
+                raise ValueError("too many objects")
+            h = self.handles[hid] = _module_proxy(self, hid, name) if kind == "module" else _Handle(self, hid, kind, name)
+        return h
+
+    def _ref(self, x):
+        hid = _handle_id(x)
+        if hid is None or self.handles.get(hid) is not x:
+            raise EncodeError(f"a {type(x).__name__} is not plain data")
+        return {"$r": hid}
+
+    # ---- the channel
     def _read(self):
         try:
             raw = self.reader.readline()
@@ -293,16 +437,18 @@ class _Remote:
             raise CandidateGone(self.gone)
         return msg
 
-    def request(self, op, name, args=(), kwargs=None):
+    def request(self, op, hid=None, name=None, args=(), kwargs=None):
         if self.gone:
             raise CandidateGone(self.gone)
         self.next_id += 1
         rid = self.next_id
         try:
-            line = dumps({"id": rid, "op": op, "name": name, "args": [encode(a) for a in args],
-                          "kwargs": {k: encode(v) for k, v in (kwargs or {}).items()}})
+            line = dumps({"id": rid, "op": op, "h": hid, "name": name,
+                          "args": [encode(a, 0, self._ref) for a in args],
+                          "kwargs": {k: encode(v, 0, self._ref) for k, v in (kwargs or {}).items()}})
         except EncodeError as exc:
-            raise TypeError(f"argument of {name}(): {exc} (only plain data crosses to the candidate)") from None
+            raise TypeError(f"argument of a call into the candidate: {exc} (only plain data and the candidate's "
+                            f"own objects cross to it)") from None
         if not write_all(self.req_fd, line):
             self.gone = "did not finish"
             raise CandidateGone(self.gone)
@@ -316,49 +462,197 @@ class _Remote:
         if msg.get("timeout") is True:
             raise _TestTimeout()
         if "raise" in msg:
-            raise _candidate_exception(str(msg.get("raise")), str(msg.get("msg", "")))
+            chain = msg.get("chain") if type(msg.get("chain")) is list else []
+            raise _candidate_exception(str(msg.get("raise")), str(msg.get("msg", "")),
+                                       [c for c in chain if type(c) is str])
         try:
-            return decode(msg.get("ok"))
+            return self.value(msg.get("ok"))
         except ValueError as exc:
             raise CandidateGone(f"protocol error ({exc})") from None
 
 
-_BUILTIN_EXC = {k: v for k, v in vars(builtins).items() if isinstance(v, type) and issubclass(v, Exception)}
-
-
 _BUILTIN_NAMES = frozenset(vars(builtins))
+_MIRRORS = {}
+_SAFE_NAME = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.<>")
 
 
-def _candidate_exception(name, msg):
-    """An exception of the builtin type the candidate raised (so ``assertRaises(ValueError)`` works)."""
-    cls = _BUILTIN_EXC.get(name)
-    try:
-        return cls(msg) if cls is not None else RuntimeError(f"{name}: {msg}")
-    except Exception:  # noqa: BLE001 - e.g. UnicodeDecodeError needs five arguments
+def _known_exception(full):
+    """The runner's own class for ``module.qualname`` when it is a built-in or an already imported standard
+    library exception (never imports anything, never one of the harness's own classes)."""
+    mod_name, _, qual = full.rpartition(".")
+    if mod_name.split(".")[0] not in getattr(sys, "stdlib_module_names", ()) and mod_name != "builtins":
+        return None
+    obj = sys.modules.get(mod_name)
+    for part in qual.split("."):
+        obj = getattr(obj, part, None) if obj is not None and part.isidentifier() else None
+    if isinstance(obj, type) and issubclass(obj, Exception) and obj.__module__ == mod_name:
+        return obj
+    return None
+
+
+def _mirror(chain):
+    """A runner-side exception class standing for the candidate's ``chain[0]`` (bases mirrored alike), so
+    ``pytest.raises(mod.Error)``/``assertRaises`` and ``except`` work; built-ins stay themselves."""
+    base = Exception
+    for full in reversed(chain[:16]):
+        if len(full) > 200 or not set(full) <= _SAFE_NAME:
+            continue
+        known = _known_exception(full)
+        if known is not None:
+            base = known
+            continue
+        key = (full, base)
+        if key not in _MIRRORS and len(_MIRRORS) >= MAX_OBJECTS:
+            return base
+        if key not in _MIRRORS:
+            mod_name, _, qual = full.rpartition(".")
+            cls = type(qual.rsplit(".", 1)[-1] or "Error", (base,), {"__module__": mod_name or "candidate"})
+            cls.__qualname__ = qual or cls.__name__
+            _MIRRORS[key] = cls
+        base = _MIRRORS[key]
+    return base
+
+
+def _candidate_exception(name, msg, chain=()):
+    """An exception of the type the candidate raised (built-in, standard library, or mirrored)."""
+    cls = _mirror(list(chain)) if chain else getattr(builtins, name, None)
+    if not (isinstance(cls, type) and issubclass(cls, BaseException)):
+        cls = None
+    if cls is None:
         return RuntimeError(f"{name}: {msg}")
+    try:
+        return cls(msg)
+    except Exception:  # noqa: BLE001 - e.g. UnicodeDecodeError, JSONDecodeError take more arguments
+        exc = cls.__new__(cls)
+        exc.args = (msg,)
+        return exc
 
 
-class _Solution:
-    """Stands for the candidate's module in the tests: values are copies, functions are remote calls."""
+def _handle_id(x):
+    if isinstance(x, _Handle):
+        return object.__getattribute__(x, "_hid")
+    if isinstance(x, type(sys)) and isinstance(x.__dict__.get("__lumos_handle__"), int):
+        return x.__dict__["__lumos_handle__"]
+    return None
 
-    def __init__(self, remote):
-        object.__setattr__(self, "_remote", remote)
+
+class _Handle:
+    """One of the candidate's objects, as the tests see it: attribute access, calls, items, ``len``, ``in``,
+    iteration and ``str`` go to the candidate; what comes back is plain data or another handle.
+
+    Comparisons and truth never ask the candidate: ``==`` is identity, ``in`` compares what iteration
+    yields, and ``bool()`` raises, so a test can only pass on plain values it compared itself (no
+    always-equal, always-containing or always-true objects)."""
+
+    __slots__ = ("_remote", "_hid", "_kind", "_name")
+
+    def __init__(self, remote, hid, kind, name):
+        for k, v in (("_remote", remote), ("_hid", hid), ("_kind", kind), ("_name", name)):
+            object.__setattr__(self, k, v)
+
+    def _ask(self, op, name=None, *args, **kwargs):
+        return object.__getattribute__(self, "_remote").request(op, object.__getattribute__(self, "_hid"), name,
+                                                                 args, kwargs)
 
     def __getattr__(self, name):
-        remote = object.__getattribute__(self, "_remote")
-        if name in remote.values:
-            return remote.values[name]
-        if name in remote.callables:
-            return _proxy(remote, name)
-        raise AttributeError(f"the candidate defines no {name!r}")
+        return self._ask("getattr", name)
+
+    def __setattr__(self, name, value):
+        self._ask("setattr", name, value)
+
+    def __call__(self, *args, **kwargs):
+        return object.__getattribute__(self, "_remote").request("call", object.__getattribute__(self, "_hid"),
+                                                                 None, args, kwargs)
+
+    def __getitem__(self, key):
+        return self._ask("getitem", None, key)
+
+    def __setitem__(self, key, value):
+        self._ask("setitem", None, key, value)
+
+    def __delitem__(self, key):
+        self._ask("delitem", None, key)
+
+    def __len__(self):
+        n = self._ask("len")
+        if type(n) is not int:
+            raise TypeError("len() of a candidate object did not give an int")
+        return n
+
+    def __contains__(self, item):  # compared here, on what its iteration yields (never its __contains__)
+        return any(v is item or v == item for v in self)
+
+    def __iter__(self):
+        it = self._ask("iter")
+        while True:
+            try:
+                yield it._ask("next")
+            except StopIteration:
+                return
+
+    def __str__(self):
+        out = self._ask("str")
+        return out if type(out) is str else repr(self)
+
+    def __repr__(self):
+        return f"<candidate {object.__getattribute__(self, '_kind')} {object.__getattribute__(self, '_name')}>"
+
+    def __bool__(self):
+        raise TypeError(f"the truth of {self!r} would be the candidate's to decide; compare a plain value")
+
+    def __instancecheck__(self, obj):
+        return isinstance(obj, _Handle) and obj._ask("isinstance", None, self) is True
+
+    __eq__ = object.__eq__
+    __hash__ = object.__hash__
 
 
-def _proxy(remote, name):
-    def call(*args, **kwargs):
-        return remote.request("call", name, args, kwargs)
+def _module_proxy(remote, hid, name):
+    """A real module object for the candidate's module ``name``: ``from m import f``, ``import m.sub`` and
+    ``m.f(...)`` all work; every attribute is fetched from the candidate when used."""
+    mod = type(sys)(name)
 
-    call.__name__ = call.__qualname__ = name
-    return call
+    def __getattr__(attr):
+        if attr == "__all__":
+            names = remote.request("names", hid)
+            if type(names) is not list or not all(type(n) is str and n.isidentifier() for n in names):
+                raise ImportError(f"{name}.__all__ is not a list of names")
+            return names
+        if attr.startswith("__") and attr.endswith("__"):
+            raise AttributeError(attr)
+        return remote.request("getattr", hid, attr)
+
+    mod.__getattr__ = __getattr__
+    mod.__lumos_handle__ = hid
+    mod.__path__ = []  # a package as far as the import system is concerned: submodules come from the finder
+    return mod
+
+
+class _CandidateFinder:
+    """Last on ``sys.meta_path``: whatever the standard library does not provide is the repository's, and
+    is imported in the candidate's process; the tests get a proxy module."""
+
+    def __init__(self, remote):
+        self.remote = remote
+
+    def find_spec(self, fullname, path=None, target=None):
+        import importlib.machinery
+
+        if fullname.split(".")[0] in getattr(sys, "stdlib_module_names", ()):
+            return None  # e.g. an optional accelerator the standard library probes for: never the candidate's
+        return importlib.machinery.ModuleSpec(fullname, self, is_package=True)
+
+    def create_module(self, spec):
+        try:
+            mod = self.remote.request("import", None, spec.name)
+        except CandidateGone as exc:
+            raise ImportError(f"{spec.name}: the candidate {exc}") from None
+        if not isinstance(mod, type(sys)):
+            raise ImportError(f"{spec.name} is not a module")
+        return mod
+
+    def exec_module(self, module):
+        pass
 
 
 def _collect(namespace, prefix):
@@ -373,6 +667,14 @@ def _collect(namespace, prefix):
             for meth in unittest.TestLoader().getTestCaseNames(obj):
                 out.append((f"{prefix}{name}.{meth}", _case_runner(obj, meth)))
     return out
+
+
+def _own(namespace, module_name):
+    """The functions and classes a test module defined itself (never a candidate handle or proxy)."""
+    import types
+
+    return {k: v for k, v in namespace.items()
+            if isinstance(v, (types.FunctionType, type)) and v.__module__ == module_name}
 
 
 def _case_runner(cls, meth):
@@ -415,17 +717,49 @@ def _run_one(chan, test_id, fn, per_test):
     chan.send(**oom) if error == "MemoryError" else chan.send(test=test_id, passed=passed, error=error)
 
 
-def run_tests(tests_source, req_fd, rep_fd, chan, per_test):
-    """The trusted runner: hidden tests against the remote candidate; results on ``chan`` only."""
+def _connect(req_fd, rep_fd, chan):
+    try:
+        remote = _Remote(req_fd, rep_fd)
+    except CandidateGone as exc:
+        chan.send(load_error=f"candidate: {exc}")
+        return None
+    if remote.load_error:
+        chan.send(load_error=remote.load_error[:2000])
+    if remote.memory:
+        chan.send(memory=True)
+    return remote
+
+
+def _exec_tests(name, filename, source, preset=()):
+    """Run a test file's source as module ``name`` (its lines in ``linecache`` for assertion messages)."""
     import linecache
 
+    mod = type(sys)(name)
+    mod.__dict__.update(preset)
+    mod.__file__ = filename
+    sys.modules[name] = mod
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    exec(compile(source, filename, "exec"), mod.__dict__)  # noqa: S102 - the task's own tests
+    return mod
+
+
+def _run_all(chan, remote, tests, per_test):
+    chan.send(tests=[t for t, _ in tests])
+    for test_id, fn in tests:
+        _run_one(chan, test_id, fn, per_test + 0.5 if per_test else 0)
+    if remote is not None and remote.memory:
+        chan.send(memory=True)
+    chan.send(done=True)
+
+
+def run_tests(files, req_fd, rep_fd, chan, per_test):
+    """The trusted runner, tests mode: hidden tests against the remote ``solution``; results on ``chan`` only.
+
+    The candidate's public names are bare names in the tests' namespace (never shadowing a builtin:
+    ``def sorted(x): ...`` stays ``solution.sorted``); ``solution`` and ``from solution import f`` work too."""
     signal.signal(signal.SIGALRM, _alarm)
-    per_call = per_test or 0
-    try:
-        remote = _Remote(req_fd, rep_fd, per_call)
-    except CandidateGone as exc:
-        chan.send(load_error=f"solution: {exc}")
-        remote = None
+    remote = _connect(req_fd, rep_fd, chan)
+
     def report(key, value):
         try:
             payload = encode(value)
@@ -435,32 +769,38 @@ def run_tests(tests_source, req_fd, rep_fd, chan, per_test):
             payload = None
         chan.send(report=str(key)[:100], value=payload)
 
-    ns = {"__name__": "hidden_tests"}
+    preset = {"report": report}
     if remote is not None:
-        if remote.load_error:
-            chan.send(load_error=remote.load_error[:2000])
-        if remote.memory:
-            chan.send(memory=True)
-        # bare names for the tests, never shadowing a builtin (``def sorted(x): ...`` stays solution.sorted)
-        ns.update({k: v for k, v in remote.values.items() if k not in _BUILTIN_NAMES})
-        ns.update({k: _proxy(remote, k) for k in remote.callables if k not in _BUILTIN_NAMES})
-        ns["solution"] = sys.modules["solution"] = _Solution(remote)  # also for ``from solution import f``
-    ns["report"] = report
-    linecache.cache["hidden_tests.py"] = (len(tests_source), None, tests_source.splitlines(True), "hidden_tests.py")
-    exec(compile(tests_source, "hidden_tests.py", "exec"), ns)  # noqa: S102 - our own tests
-    own = {k: v for k, v in ns.items() if getattr(v, "__module__", None) == "hidden_tests"}
-    tests = _collect(own, "")
-    chan.send(tests=[t for t, _ in tests])
-    for test_id, fn in tests:
-        _run_one(chan, test_id, fn, per_test + 0.5 if per_test else 0)
-    if remote is not None and remote.memory:
-        chan.send(memory=True)
-    chan.send(done=True)
+        preset.update({k: v for k, v in remote.names.items() if k not in _BUILTIN_NAMES})
+        if isinstance(remote.module, type(sys)):
+            preset["solution"] = sys.modules["solution"] = remote.module
+    (filename, source), = files
+    ns = vars(_exec_tests("hidden_tests", filename, source, preset))
+    _run_all(chan, remote, _collect(_own(ns, "hidden_tests"), ""), per_test)
+
+
+def run_repo_tests(files, req_fd, rep_fd, chan, per_test):
+    """The trusted runner, repository mode: each test file runs here, and every module it imports that the
+    standard library does not provide is the candidate's, imported over there and used through proxies."""
+    signal.signal(signal.SIGALRM, _alarm)
+    remote = _connect(req_fd, rep_fd, chan)
+    if remote is not None:
+        sys.meta_path.append(_CandidateFinder(remote))
+    tests = []
+    for rel, source in files:
+        name = "_repo_test_" + "".join(c if c.isalnum() else "_" for c in rel)
+        try:
+            mod = _exec_tests(name, rel, source)
+        except BaseException as exc:  # noqa: BLE001 - e.g. an import of the candidate that fails
+            chan.send(load_error=f"{rel}: {describe(exc)}"[:2000], memory=isinstance(exc, MemoryError))
+            continue
+        tests += _collect(_own(vars(mod), name), rel + "::")
+    _run_all(chan, remote, tests, per_test)
 
 
 # ------------------------------------------------------------------------------- in-process harnesses
-def run_repo_tests(workdir, test_files, chan, per_test):
-    """Repository mode: import each test file (the repository appended to ``sys.path``) and run its tests.
+def run_repo_inprocess(workdir, test_files, chan, per_test):
+    """In-process repository mode: import each test file (the repository appended to ``sys.path``) and run its tests.
 
     Candidate modules run in this interpreter: the records on ``chan`` can be forged by them."""
     signal.signal(signal.SIGALRM, _alarm)

@@ -17,7 +17,6 @@ import ctypes
 import os
 import platform
 import resource
-import shutil
 
 CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC = 0x00020000, 0x04000000, 0x08000000
 CLONE_NEWPID, CLONE_NEWNET = 0x20000000, 0x40000000
@@ -57,14 +56,30 @@ def prctl(option, arg2, arg3=0):
         raise OSError(err, f"prctl({option}): {os.strerror(err)}")
 
 
-def namespaces(enabled):
-    """Unshare what the kernel allows; returns ``{"net", "pid", "mount", "ipc"}`` flags."""
+def namespaces(enabled, mount=True):
+    """Unshare what the kernel allows; returns ``{"net", "pid", "mount", "ipc"}`` flags. ``mount=False``
+    leaves the mount namespace for :func:`enter_template`."""
     want = {"net": CLONE_NEWNET, "pid": CLONE_NEWPID, "mount": CLONE_NEWNS, "ipc": CLONE_NEWIPC}
     if not enabled:
         return {k: False for k in want}
-    if libc.unshare(ctypes.c_int(CLONE_NEWNET | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS)) == 0:
-        return {k: True for k in want}
-    return {k: libc.unshare(ctypes.c_int(flag)) == 0 for k, flag in want.items()}
+    if not mount:
+        del want["mount"]
+    if libc.unshare(ctypes.c_int(sum(want.values()) | CLONE_NEWUTS)) == 0:
+        return dict({k: True for k in want}, mount=mount)
+    out = {k: libc.unshare(ctypes.c_int(flag)) == 0 for k, flag in want.items()}
+    out.setdefault("mount", False)
+    return out
+
+
+def enter_template(template):
+    """A private copy of the mount namespace ``template`` (an fd; see :func:`template_root`): ``setns`` into
+    it, then ``unshare``. Returns ``(mount_unshared, from_template)``; when ``setns`` fails the copy is the
+    host's, as with :func:`namespaces`."""
+    joined = libc.setns(ctypes.c_int(template), ctypes.c_int(CLONE_NEWNS)) == 0
+    unshared = libc.unshare(ctypes.c_int(CLONE_NEWNS)) == 0
+    if joined and not unshared:  # inside the shared template itself: never go on from here
+        raise OSError(ctypes.get_errno(), "unshare of a copy of the template mount namespace failed")
+    return unshared, joined
 
 
 def _bind(src, newroot, ro=True):
@@ -87,42 +102,37 @@ def _bind(src, newroot, ro=True):
     mount(None, target, None, flags | keep)
 
 
-def _covered(path, done):
+def covered(path, done):
     return any(path == d or path.startswith(d.rstrip("/") + "/") for d in done)
 
 
-def _interpreter_dirs(prefixes):
+def interpreter_dirs(prefixes):
     """Directories the interpreter needs that the system directories do not already hold."""
     out = []
     for p in sorted({os.path.realpath(p) for p in prefixes if p}):
-        if not _covered(p, _SYSTEM_DIRS) and not _covered(p, out) and os.path.isdir(p):
+        if not covered(p, _SYSTEM_DIRS) and not covered(p, out) and os.path.isdir(p):
             out.append(p)
     return out
 
 
-def minimal_root(newroot, workdir, uid, lim, prefixes, protected):
-    """Build the sandbox's root in ``newroot`` (an existing, root-only directory) and pivot into it.
-
-    The working directory becomes a tmpfs of ``disk_mb`` MiB and ``max_files`` inodes holding a copy of the
-    host's working directory; ``protected`` paths (and every directory) are root-owned and read-only for the
-    sandbox user, the rest belong to ``uid``.
-    """
+def _skeleton(newroot, prefixes):
+    """The read-only part of the minimal root, in ``newroot`` (a fresh tmpfs): system and interpreter
+    directories, ``/dev`` nodes and the ``/proc`` mount point."""
     mount(None, "/", None, MS_REC | MS_PRIVATE)
     mount("tmpfs", newroot, "tmpfs", MS_NOSUID | MS_NODEV, "mode=755,size=1m,nr_inodes=4096")
     for d in _SYSTEM_DIRS:
         if os.path.lexists(d):
             _bind(d, newroot)
-    for d in _interpreter_dirs(prefixes):
+    for d in interpreter_dirs(prefixes):
         _bind(d, newroot)
     os.makedirs(newroot + "/dev", mode=0o755)
     for name in _DEVICES:
         _bind("/dev/" + name, newroot, ro=False)
     os.makedirs(newroot + "/proc", mode=0o555)
-    target = newroot + workdir
-    os.makedirs(target, mode=0o755, exist_ok=True)
-    opts = f"mode=700,size={int(lim['disk_mb'])}m,nr_inodes={int(lim['max_files'])}"
-    mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV, opts)
-    _copy_tree(workdir, target, uid, protected)
+
+
+def _pivot(newroot):
+    """Make ``newroot`` the root, detach the old one, and make the root tmpfs read-only."""
     old = newroot + "/.old"
     os.mkdir(old, 0o700)
     _syscall("pivot_root", newroot.encode(), old.encode())
@@ -133,30 +143,92 @@ def minimal_root(newroot, workdir, uid, lim, prefixes, protected):
     mount(None, "/", None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
 
 
-def _copy_tree(src, dst, uid, protected):
-    """Copy the host's working directory into the tmpfs; ownership decides what the sandbox may change."""
-    owner = uid if uid is not None else 0
-    os.chown(dst, owner, owner)
+def _workdir(target, entries, uid, lim, protected):
+    """Mount the working directory's tmpfs (``disk_mb`` MiB, ``max_files`` inodes) at ``target`` and fill it
+    with ``entries`` (see :func:`read_tree`)."""
+    opts = f"mode=700,size={int(lim['disk_mb'])}m,nr_inodes={int(lim['max_files'])}"
+    mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV, opts)
+    _fill_tree(entries, target, uid, protected)
+
+
+def minimal_root(newroot, workdir, uid, lim, prefixes, protected):
+    """Build the sandbox's root in ``newroot`` (an existing, root-only directory) and pivot into it.
+
+    The working directory becomes a tmpfs of ``disk_mb`` MiB and ``max_files`` inodes holding a copy of the
+    host's working directory; ``protected`` paths (and every directory) are root-owned and read-only for the
+    sandbox user, the rest belong to ``uid``.
+    """
+    entries = read_tree(workdir)
+    _skeleton(newroot, prefixes)
+    target = newroot + workdir
+    os.makedirs(target, mode=0o755, exist_ok=True)
+    _workdir(target, entries, uid, lim, protected)
+    _pivot(newroot)
+
+
+def template_root(newroot, prefixes, base):
+    """In a fresh mount namespace of a throw-away child: :func:`minimal_root` without the working directory
+    (the directory ``base`` is left empty for it). The fork server keeps this namespace; each job then
+    starts from a private copy of it (:func:`namespaces` with ``template``) and needs only
+    :func:`template_workdir`: no bind mounts, no pivot and no unmount (whose RCU wait is on the job's path)."""
+    if libc.unshare(ctypes.c_int(CLONE_NEWNS)) != 0:
+        raise OSError(ctypes.get_errno(), "unshare of the mount namespace failed")
+    _skeleton(newroot, prefixes)
+    os.makedirs(newroot + base, mode=0o755, exist_ok=True)
+    _pivot(newroot)
+
+
+def template_workdir(workdir, entries, uid, lim, protected):
+    """In a job's copy of the template namespace: a small tmpfs (read-only after) on the working
+    directory's parent, holding only the working directory, a tmpfs filled with ``entries``."""
+    base = os.path.dirname(workdir)
+    mount("tmpfs", base, "tmpfs", MS_NOSUID | MS_NODEV, "mode=755,size=64k,nr_inodes=16")
+    os.mkdir(workdir, 0o755)
+    _workdir(workdir, entries, uid, lim, protected)
+    mount(None, base, None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
+    os.chdir("/")
+
+
+def read_tree(src):
+    """The host's working directory as ``[(relative path, None for a directory or the file's bytes)]``,
+    parents first (read before the sandbox's mount namespace hides it)."""
+    out = []
     for dirpath, dirnames, filenames in os.walk(src):
         rel = os.path.relpath(dirpath, src)
-        out = dst if rel == "." else os.path.join(dst, rel)
         for d in dirnames:
-            os.mkdir(os.path.join(out, d), 0o755)
+            out.append((os.path.normpath(os.path.join(rel, d)), None))
+        for f in filenames:
+            with open(os.path.join(dirpath, f), "rb") as fh:
+                out.append((os.path.normpath(os.path.join(rel, f)), fh.read()))
+    return out
+
+
+def _fill_tree(entries, dst, uid, protected):
+    """Write ``entries`` into the tmpfs; ownership decides what the sandbox may change."""
+    owner = uid if uid is not None else 0
+    os.chown(dst, owner, owner)
+    for rel, data in entries:
+        path = os.path.join(dst, rel)
+        if data is None:
+            os.mkdir(path, 0o755)
             # directories: root-owned and sticky when they hold protected files, so nothing in them
             # can be renamed or deleted by the sandbox user; new files may still be created
-            path = os.path.join(out, d)
             os.chown(path, *((0, 0) if protected else (owner, owner)))
             if protected:
                 os.chmod(path, 0o1777)
-        for f in filenames:
-            path = os.path.join(out, f)
-            shutil.copyfile(os.path.join(dirpath, f), path)
-            relf = os.path.normpath(os.path.join(rel, f))
-            if relf in protected:
-                os.chmod(path, 0o444)
-            else:
-                os.chown(path, owner, owner)
-                os.chmod(path, 0o644)
+            continue
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+        finally:
+            os.close(fd)
+        if rel in protected:
+            os.chmod(path, 0o444)
+        else:
+            os.chown(path, owner, owner)
+            os.chmod(path, 0o644)
     if protected:
         os.chown(dst, 0, 0)
         os.chmod(dst, 0o1777)
@@ -176,7 +248,7 @@ def expose_interpreter(prefixes):
     """Without the minimal root (``namespaces=False``): in a private mount namespace, hide each blocked
     ancestor of the interpreter's directories behind a tmpfs and bind the directories back. Raises
     ``OSError`` naming the directory and the fix when that is impossible."""
-    dirs = [d for d in _interpreter_dirs(prefixes) if blocked_ancestor(d)]
+    dirs = [d for d in interpreter_dirs(prefixes) if blocked_ancestor(d)]
     if not dirs:
         return False
     if libc.unshare(ctypes.c_int(CLONE_NEWNS)) != 0:

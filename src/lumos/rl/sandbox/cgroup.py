@@ -5,7 +5,15 @@ and the launcher moves itself in before it starts anything, so every process of 
 pages and its shared memory count against one budget. After the job the host reads the peak and the OOM
 count (kernel counters the sandbox cannot write) and removes the leaf; leaves of dead hosts are removed by
 :func:`sweep`. Where no cgroup can be created (not root, no writable hierarchy) :func:`create` returns
-``None`` and the verdict's ``isolation["cgroup"]`` says ``none``: then only the per-process rlimits apply.
+``None``, :func:`note` says why, and the verdict's ``isolation["cgroup"]`` says ``none``: then only the
+per-process rlimits apply.
+
+cgroup v2 (:func:`v2_parent`, decided once per process): leaves go under this process's own cgroup, which
+must delegate ``memory`` and ``pids`` (and ``cpu`` when present) in its ``cgroup.subtree_control``. The
+kernel refuses that while the cgroup itself holds processes (the "no internal processes" rule); when this
+process is alone there it first moves into a child ``lumos-<pid>-host`` of its own, as nsjail does, and
+otherwise cgroup v2 is not used (the note names the cgroup). On a hybrid host whose v2 hierarchy has no
+memory controller (it is bound to v1), v1 is used.
 """
 
 from __future__ import annotations
@@ -17,9 +25,11 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-__all__ = ["Leaf", "create", "read_stats", "remove", "sweep"]
+__all__ = ["Leaf", "make", "configure", "create", "note", "read_stats", "release", "remove", "sweep", "v2_parent"]
 
 _ROOT = "/sys/fs/cgroup"
+_PROC_SELF_CGROUP = "/proc/self/cgroup"
+_NEED = ("memory", "pids")
 
 
 @dataclass
@@ -29,6 +39,7 @@ class Leaf:
     version: str
     dirs: list[str] = field(default_factory=list)
     cpu: bool = False  #: whether the CPU bandwidth cap is in force
+    limits: tuple[int, int, float] | None = None  #: (memory bytes, pids, cores) last written by :func:`configure`
 
     @property
     def procs(self) -> list[str]:
@@ -39,7 +50,7 @@ def _own_paths() -> dict[str, str]:
     """Controller (or ``""`` for v2) → this process's cgroup path."""
     out = {}
     try:
-        with open("/proc/self/cgroup") as f:
+        with open(_PROC_SELF_CGROUP) as f:
             for line in f:
                 _, ctrls, path = line.rstrip("\n").split(":", 2)
                 for c in ctrls.split(",") if ctrls else [""]:
@@ -64,33 +75,92 @@ def _write(path: str, value: str) -> None:
 _PERIOD_US = 100_000
 
 
-def _try_v2(name: str, mem: int, pids: int, cpus: float) -> Leaf | None:
+def _is_root() -> bool:
+    return os.geteuid() == 0
+
+
+def _mkdir(path: str) -> None:
+    os.mkdir(path)  # the kernel fills a new cgroup directory with its interface files
+
+
+_os_rmdir = os.rmdir  # (the tests' simulated cgroup filesystems replace _mkdir, _os_rmdir and _write)
+
+
+_v2: dict[str, str | None] = {}  # "parent" and "note", decided once per process by v2_parent()
+_v2_lock = threading.Lock()
+_note = [""]  # why the last make() found no leaf
+
+
+def note() -> str:
+    """Why :func:`create` returned None (the last time it did), or ``""``."""
+    return _note[0]
+
+
+def _delegate(here: str, ctrls: list[str]) -> bool:
+    """Enable memory and pids (and cpu, best effort) for the children of ``here``; False when refused."""
+    on = set(_read(os.path.join(here, "cgroup.subtree_control")).split())
+    need = [c for c in _NEED if c not in on]
+    try:
+        if need:
+            _write(os.path.join(here, "cgroup.subtree_control"), " ".join("+" + c for c in need))
+    except OSError:
+        return False
+    if "cpu" in ctrls and "cpu" not in on:
+        try:
+            _write(os.path.join(here, "cgroup.subtree_control"), "+cpu")
+        except OSError:
+            pass  # CPU bandwidth is optional; the leaf then reports cpu=False
+    return True
+
+
+def _find_v2_parent() -> tuple[str | None, str]:
     base, own = _v2_base(), _own_paths().get("")
     if base is None or own is None:
-        return None
-    leaf = os.path.join(base + own, name)
+        return None, "no cgroup v2 hierarchy"
+    here = base + own.rstrip("/")
+    ctrls = _read(os.path.join(here, "cgroup.controllers")).split()
+    if not all(c in ctrls for c in _NEED):
+        return None, f"cgroup v2: the memory and pids controllers are not available in {here}"
+    if _delegate(here, ctrls):
+        return here, ""
+    # the "no internal processes" rule: alone in ``here``, move into a child of our own and delegate again
+    if _read(os.path.join(here, "cgroup.procs")).split() != [str(os.getpid())]:
+        return None, (f"cgroup v2: cannot enable memory and pids in {here}/cgroup.subtree_control while other "
+                      f"processes are in that cgroup; start the host alone in a cgroup of its own")
+    child = os.path.join(here, f"lumos-{os.getpid()}-host")
     try:
-        os.mkdir(leaf)
-    except OSError:
+        if not os.path.isdir(child):
+            _mkdir(child)
+        _write(os.path.join(child, "cgroup.procs"), str(os.getpid()))
+    except OSError as exc:
+        return None, f"cgroup v2: could not move this process into {child}: {exc}"
+    if _delegate(here, ctrls):
+        return here, ""
+    return None, f"cgroup v2: the kernel refused to delegate memory and pids in {here}"
+
+
+def v2_parent() -> str | None:
+    """The cgroup v2 directory that holds this process's leaves, or None (see the module docstring)."""
+    with _v2_lock:
+        if "parent" not in _v2:
+            _v2["parent"], _v2["note"] = _find_v2_parent()
+        return _v2["parent"]
+
+
+def _try_v2(name: str) -> Leaf | None:
+    parent = v2_parent()
+    if parent is None:
         return None
-    try:
-        with open(os.path.join(leaf, "cgroup.controllers")) as f:
-            ctrls = f.read().split()
-        if "memory" not in ctrls or "pids" not in ctrls:
-            raise OSError("memory/pids controllers are not delegated")
-        _write(os.path.join(leaf, "memory.max"), str(mem))
-        if os.path.exists(os.path.join(leaf, "memory.swap.max")):
-            _write(os.path.join(leaf, "memory.swap.max"), "0")
-        _write(os.path.join(leaf, "pids.max"), str(pids))
-        if "cpu" in ctrls:
-            _write(os.path.join(leaf, "cpu.max"), f"{int(cpus * _PERIOD_US)} {_PERIOD_US}")
-        return Leaf("v2", [leaf], cpu="cpu" in ctrls)
-    except OSError:
+    leaf = os.path.join(parent, name)
+    _mkdir(leaf)
+    ctrls = _read(os.path.join(leaf, "cgroup.controllers")).split()
+    if not all(c in ctrls for c in _NEED):
         _rmdir(leaf)
-        return None
+        raise OSError(f"cgroup v2: {leaf} lacks the memory/pids controllers")
+    return Leaf("v2", [leaf], cpu="cpu" in ctrls)
 
 
-def _try_v1(name: str, mem: int, pids: int, cpus: float) -> Leaf | None:
+def _try_v1(name: str) -> Leaf | None:
     own = _own_paths()
     made: list[str] = []
     try:
@@ -100,16 +170,10 @@ def _try_v1(name: str, mem: int, pids: int, cpus: float) -> Leaf | None:
                     break  # optional: memory and processes are the caps that matter
                 raise OSError(f"no v1 {ctrl} hierarchy")
             leaf = os.path.join(_ROOT, ctrl) + own[ctrl].rstrip("/") + "/" + name
-            os.mkdir(leaf)
+            _mkdir(leaf)
             made.append(leaf)
-        mdir, pdir = made[:2]
         if len(made) == 3:
             _write(os.path.join(made[2], "cpu.cfs_period_us"), str(_PERIOD_US))
-            _write(os.path.join(made[2], "cpu.cfs_quota_us"), str(int(cpus * _PERIOD_US)))
-        _write(os.path.join(mdir, "memory.limit_in_bytes"), str(mem))
-        if os.path.exists(os.path.join(mdir, "memory.memsw.limit_in_bytes")):
-            _write(os.path.join(mdir, "memory.memsw.limit_in_bytes"), str(mem))
-        _write(os.path.join(pdir, "pids.max"), str(pids))
         return Leaf("v1", made, cpu=len(made) == 3)
     except OSError:
         for d in made:
@@ -117,17 +181,72 @@ def _try_v1(name: str, mem: int, pids: int, cpus: float) -> Leaf | None:
         return None
 
 
+def configure(leaf: Leaf, memory_bytes: int, max_pids: int, cpus: float = 1.0) -> bool:
+    """Write the caps into ``leaf`` (again: a leaf made ahead of time gets its job's caps); False on failure.
+
+    Memory counts RAM, swap (v2: ``memory.swap.max`` 0; v1: the memory+swap limit equals the memory limit),
+    tmpfs pages and shared memory; CPU is ``cpus`` cores of bandwidth per 100 ms period when ``leaf.cpu``."""
+    want = (int(memory_bytes), int(max_pids), float(cpus))
+    if leaf.limits == want:
+        return True
+    mem, pids = str(want[0]), str(want[1])
+    quota = f"{int(cpus * _PERIOD_US)}"
+    try:
+        if leaf.version == "v2":
+            d = leaf.dirs[0]
+            _write(os.path.join(d, "memory.max"), mem)
+            if os.path.exists(os.path.join(d, "memory.swap.max")):
+                _write(os.path.join(d, "memory.swap.max"), "0")
+            _write(os.path.join(d, "pids.max"), pids)
+            if leaf.cpu:
+                _write(os.path.join(d, "cpu.max"), f"{quota} {_PERIOD_US}")
+        else:
+            mdir, pdir = leaf.dirs[:2]
+            # v1 keeps memory.limit <= memsw.limit at every step: raise memsw first when growing
+            order = ["memory.limit_in_bytes", "memory.memsw.limit_in_bytes"]
+            if leaf.limits is not None and want[0] > leaf.limits[0]:
+                order.reverse()
+            for fname in order:
+                if fname == "memory.limit_in_bytes" or os.path.exists(os.path.join(mdir, fname)):
+                    _write(os.path.join(mdir, fname), mem)
+            _write(os.path.join(pdir, "pids.max"), pids)
+            if leaf.cpu:
+                _write(os.path.join(leaf.dirs[2], "cpu.cfs_quota_us"), quota)
+    except OSError:
+        leaf.limits = None
+        return False
+    leaf.limits = want
+    return True
+
+
 _pending: list[Leaf] = []  # leaves whose last processes were still exiting; retried later
 _pending_lock = threading.Lock()
+
+
+def make(name: str) -> Leaf | None:
+    """An empty leaf named ``name`` next to this process's cgroup (v2 when delegated, else v1); no caps yet."""
+    if not _is_root():
+        _note[0] = "cgroups need root"
+        return None
+    _retry_pending()
+    try:
+        leaf = _try_v2(name) or _try_v1(name)
+    except OSError as exc:
+        leaf, _note[0] = None, str(exc)
+    else:
+        if leaf is None:
+            _note[0] = f"{_v2.get('note') or 'no cgroup v2'}; no writable cgroup v1 memory and pids hierarchy"
+    return leaf
 
 
 def create(name: str, memory_bytes: int, max_pids: int, cpus: float = 1.0) -> Leaf | None:
     """A leaf capping memory (RAM + swap + tmpfs + shared memory), processes and CPU (``cpus`` cores, when
     the cpu controller is there); None when impossible."""
-    if os.geteuid() != 0:
+    leaf = make(name)
+    if leaf is not None and not configure(leaf, memory_bytes, max_pids, cpus):
+        remove(leaf, wait=0.0)
         return None
-    _retry_pending()
-    return _try_v2(name, memory_bytes, max_pids, cpus) or _try_v1(name, memory_bytes, max_pids, cpus)
+    return leaf
 
 
 def _read(path: str) -> str:
@@ -163,7 +282,7 @@ def read_stats(leaf: Leaf) -> dict[str, int]:
 
 def _rmdir(path: str) -> bool:
     try:
-        os.rmdir(path)
+        _os_rmdir(path)
         return True
     except FileNotFoundError:
         return True
@@ -172,6 +291,12 @@ def _rmdir(path: str) -> bool:
 
 
 def _kill_members(d: str) -> None:
+    if os.path.exists(os.path.join(d, "cgroup.kill")):  # v2 (Linux 5.14+): every member at once
+        try:
+            _write(os.path.join(d, "cgroup.kill"), "1")
+            return
+        except OSError:
+            pass
     for pid in _read(os.path.join(d, "cgroup.procs")).split():
         try:
             os.kill(int(pid), signal.SIGKILL)
@@ -215,13 +340,17 @@ atexit.register(_retry_pending, 2.0)
 
 def sweep(alive) -> int:  # noqa: ANN001 - alive: host pid -> bool
     """Remove the leaves ``lumos-<pid>-*`` of hosts that are no longer alive; returns how many."""
-    if os.geteuid() != 0:
+    if not _is_root():
         return 0
     own, n = _own_paths(), 0
     parents = []
     v2 = _v2_base()
     if v2 and "" in own:
-        parents.append(v2 + own[""])
+        here = v2 + own[""].rstrip("/")
+        host = os.path.basename(here).split("-")
+        if len(host) == 3 and host[0] == "lumos" and host[2] == "host":  # we moved into our own child
+            here = os.path.dirname(here)
+        parents.append(here)
     parents += [os.path.join(_ROOT, c) + own[c].rstrip("/") for c in ("memory", "pids", "cpu") if c in own]
     for parent in parents:
         try:
@@ -231,5 +360,8 @@ def sweep(alive) -> int:  # noqa: ANN001 - alive: host pid -> bool
         for name in names:
             parts = name.split("-")
             if len(parts) == 3 and parts[0] == "lumos" and parts[1].isdigit() and not alive(int(parts[1])):
-                n += remove(Leaf("v1", [os.path.join(parent, name)]), wait=0.5)
+                if parts[2] == "host":  # a dead host's own cgroup: removed when empty, nothing in it killed
+                    n += _rmdir(os.path.join(parent, name))
+                else:
+                    n += remove(Leaf("v1", [os.path.join(parent, name)]), wait=0.5)
     return n

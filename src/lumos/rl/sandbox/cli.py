@@ -1,4 +1,4 @@
-"""``lumos sandbox run FILE.py [--tests TESTS.py]`` and ``lumos sandbox info``."""
+"""``lumos sandbox run FILE.py [--tests TESTS.py]``, ``lumos sandbox check-tasks DIR`` and ``lumos sandbox info``."""
 
 from __future__ import annotations
 
@@ -25,6 +25,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--json", action="store_true", help="print the verdict as JSON")
     add_run_options(run)
     run.set_defaults(func=_run)
+    check = ssub.add_parser("check-tasks", help="check a directory of code-repair tasks: failing tests as declared, "
+                                                "reference fixes rewarded")
+    check.add_argument("root", help="directory with one sub-directory (task.json + repo/) per task")
+    check.add_argument("--json", action="store_true", help="print the rows as JSON")
+    check.set_defaults(func=_check_tasks)
     info = ssub.add_parser("info", help="report which isolation this machine allows")
     info.set_defaults(func=_info)
     p.set_defaults(func=lambda args: (p.print_help(), 0)[1])
@@ -79,6 +84,24 @@ def _summary(v) -> dict:  # noqa: ANN001 - a Verdict
             "wall time (s)": round(v.wall_time, 3), "cpu time (s)": round(v.cpu_time, 3),
             "max rss (MiB)": round(v.max_rss_kb / 1024, 1), "network isolated": v.network_isolated,
             "pid namespace": v.pid_namespace, "read-only fs": v.readonly_fs, "fresh uid": v.uid_dropped}
+
+
+def _check_tasks(args: argparse.Namespace) -> int:
+    from lumos.rl.tasks.code import RepairTask
+
+    task = RepairTask(root=args.root)
+    rows = task.check()
+    task.pool.close()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        for r in rows:
+            fix = "no fix" if r["fix_reward"] is None else f"fix reward {r['fix_reward']:g}"
+            print(f"{r['task']}: {r['harness']} harness, {r['tests']} tests, failing {', '.join(r['failing']) or '-'}; "
+                  f"{fix}; {'ok' if not r['problems'] else 'PROBLEMS'}")
+            for msg in r["problems"]:
+                print(f"  - {msg}")
+    return 1 if any(r["problems"] for r in rows) else 0
 
 
 def _info(args: argparse.Namespace) -> int:

@@ -1,8 +1,18 @@
-"""Demo section "Sandboxed code rewards": containment verdicts and rewards of good and bad solutions."""
+"""Demo section "Sandboxed code rewards": containment verdicts, rewards of good and bad solutions, and
+reward-forging attempts."""
 
 from __future__ import annotations
 
+import difflib
+
 from lumos.demo import DemoContext, demo_section
+
+_FORGE_RECORDS = ("import json, os\nrec = ''.join(json.dumps({{'test': t, 'passed': True}}) + '\\n' for t in {tests!r})\n"
+                  "for fd in range(3, 64):\n    try:\n        os.write(fd, (rec + '{{\"done\": true}}\\n').encode())\n"
+                  "    except OSError:\n        pass\nos._exit(0)\n")
+_PATCH_HARNESS = ("import sys\nfor m in list(sys.modules.values()):\n    if hasattr(m, '_run_one'):\n"
+                  "        m._run_one = lambda chan, tid, fn, pt: chan.send(test=tid, passed=True, error=None)\n")
+_ALWAYS_EQUAL = "class _Eq(float):\n    def __eq__(self, other):\n        return True\n"
 
 _CASES = [
     ("infinite loop", "while True:\n    pass\n"),
@@ -62,3 +72,49 @@ def sandbox_demo(ctx: DemoContext) -> None:
                                 "correct": r.correct, "why": r.info.get("error", r.info.get("exit_reason", ""))[:60]})
             ctx.log(task=task.name, answer=label, reward=r.total)
     sec.table(reward_rows, caption="Rewards of a reference and a bad answer per code task.")
+    forge_rows = []
+    for task_name, attack, r in _forgeries(ctx.seed, quick):
+        forge_rows.append({"task": task_name, "attack": attack, "reward": round(r.total, 3), "correct": r.correct,
+                           "tests passed": f"{r.info.get('passed', 0)}/{r.info.get('tests', 0)}",
+                           "results forgeable": r.info.get("results_forgeable")})
+        ctx.log(task=task_name, attack=attack, reward=r.total)
+    sec.table(forge_rows, caption="Wrong answers that try to forge their reward. The tests run in a separate "
+                                  "process that never runs candidate code and compares plain values only; with "
+                                  "the in-process harness (for tests that need real objects) the forgery works, "
+                                  "and the reward says so.")
+
+
+def _forgeries(seed: int, limits) -> list:  # noqa: ANN001 - SandboxLimits
+    """(task, attack, reward) for wrong answers that also attack the harness: a repository fix that writes
+    pass records into every descriptor and exits, one that returns an always-equal object, and a function
+    that patches the test runner's per-test function."""
+    from lumos.rl.sandbox import expected_tests
+    from lumos.rl.sandbox.problems import FAMILIES
+    from lumos.rl.tasks.base import Problem
+    from lumos.rl.tasks.code import FunctionTask, RepairTask
+
+    repair = RepairTask(limits=limits)
+    stats = next(r for r in repair.repos if r["name"] == "stats")
+    buggy = stats["files"]["stats.py"]
+    problem = Problem("", None, {"repo": "stats"})
+
+    def diff(new: str) -> str:
+        return "```diff\n" + "".join(difflib.unified_diff(buggy.splitlines(True), new.splitlines(True),
+                                                            "a/stats.py", "b/stats.py")) + "```\n"
+
+    tests = expected_tests(repair._repo_job(stats, stats["files"]))
+    records = diff(buggy + _FORGE_RECORDS.format(tests=tests))
+    equal = diff(_ALWAYS_EQUAL + buggy.replace("return sum(xs) / (len(xs) - 1)", "return _Eq(0)"))
+    out = [("code-repair", "write pass records into every fd, exit 0", r)
+           for r in repair.score([problem], [records])]
+    inprocess = RepairTask(limits=limits)  # the same repositories with the in-process harness, for contrast
+    inprocess.repos = [dict(r, harness="in-process") for r in inprocess.repos]
+    out += [("code-repair (in-process harness)", "write pass records into every fd, exit 0", r)
+            for r in inprocess.score([problem], [records])]
+    out += [("code-repair", "return an always-equal object", r) for r in repair.score([problem], [equal])]
+    fn = FunctionTask(limits=limits, n_tests=6)
+    p = fn.generate(1, seed=seed)[0]
+    name = FAMILIES[p.meta["family"]].func
+    wrong = f"```python\n{_PATCH_HARNESS}def {name}(*args):\n    return 0\n```"
+    out += [("code-functions", "patch the harness's per-test runner", r) for r in fn.score([p], [wrong])]
+    return out

@@ -36,16 +36,16 @@ from typing import Any
 from lumos.core.errors import LumosError, bad_param
 from lumos.rl.sandbox import cgroup
 from lumos.rl.sandbox.cleanup import CONTROL_PREFIX, PREFIX, rmtree, sweep_leftovers
-from lumos.rl.sandbox.forkserver import ForkServer
+from lumos.rl.sandbox.forkserver import MAX_STANDBYS, ForkServer
 from lumos.rl.sandbox.limits import SandboxLimits
 from lumos.rl.sandbox.seccomp import filter_program
-from lumos.rl.sandbox.verdict import EXIT_REASONS, Verdict, build_verdict, parse_lines
+from lumos.rl.sandbox.verdict import EXIT_REASONS, SPLIT_MODES, Verdict, build_verdict, parse_lines
 
 __all__ = ["Verdict", "SandboxJob", "run_job", "run_tests", "run_script", "run_repo", "expected_tests",
            "EXIT_REASONS"]
 
 _LAUNCHER = Path(__file__).with_name("_launcher.py")
-_MODES = ("tests", "script", "repo", "command")
+_MODES = ("tests", "script", "repo", "repo-inprocess", "command")
 _RESULTS_CAP = 4 << 20
 _RUNNER_UID_OFFSET = 1_000_000_000
 _SWEEP = (
@@ -65,9 +65,12 @@ class SandboxJob:
 
     Modes: ``tests`` (``source`` is loaded as module ``solution``; the test functions in ``tests`` see its
     names and run against it), ``script`` (``source`` runs as ``__main__``), ``repo`` (``files`` maps
-    relative paths to contents; the ``test_*`` functions and ``TestCase`` methods of ``test_files`` run
-    with the repository on ``sys.path``) and ``command`` (``command`` argv runs in the repository; the word
-    ``python`` is replaced by the sandbox's interpreter; passing means exit status 0).
+    relative paths to contents; the ``test_*`` functions and ``TestCase`` methods of ``test_files`` run in
+    the trusted test runner, and the repository's modules they import run in the candidate's process, used
+    through proxies), ``repo-inprocess`` (the same tests, imported with the repository in one interpreter:
+    for tests that need the candidate's real objects; its results are forgeable) and ``command``
+    (``command`` argv runs in the repository; the word ``python`` is replaced by the sandbox's interpreter;
+    passing means exit status 0). ``Verdict.integrity`` states what each mode guarantees.
     """
 
     mode: str = "tests"
@@ -97,7 +100,7 @@ def expected_tests(job: SandboxJob) -> list[str]:
     """Test ids the job should report, read from the test sources' syntax tree (never by running them)."""
     if job.mode == "tests":
         return _test_names(job.tests, "", "tests")
-    if job.mode == "repo":
+    if job.mode in ("repo", "repo-inprocess"):
         out: list[str] = []
         for rel in job.test_files:
             if rel not in job.files:
@@ -136,15 +139,17 @@ def run_script(source: str, limits: SandboxLimits | None = None, **kw: Any) -> V
 
 
 def run_repo(files: dict[str, str | bytes], test_files: list[str], command: list[str] | None = None,
-             limits: SandboxLimits | None = None, **kw: Any) -> Verdict:
-    """Run a repository's tests (the built-in harness, or ``command`` when given)."""
-    mode = "command" if command else "repo"
+             limits: SandboxLimits | None = None, in_process: bool = False, **kw: Any) -> Verdict:
+    """Run a repository's tests: the trusted runner (default), the in-process harness, or ``command``."""
+    mode = "command" if command else "repo-inprocess" if in_process else "repo"
     return run_job(SandboxJob(mode, files=files, test_files=test_files, command=command or [],
                               limits=limits or SandboxLimits(), **kw))
 
 
 def _write_files(workdir: Path, job: SandboxJob) -> None:
     files = dict(job.files)
+    if job.mode == "repo":  # the tests run in the runner, from the control directory only
+        files = {k: v for k, v in files.items() if k not in job.test_files}
     if job.mode == "tests":
         files["solution.py"] = job.source
     elif job.mode == "script":
@@ -158,6 +163,17 @@ def _write_files(workdir: Path, job: SandboxJob) -> None:
             path.write_bytes(content)
         else:
             path.write_text(content)
+
+
+def _test_sources(job: SandboxJob) -> list[list[str]]:
+    """``[name, source]`` pairs for the test runner (it alone reads them, from the control directory)."""
+    if job.mode == "tests":
+        return [["hidden_tests.py", job.tests]]
+    out = []
+    for rel in job.test_files:
+        content = job.files[rel]
+        out.append([rel, content.decode("utf-8") if isinstance(content, bytes) else content])
+    return out
 
 
 def _chown_tree(root: Path, uid: int) -> None:
@@ -252,12 +268,15 @@ def _drive(proc: subprocess.Popen | None, pump: _Pump, limits: SandboxLimits, t0
     return None
 
 
-def _start(cfg_path: Path, fds: list[int], env: dict[str, str], fork_server: bool) -> subprocess.Popen | None:
+def _start(cfg_path: Path, fds: list[int], env: dict[str, str], fork_server: bool,
+           leaf: cgroup.Leaf | None = None) -> subprocess.Popen | None:
     """Hand the job to the fork server (returns None) or spawn a fresh launcher (returns its Popen)."""
     if fork_server:
         for _ in range(2):
             try:
-                ForkServer.shared().submit(str(cfg_path), fds)
+                # a leaf from this server's standby goes to that standby; after a restart the name is
+                # unknown and a fresh fork joins the leaf itself
+                ForkServer.shared().submit(str(cfg_path), fds, leaf)
                 return None
             except OSError:  # the server died: the next shared() starts a new one
                 continue
@@ -266,16 +285,47 @@ def _start(cfg_path: Path, fds: list[int], env: dict[str, str], fork_server: boo
                             pass_fds=tuple(fds[2:]), start_new_session=True, close_fds=True)
 
 
+def _leaf_name() -> str:
+    return f"lumos-{os.getpid()}-{secrets.token_hex(6)}"
+
+
+def _caps(limits: SandboxLimits) -> tuple[int, int, float]:
+    """The cgroup caps of a job: total memory, processes (+8 for launcher, init and runner), CPU cores."""
+    return limits.total_memory_bytes, limits.max_processes + 8, limits.cpu_cores
+
+
+def _job_leaf(limits: SandboxLimits, fork_server: bool) -> cgroup.Leaf | None:
+    """The job's cgroup leaf: a fork-server standby's (joined ahead of time), else a new one."""
+    cgroup.v2_parent()  # decided before the fork server starts: on v2 this process may have to move alone
+    if fork_server:
+        leaf = ForkServer.shared().take_standby()
+        if leaf is not None:
+            if cgroup.configure(leaf, *_caps(limits)):
+                return leaf
+            cgroup.release(leaf)
+    return cgroup.create(_leaf_name(), *_caps(limits))
+
+
+def _refill(limits: SandboxLimits) -> None:
+    """After a fork-server job started: a standby joins a new leaf for the next job, off its critical path."""
+    server = ForkServer.shared()
+    if len(server.standbys) >= MAX_STANDBYS:
+        return
+    leaf = cgroup.create(_leaf_name(), *_caps(limits))
+    if leaf is not None and not server.add_standby(leaf):
+        cgroup.release(leaf)
+
+
 def _config(job: SandboxJob, workdir: Path, control: Path, uid: int | None, fds: list[int],
             leaf: cgroup.Leaf | None) -> dict[str, Any]:
     env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(workdir), "TMPDIR": str(workdir),
            "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1"}
     program, note = filter_program()
-    protected = list(job.test_files) if job.mode in ("repo", "command") else []
+    protected = list(job.test_files) if job.mode in ("repo-inprocess", "command") else []
     return {"mode": job.mode, "workdir": str(workdir), "control": str(control), "uid": uid,
             "runner_uid": None if uid is None else uid + _RUNNER_UID_OFFSET, "limits": job.limits.to_dict(),
             "test_files": job.test_files, "protected": protected, "command": job.command, "env": env,
-            "namespaces": job.namespaces, "seccomp": program.hex() if program else "", "seccomp_note": note,
+            "namespaces": job.namespaces, "split": job.mode in SPLIT_MODES, "seccomp": program.hex() if program else "", "seccomp_note": note,
             "cgroup_procs": leaf.procs if leaf else [], "cgroup_version": leaf.version if leaf else "none",
             "results_fd": fds[2], "status_fd": fds[3], "lifeline_fd": fds[4]}
 
@@ -309,18 +359,19 @@ def run_job(job: SandboxJob, base_dir: str | os.PathLike | None = None, fork_ser
         _write_files(workdir, job)
         if uid is not None:
             _chown_tree(workdir, uid)
-        if job.mode == "tests":
-            fd = os.open(control / "tests.py", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        if job.mode in SPLIT_MODES:
+            fd = os.open(control / "tests.json", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(job.tests)
-        leaf = cgroup.create(f"lumos-{os.getpid()}-{secrets.token_hex(6)}", limits.total_memory_bytes,
-                             limits.max_processes + 8, limits.cpu_cores) if job.namespaces else None
+                json.dump(_test_sources(job), f)
+        leaf = _job_leaf(limits, fork_server) if job.namespaces else None
         cfg = _config(job, workdir, control, uid, writers, leaf)
         (control / "config.json").write_text(json.dumps(cfg))
-        proc = _start(control / "config.json", writers, cfg["env"], fork_server)
+        proc = _start(control / "config.json", writers, cfg["env"], fork_server, leaf)
         for fd in writers:
             os.close(fd)
         writers = []
+        if proc is None and leaf is not None:
+            _refill(limits)
         pump = _Pump({n: pipes[n][0] for n in names}, limits)
         killed = _drive(proc, pump, limits, t0)
         status = parse_lines(pump.bufs["status"])
@@ -332,7 +383,7 @@ def run_job(job: SandboxJob, base_dir: str | os.PathLike | None = None, fork_ser
         swept = uid is not None and (killed is not None or not iso.get("pid", False))
         if swept:
             _sweep(uid)
-            if job.mode == "tests":
+            if job.mode in SPLIT_MODES:
                 _sweep(uid + _RUNNER_UID_OFFSET)
         end = time.monotonic() + 1.0
         while pump.open and time.monotonic() < end:
@@ -344,6 +395,8 @@ def run_job(job: SandboxJob, base_dir: str | os.PathLike | None = None, fork_ser
                                 limits, time.monotonic() - t0, stats)
         verdict.uid, verdict.swept = uid, swept
         verdict.isolation["cgroup_cpu"] = bool(leaf is not None and leaf.cpu)
+        if leaf is None and job.namespaces:
+            verdict.isolation["cgroup_note"] = cgroup.note()
         return verdict
     finally:
         if proc is not None and proc.poll() is None:

@@ -4,8 +4,9 @@ Three channels reach the host, with different trust:
 
 - ``status`` (written only by the launcher and the sandbox's PID 1, never reachable by candidate code):
   exit statuses, resource usage, set-up failures, the in-sandbox wall-clock alarm;
-- ``results``: in tests mode written only by the test runner, a process that never executes candidate
-  code; in script and repository modes written by a harness that shares its interpreter with the candidate;
+- ``results``: in tests and repository modes written only by the test runner, a process that never
+  executes candidate code; in script and in-process repository modes written by a harness that shares its
+  interpreter with the candidate;
 - ``stdout``/``stderr``: the candidate's own, never interpreted.
 
 Only the status channel and kernel counters (cgroup OOM kills) can make a run an ``error`` (sandbox fault);
@@ -20,21 +21,29 @@ import signal
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-__all__ = ["Verdict", "EXIT_REASONS", "INTEGRITY", "parse_lines", "build_verdict"]
+__all__ = ["Verdict", "EXIT_REASONS", "INTEGRITY", "SPLIT_MODES", "parse_lines", "build_verdict"]
 
 #: Why a sandboxed run ended. ``error`` means the sandbox itself could not be set up.
 EXIT_REASONS = ("ok", "timeout", "memory", "crash", "output_limit", "error")
 _MAX_LINE = 1 << 20
 
+#: Modes whose tests run in a trusted runner process, apart from the candidate's (see ``_harness``).
+SPLIT_MODES = ("tests", "repo")
+
+_RUNNER = {
+    "results_from": "test runner process (another uid; never executes candidate code)",
+    "tests_visible_to_candidate": False,
+    "comparison": "in the test runner, on decoded plain values (None/bool/int/float/str/bytes/containers); "
+                  "the candidate's other objects are proxies with identity equality and no truth value",
+    "results_forgeable_by_candidate": False,
+}
+
 #: What each mode guarantees about the test results (``Verdict.integrity``).
 INTEGRITY: dict[str, dict[str, Any]] = {
-    "tests": {
-        "results_from": "test runner process (another uid; never executes candidate code)",
-        "tests_visible_to_candidate": False,
-        "comparison": "in the test runner, on decoded plain values (None/bool/int/float/str/bytes/containers)",
-        "results_forgeable_by_candidate": False,
-    },
-    "repo": {
+    "tests": dict(_RUNNER),
+    "repo": dict(_RUNNER, candidate_modules="imported in the candidate's process when the tests import them; "
+                                            "the test files never enter its working directory"),
+    "repo-inprocess": {
         "results_from": "in-process harness (candidate modules share its interpreter)",
         "tests_visible_to_candidate": True,
         "tests_restored_readonly": True,
@@ -145,7 +154,7 @@ def build_verdict(mode: str, expected: list[str], bufs: dict[str, bytearray], dr
     v.network_isolated, v.pid_namespace = bool(iso.get("net")), bool(iso.get("pid"))
     v.readonly_fs, v.uid_dropped = bool(iso.get("readonly_fs")), bool(iso.get("uid_dropped"))
     v.setup_error = setup_error
-    if mode == "tests" and not v.uid_dropped:
+    if mode in SPLIT_MODES and not v.uid_dropped:
         # candidate and runner share a uid (the host is not root): /proc/<runner>/fd and /mem are reachable
         v.integrity.update(results_forgeable_by_candidate=True, tests_visible_to_candidate=True,
                            note="not root: the candidate and the test runner run as the same uid")
@@ -198,7 +207,7 @@ def _exit_reason(mode: str, killed: str | None, final: dict | None, cand: dict |
         return "output_limit"
     if claims["memory"]:
         return "memory"
-    if mode == "tests":
+    if mode in SPLIT_MODES:
         crashed = (sig is not None and not final.get("after_tests")) or code not in (0, None)
         return "crash" if crashed or not done else "ok"
     return "ok" if code == 0 and sig is None else "crash"

@@ -90,7 +90,7 @@ class _SandboxTask(Task):
 
 
 def _info(v: Verdict) -> dict[str, Any]:
-    # results_forgeable: True where the tests share the candidate's interpreter (code-repair; see README)
+    # results_forgeable: True where the tests share the candidate's interpreter (command mode, in-process harness)
     return {"exit_reason": v.exit_reason, "passed": len(v.passed), "tests": v.n_tests,
             "wall_time": round(v.wall_time, 4),
             "results_forgeable": bool(v.integrity.get("results_forgeable_by_candidate", True))}
@@ -223,13 +223,19 @@ class FunctionTask(_SandboxTask):
 
 
 # ---------------------------------------------------------------------------------------------- code-repair
+_HARNESSES = {"runner": "repo", "in-process": "repo-inprocess"}
+
+
 def load_repair_dir(root: str | Path) -> list[dict[str, Any]]:
     """User repair tasks: one sub-directory per task with ``task.json`` and a ``repo/`` directory.
 
     ``task.json`` keys: ``failing_tests`` (test ids ``file.py::test_name`` that fail before the fix,
     required), ``test_files`` (default: every ``test_*.py``), ``description`` (optional prompt text),
     ``test_command`` (optional argv run instead of the built-in harness; then the reward needs exit
-    status 0), ``fix`` (optional reference diff, used for demonstrations). Text files only, ≤ 256 KiB each.
+    status 0), ``harness`` (``"runner"``, the default: the tests run in the trusted test runner and use the
+    repository's modules through proxies, so the candidate cannot forge the results; ``"in-process"``: the
+    tests import the repository in one interpreter, for tests that need real objects, and the results are
+    forgeable), ``fix`` (optional reference diff, used for demonstrations). Text files only, ≤ 256 KiB each.
     """
     root = Path(root)
     if not root.is_dir():
@@ -246,9 +252,13 @@ def load_repair_dir(root: str | Path) -> list[dict[str, Any]]:
                 raise LumosError(f"{path} is larger than 256 KiB; repair tasks hold small text repositories.")
             files[path.relative_to(repo).as_posix()] = path.read_text()
         test_files = meta.get("test_files") or [f for f in files if Path(f).name.startswith("test_")]
+        harness = meta.get("harness", "runner")
+        if harness not in _HARNESSES:
+            raise LumosError(f"{task_dir / 'task.json'}: 'harness' must be one of {', '.join(_HARNESSES)}; "
+                             f"got {harness!r}.")
         repos.append({"name": task_dir.name, "files": files, "test_files": test_files,
                       "failing": list(meta["failing_tests"]), "description": meta.get("description", ""),
-                      "command": meta.get("test_command"), "fix": meta.get("fix")})
+                      "command": meta.get("test_command"), "fix": meta.get("fix"), "harness": harness})
     if not repos:
         raise LumosError(f"No repair tasks (sub-directories with task.json) found in {root}.")
     return repos
@@ -299,10 +309,54 @@ class RepairTask(_SandboxTask):
             self._baseline[repo["name"]] = v.passed
         return self._baseline[repo["name"]]
 
+    def check(self) -> list[dict[str, Any]]:
+        """Check each repository before training on it: the tests that fail unpatched must be exactly its
+        ``failing_tests``, and its reference fix (when it has one) must earn reward 1. A runner-harness
+        repository whose fix fails only there, and passes with the in-process harness, has tests that need
+        the candidate's real objects: the row suggests ``"harness": "in-process"``.
+
+        Returns one row per repository: ``task``, ``harness``, ``tests``, ``failing``, ``fix_reward`` (None
+        without a fix) and ``problems`` (one-line strings; empty when the task is sound).
+        """
+        rows = []
+        for repo in self.repos:
+            harness = "command" if repo.get("command") else repo.get("harness", "runner")
+            base = self.pool.map([self._repo_job(repo, repo["files"])])[0]
+            self._baseline[repo["name"]] = base.passed
+            row: dict[str, Any] = {"task": repo["name"], "harness": harness, "tests": base.n_tests,
+                                   "failing": sorted(base.failed), "fix_reward": None, "problems": []}
+            if base.load_error:
+                row["problems"].append(f"tests do not load unpatched: {base.load_error}")
+            if not repo.get("command") and set(base.failed) != set(repo["failing"]):
+                row["problems"].append(f"failing_tests says {sorted(repo['failing'])} but {sorted(base.failed)} fail")
+            fix = repo.get("fix")
+            if fix:
+                problem = Problem("", fix, {"repo": repo["name"]})
+                reward = self.score([problem], [self.demonstration(problem)])[0]
+                row["fix_reward"] = reward.total
+                if reward.total < 1.0:
+                    why = reward.info.get("error") or reward.info.get("exit_reason")
+                    row["problems"].append(f"the reference fix earns {reward.total:g} ({why})")
+                    if harness == "runner" and self._fix_passes_in_process(repo, fix):
+                        row["problems"].append('the fix passes with the in-process harness: the tests need real '
+                                               'objects; set "harness": "in-process" in task.json (results '
+                                               'then forgeable)')
+            rows.append(row)
+        return rows
+
+    def _fix_passes_in_process(self, repo: dict[str, Any], fix: str) -> bool:
+        try:
+            files = apply_patch(repo["files"], parse_unified_diff(fix), protected=tuple(repo["test_files"]))
+        except PatchError:
+            return False
+        job = SandboxJob("repo-inprocess", files=files, test_files=list(repo["test_files"]), limits=self.limits)
+        return self.pool.map([job])[0].all_passed
+
     def _repo_job(self, repo: dict[str, Any], files: dict[str, str]) -> SandboxJob:
         if repo.get("command"):
             return SandboxJob("command", files=files, command=list(repo["command"]), limits=self.limits)
-        return SandboxJob("repo", files=files, test_files=list(repo["test_files"]), limits=self.limits)
+        mode = _HARNESSES[repo.get("harness", "runner")]
+        return SandboxJob(mode, files=files, test_files=list(repo["test_files"]), limits=self.limits)
 
     def _job(self, problem: Problem, completion: str) -> SandboxJob | Reward:
         repo = self._repo(problem)
