@@ -244,3 +244,27 @@ def test_compiled_rollouts_equal_eager_rollouts():
     assert torch.equal(ro_f.response_ids, ro_e.response_ids)
     assert torch.equal(ro_f.response_mask, ro_e.response_mask)
     torch.testing.assert_close(ro_f.logprobs, ro_e.logprobs, atol=1e-4, rtol=1e-4)
+
+
+def test_zero_advantage_minibatches_step_on_the_aux_loss_unless_skipped():
+    """A batch whose groups all have equal rewards has exactly zero advantages (no float residue); the MoE
+    load-balancing term alone still moves the weights (AdamW eps 1e-15), unless skip_zero_advantage_steps."""
+    from lumos.models import tiny_hybrid
+    from lumos.rl.tasks import CallableTask
+
+    add = get_task("addition", digits=1)
+    flat = CallableTask(lambda n, seed: add.generate(n, seed), verifier=lambda p, c: Reward(0.1, False), name="flat")
+    moved = {}
+    for skip in (False, True):
+        model = tiny_hybrid(16, 2)
+        before = {k: v.clone() for k, v in model.state_dict().items()}
+        tr = RLTrainer(model, flat, small_cfg(steps=1, minibatches=2, skip_zero_advantage_steps=skip))
+        row = tr.rl_step()
+        assert row["zero_advantage_minibatches"] == 2
+        assert (row["optimizer_steps"], row["zero_advantage_skips"]) == ((0, 2) if skip else (2, 0))
+        moved[skip] = [k for k, v in model.state_dict().items() if not torch.equal(v, before[k])]
+    assert moved[True] == [] and any("router" in k or "gate" in k for k in moved[False]), moved
+    # rewards with spread: nothing is flagged, nothing skipped
+    tr = RLTrainer(tiny_hybrid(16, 2), signal_task(), small_cfg(steps=1, skip_zero_advantage_steps=True))
+    row = tr.rl_step()
+    assert (row["zero_advantage_minibatches"], row["zero_advantage_skips"], row["optimizer_steps"]) == (0, 0, 2)

@@ -69,6 +69,10 @@ class RLConfig:
                                           "included; refill rounds of fresh prompts run until prompts_per_step "
                                           "groups have reward spread (1 = drop without refill)")
     overlong_cache: int = _f(0, "DAPO soft overlong window in tokens (0 = off)")
+    skip_zero_advantage_steps: bool = _f(False, "skip the optimizer step of a minibatch whose advantages are all "
+                                         "exactly zero: its only gradient is the MoE load-balancing term (and "
+                                         "grpo's KL), which AdamW with eps 1e-15 makes a full-size step; off = the "
+                                         "paper's recipe")
     compile_rollouts: bool = _f(False, "lumos models: decode rollouts through the torch.compile-d one-token step "
                                 "(compiles once, seconds to a minute; then several times faster at small batch)")
     old_logp: str = _f("rollout", "old log-probs: 'rollout' (sampler's) or 'recompute' (training forward, no grad)")
@@ -109,7 +113,7 @@ class RLConfig:
         for name in ("eps_low", "eps_high", "mask_eps_low", "mask_eps_high"):
             p.check(check_float, getattr(self, name), name, 0.0, allow_none=True)
         p.check(check_probability, self.lr_min_ratio, "lr_min_ratio")
-        for name in ("unified_mask", "compile_rollouts"):
+        for name in ("unified_mask", "compile_rollouts", "skip_zero_advantage_steps"):
             p.check(check_bool, getattr(self, name), name)
         if self.dynamic_sampling is not None:
             p.check(check_bool, self.dynamic_sampling, "dynamic_sampling")

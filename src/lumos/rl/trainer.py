@@ -19,6 +19,11 @@ One RL step ``k``:
    i mod M = m. Losses are normalised by the *global* token (or sequence) count of the minibatch and the
    gradients are summed over processes, so N processes compute exactly the single-process update.
    A non-finite loss or gradient norm skips that optimizer step with a warning and is counted.
+   A minibatch whose advantages are all exactly zero (every group in it had equal rewards) has a zero policy
+   gradient; it still takes an optimizer step on the remaining terms (the MoE load-balancing loss, GRPO's KL),
+   which AdamW with eps = 1e-15 normalises to a full-size step. ``metrics.jsonl`` counts such minibatches
+   (``zero_advantage_minibatches``); ``RLConfig.skip_zero_advantage_steps`` skips their steps
+   (``zero_advantage_skips``; off by default, as the paper's recipe has no such rule).
 
 Metrics go to ``metrics.jsonl`` (one row per RL step); checkpoints are atomic (:mod:`lumos.rl.checkpoint`)
 and resuming continues bit-identically.
@@ -312,9 +317,13 @@ class RLTrainer:
         sel = (global_idx % cfg.minibatches) == m
         rows = sel.nonzero()[:, 0]
         mask = ro.response_mask.float()
-        counts = dist.all_reduce_sum(torch.tensor([float(mask[rows].sum()), float(rows.numel())], dtype=torch.float64))
+        counts = dist.all_reduce_sum(torch.tensor([float(mask[rows].sum()), float(rows.numel()),
+                                                   float((adv[rows] != 0).sum())], dtype=torch.float64))
         if float(counts[1]) == 0:
             return None
+        zero_adv = float(counts[2]) == 0     # the same on every process: the policy gradient is exactly zero
+        if zero_adv and cfg.skip_zero_advantage_steps:
+            return {"zero_advantage": 1.0, "zero_advantage_skip": 1.0}
         normalizer = float(counts[1]) if cfg.objective.normalizer == "sequences" else max(float(counts[0]), 1.0)
         stats: dict[str, float] = {}
         loss_val = torch.zeros((), dtype=torch.float64)
@@ -353,11 +362,11 @@ class RLTrainer:
             warnings.warn(f"RL step {self.step}, minibatch {m}: non-finite loss ({total_loss}) or gradient norm "
                           f"({grad_norm}); optimizer step skipped ({self.skipped_steps} so far).", stacklevel=2)
             self.optimizer.zero_grad(set_to_none=True)
-            return {"skipped": 1.0}
+            return {"skipped": 1.0, "zero_advantage": float(zero_adv)}
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         self._updates += 1
-        return {**stats, "loss": total_loss, "grad_norm": grad_norm, "skipped": 0.0}
+        return {**stats, "loss": total_loss, "grad_norm": grad_norm, "skipped": 0.0, "zero_advantage": float(zero_adv)}
 
     def rl_step(self) -> dict[str, Any]:
         """One rollout batch and its ``minibatches`` optimizer steps; returns (and logs) the metrics row."""
@@ -374,12 +383,15 @@ class RLTrainer:
         if self.ref_model is not None:
             ref = self._logprobs_nograd(make_policy(self.ref_model, self.policy.eos_token_id, self.policy.pad_token_id), ro)
         t2 = time.perf_counter()
-        mb_stats = [s for m in range(cfg.minibatches)
-                    if (s := self._minibatch(m, ro, old, adv, global_idx, ref)) is not None]
+        results = [s for m in range(cfg.minibatches)
+                   if (s := self._minibatch(m, ro, old, adv, global_idx, ref)) is not None]
+        mb_stats = [s for s in results if "zero_advantage_skip" not in s]
         t3 = time.perf_counter()
         row.update(step=step + 1, lr=lr, rollout_s=gen_s, old_logp_s=t2 - t0 - gen_s, update_s=t3 - t2,
-                   tokens_per_s=gen_tokens / max(gen_s, 1e-9), optimizer_steps=len(mb_stats))
-        keys = sorted({k for s in mb_stats for k in s if k != "skipped"})
+                   tokens_per_s=gen_tokens / max(gen_s, 1e-9), optimizer_steps=len(mb_stats),
+                   zero_advantage_minibatches=int(sum(s["zero_advantage"] for s in results)),
+                   zero_advantage_skips=len(results) - len(mb_stats))
+        keys = sorted({k for s in mb_stats for k in s if k not in ("skipped", "zero_advantage")})
         for k in keys:
             vals = [s[k] for s in mb_stats if k in s]
             row[k] = max(vals) if k.endswith("_max") else sum(vals) / len(vals)
