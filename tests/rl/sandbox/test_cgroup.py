@@ -183,10 +183,12 @@ def test_v2_release_kills_through_cgroup_kill_and_sweep_removes_dead_hosts(kerne
     leaf = cgroup.create("lumos-1-abc", 1 << 30, 8)
     d = Path(leaf.dirs[0])
     (d / "cgroup.procs").write_text("4194307")  # a straggler (above PID_MAX_LIMIT: never a real process)
-    cgroup.release(leaf)
-    assert d.exists() and cgroup._pending == [leaf]
-    assert cgroup.remove(leaf, wait=1.0) and not d.exists()
+    cgroup.release(leaf)  # never waits: killed now, removed at the next create
+    assert d.exists() and cgroup._pending == [leaf] and kernel.procs(d) == []
     assert (kernel.rel(d / "cgroup.kill"), "1") in kernel.writes
+    nxt = cgroup.create("lumos-1-next", 1 << 30, 8)
+    assert nxt is not None and not d.exists() and cgroup._pending == []
+    assert cgroup.remove(nxt, wait=0.0)
     # sweep: leaves and the moved-host cgroup of dead hosts go; a live host's leaf and other cgroups stay
     for name in ("lumos-999999-aa", "lumos-999999-host", "lumos-888888-bb", "other"):
         kernel.mkdir(str(kernel.here / name))
