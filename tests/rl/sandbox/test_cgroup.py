@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from lumos.rl.sandbox import cgroup
+from lumos.rl.sandbox.netns import Isolation, isolation_summary
 
 PID = os.getpid()
 OWN = "/user.slice/trainer.scope"
@@ -151,6 +152,9 @@ def test_v2_refused_when_other_processes_share_the_cgroup(kernel):
     (kernel.here / "cgroup.procs").write_text(f"1 {PID}")
     assert cgroup.create("lumos-1-abc", 1 << 30, 8) is None
     assert "other processes" in cgroup.note() and str(kernel.here) in cgroup.note()
+    iso = Isolation(True, True, True, True, cgroup="none", cgroup_note=cgroup.note())
+    assert any(line.startswith("memory: per-process rlimits only") and str(kernel.here) in line
+               for line in isolation_summary(iso))
     assert [p.name for p in kernel.here.iterdir() if p.is_dir()] == []  # nothing made, nothing moved
     assert kernel.procs(kernel.here) == ["1", str(PID)]
 

@@ -71,6 +71,11 @@ def namespaces(enabled, mount=True):
     return out
 
 
+def unshare_mount():
+    """A new mount namespace (a copy of the current one); False when the kernel refuses."""
+    return libc.unshare(ctypes.c_int(CLONE_NEWNS)) == 0
+
+
 def enter_template(template):
     """A private copy of the mount namespace ``template`` (an fd; see :func:`template_root`): ``setns`` into
     it, then ``unshare``. Returns ``(mount_unshared, from_template)``; when ``setns`` fails the copy is the
