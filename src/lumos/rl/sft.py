@@ -18,9 +18,8 @@ from lumos.core.distributed import all_reduce_sum
 from lumos.core.errors import LumosError
 from lumos.core.progress import track
 from lumos.core.validation import check_float, check_positive_int
-from lumos.models.parallel import clip_grad_norm
 from lumos.rl.policy import Policy, Rollout, left_pad, make_policy
-from lumos.rl.sharded import global_aux_loss
+from lumos.rl.sharded import layout
 from lumos.rl.tasks.base import Problem, Task
 
 __all__ = ["SFTConfig", "sft_warm_start", "demonstration_batch"]
@@ -60,14 +59,12 @@ def demonstration_batch(task: Task, problems: list[Problem], tokenizer: Any, pol
     return Rollout(p_ids, p_mask, r_ids, r_mask, torch.zeros(len(demos), T), ["eos"] * len(demos))
 
 
-def _rank_share(model: nn.Module, batch_size: int) -> torch.Tensor | None:
-    """Rows of each batch this rank trains on when ``model`` is sharded (FSDP2), else None (the whole batch)."""
+def _rank_share(sharded: bool, batch_size: int) -> torch.Tensor | None:
+    """Rows of each batch this rank trains on when the model is sharded (FSDP2), else None (the whole batch)."""
     from lumos.core import distributed as dist
-    from lumos.rl.sharded import check_sharded_model, is_sharded
 
-    if not is_sharded(model):
+    if not sharded:
         return None
-    check_sharded_model(model)
     world, rank = dist.world_size(), dist.rank()
     if batch_size % world:
         raise LumosError(f"SFT batch_size ({batch_size}) must be divisible by the number of processes ({world}) "
@@ -90,7 +87,8 @@ def sft_warm_start(model: nn.Module | Policy, task: Task, config: SFTConfig | No
     cfg = config or SFTConfig()
     tokenizer = tokenizer or ByteTokenizer()
     policy = make_policy(model)
-    share = _rank_share(policy.model, cfg.batch_size)
+    parallel = layout(policy)
+    share = _rank_share(parallel.sharded, cfg.batch_size)
     params = [p for p in policy.model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, betas=(0.9, 0.95), weight_decay=cfg.weight_decay)
     losses: list[float] = []
@@ -104,16 +102,13 @@ def sft_warm_start(model: nn.Module | Policy, task: Task, config: SFTConfig | No
         logp, _ = policy.token_logprobs(batch, temperature=1.0, rows=share)
         mask = batch.response_mask.float()
         loss = -(logp * mask[share if share is not None else slice(None)]).sum() / mask.sum()
-        aux = policy.aux_loss() if share is None else global_aux_loss(policy.model)
+        aux = parallel.aux_loss()
         if aux is not None:
             loss = loss + aux
         opt.zero_grad(set_to_none=True)
         loss.backward()              # a sharded model: FSDP2 sums the ranks' gradients = the full batch's
         if cfg.grad_clip > 0:
-            if share is None:
-                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-            else:
-                clip_grad_norm(params, cfg.grad_clip)
+            parallel.clip(params, cfg.grad_clip)
         opt.step()
         losses.append(float(loss.detach()) if share is None else float(all_reduce_sum(loss.detach().double())))
         if log is not None and (step % 10 == 0 or step == cfg.steps - 1):

@@ -47,12 +47,11 @@ from lumos.core.io import atomic_write_text, read_jsonl, to_json
 from lumos.core.progress import track
 from lumos.core.rundir import RunDir
 from lumos.models.distributed_checkpoint import is_distributed_checkpoint, load_distributed, save_distributed
-from lumos.models.parallel import clip_grad_norm
 from lumos.rl import sharded
 from lumos.rl.advantages import dynamic_sampling_mask, group_advantages, overlong_penalty
 from lumos.rl.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from lumos.rl.config import RLConfig
-from lumos.rl.policy import HFPolicy, HybridPolicy, Policy, Rollout, clone_model, left_pad, make_policy
+from lumos.rl.policy import HFPolicy, HybridPolicy, Policy, Rollout, left_pad, make_policy
 from lumos.rl.tasks.base import Problem, Task
 
 __all__ = ["RLTrainer", "lr_at", "encode_prompts", "decode_responses"]
@@ -144,15 +143,12 @@ class RLTrainer:
         self.params = params
         self.optimizer = torch.optim.AdamW(params, lr=config.lr, betas=(config.adam_beta1, config.adam_beta2),
                                            eps=config.adam_eps, weight_decay=config.weight_decay)
-        self.sharded = sharded.is_sharded(self.model)   # FSDP2 / expert parallel: see lumos.rl.sharded
-        if self.sharded:
-            sharded.check_sharded_model(self.model)
-        self._gen: tuple[int, Policy] | None = None      # (optimizer steps taken, unsharded rollout policy)
+        self.layout = sharded.layout(self.policy)       # replicated or FSDP2 / expert parallel: lumos.rl.sharded
+        self.sharded = self.layout.sharded
         self._updates = 0
         self.ref_model = None
         if config.beta > 0:
-            ref = sharded.gathered_policy(self.policy).model if self.sharded else clone_model(self.model)
-            self.ref_model = ref.eval().requires_grad_(False)
+            self.ref_model = self.layout.reference_model().eval().requires_grad_(False)
         self.step = 0
         self.skipped_steps = 0
         self.history: list[dict[str, Any]] = []
@@ -170,11 +166,7 @@ class RLTrainer:
     # ---------------------------------------------------------------------------------------------- rollouts
     def _generation_policy(self) -> Policy:
         """The policy that samples: itself, or for a sharded model an unsharded copy refreshed after updates."""
-        if not self.sharded:
-            return self.policy
-        if self._gen is None or self._gen[0] != self._updates:
-            self._gen = (self._updates, sharded.gathered_policy(self.policy, compile=self.cfg.compile_rollouts))
-        return self._gen[1]
+        return self.layout.rollout_policy(self._updates, compile=self.cfg.compile_rollouts)
 
     def _problem_seed(self, step: int, rnd: int) -> int:
         """Seed of the problems of round ``rnd`` of step ``step`` (round 0: the seed used without refill)."""
@@ -327,36 +319,26 @@ class RLTrainer:
         normalizer = float(counts[1]) if cfg.objective.normalizer == "sequences" else max(float(counts[0]), 1.0)
         stats: dict[str, float] = {}
         loss_val = torch.zeros((), dtype=torch.float64)
-        if self.sharded and not rows.numel():
-            self.model.train()
-            sharded.idle_step(self.policy, cfg.temperature)   # FSDP2's collectives run on every rank
-        elif rows.numel():
+        if not rows.numel():
+            self.layout.idle(cfg.temperature)   # a sharded model's collectives run on every rank
+        else:
             self.model.train()
             logp, ent = self.policy.token_logprobs(ro, cfg.temperature, rows=rows)
             kw = dict(self._loss_kw)
             if ref is not None:
                 kw["ref_logp"] = ref[rows]
             loss, st = self.loss_fn(logp, old[rows], adv[rows], mask[rows], normalizer=normalizer, **kw)
-            if self.sharded:
-                aux = sharded.global_aux_loss(self.model)
-                loss = loss + aux if aux is not None else loss
-            elif (aux := self.policy.aux_loss()) is not None:
-                loss = loss + aux * (rows.numel() / float(counts[1]))
+            if (aux := self.layout.aux_loss(rows.numel() / float(counts[1]))) is not None:
+                loss = loss + aux
             loss.backward()
             loss_val = loss.detach().double()
             stats = {k: float(v) for k, v in st.items() if k not in ("loss", "num_tokens")}
             stats["entropy"] = float((ent.detach() * mask[rows]).sum() / mask[rows].sum().clamp_min(1))
             if self.token_stats is not None:
                 stats.update(self.token_stats(ro.response_ids[rows], logp.detach(), old[rows], adv[rows], mask[rows]))
-        if not self.sharded:       # a sharded model's gradients were reduce-scattered by FSDP2 during backward
-            for p in self.params:
-                if p.grad is None:
-                    p.grad = torch.zeros_like(p)
-                dist.all_reduce_sum(p.grad)
+        self.layout.reduce_gradients(self.params)
         total_loss = float(dist.all_reduce_sum(loss_val))
-        max_norm = cfg.grad_clip if cfg.grad_clip > 0 else float("inf")
-        grad_norm = float(clip_grad_norm(self.params, max_norm) if self.sharded
-                          else torch.nn.utils.clip_grad_norm_(self.params, max_norm))
+        grad_norm = self.layout.clip(self.params, cfg.grad_clip if cfg.grad_clip > 0 else float("inf"))
         if not (math.isfinite(total_loss) and math.isfinite(grad_norm)):
             self.skipped_steps += 1
             warnings.warn(f"RL step {self.step}, minibatch {m}: non-finite loss ({total_loss}) or gradient norm "
@@ -495,7 +477,7 @@ class RLTrainer:
             raise LumosError(f"No checkpoint found under {root}. Train with checkpoint_every > 0 first.")
         if is_distributed_checkpoint(ckpt):      # written by a sharded run; loads sharded or not, any world size
             state = load_distributed(ckpt, self.model, self.optimizer)
-            self._gen = None
+            self.layout.invalidate()
         elif self.sharded:
             raise LumosError(f"{ckpt} was written by a run without --fsdp; resume it without --fsdp / "
                              "--expert-parallel.")

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from lumos.rl.sandbox import cgroup
+from lumos.rl.sandbox.netns import Isolation, isolation_summary
 
 PID = os.getpid()
 OWN = "/user.slice/trainer.scope"
@@ -151,6 +152,9 @@ def test_v2_refused_when_other_processes_share_the_cgroup(kernel):
     (kernel.here / "cgroup.procs").write_text(f"1 {PID}")
     assert cgroup.create("lumos-1-abc", 1 << 30, 8) is None
     assert "other processes" in cgroup.note() and str(kernel.here) in cgroup.note()
+    iso = Isolation(True, True, True, True, cgroup="none", cgroup_note=cgroup.note())
+    assert any(line.startswith("memory: per-process rlimits only") and str(kernel.here) in line
+               for line in isolation_summary(iso))
     assert [p.name for p in kernel.here.iterdir() if p.is_dir()] == []  # nothing made, nothing moved
     assert kernel.procs(kernel.here) == ["1", str(PID)]
 
@@ -179,10 +183,12 @@ def test_v2_release_kills_through_cgroup_kill_and_sweep_removes_dead_hosts(kerne
     leaf = cgroup.create("lumos-1-abc", 1 << 30, 8)
     d = Path(leaf.dirs[0])
     (d / "cgroup.procs").write_text("4194307")  # a straggler (above PID_MAX_LIMIT: never a real process)
-    cgroup.release(leaf)
-    assert d.exists() and cgroup._pending == [leaf]
-    assert cgroup.remove(leaf, wait=1.0) and not d.exists()
+    cgroup.release(leaf)  # never waits: killed now, removed at the next create
+    assert d.exists() and cgroup._pending == [leaf] and kernel.procs(d) == []
     assert (kernel.rel(d / "cgroup.kill"), "1") in kernel.writes
+    nxt = cgroup.create("lumos-1-next", 1 << 30, 8)
+    assert nxt is not None and not d.exists() and cgroup._pending == []
+    assert cgroup.remove(nxt, wait=0.0)
     # sweep: leaves and the moved-host cgroup of dead hosts go; a live host's leaf and other cgroups stay
     for name in ("lumos-999999-aa", "lumos-999999-host", "lumos-888888-bb", "other"):
         kernel.mkdir(str(kernel.here / name))

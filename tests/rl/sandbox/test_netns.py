@@ -6,7 +6,7 @@ def test_probe_matches_a_real_run():
     v = run_script("pass\n")
     assert iso == Isolation(v.network_isolated, v.pid_namespace, v.readonly_fs, v.uid_dropped,
                             bool(v.isolation.get("seccomp")), v.isolation.get("cgroup", "none"),
-                            v.isolation.get("seccomp_note", ""))
+                            v.isolation.get("seccomp_note", ""), v.isolation.get("cgroup_note", ""))
 
 
 def test_summary_says_when_missing():

@@ -8,6 +8,8 @@ Each step is best effort and reports what it achieved, so a verdict never claims
   size- and inode-capped tmpfs. No ``/run``, ``/tmp``, ``/home``, ``/sys``, ``/etc`` or host socket is
   visible; directories leading to the interpreter are recreated world-traversable, so a checkout under a
   ``chmod 700`` home works;
+- :func:`template_root` / :func:`enter_template` / :func:`template_workdir`: the same root, its read-only part
+  built once per fork server in a mount namespace that each job copies and completes with its working directory;
 - :func:`ipc_limits`: caps on SysV shared memory and message queues in the new IPC namespace;
 - :func:`drop_privileges`: rlimits, a fresh uid, a fresh anonymous session keyring, ``no_new_privs`` and the
   seccomp filter the host compiled (raw BPF; see :mod:`lumos.rl.sandbox.seccomp`).
@@ -69,6 +71,11 @@ def namespaces(enabled, mount=True):
     out = {k: libc.unshare(ctypes.c_int(flag)) == 0 for k, flag in want.items()}
     out.setdefault("mount", False)
     return out
+
+
+def unshare_mount():
+    """A new mount namespace (a copy of the current one); False when the kernel refuses."""
+    return libc.unshare(ctypes.c_int(CLONE_NEWNS)) == 0
 
 
 def enter_template(template):
@@ -169,7 +176,7 @@ def minimal_root(newroot, workdir, uid, lim, prefixes, protected):
 def template_root(newroot, prefixes, base):
     """In a fresh mount namespace of a throw-away child: :func:`minimal_root` without the working directory
     (the directory ``base`` is left empty for it). The fork server keeps this namespace; each job then
-    starts from a private copy of it (:func:`namespaces` with ``template``) and needs only
+    starts from a private copy of it (:func:`enter_template`) and needs only
     :func:`template_workdir`: no bind mounts, no pivot and no unmount (whose RCU wait is on the job's path)."""
     if libc.unshare(ctypes.c_int(CLONE_NEWNS)) != 0:
         raise OSError(ctypes.get_errno(), "unshare of the mount namespace failed")

@@ -235,7 +235,11 @@ def _prepare(cfg):
             os.close(template)
         template = None
     entries = _isolate.read_tree(cfg["workdir"]) if template is not None else None
-    iso.update(_isolate.namespaces(cfg.get("namespaces", True), mount=template is None))
+    if _early["ns"] is not None:  # a standby unshared all but the mount namespace already
+        iso.update(_early["ns"])
+        iso["mount"] = template is None and _isolate.unshare_mount()
+    else:
+        iso.update(_isolate.namespaces(cfg.get("namespaces", True), mount=template is None))
     iso["ipc_limits"] = bool(iso["ipc"]) and _isolate.ipc_limits(lim)  # needs the host's /proc
     if template is not None:
         if cfg.get("namespaces", True):
@@ -390,6 +394,7 @@ def _join(paths):
 
 
 _joined = set()  # cgroup.procs paths this process already joined (a standby of the fork server did it early)
+_early = {"ns": None}  # the namespaces a standby unshared before its job came (all but the mount namespace)
 
 
 def _run_request(path, fds):
@@ -431,6 +436,9 @@ def _standby(conn, procs):
             _join(procs)
         except OSError:
             pass  # _prepare joins again and reports the failure as a set-up error
+        # creating a network namespace costs milliseconds: do it now too. Only namespaced jobs get a leaf,
+        # hence a standby; the mount namespace waits for the job (prepared root or not).
+        _early["ns"] = _isolate.namespaces(True, mount=False)
         try:
             msg, fds, _, _ = socket.recv_fds(conn, 4096, 5)
         except OSError:

@@ -305,15 +305,18 @@ def _kill_members(d: str) -> None:
 
 
 def remove(leaf: Leaf, wait: float = 2.0) -> bool:
-    """Kill what is left in the leaf and remove it; never raises. False when it is still busy."""
+    """Kill what is left in the leaf and remove it; never raises. False when it is still busy (what was
+    left is killed even then: a launcher still exiting, or a standby whose job never came)."""
     end = time.monotonic() + wait
     pending = list(leaf.dirs)
     while pending:
         pending = [d for d in pending if not _rmdir(d)]
-        if not pending or time.monotonic() >= end:
+        if not pending:
             break
         for d in pending:
             _kill_members(d)
+        if time.monotonic() >= end:
+            break
         time.sleep(0.01)
     return not pending
 

@@ -25,6 +25,7 @@ class Isolation:
     seccomp: bool = False  #: no_new_privs + the seccomp filter of :mod:`lumos.rl.sandbox.seccomp`
     cgroup: str = "none"  #: "v2"/"v1": one memory and process cap for the whole sandbox; "none": rlimits only
     seccomp_note: str = ""  #: why there is no filter, when there is none
+    cgroup_note: str = ""  #: why there is no cgroup leaf, when there is none
 
 
 @functools.lru_cache(maxsize=1)
@@ -35,7 +36,7 @@ def probe_isolation() -> Isolation:
     v = run_script("pass\n")
     return Isolation(v.network_isolated, v.pid_namespace, v.readonly_fs, v.uid_dropped,
                      bool(v.isolation.get("seccomp")), str(v.isolation.get("cgroup", "none")),
-                     str(v.isolation.get("seccomp_note", "")))
+                     str(v.isolation.get("seccomp_note", "")), str(v.isolation.get("cgroup_note", "")))
 
 
 def isolation_summary(iso: Isolation | None = None) -> list[str]:
@@ -53,5 +54,6 @@ def isolation_summary(iso: Isolation | None = None) -> list[str]:
         "syscalls: no_new_privs + seccomp filter (keyrings, ptrace, mount, namespaces, bpf, ... blocked)"
         if iso.seccomp else f"syscalls: NOT filtered, no seccomp ({iso.seccomp_note or 'not root or unavailable'})",
         f"memory: cgroup {iso.cgroup} leaf caps all processes, tmpfs and shared memory together"
-        if iso.cgroup != "none" else "memory: per-process rlimits only (no cgroup leaf could be created here)",
+        if iso.cgroup != "none"
+        else f"memory: per-process rlimits only (no cgroup leaf: {iso.cgroup_note or 'none could be created here'})",
     ]

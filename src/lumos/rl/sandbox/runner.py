@@ -307,13 +307,21 @@ def _job_leaf(limits: SandboxLimits, fork_server: bool) -> cgroup.Leaf | None:
 
 
 def _refill(limits: SandboxLimits) -> None:
-    """After a fork-server job started: a standby joins a new leaf for the next job, off its critical path."""
+    """After a fork-server job started: standbys join new leaves for the next jobs, off their critical path.
+
+    Two at least, so that back-to-back jobs take a standby that started joining two jobs ago (a join can
+    take longer than one job); each job that takes one adds one (up to ``MAX_STANDBYS``)."""
     server = ForkServer.shared()
-    if len(server.standbys) >= MAX_STANDBYS:
-        return
-    leaf = cgroup.create(_leaf_name(), *_caps(limits))
-    if leaf is not None and not server.add_standby(leaf):
-        cgroup.release(leaf)
+    for _ in range(2):
+        if len(server.standbys) >= MAX_STANDBYS:
+            return
+        leaf = cgroup.create(_leaf_name(), *_caps(limits))
+        if leaf is None or not server.add_standby(leaf):
+            if leaf is not None:
+                cgroup.release(leaf)
+            return
+        if len(server.standbys) >= 2:
+            return
 
 
 def _config(job: SandboxJob, workdir: Path, control: Path, uid: int | None, fds: list[int],
