@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import ast
+import os
+import sys
+
 import pytest
 
 from lumos.rl.sandbox import SandboxJob, SandboxLimits, SandboxPool, run_job
@@ -41,10 +45,20 @@ def test_dead_fork_server_is_replaced():
     assert v.all_passed and ForkServer.shared() is not server
 
 
-_PROBE = ("import os\ncwd = os.getcwd()\nprint(os.listdir(os.path.dirname(cwd)) == [os.path.basename(cwd)])\n"
+_PROBE = ("import os\ncwd = os.getcwd()\nprint(os.path.dirname(cwd), os.path.basename(cwd), sorted(os.listdir(os.path.dirname(cwd))))\n"
           "for path in ('/x', os.path.dirname(cwd) + '/x', '/usr/x', '/dev/x'):\n    try:\n"
           "        open(path, 'w')\n        print('wrote', path)\n    except OSError:\n        pass\n"
           "open('mine', 'w').write('ok')\nprint(open('mine').read())\n")
+
+
+def _interpreter_entries(parent):
+    """Names in ``parent`` that lead to the interpreter's directories (when they lie below it)."""
+    out = set()
+    for p in (sys.prefix, sys.base_prefix, sys.exec_prefix, os.path.dirname(os.path.realpath(sys.executable))):
+        rel = os.path.relpath(os.path.realpath(p), parent)
+        if not rel.startswith(".."):
+            out.add(rel.split(os.sep)[0])
+    return out
 
 
 def _full_isolation():
@@ -62,8 +76,16 @@ def test_prepared_root_matches_built_root(tmp_path):
     slow = [run_job(SandboxJob("script", source=_PROBE, limits=LIM), fork_server=False),
             run_job(SandboxJob("script", source=_PROBE, limits=LIM), base_dir=tmp_path)]  # no template there
     for v in fast + slow:
-        assert v.exit_reason == "ok" and v.stdout == "True\nok\n", (v.stdout, v.stderr)
-    assert all("prepared once" in v.isolation["fs"] for v in fast)
+        first, rest = v.stdout.split("\n", 1)
+        parent, cwd, listing = first.split(" ", 2)
+        assert v.exit_reason == "ok" and rest == "ok\n", (v.stdout, v.stderr)
+        # the parent holds the working directory, plus the interpreter's own directory when the checkout or its
+        # venv lies there (the root binds the interpreter's prefixes), never another job's directory
+        assert set(ast.literal_eval(listing)) <= {cwd} | _interpreter_entries(parent) and cwd in listing, v.stdout
+    # no prepared root where the interpreter lies in the working directories' parent (a job's tmpfs there would
+    # hide it): e.g. a checkout with its venv under /tmp
+    prepared = not _interpreter_entries(fast[0].stdout.split(" ", 1)[0])
+    assert all(("prepared once" in v.isolation["fs"]) == prepared for v in fast)
     assert not any("prepared once" in v.isolation["fs"] for v in slow)
 
 
