@@ -161,6 +161,25 @@ def test_check_repair_tasks(tmp_path, capsys):
     assert main(["sandbox", "check-tasks", str(tmp_path / "missing")]) == 2
 
 
+@pytest.mark.parametrize("meta, needle", [
+    ("{bad", "is not valid JSON"),
+    ("[1]", "must hold a JSON object"),
+    ('{"description": "x"}', "needs 'failing_tests'"),
+    ('{"failing_tests": "test_m.py::t"}', "'failing_tests' must be a list of strings"),
+    ('{"failing_tests": [], "test_command": "pytest"}', "'test_command' must be a list of strings"),
+    ('{"failing_tests": [], "fix": 3}', "'fix' must be a string"),
+])
+def test_bad_task_json_is_one_clear_error(tmp_path, capsys, meta, needle):
+    from lumos.cli.main import main
+
+    (tmp_path / "t" / "repo").mkdir(parents=True)
+    (tmp_path / "t" / "repo" / "m.py").write_text("x = 1\n")
+    (tmp_path / "t" / "task.json").write_text(meta)
+    assert main(["sandbox", "check-tasks", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert needle in err and "task.json" in err and len(err.strip().splitlines()) == 1, err
+
+
 def test_bad_task_arguments(tmp_path):
     with pytest.raises(LumosError, match="families"):
         FunctionTask(families=["nope"])

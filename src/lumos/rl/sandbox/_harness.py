@@ -263,42 +263,55 @@ class _Objects:
         return self.by_id[body]
 
 
-def _apply(op, target, name, args, kwargs):
-    """One request, as plain Python on the candidate's side."""
-    if op == "import":
-        import importlib
+def _import(target, name, args, kwargs):
+    import importlib
 
-        return importlib.import_module(name)
-    if op == "getattr":
-        return getattr(target, name)
-    if op == "setattr":
-        setattr(target, name, args[0])
-        return None
-    if op == "call":
-        return target(*args, **kwargs)
-    if op == "getitem":
-        return target[args[0]]
-    if op == "setitem":
-        target[args[0]] = args[1]
-        return None
-    if op == "delitem":
-        del target[args[0]]
-        return None
-    if op == "len":
-        return len(target)
-    if op == "iter":
-        return iter(target)
-    if op == "next":
-        return next(target)
-    if op == "str":
-        return str(target)
-    if op == "isinstance":
-        return isinstance(target, args[0])
-    if op == "names":  # a module's public names, for ``from m import *``
-        names = getattr(target, "__all__", None)
-        return [str(k) for k in (names if names is not None else vars(target)) if names is not None
-                or not str(k).startswith("_")]
-    raise ValueError(f"unknown operation {op!r}")
+    return importlib.import_module(name)
+
+
+def _setattr(target, name, args, kwargs):
+    setattr(target, name, args[0])
+
+
+def _setitem(target, name, args, kwargs):
+    target[args[0]] = args[1]
+
+
+def _delitem(target, name, args, kwargs):
+    del target[args[0]]
+
+
+def _names(target, name, args, kwargs):
+    """A module's public names, for ``from m import *``."""
+    names = getattr(target, "__all__", None)
+    if names is not None:
+        return [str(k) for k in names]
+    return [str(k) for k in vars(target) if not str(k).startswith("_")]
+
+
+#: What one request does, as plain Python on the candidate's side: ``op(target, name, args, kwargs)``.
+_OPS = {
+    "import": _import,
+    "getattr": lambda target, name, args, kwargs: getattr(target, name),
+    "setattr": _setattr,
+    "call": lambda target, name, args, kwargs: target(*args, **kwargs),
+    "getitem": lambda target, name, args, kwargs: target[args[0]],
+    "setitem": _setitem,
+    "delitem": _delitem,
+    "len": lambda target, name, args, kwargs: len(target),
+    "iter": lambda target, name, args, kwargs: iter(target),
+    "next": lambda target, name, args, kwargs: next(target),
+    "str": lambda target, name, args, kwargs: str(target),
+    "isinstance": lambda target, name, args, kwargs: isinstance(target, args[0]),
+    "names": _names,
+}
+
+
+def _apply(op, target, name, args, kwargs):
+    fn = _OPS.get(op)
+    if fn is None:
+        raise ValueError(f"unknown operation {op!r}")
+    return fn(target, name, args, kwargs)
 
 
 def serve_candidate(workdir, req_fd, rep_fd, per_call, solution):

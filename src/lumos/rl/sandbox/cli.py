@@ -90,8 +90,10 @@ def _check_tasks(args: argparse.Namespace) -> int:
     from lumos.rl.tasks.code import RepairTask
 
     task = RepairTask(root=args.root)
-    rows = task.check()
-    task.pool.close()
+    try:
+        rows = task.check()
+    finally:
+        task.pool.close()
     if args.json:
         print(json.dumps(rows, indent=2))
     else:

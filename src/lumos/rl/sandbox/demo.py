@@ -88,7 +88,7 @@ def _forgeries(seed: int, limits) -> list:  # noqa: ANN001 - SandboxLimits
     """(task, attack, reward) for wrong answers that also attack the harness: a repository fix that writes
     pass records into every descriptor and exits, one that returns an always-equal object, and a function
     that patches the test runner's per-test function."""
-    from lumos.rl.sandbox import expected_tests
+    from lumos.rl.sandbox import SandboxJob, expected_tests
     from lumos.rl.sandbox.problems import FAMILIES
     from lumos.rl.tasks.base import Problem
     from lumos.rl.tasks.code import FunctionTask, RepairTask
@@ -102,7 +102,7 @@ def _forgeries(seed: int, limits) -> list:  # noqa: ANN001 - SandboxLimits
         return "```diff\n" + "".join(difflib.unified_diff(buggy.splitlines(True), new.splitlines(True),
                                                             "a/stats.py", "b/stats.py")) + "```\n"
 
-    tests = expected_tests(repair._repo_job(stats, stats["files"]))
+    tests = expected_tests(SandboxJob("repo", files=stats["files"], test_files=stats["test_files"]))
     records = diff(buggy + _FORGE_RECORDS.format(tests=tests))
     equal = diff(_ALWAYS_EQUAL + buggy.replace("return sum(xs) / (len(xs) - 1)", "return _Eq(0)"))
     out = [("code-repair", "write pass records into every fd, exit 0", r)

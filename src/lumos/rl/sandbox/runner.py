@@ -105,8 +105,7 @@ def expected_tests(job: SandboxJob) -> list[str]:
         for rel in job.test_files:
             if rel not in job.files:
                 raise bad_param("test_files", "paths present in files", rel, owner="SandboxJob")
-            content = job.files[rel]
-            out += _test_names(content.decode() if isinstance(content, bytes) else content, rel + "::", rel)
+            out += _test_names(_text(job.files[rel]), rel + "::", rel)
         return out
     if job.mode == "command":
         return ["command"]
@@ -169,11 +168,11 @@ def _test_sources(job: SandboxJob) -> list[list[str]]:
     """``[name, source]`` pairs for the test runner (it alone reads them, from the control directory)."""
     if job.mode == "tests":
         return [["hidden_tests.py", job.tests]]
-    out = []
-    for rel in job.test_files:
-        content = job.files[rel]
-        out.append([rel, content.decode("utf-8") if isinstance(content, bytes) else content])
-    return out
+    return [[rel, _text(job.files[rel])] for rel in job.test_files]
+
+
+def _text(content: str | bytes) -> str:
+    return content.decode("utf-8") if isinstance(content, bytes) else content
 
 
 def _chown_tree(root: Path, uid: int) -> None:

@@ -18,7 +18,7 @@ Every ``score`` call runs the batch through one :class:`~lumos.rl.sandbox.Sandbo
 from __future__ import annotations
 
 import ast
-import json
+import dataclasses
 import random
 import re
 from collections.abc import Sequence
@@ -26,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from lumos.core.errors import LumosError, bad_param
+from lumos.core.io import read_json
+from lumos.core.progress import track
 from lumos.core.validation import check_int, check_positive_int
 from lumos.rl.sandbox import SandboxJob, SandboxLimits, SandboxPool, Verdict
 from lumos.rl.sandbox.diff import PatchError, apply_patch, parse_unified_diff
@@ -226,6 +228,30 @@ class FunctionTask(_SandboxTask):
 _HARNESSES = {"runner": "repo", "in-process": "repo-inprocess"}
 
 
+_META_LISTS = ("failing_tests", "test_files", "test_command")
+_META_TEXTS = ("description", "fix", "harness")
+
+
+def _task_meta(path: Path) -> dict[str, Any]:
+    """``task.json``, checked: an object, ``failing_tests`` present, list keys lists of strings, text keys strings."""
+    meta = read_json(path)
+    if not isinstance(meta, dict):
+        raise LumosError(f"{path} must hold a JSON object with 'failing_tests'; got {type(meta).__name__}.")
+    if "failing_tests" not in meta:
+        raise LumosError(f"{path} needs 'failing_tests': the test ids (file.py::test_name) that fail before the fix.")
+    for key in _META_LISTS:
+        v = meta.get(key)
+        if v is not None and not (isinstance(v, list) and all(isinstance(x, str) for x in v)):
+            raise LumosError(f"{path}: {key!r} must be a list of strings; got {v!r:.80}.")
+    for key in _META_TEXTS:
+        v = meta.get(key)
+        if v is not None and not isinstance(v, str):
+            raise LumosError(f"{path}: {key!r} must be a string; got {v!r:.80}.")
+    if meta.get("harness", "runner") not in _HARNESSES:
+        raise LumosError(f"{path}: 'harness' must be one of {', '.join(_HARNESSES)}; got {meta['harness']!r}.")
+    return meta
+
+
 def load_repair_dir(root: str | Path) -> list[dict[str, Any]]:
     """User repair tasks: one sub-directory per task with ``task.json`` and a ``repo/`` directory.
 
@@ -242,23 +268,23 @@ def load_repair_dir(root: str | Path) -> list[dict[str, Any]]:
         raise bad_param("root", "a directory of repair tasks", str(root), owner="load_repair_dir")
     repos = []
     for task_dir in sorted(p for p in root.iterdir() if (p / "task.json").is_file()):
-        meta = json.loads((task_dir / "task.json").read_text())
+        meta = _task_meta(task_dir / "task.json")
         repo = task_dir / "repo"
-        if not repo.is_dir() or "failing_tests" not in meta:
-            raise LumosError(f"Repair task {task_dir} needs a repo/ directory and 'failing_tests' in task.json.")
+        if not repo.is_dir():
+            raise LumosError(f"Repair task {task_dir} needs a repo/ directory next to its task.json.")
         files = {}
         for path in sorted(p for p in repo.rglob("*") if p.is_file() and ".git" not in p.parts):
             if path.stat().st_size > 256 * 1024:
                 raise LumosError(f"{path} is larger than 256 KiB; repair tasks hold small text repositories.")
-            files[path.relative_to(repo).as_posix()] = path.read_text()
+            try:
+                files[path.relative_to(repo).as_posix()] = path.read_text(encoding="utf-8")
+            except UnicodeDecodeError:
+                raise LumosError(f"{path} is not UTF-8 text; repair tasks hold text files only.") from None
         test_files = meta.get("test_files") or [f for f in files if Path(f).name.startswith("test_")]
-        harness = meta.get("harness", "runner")
-        if harness not in _HARNESSES:
-            raise LumosError(f"{task_dir / 'task.json'}: 'harness' must be one of {', '.join(_HARNESSES)}; "
-                             f"got {harness!r}.")
         repos.append({"name": task_dir.name, "files": files, "test_files": test_files,
-                      "failing": list(meta["failing_tests"]), "description": meta.get("description", ""),
-                      "command": meta.get("test_command"), "fix": meta.get("fix"), "harness": harness})
+                      "failing": meta["failing_tests"], "description": meta.get("description", ""),
+                      "command": meta.get("test_command"), "fix": meta.get("fix"),
+                      "harness": meta.get("harness", "runner")})
     if not repos:
         raise LumosError(f"No repair tasks (sub-directories with task.json) found in {root}.")
     return repos
@@ -319,7 +345,7 @@ class RepairTask(_SandboxTask):
         without a fix) and ``problems`` (one-line strings; empty when the task is sound).
         """
         rows = []
-        for repo in self.repos:
+        for repo in track(self.repos, description="checking repair tasks"):
             harness = "command" if repo.get("command") else repo.get("harness", "runner")
             base = self.pool.map([self._repo_job(repo, repo["files"])])[0]
             self._baseline[repo["name"]] = base.passed
@@ -337,20 +363,18 @@ class RepairTask(_SandboxTask):
                 if reward.total < 1.0:
                     why = reward.info.get("error") or reward.info.get("exit_reason")
                     row["problems"].append(f"the reference fix earns {reward.total:g} ({why})")
-                    if harness == "runner" and self._fix_passes_in_process(repo, fix):
+                    if harness == "runner" and self._fix_passes_in_process(problem):
                         row["problems"].append('the fix passes with the in-process harness: the tests need real '
                                                'objects; set "harness": "in-process" in task.json (results '
                                                'then forgeable)')
             rows.append(row)
         return rows
 
-    def _fix_passes_in_process(self, repo: dict[str, Any], fix: str) -> bool:
-        try:
-            files = apply_patch(repo["files"], parse_unified_diff(fix), protected=tuple(repo["test_files"]))
-        except PatchError:
+    def _fix_passes_in_process(self, problem: Problem) -> bool:
+        job = self._job(problem, self.demonstration(problem))
+        if not isinstance(job, SandboxJob):
             return False
-        job = SandboxJob("repo-inprocess", files=files, test_files=list(repo["test_files"]), limits=self.limits)
-        return self.pool.map([job])[0].all_passed
+        return self.pool.map([dataclasses.replace(job, mode="repo-inprocess")])[0].all_passed
 
     def _repo_job(self, repo: dict[str, Any], files: dict[str, str]) -> SandboxJob:
         if repo.get("command"):
