@@ -10,7 +10,7 @@ import math
 import torch
 
 from lumos.core.errors import bad_param
-from lumos.core.validation import check_int, check_positive_int
+from lumos.core.validation import check_choice, check_int, check_positive_int
 
 __all__ = ["group_advantages", "group_advantages_reference", "dynamic_sampling_mask", "overlong_penalty"]
 
@@ -24,8 +24,7 @@ def _grouped(rewards: torch.Tensor, group_size: int, owner: str) -> torch.Tensor
 
 
 def _check_scale(scale: str, owner: str) -> None:
-    if scale not in ("group", "batch", "none"):
-        raise bad_param("scale", "one of 'group', 'batch', 'none'", scale, owner=owner)
+    check_choice(scale, "scale", ("group", "batch", "none"), owner=owner)
 
 
 def _work_dtype(rewards: torch.Tensor) -> torch.dtype:

@@ -144,7 +144,6 @@ class RLTrainer:
         self.optimizer = torch.optim.AdamW(params, lr=config.lr, betas=(config.adam_beta1, config.adam_beta2),
                                            eps=config.adam_eps, weight_decay=config.weight_decay)
         self.layout = sharded.layout(self.policy)       # replicated or FSDP2 / expert parallel: lumos.rl.sharded
-        self.sharded = self.layout.sharded
         self._updates = 0
         self.ref_model = None
         if config.beta > 0:
@@ -441,7 +440,7 @@ class RLTrainer:
     def save(self) -> Path | None:
         """Checkpoint into ``<run>/checkpoints`` (rank 0 writes; every process waits for it)."""
         path = None
-        if self.sharded:           # every rank writes its shards (torch.distributed.checkpoint)
+        if self.layout.sharded:    # every rank writes its shards (torch.distributed.checkpoint)
             root = self._checkpoint_root()
             if root is None:
                 return None
@@ -470,7 +469,7 @@ class RLTrainer:
         rows before it, and the warm-start rows (``phase: sft``, whose steps count SFT steps), are kept.
         """
         root = Path(path) if path is not None else (self.run.path if self.run is not None else None)
-        if self.sharded and root is None:
+        if self.layout.sharded and root is None:
             root = self._checkpoint_root()
         ckpt = latest_checkpoint(root) if root is not None else None
         if ckpt is None:
@@ -478,7 +477,7 @@ class RLTrainer:
         if is_distributed_checkpoint(ckpt):      # written by a sharded run; loads sharded or not, any world size
             state = load_distributed(ckpt, self.model, self.optimizer)
             self.layout.invalidate()
-        elif self.sharded:
+        elif self.layout.sharded:
             raise LumosError(f"{ckpt} was written by a run without --fsdp; resume it without --fsdp / "
                              "--expert-parallel.")
         else:
