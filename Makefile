@@ -4,13 +4,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.lumos-installed
 
-.PHONY: demo test test-fast bench lint format clean venv
+.PHONY: demo test test-fast docs bench lint format clean venv
 
 # Create .venv if missing and install lumos with everything it needs; quick when already up to date.
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e ".[dev,vision,hf]"
+	$(BIN)/python -m pip install -q -e ".[all,dev]"
 	@touch $(STAMP)
 
 venv: $(STAMP)
@@ -19,8 +19,17 @@ $(VENV): $(STAMP)
 demo: $(STAMP)
 	$(BIN)/lumos demo --out runs/demo --overwrite
 
+# The whole suite, and every code example in the library's docstrings.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -p no:cacheprovider --timeout=900
+	$(BIN)/python -m pytest -q -p no:cacheprovider --timeout=900 --doctest-modules tests src/lumos
+
+# The suite without the tests marked slow (the install, the examples, multi-process runs).
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -p no:cacheprovider --timeout=900 -m "not slow" tests
+
+# The documentation site (site/), strict: a broken link or reference fails the build.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 # Every CPU benchmark at full size (several minutes each); the gpu_* checks need CUDA and run by hand.
 bench: $(STAMP)
@@ -38,4 +47,4 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix src tests benchmarks
 
 clean:
-	rm -rf runs .pytest_cache build *.egg-info
+	rm -rf runs site .pytest_cache build *.egg-info

@@ -1,2 +1,5 @@
-"""Lumos."""
-__version__ = "0.1.0"
+"""Lumos: lightning attention and MiniMax-M1 hybrid MoE models with CISPO RL, ShapleyCAM explainers and CHG Shapley
+data valuation."""
+
+__version__ = "0.2.0"
+__all__ = ["__version__"]

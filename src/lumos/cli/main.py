@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import lumos
 from lumos.cli.common import LumosArgumentParser, check_out_option, guard_errors
 from lumos.cli.common import last_status as _status
+from lumos.core.extras import MissingExtraError
 
 __all__ = ["COMMAND_MODULES", "build_parser", "main"]
 
@@ -38,9 +39,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"lumos {lumos.__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=LumosArgumentParser)
+    parser.missing_extras = []  # type: ignore[attr-defined]
     for name in COMMAND_MODULES:
-        importlib.import_module(name).register(sub)
+        try:
+            module = importlib.import_module(name)
+        except MissingExtraError as exc:  # a system whose extra is not installed: its commands are absent
+            parser.missing_extras.append(str(exc))  # type: ignore[attr-defined]
+            continue
+        module.register(sub)
+    if parser.missing_extras:  # type: ignore[attr-defined]
+        parser.epilog = "Not installed: " + "; ".join(parser.missing_extras)  # type: ignore[attr-defined]
     return parser
+
+
+def _unavailable(parser: argparse.ArgumentParser, argv: list[str]) -> str | None:
+    """The missing-extra message when ``argv`` names no known command and some systems are not installed."""
+    missing = getattr(parser, "missing_extras", [])
+    first = next((a for a in argv if not a.startswith("-")), None)
+    sub = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
+    if not missing or first is None or sub is None or first in sub.choices:
+        return None
+    return f"lumos: unknown command '{first}'; not installed: " + "; ".join(missing)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -53,6 +72,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         parser = build_parser()
+        unavailable = _unavailable(parser, argv)
+        if unavailable:
+            print(unavailable, file=sys.stderr)
+            return 2
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse: --help, --version, or a one-line usage error (status 2)
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)

@@ -14,6 +14,10 @@ Faithfulness metrics live in :mod:`lumos.explain.metrics`.
 
 from __future__ import annotations
 
+from lumos.core.extras import require_extra
+
+require_extra("lumos.explain", "vision", "report")
+
 from lumos.core.errors import bad_param
 from lumos.explain.base import BaseCAM, ChannelCAM, LayerState
 from lumos.explain.gradcam import GradCAM, GradCAMElementWise, GradCAMPlusPlus, HiResCAM, LayerCAM, XGradCAM

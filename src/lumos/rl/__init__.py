@@ -9,6 +9,10 @@ Heavier parts are imported from their modules: :mod:`lumos.rl.trainer` (``RLTrai
 :mod:`lumos.rl.tasks` (built-in and user tasks). The FLOPs calculator is :mod:`lumos.analysis.flops`.
 """
 
+from lumos.core.extras import require_extra
+
+require_extra("lumos.rl", "rl", "report")
+
 from lumos.rl.advantages import dynamic_sampling_mask, group_advantages, overlong_penalty
 from lumos.rl.objectives import available_losses, cispo_loss, dapo_loss, get_loss, grpo_loss
 

@@ -10,6 +10,10 @@ Public API::
 - :class:`CHGSelector` — a ``torch.utils.data.Sampler`` keeping the per-class top fraction by CHG value.
 """
 
+from lumos.core.extras import require_extra
+
+require_extra("lumos.valuation", "valuation", "report")
+
 from lumos.valuation.chg import chg_shapley
 from lumos.valuation.selection import CHGSelector
 from lumos.valuation.tracker import CHGTracker
