@@ -9,7 +9,9 @@ from lumos.testing import assert_close
 
 
 def test_public_api():
-    assert lumos.ops.__all__ == ["lightning_attention", "lightning_attention_step"]
+    assert lumos.ops.__all__ == ["lightning_attention", "lightning_attention_step", "lightning_attn"]
+    for name in lumos.ops.__all__:
+        assert getattr(lumos.ops, name).__doc__
     assert BACKENDS == ("auto", "chunked", "recurrent", "naive", "triton")
 
 
@@ -68,7 +70,7 @@ def test_clear_errors(make_inputs):
     with pytest.raises(LumosError, match="'initial_state'"):
         lightning_attention(q, k, v, slope, s0[:1])
     with pytest.raises(LumosTypeError, match="'initial_state'"):
-        lightning_attention(q, k, v, slope, s0.half())
+        lightning_attention(q, k, v, slope, s0.int())
     with pytest.raises(LumosError, match="'backend'"):
         lightning_attention(q, k, v, slope, backend="flash")
     with pytest.raises(LumosError, match="'triton' only for CUDA"):

@@ -10,7 +10,7 @@ import sys
 import pytest
 import torch
 
-from lumos.ops.lightning import api
+from lumos.ops.lightning import api, chunked_lightning_attention
 from lumos.ops.lightning import triton as lt
 
 SCRIPT = r"""
@@ -58,11 +58,11 @@ def test_kernels_match_chunked_under_interpreter():
 
 def test_auto_dispatch_on_cpu_is_chunked():
     q = torch.randn(1, 1, 4, 2)
-    assert api.resolve_backend("auto", q) is api.chunked_lightning_attention
+    assert api.resolve_backend("auto", q) is chunked_lightning_attention
     assert not lt.is_available() or torch.cuda.is_available()
 
 
 def test_auto_dispatch_picks_triton_when_usable(monkeypatch):
     monkeypatch.setattr(api, "_triton_usable", lambda x: True)
     assert api.resolve_backend("auto", torch.randn(1, 1, 4, 2)) is lt.triton_lightning_attention
-    assert api.resolve_backend("chunked", torch.randn(1, 1, 4, 2)) is api.chunked_lightning_attention
+    assert api.resolve_backend("chunked", torch.randn(1, 1, 4, 2)) is chunked_lightning_attention
