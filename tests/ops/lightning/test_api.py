@@ -274,3 +274,66 @@ def test_head_first_op_names_the_layout_it_expected():
         lightning_attention(q, k, v, -g_gamma)
     with pytest.raises(LumosError, match="'k'.*head-first.*lightning_attn"):
         lightning_attention(q.transpose(1, 2), k[:, :3].transpose(1, 2), v.transpose(1, 2), -g_gamma)
+
+
+# ------------------------------------------------------------------- torch.compile(fullgraph=True): no graph breaks
+
+
+def _compiled_vs_eager(fn, tensors, backend, extra=()):
+    """fn(*tensors, *extra) -> (o, final), compiled with fullgraph=True vs eager: outputs and input gradients."""
+    leaves = [t for t in tensors if t is not None]
+    eager = _outputs_and_grads(*fn(*tensors, *extra), leaves)
+    torch._dynamo.reset()
+    compiled = _outputs_and_grads(*torch.compile(fn, fullgraph=True, backend=backend)(*tensors, *extra), leaves)
+    for i, (a, b) in enumerate(zip(compiled, eager)):
+        assert a.dtype == b.dtype
+        assert_close(f"output/grad {i}", a, b, atol=1e-6, rtol=1e-6)
+
+
+@pytest.mark.parametrize("cu", [None, "list", "tensor"])
+@pytest.mark.parametrize("state", [False, True])
+def test_lightning_attn_compiles_fullgraph(cu, state):
+    B, T = (2, 20) if cu is None else (1, 20)
+    N = B if cu is None else 3
+    q, k, v, g_gamma, s0 = _fla_inputs(B, T, 2, 4, 3, dtype=torch.float32,
+                                       state_dtype=torch.bfloat16 if state else None, n_states=N)
+    offsets = None if cu is None else [0, 7, 7, 20] if cu == "list" else torch.tensor([0, 7, 7, 20])
+
+    def fn(q, k, v, s0, cu_seqlens):
+        return lightning_attn(q, k, v, g_gamma=g_gamma, initial_state=s0, output_final_state=True,
+                              cu_seqlens=cu_seqlens)
+
+    _compiled_vs_eager(fn, (q, k, v, s0), "eager", (offsets,))
+
+
+@pytest.mark.parametrize("cu", [None, "tensor"])
+def test_head_first_op_compiles_fullgraph(cu, make_inputs):
+    q, k, v, slope, s0 = make_inputs(1, 2, 20, 4, 3, dtype=torch.float32, n_states=None if cu is None else 2)
+    offsets = None if cu is None else torch.tensor([0, 9, 20])
+
+    def fn(q, k, v, s0, cu_seqlens):
+        return lightning_attention(q, k, v, slope, s0, True, cu_seqlens)
+
+    _compiled_vs_eager(fn, (q, k, v, s0), "eager", (offsets,))
+
+
+@pytest.mark.parametrize("entry", ["lightning_attn", "lightning_attention"])
+def test_both_entry_points_compile_with_aot_autograd(entry):
+    q, k, v, g_gamma, s0 = _fla_inputs(1, 20, 2, 4, 3, dtype=torch.float32, state_dtype=torch.float32, n_states=2)
+    cu = torch.tensor([0, 9, 20])
+    if entry == "lightning_attn":
+        def fn(q, k, v, s0):
+            return lightning_attn(q, k, v, g_gamma=g_gamma, initial_state=s0, output_final_state=True, cu_seqlens=cu)
+    else:
+        def fn(q, k, v, s0):
+            o, final = lightning_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), -g_gamma, s0,
+                                           True, cu)
+            return o.transpose(1, 2), final
+
+    _compiled_vs_eager(fn, (q, k, v, s0), "aot_eager")
+
+
+@pytest.mark.parametrize("T", [1, 20])  # the token loop inline, and the blocked path through the opaque op
+def test_step_compiles_fullgraph(T, make_inputs):
+    q, k, v, slope, s0 = make_inputs(2, 2, T, 4, 3, dtype=torch.float32)
+    _compiled_vs_eager(lambda q, k, v, s0: lightning_attention_step(q, k, v, slope, s0), (q, k, v, s0), "eager")

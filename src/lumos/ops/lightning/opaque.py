@@ -44,14 +44,6 @@ def implementation(name: str) -> Callable:
             "naive": naive_lightning_attention}[name]
 
 
-def _unalias(out: torch.Tensor, *inputs: torch.Tensor | None) -> torch.Tensor:
-    # A custom op's outputs must not share memory with its inputs (e.g. the state of an empty packed sequence).
-    for t in inputs:
-        if t is not None and out.untyped_storage().data_ptr() == t.untyped_storage().data_ptr():
-            return out.clone()
-    return out
-
-
 @torch.library.custom_op("lumos::lightning_attention", mutates_args=())
 def lightning_attention_op(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, slope: torch.Tensor,
                            initial_state: torch.Tensor | None, cu_seqlens: torch.Tensor | None, impl: str
@@ -65,8 +57,9 @@ def lightning_attention_op(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, sl
     Returns:
         (o (B, H, L, Dv) in v's dtype, final_state (N, H, Dk, Dv) in the compute dtype) — the final state always.
     """
-    o, final = implementation(impl)(q, k, v, slope, initial_state, True, cu_seqlens)
-    return _unalias(o, q, k, v), _unalias(final, initial_state)
+    # Fresh outputs, as a custom op must return: every implementation allocates o and the final states (the
+    # blocked path clones the initial states it updates; the token loops rebind theirs for every token).
+    return implementation(impl)(q, k, v, slope, initial_state, True, cu_seqlens)
 
 
 @lightning_attention_op.register_fake
