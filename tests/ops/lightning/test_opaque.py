@@ -18,6 +18,9 @@ def test_op_passes_torch_opcheck(impl, make_inputs):
     # schema (no mutation or aliasing), fake (meta) shapes under FakeTensorMode, autograd registration (AOT
     # dispatch is exercised by the aot_eager compile tests of test_api.py)
     q, k, v, slope, s0 = make_inputs(1, 2, 11, 3, 2, dtype=torch.float32, n_states=3)
+    if impl == "chunked":  # strided views, as lightning_attn passes (B, T, H, D) tensors transposed
+        q, k, v = (t.detach().transpose(1, 2).contiguous().transpose(1, 2).requires_grad_(True) for t in (q, k, v))
+        s0 = s0.detach().transpose(2, 3).contiguous().transpose(2, 3).requires_grad_(True)
     torch.library.opcheck(lightning_attention_op, (q, k, v, slope, s0, torch.tensor([0, 4, 4, 11]), impl),
                           test_utils=("test_schema", "test_autograd_registration", "test_faketensor"))
 

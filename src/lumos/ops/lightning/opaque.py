@@ -59,7 +59,9 @@ def lightning_attention_op(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, sl
     """
     # Fresh outputs, as a custom op must return: every implementation allocates o and the final states (the
     # blocked path clones the initial states it updates; the token loops rebind theirs for every token).
-    return implementation(impl)(q, k, v, slope, initial_state, True, cu_seqlens)
+    # Contiguous, as the fake rule says (inductor checks the strides).
+    o, final = implementation(impl)(q, k, v, slope, initial_state, True, cu_seqlens)
+    return o.contiguous(), final.contiguous()
 
 
 @lightning_attention_op.register_fake
@@ -97,13 +99,13 @@ def lightning_attention_backward(q: torch.Tensor, k: torch.Tensor, v: torch.Tens
     dq, dk, dv = grads[:3]
     dslope = grads[3] if slope_grad else torch.zeros_like(slope)
     dinit = grads[-1] if s0 is not None else q.new_empty(0)
-    return dq, dk, dv, dslope, dinit
+    return tuple(g.contiguous() for g in (dq, dk, dv, dslope, dinit))  # contiguous, as the fake rule says
 
 
 @lightning_attention_backward.register_fake
 def _backward_fake(q, k, v, slope, initial_state, cu_seqlens, impl, do, dfinal, slope_grad):
-    dinit = q.new_empty(0) if initial_state is None else torch.empty_like(initial_state)
-    return torch.empty_like(q), torch.empty_like(k), torch.empty_like(v), torch.empty_like(slope), dinit
+    dinit = q.new_empty(0) if initial_state is None else initial_state.new_empty(initial_state.shape)
+    return tuple(t.new_empty(t.shape) for t in (q, k, v, slope)) + (dinit,)
 
 
 def _setup_context(ctx, inputs, output):
