@@ -1,3 +1,5 @@
+import doctest
+
 import pytest
 import torch
 
@@ -337,3 +339,10 @@ def test_both_entry_points_compile_with_aot_autograd(entry):
 def test_step_compiles_fullgraph(T, make_inputs):
     q, k, v, slope, s0 = make_inputs(2, 2, T, 4, 3, dtype=torch.float32)
     _compiled_vs_eager(lambda q, k, v, s0: lightning_attention_step(q, k, v, slope, s0), (q, k, v, s0), "eager")
+
+
+def test_docstring_examples_run():
+    from lumos.ops.lightning import api
+
+    result = doctest.testmod(api)
+    assert result.failed == 0 and result.attempted >= 15, result

@@ -1,3 +1,5 @@
+import doctest
+
 import torch
 
 from lumos.ops.lightning.utils import compute_dtype, per_sequence, split_packed
@@ -39,3 +41,10 @@ def test_per_sequence_without_offsets_is_one_call():
     o, final = per_sequence(_sum_scan, v, v, v, s0, None)
     ref_o, ref_f = _sum_scan(v, v, v, s0)
     assert torch.equal(o, ref_o) and torch.equal(final, ref_f)
+
+
+def test_docstring_examples_run():
+    from lumos.ops.lightning import utils
+
+    result = doctest.testmod(utils)
+    assert result.failed == 0 and result.attempted >= 3, result

@@ -82,7 +82,7 @@ def _check_qkv(q, k, v, decay, decay_name, owner, *, fla=False):
         if q.shape[t_ax] == H:
             other = "head-first (B, H, L, D)" if fla else "flash-linear-attention's (B, T, H, D)"
             raise bad_param("q", f"of layout {layout} with H = {H} ({decay_name} has {H} entries)",
-                            f"shape {tuple(q.shape)}, which is the {other} layout", owner=owner, fix=fix)
+                            f"shape {tuple(q.shape)} ({other} layout)", owner=owner, fix=fix)
         raise bad_param(decay_name, f"of shape ({q.shape[h_ax]}) (one entry per head; q is {layout})",
                         f"shape {tuple(decay.shape)}", owner=owner, fix=fix)
     check_tensor(k, "k", ndim=4, dtypes=_FLOATS, owner=owner, shape=tuple(q.shape), fix=fix)
