@@ -51,10 +51,12 @@ def test_valuer_clear_errors(name):
         v.fit(np.zeros((0, 4)), np.zeros(0, dtype=int), Xv, yv)
     with pytest.raises(LumosError, match="at least two classes"):
         v.fit(X, np.zeros(len(y), dtype=int), Xv, yv)
-    with pytest.raises(LumosError, match="labels in"):
-        v.fit(X, y - 1, Xv, yv)
-    with pytest.raises(LumosError, match="labels in"):
+    with pytest.raises(LumosError, match="unseen label"):
         v.fit(X, y, Xv, yv + 3)
+    with pytest.raises(LumosError, match="non-integer"):
+        v.fit(X, y + 0.5, Xv, yv)
+    with pytest.raises(LumosError, match="same kind"):
+        v.fit(X, y, Xv, np.array(["a", "b", "c"])[yv])
     bad = X.copy()
     bad[0, 0] = np.nan
     with pytest.raises(LumosError, match="finite"):
