@@ -68,14 +68,17 @@ def _label_array(y: Any, name: str, owner: str, n: int) -> np.ndarray:
     """``y`` as a 1-D numpy array of n labels: integers, integral floats, bools or strings (no NaN)."""
     if isinstance(y, torch.Tensor):
         y = y.detach().cpu().numpy()
+    if isinstance(y, (list, tuple)):  # numpy would turn [1, "a"] into strings silently
+        y = np.array(y, dtype=object) if any(isinstance(v, str) for v in y) else y
     arr = np.asarray(y)
     if arr.ndim != 1 or arr.shape[0] != n:
         raise bad_param(name, f"a 1-D array of {n} labels", f"shape {arr.shape}", owner=owner)
     if arr.dtype.kind == "O":  # a list of Python objects: strings or ints only, never a mixture
-        kinds = {type(v) for v in arr.tolist()}
-        if kinds <= {str}:
+        items = arr.tolist()
+        kinds = {type(v) for v in items}
+        if all(isinstance(v, str) for v in items):
             arr = arr.astype(str)
-        elif all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in arr.tolist()):
+        elif all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in items):
             arr = arr.astype(np.int64)
         else:
             raise bad_param(name, "class labels of one type (all strings or all integers)",
