@@ -214,7 +214,7 @@ def load_valuation_data(data: str, label_col: str = "y", *, val_data: str | None
         if n_train is not None or n_val is not None:
             raise LumosError("--train/--val split one file; with --val-data every row of the data file is valued and "
                              "the validation rows come from --val-data. Drop --train/--val.")
-        vtable = read_table(val_data, label_col, **opts)
+        vtable = read_table(val_data, label_col, **opts, option="--val-data")
         if impute == "drop":
             vtable, note = drop_missing(vtable)
             notes += [note] if note else []

@@ -79,9 +79,10 @@ def _missing(cells: np.ndarray) -> np.ndarray:
     return np.array([c.strip().lower() in MISSING for c in cells.tolist()], dtype=bool)
 
 
-def _check_size(p: Path, label_col: str) -> None:
+def _check_size(p: Path, label_col: str, option: str) -> None:
     if not p.is_file():
-        raise bad_param("data", "an existing .csv or .npz file (or builtin:NAME)", str(p), owner="lumos value")
+        what = "an existing .csv or .npz file" + (" (or builtin:NAME)" if option == "data" else "")
+        raise bad_param(option, what, str(p), owner="lumos value")
     raw_cap = os.environ.get("LUMOS_MAX_DATA_BYTES", str(MAX_DATA_BYTES))
     try:
         cap = int(raw_cap)
@@ -95,15 +96,16 @@ def _check_size(p: Path, label_col: str) -> None:
 
 
 def read_table(path: str | Path, label_col: str = "y", *, id_col: str | None = None,
-               drop_cols: Sequence[str] = (), categorical: Sequence[str] = ()) -> Table:
+               drop_cols: Sequence[str] = (), categorical: Sequence[str] = (), option: str = "data") -> Table:
     """Read ``DATA.csv`` (a header row; any columns) or ``DATA.npz`` (arrays ``X`` (N, D), ``label_col`` and
     optionally ``id_col``, read without pickle). ``drop_cols`` are ignored; ``id_col`` is kept as identity, not
     a feature; ``categorical`` must name feature columns (checked here, used by :class:`TableEncoder`).
+    ``option``: how messages name the file's argument (``data``, ``--val-data``).
 
     Every problem is one :class:`LumosError` naming the file (and line): not UTF-8, ragged rows, unknown
     column names, an empty file, a non-zip or pickled NPZ, mismatched lengths, a file above the size cap."""
     p = Path(path)
-    _check_size(p, label_col)
+    _check_size(p, label_col, option)
     if p.suffix == ".csv":
         table = _read_csv(p, label_col, id_col, list(drop_cols))
     elif p.suffix == ".npz":
@@ -112,7 +114,7 @@ def read_table(path: str | Path, label_col: str = "y", *, id_col: str | None = N
                              "the columns of X before saving it.")
         table = _read_npz(p, label_col, id_col)
     else:
-        raise bad_param("data", "a .csv or .npz file", p.suffix or str(p), owner="lumos value")
+        raise bad_param(option, "a .csv or .npz file", p.suffix or str(p), owner="lumos value")
     unknown = [c for c in categorical if c not in table.columns]
     if unknown:
         raise bad_param("--categorical", "feature columns of the file", ", ".join(unknown), owner="lumos value",
