@@ -4,7 +4,13 @@ import numpy as np
 import pytest
 
 from lumos.core.errors import LumosError
-from lumos.valuation.data import gaussian_mixture, load_builtin, load_valuation_data, make_split, split_indices
+from lumos.valuation.data import (
+    gaussian_mixture,
+    load_builtin,
+    load_valuation_data,
+    make_split,
+    split_indices,
+)
 
 
 @pytest.mark.parametrize("name,shape,k", [("digits", (1797, 64), 10), ("breast_cancer", (569, 30), 2),

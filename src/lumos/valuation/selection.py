@@ -25,7 +25,13 @@ from torch import nn
 from torch.utils.data import DataLoader, Sampler
 
 from lumos.core.errors import LumosError, bad_param
-from lumos.core.validation import check_choice, check_dataset, check_nonneg_int, check_positive_int, check_probability
+from lumos.core.validation import (
+    check_choice,
+    check_dataset,
+    check_nonneg_int,
+    check_positive_int,
+    check_probability,
+)
 from lumos.valuation.base import ParamsMixin
 from lumos.valuation.features import VARIANTS
 from lumos.valuation.tracker import CHGTracker, IndexedDataset
