@@ -47,10 +47,10 @@ from torch.utils.data import (
     SequentialSampler,
 )
 
-from lumos.core import distributed as dist
 from lumos.core.errors import LumosError, bad_param
 from lumos.core.progress import track
 from lumos.core.validation import check_bool, check_choice, check_positive_int
+from lumos.distributed import process_group as dist
 from lumos.valuation.features import VARIANTS, CHGFeatures, CHGVector, chg_values_streaming
 from lumos.valuation.per_sample import capture_last_layer, ce_logit_grad, check_capture, check_labels
 
