@@ -377,7 +377,7 @@ def _api_cases() -> list[tuple[str, object]]:
     from lumos.layers.softmax_attention import SoftmaxAttention
     from lumos.models import HybridLM, MiniMaxConfig
     from lumos.rl.config import RLConfig
-    from lumos.rl.sandbox import run_tests
+    from lumos.sandbox import run_tests
     from lumos.valuation.baselines.knn import KNNShapleyValuer
     from lumos.valuation.baselines.retrain import TMCShapleyValuer
     from lumos.valuation.baselines.simple import EL2NValuer, ForgettingValuer, GraNdValuer, LossValuer

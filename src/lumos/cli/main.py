@@ -24,7 +24,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "lumos.models.cli",
     "lumos.models.plan_cli",
     "lumos.valuation.cli",
-    "lumos.rl.sandbox.cli",
+    "lumos.sandbox.cli",
     "lumos.rl.cli",
     "lumos.explain.cli",
 )

@@ -24,7 +24,7 @@ from lumos.core.seed import seed_everything
 __all__ = ["DemoContext", "demo_section", "run_demo", "SECTION_MODULES", "registered_sections"]
 
 #: System modules that contribute demo sections (each calls :func:`demo_section` at import).
-SECTION_MODULES: tuple[str, ...] = ("lumos.ops.lightning.demo", "lumos.valuation.demo", "lumos.rl.sandbox.demo", "lumos.models.demo",
+SECTION_MODULES: tuple[str, ...] = ("lumos.ops.lightning.demo", "lumos.valuation.demo", "lumos.sandbox.demo", "lumos.models.demo",
                                      "lumos.explain.demo", "lumos.rl.demo")
 
 
