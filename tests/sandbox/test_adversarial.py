@@ -219,8 +219,9 @@ def test_repo_mode_results_cannot_be_forged_or_read():
     assert honest.all_passed and honest.exit_reason == "ok", (honest.errors, honest.load_error, honest.stderr)
     assert honest.integrity["results_forgeable_by_candidate"] is False
     assert honest.integrity["tests_visible_to_candidate"] is False
-    for x in v[:3]:
-        assert "test_calc.py::test_secret" in x.failed and "test_calc.py::test_double" in x.failed, (x.passed, x.errors)
+    for x in v[:3]:  # the tests fail, or their file does not load (then it is one failed test, by its path)
+        assert not {"test_calc.py::test_secret", "test_calc.py::test_double"} & set(x.passed), (x.passed, x.errors)
+        assert {"test_calc.py::test_secret", "test_calc.py::test_double"} <= set(x.failed) or "test_calc.py" in x.failed
     leak = v[3]
     assert "test_calc.py::test_secret" in leak.failed and "LEAKED" not in leak.stdout and "nothing" in leak.stdout, \
         (leak.stdout, leak.errors)
@@ -357,7 +358,7 @@ def test_repo_mode_proxies_behave_like_the_objects():
     shadow = dict(files, **{"test_lib.py": "import _winapi\n\ndef test_x():\n    assert _winapi.X == 1\n",
                             "_winapi.py": "X = 1\n"})
     v = run_job(SandboxJob("repo", files=shadow, test_files=["test_lib.py"], limits=LIM))
-    assert v.failed == ["test_lib.py::test_x"] and "_winapi" in v.load_error, (v.errors, v.load_error)
+    assert v.passed == [] and v.failed == ["test_lib.py"] and "_winapi" in v.load_error, (v.errors, v.load_error)
 
 
 def test_command_mode_cannot_shadow_the_stdlib():
@@ -587,9 +588,9 @@ def test_deep_directories_are_removed(tmp_path):
 def test_parser_bombs_cannot_raise():
     bomb = b"[" * 100_000 + b"\n" + b"{" * 100_000 + b"\n" + b"x" * (3 << 20) + b"\n" + b'{"test": "t", "passed": true}\n'
     assert parse_lines(bomb) == [{"test": "t", "passed": True}]
-    bufs = {"stdout": bytearray(), "stderr": bytearray(), "results": bytearray(bomb),
+    bufs = {"stdout": bytearray(), "stderr": bytearray(), "results": bytearray(b'{"tests": ["t"]}\n' + bomb),
             "status": bytearray(b'{"exit": {"code": "0", "signal": []}}\n' + bomb)}
-    v = build_verdict("tests", ["t"], bufs, {"stdout": False, "stderr": False}, None, LIM, 0.1, None)
+    v = build_verdict("tests", bufs, {"stdout": False, "stderr": False}, None, LIM, 0.1, None)
     assert v.exit_reason in ("ok", "crash") and v.passed == ["t"]
     nested = "def f(x):\n    v = 0\n    for _ in range(100000):\n        v = [v]\n    return v\n"
     writer = ("import os\nfor fd in range(3, 64):\n    try:\n        os.write(fd, b'[' * 100000 + b'\\n')\n"
@@ -627,3 +628,147 @@ def test_dangerous_syscalls_are_refused():
     for name in ("unshare-user", "unshare-net", "mount", "ptrace", "chroot"):
         assert f"{name} -1 1\n" in attack.stdout, attack.stdout  # EPERM
     assert "NoNewPrivs:\\t1" in attack.stdout and "Seccomp:\\t2" in attack.stdout
+
+
+# ------------------------------------------------------------------------- round 3 (issue 27): exceptions
+UNITTEST_TESTS = (f"import unittest\n\nclass T(unittest.TestCase):\n    def test_secret(self):\n"
+                  f"        self.assertEqual(f(3), {SECRET})\n")
+TABLE_TESTS = (f"CASES = [(3, {SECRET}), (0, 0)]\n\ndef test_table():\n"
+               f"    for got, want in zip(map(f, [x for x, _ in CASES]), [w for _, w in CASES]):\n"
+               f"        assert got == want\n")
+CONTROL_FLOW = [
+    # unittest's internal "stop" exception: unittest would record the test as a success
+    ("unittest", "import unittest.case\ndef f(x):\n    raise unittest.case._ShouldStop()\n"),
+    ("unittest", "import unittest\ndef f(x):\n    raise unittest.SkipTest('later')\n"),
+    # StopIteration ends the tests' map/zip loop early: a table-driven test would run no assertion
+    ("table", "def f(x):\n    raise StopIteration\n"),
+    ("table", "class Done(StopIteration):\n    pass\ndef f(x):\n    raise Done()\n"),
+    ("table", "def f(x):\n    raise StopAsyncIteration\n"),
+    ("table", "def f(x):\n    raise GeneratorExit\n"),
+    ("table", "def f(x):\n    raise SystemExit(0)\n"),
+    ("table", "def f(x):\n    raise KeyboardInterrupt\n"),
+    ("table", "class Out(BaseException):\n    pass\ndef f(x):\n    raise Out()\n"),
+]
+
+
+def test_control_flow_exceptions_fail_the_test_and_ordinary_ones_reach_it():
+    jobs = [SandboxJob("tests", source=HONEST, tests=t, limits=LIM) for t in (UNITTEST_TESTS, TABLE_TESTS)]
+    jobs += [SandboxJob("tests", source=src, tests=UNITTEST_TESTS if kind == "unittest" else TABLE_TESTS, limits=LIM)
+             for kind, src in CONTROL_FLOW]
+    honest_unittest, honest_table, *attacks = _map(jobs)
+    assert honest_unittest.all_passed and honest_table.all_passed, (honest_unittest.errors, honest_table.errors)
+    for (_, src), v in zip(CONTROL_FLOW, attacks):
+        assert v.passed == [] and len(v.failed) == 1, (src, v.passed, v.errors)
+        assert "CandidateRaised" in next(iter(v.errors.values())), (src, v.errors)
+    # the honest twins: ordinary failures keep their classes (built-in, standard library, the candidate's own
+    # mirrored on an allowed base); a candidate iterator's StopIteration still just ends the iteration
+    lib = ("import json\nclass Missing(KeyError):\n    pass\n"
+           "def bad(kind):\n    if kind == 'json':\n        json.loads('{')\n    if kind == 'assert':\n"
+           "        assert kind == 'x', 'precondition'\n    if kind == 'missing':\n        raise Missing(kind)\n"
+           "    raise ValueError(kind)\n"
+           "class Count:\n    def __init__(self, n):\n        self.i, self.n = 0, n\n    def __iter__(self):\n"
+           "        return self\n    def __next__(self):\n        self.i += 1\n        if self.i > self.n:\n"
+           "            raise StopIteration\n        return self.i\n")
+    tests = ("import json, unittest\n\nclass T(unittest.TestCase):\n    def test_classes(self):\n"
+             "        with self.assertRaises(json.JSONDecodeError):\n            bad('json')\n"
+             "        with self.assertRaises(AssertionError):\n            bad('assert')\n"
+             "        with self.assertRaises(KeyError):\n            bad('missing')\n"
+             "        with self.assertRaises(solution.Missing):\n            bad('missing')\n"
+             "        with self.assertRaises(ValueError):\n            bad('v')\n\n"
+             "def test_iteration():\n    assert list(Count(3)) == [1, 2, 3]\n    it = iter(Count(1))\n"
+             "    assert next(it) == 1\n    try:\n        next(it)\n    except StopIteration:\n        pass\n"
+             "    else:\n        raise AssertionError('no StopIteration')\n")
+    v = run_tests(lib, tests, LIM)
+    assert v.all_passed and v.n_tests == 2, v.errors
+
+
+def test_inventory_repair_with_the_bug_left_in_gets_nothing():
+    """The issue's attack: ``unittest.case._ShouldStop`` from the constructor made both tests of the built-in
+    ``inventory`` repair task pass with the bug still there."""
+    from lumos.rl.tasks.code.problems import REPAIR_REPOS
+
+    repo = next(r for r in REPAIR_REPOS if r["name"] == "inventory")
+    attack = dict(repo["files"], **{"inventory.py": "import unittest.case\n" + repo["files"]["inventory.py"].replace(
+        "        self.counts = {}\n", "        raise unittest.case._ShouldStop()\n")})
+    fixed = dict(repo["files"], **{"inventory.py": repo["files"]["inventory.py"].replace("n > have + 1", "n > have")})
+    honest, v = _map([SandboxJob("repo", files=f, test_files=repo["test_files"], limits=LIM) for f in (fixed, attack)])
+    assert honest.all_passed, honest.errors
+    assert v.passed == [] and sorted(v.failed) == sorted(honest.passed), (v.passed, v.errors)
+
+
+# ----------------------------------------------------------------------------- round 3: names and builtins
+def _forged_hello(names_json: str) -> str:
+    """Candidate source that writes its own hello (``names_json``) to every pipe it can, before the real one."""
+    return ("import os as _os\n"
+            f"_hello = b'{{\"load_error\": null, \"memory\": false, \"names\": {names_json}, "
+            "\"module\": {\"$h\": [1, \"module\", \"module\", []]}}\\n'\n"
+            "for _fd in range(3, 64):\n    try:\n        _os.write(_fd, _hello)\n    except OSError:\n        pass\n")
+
+
+def test_builtins_never_come_from_the_candidate():
+    # handle ids of the real server: 1 the module, then its public non-plain names in order (sorted 2, f 3)
+    fake_sorted = "def sorted(xs):\n    return [1, 2, 3]\ndef f(x):\n    return x\n"
+    builtins_dict = ('{"__builtins__": {"$d": [["sorted", {"$h": [2, "callable", "function", []]}]]}, '
+                     '"f": {"$h": [3, "callable", "function", []]}, '
+                     '"report": {"$h": [2, "callable", "function", []]}}')
+    tests = "def test_sorted():\n    assert sorted(f([3, 1, 2, 9])) == [1, 2, 3]\n"
+    honest_tests = "def test_sorted():\n    assert sorted(f([3, 1, 2])) == [1, 2, 3]\n"
+    hello = SandboxJob("tests", source=_forged_hello(builtins_dict) + fake_sorted, tests=tests, limits=LIM)
+    honest = SandboxJob("tests", source=fake_sorted, tests=honest_tests, limits=LIM)
+    # repository mode: `from lib import *` with an __all__ naming builtins and dunders
+    star = {"lib.py": "__all__ = ['sorted', 'f', '__builtins__', 'len']\n" + fake_sorted + "len = 5\n",
+            "test_lib.py": "from lib import *\n\ndef test_sorted():\n    assert sorted(f([3, 1, 2, 9])) == [1, 2, 3]\n"
+                           "    assert len([1]) == 1\n"}
+    star_honest = dict(star, **{"test_lib.py": star["test_lib.py"].replace("[3, 1, 2, 9]", "[3, 1, 2]")})
+    v_hello, v_honest, v_star, v_star_honest = _map(
+        [hello, honest] + [SandboxJob("repo", files=f, test_files=["test_lib.py"], limits=LIM) for f in (star, star_honest)])
+    assert v_honest.all_passed and v_star_honest.all_passed, (v_honest.errors, v_star_honest.errors)
+    assert v_hello.failed == ["test_sorted"], v_hello.errors
+    assert v_star.failed == ["test_lib.py::test_sorted"], v_star.errors
+
+
+# ----------------------------------------------------------------------------- round 3: test collection
+COLLECTION_TESTS = {
+    # a TestCase subclass through a base of another name, and through an alias of TestCase
+    "base": (f"import unittest\n\nclass Base(unittest.TestCase):\n    pass\n\nclass TestX(Base):\n"
+             f"    def test_secret(self):\n        self.assertEqual(f(3), {SECRET})\n"),
+    "alias": (f"from unittest import TestCase as TC\n\nclass T(TC):\n    def test_secret(self):\n"
+              f"        self.assertEqual(f(3), {SECRET})\n"),
+    # async tests run to completion, in their own event loop (pytest-asyncio's way; IsolatedAsyncioTestCase's)
+    "async": f"async def test_secret():\n    assert f(3) == {SECRET}\n",
+    "isolated": (f"import unittest\n\nclass T(unittest.IsolatedAsyncioTestCase):\n    async def test_secret(self):\n"
+                 f"        self.assertEqual(f(3), {SECRET})\n"),
+}
+REFUSED_TESTS = {
+    # bodies that a call would not run: refused (a failed test that says why), for every candidate
+    "generator": f"def test_secret():\n    assert f(3) == {SECRET}\n    yield\n",
+    "async generator": f"async def test_secret():\n    assert f(3) == {SECRET}\n    yield\n",
+    "async method": (f"import unittest\n\nclass T(unittest.TestCase):\n    async def test_secret(self):\n"
+                     f"        self.assertEqual(f(3), {SECRET})\n"),
+    "returns a coroutine": (f"async def _check():\n    assert f(3) == {SECRET}\n\n"
+                            f"def test_secret():\n    return _check()\n"),
+}
+
+
+def test_tests_are_collected_by_loading_them_not_by_their_text():
+    kinds = list(COLLECTION_TESTS) + list(REFUSED_TESTS)
+    tests = [COLLECTION_TESTS.get(k) or REFUSED_TESTS[k] for k in kinds]
+    jobs = [SandboxJob("tests", source=src, tests=t, limits=LIM) for t in tests for src in (HONEST, WRONG)]
+    v = _map(jobs)
+    for i, kind in enumerate(kinds):
+        honest, wrong = v[2 * i], v[2 * i + 1]
+        assert wrong.n_tests == 1 and wrong.passed == [], (kind, wrong.passed, wrong.errors)
+        if kind in COLLECTION_TESTS:
+            assert honest.all_passed, (kind, honest.errors)
+        else:
+            assert honest.passed == [] and next(iter(honest.errors.values())).startswith("AssertionError: refused"), \
+                (kind, honest.errors)
+    # zero tests is never a pass
+    empty = run_tests(HONEST, "X = 1\n", LIM)
+    assert empty.n_tests == 0 and not empty.all_passed and empty.pass_fraction == 0.0
+
+
+def test_a_test_file_that_does_not_load_is_a_failed_test():
+    tests = "from solution import g\n\ndef test_secret():\n    assert g(3) == 1\n"
+    v = run_tests(HONEST, tests, LIM)
+    assert v.passed == [] and v.failed == ["hidden_tests.py"] and "ImportError" in v.load_error, v.errors

@@ -13,7 +13,7 @@ import threading
 import pytest
 
 from lumos.core.errors import LumosError
-from lumos.sandbox import SandboxJob, SandboxLimits, expected_tests, run_job, run_script, run_tests
+from lumos.sandbox import SandboxJob, SandboxLimits, run_job, run_script, run_tests
 
 FAST = SandboxLimits(wall_time=3.0, cpu_time=2.0, max_processes=8)
 ADD_TESTS = "def test_pos():\n    assert add(2, 3) == 5\n\ndef test_neg():\n    assert add(-2, -3) == -5\n"
@@ -215,7 +215,6 @@ def test_repo_and_command_modes():
              "tests/test_m.py": "import unittest\nfrom pkg.m import f\n\ndef test_f():\n    assert f() == 1\n\n"
                                 "class T(unittest.TestCase):\n    def test_a(self):\n        self.assertEqual(f(), 2)\n"}
     job = SandboxJob("repo", files=files, test_files=["tests/test_m.py"], limits=FAST)
-    assert expected_tests(job) == ["tests/test_m.py::test_f", "tests/test_m.py::T.test_a"]
     v = run_job(job)
     assert v.passed == ["tests/test_m.py::test_f"] and v.failed == ["tests/test_m.py::T.test_a"]
     ok = run_job(SandboxJob("command", files=files, command=["python", "-c", "import pkg.m"], limits=FAST))

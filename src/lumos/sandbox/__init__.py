@@ -19,7 +19,6 @@ from lumos.sandbox.runner import (
     EXIT_REASONS,
     SandboxJob,
     Verdict,
-    expected_tests,
     run_job,
     run_repo,
     run_script,
@@ -27,6 +26,6 @@ from lumos.sandbox.runner import (
 )
 
 __all__ = [
-    "EXIT_REASONS", "Isolation", "SandboxJob", "SandboxLimits", "SandboxPool", "Verdict", "expected_tests",
+    "EXIT_REASONS", "Isolation", "SandboxJob", "SandboxLimits", "SandboxPool", "Verdict",
     "isolation_summary", "probe_isolation", "run_job", "run_repo", "run_script", "run_tests",
 ]

@@ -106,7 +106,10 @@ class _Objects:
         else:
             kind, chain = ("callable" if callable(x) else "object"), []
         try:
-            name = type.__getattribute__(x, "__qualname__") if isinstance(x, type) else t.__qualname__
+            if kind == "module":  # the proxy module is named like the candidate's
+                name = str(vars(x).get("__name__", "?"))
+            else:
+                name = type.__getattribute__(x, "__qualname__") if isinstance(x, type) else t.__qualname__
         except Exception:  # noqa: BLE001
             name = "?"
         return {"$h": [hid, kind, str(name)[:200], chain]}

@@ -107,11 +107,11 @@ def _runner_child(cfg, fds, setup_w):
     _keep_only({fds["req_w"], fds["rep_r"], fds["results"], fds["tests"], setup_w})
     _setup_child(cfg, cfg["runner_uid"], setup_w, "/")
     with os.fdopen(fds["tests"], encoding="utf-8") as f:
-        files = json.load(f)
+        sources = json.load(f)
     chan = _wire.Channel(fds["results"])
     run = _testrun.run_tests if cfg["mode"] == "tests" else _testrun.run_repo_tests
     try:
-        run(files, fds["req_w"], fds["rep_r"], chan, float(cfg["limits"]["per_test_time"] or 0))
+        run(sources, fds["req_w"], fds["rep_r"], chan, float(cfg["limits"]["per_test_time"] or 0))
     except BaseException as exc:  # noqa: BLE001 - the tests themselves are broken
         chan.send(harness_error=_wire.describe(exc))
     os._exit(0)

@@ -39,7 +39,17 @@ except ImportError:
         write_all,
     )
 
-__all__ = ["Remote", "Handle", "CandidateFinder", "module_proxy", "candidate_exception"]
+__all__ = ["Remote", "Handle", "CandidateFinder", "module_proxy", "candidate_exception", "runner_class", "bindable",
+           "CandidateRaised", "ORDINARY"]
+
+
+class CandidateRaised(BaseException):
+    """The candidate raised control flow or a test framework's signal (``StopIteration``, ``SystemExit``,
+    unittest's ``SkipTest``, anything ``BaseException``-only, ...): the test fails, whatever it catches."""
+
+
+class _Exhausted(Exception):
+    """A candidate iterator ended (its ``StopIteration``, on the ``next`` operation only)."""
 
 
 class Remote:
@@ -56,10 +66,10 @@ class Remote:
         self.load_error = hello.get("load_error") if type(hello.get("load_error")) is str else None
         self.memory = hello.get("memory") is True
         names = hello.get("names") if type(hello.get("names")) is dict else {}
-        self.names = {}
+        self.names = {}  # what the tests' namespace gets: filtered by bindable(), like every other path
         for k, v in names.items():
             try:
-                if type(k) is str and k.isidentifier():
+                if bindable(k):
                     self.names[k] = self.value(v)
             except ValueError:
                 pass
@@ -77,9 +87,10 @@ class Remote:
                 or body[1] not in KINDS or type(body[2]) is not str or type(body[3]) is not list):
             raise ValueError("malformed object handle")
         hid, kind, name, chain = body
-        if kind == "exception":
-            return _mirror([c for c in chain if type(c) is str])
-        h = self.handles.get(hid)
+        cls = runner_class(chain) if kind == "exception" else None
+        if cls is not None:
+            return cls
+        h = self.handles.get(hid)  # a control-flow exception class is only a handle: it can never be raised here
         if h is None:
             if len(self.handles) >= MAX_OBJECTS:
                 raise ValueError("too many objects")
@@ -130,9 +141,10 @@ class Remote:
         if msg.get("timeout") is True:
             raise TestTimeout()
         if "raise" in msg:
-            chain = msg.get("chain") if type(msg.get("chain")) is list else []
-            raise candidate_exception(str(msg.get("raise")), str(msg.get("msg", "")),
-                                       [c for c in chain if type(c) is str])
+            chain = [c for c in msg.get("chain") if type(c) is str] if type(msg.get("chain")) is list else []
+            if op == "next" and ("builtins.StopIteration" in chain or (not chain and msg["raise"] == "StopIteration")):
+                raise _Exhausted()  # the end of a candidate iterator, for Handle.__iter__ only
+            raise candidate_exception(str(msg.get("raise")), str(msg.get("msg", "")), chain)
         try:
             return self.value(msg.get("ok"))
         except ValueError as exc:
@@ -140,8 +152,27 @@ class Remote:
 
 
 BUILTIN_NAMES = frozenset(vars(builtins))
+#: Names the runner itself puts into the tests' namespace.
+HARNESS_NAMES = frozenset({"report", "solution"})
+#: What a candidate exception may be in the tests: these families (or ``Exception`` itself), as the runner's
+#: own classes or as mirrored subclasses of them -- ordinary failures. Not in it, and so a plain failure of the
+#: test (:class:`CandidateRaised`): control flow (``StopIteration``, ``StopAsyncIteration``, ``GeneratorExit``),
+#: test frameworks' signals (unittest's ``SkipTest`` and ``_ShouldStop``, pytest's outcomes, all outside these
+#: families), ``KeyboardInterrupt``, ``SystemExit`` and anything ``BaseException``-only. ``AssertionError`` is
+#: in: raised by the candidate it can only fail a test or meet an explicit ``assertRaises(AssertionError)``.
+ORDINARY = (ArithmeticError, AssertionError, AttributeError, BufferError, EOFError, ImportError, LookupError,
+            NameError, OSError, ReferenceError, RuntimeError, SyntaxError, SystemError, TypeError, ValueError, Warning)
 _MIRRORS = {}
 _SAFE_NAME = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.<>")
+
+
+def bindable(name):
+    """Whether a candidate name may be bound in the tests' namespace (the hello's names, ``from m import *``):
+    never a builtin, a dunder or other underscore name, a keyword, or a name of the harness."""
+    import keyword
+
+    return (type(name) is str and name.isidentifier() and not name.startswith("_") and not keyword.iskeyword(name)
+            and name not in BUILTIN_NAMES and name not in HARNESS_NAMES)
 
 
 def _known_exception(full):
@@ -153,21 +184,33 @@ def _known_exception(full):
     obj = sys.modules.get(mod_name)
     for part in qual.split("."):
         obj = getattr(obj, part, None) if obj is not None and part.isidentifier() else None
-    if isinstance(obj, type) and issubclass(obj, Exception) and obj.__module__ == mod_name:
+    if isinstance(obj, type) and issubclass(obj, BaseException) and obj.__module__ == mod_name:
         return obj
     return None
 
 
-def _mirror(chain):
-    """A runner-side exception class standing for the candidate's ``chain[0]`` (bases mirrored alike), so
-    ``pytest.raises(mod.Error)``/``assertRaises`` and ``except`` work; built-ins stay themselves."""
+def _ordinary(cls):
+    return cls is Exception or issubclass(cls, ORDINARY)
+
+
+def runner_class(chain):
+    """The runner's exception class for a candidate exception whose MRO is ``chain`` (``module.qualname``,
+    most derived first): a built-in or imported standard-library class of :data:`ORDINARY`, or a mirrored
+    subclass of one standing for the candidate's own class (so ``pytest.raises(mod.Error)``, ``assertRaises``
+    and ``except`` work). None when the exception is not an ordinary failure: any class of the chain the
+    runner knows is outside :data:`ORDINARY`, or the chain reaches ``BaseException`` but not ``Exception``."""
+    names = [c for c in chain[:16] if type(c) is str and len(c) <= 200 and set(c) <= _SAFE_NAME]
+    if "builtins.BaseException" in names and "builtins.Exception" not in names:
+        return None
     base = Exception
-    for full in reversed(chain[:16]):
-        if len(full) > 200 or not set(full) <= _SAFE_NAME:
+    for full in reversed(names):
+        if full in ("builtins.BaseException", "builtins.object"):
             continue
         known = _known_exception(full)
         if known is not None:
-            base = known
+            if not _ordinary(known):
+                return None
+            base = known if issubclass(known, base) else base
             continue
         key = (full, base)
         if key not in _MIRRORS and len(_MIRRORS) >= MAX_OBJECTS:
@@ -182,11 +225,16 @@ def _mirror(chain):
 
 
 def candidate_exception(name, msg, chain=()):
-    """An exception of the type the candidate raised (built-in, standard library, or mirrored)."""
-    cls = _mirror(list(chain)) if chain else getattr(builtins, name, None)
-    if not (isinstance(cls, type) and issubclass(cls, BaseException)):
-        cls = None
+    """The exception the tests see for one the candidate raised (``name``, ``msg``, its MRO ``chain``): its
+    :func:`runner_class`, or :class:`CandidateRaised` when it is not an ordinary failure."""
+    chain = list(chain)
+    if not chain and name.isidentifier() and isinstance(getattr(builtins, name, None), type):
+        chain = [f"builtins.{name}"]
+    cls = runner_class(chain) if chain else None
     if cls is None:
+        if chain:
+            return CandidateRaised(f"the candidate raised {name} (control flow or a test framework's signal, "
+                                   f"which fails the test): {msg}"[:400])
         return RuntimeError(f"{name}: {msg}")
     try:
         return cls(msg)
@@ -254,9 +302,10 @@ class Handle:
         it = self._ask("iter")
         while True:
             try:
-                yield it._ask("next")
-            except StopIteration:
+                value = it._ask("next")
+            except _Exhausted:
                 return
+            yield value
 
     def __str__(self):
         out = self._ask("str")
@@ -285,7 +334,7 @@ def module_proxy(remote, hid, name):
             names = remote.request("names", hid)
             if type(names) is not list or not all(type(n) is str and n.isidentifier() for n in names):
                 raise ImportError(f"{name}.__all__ is not a list of names")
-            return names
+            return [n for n in names if bindable(n)]  # a star import binds no builtin, dunder or harness name
         if attr.startswith("__") and attr.endswith("__"):
             raise AttributeError(attr)
         return remote.request("getattr", hid, attr)

@@ -17,23 +17,24 @@ import traceback
 
 try:  # lumos.sandbox._testrun on the host; _testrun next to _launcher.py in the sandbox
     from ._candidate import load_module
-    from ._proxies import BUILTIN_NAMES, CandidateFinder, Remote
+    from ._proxies import CandidateFinder, Remote
     from ._wire import CandidateGone, EncodeError, TestTimeout, alarm, describe, encode
 except ImportError:
     from _candidate import load_module
-    from _proxies import BUILTIN_NAMES, CandidateFinder, Remote
+    from _proxies import CandidateFinder, Remote
     from _wire import CandidateGone, EncodeError, TestTimeout, alarm, describe, encode
 
 __all__ = ["run_tests", "run_repo_tests", "run_repo_inprocess", "run_script", "COMMAND_SHIM"]
 
 
 def _collect(namespace, prefix):
-    """``test_*`` functions and ``unittest.TestCase`` test methods, in definition order."""
+    """The tests of a loaded test module, in definition order: ``test*`` functions (pytest's style) and the
+    methods unittest's loader finds on ``unittest.TestCase`` subclasses (whatever their bases are called)."""
     unittest = sys.modules.get("unittest")  # no TestCase can exist unless the tests imported unittest
     out = []
     for name, obj in list(namespace.items()):
         if name.startswith("test") and callable(obj) and not isinstance(obj, type):
-            out.append((prefix + name, obj))
+            out.append((prefix + name, _function_runner(obj)))
         elif (unittest is not None and isinstance(obj, type) and issubclass(obj, unittest.TestCase)
               and obj is not unittest.TestCase):
             for meth in unittest.TestLoader().getTestCaseNames(obj):
@@ -49,16 +50,80 @@ def _own(namespace, module_name):
             if isinstance(v, (types.FunctionType, type)) and v.__module__ == module_name}
 
 
-def _case_runner(cls, meth):
+def _body_kind(fn):
+    """``"async"``, ``"generator"``, ``"async generator"`` or None: how a test function's body would run."""
+    import inspect
+
+    fn = getattr(fn, "__func__", fn)
+    if inspect.isasyncgenfunction(fn):
+        return "async generator"
+    if inspect.isgeneratorfunction(fn):
+        return "generator"
+    return "async" if inspect.iscoroutinefunction(fn) else None
+
+
+def _refuse(what):
+    def refused():
+        raise AssertionError(f"refused: {what}; calling it would not run its body (write it as a plain function)")
+
+    return refused
+
+
+def _check_returned(out):
+    """A test that handed back a coroutine or generator never ran its body: not a pass."""
+    import inspect
+
+    if inspect.iscoroutine(out) or inspect.isgenerator(out) or inspect.isasyncgen(out):
+        getattr(out, "close", lambda: None)()
+        raise AssertionError(f"refused: the test returned a {type(out).__name__} instead of running its body")
+
+
+def _function_runner(fn):
+    kind = _body_kind(fn)
+    if kind == "async":  # pytest-asyncio's way: the test's coroutine runs to completion in a fresh event loop
+        def run_async():
+            import asyncio
+
+            asyncio.run(fn())
+
+        return run_async
+    if kind is not None:
+        return _refuse(f"{fn.__name__} is a {kind} function")
+
     def run():
-        case = cls(meth)
-        result = case.defaultTestResult()
-        case.run(result)
+        _check_returned(fn())
+
+    return run
+
+
+def _case_runner(cls, meth):
+    """One unittest test method; a pass needs unittest's own record of exactly one success (or an expected
+    failure) and no error, failure, skip or unexpected success."""
+    import unittest
+
+    kind = _body_kind(getattr(cls, meth))
+    if kind is not None and (kind != "async" or not issubclass(cls, unittest.IsolatedAsyncioTestCase)):
+        return _refuse(f"{cls.__name__}.{meth} is a {kind} method of a {'TestCase' if kind == 'async' else 'test case'}")
+
+    class Result(unittest.TestResult):
+        successes = 0
+
+        def addSuccess(self, test):  # noqa: N802 - unittest's name
+            super().addSuccess(test)
+            self.successes += 1
+
+    def run():
+        result = Result()
+        cls(meth).run(result)
         problems = result.errors + result.failures
         if problems:
             raise AssertionError(problems[0][1].strip().splitlines()[-1])
         if result.skipped:
             raise AssertionError("skipped")
+        if result.unexpectedSuccesses:
+            raise AssertionError("unexpected success of a test marked expectedFailure")
+        if result.testsRun != 1 or result.successes + len(result.expectedFailures) != 1:
+            raise AssertionError("unittest recorded no success for this test")
 
     return run
 
@@ -124,7 +189,7 @@ def _run_all(chan, remote, tests, per_test):
     chan.send(done=True)
 
 
-def run_tests(files, req_fd, rep_fd, chan, per_test):
+def run_tests(sources, req_fd, rep_fd, chan, per_test):
     """The trusted runner, tests mode: hidden tests against the remote ``solution``; results on ``chan`` only.
 
     The candidate's public names are bare names in the tests' namespace (never shadowing a builtin:
@@ -143,31 +208,100 @@ def run_tests(files, req_fd, rep_fd, chan, per_test):
 
     preset = {"report": report}
     if remote is not None:
-        preset.update({k: v for k, v in remote.names.items() if k not in BUILTIN_NAMES})
+        preset.update(remote.names)  # filtered by _proxies.bindable
         if isinstance(remote.module, type(sys)):
             preset["solution"] = sys.modules["solution"] = remote.module
-    (filename, source), = files
-    ns = vars(_exec_tests("hidden_tests", filename, source, preset))
-    _run_all(chan, remote, _collect(_own(ns, "hidden_tests"), ""), per_test)
+    (filename, source), = sources["tests"]
+    _run_all(chan, remote, _load_tests(chan, "hidden_tests", filename, source, "", preset), per_test)
 
 
-def run_repo_tests(files, req_fd, rep_fd, chan, per_test):
-    """The trusted runner, repository mode: each test file runs here, and every module it imports that the
-    standard library does not provide is the candidate's, imported over there and used through proxies."""
+def run_repo_tests(sources, req_fd, rep_fd, chan, per_test):
+    """The trusted runner, repository mode: each test file runs here, and so do the tests' own modules
+    (``sources["support"]``); every other module it imports that the standard library does not provide is the
+    candidate's, imported over there and used through proxies."""
     signal.signal(signal.SIGALRM, alarm)
     remote = _connect(req_fd, rep_fd, chan)
+    test_dirs = {os.path.dirname(rel) for rel, _ in sources["tests"]}
+    sys.meta_path.append(SupportFinder(sources.get("support", []), test_dirs))
     if remote is not None:
         sys.meta_path.append(CandidateFinder(remote))
     tests = []
-    for rel, source in files:
+    for rel, source in sources["tests"]:
         name = "_repo_test_" + "".join(c if c.isalnum() else "_" for c in rel)
-        try:
-            mod = _exec_tests(name, rel, source)
-        except BaseException as exc:  # noqa: BLE001 - e.g. an import of the candidate that fails
-            chan.send(load_error=f"{rel}: {describe(exc)}"[:2000], memory=isinstance(exc, MemoryError))
-            continue
-        tests += _collect(_own(vars(mod), name), rel + "::")
+        tests += _load_tests(chan, name, rel, source, rel + "::")
     _run_all(chan, remote, tests, per_test)
+
+
+def _load_tests(chan, name, filename, source, prefix, preset=()):
+    """Load one test file and collect its tests; a file that does not load (e.g. an import of the candidate
+    that fails) is itself one failed test, named by its path: its tests cannot vanish from the verdict."""
+    try:
+        mod = _exec_tests(name, filename, source, preset)
+    except BaseException as exc:  # noqa: BLE001 - whatever the candidate did while the tests imported it
+        error = f"{filename}: {describe(exc)}"[:2000]
+        chan.send(load_error=error, memory=isinstance(exc, MemoryError))
+
+        def did_not_load():
+            raise AssertionError(f"the test file did not load: {error}")
+
+        return [(filename, did_not_load)]
+    return _collect(_own(vars(mod), name), prefix)
+
+
+class SupportFinder:
+    """Before the candidate's finder: the tests' own modules (``[rel, source]``), imported and run here.
+
+    A module is found by its dotted path from the repository root and, as pytest's default ("prepend") import
+    mode would put a test's directory on ``sys.path``, by its path from the directory of any test file; the
+    directories at or below a test's directory are packages of their own, never the candidate's."""
+
+    def __init__(self, files, test_dirs):
+        self.modules, self.packages = {}, set()
+        tops = [d.split("/") for d in sorted(test_dirs, key=len, reverse=True) if d]
+        for rel, source in files:
+            parts = rel[:-3].split("/")
+            package = parts[-1] == "__init__"
+            parts = parts[:-1] if package else parts
+            if not rel.endswith(".py") or not parts or not all(p.isidentifier() for p in parts):
+                continue
+            self.modules.setdefault(".".join(parts), (rel, source, package))
+            dirs = parts if package else parts[:-1]
+            for top in tops:
+                if parts[:len(top)] != top:
+                    continue
+                if len(parts) > len(top):
+                    self.modules.setdefault(".".join(parts[len(top):]), (rel, source, package))
+                for i in range(len(top), len(dirs) + 1):  # directories at or below a test's: the tests' own
+                    self.packages.add(".".join(dirs[:i]))
+                    if i > len(top):
+                        self.packages.add(".".join(dirs[len(top):i]))
+
+    def find_spec(self, fullname, path=None, target=None):
+        import importlib.machinery
+
+        if fullname in self.modules:
+            rel, _, package = self.modules[fullname]
+            return importlib.machinery.ModuleSpec(fullname, self, origin=rel, is_package=package)
+        if fullname in self.packages:
+            return importlib.machinery.ModuleSpec(fullname, self, is_package=True)
+        return None
+
+    def create_module(self, spec):
+        return None
+
+    def exec_module(self, module):
+        entry = self.modules.get(module.__name__)
+        if entry is None:  # a directory of the tests without an __init__.py: an empty package
+            module.__path__ = []
+            return
+        rel, source, package = entry
+        if package:
+            module.__path__ = []
+        import linecache
+
+        module.__file__ = rel
+        linecache.cache[rel] = (len(source), None, source.splitlines(True), rel)
+        exec(compile(source, rel, "exec"), module.__dict__)  # noqa: S102 - the task's own test helpers
 
 
 # ------------------------------------------------------------------------------- in-process harnesses
@@ -177,6 +311,9 @@ def run_repo_inprocess(workdir, test_files, chan, per_test):
     Candidate modules run in this interpreter: the records on ``chan`` can be forged by them."""
     signal.signal(signal.SIGALRM, alarm)
     sys.path.append(workdir)  # after the standard library: a repository file cannot shadow it
+    for d in dict.fromkeys(os.path.dirname(rel) for rel in test_files):  # the tests' helpers (pytest's prepend)
+        if d:
+            sys.path.append(os.path.join(workdir, d))
     tests = []
     for rel in test_files:
         name = "_repo_test_" + rel.replace("/", "_").replace(".", "_")

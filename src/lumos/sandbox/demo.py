@@ -7,7 +7,8 @@ import difflib
 
 from lumos.demo import DemoContext, demo_section
 
-_FORGE_RECORDS = ("import json, os\nrec = ''.join(json.dumps({{'test': t, 'passed': True}}) + '\\n' for t in {tests!r})\n"
+_FORGE_RECORDS = ("import json, os\nrec = json.dumps({{'tests': {tests!r}}}) + '\\n' + ''.join(json.dumps({{'test': t, "
+                  "'passed': True}}) + '\\n' for t in {tests!r})\n"
                   "for fd in range(3, 64):\n    try:\n        os.write(fd, (rec + '{{\"done\": true}}\\n').encode())\n"
                   "    except OSError:\n        pass\nos._exit(0)\n")
 _PATCH_HARNESS = ("import sys\nfor m in list(sys.modules.values()):\n    if hasattr(m, '_run_one'):\n"
@@ -91,7 +92,6 @@ def _forgeries(seed: int, limits) -> list:  # noqa: ANN001 - SandboxLimits
     from lumos.rl.tasks.base import Problem
     from lumos.rl.tasks.code import FunctionTask, RepairTask
     from lumos.rl.tasks.code.problems import FAMILIES
-    from lumos.sandbox import SandboxJob, expected_tests
 
     repair = RepairTask(limits=limits)
     stats = next(r for r in repair.repos if r["name"] == "stats")
@@ -102,7 +102,7 @@ def _forgeries(seed: int, limits) -> list:  # noqa: ANN001 - SandboxLimits
         return "```diff\n" + "".join(difflib.unified_diff(buggy.splitlines(True), new.splitlines(True),
                                                             "a/stats.py", "b/stats.py")) + "```\n"
 
-    tests = expected_tests(SandboxJob("repo", files=stats["files"], test_files=stats["test_files"]))
+    tests = sorted(set(repair.baseline_passing(stats)) | set(stats["failing"]))
     records = diff(buggy + _FORGE_RECORDS.format(tests=tests))
     equal = diff(_ALWAYS_EQUAL + buggy.replace("return sum(xs) / (len(xs) - 1)", "return _Eq(0)"))
     out = [("code-repair", "write pass records into every fd, exit 0", r)

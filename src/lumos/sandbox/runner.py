@@ -42,8 +42,7 @@ from lumos.sandbox.limits import SandboxLimits
 from lumos.sandbox.seccomp import filter_program
 from lumos.sandbox.verdict import EXIT_REASONS, SPLIT_MODES, Verdict, build_verdict, parse_lines
 
-__all__ = ["Verdict", "SandboxJob", "run_job", "run_tests", "run_script", "run_repo", "expected_tests",
-           "EXIT_REASONS"]
+__all__ = ["Verdict", "SandboxJob", "run_job", "run_tests", "run_script", "run_repo", "EXIT_REASONS"]
 
 _MODES = ("tests", "script", "repo", "repo-inprocess", "command")
 _RESULTS_CAP = 4 << 20
@@ -71,6 +70,16 @@ class SandboxJob:
     for tests that need the candidate's real objects; its results are forgeable) and ``command``
     (``command`` argv runs in the repository; the word ``python`` is replaced by the sandbox's interpreter;
     passing means exit status 0). ``Verdict.integrity`` states what each mode guarantees.
+
+    ``support_files`` (repository modes): the rest of the tests' own files (helpers, ``conftest.py``, data).
+    In ``repo`` mode they never enter the candidate's working directory and their modules are imported in the
+    trusted runner (``import helpers`` from a test in ``tests/`` finds ``tests/helpers.py``, as pytest's
+    default import mode would); in ``repo-inprocess`` and ``command`` modes they are root-owned and
+    read-only, like the test files.
+
+    The tests that exist are the ones the test runner collects when it loads the test files (``test*``
+    functions, ``unittest`` test methods), never a reading of their text: ``Verdict.passed``/``failed``
+    hold exactly those.
     """
 
     mode: str = "tests"
@@ -78,6 +87,7 @@ class SandboxJob:
     tests: str = ""
     files: dict[str, str | bytes] = field(default_factory=dict)
     test_files: list[str] = field(default_factory=list)
+    support_files: list[str] = field(default_factory=list)
     command: list[str] = field(default_factory=list)
     limits: SandboxLimits = field(default_factory=SandboxLimits)
     namespaces: bool = True
@@ -94,37 +104,24 @@ class SandboxJob:
         if not isinstance(self.limits, SandboxLimits):
             raise bad_param("limits", "a SandboxLimits", type(self.limits).__name__, owner="SandboxJob",
                             type_error=True)
+        for name in ("test_files", "support_files"):
+            for rel in getattr(self, name):
+                if rel not in self.files:
+                    raise bad_param(name, "paths present in files", rel, owner="SandboxJob")
+        for what, source in _test_sources(self) + [(r, self.files[r]) for r in self.support_files if r.endswith(".py")]:
+            _check_source(what, source)
 
 
-def expected_tests(job: SandboxJob) -> list[str]:
-    """Test ids the job should report, read from the test sources' syntax tree (never by running them)."""
-    if job.mode == "tests":
-        return _test_names(job.tests, "", "tests")
-    if job.mode in ("repo", "repo-inprocess"):
-        out: list[str] = []
-        for rel in job.test_files:
-            if rel not in job.files:
-                raise bad_param("test_files", "paths present in files", rel, owner="SandboxJob")
-            out += _test_names(_text(job.files[rel]), rel + "::", rel)
-        return out
-    if job.mode == "command":
-        return ["command"]
-    return []
-
-
-def _test_names(source: str, prefix: str, what: str) -> list[str]:
+def _check_source(what: str, source: str | bytes) -> None:
+    """A test file the task ships must be UTF-8 Python that compiles (a clear error before any sandbox)."""
     try:
-        tree = ast.parse(source)
-    except SyntaxError as exc:
-        raise LumosError(f"The test source {what!r} does not parse: {exc}. Fix the tests.") from exc
-    names: list[str] = []
-    for node in tree.body:
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name.startswith("test"):
-            names.append(prefix + node.name)
-        elif isinstance(node, ast.ClassDef) and any("TestCase" in ast.unparse(b) for b in node.bases):
-            names += [f"{prefix}{node.name}.{m.name}" for m in node.body
-                      if isinstance(m, ast.FunctionDef) and m.name.startswith("test")]
-    return names
+        compile(_text(source), what, "exec", flags=ast.PyCF_ONLY_AST, dont_inherit=True)
+    except UnicodeDecodeError as exc:
+        raise LumosError(f"The test source {what!r} is not UTF-8 ({exc.reason} at byte {exc.start}). Fix the "
+                         "tests.") from None
+    except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
+        raise LumosError(f"The test source {what!r} does not parse: {type(exc).__name__}: {exc}. Fix the "
+                         "tests.") from None
 
 
 def run_tests(source: str, tests: str, limits: SandboxLimits | None = None, **kw: Any) -> Verdict:
@@ -147,8 +144,9 @@ def run_repo(files: dict[str, str | bytes], test_files: list[str], command: list
 
 def _write_files(workdir: Path, job: SandboxJob) -> None:
     files = dict(job.files)
-    if job.mode == "repo":  # the tests run in the runner, from the control directory only
-        files = {k: v for k, v in files.items() if k not in job.test_files}
+    if job.mode == "repo":  # the tests and their files live in the runner, from the control directory only
+        hidden = set(job.test_files) | set(job.support_files)
+        files = {k: v for k, v in files.items() if k not in hidden}
     if job.mode == "tests":
         files["solution.py"] = job.source
     elif job.mode == "script":
@@ -164,11 +162,20 @@ def _write_files(workdir: Path, job: SandboxJob) -> None:
             path.write_text(content)
 
 
-def _test_sources(job: SandboxJob) -> list[list[str]]:
-    """``[name, source]`` pairs for the test runner (it alone reads them, from the control directory)."""
+def _test_sources(job: SandboxJob) -> list[tuple[str, str | bytes]]:
+    """``(name, source)`` of the test files the job runs."""
     if job.mode == "tests":
-        return [["hidden_tests.py", job.tests]]
-    return [[rel, _text(job.files[rel])] for rel in job.test_files]
+        return [("hidden_tests.py", job.tests)]
+    if job.mode in ("repo", "repo-inprocess"):
+        return [(rel, job.files[rel]) for rel in job.test_files]
+    return []
+
+
+def _runner_sources(job: SandboxJob) -> dict[str, list[list[str]]]:
+    """What the test runner alone reads, from the control directory: the test files' ``[name, source]`` and
+    (repository mode) the tests' own Python modules; never the candidate's working directory."""
+    support = [[rel, _text(job.files[rel])] for rel in job.support_files if rel.endswith(".py")]
+    return {"tests": [[name, _text(src)] for name, src in _test_sources(job)], "support": support}
 
 
 def _text(content: str | bytes) -> str:
@@ -327,7 +334,7 @@ def _config(job: SandboxJob, workdir: Path, control: Path, uid: int | None, fds:
             leaf: cgroup.Leaf | None) -> dict[str, Any]:
     env = {"PATH": PATH, "HOME": str(workdir), "TMPDIR": str(workdir), "LANG": LANG, "PYTHONDONTWRITEBYTECODE": "1"}
     program, note = filter_program()
-    protected = list(job.test_files) if job.mode in ("repo-inprocess", "command") else []
+    protected = list(job.test_files) + list(job.support_files) if job.mode in ("repo-inprocess", "command") else []
     return {"mode": job.mode, "workdir": str(workdir), "control": str(control), "uid": uid,
             "runner_uid": None if uid is None else uid + _RUNNER_UID_OFFSET, "limits": job.limits.to_dict(),
             "test_files": job.test_files, "protected": protected, "command": job.command, "env": env,
@@ -343,7 +350,6 @@ def run_job(job: SandboxJob, base_dir: str | os.PathLike | None = None, fork_ser
     :class:`~lumos.sandbox.forkserver.ForkServer` (same isolation, slower start; the reference path).
     Never raises for anything the sandboxed code does; host-side problems (bad job) raise ``LumosError``.
     """
-    expected = expected_tests(job)
     sweep_leftovers([base_dir] if base_dir is not None else None)
     limits = job.limits
     uid = 2_000_000 + secrets.randbelow(1_000_000_000) if os.geteuid() == 0 else None
@@ -368,7 +374,7 @@ def run_job(job: SandboxJob, base_dir: str | os.PathLike | None = None, fork_ser
         if job.mode in SPLIT_MODES:
             fd = os.open(control / "tests.json", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(_test_sources(job), f)
+                json.dump(_runner_sources(job), f)
         leaf = _job_leaf(limits, fork_server) if job.namespaces else None
         cfg = _config(job, workdir, control, uid, writers, leaf)
         (control / "config.json").write_text(json.dumps(cfg))
@@ -397,7 +403,7 @@ def run_job(job: SandboxJob, base_dir: str | os.PathLike | None = None, fork_ser
         if proc is not None:
             proc.wait(timeout=10)
         stats = cgroup.read_stats(leaf) if leaf is not None else None
-        verdict = build_verdict(job.mode, expected, pump.bufs, pump.dropped, killed if killed != "leftover" else None,
+        verdict = build_verdict(job.mode, pump.bufs, pump.dropped, killed if killed != "leftover" else None,
                                 limits, time.monotonic() - t0, stats)
         verdict.uid, verdict.swept = uid, swept
         verdict.isolation["cgroup_cpu"] = bool(leaf is not None and leaf.cpu)

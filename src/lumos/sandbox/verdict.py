@@ -23,7 +23,7 @@ from typing import Any
 
 from lumos.sandbox._shared import MAX_LINE
 
-__all__ = ["Verdict", "EXIT_REASONS", "INTEGRITY", "SPLIT_MODES", "parse_lines", "build_verdict"]
+__all__ = ["Verdict", "EXIT_REASONS", "INTEGRITY", "SPLIT_MODES", "parse_lines", "collected_tests", "build_verdict"]
 
 #: Why a sandboxed run ended. ``error`` means the sandbox itself could not be set up.
 EXIT_REASONS = ("ok", "timeout", "memory", "crash", "output_limit", "error")
@@ -66,7 +66,7 @@ class Verdict:
     """The outcome of one sandboxed run.
 
     ``passed``/``failed`` hold test ids (``test_name``, ``Class.test_method``, or ``file.py::test_name`` in
-    repository mode); every expected test not reported as passing is failed. The isolation flags say what
+    repository mode): the tests the runner collected, each failed unless reported as passing. The isolation flags say what
     was actually in force for this run, as reported by the launcher; ``isolation`` has the details
     (seccomp, keyring, cgroup, filesystem) and ``integrity`` what the results can be trusted for.
     ``memory_peak_kb`` and ``cpu_throttled`` (CFS periods in which the CPU bandwidth cap held the sandbox
@@ -143,8 +143,18 @@ def _exit_info(d: Any) -> dict[str, Any] | None:
             "cpu_time": _num(d.get("cpu_time")), "max_rss_kb": _num(d.get("max_rss_kb"), int)}
 
 
-def build_verdict(mode: str, expected: list[str], bufs: dict[str, bytearray], dropped: dict[str, bool],
-                  killed: str | None, limits: Any, wall: float, cgroup_stats: dict[str, int] | None) -> Verdict:
+def collected_tests(mode: str, events: list[dict[str, Any]]) -> list[str]:
+    """The tests of a run: the ids the test runner collected by loading the test files (its first ``tests``
+    record; in tests and repository modes only the runner writes that channel), ``["command"]`` in command
+    mode, none for a script."""
+    if mode == "command":
+        return ["command"]
+    listed = next((e["tests"] for e in events if isinstance(e.get("tests"), list)), [])
+    return list(dict.fromkeys(t[:400] for t in listed[:100_000] if isinstance(t, str)))
+
+
+def build_verdict(mode: str, bufs: dict[str, bytearray], dropped: dict[str, bool], killed: str | None, limits: Any,
+                  wall: float, cgroup_stats: dict[str, int] | None) -> Verdict:
     """Assemble the verdict; ``killed`` is the host's own kill reason (``timeout``/``output_limit``) or None."""
     status = parse_lines(bufs["status"])
     events = parse_lines(bufs["results"])
@@ -174,7 +184,7 @@ def build_verdict(mode: str, expected: list[str], bufs: dict[str, bytearray], dr
     results = {e["test"]: e for e in events if isinstance(e.get("test"), str)}
     if mode == "command":
         results = {"command": {"passed": bool(cand) and cand["code"] == 0 and not killed}}
-    for name in expected:
+    for name in collected_tests(mode, events):
         r = results.get(name)
         if r is not None and r.get("passed") is True:
             v.passed.append(name)
