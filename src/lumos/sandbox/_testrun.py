@@ -222,7 +222,7 @@ def run_repo_tests(sources, req_fd, rep_fd, chan, per_test):
     signal.signal(signal.SIGALRM, alarm)
     remote = _connect(req_fd, rep_fd, chan)
     test_dirs = {os.path.dirname(rel) for rel, _ in sources["tests"]}
-    sys.meta_path.append(SupportFinder(sources.get("support", []), test_dirs))
+    sys.meta_path.append(SupportFinder(sources.get("support", []), test_dirs, sources.get("packages", [])))
     if remote is not None:
         sys.meta_path.append(CandidateFinder(remote))
     tests = []
@@ -252,29 +252,31 @@ class SupportFinder:
     """Before the candidate's finder: the tests' own modules (``[rel, source]``), imported and run here.
 
     A module is found by its dotted path from the repository root and, as pytest's default ("prepend") import
-    mode would put a test's directory on ``sys.path``, by its path from the directory of any test file; the
-    directories at or below a test's directory are packages of their own, never the candidate's."""
+    mode puts a test's directory on ``sys.path``, by its path from the directory of a test file. Directories
+    that hold nothing but the tests' files (``packages``, decided by the host, which sees every file) are
+    packages of the runner even without an ``__init__.py``; no other directory is claimed, so a candidate
+    package above a tests directory stays the candidate's."""
 
-    def __init__(self, files, test_dirs):
+    def __init__(self, files, test_dirs, packages=()):
         self.modules, self.packages = {}, set()
         tops = [d.split("/") for d in sorted(test_dirs, key=len, reverse=True) if d]
+
+        def names(parts):
+            yield ".".join(parts)
+            for top in tops:
+                if parts[:len(top)] == top and len(parts) > len(top):
+                    yield ".".join(parts[len(top):])
+
         for rel, source in files:
             parts = rel[:-3].split("/")
             package = parts[-1] == "__init__"
             parts = parts[:-1] if package else parts
-            if not rel.endswith(".py") or not parts or not all(p.isidentifier() for p in parts):
-                continue
-            self.modules.setdefault(".".join(parts), (rel, source, package))
-            dirs = parts if package else parts[:-1]
-            for top in tops:
-                if parts[:len(top)] != top:
-                    continue
-                if len(parts) > len(top):
-                    self.modules.setdefault(".".join(parts[len(top):]), (rel, source, package))
-                for i in range(len(top), len(dirs) + 1):  # directories at or below a test's: the tests' own
-                    self.packages.add(".".join(dirs[:i]))
-                    if i > len(top):
-                        self.packages.add(".".join(dirs[len(top):i]))
+            if rel.endswith(".py") and parts and all(p.isidentifier() for p in parts):
+                for name in names(parts):
+                    self.modules.setdefault(name, (rel, source, package))
+        for d in packages:
+            if all(p.isidentifier() for p in d.split("/")):
+                self.packages.update(names(d.split("/")))
 
     def find_spec(self, fullname, path=None, target=None):
         import importlib.machinery
@@ -310,10 +312,10 @@ def run_repo_inprocess(workdir, test_files, chan, per_test):
 
     Candidate modules run in this interpreter: the records on ``chan`` can be forged by them."""
     signal.signal(signal.SIGALRM, alarm)
-    sys.path.append(workdir)  # after the standard library: a repository file cannot shadow it
-    for d in dict.fromkeys(os.path.dirname(rel) for rel in test_files):  # the tests' helpers (pytest's prepend)
-        if d:
+    for d in dict.fromkeys(os.path.dirname(rel) for rel in test_files):  # the tests' helpers first (as pytest's
+        if d:                                                               # prepend), before the repository
             sys.path.append(os.path.join(workdir, d))
+    sys.path.append(workdir)  # after the standard library: a repository file cannot shadow it
     tests = []
     for rel in test_files:
         name = "_repo_test_" + rel.replace("/", "_").replace(".", "_")

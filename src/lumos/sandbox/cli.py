@@ -19,10 +19,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     run = ssub.add_parser("run", help="run FILE.py (against the test_* functions of --tests) in a sandbox")
     run.add_argument("file", help="the candidate Python file")
     run.add_argument("--tests", default=None, help="Python file of test_* functions (see the candidate's names)")
-    run.add_argument("--wall-time", type=float, default=10.0, help="wall-clock limit in seconds (default 10)")
-    run.add_argument("--cpu-time", type=float, default=None, help="CPU-time limit in seconds (default: wall time)")
-    run.add_argument("--memory-mb", type=int, default=512, help="address-space limit in MiB (default 512)")
-    run.add_argument("--max-processes", type=int, default=32, help="process limit (default 32)")
+    run.add_argument("--wall-time", type=float, default=10.0,
+                     help="wall-clock limit in seconds, > 0 and at most 86400 (default 10)")
+    run.add_argument("--cpu-time", type=float, default=None,
+                     help="CPU-time limit in seconds, > 0 and at most 86400 (default: the wall time)")
+    run.add_argument("--memory-mb", type=int, default=512, help="address-space limit in MiB, at least 64 (default 512)")
+    run.add_argument("--max-processes", type=int, default=32, help="process limit, at least 1 (default 32)")
     run.add_argument("--json", action="store_true", help="print the verdict as JSON")
     add_run_options(run)
     run.set_defaults(func=_run)
@@ -42,15 +44,32 @@ def _read(path: str, what: str) -> str:
                          "UTF-8.") from None
 
 
+def _limits(args: argparse.Namespace) -> dict:
+    """The limits the flags ask for, each checked (by flag name) against :data:`LIMIT_BOUNDS`."""
+    from lumos.core.validation import check_float, check_int
+    from lumos.sandbox.limits import LIMIT_BOUNDS
+
+    cpu = args.wall_time if args.cpu_time is None else args.cpu_time
+    out = {"wall_time": args.wall_time, "cpu_time": cpu, "memory_mb": args.memory_mb,
+           "max_processes": args.max_processes}
+    for name, value in out.items():
+        low, high = LIMIT_BOUNDS[name]
+        flag = "--" + name.replace("_", "-")
+        if isinstance(low, int):
+            check_int(value, flag, max(low, 64) if name == "memory_mb" else low, high)
+        else:
+            check_float(value, flag, low, high, low_inclusive=False)
+    return out
+
+
 def _run(args: argparse.Namespace) -> int:
     from lumos.core.io import atomic_write_json
     from lumos.core.rundir import RunDir
     from lumos.sandbox import SandboxLimits, run_script, run_tests
 
+    limits = SandboxLimits(**_limits(args))
     source = _read(args.file, "candidate file")
     tests = _read(args.tests, "tests file") if args.tests else None
-    limits = SandboxLimits(wall_time=args.wall_time, cpu_time=args.cpu_time or args.wall_time,
-                           memory_mb=args.memory_mb, max_processes=args.max_processes)
     verdict = run_tests(source, tests, limits) if tests is not None else run_script(source, limits)
     config = {"file": args.file, "tests": args.tests, "limits": limits.to_dict()}
     with RunDir.create("sandbox-run", config, out=args.out, seed=args.seed) as rd:
@@ -66,6 +85,8 @@ def _run(args: argparse.Namespace) -> int:
             print(f"{key:>18}: {value}")
         for name, err in verdict.errors.items():
             print(f"{'FAILED ' + name:>18}: {err}")
+        if verdict.exit_reason == "error":
+            print(f"{'why':>18}: {verdict.setup_error or verdict.stderr.strip() or 'the sandbox could not be set up'}")
         if verdict.stdout:
             print("--- stdout ---\n" + verdict.stdout.rstrip())
         if verdict.stderr:

@@ -6,9 +6,23 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from lumos.core.errors import bad_param
-from lumos.core.validation import check_float
+from lumos.core.validation import check_float, check_int
 
-__all__ = ["SandboxLimits"]
+__all__ = ["SandboxLimits", "LIMIT_BOUNDS"]
+
+_DAY = 86_400.0
+#: Each limit's range (bounds inclusive, except that wall_time, cpu_time and cpu_cores must be above 0): beyond
+#: these the kernel refuses the setting (RLIMIT_NOFILE over nr_open, a pid cap over PID_MAX_LIMIT, an
+#: interval timer of 1e300 s), so they are errors here, before any sandbox starts.
+LIMIT_BOUNDS: dict[str, tuple[float, float]] = {
+    "wall_time": (0.0, _DAY), "cpu_time": (0.0, _DAY), "memory_mb": (1, 1 << 20), "max_processes": (1, 1 << 22),
+    "max_open_files": (16, 1 << 20), "max_file_mb": (1, 1 << 20), "max_output_bytes": (1, 1 << 34),
+    "keep_output_bytes": (0, 1 << 30), "per_test_time": (0.0, _DAY), "disk_mb": (1, 1 << 20),
+    "max_files": (1, 1 << 30), "shm_mb": (1, 1 << 20), "total_memory_mb": (1, 1 << 22), "cpu_cores": (0.0, 4096.0),
+}
+_BOUNDS = LIMIT_BOUNDS
+_INTS = ("memory_mb", "max_processes", "max_open_files", "max_file_mb", "max_output_bytes", "keep_output_bytes",
+         "disk_mb", "max_files", "shm_mb", "total_memory_mb")
 
 
 @dataclass(frozen=True)
@@ -50,25 +64,17 @@ class SandboxLimits:
     cpu_cores: float = 1.0
 
     def __post_init__(self) -> None:
-        positive = {
-            "wall_time": self.wall_time, "cpu_time": self.cpu_time, "memory_mb": self.memory_mb,
-            "max_processes": self.max_processes, "max_open_files": self.max_open_files,
-            "max_file_mb": self.max_file_mb, "max_output_bytes": self.max_output_bytes,
-            "disk_mb": self.disk_mb, "max_files": self.max_files, "shm_mb": self.shm_mb,
-            "cpu_cores": self.cpu_cores,
-        }
-        if self.total_memory_mb is not None:
-            positive["total_memory_mb"] = self.total_memory_mb
-        for name, value in positive.items():
-            check_float(value, name, 0.0, owner="SandboxLimits", low_inclusive=False)
+        for name, (low, high) in _BOUNDS.items():
+            value = getattr(self, name)
+            if name == "total_memory_mb" and value is None:
+                continue
+            if name in _INTS:
+                check_int(value, name, low, high, owner="SandboxLimits")
+            else:
+                check_float(value, name, low, high, owner="SandboxLimits", low_inclusive=name == "per_test_time")
         if self.memory_mb < 64:
             raise bad_param("memory_mb", "at least 64 (the interpreter itself needs ~30 MiB)", self.memory_mb,
                             owner="SandboxLimits")
-        if self.max_open_files < 16:
-            raise bad_param("max_open_files", "at least 16", self.max_open_files, owner="SandboxLimits")
-        if self.keep_output_bytes < 0 or self.per_test_time < 0:
-            raise bad_param("keep_output_bytes/per_test_time", "non-negative",
-                            (self.keep_output_bytes, self.per_test_time), owner="SandboxLimits")
 
     @property
     def total_memory_bytes(self) -> int:

@@ -175,7 +175,15 @@ def _runner_sources(job: SandboxJob) -> dict[str, list[list[str]]]:
     """What the test runner alone reads, from the control directory: the test files' ``[name, source]`` and
     (repository mode) the tests' own Python modules; never the candidate's working directory."""
     support = [[rel, _text(job.files[rel])] for rel in job.support_files if rel.endswith(".py")]
-    return {"tests": [[name, _text(src)] for name, src in _test_sources(job)], "support": support}
+    return {"tests": [[name, _text(src)] for name, src in _test_sources(job)], "support": support,
+            "packages": _own_dirs(job)}
+
+
+def _own_dirs(job: SandboxJob) -> list[str]:
+    """Directories holding nothing but the tests' own files: packages of the runner, never the candidate's."""
+    own = set(job.test_files) | set(job.support_files)
+    dirs = {"/".join(rel.split("/")[:i]) for rel in own for i in range(1, rel.count("/") + 1)}
+    return sorted(d for d in dirs if all(f in own for f in job.files if f.startswith(d + "/")))
 
 
 def _text(content: str | bytes) -> str:
@@ -291,6 +299,24 @@ def _start(cfg_path: Path, fds: list[int], env: dict[str, str], fork_server: boo
                             pass_fds=tuple(fds[2:]), start_new_session=True, close_fds=True)
 
 
+def _check_host_limits(limits: SandboxLimits) -> None:
+    """The sandbox sets its rlimits from this process's: one above a hard limit here would be refused in the
+    sandbox (without CAP_SYS_RESOURCE), so it is a clear error now instead."""
+    import resource
+
+    wanted = {"cpu_time": (resource.RLIMIT_CPU, max(1, round(limits.cpu_time))),
+              "memory_mb": (resource.RLIMIT_AS, limits.memory_mb * 2**20),
+              "max_file_mb": (resource.RLIMIT_FSIZE, limits.max_file_mb * 2**20),
+              "max_open_files": (resource.RLIMIT_NOFILE, limits.max_open_files),
+              "max_processes": (resource.RLIMIT_NPROC, limits.max_processes)}
+    for name, (which, value) in wanted.items():
+        hard = resource.getrlimit(which)[1]
+        if hard != resource.RLIM_INFINITY and value > hard:
+            unit = 2**20 if name in ("memory_mb", "max_file_mb") else 1
+            raise bad_param(name, f"at most {hard // unit} on this machine (this process's hard limit)",
+                            getattr(limits, name), owner="SandboxLimits")
+
+
 def _leaf_name() -> str:
     return f"lumos-{os.getpid()}-{secrets.token_hex(6)}"
 
@@ -350,6 +376,7 @@ def run_job(job: SandboxJob, base_dir: str | os.PathLike | None = None, fork_ser
     :class:`~lumos.sandbox.forkserver.ForkServer` (same isolation, slower start; the reference path).
     Never raises for anything the sandboxed code does; host-side problems (bad job) raise ``LumosError``.
     """
+    _check_host_limits(job.limits)
     sweep_leftovers([base_dir] if base_dir is not None else None)
     limits = job.limits
     uid = 2_000_000 + secrets.randbelow(1_000_000_000) if os.geteuid() == 0 else None

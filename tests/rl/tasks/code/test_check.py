@@ -54,3 +54,40 @@ def test_bad_task_json_is_one_clear_error(tmp_path, capsys, meta, needle):
     assert needle in err and "task.json" in err and len(err.strip().splitlines()) == 1, err
 
 
+
+
+def test_check_tasks_reports_vacuous_tasks(tmp_path, capsys):
+    from lumos.cli.main import main
+
+    make_user_task(tmp_path, "sound")
+    nothing_fails = tmp_path / "nothing_fails" / "repo"
+    nothing_fails.mkdir(parents=True)
+    (nothing_fails / "lib.py").write_text("def double(x):\n    return x + x\n")
+    (nothing_fails / "test_lib.py").write_text("from lib import double\n\ndef test_double():\n    assert double(2) == 4\n")
+    (tmp_path / "nothing_fails" / "task.json").write_text(json.dumps({"failing_tests": []}))
+    generator = tmp_path / "generator" / "repo"
+    generator.mkdir(parents=True)
+    (generator / "lib.py").write_text("def double(x):\n    return x + x + 1\n")
+    (generator / "test_lib.py").write_text("from lib import double\n\ndef test_double():\n    assert double(2) == 4\n\n"
+                                           "def test_gen():\n    assert double(0) == 0\n    yield\n")
+    (tmp_path / "generator" / "task.json").write_text(json.dumps(
+        {"failing_tests": ["test_lib.py::test_double", "test_lib.py::test_gen"]}))
+    rows = {r["task"]: r for r in RepairTask(root=tmp_path, workers=2).check()}
+    assert rows["sound"]["problems"] == []
+    assert any("no test fails before the fix" in p for p in rows["nothing_fails"]["problems"]), rows["nothing_fails"]
+    assert any("cannot run" in p and "test_lib.py::test_gen" in p and "generator" in p
+               for p in rows["generator"]["problems"]), rows["generator"]
+    assert main(["rl", "check-tasks", str(tmp_path)]) == 1
+    lines = {line.split(":")[0]: line for line in capsys.readouterr().out.splitlines() if not line.startswith(" ")}
+    assert lines["sound"].endswith("; ok") and lines["nothing_fails"].endswith("PROBLEMS"), lines
+    assert lines["generator"].endswith("PROBLEMS"), lines
+
+
+def test_check_tasks_names_a_link_in_one_line(tmp_path, capsys):
+    from lumos.cli.main import main
+
+    make_user_task(tmp_path, "t")
+    (tmp_path / "t" / "repo" / "env.txt").symlink_to("/proc/self/environ")
+    assert main(["rl", "check-tasks", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "t/repo/env.txt is a symbolic link" in err and len(err.splitlines()) == 1, err

@@ -1,8 +1,11 @@
 """Fenced-code extraction from completions."""
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lumos.rl.tasks.code import extract_code_block
+from lumos.rl.tasks.code.common import extract_code_block_reference, parses
 
 
 @pytest.mark.parametrize("text, code, ok", [
@@ -17,3 +20,26 @@ def test_extract_code_block(text, code, ok):
     assert extract_code_block(text) == (code, ok)
 
 
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(["```", "`", "python", "py", "diff", " ", "\t", "\n", "x = 1", "(", "Py"]),
+                max_size=14),
+       st.sampled_from([("python", "py", ""), ("diff", "patch", "")]))
+def test_the_linear_scan_matches_the_regular_expression(parts, languages):
+    text = "".join(parts)
+    assert extract_code_block(text, languages) == extract_code_block_reference(text, languages)
+
+
+@pytest.mark.parametrize("text", ["```" * 20_000, "```py\n" * 20_000, "```x\n" + "a" * 100_000,
+                                  "```python\n" + "(" * 3000 + "\n```", "```python\n" + "-" * 50_000 + "1\n```"])
+def test_hostile_blocks_give_an_answer_not_an_exception(text):
+    code, ok = extract_code_block(text)
+    assert ok is False or code is not None
+
+
+def test_parses_turns_parser_failures_into_no():
+    assert parses("x = 1") and parses("1 + 2", "eval")
+    assert not parses("-" * 100_000 + "1", "eval")  # MemoryError in the parser
+    assert not parses("a." * 200_000 + "b", "eval")  # RecursionError
+    assert not parses("\x00") and not parses("def f(:")

@@ -8,7 +8,10 @@ import shutil
 import subprocess
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from lumos.rl.tasks.code import diff
 from lumos.rl.tasks.code.diff import PatchError, apply_patch, check_repo_path, parse_unified_diff
 
 
@@ -105,3 +108,37 @@ def test_context_mismatch():
     d = "--- a/m.py\n+++ b/m.py\n@@ -1 +1 @@\n-not there\n+y\n"
     with pytest.raises(PatchError, match="does not apply"):
         apply_patch({"m.py": "x = 1\n"}, parse_unified_diff(d))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from("abc"), max_size=12), st.lists(st.sampled_from("abc"), max_size=4),
+       st.integers(-10**12, 10**12))
+def test_hunk_search_matches_its_slow_twin(lines, old, at):
+    assert diff._find(lines, old, at) == diff._find_reference(lines, old, at)
+
+
+def test_a_huge_hunk_offset_costs_nothing_and_work_is_bounded():
+    files = {"m.py": "x = 1\ny = 2\n"}
+    far = parse_unified_diff("--- a/m.py\n+++ b/m.py\n@@ -999999999,1 +999999999,1 @@\n-y = 2\n+y = 3\n")
+    assert apply_patch(files, far) == {"m.py": "x = 1\ny = 3\n"}  # found by searching from the clamped offset
+    with pytest.raises(PatchError, match="malformed hunk header"):
+        parse_unified_diff("--- a/m.py\n+++ b/m.py\n@@ -" + "9" * 5000 + " +1 @@\n-x\n")
+    with pytest.raises(PatchError, match="characters long"):
+        parse_unified_diff("--- a/m.py\n+++ b/m.py\n" + "@@ -1 +1 @@\n-x\n+y\n" * 20_000)
+    # every line alike: each position matches all but the last line of the hunk; the search budget stops it
+    big = {"m.py": "a\n" * 60_000}
+    hunk = "".join(" a\n" for _ in range(999)) + "-b\n+c\n"
+    with pytest.raises(PatchError, match="compared more than"):
+        apply_patch(big, parse_unified_diff(f"--- a/m.py\n+++ b/m.py\n@@ -1,1000 +1,1000 @@\n{hunk}"))
+
+
+def test_tests_dirs_and_conftest_are_protected():
+    files = {"m.py": "x\n", "tests/h.py": "y\n"}
+    protected = ("tests", "**/conftest.py")
+    for d in ("--- /dev/null\n+++ b/tests/new.py\n@@ -0,0 +1 @@\n+z\n",
+              "--- /dev/null\n+++ b/sub/conftest.py\n@@ -0,0 +1 @@\n+z\n",
+              "--- a/tests/h.py\n+++ b/tests/h.py\n@@ -1 +1 @@\n-y\n+z\n"):
+        with pytest.raises(PatchError, match="protected"):
+            apply_patch(files, parse_unified_diff(d), protected=protected)
+    ok = apply_patch(files, parse_unified_diff("--- a/m.py\n+++ b/m.py\n@@ -1 +1 @@\n-x\n+w\n"), protected=protected)
+    assert ok["m.py"] == "w\n"

@@ -11,32 +11,72 @@ from lumos.core.errors import bad_param
 from lumos.rl.tasks.base import Problem, Reward, Task
 from lumos.sandbox import SandboxJob, SandboxLimits, SandboxPool, Verdict
 
-__all__ = ["extract_code_block", "SandboxTask", "verdict_info"]
+__all__ = ["extract_code_block", "extract_code_block_reference", "parses", "SandboxTask", "verdict_info",
+           "MAX_COMPLETION_CHARS", "zero_reward"]
 
+#: Longest completion a code task reads (characters); longer ones get reward 0 before any parsing.
+MAX_COMPLETION_CHARS = 100_000
 _FENCE = re.compile(r"```([A-Za-z0-9_+-]*)[ \t]*\n(.*?)\n?```", re.S)
+_OPENER = re.compile(r"([A-Za-z0-9_+-]*)[ \t]*\n")
+_PYTHON = ("python", "py", "")
 
 
-def extract_code_block(text: str, languages: tuple[str, ...] = ("python", "py", "")) -> tuple[str | None, bool]:
+def zero_reward(reason: str, error: str | None = None) -> Reward:
+    """Reward 0 for a completion that was not run, with why (``info["exit_reason"]``, ``info["error"]``)."""
+    return Reward(0.0, False, 0.0, {"exit_reason": reason, **({"error": error[:300]} if error else {})})
+
+
+def parses(code: str, mode: str = "exec") -> bool:
+    """Whether ``code`` is Python; any failure of the parser (too deep, too large, bad characters) is a no."""
+    try:
+        ast.parse(code, mode=mode)
+    except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError):
+        return False
+    return True
+
+
+def extract_code_block(text: str, languages: tuple[str, ...] = _PYTHON) -> tuple[str | None, bool]:
     """The first fenced block in one of ``languages`` → ``(code, well_formed)``.
 
     ``well_formed`` is True when the block is closed and, for Python, parses. An unclosed fence or no
-    fence at all gives ``(None, False)``.
+    fence at all gives ``(None, False)``. Linear in ``len(text)`` (a scan for fences; the reference
+    :func:`extract_code_block_reference` is a regular expression that is quadratic on unclosed fences).
     """
+    pos = 0
+    while (i := text.find("```", pos)) >= 0:
+        m = _OPENER.match(text, i + 3)
+        if m is None:
+            pos = i + 1
+            continue
+        end = text.find("```", m.end())
+        if end < 0:
+            return None, False  # no fence closes after this one, nor after any later one
+        code = text[m.end():end]
+        code = code[:-1] if code.endswith("\n") else code
+        lang = m.group(1).lower()
+        if lang in languages:
+            return code, (lang not in _PYTHON or parses(code))
+        pos = end + 3
+    return None, False
+
+
+def extract_code_block_reference(text: str, languages: tuple[str, ...] = _PYTHON) -> tuple[str | None, bool]:
+    """The slow, obviously correct twin of :func:`extract_code_block` (one regular expression)."""
     for m in _FENCE.finditer(text):
         lang = m.group(1).lower()
         if lang in languages:
             code = m.group(2)
-            if lang in ("python", "py", ""):
-                try:
-                    ast.parse(code)
-                except (SyntaxError, ValueError):
-                    return code, False
-            return code, True
+            return code, (lang not in _PYTHON or parses(code))
     return None, False
 
 
 class SandboxTask(Task):
-    """Owns a lazily started pool; subclasses build one job (or an early reward) per completion."""
+    """Owns a lazily started pool; subclasses build one job (or an early reward) per completion.
+
+    :meth:`score` never raises for what a completion holds: one longer than :data:`MAX_COMPLETION_CHARS`, or
+    one whose host-side parsing fails in any way (a ``RecursionError`` in the parser, ...), gets reward 0
+    with the reason in ``info``; only a misuse (mismatched lengths, a problem of another task) raises.
+    """
 
     def __init__(self, workers: int | None = None, limits: SandboxLimits | None = None):
         self.workers = workers
@@ -49,24 +89,44 @@ class SandboxTask(Task):
             self._pool = SandboxPool(self.workers)
         return self._pool
 
+    def _check_problem(self, problem: Problem) -> None:
+        """Raise for a problem this task cannot score (a misuse, not a bad completion)."""
+
     def _job(self, problem: Problem, completion: str) -> SandboxJob | Reward:
         raise NotImplementedError
 
     def _reward(self, problem: Problem, completion: str, verdict: Verdict) -> Reward:
         raise NotImplementedError
 
+    def _safe_job(self, problem: Problem, completion: str) -> SandboxJob | Reward:
+        self._check_problem(problem)
+        if not isinstance(completion, str):
+            raise bad_param("completions", "strings", type(completion).__name__, owner=f"{type(self).__name__}.score",
+                            type_error=True)
+        if len(completion) > MAX_COMPLETION_CHARS:
+            return zero_reward("too_long", f"{len(completion)} characters; at most {MAX_COMPLETION_CHARS} are read")
+        try:
+            return self._job(problem, completion)
+        except Exception as exc:  # noqa: BLE001 - a reward function never raises into the trainer
+            return zero_reward("host_error", f"{type(exc).__name__}: {exc}")
+
+    def _safe_reward(self, problem: Problem, completion: str, verdict: Verdict) -> Reward:
+        try:
+            return self._reward(problem, completion, verdict)
+        except Exception as exc:  # noqa: BLE001 - a reward function never raises into the trainer
+            return zero_reward("host_error", f"{type(exc).__name__}: {exc}")
+
     def score(self, problems: Sequence[Problem], completions: Sequence[str]) -> list[Reward]:
         if len(problems) != len(completions):
             raise bad_param("completions", f"one per problem ({len(problems)})", len(completions),
                             owner=f"{type(self).__name__}.score")
-        jobs = [self._job(p, c) for p, c in zip(problems, completions)]
+        jobs = [self._safe_job(p, c) for p, c in zip(problems, completions)]
         todo = [j for j in jobs if isinstance(j, SandboxJob)]
         verdicts = iter(self.pool.map(todo)) if todo else iter(())
         out = []
         for p, c, j in zip(problems, completions, jobs):
-            out.append(j if isinstance(j, Reward) else self._reward(p, c, next(verdicts)))
+            out.append(j if isinstance(j, Reward) else self._safe_reward(p, c, next(verdicts)))
         return out
-
 
 
 def verdict_info(v: Verdict) -> dict[str, Any]:

@@ -6,6 +6,11 @@ in-memory copy of the repository (``dict`` path → text). Hunks must match exac
 like GNU ``patch``, a hunk whose context moved is searched for at other offsets, nearest first.
 Malformed diffs raise :class:`PatchError` (a :class:`~lumos.core.errors.LumosError`) with the reason.
 
+The diff is a model's output, parsed and applied on the host before any sandbox: its size is bounded
+(:data:`MAX_DIFF_CHARS`), hunk numbers are at most 9 digits, the search for a moved hunk starts from the
+header's line clamped to the file (a huge offset costs nothing) and never looks outside it, and the
+whole search is capped at :data:`MAX_SEARCH` compared lines (a :class:`PatchError` beyond).
+
 Example::
 
     >>> files = {"m.py": "x = 1\\n"}
@@ -22,9 +27,13 @@ from dataclasses import dataclass, field
 
 from lumos.core.errors import LumosError
 
-__all__ = ["PatchError", "Hunk", "FilePatch", "parse_unified_diff", "apply_patch", "check_repo_path"]
+__all__ = ["PatchError", "Hunk", "FilePatch", "parse_unified_diff", "apply_patch", "check_repo_path",
+           "MAX_DIFF_CHARS", "MAX_SEARCH"]
 
-_HUNK = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
+#: Longest diff parsed (characters), most lines compared while searching for moved hunks in one patch.
+MAX_DIFF_CHARS = 200_000
+MAX_SEARCH = 5_000_000
+_HUNK = re.compile(r"^@@ -(\d{1,9})(?:,(\d{1,9}))? \+(\d{1,9})(?:,(\d{1,9}))? @@")
 _NO_NEWLINE = "\\ No newline at end of file"
 
 
@@ -65,8 +74,9 @@ def check_repo_path(path: str, protected: tuple[str, ...] = ()) -> str:
         raise PatchError(f"The diff touches {path!r}, which is outside the repository.")
     if norm.startswith(".git/") or norm == ".git":
         raise PatchError(f"The diff touches {path!r}, inside .git.")
-    for p in protected:
-        if norm == p or norm.startswith(p.rstrip("/") + "/"):
+    for p in protected:  # a path, a directory (and all below it), or "**/NAME": a file NAME anywhere
+        if (norm == p or norm.startswith(p.rstrip("/") + "/")
+                or (p.startswith("**/") and posixpath.basename(norm) == p[3:])):
             raise PatchError(f"The diff touches {path!r}, which is protected (tests may not be edited).")
     return norm
 
@@ -107,6 +117,8 @@ def parse_unified_diff(text: str) -> list[FilePatch]:
     """Parse a unified diff (``git diff`` or ``diff -u``; ``a/``/``b/`` prefixes optional)."""
     if not isinstance(text, str) or not text.strip():
         raise PatchError("Empty diff.")
+    if len(text) > MAX_DIFF_CHARS:
+        raise PatchError(f"The diff is {len(text)} characters long; at most {MAX_DIFF_CHARS} are read.")
     lines = text.splitlines()
     patches: list[FilePatch] = []
     i = 0
@@ -138,17 +150,46 @@ def parse_unified_diff(text: str) -> list[FilePatch]:
     return patches
 
 
-def _find(lines: list[str], old: list[str], at: int) -> int:
-    """Position of ``old`` in ``lines``, trying ``at`` first then nearest offsets (-1 when absent)."""
+class _Budget:
+    """Lines left to compare while searching for hunks (:data:`MAX_SEARCH` per patch)."""
+
+    def __init__(self, lines: int = MAX_SEARCH):
+        self.left = lines
+
+    def spend(self, n: int) -> None:
+        self.left -= n
+        if self.left < 0:
+            raise PatchError(f"Searching for the diff's hunks compared more than {MAX_SEARCH} lines; send a diff "
+                             "whose line numbers and context match the file.")
+
+
+def _find(lines: list[str], old: list[str], at: int, budget: _Budget | None = None) -> int:
+    """Position of ``old`` in ``lines``, trying ``at`` (clamped into the file) first, then nearest offsets
+    (-1 when absent). At most ``len(lines) + 1`` positions are tried, whatever ``at`` says."""
+    budget = budget or _Budget()
     n = len(lines) - len(old)
-    for delta in range(0, max(n + 1, 0) + abs(at) + 1):
+    if n < 0:
+        return -1
+    at = min(max(at, 0), n)
+    for delta in range(0, max(at, n - at) + 1):
         for pos in ((at,) if delta == 0 else (at - delta, at + delta)):
-            if 0 <= pos <= n and lines[pos:pos + len(old)] == old:
-                return pos
+            if 0 <= pos <= n and (not old or lines[pos] == old[0]):
+                budget.spend(len(old) or 1)
+                if lines[pos:pos + len(old)] == old:
+                    return pos
     return -1
 
 
-def _apply_file(text: str | None, fp: FilePatch, path: str) -> str | None:
+def _find_reference(lines: list[str], old: list[str], at: int) -> int:
+    """The slow, obviously correct twin of :func:`_find`: every position, nearest to ``at`` first (ties to
+    the earlier one), with no bound on work."""
+    n = len(lines) - len(old)
+    candidates = [pos for pos in range(n + 1) if lines[pos:pos + len(old)] == old]
+    at = min(max(at, 0), max(n, 0))
+    return min(candidates, key=lambda pos: (abs(pos - at), pos), default=-1)
+
+
+def _apply_file(text: str | None, fp: FilePatch, path: str, budget: _Budget) -> str | None:
     lines = [] if not text else text.split("\n")
     trailing_newline = not text or text.endswith("\n")
     if text and trailing_newline:
@@ -158,7 +199,7 @@ def _apply_file(text: str | None, fp: FilePatch, path: str) -> str | None:
         old = [t for tag, t in hunk.lines if tag in " -"]
         new = [t for tag, t in hunk.lines if tag in " +"]
         start = hunk.old_start - 1 if hunk.old_len else hunk.old_start
-        pos = _find(lines, old, max(start + shift, 0))
+        pos = _find(lines, old, start + shift, budget)
         if pos < 0:
             raise PatchError(f"Hunk @@ -{hunk.old_start},{hunk.old_len} @@ does not apply to {path!r}.")
         lines[pos:pos + len(old)] = new
@@ -173,12 +214,14 @@ def _apply_file(text: str | None, fp: FilePatch, path: str) -> str | None:
 
 
 def apply_patch(files: dict[str, str], patches: list[FilePatch], protected: tuple[str, ...] = ()) -> dict[str, str]:
-    """Apply ``patches`` to a copy of ``files`` (path → text); the input is not modified.
+    """Apply ``patches`` to a copy of ``files`` (path → text); the input is not modified. ``protected``: paths,
+    directories (everything below them) and ``"**/NAME"`` (a file ``NAME`` in any directory).
 
     Raises :class:`PatchError` when a path escapes the repository or is ``protected``, a file to modify
     does not exist, a file to create exists, or a hunk's context is not found.
     """
     out = dict(files)
+    budget = _Budget()
     for fp in patches:
         old = None if fp.old_path is None else check_repo_path(fp.old_path, protected)
         new = None if fp.new_path is None else check_repo_path(fp.new_path, protected)
@@ -191,7 +234,7 @@ def apply_patch(files: dict[str, str], patches: list[FilePatch], protected: tupl
             raise PatchError(f"The diff creates {path!r}, which already exists.")
         if old is not None and path not in out:
             raise PatchError(f"The diff modifies {path!r}, which is not in the repository.")
-        result = _apply_file(out.get(path) if old is not None else None, fp, path)
+        result = _apply_file(out.get(path) if old is not None else None, fp, path, budget)
         if result is None:
             del out[path]
         else:

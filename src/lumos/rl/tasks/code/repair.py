@@ -10,9 +10,9 @@ from typing import Any
 from lumos.core.errors import bad_param
 from lumos.core.progress import track
 from lumos.rl.tasks.base import Problem, Reward, register_task
-from lumos.rl.tasks.code.common import SandboxTask, extract_code_block, verdict_info
+from lumos.rl.tasks.code.common import SandboxTask, extract_code_block, verdict_info, zero_reward
 from lumos.rl.tasks.code.diff import PatchError, apply_patch, parse_unified_diff
-from lumos.rl.tasks.code.loader import HARNESSES, load_repair_dir
+from lumos.rl.tasks.code.loader import HARNESSES, dirs_of_tests, load_repair_dir, support_files
 from lumos.rl.tasks.code.problems import REPAIR_REPOS
 from lumos.sandbox import SandboxJob, Verdict
 
@@ -24,7 +24,9 @@ class RepairTask(SandboxTask):
     """Fix a repository with a unified diff; reward 1 iff the failing tests pass and nothing else breaks.
 
     ``root``: a directory of user tasks (:func:`load_repair_dir`); default: the built-in repositories.
-    ``format`` is 1 when the completion holds a diff that parses and applies.
+    ``format`` is 1 when the completion holds a diff that parses and applies. The diff may not touch the
+    test files or the tests' own files (:func:`~lumos.rl.tasks.code.loader.support_files`: a ``tests/``
+    directory, ``conftest.py``, what ``test_support`` names), and those are always run as the task ships them.
     """
 
     name = "code-repair"
@@ -32,6 +34,10 @@ class RepairTask(SandboxTask):
     def __init__(self, root: str | Path | None = None, **kw: Any):
         super().__init__(**kw)
         self.repos = load_repair_dir(root) if root is not None else [dict(r) for r in REPAIR_REPOS]
+        for repo in self.repos:
+            declared = repo.get("test_support") or []
+            repo["support_files"] = support_files(repo["files"], repo["test_files"], declared)
+            repo["dirs_of_tests"] = dirs_of_tests(repo["test_files"], declared)
         self._baseline: dict[str, list[str]] = {}
 
     def generate(self, n: int, seed: int) -> list[Problem]:
@@ -52,6 +58,9 @@ class RepairTask(SandboxTask):
                 return repo
         raise bad_param("problem.meta['repo']", "a repository of this task", problem.meta.get("repo"))
 
+    def _check_problem(self, problem: Problem) -> None:
+        self._repo(problem)
+
     def demonstration(self, problem: Problem) -> str:
         if not problem.answer:
             raise NotImplementedError(f"repair task {problem.meta.get('repo')!r} ships no reference fix")
@@ -65,8 +74,9 @@ class RepairTask(SandboxTask):
         return self._baseline[repo["name"]]
 
     def check(self) -> list[dict[str, Any]]:
-        """Check each repository before training on it: the tests that fail unpatched must be exactly its
-        ``failing_tests``, and its reference fix (when it has one) must earn reward 1. A runner-harness
+        """Check each repository before training on it: at least one test must fail unpatched (else any diff
+        earns reward 1), those must be exactly its ``failing_tests``, every test must be one the runner can run
+        (not a generator), and its reference fix (when it has one) must earn reward 1. A runner-harness
         repository whose fix fails only there, and passes with the in-process harness, has tests that need
         the candidate's real objects: the row suggests ``"harness": "in-process"``.
 
@@ -80,10 +90,7 @@ class RepairTask(SandboxTask):
             self._baseline[repo["name"]] = base.passed
             row: dict[str, Any] = {"task": repo["name"], "harness": harness, "tests": base.n_tests,
                                    "failing": sorted(base.failed), "fix_reward": None, "problems": []}
-            if base.load_error:
-                row["problems"].append(f"tests do not load unpatched: {base.load_error}")
-            if not repo.get("command") and set(base.failed) != set(repo["failing"]):
-                row["problems"].append(f"failing_tests says {sorted(repo['failing'])} but {sorted(base.failed)} fail")
+            row["problems"] += self._baseline_problems(repo, base)
             fix = repo.get("fix")
             if fix:
                 problem = Problem("", fix, {"repo": repo["name"]})
@@ -99,6 +106,23 @@ class RepairTask(SandboxTask):
             rows.append(row)
         return rows
 
+    @staticmethod
+    def _baseline_problems(repo: dict[str, Any], base: Verdict) -> list[str]:
+        out = []
+        if base.load_error:
+            out.append(f"tests do not load unpatched: {base.load_error}")
+        if base.n_tests == 0:
+            out.append("no tests were collected: the runner found no test* function or TestCase method")
+        elif not base.failed:
+            out.append("no test fails before the fix: any diff would earn reward 1 (error)")
+        if not repo.get("command") and set(base.failed) != set(repo["failing"]):
+            out.append(f"failing_tests says {sorted(repo['failing'])} but {sorted(base.failed)} fail")
+        refused = sorted(t for t, e in base.errors.items() if e.startswith("AssertionError: refused"))
+        if refused:
+            out.append(f"tests the runner cannot run, which can never pass: {', '.join(refused)} "
+                       f"({base.errors[refused[0]].split('refused: ', 1)[-1]})")
+        return out
+
     def _fix_passes_in_process(self, problem: Problem) -> bool:
         job = self._job(problem, self.demonstration(problem))
         if not isinstance(job, SandboxJob):
@@ -109,19 +133,26 @@ class RepairTask(SandboxTask):
         if repo.get("command"):
             return SandboxJob("command", files=files, command=list(repo["command"]), limits=self.limits)
         mode = HARNESSES[repo.get("harness", "runner")]
-        return SandboxJob(mode, files=files, test_files=list(repo["test_files"]), limits=self.limits)
+        return SandboxJob(mode, files=files, test_files=list(repo["test_files"]),
+                          support_files=list(repo["support_files"]), limits=self.limits)
 
     def _job(self, problem: Problem, completion: str) -> SandboxJob | Reward:
         repo = self._repo(problem)
         code, _ = extract_code_block(completion, languages=("diff", "patch", ""))
         try:
             patches = parse_unified_diff(code if code is not None else completion)
-            files = apply_patch(repo["files"], patches, protected=tuple(repo["test_files"]))
+            files = apply_patch(repo["files"], patches, protected=self._protected(repo))
         except PatchError as exc:
-            return Reward(0.0, False, 0.0, {"exit_reason": "patch", "error": str(exc)})
+            return zero_reward("patch", str(exc))
         # the tests always run as the task ships them (the sandbox then makes them root-owned, read-only)
-        files.update({t: repo["files"][t] for t in repo["test_files"] if t in repo["files"]})
+        files.update({t: repo["files"][t] for t in (*repo["test_files"], *repo["support_files"])})
         return self._repo_job(repo, files)
+
+    @staticmethod
+    def _protected(repo: dict[str, Any]) -> tuple[str, ...]:
+        """What a diff may neither modify nor create: the test files, the tests' directories and files, and a
+        ``conftest.py`` anywhere."""
+        return (*repo["test_files"], *repo["support_files"], *repo["dirs_of_tests"], "**/conftest.py")
 
     def _reward(self, problem: Problem, completion: str, verdict: Verdict) -> Reward:
         repo = self._repo(problem)

@@ -10,11 +10,14 @@ from typing import Any
 from lumos.core.errors import bad_param
 from lumos.core.validation import check_int, check_positive_int
 from lumos.rl.tasks.base import Problem, Reward, register_task
-from lumos.rl.tasks.code.common import SandboxTask, extract_code_block, verdict_info
+from lumos.rl.tasks.code.common import SandboxTask, extract_code_block, parses, verdict_info
 from lumos.rl.tasks.code.problems import FAMILIES
 from lumos.sandbox import SandboxJob, Verdict
 
-__all__ = ["ExpressionTask", "FunctionTask"]
+__all__ = ["ExpressionTask", "FunctionTask", "MAX_EXPRESSION_CHARS"]
+
+#: Longest expression ``code-expr`` accepts (characters): a longer line is not well formed.
+MAX_EXPRESSION_CHARS = 1000
 
 
 _EXPR_TEST = """
@@ -29,8 +32,9 @@ def test_value():
 class ExpressionTask(SandboxTask):
     """"Write a Python expression equal to N": the smallest code environment a tiny model can learn.
 
-    Reward: 0.1 × format (one line that parses as a Python expression and contains an operator when
-    ``require_operator``) + 0.9 when it evaluates (in the sandbox) to the int N, else
+    Reward: 0.1 × format (one line of at most :data:`MAX_EXPRESSION_CHARS` characters that parses as a
+    Python expression and contains an operator when ``require_operator``) + 0.9 when it evaluates (in the
+    sandbox) to the int N, else
     0.4 × max(0, 1 − |value − N| / max(|N|, 1)) when it evaluates to a number (shaping).
     """
 
@@ -62,10 +66,9 @@ class ExpressionTask(SandboxTask):
         return text.strip().split("\n")[0].strip() if text.strip() else ""
 
     def _format_ok(self, expr: str) -> bool:
-        try:
-            tree = ast.parse(expr, mode="eval")
-        except (SyntaxError, ValueError):
+        if len(expr) > MAX_EXPRESSION_CHARS or not parses(expr, "eval"):
             return False
+        tree = ast.parse(expr, mode="eval")
         has_op = any(isinstance(node, (ast.BinOp, ast.UnaryOp, ast.Call)) for node in ast.walk(tree))
         return has_op or not self.require_operator
 
