@@ -112,3 +112,17 @@ def test_support_files_and_tests_dirs():
     assert dirs_of_tests(tests) == ["tests"] and dirs_of_tests(tests, ["util.py"]) == ["tests", "util.py"]
     assert support_files(files, tests) == ["conftest.py", "pkg/conftest.py", "tests/data/x.json", "tests/helpers.py"]
     assert "util.py" in support_files(files, tests, ["util.py"]) and "pkg/mod.py" not in support_files(files, tests)
+
+
+def test_names_that_are_not_utf8_are_one_clear_error(tmp_path):
+    root = tmp_path / "tasks"
+    make_user_task(root, "t")
+    bad = os.path.join(os.fsencode(root / "t" / "repo"), b"caf\xe9.py")
+    with open(bad, "w") as f:
+        f.write("x = 1\n")
+    with pytest.raises(LumosError, match=r"'caf\\udce9.py' is not a UTF-8 name"):
+        load_repair_dir(root)
+    os.unlink(bad)
+    os.rename(root / "t", os.path.join(os.fsencode(root), b"t\xff"))
+    with pytest.raises(LumosError, match="is not a UTF-8 name"):
+        load_repair_dir(root)

@@ -119,6 +119,14 @@ def _open_dir(dir_fd: int, name: str, shown: str) -> int:
         raise _TaskReadError(f"{shown} cannot be opened as a directory ({exc.strerror}).") from None
 
 
+def _utf8_name(name: str, shown: str) -> None:
+    """A name that goes into prompts and error lines must be text (``os.listdir`` escapes other bytes)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise _TaskReadError(f"{shown}/{ascii(name)} is not a UTF-8 name; rename it.") from None
+
+
 def _walk(dir_fd: int, rel: str, shown: str, files: dict[str, str], depth: int) -> None:
     if depth > _MAX_DEPTH:
         raise _TaskReadError(f"{shown}/{rel} is nested deeper than {_MAX_DEPTH} directories.")
@@ -126,6 +134,7 @@ def _walk(dir_fd: int, rel: str, shown: str, files: dict[str, str], depth: int) 
         path = f"{rel}{name}"
         if name == ".git":
             continue
+        _utf8_name(path, shown)
         st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
         if stat.S_ISLNK(st.st_mode):
             raise _TaskReadError(f"{shown}/{path} is a symbolic link; task files are read without following "
@@ -222,6 +231,16 @@ def _task_entries(root_fd: int) -> list[str]:
     return out
 
 
+def _entries_checked(root_fd: int, root: Path) -> list[str]:
+    names = _task_entries(root_fd)
+    for name in names:
+        try:
+            _utf8_name(name, str(root))
+        except _TaskReadError as exc:
+            raise LumosError(str(exc)) from None
+    return names
+
+
 def load_repair_dir(root: str | Path) -> list[dict[str, Any]]:
     """User repair tasks: one sub-directory per task with ``task.json`` and a ``repo/`` directory.
 
@@ -241,7 +260,7 @@ def load_repair_dir(root: str | Path) -> list[dict[str, Any]]:
         raise bad_param("root", "a directory of repair tasks", str(root), owner="load_repair_dir")
     root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        repos = [_load_task(root_fd, name, str(root / name)) for name in _task_entries(root_fd)]
+        repos = [_load_task(root_fd, name, str(root / name)) for name in _entries_checked(root_fd, root)]
     finally:
         os.close(root_fd)
     if not repos:
