@@ -11,13 +11,11 @@ from lumos.core.errors import bad_param
 from lumos.rl.tasks.base import Problem, Reward, Task
 from lumos.sandbox import SandboxJob, SandboxLimits, SandboxPool, Verdict
 
-__all__ = ["extract_code_block", "extract_code_block_reference", "parses", "SandboxTask", "verdict_info",
-           "MAX_COMPLETION_CHARS", "zero_reward"]
+__all__ = ["extract_code_block", "parses", "SandboxTask", "verdict_info", "MAX_COMPLETION_CHARS", "zero_reward"]
 
 #: Longest completion a code task reads (characters); longer ones get reward 0 before any parsing.
 MAX_COMPLETION_CHARS = 100_000
 _FENCE = re.compile(r"```([A-Za-z0-9_+-]*)[ \t]*\n(.*?)\n?```", re.S)
-_OPENER = re.compile(r"([A-Za-z0-9_+-]*)[ \t]*\n")
 _PYTHON = ("python", "py", "")
 
 
@@ -38,30 +36,11 @@ def parses(code: str, mode: str = "exec") -> bool:
 def extract_code_block(text: str, languages: tuple[str, ...] = _PYTHON) -> tuple[str | None, bool]:
     """The first fenced block in one of ``languages`` → ``(code, well_formed)``.
 
-    ``well_formed`` is True when the block is closed and, for Python, parses. An unclosed fence or no
-    fence at all gives ``(None, False)``. Linear in ``len(text)`` (a scan for fences; the reference
-    :func:`extract_code_block_reference` is a regular expression that is quadratic on unclosed fences).
+    ``well_formed`` is True when the block is closed and, for Python, parses (:func:`parses`: a parser
+    that fails in any way, e.g. ``RecursionError`` on deep nesting, means no). An unclosed fence or no fence
+    at all gives ``(None, False)``. Each fence is matched once (the lazy body stops at the next fence), so
+    the scan is linear in ``len(text)``; callers bound the text (:data:`MAX_COMPLETION_CHARS`).
     """
-    pos = 0
-    while (i := text.find("```", pos)) >= 0:
-        m = _OPENER.match(text, i + 3)
-        if m is None:
-            pos = i + 1
-            continue
-        end = text.find("```", m.end())
-        if end < 0:
-            return None, False  # no fence closes after this one, nor after any later one
-        code = text[m.end():end]
-        code = code[:-1] if code.endswith("\n") else code
-        lang = m.group(1).lower()
-        if lang in languages:
-            return code, (lang not in _PYTHON or parses(code))
-        pos = end + 3
-    return None, False
-
-
-def extract_code_block_reference(text: str, languages: tuple[str, ...] = _PYTHON) -> tuple[str | None, bool]:
-    """The slow, obviously correct twin of :func:`extract_code_block` (one regular expression)."""
     for m in _FENCE.finditer(text):
         lang = m.group(1).lower()
         if lang in languages:
