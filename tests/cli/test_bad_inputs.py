@@ -102,6 +102,16 @@ def files(tmp_path_factory) -> dict[str, Path]:
     save_pretrained(model2, d / "ckpt_ok")
     f["ckpt_ok"] = d / "ckpt_ok"
     text("a_file", "x")
+    for name, link in (("tasks_link_file", "repo/secret.txt"), ("tasks_link_repo", "repo")):
+        task = d / name / "t"
+        (task / "repo").mkdir(parents=True)
+        (task / "repo" / "test_m.py").write_text("def test_m():\n    assert False\n")
+        (task / "task.json").write_text(json.dumps({"failing_tests": ["test_m.py::test_m"]}))
+        if link == "repo":
+            (task / "repo" / "test_m.py").unlink()
+            (task / "repo").rmdir()
+        (task / link).symlink_to("/etc/hostname" if link != "repo" else "/etc")
+        f[name] = d / name
     return f
 
 
@@ -328,6 +338,13 @@ CASES: list[tuple[str, list[str]]] = [
     ("sandbox-wall-time-negative", ["sandbox", "run", "{ok.py}", "--wall-time", "-1", "--out", "{OUT}"]),
     ("sandbox-memory-0", ["sandbox", "run", "{ok.py}", "--memory-mb", "0", "--out", "{OUT}"]),
     ("sandbox-tests-missing", ["sandbox", "run", "{ok.py}", "--tests", "missing.py", "--out", "{OUT}"]),
+    ("sandbox-cpu-time-0", ["sandbox", "run", "{ok.py}", "--cpu-time", "0", "--out", "{OUT}"]),
+    ("sandbox-max-processes-1e9", ["sandbox", "run", "{ok.py}", "--max-processes", "1e9", "--out", "{OUT}"]),
+    ("sandbox-max-processes-huge", ["sandbox", "run", "{ok.py}", "--max-processes", "1000000000", "--out", "{OUT}"]),
+    ("sandbox-wall-time-1e300", ["sandbox", "run", "{ok.py}", "--wall-time", "1e300", "--out", "{OUT}"]),
+    ("sandbox-memory-huge", ["sandbox", "run", "{ok.py}", "--memory-mb", "99999999999", "--out", "{OUT}"]),
+    ("check-tasks-symlinked-file", ["rl", "check-tasks", "{tasks_link_file}"]),
+    ("check-tasks-symlinked-repo", ["rl", "check-tasks", "{tasks_link_repo}"]),
     # demo
     ("demo-unknown-section", ["demo", "--quick", "--only", "no-such-section", "--out", "{OUT}"]),
 ]
@@ -395,7 +412,7 @@ def _api_cases() -> list[tuple[str, object]]:
     from lumos.layers.softmax_attention import SoftmaxAttention
     from lumos.models import HybridLM, MiniMaxConfig
     from lumos.rl.config import RLConfig
-    from lumos.rl.sandbox import run_tests
+    from lumos.sandbox import run_tests
     from lumos.valuation.baselines.knn import KNNShapleyValuer
     from lumos.valuation.baselines.retrain import TMCShapleyValuer
     from lumos.valuation.baselines.simple import EL2NValuer, ForgettingValuer, GraNdValuer, LossValuer

@@ -25,7 +25,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "lumos.models.cli",
     "lumos.analysis.cli",
     "lumos.valuation.cli",
-    "lumos.rl.sandbox.cli",
+    "lumos.sandbox.cli",
     "lumos.rl.cli",
     "lumos.explain.cli",
 )
