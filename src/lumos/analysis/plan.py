@@ -121,7 +121,7 @@ class PlanSpec:
             p.check(check_choice, self.kv_dtype, "--kv-dtype", tuple(KV_DTYPES))
         if self.train and (self.dtype != "bf16" or self.kv_dtype is not None):
             p.require(False, "--dtype / --kv-dtype plan inference; lumos trains with fp32 master weights, gradients "
-                      "and AdamW states and bf16 compute (drop them with --train).")
+                      "and AdamW states and bf16 compute (drop --dtype / --kv-dtype when planning --train).")
         p.require(isinstance(self.config, MiniMaxConfig),
                   f"config must be a MiniMaxConfig, got {type(self.config).__name__}.")
         p.raise_if_any()

@@ -39,8 +39,8 @@ def check_destination(dst: str | os.PathLike[str], src: CheckpointSource, overwr
     for p in src.protected:
         q = p.resolve()
         if _inside(real, q) or _inside(q, real):
-            raise LumosError(f"Refusing to export into {out}: it overlaps the source {p}. Choose a new directory "
-                             "outside it.")
+            raise LumosError(f"Refusing to export into {out}: it overlaps the source, the {src.describe()}. "
+                             "Choose a new directory outside it.")
     if out.is_symlink() or (out.exists() and not out.is_dir()):
         raise LumosError(f"{out} exists and is not a directory; choose a new directory for the checkpoint.")
     for parent in real.parents:
