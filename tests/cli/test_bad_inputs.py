@@ -50,7 +50,10 @@ def files(tmp_path_factory) -> dict[str, Path]:
     text("ragged.csv", "a,b,y\n1,2,0\n3,1\n4,5,1\n" + rows + "\n")
     text("latin1.csv", b"a,b,y\n" + "1,2,caf\xe9\n".encode("latin-1") + (rows + "\n").encode())
     text("inf.csv", "a,b,y\n" + rows + "\n1,inf,0\n")
-    text("nan.csv", "a,b,y\n" + rows + "\nnan,1,0\n")
+    text("nan.csv", "a,b,y\n" + rows + "\n1,1,nan\n")  # a NaN feature is imputed; a NaN label cannot be
+    text("mixed.csv", "a,b,y\n" + rows + "\n1,two,0\n")
+    text("good_other_cols.csv", "a,c,y\n" + rows + "\n")
+    text("good_new_label.csv", "a,b,y\n" + rows + "\n1,2,7\n")
     text("text_feature.csv", "a,b,y\n" + rows + "\nhello,1,0\n")
     text("header_only.csv", "a,b,y\n")
     text("empty.csv", "")
@@ -62,7 +65,7 @@ def files(tmp_path_factory) -> dict[str, Path]:
     np.savez(d / "object.npz", X=np.array([{"a": 1}] * 20, dtype=object), y=np.arange(20) % 2)
     np.savez(d / "strings.npz", X=np.array([["a", "b"]] * 20), y=np.arange(20) % 2)
     np.savez(d / "no_y.npz", X=X)
-    np.savez(d / "nan.npz", X=np.where(np.arange(60).reshape(20, 3) == 5, np.nan, X), y=np.arange(20) % 2)
+    np.savez(d / "nan.npz", X=X, y=np.where(np.arange(20) == 5, np.nan, np.arange(20) % 2))  # NaN label
     np.save(d / "single.npy", X)
     (d / "single.npy").rename(d / "single.npz")
     for name in ("mismatch.npz", "object.npz", "strings.npz", "no_y.npz", "nan.npz", "single.npz"):
@@ -308,6 +311,21 @@ CASES: list[tuple[str, list[str]]] = [
     ("value-npz-no-labels", ["value", "{no_y.npz}", "--out", "{OUT}"]),
     ("value-npz-nan", ["value", "{nan.npz}", "--out", "{OUT}"]),
     ("value-npz-single-array", ["value", "{single.npz}", "--out", "{OUT}"]),
+    # value: tables as users have them (issue #22)
+    ("value-id-col-unknown", ["value", "{good.csv}", "--id-col", "customer", "--out", "{OUT}"]),
+    ("value-id-col-is-label", ["value", "{good.csv}", "--id-col", "y", "--out", "{OUT}"]),
+    ("value-drop-cols-unknown", ["value", "{good.csv}", "--drop-cols", "a,zz", "--out", "{OUT}"]),
+    ("value-drop-cols-empty-list", ["value", "{good.csv}", "--drop-cols", ",", "--out", "{OUT}"]),
+    ("value-drop-every-feature", ["value", "{good.csv}", "--drop-cols", "a,b", "--out", "{OUT}"]),
+    ("value-categorical-unknown", ["value", "{good.csv}", "--categorical", "zz", "--out", "{OUT}"]),
+    ("value-impute-unknown", ["value", "{good.csv}", "--impute", "zero", "--out", "{OUT}"]),
+    ("value-csv-mixed-column", ["value", "{mixed.csv}", "--out", "{OUT}"]),
+    ("value-val-data-missing", ["value", "{good.csv}", "--val-data", "missing.csv", "--out", "{OUT}"]),
+    ("value-val-data-other-columns", ["value", "{good.csv}", "--val-data", "{good_other_cols.csv}", "--out", "{OUT}"]),
+    ("value-val-data-new-label", ["value", "{good.csv}", "--val-data", "{good_new_label.csv}", "--out", "{OUT}"]),
+    ("value-val-data-with-train", ["value", "{good.csv}", "--val-data", "{good.csv}", "--train", "0.5", "--out", "{OUT}"]),
+    ("value-builtin-with-id-col", ["value", "builtin:wine", "--id-col", "id", "--out", "{OUT}"]),
+    ("value-npz-drop-cols", ["value", "{mismatch.npz}", "--drop-cols", "a", "--out", "{OUT}"]),
     # explain / explain-eval
     ("explain-missing-image", ["explain", "missing.png", "--model", "builtin:cnn", "--out", "{OUT}"]),
     ("explain-not-an-image", ["explain", "{fake.png}", "--model", "builtin:cnn", "--out", "{OUT}"]),
