@@ -7,8 +7,8 @@ holds what both loaders share (names, the key/shape check, placing a tensor),
 directories, distributed or not) and :mod:`~lumos.models.checkpoint.export` converts any of them.
 """
 
-from lumos.models.checkpoint.format import INDEX_NAME, SINGLE_NAME, default_dtype, inspect_checkpoint
 from lumos.models.checkpoint.export import export_checkpoint
+from lumos.models.checkpoint.format import INDEX_NAME, SINGLE_NAME, default_dtype, inspect_checkpoint
 from lumos.models.checkpoint.pretrained import checkpoint_size, load_pretrained, save_pretrained
 from lumos.models.checkpoint.resolve import CheckpointSource, open_checkpoint, resolve_checkpoint
 
