@@ -82,6 +82,7 @@ def test_crafted_metadata_runs_nothing(ckpt, tmp_path, capsys):
     assert not marker.exists() and not (tmp_path / "out").exists()
 
 
+@pytest.mark.filterwarnings("ignore:torch.distributed is disabled")
 def test_crafted_bytes_entry_runs_nothing(tmp_path):
     """A non-tensor entry (as the optimizer's param groups are stored) that unpickles to code: torch's default
     planner loads it with weights_only=False; lumos's with weights_only=True."""
