@@ -50,13 +50,15 @@ def principal_projection(t: torch.Tensor) -> torch.Tensor:
     principal component of its K channels (grad-cam's ``get_2d_projection``, NaNs set to 0 first).
 
     Per sample, X = the (positions × K) matrix centred over positions, X = U S Vᵀ, projection = X · V[:, 0].
-    A principal component's sign is arbitrary; the SVD runs through numpy's LAPACK in float64, which gives the
-    sign grad-cam gets (torch's SVD flips it for some shapes, so the maps would differ after the ReLU).
+    A principal component's sign is arbitrary; the SVD runs through numpy's LAPACK in the input's precision
+    (float32, or float64 for float64 input), which gives the sign grad-cam gets (torch's SVD, and numpy's in
+    another precision, flip it for some inputs, and the maps then differ after the ReLU).
     Returns the input's dtype and device.
     """
     _spatial_dims(t)
-    arr = torch.nan_to_num(t.detach(), nan=0.0).double().cpu().numpy()
-    out = np.empty((arr.shape[0], *arr.shape[2:]), dtype=np.float64)
+    work = torch.float64 if t.dtype == torch.float64 else torch.float32
+    arr = torch.nan_to_num(t.detach(), nan=0.0).to(work).cpu().numpy()
+    out = np.empty((arr.shape[0], *arr.shape[2:]), dtype=arr.dtype)
     for b, a in enumerate(arr):
         x = a.reshape(a.shape[0], -1).T  # (positions, K)
         x = x - x.mean(axis=0)
