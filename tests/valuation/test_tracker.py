@@ -6,8 +6,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Subset, TensorDataset
 
-from lumos.core import distributed as dist
 from lumos.core.errors import LumosError
+from lumos.distributed import process_group as dist
 from lumos.testing import assert_close
 from lumos.valuation import CHGTracker, chg_shapley
 from lumos.valuation.per_sample import explicit_last_layer_grads

@@ -20,9 +20,9 @@ __all__ = ["COMMAND_MODULES", "build_parser", "main"]
 
 #: Modules that register subcommands, in the order they appear in ``lumos --help``.
 COMMAND_MODULES: tuple[str, ...] = (
-    "lumos.demo.cli",
+    "lumos.studies.demo.cli",
     "lumos.models.cli",
-    "lumos.models.plan_cli",
+    "lumos.analysis.cli",
     "lumos.valuation.cli",
     "lumos.rl.sandbox.cli",
     "lumos.rl.cli",

@@ -160,23 +160,27 @@ def check_tensor(
     owner: str | None = None,
     shape: Sequence[int | None] | None = None,
     device: torch.device | str | None = None,
+    fix: str | None = None,
 ) -> torch.Tensor:
     """Check that ``x`` is a tensor with the given rank, dtype, shape (``None`` entries match anything) and
-    device type (``"cpu"``, ``"cuda"``, ...)."""
+    device type (``"cpu"``, ``"cuda"``, ...). ``fix`` ends the type, rank, dtype and shape messages (e.g. the
+    layout the caller expects)."""
     if not isinstance(x, torch.Tensor):
-        raise bad_param(name, "a torch.Tensor", type(x).__name__, owner=owner, type_error=True)
+        raise bad_param(name, "a torch.Tensor", type(x).__name__, owner=owner, type_error=True, fix=fix)
     if ndim is not None:
         allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
         if x.dim() not in allowed:
-            raise bad_param(name, f"a {' or '.join(map(str, allowed))}-D tensor", f"shape {tuple(x.shape)}", owner=owner)
+            raise bad_param(name, f"a {' or '.join(map(str, allowed))}-D tensor", f"shape {tuple(x.shape)}", owner=owner,
+                            fix=fix)
     if dtypes is not None and x.dtype not in dtypes:
         names = ", ".join(str(d).replace("torch.", "") for d in dtypes)
-        raise bad_param(name, f"one of dtypes ({names})", str(x.dtype).replace("torch.", ""), owner=owner, type_error=True)
+        raise bad_param(name, f"one of dtypes ({names})", str(x.dtype).replace("torch.", ""), owner=owner, type_error=True,
+                        fix=fix)
     if shape is not None:
         ok = len(shape) == x.dim() and all(s is None or s == t for s, t in zip(shape, x.shape))
         if not ok:
             want = "(" + ", ".join("*" if s is None else str(s) for s in shape) + ")"
-            raise bad_param(name, f"of shape {want}", f"shape {tuple(x.shape)}", owner=owner)
+            raise bad_param(name, f"of shape {want}", f"shape {tuple(x.shape)}", owner=owner, fix=fix)
     if device is not None and x.device.type != torch.device(device).type:
         raise bad_param(name, f"a tensor on {torch.device(device).type}", f"a tensor on {x.device}", owner=owner,
                         fix=f"Move it with .to({torch.device(device).type!r}).")

@@ -52,8 +52,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _export(args: argparse.Namespace) -> int:
     import torch
 
-    from lumos.models.checkpoint import checkpoint_size
-    from lumos.models.distributed_checkpoint import export_checkpoint
+    from lumos.distributed.checkpoint import export_checkpoint
+    from lumos.models.checkpoint.pretrained import checkpoint_size
 
     dtype = None if args.dtype == "auto" else getattr(torch, args.dtype)
     path = export_checkpoint(args.checkpoint, args.output, format=args.format, dtype=dtype,
@@ -71,7 +71,7 @@ def _run(args: argparse.Namespace) -> int:
     from lumos.core.progress import counter
     from lumos.core.rundir import RunDir
     from lumos.core.validation import check_float, check_positive_int, check_probability
-    from lumos.models.checkpoint import load_pretrained
+    from lumos.models.checkpoint.pretrained import load_pretrained
     from lumos.models.generation import encode_prompts, generate
     from lumos.models.tokenizer import load_tokenizer
 

@@ -1,4 +1,4 @@
-"""Generation for :class:`~lumos.models.hybrid.HybridLM` with the hybrid cache.
+"""Generation for :class:`~lumos.models.minimax.modeling.HybridLM` with the hybrid cache.
 
 Prefill runs the whole (left-padded) prompt once: lightning layers go through the op's blocked path and
 return their final (B, H, D, D) float32 states, softmax layers fill their KV caches. Each decode step then feeds
@@ -26,7 +26,7 @@ import torch
 from lumos.core.errors import LumosError, bad_param
 from lumos.core.validation import check_float, check_positive_int, check_probability, check_tensor
 from lumos.models.fast_decode import FastDecoder, fast_path_applies
-from lumos.models.hybrid import HybridLM
+from lumos.models.minimax.modeling import HybridLM
 
 __all__ = ["GenerationOutput", "generate", "filter_logits", "FINISH_REASONS", "left_pad", "default_pad_id",
            "encode_prompts"]

@@ -37,7 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-removal", action="store_true", help="skip the point-removal curves")
     add_run_options(p)
     p.set_defaults(func=_run)
-    from lumos.valuation.study_cli import register as register_select_study
+    from lumos.studies.selection_cli import register as register_select_study
 
     register_select_study(sub)
 

@@ -39,10 +39,10 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from lumos.core import distributed as dist
 from lumos.core.errors import LumosError, bad_param
 from lumos.core.progress import track
 from lumos.core.validation import check_bool, check_choice, check_positive_int
+from lumos.distributed import process_group as dist
 from lumos.valuation.features import VARIANTS, CHGFeatures, CHGVector, chg_values_streaming
 from lumos.valuation.per_sample import capture_last_layer, ce_logit_grad, check_capture, check_labels
 
