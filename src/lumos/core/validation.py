@@ -18,6 +18,7 @@ check                      accepts
 ``check_probability``      a finite real in [0, 1] (ends optionally open)
 ``check_choice``           one of a fixed set of strings
 ``check_bool``             True or False
+``check_dataset``          a non-empty map-style dataset (``len`` and ``[i]``)
 ``check_tensor``           a tensor of a given rank, dtype, shape and device
 ``check_finite``           a tensor without NaN or inf
 ``check_same_device``      tensors on one device
@@ -46,6 +47,7 @@ __all__ = [
     "check_probability",
     "check_choice",
     "check_bool",
+    "check_dataset",
     "check_tensor",
     "check_same_device",
     "check_finite",
@@ -149,6 +151,17 @@ def check_bool(value: object, name: str, *, owner: str | None = None) -> bool:
     if not isinstance(value, bool):
         raise bad_param(name, "True or False", value, owner=owner, type_error=True)
     return value
+
+
+def check_dataset(dataset: object, name: str, *, owner: str | None = None) -> object:
+    """``dataset`` must be a non-empty map-style dataset (``len(dataset)`` and ``dataset[i]``, as
+    ``torch.utils.data.Dataset``); an iterable-only dataset has no fixed order or size and is refused."""
+    if not hasattr(dataset, "__len__") or not hasattr(dataset, "__getitem__"):
+        raise bad_param(name, "a map-style dataset of (x, y) (with len() and [i])", type(dataset).__name__,
+                        owner=owner, type_error=True)
+    if len(dataset) == 0:  # type: ignore[arg-type]
+        raise bad_param(name, "non-empty", "an empty dataset", owner=owner)
+    return dataset
 
 
 def check_tensor(
