@@ -22,10 +22,11 @@ from lumos.core.validation import (
     check_nonneg_int,
     check_positive_int,
     check_probability,
+    is_int,
 )
 from lumos.rl.objectives import Objective, available_losses, get_objective
 
-__all__ = ["RLConfig"]
+__all__ = ["RLConfig", "DataConfig", "ModelOptions"]
 
 
 def _f(default: Any, help: str, **kw: Any) -> Any:
@@ -43,6 +44,10 @@ class RLConfig:
     minibatches: int = _f(4, "optimizer steps per rollout batch (> 1 is the off-policy regime)")
     max_new_tokens: int = _f(16, "generation limit per response")
     temperature: float = _f(1.0, "sampling temperature (log-probs are of softmax(logits / T))")
+    top_k: int | None = _f(None, "rollouts sample from the k most likely tokens (as lumos generate; the recorded "
+                           "log-probs stay those of the full distribution); default: no limit")
+    top_p: float | None = _f(None, "rollouts sample from the smallest set of tokens with probability mass ≥ p "
+                             "(nucleus, after top_k); default: no limit")
     # optimisation
     lr: float = _f(2e-4, "peak learning rate")
     lr_schedule: str = _f("constant", "constant, cosine or linear (decay to lr_min_ratio · lr after warmup)")
@@ -55,7 +60,10 @@ class RLConfig:
     grad_clip: float = _f(1.0, "max global gradient norm (0 = no clipping)")
     # objective
     eps_low: float | None = _f(None, "lower clip (r ≥ 1 − eps_low); default: the objective's", objective=True)
-    eps_high: float | None = _f(None, "upper clip (r ≤ 1 + eps_high); default: the objective's", objective=True)
+    eps_high: float | None = _f(None, "upper clip (r ≤ 1 + eps_high), a margin above 1 for every objective. For "
+                                "cispo TRL's epsilon_high is the absolute cap instead (TRL epsilon_high=5.0 is "
+                                "lumos eps_high=4.0); for grpo/dapo it means the same as TRL's. Default: the "
+                                "objective's", objective=True)
     unified_mask: bool = _f(False, "cispo: multiply by the PPO trust-region mask (paper Eq. 6-7)", objective=True)
     mask_eps_low: float | None = _f(None, "cispo unified mask: lower ε (default: the objective's)", objective=True)
     mask_eps_high: float | None = _f(None, "cispo unified mask: upper ε (default: the objective's)", objective=True)
@@ -113,6 +121,20 @@ class RLConfig:
         for name in ("eps_low", "eps_high", "mask_eps_low", "mask_eps_high"):
             p.check(check_float, getattr(self, name), name, 0.0, allow_none=True)
         p.check(check_probability, self.lr_min_ratio, "lr_min_ratio")
+        if self.top_k is not None:
+            p.check(check_positive_int, self.top_k, "top_k")
+        if self.top_p is not None:
+            p.check(check_probability, self.top_p, "top_p", open_low=True)
+        if is_int(self.group_size) and self.group_size == 1:
+            p.require(False, "The 'group_size' parameter of RLConfig must be ≥ 2: group-relative advantages of a "
+                      "group of one sample are all exactly 0, so nothing would be learnt. Got 1 instead. Use "
+                      "--group-size 2 or more.")
+        if all(is_int(getattr(self, n)) and getattr(self, n) > 0 for n in ("minibatches", "prompts_per_step",
+                                                                           "group_size")):
+            batch = self.prompts_per_step * self.group_size
+            p.require(self.minibatches <= batch, f"The 'minibatches' parameter of RLConfig must be ≤ the samples of "
+                      f"a rollout batch (prompts_per_step × group_size = {batch}): each optimizer step needs at "
+                      f"least one sample. Got {self.minibatches} instead.")
         for name in ("unified_mask", "compile_rollouts", "skip_zero_advantage_steps"):
             p.check(check_bool, getattr(self, name), name)
         if self.dynamic_sampling is not None:
@@ -189,3 +211,126 @@ class RLConfig:
 
 #: the fields that are objective hyper-parameters (see the module docstring) and their "unset" RLConfig defaults
 _OBJECTIVE_FIELDS = {f.name: f.default for f in dataclasses.fields(RLConfig) if f.metadata.get("objective")}
+
+
+@dataclass
+class DataConfig:
+    """Where prompts and rewards come from, and how prompts are rendered (``config.json`` key ``data``).
+
+    Applies to data-file tasks (``--task FILE``); ``chat_template`` and ``system_prompt`` to every task whose
+    model has its own tokenizer.
+    """
+
+    reward: list[str] = _f(None, "reward function PATH.py:FUNC or module:FUNC, called TRL's way "
+                           "FUNC(prompts=, completions=, completion_ids=, **columns) -> list[float | None] "
+                           "(repeatable; default: compare with the 'answer' column)")
+    reward_weights: list[float] | None = _f(None, "one weight per --reward (default: all 1)")
+    prompt_column: str = _f("prompt", "the data column holding the prompt (text or chat messages)")
+    eval_data: str | None = _f(None, "held-out evaluation data (same format and columns); default: hold out "
+                               "--eval-fraction of the training rows")
+    eval_fraction: float = _f(0.1, "without --eval-data: the seeded fraction of data rows held out for evaluation "
+                              "(never trained on; 0 = none, then --eval-every 0)")
+    chat_template: bool = _f(True, "render prompts with the tokenizer's chat template (text prompts become a user "
+                             "message; TRL feeds text raw); off = --no-chat-template, for base models")
+    system_prompt: str | None = _f(None, "a system message put before every prompt (needs a chat template)")
+
+    def __post_init__(self) -> None:
+        if self.reward is None:
+            self.reward = []
+        p = Problems("DataConfig")
+        if not isinstance(self.reward, list) or not all(isinstance(r, str) and r for r in self.reward):
+            p.require(False, f"The 'reward' parameter of DataConfig must be a list of PATH.py:FUNC specs. Got "
+                      f"{self.reward!r} instead.")
+        if self.reward_weights is not None:
+            if not isinstance(self.reward_weights, list):
+                p.require(False, f"The 'reward_weights' parameter of DataConfig must be a list of numbers. Got "
+                          f"{self.reward_weights!r} instead.")
+            else:
+                for i, w in enumerate(self.reward_weights):
+                    p.check(check_float, w, f"reward_weights[{i}]")
+                p.require(len(self.reward_weights) == len(self.reward), f"The 'reward_weights' parameter of "
+                          f"DataConfig must hold one weight per reward function ({len(self.reward)}). Got "
+                          f"{len(self.reward_weights)} instead.")
+        p.require(isinstance(self.prompt_column, str) and bool(self.prompt_column), "The 'prompt_column' parameter "
+                  f"of DataConfig must be a column name. Got {self.prompt_column!r} instead.")
+        p.check(check_float, self.eval_fraction, "eval_fraction", 0.0, 1.0, high_inclusive=False)
+        p.check(check_bool, self.chat_template, "chat_template")
+        for name in ("eval_data", "system_prompt"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, str):
+                p.require(False, f"The '{name}' parameter of DataConfig must be text. Got {value!r} instead.")
+            elif value is not None:
+                try:
+                    value.encode("utf-8")
+                except UnicodeEncodeError:
+                    p.require(False, f"The '{name}' parameter of DataConfig holds a lone surrogate (not valid "
+                              "Unicode text). Pass UTF-8 text.")
+        p.raise_if_any()
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> DataConfig:
+        return _from_dict(cls, d)
+
+
+_DTYPES = ("auto", "float32", "bfloat16", "float16")
+
+
+@dataclass
+class ModelOptions:
+    """How the model is placed and trained (``config.json`` key ``model_options``)."""
+
+    device: str = _f("auto", "where the model runs: auto (cuda when present, else cpu), cpu, cuda, cuda:N")
+    dtype: str = _f("auto", "weights dtype: auto (bfloat16 on cuda, float32 on cpu), float32, bfloat16, float16")
+    gradient_checkpointing: bool = _f(False, "recompute activations in the backward pass (transformers models)")
+    lora_r: int = _f(0, "train a peft LoRA adapter of this rank instead of every weight (0 = full fine-tuning)")
+    lora_alpha: float | None = _f(None, "LoRA alpha (default: 2 × lora_r)")
+    lora_targets: str = _f("all-linear", "modules the LoRA adapter wraps: all-linear or comma-separated names "
+                           "(e.g. q_proj,v_proj)")
+
+    def __post_init__(self) -> None:
+        p = Problems("ModelOptions")
+        dev = self.device
+        ok = isinstance(dev, str) and (dev in ("auto", "cpu", "cuda", "mps") or (
+            dev.startswith("cuda:") and dev[5:].isdigit()))
+        p.require(ok, f"The 'device' parameter of ModelOptions must be auto, cpu, cuda or cuda:N. Got {dev!r} instead.")
+        p.check(check_choice, self.dtype, "dtype", _DTYPES)
+        p.check(check_bool, self.gradient_checkpointing, "gradient_checkpointing")
+        p.check(check_nonneg_int, self.lora_r, "lora_r")
+        p.check(check_float, self.lora_alpha, "lora_alpha", 0.0, low_inclusive=False, allow_none=True)
+        p.require(isinstance(self.lora_targets, str) and bool(self.lora_targets.strip(", ")), "The 'lora_targets' "
+                  f"parameter of ModelOptions must be all-linear or module names. Got {self.lora_targets!r} instead.")
+        p.raise_if_any()
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ModelOptions:
+        return _from_dict(cls, d)
+
+    def resolved_device(self) -> str:
+        """``device`` with ``auto`` resolved; a CUDA device on a machine without one is an error."""
+        from lumos.models.transformers_lm import resolve_device
+
+        return resolve_device(self.device)
+
+    def resolved_dtype(self) -> Any:
+        import torch
+
+        if self.dtype == "auto":
+            return torch.bfloat16 if self.resolved_device().startswith("cuda") else torch.float32
+        return getattr(torch, self.dtype)
+
+
+def _from_dict(cls: Any, d: Any) -> Any:
+    if not isinstance(d, dict):
+        raise LumosError(f"The stored {cls.__name__} must be an object; got {type(d).__name__}. The run directory "
+                         "is damaged.")
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(d) - known)
+    if unknown:
+        raise LumosError(f"Unknown {cls.__name__} field(s) {', '.join(unknown)}. Remove them from the config.")
+    return cls(**d)

@@ -18,6 +18,7 @@ from lumos.core.distributed import all_reduce_sum
 from lumos.core.errors import LumosError
 from lumos.core.progress import track
 from lumos.core.validation import check_float, check_positive_int
+from lumos.models.tokenizer import encode_prompt, resolve_tokenizer
 from lumos.rl.policy import Policy, Rollout, left_pad, make_policy
 from lumos.rl.sharded import layout
 from lumos.rl.tasks.base import Problem, Task
@@ -44,12 +45,13 @@ class SFTConfig:
 
 
 def demonstration_batch(task: Task, problems: list[Problem], tokenizer: Any, policy: Policy) -> Rollout:
-    """A :class:`Rollout` whose responses are the task's demonstrations followed by EOS."""
+    """A :class:`Rollout` whose responses are the task's demonstrations followed by EOS; prompts are encoded as the
+    trainer encodes them (:func:`lumos.models.tokenizer.encode_prompt`: chat template where one is used)."""
     try:
         demos = [tokenizer.encode(task.demonstration(p)) + [policy.eos_token_id] for p in problems]
     except NotImplementedError as exc:
         raise LumosError(f"Task {task.name!r} has no demonstrations, so it cannot be warm-started ({exc}).") from None
-    p_ids, p_mask = left_pad([tokenizer.encode(p.prompt, add_bos=True) for p in problems], policy.pad_token_id)
+    p_ids, p_mask = left_pad([encode_prompt(tokenizer, p.prompt) for p in problems], policy.pad_token_id)
     T = max(len(d) for d in demos)
     r_ids = torch.full((len(demos), T), policy.pad_token_id, dtype=torch.long)
     r_mask = torch.zeros(len(demos), T, dtype=torch.bool)
@@ -78,15 +80,14 @@ def sft_warm_start(model: nn.Module | Policy, task: Task, config: SFTConfig | No
     """Fine-tune ``model`` in place on ``task`` demonstrations; returns the loss per step.
 
     Problems come from ``task.generate(batch_size, seed=(seed, step))``, disjoint in seed from RL's problem
-    stream. ``log(step=, loss=)`` is called every 10 steps if given. A model sharded with FSDP2
+    stream. ``log(step=, loss=)`` is called every 10 steps if given. ``tokenizer``: the model's (see
+    :class:`~lumos.rl.trainer.RLTrainer`; None only for lumos's byte-vocabulary models). A model sharded with FSDP2
     (:func:`lumos.models.parallel.shard_model`, ``grad_reduce="sum"``) trains each rank on its share of every
     batch, with the loss normalised by the whole batch's token count: the same steps as one process.
     """
-    from lumos.models.tokenizer import ByteTokenizer
-
     cfg = config or SFTConfig()
-    tokenizer = tokenizer or ByteTokenizer()
-    policy = make_policy(model)
+    tokenizer = resolve_tokenizer(tokenizer, model)
+    policy = make_policy(model, getattr(tokenizer, "eos_token_id", None), getattr(tokenizer, "pad_token_id", None))
     parallel = layout(policy)
     share = _rank_share(parallel.sharded, cfg.batch_size)
     params = [p for p in policy.model.parameters() if p.requires_grad]
@@ -100,7 +101,7 @@ def sft_warm_start(model: nn.Module | Policy, task: Task, config: SFTConfig | No
         problems = task.generate(cfg.batch_size, seed=-(cfg.seed * 100_003 + step + 1))
         batch = demonstration_batch(task, problems, tokenizer, policy)
         logp, _ = policy.token_logprobs(batch, temperature=1.0, rows=share)
-        mask = batch.response_mask.float()
+        mask = batch.response_mask.float().to(logp.device)
         loss = -(logp * mask[share if share is not None else slice(None)]).sum() / mask.sum()
         aux = parallel.aux_loss()
         if aux is not None:

@@ -20,9 +20,12 @@ __all__ = ["Problem", "Reward", "Task", "register_task", "get_task", "available_
 
 @dataclass
 class Problem:
-    """One prompt with its hidden answer; ``meta`` holds whatever the verifier needs (tests, numbers...)."""
+    """One prompt with its hidden answer; ``meta`` holds whatever the verifier needs (tests, numbers...).
 
-    prompt: str
+    ``prompt`` is text, or a list of chat messages (``[{"role": "user", "content": ...}]``) that the policy's
+    tokenizer renders with its chat template (:func:`lumos.models.tokenizer.encode_prompt`)."""
+
+    prompt: str | list[dict[str, str]]
     answer: Any = None
     meta: dict[str, Any] = field(default_factory=dict)
 
@@ -46,6 +49,8 @@ class Task(abc.ABC):
 
     #: registry name, e.g. ``"addition"``
     name: str = ""
+    #: whether :meth:`score` takes ``completion_ids=`` (the sampled token ids, for TRL-style reward functions)
+    takes_completion_ids: bool = False
 
     @abc.abstractmethod
     def generate(self, n: int, seed: int) -> list[Problem]:
@@ -54,6 +59,13 @@ class Task(abc.ABC):
     @abc.abstractmethod
     def score(self, problems: Sequence[Problem], completions: Sequence[str]) -> list[Reward]:
         """One :class:`Reward` per (problem, completion) pair, in order."""
+
+    def held_out(self, n: int, seed: int) -> list[Problem]:
+        """``n`` problems for evaluation, never ones the trainer trains on.
+
+        The default draws from :meth:`generate` with ``seed`` (the trainer passes a seed no training step uses),
+        which suits tasks that generate fresh problems; tasks over a fixed list of problems override it."""
+        return self.generate(n, seed)
 
     def demonstration(self, problem: Problem) -> str:
         """A correct completion for supervised warm start; tasks without one raise ``NotImplementedError``."""
@@ -98,4 +110,14 @@ def call_with_kwargs(factory: Callable[..., Any], kwargs: dict[str, Any], what: 
         if unknown:
             raise LumosError(f"Unknown argument(s) {', '.join(unknown)} for {what}; it takes "
                              f"{', '.join(known) or 'none'} (pass them with --task-arg KEY=VALUE).")
-    return factory(**kwargs)
+    required = [n for n, p in params.items() if p.default is p.empty and n != "self"
+                and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and n not in kwargs]
+    if required:
+        raise LumosError(f"{what} needs the argument(s) {', '.join(required)}; pass them with --task-arg KEY=VALUE.")
+    try:
+        return factory(**kwargs)
+    except LumosError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - user code: one line naming it
+        raise LumosError(f"{what} raised {type(exc).__name__}: {' '.join(str(exc).split())[:200]}. Check its "
+                         "arguments (LUMOS_DEBUG=1 shows the traceback).") from exc
