@@ -248,8 +248,9 @@ class RLTrainer:
             generators=self._generators(step, range(rnd * P + groups.start, rnd * P + groups.stop)))
         return rows, ro, groups
 
-    def _rewards(self, rows: list[Problem], ro: Rollout) -> tuple[torch.Tensor, torch.Tensor, str | None]:
-        """Rewards (N,), this process's sums for the metrics (not reduced) and a sample text."""
+    def _rewards(self, rows: list[Problem], ro: Rollout) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any] | None]:
+        """Rewards (N,), this process's sums for the metrics (not reduced) and a sample: its text (``sample``, the
+        rendered prompt + decoded completion) and completion token ids (``sample_completion_ids``, EOS included)."""
         texts, rewards = self._score(rows, ro)
         r = torch.tensor([x.total for x in rewards], dtype=torch.float32)
         unscorable = torch.tensor([bool(x.info.get("unscorable")) for x in rewards], dtype=torch.bool)
@@ -260,7 +261,11 @@ class RLTrainer:
         sums = torch.tensor([float(r.nansum()), sum(x.correct for x in rewards), sum(x.format for x in rewards),
                              float(ro.lengths.sum()), sum(f == "eos" for f in ro.finish_reasons), len(rows),
                              float(unscorable.sum())], dtype=torch.float64)
-        return r, sums, (render_prompt(self.tokenizer, rows[0].prompt) + texts[0] if texts else None)
+        sample = None
+        if texts:   # the prompt as the model saw it + the completion, both through the policy's tokenizer
+            ids = [int(t) for t in ro.response_ids[0][ro.response_mask[0]]]
+            sample = {"sample": render_prompt(self.tokenizer, rows[0].prompt) + texts[0], "sample_completion_ids": ids}
+        return r, sums, sample
 
     def _collect(self, step: int) -> tuple[Rollout, torch.Tensor, torch.Tensor, dict[str, Any]]:
         """Generation rounds of step ``step`` (one without dynamic sampling): the training batch of this process
@@ -272,7 +277,7 @@ class RLTrainer:
         rounds: list[tuple[Rollout, torch.Tensor, torch.Tensor]] = []   # rollout, rewards, valid (per group)
         counts: list[torch.Tensor] = []                                   # (world,) valid groups per process
         sums = torch.zeros(7, dtype=torch.float64)
-        sample: str | None = None
+        sample: dict[str, Any] | None = None
         gen_s = 0.0
         while True:
             t0 = time.perf_counter()
@@ -321,7 +326,7 @@ class RLTrainer:
             "batch_groups": taken, "kept_fraction": valid_total / (len(rounds) * P), "unscorable": int(tot[6]),
             "_gen_s": gen_s, "_gen_tokens": float(tot[3])}
         if sample is not None:
-            stats["sample"] = sample
+            stats.update(sample)
         if ds and taken < P and not self._warned_short:
             self._warned_short = True
             warnings.warn(f"RL step {step}: dynamic sampling collected {taken} of {P} groups with reward spread in "
