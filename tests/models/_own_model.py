@@ -40,9 +40,12 @@ def tiny_qwen(vocab_size: int, seed: int = 0, eos: int = 2, pad: int = 0):
 def save_model_dir(path: Path, *, chat_template: bool = True, tokenizer: bool = True, model_vocab: int | None = None,
                    seed: int = 0) -> Path:
     """A model directory: config.json + model.safetensors (+ tokenizer files with the chat template)."""
+    from lumos.models.transformers_lm import quiet_transformers
+
     tok = tiny_tokenizer(chat_template)
     model = tiny_qwen(model_vocab or len(tok), seed=seed, eos=tok.eos_token_id, pad=tok.pad_token_id)
-    model.save_pretrained(path)
+    with quiet_transformers():
+        model.save_pretrained(path)
     if tokenizer:
         tok.save_pretrained(path)
     return Path(path)
