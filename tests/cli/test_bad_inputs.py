@@ -365,7 +365,8 @@ def test_bad_cli_input(argv, files, tmp_path, request, capsys, monkeypatch):
 def test_matrix_is_large_and_distinct():
     ids = [c[0] for c in CASES]
     assert len(ids) == len(set(ids))
-    assert len(ids) + len(API_CASES) >= 100
+    assert len(ids) + len(API_CASES) + len(RL_INPUT_CASES) >= 100
+    assert not set(ids) & {c[0] for c in RL_INPUT_CASES}
 
 
 # ------------------------------------------------------------------------------------------------ API cases
@@ -446,3 +447,100 @@ def test_bad_api_input(i):
     with pytest.raises(LumosError) as exc:
         fn()
     assert "\n" not in str(exc.value) and str(exc.value), name
+
+
+# ------------------------------------------------------------------- RL data inputs (issue 27) and own models (21)
+@pytest.fixture(scope="module")
+def rl_inputs(tmp_path_factory) -> dict[str, Path]:
+    """Data files, reward/task modules and model directories for the RL input cases."""
+    d = tmp_path_factory.mktemp("rl_inputs")
+    f: dict[str, Path] = {}
+
+    def text(name: str, content: str | bytes) -> None:
+        (d / name).write_bytes(content if isinstance(content, bytes) else content.encode("utf-8", "surrogatepass"))
+        f[name] = d / name
+
+    ok = '{"prompt": "1+1=", "answer": "2"}\n{"prompt": "2+2=", "answer": "4"}\n'
+    text("ok.jsonl", ok)
+    text("huge_prompt.jsonl", json.dumps({"prompt": "7" * 2_000_000, "answer": "1"}) + "\n" + ok)
+    text("nan_answer.jsonl", ok + '{"prompt": "3+3=", "answer": NaN}\n')
+    text("duplicate_key.jsonl", ok + '{"prompt": "3+3=", "answer": "6", "answer": "7"}\n')
+    text("object_answer.jsonl", ok + '{"prompt": "3+3=", "answer": {"value": 6}}\n')
+    text("latin1.jsonl", ok.encode() + '{"prompt": "caf\xe9", "answer": "1"}\n'.encode("latin-1"))
+    text("surrogate.jsonl", ok + '{"prompt": "a \\ud800 b", "answer": "1"}\n')
+    text("chat.jsonl", '{"prompt": [{"role": "user", "content": "1+1?"}], "answer": "2"}\n' + ok)
+    text("raising_task.py", "def make():\n    raise RuntimeError('task data unreachable')\n")
+    text("rewards.py", "def fn(completions, **kw):\n    return [0.0] * len(completions)\n")
+    from models._own_model import save_model_dir
+
+    f["own"] = save_model_dir(d / "own")
+    f["own_bare"] = save_model_dir(d / "own_bare", tokenizer=False)
+    f["own_small_vocab"] = save_model_dir(d / "own_small_vocab", model_vocab=27)
+    f["own_no_template"] = save_model_dir(d / "own_no_template", chat_template=False)
+    return f
+
+
+RL_TINY = ["--warm-start", "0", "--steps", "1", "--prompts-per-step", "2", "--group-size", "2", "--minibatches", "1",
+           "--max-new-tokens", "2", "--eval-problems", "2", "--eval-every", "0"]
+
+# (id, argv, environment): each must fail with one line, exit 2, and create nothing under --out.
+RL_INPUT_CASES: list[tuple[str, list[str], dict[str, str]]] = [
+    ("rl-prompt-2mb", ["--task", "{huge_prompt.jsonl}"], {}),
+    ("rl-max-prompt-chars-not-a-number", ["--task", "{ok.jsonl}"], {"LUMOS_MAX_PROMPT_CHARS": "abc"}),
+    ("rl-max-prompt-chars-zero", ["--task", "{ok.jsonl}"], {"LUMOS_MAX_PROMPT_CHARS": "0"}),
+    ("rl-jsonl-nan-answer", ["--task", "{nan_answer.jsonl}"], {}),
+    ("rl-jsonl-duplicate-key", ["--task", "{duplicate_key.jsonl}"], {}),
+    ("rl-jsonl-object-answer", ["--task", "{object_answer.jsonl}"], {}),
+    ("rl-jsonl-not-utf8", ["--task", "{latin1.jsonl}"], {}),
+    ("rl-jsonl-lone-surrogate", ["--task", "{surrogate.jsonl}"], {}),
+    ("rl-system-prompt-lone-surrogate", ["--model", "{own}", "--task", "{ok.jsonl}", "--system-prompt", "a\udcffb"],
+     {}),
+    ("rl-task-empty-module", ["--task", ":factory"], {}),
+    ("rl-task-relative-module", ["--task", ".relative:factory"], {}),
+    ("rl-task-not-a-factory", ["--task", "os.path:join"], {}),
+    ("rl-task-bare-jsonl", ["--task", "jsonl"], {}),
+    ("rl-task-factory-raises", ["--task", "{raising_task.py}:make"], {}),
+    ("rl-group-size-1", ["--task-arg", "digits=1", "--group-size", "1"], {}),
+    ("rl-minibatches-above-batch", ["--task-arg", "digits=1", "--prompts-per-step", "1", "--minibatches", "8"], {}),
+    ("rl-top-p-zero", ["--task-arg", "digits=1", "--top-p", "0"], {}),
+    ("rl-top-k-zero", ["--task-arg", "digits=1", "--top-k", "0"], {}),
+    ("rl-reward-missing-function", ["--task", "{ok.jsonl}", "--reward", "{rewards.py}:nope"], {}),
+    ("rl-reward-missing-file", ["--task", "{ok.jsonl}", "--reward", "no_such_rewards.py:fn"], {}),
+    ("rl-reward-weights-count", ["--task", "{ok.jsonl}", "--reward", "{rewards.py}:fn", "--reward-weights", "1", "2"],
+     {}),
+    ("rl-reward-on-builtin-task", ["--task-arg", "digits=1", "--reward", "{rewards.py}:fn"], {}),
+    ("rl-eval-fraction-one", ["--task", "{ok.jsonl}", "--eval-every", "1", "--eval-fraction", "1"], {}),
+    ("rl-eval-data-missing", ["--task", "{ok.jsonl}", "--eval-every", "1", "--eval-data", "missing.jsonl"], {}),
+    ("rl-own-model-no-tokenizer", ["--model", "{own_bare}", "--task", "{ok.jsonl}"], {}),
+    ("rl-own-model-vocab-mismatch", ["--model", "{own_small_vocab}", "--task", "{ok.jsonl}"], {}),
+    ("rl-chat-prompt-without-template", ["--model", "{own_no_template}", "--task", "{chat.jsonl}"], {}),
+    ("rl-chat-prompt-byte-model", ["--task", "{chat.jsonl}"], {}),
+    ("rl-device-cuda-missing", ["--task-arg", "digits=1", "--device", "cuda:7"], {}),
+    ("rl-lora-negative", ["--model", "{own}", "--task", "{ok.jsonl}", "--lora-r", "-1"], {}),
+    ("rl-lora-on-lumos-model", ["--task-arg", "digits=1", "--lora-r", "2"], {}),
+    ("rl-report-to-unknown", ["--task-arg", "digits=1", "--report-to", "wandb"], {}),
+]
+
+
+@pytest.mark.parametrize("argv,env", [(c[1], c[2]) for c in RL_INPUT_CASES], ids=[c[0] for c in RL_INPUT_CASES])
+def test_bad_rl_input(argv, env, rl_inputs, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("LUMOS_DEBUG", raising=False)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    args = []
+    for a in argv:
+        for name, path in rl_inputs.items():
+            a = a.replace("{" + name + "}", str(path))
+        args.append(a)
+    out = tmp_path / "out"
+    status = main(["rl", "train", *RL_TINY, *args, "--out", str(out)])
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert status == 2, f"exit {status}; stderr: {err}"
+    assert len(lines) == 1 and "Traceback" not in err and lines[0].startswith("lumos: error:"), err
+    assert not out.exists() and not (tmp_path / "runs").exists(), "something was written"
+    if "not-utf8" in argv[-1] or argv[-1].endswith("latin1.jsonl"):
+        assert "latin1.jsonl" in lines[0]
+    for k in env:
+        assert k in lines[0]
