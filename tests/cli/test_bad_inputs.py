@@ -510,6 +510,7 @@ RL_INPUT_CASES: list[tuple[str, list[str], dict[str, str]]] = [
      {}),
     ("rl-reward-on-builtin-task", ["--task-arg", "digits=1", "--reward", "{rewards.py}:fn"], {}),
     ("rl-eval-fraction-one", ["--task", "{ok.jsonl}", "--eval-every", "1", "--eval-fraction", "1"], {}),
+    ("rl-no-held-out-rows", ["--task", "{ok.jsonl}", "--eval-every", "1", "--eval-fraction", "0"], {}),
     ("rl-eval-data-missing", ["--task", "{ok.jsonl}", "--eval-every", "1", "--eval-data", "missing.jsonl"], {}),
     ("rl-own-model-no-tokenizer", ["--model", "{own_bare}", "--task", "{ok.jsonl}"], {}),
     ("rl-own-model-vocab-mismatch", ["--model", "{own_small_vocab}", "--task", "{ok.jsonl}"], {}),

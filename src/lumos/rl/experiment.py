@@ -137,9 +137,11 @@ def add_lora(model: nn.Module, options: ModelOptions) -> nn.Module:
         raise LumosError(f"--lora-targets {options.lora_targets!r}: {one_line(exc, 200)}") from None
 
 
-def build_task(cfg: RLConfig, data: DataConfig | None = None) -> Task:
+def build_task(cfg: RLConfig, data: DataConfig | None = None, evaluate: bool | None = None) -> Task:
     """The task of ``cfg.task``: a data file / dataset directory with ``data``'s rewards, columns and held-out
-    split (held out only when the run evaluates), or a registered / user task (which take no ``data`` options)."""
+    split (held out only when the run evaluates: ``evaluate``, default ``cfg.eval_every > 0``), or a registered /
+    user task (which take no ``data`` options). A run that evaluates checks here that the task has held-out
+    problems, so that a task without them fails before any work."""
     import functools
 
     from lumos.rl.rewards import load_reward_functions
@@ -147,18 +149,23 @@ def build_task(cfg: RLConfig, data: DataConfig | None = None) -> Task:
     from lumos.rl.tasks.user import data_task, is_data_spec
 
     data = data or DataConfig()
+    evaluate = bool(cfg.eval_every) if evaluate is None else evaluate
     if is_data_spec(cfg.task):
         rewards = load_reward_functions(data.reward, data.reward_weights) if data.reward else None
         kwargs = {"prompt_column": data.prompt_column, "rewards": rewards, "eval_data": data.eval_data,
-                  "eval_fraction": data.eval_fraction if cfg.eval_every else 0.0, "split_seed": cfg.seed,
+                  "eval_fraction": data.eval_fraction if evaluate else 0.0, "split_seed": cfg.seed,
                   **cfg.task_kwargs}
-        return call_with_kwargs(functools.partial(data_task, cfg.task), kwargs, f"task file {cfg.task!r}")
-    given = [flag for flag, on in (("--reward", bool(data.reward)), ("--eval-data", data.eval_data is not None),
-                                   ("--prompt-column", data.prompt_column != "prompt")) if on]
-    if given:
-        raise LumosError(f"{', '.join(given)} appl{'y' if len(given) > 1 else 'ies'} to data-file tasks (--task "
-                         f"FILE.jsonl/.json/.csv/.parquet or a saved dataset directory), not to {cfg.task!r}.")
-    return resolve_task(cfg.task, **cfg.task_kwargs)
+        task = call_with_kwargs(functools.partial(data_task, cfg.task), kwargs, f"task file {cfg.task!r}")
+    else:
+        given = [flag for flag, on in (("--reward", bool(data.reward)), ("--eval-data", data.eval_data is not None),
+                                       ("--prompt-column", data.prompt_column != "prompt")) if on]
+        if given:
+            raise LumosError(f"{', '.join(given)} appl{'y' if len(given) > 1 else 'ies'} to data-file tasks (--task "
+                             f"FILE.jsonl/.json/.csv/.parquet or a saved dataset directory), not to {cfg.task!r}.")
+        task = resolve_task(cfg.task, **cfg.task_kwargs)
+    if evaluate:
+        task.held_out(1, seed=0)     # a task without held-out problems: one clear error now
+    return task
 
 
 def check_prompts(task: Task, tokenizer: Any) -> None:
@@ -466,7 +473,7 @@ def compare_runs(algos: list[str], seeds: int, base: RLConfig, model_spec: str =
 
         check_probability(target, "target", owner="compare_runs")
     data, model_options = data or DataConfig(), model_options or ModelOptions()
-    task = task or build_task(base, data)
+    task = task or build_task(base, data, evaluate=True)     # compare always evaluates
     _, tokenizer = load_model(model_spec, base.seed, model_options, data)  # a bad --model fails before the run dir
     check_prompts(task, tokenizer)
     config = {"algos": algos, "seeds": seeds, "rl": base.to_dict(), "model": model_spec,
