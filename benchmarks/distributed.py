@@ -70,7 +70,7 @@ def _model(name: str, seed: int = 0):
 
 
 def _local_bytes(model, optimizer=None) -> int:
-    from lumos.models.parallel import local_shard
+    from lumos.distributed.parallel import local_shard
 
     n = sum(local_shard(p).numel() * p.element_size() for p in model.parameters())
     if optimizer is not None:
@@ -96,8 +96,8 @@ def _sft_tokens(task, steps: int, batch: int, seed: int) -> int:
 def _bench_config(name: str, quick: bool, world: int, rank: int, device: str) -> list[dict]:
     import torch.distributed as dist
 
-    from lumos.layers.expert_parallel import ExpertParallelMoE
-    from lumos.models.parallel import gathered_copy
+    from lumos.distributed.expert_parallel import ExpertParallelMoE
+    from lumos.distributed.parallel import gathered_copy
     from lumos.rl.config import RLConfig
     from lumos.rl.experiment import shard_for_training
     from lumos.rl.sft import SFTConfig, sft_warm_start
@@ -149,8 +149,8 @@ def _bench_config(name: str, quick: bool, world: int, rank: int, device: str) ->
 def _bench_load(quick: bool, world: int, rank: int, path: str, total: int, device: str) -> list[dict]:
     import torch.distributed as dist
 
-    from lumos.models.parallel import make_mesh
-    from lumos.models.sharded_loading import load_sharded
+    from lumos.distributed.parallel import make_mesh
+    from lumos.models.checkpoint.sharded import load_sharded
 
     mesh = make_mesh(1)
     load_sharded(Path(path).parent / "warmup", mesh, dtype=torch.float32, device=device)
@@ -183,15 +183,15 @@ def _worker(rank: int, world: int, quick: bool, configs: list[str], load_path: s
 
 
 def _run_world(world: int, backend: str, *args) -> None:
-    """``world`` processes (gloo through lumos.core.distributed.spawn; nccl with the same rendezvous)."""
+    """``world`` processes (gloo through lumos.distributed.process_group.spawn; nccl with the same rendezvous)."""
     if backend == "gloo":
-        from lumos.core.distributed import spawn
+        from lumos.distributed.process_group import spawn
 
         spawn(_worker, nprocs=world, args=args)
         return
     import torch.distributed as dist
 
-    from lumos.core.distributed import free_port
+    from lumos.distributed.process_group import free_port
 
     if world != 1:
         raise SystemExit("--backend nccl runs world size 1 here (one GPU): use --worlds 1")

@@ -8,10 +8,10 @@ import math
 import pytest
 import torch
 
-from lumos.core.distributed import spawn
 from lumos.core.errors import LumosError
 from lumos.core.io import read_jsonl
 from lumos.core.rundir import RunDir
+from lumos.distributed.process_group import spawn
 from lumos.rl.config import RLConfig
 from lumos.rl.tasks import Reward, get_task
 from lumos.rl.trainer import RLTrainer, lr_at

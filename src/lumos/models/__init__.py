@@ -3,10 +3,10 @@
 ``from lumos.models import HybridLM, MiniMaxConfig, ByteTokenizer, generate, load_pretrained, save_pretrained``.
 """
 
-from lumos.models.checkpoint import load_pretrained, save_pretrained
-from lumos.models.config import MiniMaxConfig
+from lumos.models.checkpoint.pretrained import load_pretrained, save_pretrained
 from lumos.models.generation import GenerationOutput, generate
-from lumos.models.hybrid import HybridCache, HybridLM, tiny_hybrid
+from lumos.models.minimax.config import MiniMaxConfig
+from lumos.models.minimax.modeling import HybridCache, HybridLM, tiny_hybrid
 from lumos.models.tokenizer import ByteTokenizer, HFTokenizer, load_tokenizer
 
 __all__ = ["ByteTokenizer", "GenerationOutput", "HFTokenizer", "HybridCache", "HybridLM", "MiniMaxConfig", "generate",

@@ -1,10 +1,10 @@
-"""Compiled one-token decode step for :class:`~lumos.models.hybrid.HybridLM` (latency-bound decoding).
+"""Compiled one-token decode step for :class:`~lumos.models.minimax.modeling.HybridLM` (latency-bound decoding).
 
 At small batch a decode step reads every active weight once and does little arithmetic with it, so in eager
 PyTorch about half of a step is per-op overhead (a few µs for each of ~800 small ops). :meth:`HybridLM.decode_step
-<lumos.models.hybrid.HybridLM.decode_step>` — the model's one decode path, composed from each layer's own
+<lumos.models.minimax.modeling.HybridLM.decode_step>` — the model's one decode path, composed from each layer's own
 ``decode_step`` over static buffers — is compiled here with ``torch.compile`` into a handful of fused kernels
-(:func:`compiled_decode_step`); :class:`FastDecoder` drives it over a :class:`~lumos.models.hybrid.HybridCache`:
+(:func:`compiled_decode_step`); :class:`FastDecoder` drives it over a :class:`~lumos.models.minimax.modeling.HybridCache`:
 
 - lightning layers: S ← λ·S + kᵀv, o = q·S on the cached (B, H, D, D) float32 state (updated in place);
 - softmax layers: the new key/value is written into slot ``slot`` of the preallocated KV buffers and the query
@@ -32,7 +32,7 @@ from typing import Any, Callable
 import torch
 
 from lumos.core.validation import check_choice
-from lumos.models.hybrid import HybridCache, HybridLM
+from lumos.models.minimax.modeling import HybridCache, HybridLM
 
 __all__ = ["compiled_decode_step", "fast_path_applies", "FastDecoder"]
 

@@ -6,7 +6,7 @@ Public API::
 
 Heavier parts are imported from their modules: :mod:`lumos.rl.trainer` (``RLTrainer``, ``RLConfig``),
 :mod:`lumos.rl.policy` (rollouts from a lumos ``HybridLM`` or any transformers causal LM),
-:mod:`lumos.rl.tasks` (built-in and user tasks). The FLOPs calculator is :mod:`lumos.models.flops`.
+:mod:`lumos.rl.tasks` (built-in and user tasks). The FLOPs calculator is :mod:`lumos.analysis.flops`.
 """
 
 from lumos.rl.advantages import dynamic_sampling_mask, group_advantages, overlong_penalty

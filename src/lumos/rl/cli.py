@@ -1,5 +1,5 @@
-"""``lumos rl train``, ``lumos rl compare``, ``lumos rl study`` and ``lumos rl fp32-head`` (``lumos flops`` is in
-``lumos.models.plan_cli``)."""
+"""``lumos rl train``, ``lumos rl compare``, ``lumos rl study``, ``lumos rl fp32-head`` and ``lumos rl check-tasks``
+(``lumos flops`` is in ``lumos.analysis.cli``)."""
 
 from __future__ import annotations
 
@@ -179,7 +179,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     st = rsub.add_parser("study", help="CISPO mechanism study: a rare fork token, 1/4/16 updates per batch, seeds",
                          description="Does CISPO beat DAPO/GRPO because clipping drops the gradient of a rare, "
-                         "valuable token? Task guess-check; see lumos.rl.study.")
+                         "valuable token? Task guess-check; see lumos.studies.rl_study.")
     st.add_argument("--quick", action="store_true", help="smoke-test size (seconds)")
     st.add_argument("--merge", nargs="+", metavar="DIR", default=None,
                     help="instead of training: one report from study run directories that split a sweep "
@@ -205,6 +205,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     h.add_argument("--dtype", choices=("bfloat16", "float16"), default="bfloat16", help="rollout precision")
     add_run_options(h)
     h.set_defaults(func=_fp32_head)
+
+    from lumos.rl.tasks.code.check import add_check_tasks
+
+    add_check_tasks(rsub)
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -336,7 +340,7 @@ def _compare(args: argparse.Namespace) -> int:
 
 def _study(args: argparse.Namespace) -> int:
     from lumos.rl.objectives import available_losses
-    from lumos.rl.study import StudyConfig, merge_studies, run_study
+    from lumos.studies.rl_study import StudyConfig, merge_studies, run_study
 
     if args.merge:
         run, tables = merge_studies(args.merge, out=args.out)
@@ -367,8 +371,8 @@ def _fp32_head(args: argparse.Namespace) -> int:
 
     from lumos.core.rundir import RunDir
     from lumos.rl.experiment import build_model, warm_start
-    from lumos.rl.fp32_head import fp32_head_study
     from lumos.rl.tasks.user import resolve_task
+    from lumos.studies.fp32_head import fp32_head_study
 
     check_nonneg_int(args.warm_start, "--warm-start")
     check_positive_int(args.samples, "--samples")

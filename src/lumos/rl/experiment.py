@@ -246,8 +246,8 @@ def _summary_rows(history: list[dict[str, Any]], every: int = 1) -> list[dict[st
 
 def shard_for_training(model: nn.Module, expert_parallel: int = 1) -> nn.Module:
     """FSDP2 (and expert parallelism over ``expert_parallel`` ranks) for the trainers: gradients summed."""
-    from lumos.models.hybrid import HybridLM
-    from lumos.models.parallel import make_mesh, shard_model
+    from lumos.distributed.parallel import make_mesh, shard_model
+    from lumos.models.minimax.modeling import HybridLM
 
     if not isinstance(model, HybridLM):
         raise LumosError(f"--fsdp shards lumos hybrid models; got {type(model).__name__}. Use --model hybrid, "
@@ -284,12 +284,14 @@ def train_run(cfg: RLConfig, model_spec: str = "hybrid", warm_start_steps: int =
     reward functions, model, tokenizer, prompts) before the run directory exists. ``report_to``: also log the
     metrics to ``"tensorboard"`` (``<run>/tensorboard``).
     """
-    from lumos.core import distributed as dist
     from lumos.core.seed import seed_everything
+    from lumos.distributed import process_group as dist
 
     check_nonneg_int(warm_start_steps, "warm_start_steps", owner="train_run")
     data, model_options = data or DataConfig(), model_options or ModelOptions()
     report_to = _check_report_to(report_to)
+    check_positive_int(expert_parallel, "--expert-parallel", owner="lumos rl train",
+                       fix="1 keeps every expert on each rank; N > 1 spreads them over N ranks.")
     if resume:
         if out is None:
             raise LumosError("--resume needs --out DIR, the run directory to continue.")
@@ -303,7 +305,7 @@ def train_run(cfg: RLConfig, model_spec: str = "hybrid", warm_start_steps: int =
     dist.init_distributed()
     main = dist.is_main()
     if fsdp or expert_parallel > 1:
-        from lumos.models.parallel import check_expert_parallel
+        from lumos.distributed.parallel import check_expert_parallel
 
         check_expert_parallel(expert_parallel, dist.world_size(),
                               getattr(getattr(model, "config", None), "num_local_experts", None))

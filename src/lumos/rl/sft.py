@@ -14,13 +14,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from lumos.core.distributed import all_reduce_sum
 from lumos.core.errors import LumosError
 from lumos.core.progress import track
 from lumos.core.validation import check_float, check_positive_int
+from lumos.distributed.process_group import all_reduce_sum
+from lumos.distributed.rl_layout import layout
 from lumos.models.tokenizer import encode_prompt, resolve_tokenizer
 from lumos.rl.policy import Policy, Rollout, left_pad, make_policy
-from lumos.rl.sharded import layout
 from lumos.rl.tasks.base import Problem, Task
 
 __all__ = ["SFTConfig", "sft_warm_start", "demonstration_batch"]
@@ -63,7 +63,7 @@ def demonstration_batch(task: Task, problems: list[Problem], tokenizer: Any, pol
 
 def _rank_share(sharded: bool, batch_size: int) -> torch.Tensor | None:
     """Rows of each batch this rank trains on when the model is sharded (FSDP2), else None (the whole batch)."""
-    from lumos.core import distributed as dist
+    from lumos.distributed import process_group as dist
 
     if not sharded:
         return None
@@ -82,7 +82,7 @@ def sft_warm_start(model: nn.Module | Policy, task: Task, config: SFTConfig | No
     Problems come from ``task.generate(batch_size, seed=(seed, step))``, disjoint in seed from RL's problem
     stream. ``log(step=, loss=)`` is called every 10 steps if given. ``tokenizer``: the model's (see
     :class:`~lumos.rl.trainer.RLTrainer`; None only for lumos's byte-vocabulary models). A model sharded with FSDP2
-    (:func:`lumos.models.parallel.shard_model`, ``grad_reduce="sum"``) trains each rank on its share of every
+    (:func:`lumos.distributed.parallel.shard_model`, ``grad_reduce="sum"``) trains each rank on its share of every
     batch, with the loss normalised by the whole batch's token count: the same steps as one process.
     """
     cfg = config or SFTConfig()

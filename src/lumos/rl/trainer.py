@@ -41,14 +41,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from lumos.core import distributed as dist
 from lumos.core.errors import LumosError
 from lumos.core.io import atomic_write_text, read_jsonl, to_json
 from lumos.core.progress import track
 from lumos.core.rundir import RunDir
-from lumos.models.distributed_checkpoint import is_distributed_checkpoint, load_distributed, save_distributed
+from lumos.distributed import process_group as dist
+from lumos.distributed import rl_layout
+from lumos.distributed.checkpoint import is_distributed_checkpoint, load_distributed, save_distributed
 from lumos.models.tokenizer import encode_prompt, render_prompt, resolve_tokenizer
-from lumos.rl import sharded
 from lumos.rl.advantages import (
     dynamic_sampling_mask,
     group_advantages,
@@ -167,7 +167,7 @@ class RLTrainer:
         self.params = params
         self.optimizer = torch.optim.AdamW(params, lr=config.lr, betas=(config.adam_beta1, config.adam_beta2),
                                            eps=config.adam_eps, weight_decay=config.weight_decay)
-        self.layout = sharded.layout(self.policy)       # replicated or FSDP2 / expert parallel: lumos.rl.sharded
+        self.layout = rl_layout.layout(self.policy)       # replicated or FSDP2 / expert parallel: lumos.distributed.rl_layout
         self._updates = 0
         self.ref_model = None
         self.ref_policy: Policy | None = None
@@ -189,7 +189,7 @@ class RLTrainer:
         self._warned_short = False
         #: optional per-minibatch probe ``f(response_ids, logp, old_logp, advantages, mask) -> {name: float}``
         #: (the minibatch's rows, logp detached); its values are averaged into the step's metrics like the
-        #: loss statistics. Used by :mod:`lumos.rl.study` to follow one token's clipping.
+        #: loss statistics. Used by :mod:`lumos.studies.rl_study` to follow one token's clipping.
         self.token_stats: Callable[..., dict[str, float]] | None = None
 
     @property

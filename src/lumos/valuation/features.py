@@ -11,7 +11,7 @@ s = (Σ u_i, Σ u_i h_iᵀ) and Q = Σ‖x_i‖² — memory O(K·C·D). Then
     ‖x_i‖² = ‖u_i‖²(1 + ‖h_i‖²),   ⟨x_i, (a, A)⟩ = u_iᵀ a + u_iᵀ A h_i,
 
 which is all :func:`lumos.valuation.chg.chg_shapley_from_terms` needs. Sums are additive, so under DDP each
-rank accumulates its shard and the sums are all-reduced (``reduce=lumos.core.distributed.all_reduce_sum``).
+rank accumulates its shard and the sums are all-reduced (``reduce=lumos.distributed.process_group.all_reduce_sum``).
 :meth:`CHGFeatures.explicit` builds the full matrix: the oracle for tests and tiny data.
 """
 

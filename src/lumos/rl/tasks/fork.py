@@ -16,7 +16,7 @@ paper describes for reflective tokens such as "Wait"): a demonstration's guess i
 number in ``[0, 2·max_operand]`` (right by chance 1/9 for the default ``max_operand=4``), and only a share
 ``demo_fork_rate`` of demonstrations continue with ``?`` and the worked sum. After supervised warm start
 the policy therefore guesses, emits ``?`` with probability ≈ ``demo_fork_rate``, and is right almost only
-when it does. :func:`lumos.rl.study.fork_warm_start` first teaches the verification on a high fork rate,
+when it does. :func:`lumos.studies.rl_study.fork_warm_start` first teaches the verification on a high fork rate,
 then lowers the rate, so the skill is learned but the fork stays rare.
 """
 
