@@ -153,6 +153,10 @@ def test_own_model_tokenizer_and_chat_template_end_to_end(tmp_path, capsys):
                          pad_token_id=tok2.pad_token_id)[0, prompt_ids.shape[1]:].tolist()
     n = ref.index(tok2.eos_token_id) + 1 if tok2.eos_token_id in ref else len(ref)
     assert got["tokens"] == ref[:n]
+    # the run directory itself: its latest checkpoint
+    assert main(["generate", "--model", str(out), "--prompt", "What is 4 plus 5?", "--max-new-tokens", "4",
+                 "--temperature", "0", "--json", "--out", str(tmp_path / "gen2")]) == 0
+    assert json.loads(capsys.readouterr().out)["results"][0]["tokens"] == got["tokens"]
     # resuming continues the stored data options (nothing left to train: the metrics are kept)
     assert main(["rl", "train", "--resume", "--out", str(out)]) == 0
     assert [r["step"] for r in read_jsonl(out / "metrics.jsonl") if "reward" in r] == [1, 2]
