@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/trl_vs_lumos.py [--quick] [--json PATH] [--steps N] [--threads N]
+    python benchmarks/trl_vs_lumos.py [--quick] [--json PATH] [--steps N] [--rounds R] [--threads N]
 
 One tiny transformers model (a 2-layer Qwen2, hidden 32, saved with a byte-level BPE tokenizer trained on a few
 sentences and a ChatML chat template), one data set (arithmetic prompts as chat messages with an ``answer``
@@ -15,8 +15,10 @@ column) and one TRL-style reward function (``contains_answer(prompts, completion
 
 Both use the same batch (prompts × generations), completion length, learning rate, temperature, one optimizer step
 per rollout batch, no KL and no evaluation. "Lines of user code" counts the non-blank, non-comment lines of the two
-functions below (what a user writes), printed as well. Seconds per step are the mean over ``--steps`` steps after
-one warm-up step, measured in this process for both, alternately (TRL, lumos), on the same threads.
+functions below (what a user writes). Seconds per step: ``--rounds`` rounds, each training TRL then lumos from
+the same saved model for 1 + ``--steps`` steps in this process on the same threads; the first step of each
+training (set-up, first calls) is left out; the median over all timed steps of a trainer is reported, with the
+min and max (on a shared machine the load changes between rounds: compare within a round).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -165,9 +168,11 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="2 timed steps (smoke test size)")
     ap.add_argument("--steps", type=int, default=None, help="timed steps after one warm-up step (default 5; quick 2)")
     ap.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    ap.add_argument("--rounds", type=int, default=None, help="alternating TRL/lumos rounds (default 3; quick 1)")
     ap.add_argument("--json", default=None, help="write the rows here")
     args = ap.parse_args()
     steps = args.steps or (2 if args.quick else 5)
+    rounds = args.rounds or (1 if args.quick else 3)
     torch.set_num_threads(args.threads)
     from transformers.utils import logging as hf_logging
 
@@ -176,18 +181,28 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = str(make_model_dir(Path(tmp) / "my-model"))
         rows = make_rows()
-        trl_t = time_trl(model_dir, rows, steps + 1, str(Path(tmp) / "trl"))
-        lumos_t = time_lumos(model_dir, rows, steps + 1)
-    trl_s, lumos_s = trl_t, lumos_t
+        trl_s: list[float] = []
+        lumos_s: list[float] = []
+        per_round = []
+        for r in range(rounds):
+            t = time_trl(model_dir, rows, steps + 1, str(Path(tmp) / f"trl{r}"))
+            lu = time_lumos(model_dir, rows, steps + 1)
+            trl_s += t
+            lumos_s += lu
+            per_round.append(statistics.median(lu) / statistics.median(t))
     out = [
         {"trainer": "TRL GRPOTrainer(loss_type='cispo')", "user_lines": user_lines(trl_user_code),
-         "seconds_per_step": sum(trl_s) / len(trl_s), "steps_timed": len(trl_s)},
+         "seconds_per_step": statistics.median(trl_s), "min_s": min(trl_s), "max_s": max(trl_s),
+         "steps_timed": len(trl_s)},
         {"trainer": "lumos RLTrainer(algo='cispo')", "user_lines": user_lines(lumos_user_code),
-         "seconds_per_step": sum(lumos_s) / len(lumos_s), "steps_timed": len(lumos_s)},
+         "seconds_per_step": statistics.median(lumos_s), "min_s": min(lumos_s), "max_s": max(lumos_s),
+         "steps_timed": len(lumos_s), "ratio_per_round": per_round},
     ]
-    print(f"{'trainer':40s} {'user lines':>10s} {'s/step':>8s}")
+    print(f"{'trainer':40s} {'user lines':>10s} {'s/step (median)':>16s} {'min':>7s} {'max':>7s} {'steps':>6s}")
     for r in out:
-        print(f"{r['trainer']:40s} {r['user_lines']:>10d} {r['seconds_per_step']:>8.3f}")
+        print(f"{r['trainer']:40s} {r['user_lines']:>10d} {r['seconds_per_step']:>16.3f} {r['min_s']:>7.3f} "
+              f"{r['max_s']:>7.3f} {r['steps_timed']:>6d}")
+    print("lumos / TRL per round (medians): " + ", ".join(f"{x:.2f}" for x in per_round))
     print(f"lumos / TRL seconds per step: {out[1]['seconds_per_step'] / out[0]['seconds_per_step']:.2f} "
           f"(16 samples of ≤ 8 tokens per step, {args.threads} torch threads, CPU)")
     if args.json:
