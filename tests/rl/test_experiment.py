@@ -21,6 +21,11 @@ def model_dir(tmp_path_factory):
 def test_builtin_models_use_the_byte_tokenizer():
     model, tok = load_model("llama")
     assert isinstance(tok, ByteTokenizer) and model.config.vocab_size == 259
+    hybrid, tok = load_model("hybrid", options=ModelOptions(dtype="bfloat16"))
+    assert isinstance(tok, ByteTokenizer) and next(hybrid.parameters()).device.type == "cpu"
+    assert next(hybrid.parameters()).dtype == torch.bfloat16
+    with pytest.raises(LumosError, match="lumos's own models .* train on the CPU"):
+        load_model("hybrid", options=ModelOptions(device="cuda:0" if torch.cuda.is_available() else "mps"))
 
 
 def test_directory_model_with_its_tokenizer_dtype_and_checkpointing(model_dir):

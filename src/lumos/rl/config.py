@@ -282,8 +282,10 @@ _DTYPES = ("auto", "float32", "bfloat16", "float16")
 class ModelOptions:
     """How the model is placed and trained (``config.json`` key ``model_options``)."""
 
-    device: str = _f("auto", "where the model runs: auto (cuda when present, else cpu), cpu, cuda, cuda:N")
-    dtype: str = _f("auto", "weights dtype: auto (bfloat16 on cuda, float32 on cpu), float32, bfloat16, float16")
+    device: str = _f("auto", "where a transformers model runs: auto (cuda when present, else cpu), cpu, cuda, cuda:N "
+                     "(lumos's own models train on the CPU; on GPUs under torchrun with --fsdp)")
+    dtype: str = _f("auto", "weights dtype: auto (transformers models: bfloat16 on cuda, float32 on cpu; lumos models: "
+                    "their own), float32, bfloat16, float16")
     gradient_checkpointing: bool = _f(False, "recompute activations in the backward pass (transformers models)")
     lora_r: int = _f(0, "train a peft LoRA adapter of this rank instead of every weight (0 = full fine-tuning)")
     lora_alpha: float | None = _f(None, "LoRA alpha (default: 2 × lora_r)")
@@ -316,13 +318,6 @@ class ModelOptions:
         from lumos.models.transformers_lm import resolve_device
 
         return resolve_device(self.device)
-
-    def resolved_dtype(self) -> Any:
-        import torch
-
-        if self.dtype == "auto":
-            return torch.bfloat16 if self.resolved_device().startswith("cuda") else torch.float32
-        return getattr(torch, self.dtype)
 
 
 def _from_dict(cls: Any, d: Any) -> Any:

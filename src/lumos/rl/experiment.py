@@ -86,23 +86,36 @@ def load_model(spec: str, seed: int = 0, options: ModelOptions | None = None,
 
     A built-in model (``hybrid``, ``hybrid-small``, ``llama``) uses lumos's byte tokenizer; a directory uses the
     tokenizer saved beside the model (:func:`lumos.models.tokenizer.model_tokenizer`: ``AutoTokenizer``, chat
-    template, checked against the embedding), and without one is an error. ``options``: device and dtype,
-    gradient checkpointing, a peft LoRA adapter (``lora_r`` > 0). ``data``: chat template on/off, system prompt.
+    template, checked against the embedding), and without one is an error. ``options``: device and dtype (a
+    transformers model goes to CUDA in bfloat16 where CUDA is present; lumos's own models stay on the CPU in
+    their dtype unless named, as before, GPUs being for ``--fsdp`` under ``torchrun``), gradient checkpointing,
+    a peft LoRA adapter (``lora_r`` > 0). ``data``: chat template on/off, system prompt.
     """
     from lumos.models.tokenizer import ByteTokenizer, model_tokenizer
+    from lumos.rl.checkpoint import is_hf_model
 
     options = options or ModelOptions()
     data = data or DataConfig()
-    device, dtype = options.resolved_device(), options.resolved_dtype()
-    model = build_model(spec, seed=seed, dtype=dtype)
+    requested = None if options.dtype == "auto" else getattr(torch, options.dtype)
+    model = build_model(spec, seed=seed, dtype=requested)
+    if is_hf_model(model):
+        device = options.resolved_device()
+        dtype = requested or (torch.bfloat16 if device.startswith("cuda") else torch.float32)
+    else:
+        if options.device not in ("auto", "cpu"):
+            raise LumosError(f"--device {options.device}: lumos's own models ({type(model).__name__}) train on the CPU "
+                             "in one process; on GPUs run them under torchrun with --fsdp. --device applies to "
+                             "transformers models.")
+        device, dtype = "cpu", requested
     if spec in MODEL_CHOICES:
         if data.system_prompt is not None:
             raise LumosError(f"--system-prompt needs a chat template; the built-in model {spec!r} uses lumos's byte "
                              "tokenizer, which has none. Drop --system-prompt.")
         tokenizer: Any = ByteTokenizer()
-        model = model.to(dtype)
     else:
         tokenizer = model_tokenizer(spec, model, chat_template=data.chat_template, system_prompt=data.system_prompt)
+    if dtype is not None:
+        model = model.to(dtype)
     if options.gradient_checkpointing:
         if not hasattr(model, "gradient_checkpointing_enable"):
             raise LumosError(f"--gradient-checkpointing supports transformers models; {type(model).__name__} has no "
