@@ -160,8 +160,17 @@ class TransformersTokenizer:
         try:
             tok = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
         except Exception as exc:  # noqa: BLE001 - any failure means the tokenizer files are unusable
-            raise LumosError(f"Cannot load the tokenizer of {path} ({one_line(exc, 160)}). Save it beside the "
-                             "model with tokenizer.save_pretrained(DIR).") from None
+            tok = None
+            if (Path(path) / "tokenizer.json").is_file():     # a model type transformers does not know (MiniMax-M1
+                try:                                           # release configs): the fast tokenizer class itself
+                    from transformers import PreTrainedTokenizerFast
+
+                    tok = PreTrainedTokenizerFast.from_pretrained(str(path), local_files_only=True)
+                except Exception:  # noqa: BLE001
+                    tok = None
+            if tok is None:
+                raise LumosError(f"Cannot load the tokenizer of {path} ({one_line(exc, 160)}). Save it beside the "
+                                 "model with tokenizer.save_pretrained(DIR).") from None
         return cls(tok, **kw)
 
     def encode(self, text: str, add_bos: bool = False, add_eos: bool = False) -> list[int]:
