@@ -6,13 +6,13 @@ import argparse
 import contextlib
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from lumos.core.errors import LumosError, one_line
 
 __all__ = ["add_run_options", "parse_csv_list", "print_table", "LumosArgumentParser", "guard_errors",
-           "check_out_option", "user_error_message", "explicit_options"]
+           "check_out_option", "user_error_message", "explicit_options", "set_parser_factory"]
 
 
 class LumosArgumentParser(argparse.ArgumentParser):
@@ -30,12 +30,19 @@ def add_run_options(parser: argparse.ArgumentParser, seed: int = 0) -> None:
                         help="replace an existing run in --out (default: an existing run is an error)")
 
 
-def parse_csv_list(value: str, choices: list[str] | tuple[str, ...] | None = None, what: str = "value") -> list[str]:
-    """Split ``a,b,c``; with ``choices``, unknown names are a clear error."""
+def parse_csv_list(value: str, choices: Iterable[str] | None = None, what: str = "value") -> list[str]:
+    """Split ``a,b,c``; with ``choices``, unknown names are a clear error. ``choices`` may be a
+    :class:`~lumos.core.registry.Registry`: names then resolve through it (aliases, its case rule) and an unknown
+    one gets the registry's error."""
+    from lumos.core.registry import Registry
+
     items = [v.strip() for v in value.split(",") if v.strip()]
     if not items:
         raise LumosError(f"Expected a comma-separated list of {what}s; got {value!r}.")
+    if isinstance(choices, Registry):
+        return [choices.resolve(v) for v in items]
     if choices is not None:
+        choices = tuple(choices)
         unknown = [v for v in items if v not in choices]
         if unknown:
             raise LumosError(f"Unknown {what}(s) {', '.join(unknown)}; choose from {', '.join(choices)}.")
@@ -139,11 +146,21 @@ def check_out_option(args: argparse.Namespace) -> None:
             allow_overwrite(out)
 
 
+#: builds the whole ``lumos`` parser; :mod:`lumos.cli.main` sets it at import (this module never imports main,
+#: which imports it)
+_parser_factory: list[Callable[[], argparse.ArgumentParser]] = []
+
+
+def set_parser_factory(factory: Callable[[], argparse.ArgumentParser]) -> None:
+    """Record the function that builds the ``lumos`` parser (read by :func:`explicit_options`)."""
+    _parser_factory[:] = [factory]
+
+
 def explicit_options(argv: list[str]) -> set[str]:
     """The ``dest`` names of the options given explicitly in ``argv`` (defaults excluded, abbreviations resolved)."""
-    from lumos.cli.main import build_parser
-
-    parser = build_parser()
+    if not _parser_factory:
+        raise RuntimeError("explicit_options needs the lumos parser: import lumos.cli.main first")
+    parser = _parser_factory[0]()
 
     def suppress(p: argparse.ArgumentParser) -> None:
         for action in p._actions:

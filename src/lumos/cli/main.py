@@ -13,10 +13,11 @@ import sys
 from collections.abc import Sequence
 
 import lumos
-from lumos.cli.common import LumosArgumentParser, check_out_option, guard_errors
+from lumos.cli.common import LumosArgumentParser, check_out_option, guard_errors, set_parser_factory
 from lumos.cli.common import last_status as _status
+from lumos.core.registry import Registry
 
-__all__ = ["COMMAND_MODULES", "build_parser", "main"]
+__all__ = ["COMMAND_MODULES", "COMMANDS", "build_parser", "main"]
 
 #: Modules that register subcommands, in the order they appear in ``lumos --help``.
 COMMAND_MODULES: tuple[str, ...] = (
@@ -29,8 +30,14 @@ COMMAND_MODULES: tuple[str, ...] = (
     "lumos.explain.cli",
 )
 
+#: The same modules by short name (their package under ``lumos``: "rl", "rl.sandbox", "studies.demo", ...).
+COMMANDS: Registry[str] = Registry("command module", param="module", expects=str, expects_text="a module path")
+for _module in COMMAND_MODULES:
+    COMMANDS.register(_module.removeprefix("lumos.").removesuffix(".cli"), _module)
+
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``lumos`` parser with every command module's subcommands."""
     parser = LumosArgumentParser(
         prog="lumos",
         description="Lumos: lightning attention and MiniMax-M1 hybrid models with CISPO RL, "
@@ -38,9 +45,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"lumos {lumos.__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=LumosArgumentParser)
-    for name in COMMAND_MODULES:
-        importlib.import_module(name).register(sub)
+    for name in COMMANDS:
+        importlib.import_module(COMMANDS.get(name)).register(sub)
     return parser
+
+
+set_parser_factory(build_parser)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

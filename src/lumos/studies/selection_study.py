@@ -47,8 +47,7 @@ __all__ = ["STUDY_DATASETS", "SelectionStudyConfig", "StudyData", "load_study_da
            "demo_selection"]
 
 STUDY_DATASETS = ("shapes", "digits")
-METHOD_LABELS = {"full": "Full data", "chg": "CHG", "random": "AdaptiveRandom", "gradmatch": "GradMatch-PB",
-                 "glister": "GLISTER-PB"}
+METHOD_LABELS = {"full": "Full data", **{n: SELECTORS.entry(n).meta["label"] for n in SELECTORS}}
 
 
 @dataclass

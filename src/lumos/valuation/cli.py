@@ -55,10 +55,10 @@ def _run(args: argparse.Namespace) -> int:
     from lumos.core.rundir import RunDir
     from lumos.core.validation import check_float, check_in_range, check_positive_int
     from lumos.valuation.base import write_values_csv
-    from lumos.valuation.baselines import METHODS, valuer_params
+    from lumos.valuation.baselines import REGISTRY, valuer_params
     from lumos.valuation.evaluation import compare_methods, noisy_label_data, removal_curves, removal_figure
 
-    methods = parse_csv_list(args.methods, METHODS, "method")
+    methods = parse_csv_list(args.methods, REGISTRY, "method")
     check_in_range(args.noise, "--noise", 0.0, 1.0, owner="lumos value", high_inclusive=False)
     check_positive_int(args.epochs, "--epochs", owner="lumos value")
     check_float(args.tmc_max_time, "--tmc-max-time", 0.0, owner="lumos value", low_inclusive=False)

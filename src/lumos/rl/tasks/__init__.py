@@ -14,13 +14,14 @@ from lumos.rl.tasks import (  # noqa: F401  (register the built-in tasks)
     sorting,
     user,
 )
-from lumos.rl.tasks.base import Problem, Reward, Task, available_tasks, get_task, register_task
+from lumos.rl.tasks.base import TASKS, Problem, Reward, Task, available_tasks, get_task, register_task
 from lumos.rl.tasks.user import CallableTask, JsonlTask, resolve_task
 
 __all__ = [
     "Problem",
     "Reward",
     "Task",
+    "TASKS",
     "register_task",
     "get_task",
     "available_tasks",
