@@ -432,8 +432,11 @@ class Problems:
         return not self.bad.intersection(names)
 
     def raise_if_any(self) -> None:
-        """Raise one :class:`LumosError` listing every collected problem (nothing when there is none)."""
-        if len(self.items) == 1:
-            raise LumosError(self.items[0])
-        if self.items:
-            raise LumosError(f"{len(self.items)} problems in {self.owner}: " + " ".join(self.items))
+        """Raise one :class:`LumosError` listing every collected problem (nothing when there is none); the
+        error's ``problems`` attribute holds them one by one."""
+        if not self.items:
+            return
+        items = [t if t.endswith((".", "?", "!")) else t + "." for t in self.items]
+        err = LumosError(items[0] if len(items) == 1 else f"{len(items)} problems in {self.owner}: " + " ".join(items))
+        err.problems = list(items)  # type: ignore[attr-defined]
+        raise err

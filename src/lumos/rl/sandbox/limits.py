@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from lumos.core.errors import bad_param
-from lumos.core.validation import check_float
+from lumos.core.validation import Constraint, Interval, Problems, constraint
 
 __all__ = ["SandboxLimits"]
+
+#: the bounds (a day of time, 1 TiB of memory, the kernel's own maxima) keep every limit a value the kernel
+#: and the clocks accept, so an absurd one is refused here rather than failing inside the sandbox
+_DAY = 86_400.0
+_MIB = 1 << 20
+
+
+def _seconds(low: float, closed: str) -> Interval:
+    return Interval(float, low, _DAY, closed="both" if closed == "left" else "right")
+
+
+def _f(default: Any, *accepted: Constraint | None, help: str | None = None) -> Any:
+    return field(default=default, metadata=constraint(*accepted, help=help))
 
 
 @dataclass(frozen=True)
@@ -34,41 +46,25 @@ class SandboxLimits:
         cpu_cores: CPU bandwidth of the whole sandbox in cores (the same cgroup leaf).
     """
 
-    wall_time: float = 10.0
-    cpu_time: float = 10.0
-    memory_mb: int = 512
-    max_processes: int = 32
-    max_open_files: int = 64
-    max_file_mb: int = 16
-    max_output_bytes: int = 1 << 20
-    keep_output_bytes: int = 8192
-    per_test_time: float = 0.0
-    disk_mb: int = 64
-    max_files: int = 4096
-    shm_mb: int = 16
-    total_memory_mb: int | None = None
-    cpu_cores: float = 1.0
+    wall_time: float = _f(10.0, _seconds(0, "neither"))
+    cpu_time: float = _f(10.0, _seconds(0, "neither"))
+    memory_mb: int = _f(512, Interval(int, 64, _MIB, closed="both"), help="the interpreter itself needs ~30 MiB")
+    max_processes: int = _f(32, Interval(int, 1, 1 << 22, closed="both"), help="Linux's pid_max bounds it")
+    max_open_files: int = _f(64, Interval(int, 16, 1 << 20, closed="both"), help="Linux's nr_open bounds it")
+    max_file_mb: int = _f(16, Interval(int, 1, _MIB, closed="both"))
+    max_output_bytes: int = _f(1 << 20, Interval(int, 1, 1 << 40, closed="both"))
+    keep_output_bytes: int = _f(8192, Interval(int, 0, 1 << 40, closed="both"))
+    per_test_time: float = _f(0.0, _seconds(0, "left"))
+    disk_mb: int = _f(64, Interval(int, 1, _MIB, closed="both"))
+    max_files: int = _f(4096, Interval(int, 1, 1 << 31, closed="both"))
+    shm_mb: int = _f(16, Interval(int, 1, _MIB, closed="both"))
+    total_memory_mb: int | None = _f(None, Interval(int, 1, _MIB, closed="both"), None)
+    cpu_cores: float = _f(1.0, Interval(float, 0, 4096, closed="right"))
 
     def __post_init__(self) -> None:
-        positive = {
-            "wall_time": self.wall_time, "cpu_time": self.cpu_time, "memory_mb": self.memory_mb,
-            "max_processes": self.max_processes, "max_open_files": self.max_open_files,
-            "max_file_mb": self.max_file_mb, "max_output_bytes": self.max_output_bytes,
-            "disk_mb": self.disk_mb, "max_files": self.max_files, "shm_mb": self.shm_mb,
-            "cpu_cores": self.cpu_cores,
-        }
-        if self.total_memory_mb is not None:
-            positive["total_memory_mb"] = self.total_memory_mb
-        for name, value in positive.items():
-            check_float(value, name, 0.0, owner="SandboxLimits", low_inclusive=False)
-        if self.memory_mb < 64:
-            raise bad_param("memory_mb", "at least 64 (the interpreter itself needs ~30 MiB)", self.memory_mb,
-                            owner="SandboxLimits")
-        if self.max_open_files < 16:
-            raise bad_param("max_open_files", "at least 16", self.max_open_files, owner="SandboxLimits")
-        if self.keep_output_bytes < 0 or self.per_test_time < 0:
-            raise bad_param("keep_output_bytes/per_test_time", "non-negative",
-                            (self.keep_output_bytes, self.per_test_time), owner="SandboxLimits")
+        p = Problems("SandboxLimits")
+        p.fields(self)
+        p.raise_if_any()
 
     @property
     def total_memory_bytes(self) -> int:
