@@ -162,9 +162,6 @@ def export_checkpoint(path: str | os.PathLike[str], out: str | os.PathLike[str],
     if not (src / "config.json").is_file():
         raise LumosError(f"{src} has no config.json; only checkpoints of lumos HybridLM models can be exported.")
     config = MiniMaxConfig.from_json(src / "config.json")
-    with torch.device("meta"):
-        model = HybridLM(config)
-    model = model.to(default_dtype(config)).to_empty(device="cpu")
-    model.reset_buffers()
+    model = HybridLM.empty(config, dtype=default_dtype(config), device="cpu")
     load_distributed(src, model, restore_rng=False)
     return save_pretrained(model, out, format=format, dtype=dtype, max_shard_size=max_shard_size)

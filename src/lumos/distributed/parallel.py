@@ -187,12 +187,7 @@ def gathered_copy(model: nn.Module) -> nn.Module:
     for name, p in model.named_parameters():
         state[name] = p.full_tensor() if isinstance(p, DTensor) else p.detach().clone()
     device = next(iter(state.values())).device
-    with torch.device("meta"):
-        copy = HybridLM(base.config)
-    copy = copy.to(base.dtype).to_empty(device=device)
-    copy.reset_buffers()
-    if base.config.tie_word_embeddings:
-        copy.lm_head.weight = copy.model.embed_tokens.weight
+    copy = HybridLM.empty(base.config, dtype=base.dtype, device=device)
     missing, unexpected = copy.load_state_dict(state, strict=False)   # buffers are derived (reset_buffers)
     missing = [k for k in missing if not (base.config.tie_word_embeddings and k == "lm_head.weight")]
     if missing or unexpected:

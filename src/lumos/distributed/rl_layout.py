@@ -25,6 +25,7 @@ from torch import nn
 
 from lumos.core.errors import LumosError
 from lumos.distributed import process_group as dist
+from lumos.layers.moe import load_balancing_loss
 from lumos.rl.policy import Policy, Rollout
 
 __all__ = ["is_sharded", "global_aux_loss", "idle_step", "check_sharded_model", "gathered_policy", "layout",
@@ -47,17 +48,12 @@ def check_sharded_model(model: nn.Module) -> None:
 def global_aux_loss(model: nn.Module, weight: float = 1.0) -> torch.Tensor | None:
     """This rank's share of the MoE load-balancing loss pooled over all ranks (see module docstring);
     ``weight`` 0 contributes nothing (an idle rank). A collective: every rank calls it."""
-    routing = getattr(model, "_routing", None)
-    if not routing:
+    stats = model.router_stats() if hasattr(model, "router_stats") else []
+    if not stats:
         return None
     cfg = model.config  # type: ignore[attr-defined]
-    stats = [r.stats() for r in routing]
-    counts = torch.stack([s.counts for s in stats]).sum(0)
-    probs = torch.stack([s.prob_sum for s in stats]).sum(0)
-    rows = torch.stack([s.rows for s in stats]).sum()
-    glob = dist.all_reduce_sum(torch.cat([counts.detach(), rows.detach()[None]]).double() * weight)
-    c, r = glob[:-1].to(probs.dtype), glob[-1].to(probs.dtype).clamp_min(1.0)
-    return cfg.router_aux_loss_coef * cfg.num_local_experts * torch.sum(c * probs) / (r * r) * weight
+    loss = load_balancing_loss(stats, cfg.num_local_experts, reduce=lambda t: dist.all_reduce_sum(t * weight))
+    return cfg.router_aux_loss_coef * loss * weight
 
 
 def idle_step(policy: Policy, temperature: float) -> None:

@@ -102,10 +102,7 @@ def load_pretrained(path: str | os.PathLike[str], dtype: torch.dtype | None = No
     path = Path(path)
     config, where, shapes, spec = inspect_checkpoint(path, format)
     dtype = dtype or default_dtype(config)
-    with torch.device("meta"):
-        model = HybridLM(config)
-    model = model.to(dtype).to_empty(device=device)
-    model.reset_buffers()
+    model = HybridLM.empty(config, dtype=dtype, device=device)
     params = dict(model.named_parameters())
     by_shard: dict[str, list[str]] = {}
     for k in shapes:
@@ -115,8 +112,6 @@ def load_pretrained(path: str | os.PathLike[str], dtype: torch.dtype | None = No
             with safe_open(str(path / shard), framework="pt", device=str(device)) as fh:
                 for key in by_shard[shard]:
                     place_tensor(model, params, spec[key], key, fh.get_tensor(key), path)
-    if config.tie_word_embeddings:
-        model.lm_head.weight = model.model.embed_tokens.weight
     return model.eval()
 
 

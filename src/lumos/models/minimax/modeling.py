@@ -32,7 +32,7 @@ from lumos.core.errors import LumosError, bad_param
 from lumos.core.validation import check_tensor
 from lumos.layers.decode import decode_linear
 from lumos.layers.lightning_attention import LightningAttention, minimax_slope_rate
-from lumos.layers.moe import Routing, SparseMoE, load_balancing_loss
+from lumos.layers.moe import RouterStats, Routing, SparseMoE, load_balancing_loss
 from lumos.layers.norm import RMSNorm
 from lumos.layers.softmax_attention import KVCache, SoftmaxAttention
 from lumos.models.minimax.config import MiniMaxConfig
@@ -212,6 +212,25 @@ class HybridLM(nn.Module):
         self._routing: list[Routing] = []
         self.init_weights()
 
+    @classmethod
+    def empty(cls, config: MiniMaxConfig, *, dtype: torch.dtype, device: torch.device | str = "cpu",
+              prepare: Callable[[HybridLM], None] | None = None, retie: bool = True) -> HybridLM:
+        """A model with uninitialised storage, to be filled from a checkpoint: built on the meta device (no
+        memory, no initialisation), cast to ``dtype``, ``prepare(model)`` while it holds no storage (e.g. shard it
+        with FSDP2), given storage on ``device`` (``to_empty``), derived buffers recomputed (RoPE frequencies,
+        lightning slopes) and, with ``retie`` and tied embeddings, ``lm_head.weight`` tied again (``to_empty``
+        gives each parameter its own storage). Pass ``retie=False`` once FSDP2 owns the parameters."""
+        with torch.device("meta"):
+            model = cls(config)
+        model = model.to(dtype)
+        if prepare is not None:
+            prepare(model)
+        model.to_empty(device=device)
+        model.reset_buffers()
+        if retie and config.tie_word_embeddings:
+            model.lm_head.weight = model.model.embed_tokens.weight
+        return model
+
     # ------------------------------------------------------------------------------------------ weights
     def init_weights(self) -> None:
         """Normal(0, initializer_range) for matrices and embeddings; ones for norms (no-op on meta)."""
@@ -232,10 +251,14 @@ class HybridLM(nn.Module):
         """MoE load-balancing loss of the last forward (scalar, × ``router_aux_loss_coef``; pooled over layers as
         transformers does); None before the first forward. Computed on first access, so decoding pays nothing.
         One-token decode steps (:meth:`decode_step`) record no routing: after them it is the last prefill's."""
-        if not self._routing:
+        stats = self.router_stats()
+        if not stats:
             return None
-        stats = [r.stats() for r in self._routing]
         return self.config.router_aux_loss_coef * load_balancing_loss(stats, self.config.num_local_experts)
+
+    def router_stats(self) -> list[RouterStats]:
+        """Per-MoE-layer routing statistics of the last forward (empty before the first; see :attr:`aux_loss`)."""
+        return [r.stats() for r in self._routing]
 
     def _apply(self, fn, recurse=True):  # type: ignore[override]
         # dtype casts must not round the derived float32 buffers (lightning slopes, RoPE frequencies)
