@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
@@ -11,8 +12,8 @@ from typing import Any
 
 from lumos.core.errors import LumosError, one_line
 
-__all__ = ["add_run_options", "parse_csv_list", "print_table", "LumosArgumentParser", "guard_errors",
-           "check_out_option", "user_error_message", "explicit_options", "set_parser_factory"]
+__all__ = ["add_run_options", "parse_csv_list", "parse_key_values", "print_table", "LumosArgumentParser", "guard_errors",
+           "check_out_option", "check_process_state", "user_error_message", "explicit_options", "set_parser_factory"]
 
 
 class LumosArgumentParser(argparse.ArgumentParser):
@@ -49,6 +50,24 @@ def parse_csv_list(value: str, choices: Iterable[str] | None = None, what: str =
     return items
 
 
+def parse_key_values(items: list[str], flag: str) -> dict[str, Any]:
+    """``["a=1", "b=x"]`` → ``{"a": 1, "b": "x"}``: each value parsed as JSON when it is JSON, else kept as text
+    (the one KEY=VALUE parser of every repeatable ``--flag KEY=VALUE``). A later key wins."""
+    import json
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise LumosError(f"{flag} expects KEY=VALUE; got {item!r}.")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
 def print_table(rows: list[dict[str, Any]]) -> None:
     """Print dict rows as right-aligned columns (floats to 4 significant digits)."""
     if not rows:
@@ -81,10 +100,32 @@ last_status = _Status()
 DEBUG_HINT = "run with LUMOS_DEBUG=1 for the traceback"
 
 
+def check_process_state() -> None:
+    """What every command needs before any work: an existing working directory, and environment variables that
+    parse (:func:`lumos.core.env.check_environment`)."""
+    from lumos.core.env import check_environment
+
+    try:
+        os.getcwd()
+    except FileNotFoundError:
+        raise LumosError("The working directory no longer exists (it was deleted or moved). cd to an existing "
+                         "directory and run the command again.") from None
+    check_environment()
+
+
+#: OS errors that are the user's machine, not a lumos bug, even when they name no file
+_USER_ERRNOS = {errno.ENOSPC: "free space there or write elsewhere (--out)",
+                errno.EDQUOT: "free space in your quota or write elsewhere (--out)",
+                errno.EROFS: "write elsewhere (--out)"}
+
+
 def user_error_message(exc: BaseException) -> str | None:
-    """The one-line message of a user error (bad input, bad path, unreadable file), or None for a bug."""
+    """The one-line message of a user error (bad input, bad path, unreadable file, full disk), or None for a bug."""
     import json
 
+    if isinstance(exc, OSError) and exc.errno in _USER_ERRNOS:
+        where = f": {exc.filename}" if exc.filename is not None else ""
+        return f"{exc.strerror or os.strerror(exc.errno)}{where}; {_USER_ERRNOS[exc.errno]}"
     if isinstance(exc, LumosError):
         return one_line(exc)
     if isinstance(exc, UnicodeDecodeError):
@@ -118,7 +159,7 @@ def guard_errors() -> Iterator[None]:
         last_status.code = 0
     except Exception as exc:  # noqa: BLE001 - the boundary: everything becomes one line
         close_open_runs(f"failed: {type(exc).__name__}")
-        if os.environ.get("LUMOS_DEBUG", "") not in ("", "0"):
+        if _debug():
             raise
         msg = user_error_message(exc)
         if msg is not None:
@@ -128,6 +169,17 @@ def guard_errors() -> Iterator[None]:
             text = one_line(exc, 300) or "(no message)"
             print(f"lumos: internal error: {type(exc).__name__}: {text} ({DEBUG_HINT})", file=sys.stderr)
             last_status.code = 1
+
+
+def _debug() -> bool:
+    """``LUMOS_DEBUG`` by the one flag rule; a malformed value counts as off here (it is reported before any work
+    by :func:`check_process_state`)."""
+    from lumos.core.env import env_flag
+
+    try:
+        return bool(env_flag("LUMOS_DEBUG"))
+    except LumosError:
+        return False
 
 
 def check_out_option(args: argparse.Namespace) -> None:

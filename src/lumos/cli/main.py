@@ -13,8 +13,15 @@ import sys
 from collections.abc import Sequence
 
 import lumos
-from lumos.cli.common import LumosArgumentParser, check_out_option, guard_errors, set_parser_factory
+from lumos.cli.common import (
+    LumosArgumentParser,
+    check_out_option,
+    check_process_state,
+    guard_errors,
+    set_parser_factory,
+)
 from lumos.cli.common import last_status as _status
+from lumos.core.errors import LumosError, one_line
 from lumos.core.registry import Registry
 
 __all__ = ["COMMAND_MODULES", "COMMANDS", "build_parser", "main"]
@@ -61,6 +68,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     which re-raises with the full traceback instead. Runs left open by a failure are closed as failed.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
+    try:  # before torch loads (a deleted working directory kills its loader) and before any run directory exists
+        check_process_state()
+    except LumosError as exc:
+        print(f"lumos: error: {one_line(exc)}", file=sys.stderr)
+        return 2
     try:
         parser = build_parser()
         args = parser.parse_args(argv)

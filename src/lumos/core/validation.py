@@ -50,9 +50,10 @@ import math
 import numbers
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+if TYPE_CHECKING:  # torch is imported where a tensor is checked, so importing this module stays light (the CLI
+    import torch  # reads its arguments and environment before torch loads)
 
 from lumos.core.errors import LumosError, bad_param, check
 
@@ -198,6 +199,8 @@ def check_tensor(
 ) -> torch.Tensor:
     """Check that ``x`` is a tensor with the given rank, dtype, shape (``None`` entries match anything) and
     device type (``"cpu"``, ``"cuda"``, ...)."""
+    import torch
+
     if not isinstance(x, torch.Tensor):
         raise bad_param(name, "a torch.Tensor", type(x).__name__, owner=owner, type_error=True)
     if ndim is not None:
@@ -220,6 +223,7 @@ def check_tensor(
 
 def check_same_device(owner: str | None = None, **tensors: torch.Tensor | None) -> None:
     """All given tensors must be on one device."""
+
     devices = {k: v.device for k, v in tensors.items() if v is not None}
     if len(set(devices.values())) > 1:
         listing = ", ".join(f"{k} on {d}" for k, d in devices.items())
@@ -229,6 +233,8 @@ def check_same_device(owner: str | None = None, **tensors: torch.Tensor | None) 
 
 def check_finite(x: torch.Tensor, name: str, owner: str | None = None, fix: str = "Clean the input.") -> torch.Tensor:
     """No NaN or inf in ``x`` (a tensor or numpy array)."""
+    import torch
+
     t = x if isinstance(x, torch.Tensor) else torch.as_tensor(x)
     if t.is_floating_point() or t.is_complex():
         bad = ~torch.isfinite(t)

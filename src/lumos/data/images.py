@@ -32,10 +32,10 @@ MAX_IMAGE_PIXELS = 64_000_000
 
 
 def max_image_pixels() -> int:
-    try:
-        return int(os.environ.get("LUMOS_MAX_IMAGE_PIXELS", MAX_IMAGE_PIXELS))
-    except ValueError:
-        raise LumosError("LUMOS_MAX_IMAGE_PIXELS must be an integer number of pixels.") from None
+    """The decoding cap: ``LUMOS_MAX_IMAGE_PIXELS`` if set (an int ≥ 1), else :data:`MAX_IMAGE_PIXELS`."""
+    from lumos.core.env import env_int
+
+    return env_int("LUMOS_MAX_IMAGE_PIXELS", MAX_IMAGE_PIXELS, low=1)
 
 
 def load_image(path: str | os.PathLike[str], channels: int = 3):  # -> PIL.Image.Image

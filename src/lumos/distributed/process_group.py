@@ -15,6 +15,8 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from lumos.core.env import distributed_env
+
 __all__ = [
     "init_distributed",
     "is_distributed",
@@ -52,7 +54,7 @@ def init_distributed(backend: str | None = None) -> bool:
     """
     if is_distributed():
         return True
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+    if distributed_env()[0] == 1:  # checks WORLD_SIZE / RANK / MASTER_* together, naming what is wrong
         return False
     backend = backend or ("nccl" if torch.cuda.is_available() else "gloo")
     dist.init_process_group(backend=backend)

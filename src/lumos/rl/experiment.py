@@ -167,6 +167,7 @@ def train_run(cfg: RLConfig, model_spec: str = "hybrid", warm_start_steps: int =
         if out is None:
             raise LumosError("--resume needs --out DIR, the run directory to continue.")
         _check_resume(Path(out), cfg, model_spec, warm_start_steps, overrides or {})
+        _check_resume_layout(Path(out), fsdp or expert_parallel > 1, expert_parallel)
     task = task or resolve_task(cfg.task, **cfg.task_kwargs)
     model = build_model(model_spec, seed=cfg.seed)  # fails on a bad --model before the run directory exists
     dist.init_distributed()
@@ -248,6 +249,24 @@ def _check_resume(out: Path, cfg: RLConfig, model_spec: str, warm_start_steps: i
     if not isinstance(state, dict) or not isinstance(state.get("step"), int):
         raise LumosError(f"{ckpt / 'state.json'} is damaged (no integer 'step'). Delete {ckpt} so that the "
                          "previous checkpoint is used, or start a new run.")
+    if cfg.steps < state["step"]:
+        raise LumosError(f"Resuming {out}: steps={cfg.steps} is below the step its checkpoint reached "
+                         f"({state['step']}); a resume can only continue. Override steps to {state['step']} or more, "
+                         "or start a new run.")
+
+
+def _check_resume_layout(out: Path, sharded: bool, expert_parallel: int) -> None:
+    """A resume keeps the stored run's layout: FSDP (distributed checkpoints) or not, and the expert-parallel
+    degree; checked before anything is written, so a refused resume changes nothing on disk."""
+    stored = RunDir.read_config(out)
+    was_sharded, was_ep = bool(stored.get("fsdp", False)), stored.get("expert_parallel", 1)
+    if sharded != was_sharded or expert_parallel != was_ep:
+        def say(s: bool, ep: Any) -> str:
+            return ("FSDP" if s else "unsharded") + (f", expert_parallel={ep}" if ep != 1 else "")
+
+        raise LumosError(f"Resuming {out}: the run was trained {say(was_sharded, was_ep)}, but this resume asks for "
+                         f"{say(sharded, expert_parallel)}; its checkpoints are of the stored layout. Resume with "
+                         "the stored --fsdp / --expert-parallel, or start a new run.")
 
 
 def _train_report(run: RunDir, cfg: RLConfig, task: Task, model_spec: str, warm_start_steps: int,

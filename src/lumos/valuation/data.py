@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lumos.core.env import env_int
 from lumos.core.errors import LumosError, bad_param, one_line
 
 __all__ = ["BUILTIN", "load_builtin", "gaussian_mixture", "shape_embeddings", "Split", "make_split", "load_table"]
@@ -146,12 +147,11 @@ def load_table(path: str | Path, label_col: str = "y") -> tuple[np.ndarray, np.n
 
     Every problem is a :class:`LumosError` naming the file: not UTF-8, ragged rows, non-numeric or non-finite
     features, an empty file, a non-zip or pickled (object) NPZ, mismatched lengths, a file above the size cap."""
-    import os
 
     p = Path(path)
     if not p.is_file():
         raise bad_param("data", "an existing .csv or .npz file (or builtin:NAME)", str(p), owner="lumos value")
-    size, cap = p.stat().st_size, int(os.environ.get("LUMOS_MAX_DATA_BYTES", MAX_DATA_BYTES))
+    size, cap = p.stat().st_size, env_int("LUMOS_MAX_DATA_BYTES", MAX_DATA_BYTES, low=1)
     if size == 0:
         raise LumosError(f"{p} is empty. Pass a CSV with a header row or an NPZ with arrays X and {label_col!r}.")
     if size > cap:
