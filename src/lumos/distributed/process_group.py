@@ -32,18 +32,22 @@ __all__ = [
 
 
 def is_distributed() -> bool:
+    """Whether a default process group is initialised."""
     return dist.is_available() and dist.is_initialized()
 
 
 def rank() -> int:
+    """This process's rank (0 single-process)."""
     return dist.get_rank() if is_distributed() else 0
 
 
 def world_size() -> int:
+    """The number of processes (1 single-process)."""
     return dist.get_world_size() if is_distributed() else 1
 
 
 def is_main() -> bool:
+    """Whether this is rank 0 (the process that writes run directories)."""
     return rank() == 0
 
 
@@ -71,6 +75,7 @@ def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
 
 
 def barrier() -> None:
+    """Wait for every process (no-op single-process)."""
     if is_distributed():
         dist.barrier()
 

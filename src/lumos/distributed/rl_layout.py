@@ -18,7 +18,7 @@ difference below; the trainers call it and never branch on sharding themselves.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -26,7 +26,9 @@ from torch import nn
 from lumos.core.errors import LumosError
 from lumos.distributed import process_group as dist
 from lumos.layers.moe import load_balancing_loss
-from lumos.rl.policy import Policy, Rollout
+
+if TYPE_CHECKING:  # lumos.rl imports this module; the RL types are imported where they are built
+    from lumos.rl.policy import Policy
 
 __all__ = ["is_sharded", "global_aux_loss", "idle_step", "check_sharded_model", "gathered_policy", "layout",
            "Replicated", "Sharded"]
@@ -59,6 +61,8 @@ def global_aux_loss(model: nn.Module, weight: float = 1.0) -> torch.Tensor | Non
 def idle_step(policy: Policy, temperature: float) -> None:
     """A forward and backward on one padding token with zero loss, so FSDP2's and the MoE's collectives
     run on a rank that has no rows in this minibatch."""
+    from lumos.rl.policy import Rollout
+
     pad = policy.pad_token_id
     ro = Rollout(torch.full((1, 1), pad, dtype=torch.long), torch.ones(1, 1, dtype=torch.long),
                  torch.full((1, 1), pad, dtype=torch.long), torch.zeros(1, 1, dtype=torch.bool),

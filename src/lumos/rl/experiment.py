@@ -200,15 +200,7 @@ def train_run(cfg: RLConfig, model_spec: str = "hybrid", warm_start_steps: int =
             else:
                 model.load_state_dict(load_tensors(reference), strict=True)
         trainer = RLTrainer(model, task, cfg, run=run)  # after the warm start: the KL reference is the SFT policy
-        if resume:
-            trainer.resume(out)
-        else:
-            trainer.history = []
-            if cfg.eval_every:
-                init = trainer.evaluate()
-                trainer.history.append({"step": 0, "eval_accuracy": init})
-                if run is not None:
-                    run.log({"step": 0, "eval_accuracy": init})
+        _start_history(trainer, run, out if resume else None)
         history = trainer.train()
         if run is not None:
             _train_report(run, cfg, task, model_spec, warm_start_steps, trainer, history)
@@ -219,6 +211,20 @@ def train_run(cfg: RLConfig, model_spec: str = "hybrid", warm_start_steps: int =
     if run is not None:
         run.finish("ok")
     return run, history
+
+
+def _start_history(trainer: RLTrainer, run: RunDir | None, resume_from: str | Path | None) -> None:
+    """Resume the trainer from ``resume_from``'s latest checkpoint, or start a fresh history with the step-0
+    evaluation (when the config evaluates at all)."""
+    if resume_from is not None:
+        trainer.resume(resume_from)
+        return
+    trainer.history = []
+    if trainer.cfg.eval_every:
+        init = trainer.evaluate()
+        trainer.history.append({"step": 0, "eval_accuracy": init})
+        if run is not None:
+            run.log({"step": 0, "eval_accuracy": init})
 
 
 def _check_resume(out: Path, cfg: RLConfig, model_spec: str, warm_start_steps: int,
