@@ -176,7 +176,7 @@ def check_probability(value: object, name: str, *, owner: str | None = None, ope
 def check_choice(value: object, name: str, choices: Sequence[str], owner: str | None = None) -> str:
     """``value`` must be one of ``choices``."""
     if not isinstance(value, str) or value not in choices:
-        raise bad_param(name, "one of " + ", ".join(repr(c) for c in choices), value, owner=owner)
+        raise bad_param(name, "one of " + ", ".join(repr(c) for c in choices), repr(value), owner=owner)
     return value
 
 
