@@ -172,6 +172,9 @@ CASES: list[tuple[str, list[str]]] = [
     ("rl-lr-zero", ["rl", "train", *TINY_RL, "--lr", "0", "--out", "{OUT}"]),
     ("rl-lr-nan", ["rl", "train", *TINY_RL, "--lr", "nan", "--out", "{OUT}"]),
     ("rl-group-size-0", ["rl", "train", *TINY_RL, "--group-size", "0", "--out", "{OUT}"]),
+    ("rl-group-size-1", ["rl", "train", *TINY_RL, "--group-size", "1", "--out", "{OUT}"]),
+    ("rl-minibatches-above-batch", ["rl", "train", *TINY_RL, "--prompts-per-step", "1", "--minibatches", "8",
+                                    "--out", "{OUT}"]),
     ("rl-steps-negative", ["rl", "train", *TINY_RL, "--steps", "-1", "--out", "{OUT}"]),
     ("rl-beta-negative", ["rl", "train", *TINY_RL, "--algo", "grpo", "--beta", "-0.1", "--out", "{OUT}"]),
     ("rl-beta-with-cispo", ["rl", "train", *TINY_RL, "--beta", "0.1", "--out", "{OUT}"]),
@@ -391,6 +394,19 @@ def test_refused_resume_changes_nothing_on_disk(argv, files, tmp_path, request, 
     after = _tree(run)
     assert after.keys() == before.keys() and all(after[k] == before[k] for k in before), \
         [k for k in set(before) | set(after) if before.get(k) != after.get(k)]
+
+
+def test_config_contradictions_name_parameter_and_flag(tmp_path, capsys):
+    """issue 27: a group of one learns nothing; more optimizer steps than samples; the library names the
+    parameter, the CLI adds the flag."""
+    out = ["--out", str(tmp_path / "o")]
+    assert main(["rl", "train", *TINY_RL, "--group-size", "1", *out]) == 2
+    assert "The 'group_size' parameter of RLConfig (--group-size) must be an int in the range [2, inf). Got 1" \
+        in capsys.readouterr().err
+    assert main(["rl", "train", *TINY_RL, "--prompts-per-step", "1", "--minibatches", "8", *out]) == 2
+    assert "The 'minibatches' parameter of RLConfig (--minibatches) must be ≤ the samples of a rollout batch " \
+           "(prompts_per_step × group_size = 2). Got 8" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
 
 
 def test_resume_messages_name_the_contradiction(files, tmp_path, request, capsys):

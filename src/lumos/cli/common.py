@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import errno
 import os
+import re
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -13,7 +14,7 @@ from typing import Any
 from lumos.core.errors import LumosError, one_line
 
 __all__ = ["add_run_options", "parse_csv_list", "parse_key_values", "print_table", "LumosArgumentParser", "guard_errors",
-           "check_out_option", "check_process_state", "user_error_message", "explicit_options", "set_parser_factory"]
+           "check_out_option", "check_process_state", "user_error_message", "name_flags", "command_flags", "PARAM_FLAGS", "explicit_options", "set_parser_factory"]
 
 
 class LumosArgumentParser(argparse.ArgumentParser):
@@ -92,6 +93,8 @@ def _fmt(v: Any) -> str:
 
 class _Status:
     code = 0
+    #: the option strings of the command being run (set by lumos.cli.main), for :func:`name_flags`
+    flags: frozenset[str] = frozenset()
 
 
 #: the exit status chosen by the last :func:`guard_errors` block that caught an exception
@@ -119,6 +122,36 @@ _USER_ERRNOS = {errno.ENOSPC: "free space there or write elsewhere (--out)",
                 errno.EROFS: "write elsewhere (--out)"}
 
 
+#: library parameter → CLI flag where the flag is not ``--`` + the name with dashes (the one mapping place)
+PARAM_FLAGS = {"task_kwargs": "--task-arg", "loss_args": "--loss-arg", "warm_start_steps": "--warm-start",
+               "algos": "--algos", "updates": "--updates"}
+_PARAM = re.compile(r"The '(\w+)' parameter of (\w+)")
+
+
+def name_flags(message: str, flags: frozenset[str] | set[str] | None = None) -> str:
+    """Library messages name parameters ("The 'group_size' parameter of RLConfig ..."); on the command line each
+    such parameter that the running command takes as a flag is named too ("... of RLConfig (--group-size) ...")."""
+    flags = last_status.flags if flags is None else flags
+
+    def add(m: re.Match[str]) -> str:
+        flag = PARAM_FLAGS.get(m[1], "--" + m[1].replace("_", "-"))
+        return f"{m[0]} ({flag})" if flag in flags else m[0]
+
+    return _PARAM.sub(add, message)
+
+
+def command_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -> frozenset[str]:
+    """The option strings of the (sub)command that ``args`` was parsed for."""
+    flags: set[str] = set()
+    while True:
+        flags.update(o for a in parser._actions for o in a.option_strings)
+        sub = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
+        chosen = getattr(args, sub.dest, None) if sub is not None and sub.dest else None
+        if sub is None or chosen not in sub.choices:
+            return frozenset(flags)
+        parser = sub.choices[chosen]
+
+
 def user_error_message(exc: BaseException) -> str | None:
     """The one-line message of a user error (bad input, bad path, unreadable file, full disk), or None for a bug."""
     import json
@@ -127,7 +160,7 @@ def user_error_message(exc: BaseException) -> str | None:
         where = f": {exc.filename}" if exc.filename is not None else ""
         return f"{exc.strerror or os.strerror(exc.errno)}{where}; {_USER_ERRNOS[exc.errno]}"
     if isinstance(exc, LumosError):
-        return one_line(exc)
+        return name_flags(one_line(exc))
     if isinstance(exc, UnicodeDecodeError):
         return f"cannot decode input as {exc.encoding} ({exc.reason} at byte {exc.start}); save the file as UTF-8"
     if isinstance(exc, json.JSONDecodeError):

@@ -17,6 +17,7 @@ from lumos.cli.common import (
     LumosArgumentParser,
     check_out_option,
     check_process_state,
+    command_flags,
     guard_errors,
     set_parser_factory,
 )
@@ -82,6 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     args._argv = argv
+    _status.flags = command_flags(parser, args)
     with guard_errors():
         check_out_option(args)
         return int(args.func(args) or 0)

@@ -150,9 +150,9 @@ def _json_default(obj: Any) -> Any:
         return str(obj)
     if isinstance(obj, (set, frozenset)):
         return sorted(obj)
-    if hasattr(obj, "__dataclass_fields__"):
-        import dataclasses
+    import dataclasses
 
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return dataclasses.asdict(obj)
     return repr(obj)
 

@@ -77,7 +77,7 @@ def save_distributed(root: str | os.PathLike[str], step: int, model: nn.Module,
         tmp.mkdir()
     dist.barrier()
     with _single_process_quiet():
-        dcp.save(_state_dicts(model, optimizer), checkpoint_id=str(tmp), no_dist=not dist.is_distributed())
+        dcp.state_dict_saver.save(_state_dicts(model, optimizer), checkpoint_id=str(tmp), no_dist=not dist.is_distributed())
     torch_save(tmp / "rng" / f"rank_{dist.rank():05d}.pt", get_rng_state())
     dist.barrier()
     if dist.is_main():
@@ -133,7 +133,7 @@ def load_distributed(path: str | os.PathLike[str], model: nn.Module, optimizer: 
     sd = _state_dicts(model, optimizer)
     try:
         with _single_process_quiet():
-            dcp.load(sd, checkpoint_id=str(path), no_dist=not dist.is_distributed())
+            dcp.state_dict_loader.load(sd, checkpoint_id=str(path), no_dist=not dist.is_distributed())
     except Exception as exc:  # noqa: BLE001 - DCP raises CheckpointException / RuntimeError on mismatches
         msg = " ".join(str(exc).split())[:200]
         raise LumosError(f"Checkpoint {path} does not fit this model ({msg}). Load it with the same model "

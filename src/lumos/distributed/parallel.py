@@ -104,7 +104,7 @@ def shard_model(model: nn.Module, mesh: Any, *, expert_parallel: bool = False, r
         raise LumosError("shard_model: the model is already sharded.")
     if grad_reduce not in ("mean", "sum"):
         raise LumosError(f"The 'grad_reduce' parameter of shard_model must be 'mean' or 'sum'. Got {grad_reduce!r}.")
-    layers = model.model.layers  # type: ignore[union-attr]
+    layers: list[Any] = list(model.model.layers)  # type: ignore[union-attr]  # a HybridLM's decoder layers
     names = tuple(mesh.mesh_dim_names or ())
     experts: dict[int, set[nn.Parameter]] = {}
     world = mesh.size()
@@ -142,6 +142,8 @@ def _reduce_experts_over_dp(experts: dict[int, set[nn.Parameter]], group: Any, d
     import torch.distributed as dist
 
     def hook(p: torch.Tensor) -> None:
+        if p.grad is None:  # a post-accumulate-grad hook runs after the gradient is set
+            return
         g = local_shard(p.grad)
         if group is not None:
             dist.all_reduce(g, group=group)

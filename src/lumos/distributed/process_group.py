@@ -127,6 +127,6 @@ def spawn(fn: Callable[..., Any], nprocs: int = 2, args: tuple[Any, ...] = ()) -
 
     ``fn`` must be importable (a module-level function). Results are exchanged through files or the process group.
     """
-    import torch.multiprocessing as mp
+    from torch.multiprocessing.spawn import spawn as mp_spawn
 
-    mp.spawn(_worker, args=(fn, nprocs, free_port(), args), nprocs=nprocs, join=True)
+    mp_spawn(_worker, args=(fn, nprocs, free_port(), args), nprocs=nprocs, join=True)

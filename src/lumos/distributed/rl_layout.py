@@ -50,10 +50,11 @@ def check_sharded_model(model: nn.Module) -> None:
 def global_aux_loss(model: nn.Module, weight: float = 1.0) -> torch.Tensor | None:
     """This rank's share of the MoE load-balancing loss pooled over all ranks (see module docstring);
     ``weight`` 0 contributes nothing (an idle rank). A collective: every rank calls it."""
-    stats = model.router_stats() if hasattr(model, "router_stats") else []
+    router_stats = getattr(model, "router_stats", None)  # lumos HybridLM; other models have no MoE statistics
+    stats: list[Any] = router_stats() if callable(router_stats) else []  # type: ignore[assignment]  # RouterStats
     if not stats:
         return None
-    cfg = model.config  # type: ignore[attr-defined]
+    cfg: Any = model.config
     loss = load_balancing_loss(stats, cfg.num_local_experts, reduce=lambda t: dist.all_reduce_sum(t * weight))
     return cfg.router_aux_loss_coef * loss * weight
 

@@ -113,7 +113,7 @@ class StudyConfig:
     @classmethod
     def quick(cls, **kw: Any) -> StudyConfig:
         """The smoke-test size (seconds): 2 seeds, schedules 1 and 4, 2 RL steps, evaluation at start and end."""
-        base = dict(updates=(1, 4), seeds=2, steps=2, prompts_per_step=2, group_size=4, eval_every=2,
+        base: dict[str, Any] = dict(updates=(1, 4), seeds=2, steps=2, prompts_per_step=2, group_size=4, eval_every=2,
                     eval_problems=4, eval_samples=2, hidden=16, sft_steps=10, sft_rare_steps=3)
         base.update(kw)
         return cls(**base)

@@ -97,28 +97,31 @@ class MiniMaxConfig:
     ``attn_type_list`` (0 = lightning, 1 = softmax) defaults to MiniMax-M1's 7:1 pattern: softmax at every
     8th layer (l = 7, 15, ...), and in the last layer when there are fewer than 8. ``layernorm_*_alpha``
     default to the DeepNorm value (2·num_hidden_layers)^(1/4), as in the release (3.5566 for 80 layers).
+
+    ``head_dim``, ``rotary_dim``, ``attn_type_list`` and the three ``layernorm_*_alpha`` may be passed as None
+    (their default): ``__post_init__`` derives them, so on a built config they always hold the type annotated.
     """
 
     vocab_size: int = _f(259, POSITIVE_INT)
     hidden_size: int = _f(64, POSITIVE_INT)
     num_hidden_layers: int = _f(4, POSITIVE_INT)
     num_attention_heads: int = _f(4, POSITIVE_INT)
-    head_dim: int | None = _f(None, POSITIVE_INT, help="per-head width (default: hidden // heads)")
+    head_dim: int = _f(None, POSITIVE_INT, help="per-head width (default: hidden // heads)")
     num_key_value_heads: int = _f(2, POSITIVE_INT)
     intermediate_size: int = _f(128, POSITIVE_INT)
     num_local_experts: int = _f(4, POSITIVE_INT)
     num_experts_per_tok: int = _f(2, POSITIVE_INT)
-    attn_type_list: list[int] | None = _f(None, _LAYER_LIST,
+    attn_type_list: list[int] = _f(None, _LAYER_LIST,
                                           help="per layer 0 (lightning) / 1 (softmax); default: MiniMax-M1's 7:1")
-    rotary_dim: int | None = _f(None, POSITIVE_INT, help="head dims RoPE rotates (default: head_dim // 2)")
+    rotary_dim: int = _f(None, POSITIVE_INT, help="head dims RoPE rotates (default: head_dim // 2)")
     rope_theta: float = _f(10000.0, Interval(float, 1, None, closed="neither"))
     rms_norm_eps: float = _f(1e-5, POSITIVE)
     postnorm: bool = _f(True, Boolean())
-    layernorm_full_attention_alpha: float | None = _f(None, _FINITE)
+    layernorm_full_attention_alpha: float = _f(None, _FINITE)
     layernorm_full_attention_beta: float = _f(1.0, _FINITE)
-    layernorm_linear_attention_alpha: float | None = _f(None, _FINITE)
+    layernorm_linear_attention_alpha: float = _f(None, _FINITE)
     layernorm_linear_attention_beta: float = _f(1.0, _FINITE)
-    layernorm_mlp_alpha: float | None = _f(None, _FINITE)
+    layernorm_mlp_alpha: float = _f(None, _FINITE)
     layernorm_mlp_beta: float = _f(1.0, _FINITE)
     tie_word_embeddings: bool = _f(False, Boolean())
     router_aux_loss_coef: float = _f(0.001, _FINITE)
@@ -297,7 +300,7 @@ def _release_defaults(data: dict[str, Any], kwargs: dict[str, Any], problems: li
     if "rotary_dim" not in data:
         heads, hidden = kwargs.get("num_attention_heads"), kwargs.get("hidden_size")
         head_dim = kwargs.get("head_dim")
-        if head_dim is None and _is_int(heads) and _is_int(hidden) and heads > 0:
+        if head_dim is None and isinstance(heads, int) and isinstance(hidden, int) and heads > 0:
             head_dim = hidden // heads
         if _is_int(head_dim):
             kwargs["rotary_dim"] = head_dim  # the release modeling code rotates the whole head by default
