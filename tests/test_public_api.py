@@ -27,3 +27,10 @@ def test_package_declares_all_and_every_name_is_documented(name):
             if not (obj.__doc__ or "").strip():
                 undocumented.append(public)
     assert not undocumented, f"{name}: public names without a docstring: {undocumented}"
+
+
+def test_lazy_packages_list_exactly_what_they_load():
+    import lumos.core
+
+    assert lumos.__all__ == ["__version__", *lumos._EXPORTS]
+    assert lumos.core.__all__ == list(lumos.core._EXPORTS)

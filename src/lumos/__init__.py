@@ -27,7 +27,8 @@ _EXPORTS = {
     "CHGValuation": "lumos.valuation",
 }
 
-__all__ = ["__version__", *_EXPORTS]
+__all__ = ["__version__", "LumosError", "HybridLM", "MiniMaxConfig", "load_pretrained", "save_pretrained", "generate",
+           "RLConfig", "RLTrainer", "ShapleyCAM", "CHGValuation"]  # = ["__version__", *_EXPORTS] (a test checks)
 
 
 def __getattr__(name: str) -> Any:

@@ -125,7 +125,7 @@ _USER_ERRNOS = {errno.ENOSPC: "free space there or write elsewhere (--out)",
 #: library parameter → CLI flag where the flag is not ``--`` + the name with dashes (the one mapping place)
 PARAM_FLAGS = {"task_kwargs": "--task-arg", "loss_args": "--loss-arg", "warm_start_steps": "--warm-start",
                "algos": "--algos", "updates": "--updates"}
-_PARAM = re.compile(r"The '(\w+)' parameter of (\w+)")
+_PARAM = re.compile(r"The '(\w+)' parameter( of [\w.]+)?")
 
 
 def name_flags(message: str, flags: frozenset[str] | set[str] | None = None) -> str:

@@ -20,7 +20,9 @@ _EXPORTS = {
     "Registry": "registry",
 }
 
-__all__ = list(_EXPORTS)
+__all__ = ["LumosError", "LumosTypeError", "bad_param", "check", "atomic_write_json", "atomic_write_text",
+           "load_tensors", "save_tensors", "torch_load", "torch_save", "track", "Report", "Section", "RunDir",
+           "seed_everything", "get_rng_state", "set_rng_state", "Registry"]  # = list(_EXPORTS) (a test checks)
 
 
 def __getattr__(name: str) -> Any:

@@ -31,7 +31,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from lumos.core.errors import LumosError
+from lumos.core.errors import LumosError, bad_param
 from lumos.distributed.process_group import local_shard
 from lumos.layers.moe import SparseMoE, swiglu_expert
 
@@ -107,8 +107,8 @@ class ExpertParallelMoE(SparseMoE):
         ep_mesh = mesh["ep"]  # type: ignore[index]
         ep = ep_mesh.size()
         if moe.num_experts % ep:
-            raise LumosError(f"--expert-parallel {ep} does not divide the number of experts ({moe.num_experts}); "
-                             f"choose a divisor of {moe.num_experts}.")
+            raise bad_param("expert_parallel", f"a divisor of the number of experts ({moe.num_experts})", ep,
+                            owner="ExpertParallelMoE")
         r = ep_mesh.get_local_rank()
         n = moe.num_experts // ep
         moe.__class__ = cls   # in place: the layer keeps its name, router and hooks; only the experts change

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from lumos.core.errors import LumosError
+from lumos.core.errors import LumosError, bad_param
 from lumos.core.validation import check_positive_int
 from lumos.distributed.process_group import local_shard
 
@@ -34,14 +34,14 @@ __all__ = ["make_mesh", "shard_model", "is_sharded", "clip_grad_norm", "gathered
 def check_expert_parallel(ep: int, world: int, num_experts: int | None = None) -> None:
     """Raise one clear error when ``ep`` is not a positive divisor of ``world`` (and of ``num_experts``)."""
     problems = []
-    check_positive_int(ep, "--expert-parallel")
+    check_positive_int(ep, "expert_parallel")
     if world % ep:
         problems.append(f"the world size ({world} processes)")
     if num_experts is not None and num_experts % ep:
         problems.append(f"the number of experts ({num_experts})")
     if problems:
-        raise LumosError(f"--expert-parallel {ep} must divide " + " and ".join(problems)
-                         + "; choose a common divisor or change --nproc_per_node.")
+        raise bad_param("expert_parallel", "a divisor of " + " and of ".join(problems), ep,
+                        fix="Choose a common divisor, or change the number of processes.")
 
 
 def make_mesh(expert_parallel: int = 1, num_experts: int | None = None, device_type: str | None = None) -> Any:
