@@ -33,12 +33,12 @@ COMMAND_MODULES: tuple[str, ...] = (
     "lumos.models.cli",
     "lumos.analysis.cli",
     "lumos.valuation.cli",
-    "lumos.rl.sandbox.cli",
+    "lumos.sandbox.cli",
     "lumos.rl.cli",
     "lumos.explain.cli",
 )
 
-#: The same modules by short name (their package under ``lumos``: "rl", "rl.sandbox", "studies.demo", ...).
+#: The same modules by short name (their package under ``lumos``: "rl", "sandbox", "studies.demo", ...).
 COMMANDS: Registry[str] = Registry("command module", param="module", expects=str, expects_text="a module path")
 for _module in COMMAND_MODULES:
     COMMANDS.register(_module.removeprefix("lumos.").removesuffix(".cli"), _module)
@@ -69,6 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     which re-raises with the full traceback instead. Runs left open by a failure are closed as failed.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
+    _tolerant_output()
     try:  # before torch loads (a deleted working directory kills its loader) and before any run directory exists
         check_process_state()
     except LumosError as exc:
@@ -88,6 +89,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         check_out_option(args)
         return int(args.func(args) or 0)
     return _status.code
+
+
+def _tolerant_output() -> None:
+    """Under a non-UTF-8 locale (``LC_ALL=C`` with ``PYTHONIOENCODING=ascii``, a latin-1 terminal) a character the
+    stream cannot encode prints as ``?`` instead of failing the command after its work is done."""
+    for stream in (sys.stdout, sys.stderr):
+        enc = (getattr(stream, "encoding", None) or "").lower().replace("-", "")
+        if enc not in ("utf8", "utf16", "utf32") and hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="replace")
 
 
 if __name__ == "__main__":  # pragma: no cover

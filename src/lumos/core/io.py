@@ -220,6 +220,7 @@ def save_tensors(path: str | os.PathLike[str], tensors: Mapping[str, Any], metad
     flat = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
     with atomic_path(path) as tmp:
         save_file(flat, str(tmp), metadata=dict(metadata) if metadata else None)
+        os.chmod(tmp, file_mode())  # safetensors replaces the file with its own (0600) one
     return Path(path)
 
 

@@ -8,8 +8,13 @@ Example::
     with ShapleyCAM(model, ["layer4"]) as cam:          # modules or dotted names
         maps = cam(x)                                  # (B, H, W) in [0, 1]; ReST on the predicted class
         maps = cam(x, targets=ReST([3, 7]))            # explicit classes per sample
+        maps = cam(x, aug_smooth=True, eigen_smooth=True)  # grad-cam's test-time augmentation / PCA smoothing
 
-Faithfulness metrics live in :mod:`lumos.explain.metrics`.
+Defaults: with ``targets=None`` every method explains the predicted class's raw logit, except ShapleyCAM, whose
+default utility is ReST (the paper's); pass ``targets=Logit()`` for the raw logit. Models that return per-pixel
+scores or dicts are explained through a target that reduces them (``targets=Segmentation(c, mask, key="out")``).
+grad-cam scripts run unchanged on lumos through :mod:`lumos.explain.grad_cam` (swap the import prefix);
+faithfulness metrics live in :mod:`lumos.explain.metrics`.
 """
 
 from __future__ import annotations
