@@ -10,7 +10,15 @@ light (the CLI checks its arguments and environment before torch loads)::
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # what __getattr__ loads, for type checkers and editors
+    from lumos.core.errors import LumosError
+    from lumos.explain import ShapleyCAM
+    from lumos.models import HybridLM, MiniMaxConfig, generate, load_pretrained, save_pretrained
+    from lumos.rl.config import RLConfig
+    from lumos.rl.trainer import RLTrainer
+    from lumos.valuation import CHGValuation
 
 __version__ = "0.1.0"
 

@@ -96,8 +96,9 @@ def _tolerant_output() -> None:
     stream cannot encode prints as ``?`` instead of failing the command after its work is done."""
     for stream in (sys.stdout, sys.stderr):
         enc = (getattr(stream, "encoding", None) or "").lower().replace("-", "")
-        if enc not in ("utf8", "utf16", "utf32") and hasattr(stream, "reconfigure"):
-            stream.reconfigure(errors="replace")
+        reconfigure = getattr(stream, "reconfigure", None)  # TextIOWrapper's; a replaced stream may lack it
+        if enc not in ("utf8", "utf16", "utf32") and callable(reconfigure):
+            reconfigure(errors="replace")
 
 
 if __name__ == "__main__":  # pragma: no cover

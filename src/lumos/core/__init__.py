@@ -7,7 +7,23 @@ the CLI reads its arguments and environment before torch loads.
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # what __getattr__ loads, for type checkers and editors
+    from lumos.core.errors import LumosError, LumosTypeError, bad_param, check
+    from lumos.core.io import (
+        atomic_write_json,
+        atomic_write_text,
+        load_tensors,
+        save_tensors,
+        torch_load,
+        torch_save,
+    )
+    from lumos.core.progress import track
+    from lumos.core.registry import Registry
+    from lumos.core.report import Report, Section
+    from lumos.core.rundir import RunDir
+    from lumos.core.seed import get_rng_state, seed_everything, set_rng_state
 
 _EXPORTS = {
     "LumosError": "errors", "LumosTypeError": "errors", "bad_param": "errors", "check": "errors",
