@@ -151,9 +151,9 @@ def existing_run(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def rl_run(tmp_path_factory) -> Path:
-    """A finished tiny `lumos rl train` run with a checkpoint (for --resume cases)."""
+    """A finished tiny `lumos rl train` run (2 steps) with a checkpoint (for --resume cases)."""
     out = tmp_path_factory.mktemp("runs") / "rl_run"
-    assert main(["rl", "train", "--checkpoint-every", "1", "--out", str(out), *TINY_RL]) == 0
+    assert main(["rl", "train", "--checkpoint-every", "1", "--out", str(out), *TINY_RL, "--steps", "2"]) == 0
     return out
 
 
@@ -211,6 +211,9 @@ CASES: list[tuple[str, list[str]]] = [
     ("rl-lr-zero", ["rl", "train", *TINY_RL, "--lr", "0", "--out", "{OUT}"]),
     ("rl-lr-nan", ["rl", "train", *TINY_RL, "--lr", "nan", "--out", "{OUT}"]),
     ("rl-group-size-0", ["rl", "train", *TINY_RL, "--group-size", "0", "--out", "{OUT}"]),
+    ("rl-group-size-1", ["rl", "train", *TINY_RL, "--group-size", "1", "--out", "{OUT}"]),
+    ("rl-minibatches-above-batch", ["rl", "train", *TINY_RL, "--prompts-per-step", "1", "--minibatches", "8",
+                                    "--out", "{OUT}"]),
     ("rl-steps-negative", ["rl", "train", *TINY_RL, "--steps", "-1", "--out", "{OUT}"]),
     ("rl-beta-negative", ["rl", "train", *TINY_RL, "--algo", "grpo", "--beta", "-0.1", "--out", "{OUT}"]),
     ("rl-beta-with-cispo", ["rl", "train", *TINY_RL, "--beta", "0.1", "--out", "{OUT}"]),
@@ -472,6 +475,61 @@ def _protect(files):
     _protected_snapshot.clear()
 
 
+# Refused resumes (issue 27): nothing in the run directory may change, config.json and manifest.json included.
+RESUME_CASES: list[tuple[str, list[str]]] = [
+    ("rl-resume-fsdp-on-unsharded-run", ["rl", "train", "--resume", "--fsdp", "--out", "{RL}"]),
+    ("rl-resume-expert-parallel-on-unsharded-run", ["rl", "train", "--resume", "--expert-parallel", "2",
+                                                    "--out", "{RL}"]),
+    ("rl-resume-override-steps-below-current", ["rl", "train", "--resume", "--override", "steps=1", "--out", "{RL}"]),
+    ("rl-resume-on-a-flops-run", ["rl", "train", "--resume", "--out", "{RUN}"]),
+    ("select-study-resume-on-an-rl-run", ["select-study", "--quick", "--resume", "--out", "{RL}"]),
+    ("rl-resume-different-flags-no-write", ["rl", "train", *TINY_RL, "--resume", "--lr", "0.5", "--out", "{RL}"]),
+]
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("argv", [c[1] for c in RESUME_CASES], ids=[c[0] for c in RESUME_CASES])
+def test_refused_resume_changes_nothing_on_disk(argv, files, tmp_path, request, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("LUMOS_DEBUG", raising=False)
+    args = _fill(argv, files, tmp_path, request)
+    run = Path(args[args.index("--out") + 1])
+    before = _tree(run)
+    status = main(args)
+    err = capsys.readouterr().err
+    assert status == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    after = _tree(run)
+    assert after.keys() == before.keys() and all(after[k] == before[k] for k in before), \
+        [k for k in set(before) | set(after) if before.get(k) != after.get(k)]
+
+
+def test_config_contradictions_name_parameter_and_flag(tmp_path, capsys):
+    """issue 27: a group of one learns nothing; more optimizer steps than samples; the library names the
+    parameter, the CLI adds the flag."""
+    out = ["--out", str(tmp_path / "o")]
+    assert main(["rl", "train", *TINY_RL, "--group-size", "1", *out]) == 2
+    assert "The 'group_size' parameter of RLConfig (--group-size) must be an int in the range [2, inf). Got 1" \
+        in capsys.readouterr().err
+    assert main(["rl", "train", *TINY_RL, "--prompts-per-step", "1", "--minibatches", "8", *out]) == 2
+    assert "The 'minibatches' parameter of RLConfig (--minibatches) must be ≤ the samples of a rollout batch " \
+           "(prompts_per_step × group_size = 2). Got 8" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_resume_messages_name_the_contradiction(files, tmp_path, request, capsys):
+    rl = request.getfixturevalue("rl_run")
+    for argv, want in ((["--fsdp"], "trained unsharded, but this resume asks for FSDP"),
+                       (["--override", "steps=1"], "steps=1 is below the step its checkpoint reached (2)"),
+                       (["--lr", "0.5"], "different configuration: lr (stored 0.0002, now 0.5)")):
+        assert main(["rl", "train", "--resume", *argv, "--out", str(rl)]) == 2
+        assert want in capsys.readouterr().err
+    assert main(["select-study", "--quick", "--resume", "--out", str(rl)]) == 2
+    assert "is a run of 'lumos rl train', not of 'lumos select-study'" in capsys.readouterr().err
+
+
 def test_matrix_is_large_and_distinct():
     ids = [c[0] for c in CASES]
     assert len(ids) == len(set(ids))
@@ -676,3 +734,70 @@ def test_bad_rl_input(argv, env, rl_inputs, tmp_path, capsys, monkeypatch):
         assert "latin1.jsonl" in lines[0]
     for k in env:
         assert k in lines[0]
+# ------------------------------------------------------------------------------- environment and machine (issue 27)
+ENV_CASES = [
+    ("max-data-bytes-text", {"LUMOS_MAX_DATA_BYTES": "abc"}, "LUMOS_MAX_DATA_BYTES must be an integer ≥ 1"),
+    ("max-image-pixels-negative", {"LUMOS_MAX_IMAGE_PIXELS": "-5"}, "LUMOS_MAX_IMAGE_PIXELS must be an integer ≥ 1"),
+    ("debug-unknown-word", {"LUMOS_DEBUG": "maybe"}, "LUMOS_DEBUG must be one of 1, true, yes, on"),
+    ("progress-unknown-word", {"LUMOS_PROGRESS": "sometimes"}, "LUMOS_PROGRESS must be one of"),
+    ("world-size-without-rank", {"WORLD_SIZE": "2"}, "WORLD_SIZE=2 but RANK is not set"),
+    ("world-size-text", {"WORLD_SIZE": "abc"}, "WORLD_SIZE must be an integer ≥ 1. Got 'abc'"),
+    ("rank-beyond-world", {"WORLD_SIZE": "2", "RANK": "5", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "1"},
+     "RANK must be below WORLD_SIZE (2)"),
+]
+
+
+@pytest.mark.parametrize("env,want", [c[1:] for c in ENV_CASES], ids=[c[0] for c in ENV_CASES])
+def test_bad_environment_is_one_line_naming_the_variable(env, want, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for k in ("LUMOS_DEBUG", "WORLD_SIZE", "RANK", "MASTER_ADDR", "MASTER_PORT"):
+        monkeypatch.delenv(k, raising=False)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    assert main(["flops", "--lengths", "16", "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and want in err, err
+    assert not (tmp_path / "out").exists()  # refused before any work
+
+
+def test_debug_false_means_off(tmp_path, capsys, monkeypatch):
+    """LUMOS_DEBUG=false used to turn debugging on (any value but '' and '0' did): now one rule for every flag."""
+    from lumos.core.env import env_flag
+
+    monkeypatch.chdir(tmp_path)
+    for value, on in (("false", False), ("0", False), ("off", False), ("No", False), ("", False), ("1", True),
+                      (" TRUE ", True), ("yes", True)):
+        monkeypatch.setenv("LUMOS_DEBUG", value)
+        assert env_flag("LUMOS_DEBUG") is on
+    monkeypatch.setenv("LUMOS_DEBUG", "false")
+    assert main(["flops", "--lengths", "x", "--out", str(tmp_path / "o")]) == 2  # an error, not a traceback
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_full_disk_is_a_user_error_naming_the_path(tmp_path, capsys, monkeypatch):
+    import errno
+    import os
+
+    from lumos.core import io
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("LUMOS_DEBUG", raising=False)
+    monkeypatch.setattr(io.os, "fsync", full)
+    assert main(["flops", "--lengths", "16", "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1, err
+    assert "No space left on device" in err and str(tmp_path / "out") in err and "internal error" not in err, err
+    assert not list((tmp_path / "out").rglob(".*.tmp"))  # the half-written temporary file is gone
+
+
+def test_deleted_working_directory_is_a_clear_error(tmp_path, capsys, monkeypatch):
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    monkeypatch.chdir(gone)
+    gone.rmdir()
+    assert main(["flops", "--lengths", "16"]) == 2
+    err = capsys.readouterr().err
+    assert "working directory no longer exists" in err and len(err.strip().splitlines()) == 1, err

@@ -183,7 +183,7 @@ def test_lr_schedule_and_config_errors():
     cfg = RLConfig(steps=10, lr=1.0, warmup_steps=2, lr_schedule="cosine", lr_min_ratio=0.0)
     assert lr_at(cfg, 0) == 0.5 and lr_at(cfg, 1) == 1.0 and abs(lr_at(cfg, 10)) < 1e-12
     assert abs(lr_at(cfg, 6) - 0.5) < 1e-12
-    with pytest.raises(LumosError, match="'algo' parameter of RLConfig must be one of.*'group_size' parameter of RLConfig must be a positive int"):
+    with pytest.raises(LumosError, match="'algo' parameter of RLConfig must be one of the registered objectives.*'group_size' parameter of RLConfig must be an int in the range \\[2, inf\\)"):
         RLConfig(algo="ppo", group_size=0)
     with pytest.raises(LumosError, match="beta"):
         RLConfig(algo="cispo", beta=0.1)

@@ -8,7 +8,7 @@ import dataclasses
 import typing
 from typing import Any
 
-from lumos.cli.common import add_run_options, parse_csv_list, print_table
+from lumos.cli.common import add_run_options, parse_csv_list, parse_key_values, print_table
 from lumos.core.errors import LumosError
 from lumos.core.validation import check_nonneg_int, check_positive_int
 
@@ -105,20 +105,6 @@ def _data_model(args: argparse.Namespace) -> tuple[Any, Any]:
     return data, options
 
 
-def _key_values(items: list[str], flag: str) -> dict[str, Any]:
-    import json
-
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise LumosError(f"{flag} expects KEY=VALUE; got {item!r}.")
-        try:
-            out[key] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key] = value
-    return out
-
 
 def _algo_help() -> str:
     from lumos.rl.objectives import available_losses, get_objective
@@ -140,8 +126,8 @@ def _config(args: argparse.Namespace, algo: str) -> Any:
     for f, base, optional in _rl_fields():
         value = getattr(args, f.name)
         kw[f.name] = _AUTO[value] if base is bool and optional else value
-    return RLConfig(algo=algo, seed=args.seed, task_kwargs=_key_values(args.task_arg, "--task-arg"),
-                    loss_args=_key_values(args.loss_arg, "--loss-arg"), **kw)
+    return RLConfig(algo=algo, seed=args.seed, task_kwargs=parse_key_values(args.task_arg, "--task-arg"),
+                    loss_args=parse_key_values(args.loss_arg, "--loss-arg"), **kw)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -212,13 +198,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from lumos.cli.common import explicit_options
     from lumos.rl.experiment import train_run
 
     data, options = _data_model(args)
     if args.resume:
         cfg, overrides = _resume_config(args)
-        model, warm = _stored(args.out, "model"), _stored(args.out, "warm_start_steps")
         data, options = _resume_data_model(args, data, options)
+        given = explicit_options(getattr(args, "_argv", []))
+        model = args.model if "model" in given else _stored(args.out, "model")
+        warm = args.warm_start if "warm_start" in given else _stored(args.out, "warm_start_steps")
     else:
         if args.override:
             raise LumosError("--override changes a stored configuration; use it with --resume (or pass the flags "
@@ -263,7 +252,9 @@ def _stored(out: str, key: str) -> Any:
 
 
 def _resume_config(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
-    """The stored RLConfig with ``--override`` applied; any other flag that contradicts it is an error."""
+    """The stored RLConfig with ``--override`` and the flags given explicitly applied on top; whether those
+    flags contradict the stored run is checked in one place, :func:`lumos.rl.experiment.train_run` (its resume
+    check, before anything is written)."""
     from lumos.cli.common import explicit_options
     from lumos.rl.config import RLConfig
 
@@ -274,47 +265,22 @@ def _resume_config(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
         raise LumosError(f"{args.out}/config.json: 'rl' must be an object. The run directory is damaged.")
     stored = RLConfig.from_dict(stored_dict)
     overrides = _parse_overrides(args.override, stored)
-    cfg = RLConfig.from_dict({**stored.to_dict(), **overrides})
     given = explicit_options(getattr(args, "_argv", []))
     current = _config(args, args.algo)
-    diffs = []
-    for dest in sorted(given):
-        name = {"task_arg": "task_kwargs", "loss_arg": "loss_args"}.get(dest, dest)
-        if name in ("model", "warm_start"):
-            want = _stored(args.out, "model" if name == "model" else "warm_start_steps")
-            have = getattr(args, dest)
-        elif hasattr(cfg, name):
-            want, have = getattr(cfg, name), getattr(current, name)
-        else:
-            continue
-        if want != have:
-            diffs.append(f"--{dest.replace('_', '-')} {have!r} (stored {want!r})")
-    if diffs:
-        raise LumosError(f"--resume continues the stored configuration of {args.out}, but {', '.join(diffs)} "
-                         "differ. Drop those flags, or change fields on purpose with --override KEY=VALUE.")
+    flags = {name: getattr(current, name) for name in
+             ({"task_arg": "task_kwargs", "loss_arg": "loss_args"}.get(d, d) for d in given) if hasattr(stored, name)}
+    cfg = RLConfig.from_dict({**stored.to_dict(), **flags, **overrides})
     return cfg, overrides
 
 
 def _parse_overrides(items: list[str], stored: Any) -> dict[str, Any]:
-    import json
-
     fields = {f.name: f for f in dataclasses.fields(stored)}
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        key = key.strip().replace("-", "_")
-        if not sep or not key:
-            raise LumosError(f"--override expects KEY=VALUE; got {item!r}.")
+    out = {k.replace("-", "_"): v for k, v in parse_key_values(items, "--override").items()}
+    for key, parsed in out.items():
         if key not in fields:
             raise LumosError(f"--override {key}: not an RLConfig field; choose from {', '.join(fields)}.")
-        try:
-            parsed = json.loads(value)
-        except json.JSONDecodeError:
-            parsed = value
-        default = fields[key].default
-        if isinstance(default, float) and isinstance(parsed, int) and not isinstance(parsed, bool):
-            parsed = float(parsed)
-        out[key] = parsed
+        if isinstance(fields[key].default, float) and isinstance(parsed, int) and not isinstance(parsed, bool):
+            out[key] = float(parsed)
     return out
 
 

@@ -309,6 +309,7 @@ def train_run(cfg: RLConfig, model_spec: str = "hybrid", warm_start_steps: int =
         if out is None:
             raise LumosError("--resume needs --out DIR, the run directory to continue.")
         _check_resume(Path(out), cfg, model_spec, warm_start_steps, overrides or {}, data, model_options)
+        _check_resume_layout(Path(out), fsdp or expert_parallel > 1, expert_parallel)
     task = task or build_task(cfg, data)
     # a bad --model, a missing or mismatched tokenizer, or a prompt it cannot render fails before the run directory
     model, tokenizer = load_model(model_spec, cfg.seed, model_options, data)
@@ -348,16 +349,7 @@ def train_run(cfg: RLConfig, model_spec: str = "hybrid", warm_start_steps: int =
         # after the warm start: the KL reference is the SFT policy
         trainer = RLTrainer(model, task, cfg, tokenizer=tokenizer, run=run)
         board = _tensorboard(run, report_to)
-        if resume:
-            trainer.resume(out)
-        else:
-            trainer.history = []
-            if cfg.eval_every:
-                init = {"step": 0, "eval_accuracy": trainer.evaluate(), "eval_reward": trainer.last_eval_reward}
-                trainer.history.append(init)
-                if run is not None:
-                    run.log(init)
-                board(init)
+        _start_history(trainer, run, out if resume else None, board)
         try:
             history = trainer.train(callback=board)
         finally:
@@ -420,6 +412,23 @@ def _tensorboard(run: RunDir | None, report_to: tuple[str, ...]) -> _Board:
     return _Board(SummaryWriter(log_dir=str(run.path / "tensorboard")))
 
 
+def _start_history(trainer: RLTrainer, run: RunDir | None, resume_from: str | Path | None,
+                   board: _Board | None = None) -> None:
+    """Resume the trainer from ``resume_from``'s latest checkpoint, or start a fresh history with the step-0
+    evaluation (when the config evaluates at all), logged to the run and to ``board``."""
+    if resume_from is not None:
+        trainer.resume(resume_from)
+        return
+    trainer.history = []
+    if trainer.cfg.eval_every:
+        init = {"step": 0, "eval_accuracy": trainer.evaluate(), "eval_reward": trainer.last_eval_reward}
+        trainer.history.append(init)
+        if run is not None:
+            run.log(init)
+        if board is not None:
+            board(init)
+
+
 def _check_resume(out: Path, cfg: RLConfig, model_spec: str, warm_start_steps: int,
                   overrides: dict[str, Any], data: DataConfig | None = None,
                   model_options: ModelOptions | None = None) -> None:
@@ -455,6 +464,24 @@ def _check_resume(out: Path, cfg: RLConfig, model_spec: str, warm_start_steps: i
     if not isinstance(state, dict) or not isinstance(state.get("step"), int):
         raise LumosError(f"{ckpt / 'state.json'} is damaged (no integer 'step'). Delete {ckpt} so that the "
                          "previous checkpoint is used, or start a new run.")
+    if cfg.steps < state["step"]:
+        raise LumosError(f"Resuming {out}: steps={cfg.steps} is below the step its checkpoint reached "
+                         f"({state['step']}); a resume can only continue. Override steps to {state['step']} or more, "
+                         "or start a new run.")
+
+
+def _check_resume_layout(out: Path, sharded: bool, expert_parallel: int) -> None:
+    """A resume keeps the stored run's layout: FSDP (distributed checkpoints) or not, and the expert-parallel
+    degree; checked before anything is written, so a refused resume changes nothing on disk."""
+    stored = RunDir.read_config(out)
+    was_sharded, was_ep = bool(stored.get("fsdp", False)), stored.get("expert_parallel", 1)
+    if sharded != was_sharded or expert_parallel != was_ep:
+        def say(s: bool, ep: Any) -> str:
+            return ("FSDP" if s else "unsharded") + (f", expert_parallel={ep}" if ep != 1 else "")
+
+        raise LumosError(f"Resuming {out}: the run was trained {say(was_sharded, was_ep)}, but this resume asks for "
+                         f"{say(sharded, expert_parallel)}; its checkpoints are of the stored layout. Resume with "
+                         "the stored --fsdp / --expert-parallel, or start a new run.")
 
 
 def _train_report(run: RunDir, cfg: RLConfig, task: Task, model_spec: str, warm_start_steps: int,

@@ -45,6 +45,7 @@ from lumos.core.errors import LumosError
 from lumos.core.io import atomic_write_text, read_jsonl, to_json
 from lumos.core.progress import track
 from lumos.core.rundir import RunDir
+from lumos.core.schedule import warmup_decay_lr
 from lumos.distributed import process_group as dist
 from lumos.distributed import rl_layout
 from lumos.distributed.checkpoint import is_distributed_checkpoint, load_distributed, save_distributed
@@ -76,15 +77,10 @@ _REFILL_TAG = 7919          # separates the problem seeds of refill rounds from 
 
 
 def lr_at(cfg: RLConfig, step: int) -> float:
-    """Learning rate of RL step ``step`` (0-based): linear warmup, then constant / cosine / linear decay."""
-    if cfg.warmup_steps and step < cfg.warmup_steps:
-        return cfg.lr * (step + 1) / cfg.warmup_steps
-    if cfg.lr_schedule == "constant":
-        return cfg.lr
-    span = max(cfg.steps - cfg.warmup_steps, 1)
-    frac = min(max(step - cfg.warmup_steps, 0) / span, 1.0)
-    shape = 0.5 * (1 + math.cos(math.pi * frac)) if cfg.lr_schedule == "cosine" else 1 - frac
-    return cfg.lr * (cfg.lr_min_ratio + (1 - cfg.lr_min_ratio) * shape)
+    """Learning rate of RL step ``step`` (0-based): :func:`lumos.core.schedule.warmup_decay_lr` with the config's
+    lr, steps, warmup_steps, lr_schedule and lr_min_ratio."""
+    return warmup_decay_lr(step, lr=cfg.lr, total_steps=cfg.steps, warmup_steps=cfg.warmup_steps,
+                           schedule=cfg.lr_schedule, min_ratio=cfg.lr_min_ratio)
 
 
 def encode_prompts(tokenizer: Any, problems: list[Problem], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -15,7 +15,7 @@ from lumos.rl.tasks import (  # noqa: F401  (register the built-in tasks)
     sorting,
     user,
 )
-from lumos.rl.tasks.base import Problem, Reward, Task, available_tasks, get_task, register_task
+from lumos.rl.tasks.base import TASKS, Problem, Reward, Task, available_tasks, get_task, register_task
 from lumos.rl.tasks.dataset import DatasetTask
 from lumos.rl.tasks.user import CallableTask, JsonlTask, resolve_task
 
@@ -23,6 +23,7 @@ __all__ = [
     "Problem",
     "Reward",
     "Task",
+    "TASKS",
     "register_task",
     "get_task",
     "available_tasks",

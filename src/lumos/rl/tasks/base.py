@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lumos.core.errors import LumosError
+from lumos.core.registry import Registry
 
-__all__ = ["Problem", "Reward", "Task", "register_task", "get_task", "available_tasks"]
+__all__ = ["Problem", "Reward", "Task", "TASKS", "register_task", "get_task", "available_tasks"]
 
 
 @dataclass
@@ -72,28 +73,23 @@ class Task(abc.ABC):
         raise NotImplementedError(f"task {self.name!r} has no demonstrations")
 
 
-_TASKS: dict[str, Callable[..., Task]] = {}
+#: the tasks: name → factory (a Task class or a function returning a Task)
+TASKS: Registry[Callable[..., Task]] = Registry("task", param="task", expects=callable)
 
 
-def register_task(name: str) -> Callable[[Callable[..., Task]], Callable[..., Task]]:
-    """Register a task factory (class or function) under ``name``."""
-
-    def wrap(factory: Callable[..., Task]) -> Callable[..., Task]:
-        _TASKS[name] = factory
-        return factory
-
-    return wrap
+def register_task(name: str, *, replace: bool = False) -> Callable[[Callable[..., Task]], Callable[..., Task]]:
+    """Register a task factory (class or function) under ``name`` (a taken name is an error unless ``replace``)."""
+    return TASKS.register(name, replace=replace)
 
 
 def available_tasks() -> list[str]:
-    return sorted(_TASKS)
+    """The registered task names, sorted."""
+    return sorted(TASKS.names())
 
 
 def get_task(name: str, **kwargs: Any) -> Task:
-    """Build the task registered as ``name`` (clear error listing the known names otherwise)."""
-    if name not in _TASKS:
-        raise LumosError(f"Unknown task {name!r}; choose from {', '.join(available_tasks()) or '(none registered)'}.")
-    return call_with_kwargs(_TASKS[name], kwargs, f"task {name!r}")
+    """Build the task registered as ``name`` (an unknown name lists the known ones and close matches)."""
+    return call_with_kwargs(TASKS.get(name), kwargs, f"task {name!r}")
 
 
 def call_with_kwargs(factory: Callable[..., Any], kwargs: dict[str, Any], what: str) -> Any:
