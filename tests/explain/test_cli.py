@@ -52,7 +52,7 @@ def test_explain_eval_builtin_data_has_pointing_game(tmp_path):
     (["explain", "NOTES", "--model", "builtin:cnn"], "not a readable image"),
     (["explain", "IMG", "--model", "torchvision:resnet18", "--target-layer", "layer5"], "no layer named 'layer5'"),
     (["explain", "IMG", "--model", "resnet18"], "torchvision:NAME"),
-    (["explain", "IMG", "--model", "builtin:cnn", "--method", "eigencam"], "Unknown method"),
+    (["explain", "IMG", "--model", "builtin:cnn", "--method", "eigencam"], "registered CAM methods"),
     (["explain-eval", "--data", "NOPE", "--model", "builtin:cnn", "--quick"], "not found"),
 ])
 def test_cli_errors_one_line_exit_2(tmp_path, images, capsys, argv, msg):

@@ -79,10 +79,13 @@ def test_fork_probability_matches_unpadded_forward():
 
 
 def test_study_config_errors():
-    with pytest.raises(LumosError, match="updates must be ints ≥ 1 dividing"):
+    with pytest.raises(LumosError, match=r"The 'updates' parameter of StudyConfig must be divisors of "
+                       r"prompts_per_step × group_size = 64\. Got \[3\] instead\."):
         StudyConfig(updates=(3,))
-    with pytest.raises(LumosError, match="algos must be"):
+    with pytest.raises(LumosError, match="The 'algos' parameter of StudyConfig must be a non-empty list of registered"):
         StudyConfig(algos=("ppo",))
+    with pytest.raises(LumosError, match="2 problems in StudyConfig: The 'lr' .* The 'target' "):
+        StudyConfig(lr=float("nan"), target=2.0)
 
 
 def test_quick_study_cli(tmp_path, capsys):

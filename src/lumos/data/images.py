@@ -32,10 +32,10 @@ MAX_IMAGE_PIXELS = 64_000_000
 
 
 def max_image_pixels() -> int:
-    try:
-        return int(os.environ.get("LUMOS_MAX_IMAGE_PIXELS", MAX_IMAGE_PIXELS))
-    except ValueError:
-        raise LumosError("LUMOS_MAX_IMAGE_PIXELS must be an integer number of pixels.") from None
+    """The decoding cap: ``LUMOS_MAX_IMAGE_PIXELS`` if set (an int ≥ 1), else :data:`MAX_IMAGE_PIXELS`."""
+    from lumos.core.env import env_int
+
+    return env_int("LUMOS_MAX_IMAGE_PIXELS", MAX_IMAGE_PIXELS, low=1)
 
 
 def load_image(path: str | os.PathLike[str], channels: int = 3):  # -> PIL.Image.Image
@@ -77,12 +77,12 @@ def preprocess(image, size: int, resize: int | None = None, mean: Sequence[float
     if resize is not None:
         w, h = image.size
         scale = resize / min(w, h)
-        image = image.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.BILINEAR)
+        image = image.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.Resampling.BILINEAR)
         w, h = image.size
         left, top = (w - size) // 2, (h - size) // 2
         image = image.crop((left, top, left + size, top + size))
     else:
-        image = image.resize((size, size), Image.BILINEAR)
+        image = image.resize((size, size), Image.Resampling.BILINEAR)
     arr = np.asarray(image, dtype=np.float32) / 255.0
     t = torch.from_numpy(arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1).copy())
     m = torch.tensor(mean, dtype=torch.float32).view(-1, 1, 1)

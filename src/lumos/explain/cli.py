@@ -187,7 +187,7 @@ def _methods(spec: str) -> list[str]:
 
     if spec.strip().lower() == "all":
         return list(METHODS)
-    return [m.lower() for m in parse_csv_list(spec, tuple(METHODS), what="method")]
+    return parse_csv_list(spec, METHODS, what="method")
 
 
 def run_explain(args: argparse.Namespace) -> int:

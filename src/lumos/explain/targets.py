@@ -21,6 +21,7 @@ from typing import Any, Union
 import torch
 
 from lumos.core.errors import LumosError, bad_param
+from lumos.core.registry import Registry
 
 __all__ = ["Target", "Logit", "Softmax", "LogSoftmax", "ReST", "Segmentation", "resolve_classes", "TargetSpec",
            "make_target", "TARGETS", "get_target", "output_batch_size", "split_rows"]
@@ -308,14 +309,18 @@ class _Callable(Target):
 
 
 #: CLI / evaluation names → target classes (the one list every consumer reads).
-TARGETS: dict[str, type[Target]] = {"rest": ReST, "logit": Logit, "softmax": Softmax, "logsoftmax": LogSoftmax}
+TARGETS: Registry[type[Target]] = Registry("CAM target", param="target",
+                                           expects=lambda c: isinstance(c, type) and issubclass(c, Target),
+                                           expects_text="a Target subclass")
+TARGETS.register("rest", ReST)
+TARGETS.register("logit", Logit)
+TARGETS.register("softmax", Softmax)
+TARGETS.register("logsoftmax", LogSoftmax)
 
 
 def get_target(name: str) -> type[Target]:
     """Target class by name (one of :data:`TARGETS`)."""
-    if name not in TARGETS:
-        raise bad_param("target", "one of " + ", ".join(TARGETS), name)
-    return TARGETS[name]
+    return TARGETS.get(name)
 
 
 TargetSpec = Union[None, int, Sequence[int], torch.Tensor, Target, Callable, Sequence[Callable]]

@@ -39,6 +39,7 @@ from typing import Any
 import torch
 
 from lumos.core.errors import bad_param, check
+from lumos.core.registry import Registry
 from lumos.core.validation import check_float
 
 __all__ = [
@@ -46,6 +47,7 @@ __all__ = [
     "grpo_loss",
     "dapo_loss",
     "register_loss",
+    "LOSSES",
     "get_loss",
     "get_objective",
     "available_losses",
@@ -87,39 +89,50 @@ class Objective:
         return tuple(self.defaults)
 
 
-_LOSSES: dict[str, Objective] = {}
+#: the objectives: name → loss function, with help, normalizer, dynamic_sampling and defaults as metadata
+LOSSES: Registry[LossFn] = Registry("objective", param="algo", expects=callable)
 
 
-def register_loss(name: str, *, help: str, normalizer: str = "tokens", dynamic_sampling: bool = False
-                  ) -> Callable[[LossFn], LossFn]:
+def register_loss(name: str, *, help: str, normalizer: str = "tokens", dynamic_sampling: bool = False,
+                  replace: bool = False) -> Callable[[LossFn], LossFn]:
     """Register an objective under ``name`` (for ``--algo NAME``); its hyper-parameters and their defaults are the
-    keyword-only parameters of the function (apart from ``normalizer`` and ``ref_logp``)."""
+    keyword-only parameters of the function (apart from ``normalizer`` and ``ref_logp``).
+
+    A name already registered (a built-in included) is an error unless ``replace=True``."""
+    if not isinstance(help, str):
+        raise bad_param("help", "a string", help, owner="register_loss", type_error=True)
     if normalizer not in NORMALIZERS:
         raise bad_param("normalizer", f"one of {NORMALIZERS}", normalizer, owner="register_loss")
+    if not isinstance(dynamic_sampling, bool):
+        raise bad_param("dynamic_sampling", "True or False", dynamic_sampling, owner="register_loss", type_error=True)
+    add = LOSSES.register(name, replace=replace, help=help, normalizer=normalizer, dynamic_sampling=dynamic_sampling)
 
     def wrap(fn: LossFn) -> LossFn:
-        sig = inspect.signature(fn).parameters.values()
-        defaults = {p.name: p.default for p in sig if p.kind is p.KEYWORD_ONLY and p.name not in _DATA_ARGS}
-        _LOSSES[name] = Objective(name, fn, help, normalizer, dynamic_sampling, defaults)
-        return fn
+        if not callable(fn):  # checked before the signature is read (the registry checks again)
+            raise bad_param("objective", "a callable", type(fn).__name__, owner=f"register_loss({name!r})",
+                            type_error=True)
+        return add(fn)
 
     return wrap
 
 
 def available_losses() -> list[str]:
-    return sorted(_LOSSES)
+    """The registered objective names, sorted."""
+    return sorted(LOSSES.names())
 
 
 def get_objective(name: str) -> Objective:
-    """The :class:`Objective` registered as ``name``; a clear error lists the known names."""
-    if name not in _LOSSES:
-        raise bad_param("algo", f"one of {', '.join(available_losses())}", name, owner="get_objective")
-    return _LOSSES[name]
+    """The :class:`Objective` registered as ``name``; an unknown name lists the known ones and close matches."""
+    entry = LOSSES.entry(name)
+    sig = inspect.signature(entry.obj).parameters.values()
+    defaults = {p.name: p.default for p in sig if p.kind is p.KEYWORD_ONLY and p.name not in _DATA_ARGS}
+    return Objective(entry.name, entry.obj, entry.meta["help"], entry.meta["normalizer"],
+                     entry.meta["dynamic_sampling"], defaults)
 
 
 def get_loss(name: str) -> LossFn:
     """The loss function registered as ``name``."""
-    return get_objective(name).fn
+    return LOSSES.get(name)
 
 
 # --------------------------------------------------------------------------------------------------------------

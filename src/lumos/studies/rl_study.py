@@ -34,9 +34,23 @@ from torch import nn
 
 from lumos.core.errors import LumosError
 from lumos.core.rundir import RunDir
+from lumos.core.validation import (
+    NONNEG,
+    NONNEG_INT,
+    POSITIVE,
+    POSITIVE_INT,
+    PROBABILITY,
+    Constraint,
+    InstanceOf,
+    Interval,
+    Problems,
+    Satisfies,
+    constraint,
+    is_int,
+)
 from lumos.models import tiny_hybrid
 from lumos.rl.config import RLConfig
-from lumos.rl.objectives import available_losses
+from lumos.rl.objectives import LOSSES
 from lumos.rl.policy import Policy, Rollout, left_pad
 from lumos.rl.sft import SFTConfig, sft_warm_start
 from lumos.rl.tasks.base import Problem
@@ -49,57 +63,57 @@ __all__ = ["StudyConfig", "fork_warm_start", "fork_probability", "ForkClipProbe"
 
 _EVAL_SEED = 424_242
 
+_ALGOS = Satisfies(lambda v: len(v) > 0 and all(isinstance(a, str) and a in LOSSES for a in v),
+                   "a non-empty list of registered objective names (lumos.rl.objectives.available_losses())")
+_UPDATES = Satisfies(lambda v: len(v) > 0 and all(is_int(u) and u >= 1 for u in v), "a non-empty list of ints ≥ 1")
+
+
+def _f(default: Any, *accepted: Constraint | None, help: str | None = None) -> Any:
+    return field(default=default, metadata=constraint(*accepted, help=help))
+
 
 @dataclass
 class StudyConfig:
     """Sizes of the CISPO mechanism study (defaults: the README run; :meth:`quick`: the smoke size)."""
 
-    algos: tuple[str, ...] = ("cispo", "dapo", "grpo")
-    updates: tuple[int, ...] = (1, 4, 16)
-    seeds: int = 5
-    seed: int = 0
-    steps: int = 15
-    prompts_per_step: int = 4
-    group_size: int = 16
-    lr: float = 1e-3
-    eval_every: int = 5
-    eval_problems: int = 40
-    eval_samples: int = 4
-    target: float = 0.15
-    hidden: int = 32
-    max_operand: int = 4
-    sft_steps: int = 400
-    sft_rare_steps: int = 100
-    demo_fork_rate: float = 0.04
+    algos: tuple[str, ...] = _f(("cispo", "dapo", "grpo"), _ALGOS)
+    updates: tuple[int, ...] = _f((1, 4, 16), _UPDATES, help="optimizer updates per rollout batch (each a divisor "
+                                  "of prompts_per_step × group_size)")
+    seeds: int = _f(5, POSITIVE_INT)
+    seed: int = _f(0, NONNEG_INT)
+    steps: int = _f(15, POSITIVE_INT)
+    prompts_per_step: int = _f(4, POSITIVE_INT)
+    group_size: int = _f(16, Interval(int, 2, None, closed="left"))
+    lr: float = _f(1e-3, POSITIVE)
+    eval_every: int = _f(5, POSITIVE_INT)
+    eval_problems: int = _f(40, POSITIVE_INT)
+    eval_samples: int = _f(4, NONNEG_INT)
+    target: float = _f(0.15, PROBABILITY)
+    hidden: int = _f(32, POSITIVE_INT)
+    max_operand: int = _f(4, POSITIVE_INT)
+    sft_steps: int = _f(400, POSITIVE_INT)
+    sft_rare_steps: int = _f(100, POSITIVE_INT)
+    demo_fork_rate: float = _f(0.04, PROBABILITY)
     #: MoE load-balancing coefficient of the tiny model (None: the model default 0.001). With Adam's eps = 1e-15
     #: its tiny gradient alone is normalised to full-size steps when every advantage is zero (see README).
-    router_aux_loss_coef: float | None = None
-    rl_overrides: dict[str, Any] = field(default_factory=dict)
+    router_aux_loss_coef: float | None = _f(None, NONNEG, None)
+    rl_overrides: dict[str, Any] = field(default_factory=dict, metadata=constraint(InstanceOf(dict)))
 
     def __post_init__(self) -> None:
         self.algos, self.updates = tuple(self.algos), tuple(self.updates)
-        e = []
-        known = available_losses()
-        if not self.algos or any(a not in known for a in self.algos):
-            e.append(f"algos must be a non-empty subset of {', '.join(known)}, got {list(self.algos)}")
-        batch = self.prompts_per_step * self.group_size
-        if not self.updates or any(not isinstance(u, int) or u < 1 or batch % u for u in self.updates):
-            e.append(f"updates must be ints ≥ 1 dividing prompts_per_step × group_size = {batch}, "
-                     f"got {list(self.updates)}")
-        for name in ("seeds", "steps", "prompts_per_step", "group_size", "eval_every", "eval_problems", "hidden",
-                     "sft_steps", "sft_rare_steps"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                e.append(f"{name} must be an int ≥ 1, got {v!r}")
-        if not 0.0 <= self.target <= 1.0:
-            e.append(f"target must be in [0, 1], got {self.target!r}")
-        if e:
-            raise LumosError("Invalid StudyConfig: " + "; ".join(e) + ".")
+        p = Problems("StudyConfig")
+        p.fields(self)
+        if p.ok("updates", "prompts_per_step", "group_size"):
+            batch = self.prompts_per_step * self.group_size
+            bad = [u for u in self.updates if batch % u]
+            if bad:
+                p.param("updates", f"divisors of prompts_per_step × group_size = {batch}", list(self.updates))
+        p.raise_if_any()
 
     @classmethod
     def quick(cls, **kw: Any) -> StudyConfig:
         """The smoke-test size (seconds): 2 seeds, schedules 1 and 4, 2 RL steps, evaluation at start and end."""
-        base = dict(updates=(1, 4), seeds=2, steps=2, prompts_per_step=2, group_size=4, eval_every=2,
+        base: dict[str, Any] = dict(updates=(1, 4), seeds=2, steps=2, prompts_per_step=2, group_size=4, eval_every=2,
                     eval_problems=4, eval_samples=2, hidden=16, sft_steps=10, sft_rare_steps=3)
         base.update(kw)
         return cls(**base)

@@ -48,7 +48,7 @@ def _config(args: argparse.Namespace):  # noqa: ANN202 - SelectionStudyConfig (i
     if args.settings:
         over["settings"] = tuple(parse_csv_list(args.settings, SETTINGS, "setting"))
     if args.methods:
-        over["methods"] = tuple(parse_csv_list(args.methods, tuple(SELECTORS), "method"))
+        over["methods"] = tuple(parse_csv_list(args.methods, SELECTORS, "method"))
     if args.fractions:
         try:
             over["fractions"] = tuple(float(v) for v in parse_csv_list(args.fractions, None, "fraction"))

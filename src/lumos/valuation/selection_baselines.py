@@ -37,6 +37,7 @@ import torch
 from torch import nn
 from torch.utils.data import Sampler
 
+from lumos.core.registry import Registry
 from lumos.core.validation import check_choice, check_dataset, check_float, check_positive_int
 from lumos.valuation.selection import AdaptiveSelector, CHGSelector
 from lumos.valuation.selection_solvers import (
@@ -156,27 +157,24 @@ class GlisterPBSelector(_PerBatchSelector):
         return self._expand(chosen, [1.0] * len(chosen), rng)
 
 
-#: name → sampler class, read by the selection study, its CLI and the demo.
-SELECTORS: dict[str, type] = {
-    "chg": CHGSelector,
-    "random": RandomSelector,
-    "gradmatch": GradMatchPBSelector,
-    "glister": GlisterPBSelector,
-}
+#: name → selector class, with its display ``label`` and the shared ``options`` of :func:`make_selector` it takes
+#: beyond fraction / select_every / seed; read by the selection study, its CLI and the demo.
+SELECTORS: Registry[type[AdaptiveSelector]] = Registry(
+    "selector", param="method", expects=lambda c: isinstance(c, type) and issubclass(c, AdaptiveSelector),
+    expects_text="an AdaptiveSelector subclass")
+SELECTORS.register("chg", CHGSelector, label="CHG", options=())
+SELECTORS.register("random", RandomSelector, label="AdaptiveRandom", options=())
+SELECTORS.register("gradmatch", GradMatchPBSelector, label="GradMatch-PB", options=("batch_size",))
+SELECTORS.register("glister", GlisterPBSelector, label="GLISTER-PB", options=("batch_size", "val_dataset", "eta"))
 
 
 def make_selector(name: str, dataset: Any, *, fraction: float, select_every: int, seed: int = 0,
                   val_dataset: Any = None, batch_size: int = 32, eta: float = 0.05) -> Sampler[int]:
-    """Build a registered selector with the shared options (each takes what it uses)."""
-    check_choice(name, "method", tuple(SELECTORS), owner="make_selector")
-    common = {"fraction": fraction, "select_every": select_every, "seed": seed}
-    if name == "chg":
-        return CHGSelector(dataset, **common)
-    if name == "random":
-        return RandomSelector(dataset, **common)
-    if name == "gradmatch":
-        return GradMatchPBSelector(dataset, batch_size=batch_size, **common)
-    return GlisterPBSelector(dataset, batch_size=batch_size, val_dataset=val_dataset, eta=eta, **common)
+    """Build a registered selector with the shared options (each takes the ``options`` it registered)."""
+    entry = SELECTORS.entry(name)
+    extra = {"batch_size": batch_size, "val_dataset": val_dataset, "eta": eta}
+    return entry.obj(dataset, fraction=fraction, select_every=select_every, seed=seed,
+                     **{k: extra[k] for k in entry.meta["options"]})
 
 
 def selection_weights(selector: Sampler[int], n: int) -> np.ndarray:
