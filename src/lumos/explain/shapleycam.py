@@ -48,7 +48,9 @@ class ShapleyCAM(BaseCAM):
     """ShapleyCAM; ``variant`` "mean" (default, grad-cam's ``ShapleyCAM``), "hires" (-H) or "elementwise" (-E).
 
     Args:
-        model, target_layers, reshape: as :class:`~lumos.explain.base.BaseCAM`.
+        model: as :class:`~lumos.explain.base.BaseCAM`.
+        target_layers: as :class:`~lumos.explain.base.BaseCAM`.
+        reshape: as :class:`~lumos.explain.base.BaseCAM`.
         variant: which map to build from the element weights (see the module docstring).
 
     Default target: with ``targets=None`` lumos's ShapleyCAM explains :class:`~lumos.explain.targets.ReST` on

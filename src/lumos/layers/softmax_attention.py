@@ -246,7 +246,8 @@ class SoftmaxAttention(nn.Module):
             x: (B, hidden) the new tokens' inputs. position: (B,) long, their RoPE positions.
             valid: (B, ≥ slot + 1) bool, the key slots each new token attends to (its own slot included).
             slot: the slot the new keys/values are written to (= tokens cached so far); slots ≤ ``slot`` are read.
-            k_cache, v_cache: (B, H_kv, capacity, d) buffers, written in place at ``slot``.
+            k_cache: (B, H_kv, capacity, d) buffer, written in place at ``slot``.
+            v_cache: (B, H_kv, capacity, d) buffer, written in place at ``slot``.
 
         Returns:
             (B, hidden). In float32 the attention is :func:`cached_attention` (scores as K·Qᵀ); in bf16/fp16 SDPA,

@@ -216,7 +216,9 @@ def cispo_loss(
     r > 1 + eps_high keeps weight 1 + eps_high (PPO would drop it). Returns ``−J``.
 
     Args:
-        logp, old_logp, mask: (B, T) (see module docstring).
+        logp: (B, T) log-probabilities under the policy (see module docstring).
+        old_logp: (B, T) log-probabilities under the rollout policy.
+        mask: (B, T) response-token mask.
         advantages: (B,) or (B, T).
         eps_low: floor 1 − eps_low of the IS weight; ``None`` (default, the paper's "large ε_low") = no floor.
         eps_high: cap 1 + eps_high. The paper does not publish its value; the default 4.0 equals TRL's
@@ -301,7 +303,8 @@ def grpo_loss(
     KL_t = exp(ref − logp) − (ref − logp) − 1 (the k3 estimator, as TRL and DeepSeekMath). Returns ``−J``.
 
     Args:
-        eps_low, eps_high: clip range; ``eps_high=None`` means symmetric (= eps_low).
+        eps_low: lower clip, r ≥ 1 − eps_low.
+        eps_high: upper clip, r ≤ 1 + eps_high; ``None`` means symmetric (= eps_low).
         beta: KL coefficient (0 = no reference model, the default); needs ``ref_logp`` (B, T) when > 0.
         normalizer: number of sequences to divide by instead of B (for minibatch / multi-process splits).
 

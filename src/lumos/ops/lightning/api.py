@@ -182,7 +182,9 @@ def lightning_attention(
     and arguments use :func:`lightning_attn`.
 
     Args:
-        q, k: (B, H, L, Dk); v: (B, H, L, Dv); one dtype among float16, bfloat16, float32, float64.
+        q: (B, H, L, Dk); one dtype among float16, bfloat16, float32, float64.
+        k: (B, H, L, Dk), q's dtype.
+        v: (B, H, L, Dv), q's dtype.
         slope: (H,) non-negative decay rates s_h (gradients are not propagated to it except by 'naive'/'recurrent').
         initial_state: (N, H, Dk, Dv) state entering the sequence(s) in any float dtype (used in float32, float64
             for float64 inputs), or None for zeros; N = B, or the number of packed sequences with ``cu_seqlens``.
@@ -243,7 +245,9 @@ def lightning_attn(
     :func:`lightning_attention` on the transposed tensors). The default ``scale=None`` is FLA's ``D ** -0.5``.
 
     Args:
-        q, k: (B, T, H, K); v: (B, T, H, V); one dtype among float16, bfloat16, float32, float64.
+        q: (B, T, H, K); one dtype among float16, bfloat16, float32, float64.
+        k: (B, T, H, K), q's dtype.
+        v: (B, T, H, V), q's dtype.
         g_gamma: (H,) log decay, ≤ 0 (FLA's argument); or
         slope: (H,) decay rate, ≥ 0 (MiniMax's ``slope_rate``; λ = exp(−slope)).
         scale: factor on q·h; None gives K ** -0.5 as in FLA (MiniMax: 1.0).
@@ -307,8 +311,11 @@ def lightning_attention_step(
     """Decode T new tokens (usually 1) from a cached state; functional (``state`` is not modified).
 
     Args:
-        q, k: (B, H, T, Dk); v: (B, H, T, Dv); slope: (H,); state: (B, H, Dk, Dv) in any float dtype (used in
-        float32, float64 for float64 inputs) or None (zeros).
+        q: (B, H, T, Dk).
+        k: (B, H, T, Dk).
+        v: (B, H, T, Dv).
+        slope: (H,).
+        state: (B, H, Dk, Dv) in any float dtype (used in float32, float64 for float64 inputs), or None (zeros).
 
     Returns:
         (o, new_state): o (B, H, T, Dv) in v's dtype, new_state (B, H, Dk, Dv) in float32 (float64 for float64
