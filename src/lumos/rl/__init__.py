@@ -1,4 +1,4 @@
-"""Reinforcement learning with verifiable rewards: CISPO, GRPO and DAPO objectives, tasks and the trainer.
+"""Reinforcement learning with verifiable rewards: CISPO, GRPO, DAPO, GSPO and Dr. GRPO objectives, tasks and the trainer.
 
 Public API::
 
@@ -10,12 +10,22 @@ Heavier parts are imported from their modules: :mod:`lumos.rl.trainer` (``RLTrai
 """
 
 from lumos.rl.advantages import dynamic_sampling_mask, group_advantages, overlong_penalty
-from lumos.rl.objectives import available_losses, cispo_loss, dapo_loss, get_loss, grpo_loss
+from lumos.rl.objectives import (
+    available_losses,
+    cispo_loss,
+    dapo_loss,
+    dr_grpo_loss,
+    get_loss,
+    grpo_loss,
+    gspo_loss,
+)
 
 __all__ = [
     "cispo_loss",
     "grpo_loss",
     "dapo_loss",
+    "gspo_loss",
+    "dr_grpo_loss",
     "get_loss",
     "available_losses",
     "group_advantages",

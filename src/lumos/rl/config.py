@@ -62,7 +62,8 @@ class RLConfig:
     beta: float = _f(0.0, "grpo: KL coefficient against the initial policy (0 = no KL)", objective=True)
     loss_args: dict[str, Any] = _f(None, "further hyper-parameters of the objective (its own keyword arguments)",
                                    cli=False)
-    advantage_scale: str = _f("group", "group, batch or none (see group_advantages)")
+    advantage_scale: str | None = _f(None, "group, batch or none (see group_advantages); default: the "
+                                     "objective's (none for dr_grpo, group otherwise)")
     dynamic_sampling: bool | None = _f(None, "drop groups whose rewards are all equal; auto = the objective's "
                                         "default (on for dapo)")
     dynamic_sampling_max_rounds: int = _f(3, "dynamic sampling: generation rounds per step at most, the first "
@@ -118,7 +119,8 @@ class RLConfig:
         if self.dynamic_sampling is not None:
             p.check(check_bool, self.dynamic_sampling, "dynamic_sampling")
         p.check(check_choice, self.lr_schedule, "lr_schedule", ("constant", "cosine", "linear"))
-        p.check(check_choice, self.advantage_scale, "advantage_scale", ("group", "batch", "none"))
+        if self.advantage_scale is not None:
+            p.check(check_choice, self.advantage_scale, "advantage_scale", ("group", "batch", "none"))
         p.check(check_choice, self.old_logp, "old_logp", ("rollout", "recompute"))
         p.require(isinstance(self.task, str) and bool(self.task), "The 'task' parameter of RLConfig must be a task "
                   f"name, path.jsonl or module:factory. Got {self.task!r} instead.")
@@ -161,6 +163,11 @@ class RLConfig:
         """The objective's clip keyword arguments (those it takes) with its defaults filled in."""
         kw = self.loss_kwargs()
         return {k: kw[k] for k in ("eps_low", "eps_high") if k in kw}
+
+    @property
+    def resolved_advantage_scale(self) -> str:
+        """``advantage_scale``, or the objective's default when unset."""
+        return self.objective.advantage_scale if self.advantage_scale is None else self.advantage_scale
 
     @property
     def use_dynamic_sampling(self) -> bool:
