@@ -83,31 +83,114 @@ def test_study_config_errors():
         StudyConfig(updates=(3,))
     with pytest.raises(LumosError, match="algos must be"):
         StudyConfig(algos=("ppo",))
+    with pytest.raises(LumosError, match="distinct seeds"):
+        StudyConfig(tune_seeds=(0,), eval_seeds=(0, 1))
+    with pytest.raises(LumosError, match="lr"):
+        StudyConfig(lr=float("nan"))
+    with pytest.raises(LumosError, match="lr_grid"):
+        StudyConfig(lr_grid={"cispo": (1e-3, float("inf"))})
+    with pytest.raises(LumosError, match="lr_grid names 'gspo'"):
+        StudyConfig(lr_grid={"gspo": (1e-3,)})
+    with pytest.raises(LumosError, match="eval_samples"):
+        StudyConfig(eval_samples=-1)
+    with pytest.raises(LumosError, match="dynamic_sampling"):
+        StudyConfig(dynamic_sampling="sometimes")
 
 
-def test_quick_study_cli(tmp_path, capsys):
+def test_arms_run_as_their_papers():
+    cfg = StudyConfig(algos=("cispo", "dapo", "grpo", "ppo-seq", "gspo", "dr_grpo"), eps_high_grid=(2.0, 4.0),
+                      lr_grid={"cispo": (1e-4, 5e-4)})
+    rl = {a: cfg.rl_config(a, 4, 0) for a in cfg.algos}
+    assert rl["cispo"].use_dynamic_sampling and rl["dapo"].use_dynamic_sampling
+    assert not rl["grpo"].use_dynamic_sampling and rl["grpo"].beta == cfg.grpo_beta > 0
+    assert rl["ppo-seq"].algo == "grpo" and rl["ppo-seq"].beta == 0.0
+    assert rl["gspo"].loss_kwargs()["eps_low"] == 3e-4 and rl["gspo"].loss_kwargs()["eps_high"] == 4e-4
+    assert rl["dr_grpo"].resolved_advantage_scale == "none"
+    assert cfg.grid("cispo") == [(1e-4, 2.0), (1e-4, 4.0), (5e-4, 2.0), (5e-4, 4.0)]
+    assert cfg.grid("dapo") == [(cfg.lr, None)]
+    off = StudyConfig(dynamic_sampling="off")
+    assert not off.rl_config("cispo", 1, 0).use_dynamic_sampling
+    assert StudyConfig.from_dict(cfg.to_dict()) == cfg
+
+
+def _hist(scores, kl=0.01, steps=4):
+    """A fake run history: eval_accuracy at steps 2 and 4 from ``scores``, constant approx_kl."""
+    h = [{"step": 0, "eval_accuracy": 0.1, "fork_prob": 0.05, "compute_flops": 0.0}]
+    for s in range(1, steps + 1):
+        row = {"step": s, "approx_kl": kl, "optimizer_steps": 1, "compute_flops": 1e6 * s}
+        if s % 2 == 0:
+            row.update(eval_accuracy=scores[s // 2 - 1], fork_prob=0.1)
+        h.append(row)
+    return h
+
+
+def test_choice_on_tuning_seeds_edges_and_paired_bootstrap():
+    from lumos.studies.rl_study import choose, paired_bootstrap, score, summarise
+
+    cfg = StudyConfig(algos=("cispo", "dapo"), updates=(4,), tune_seeds=(10,), eval_seeds=(0, 1, 2), steps=4,
+                      eval_every=2, last_k=2, lr=2e-4, lr_grid={"cispo": (1e-4, 2e-4, 4e-4), "dapo": (1e-4, 2e-4)})
+    # score = mean of the last 2 evaluations
+    assert score(_hist([0.2, 0.4]), 2) == pytest.approx(0.3) and score(_hist([0.2, 0.4]), 1) == 0.4
+    runs = {}
+    tune = {("cispo", 1e-4): 0.2, ("cispo", 2e-4): 0.5, ("cispo", 4e-4): 0.3, ("dapo", 1e-4): 0.1, ("dapo", 2e-4): 0.4}
+    for (arm, lr), v in tune.items():
+        eps = 4.0 if arm == "cispo" else None
+        runs[(4, arm, lr, eps, 10)] = _hist([v, v], kl=lr * 100)
+        for s in (0, 1, 2):       # evaluation seeds: the tuned cispo point is 0.1 above dapo's at every seed
+            runs[(4, arm, lr, eps, s)] = _hist([v + 0.01 * s, v + 0.01 * s], kl=lr * 100)
+    c = choose(runs, cfg, 4, "cispo")
+    assert (c["lr"], c["eps_high"]) == (2e-4, 4.0) and c["bracketed"]
+    d = choose(runs, cfg, 4, "dapo")
+    assert d["lr"] == 2e-4 and not d["bracketed"] and "high edge" in d["note"]
+    tables = summarise(runs, cfg)
+    tuned = [p for p in tables["paired"] if p["comparison"] == "tuned lr"]
+    assert tuned[0]["Δ accuracy"] == "+0.100" and tuned[0]["verdict"] == "cispo higher"
+    assert any(p["comparison"].startswith("matched lr") for p in tables["paired"])
+    assert any(p["comparison"].startswith("matched KL") for p in tables["paired"])
+    assert sum(r["chosen"].startswith("yes") for r in tables["tuning"]) == 2
+    # the bootstrap interval of constant differences is that constant; mixed signs give a tie
+    assert paired_bootstrap([0.1, 0.1, 0.1]) == pytest.approx((0.1, 0.1, 0.1))
+    m, lo, hi = paired_bootstrap([0.2, -0.3, 0.1, -0.1], seed=0)
+    assert lo < 0 < hi and m == pytest.approx(-0.025)
+
+
+def test_quick_study_cli_is_not_degenerate_and_merges(tmp_path, capsys):
     out = tmp_path / "s"
     assert main(["rl", "study", "--quick", "--out", str(out)]) == 0
     text = capsys.readouterr().out
-    assert "fork tokens clipped" in text and "cispo −" in text and "run directory" in text
+    assert "tuned lr" in text and "cispo − dapo" in text and "run directory" in text
     rows = read_jsonl(out / "metrics.jsonl")
     rl = [r for r in rows if "algo" in r]
     cfg = StudyConfig.quick()
-    assert {(r["algo"], r["updates"], r["seed"]) for r in rl} == {
-        (a, u, s) for a in cfg.algos for u in cfg.updates for s in range(cfg.seeds)}
+    assert {(r["algo"], r["updates"], r["lr"], r["seed"]) for r in rl} == {
+        (a, u, lr, s) for a in cfg.algos for u in cfg.updates for lr, _ in cfg.grid(a)
+        for s in (*cfg.tune_seeds, *cfg.eval_seeds)}
+    finals = {}
     for r in rl:
         if r["step"] == 0:
-            assert 0.0 <= r["fork_prob"] <= 1.0 and "eval_accuracy" in r
+            assert 0.0 <= r["fork_prob"] <= 1.0 and "eval_accuracy" in r and r["compute_flops"] == 0.0
         else:
-            assert r["optimizer_steps"] == r["updates"] and "fork_n" in r and not math.isnan(r["loss"])
-    # paired: every algorithm of a seed sees the same step-0 evaluation
-    for s in range(cfg.seeds):
+            assert r["optimizer_steps"] >= 1 and "fork_n" in r and not math.isnan(r["loss"]) and r["compute_flops"] > 0
+        if r["step"] == cfg.steps:
+            finals[(r["algo"], r["lr"], r["seed"])] = r["eval_accuracy"]
+    # not degenerate: training moves accuracy away from the warm start and the arms do not all end equal
+    starts = {r["seed"]: r["eval_accuracy"] for r in rl if r["step"] == 0}
+    assert any(abs(v - starts[k[2]]) > 0.02 for k, v in finals.items())
+    assert len({round(v, 4) for v in finals.values()}) > 1
+    # paired: every run of a seed sees the same step-0 evaluation
+    for s in (*cfg.tune_seeds, *cfg.eval_seeds):
         assert len({r["fork_prob"] for r in rl if r["seed"] == s and r["step"] == 0}) == 1
     html = (out / "report.html").read_text()
-    assert "verified (identical step-0 evaluations and first rollout batches)" in html
-    assert (out / "plots" / "study.png").is_file()
+    assert "verified (identical step-0 evaluations" in html and "ScaleRL sigmoid" in html
+    assert (out / "plots" / "study.png").is_file() and (out / "plots" / "curves_u4.png").is_file()
     # --merge rebuilds the same tables from the run directory alone
     assert main(["rl", "study", "--merge", str(out), "--out", str(tmp_path / "m")]) == 0
     merged = capsys.readouterr().out
-    assert merged.split("run directory")[0] == text.split("run directory")[0]
-    assert main(["rl", "study", "--quick", "--updates", "1,x", "--out", str(tmp_path / "bad")]) == 2
+
+    def tables(t):
+        return [ln for ln in t.split("run directory")[0].splitlines() if not ln.startswith("[")]
+
+    assert tables(merged) == tables(text)
+    # rl curves on the study: one figure with both arms
+    assert main(["rl", "curves", str(out), "--n-boot", "5", "--out", str(tmp_path / "c")]) == 0
+    assert "cispo" in capsys.readouterr().out and (tmp_path / "c" / "plots" / "curves_u4.png").is_file()

@@ -1,4 +1,4 @@
-"""``lumos rl study``: does CISPO beat DAPO/GRPO *because* clipping drops the gradients of rare, important tokens?
+"""``lumos rl study``: CISPO against DAPO, GRPO, GSPO and Dr. GRPO on a rare, valuable fork token — compared fairly.
 
 The MiniMax-M1 report argues that PPO-style clipping removes the gradient of rare "fork" tokens ("Wait",
 "However") once their probability ratio r = π_θ/π_old exceeds 1 + ε, which happens quickly when a rollout
@@ -9,15 +9,25 @@ situation on purpose and measures it:
   ``?`` starts a verification that is right far more often. :func:`fork_warm_start` teaches the
   verification (phase 1, every demonstration forks), then makes the fork rare (phase 2, ``demo_fork_rate``).
 - **Schedule**: each rollout batch feeds ``updates`` ∈ {1, 4, 16} optimizer steps (minibatches).
-- **Paired runs**: per seed, every algorithm starts from the same warm-started weights with the same problem
-  and sampling seeds, so the step-0 rollouts are identical (checked by a digest of the step-0 tokens).
+- **Arms**, each as its paper runs it (:data:`ARMS`): ``cispo`` and ``dapo`` with dynamic sampling (both the
+  DAPO paper and MiniMax's recipe use it; ``dynamic_sampling="off"`` turns it off for every arm), ``grpo``
+  with its KL term (β = ``grpo_beta``, DeepSeekMath's 0.04), ``ppo-seq`` (GRPO's loss with β = 0: PPO-clip with
+  a per-sequence mean), ``gspo`` (sequence-level ratio, ε 3e-4 / 4e-4) and ``dr_grpo``.
+- **Fair by construction**: every arm gets its own learning-rate grid (``lr_grid``; CISPO also an
+  ``eps_high_grid``); every grid point runs on the tuning seeds *and* the held-out evaluation seeds. The
+  configuration of each arm is chosen on the tuning seeds only and reported on the evaluation seeds; the
+  report says when the chosen value sits at the edge of its grid (optimum not bracketed). Three comparisons,
+  all on the evaluation seeds: *tuned* (each arm at its chosen lr), *matched lr* (every arm at ``lr``) and
+  *matched KL* (each arm at the grid point whose mean approx. KL(π_old‖π_θ) per batch on the tuning seeds is
+  nearest, in log, to the geometric mean of the tuned arms' KLs).
+- **Metric**: eval accuracy avg@``eval_samples`` over ``eval_problems`` (≥ 200 samples by default), averaged
+  over the last ``last_k`` evaluations of a run; differences between arms are paired by seed (same warm start,
+  same problems and sampling seeds) with a bootstrap 95 % interval over seeds. An interval containing 0 is a
+  tie at this scale.
 - **Logged per RL step**: the fork token's exact probability on fixed probe contexts (prompt + guess), its
-  rate in rollouts, the share of fork-token occurrences whose gradient clipping zeroes (DAPO/GRPO) or caps
+  rate in rollouts, the share of fork-token occurrences whose gradient clipping zeroes (PPO-clip) or caps
   (CISPO), and the share of their importance-weighted gradient magnitude removed (:class:`ForkClipProbe`);
-  eval accuracy avg@k, split by whether the completion forked.
-
-DAPO runs without dynamic sampling here (all three see the same number of groups per step), so the
-algorithms differ only in clipping and normalisation.
+  the step's rollout + training FLOPs (:func:`lumos.studies.curves.rl_step_flops`), for compute curves.
 """
 
 from __future__ import annotations
@@ -29,11 +39,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
 from lumos.core.errors import LumosError
 from lumos.core.rundir import RunDir
+from lumos.core.validation import (
+    Problems,
+    check_float,
+    check_nonneg_int,
+    check_positive_int,
+    check_probability,
+)
 from lumos.models import tiny_hybrid
 from lumos.rl.config import RLConfig
 from lumos.rl.objectives import available_losses
@@ -43,75 +61,206 @@ from lumos.rl.tasks.base import Problem
 from lumos.rl.tasks.fork import GuessCheckTask
 from lumos.rl.trainer import RLTrainer, decode_responses, encode_prompts
 
-__all__ = ["StudyConfig", "fork_warm_start", "fork_probability", "ForkClipProbe", "evaluate_forks", "study_runs",
-           "run_study", "load_runs", "merge_studies", "same_first_rollouts", "summarise",
-           "report_study"]
+__all__ = ["ARMS", "StudyConfig", "fork_warm_start", "fork_probability", "ForkClipProbe", "evaluate_forks",
+           "study_runs", "run_study", "load_runs", "merge_studies", "same_first_rollouts", "summarise",
+           "paired_bootstrap", "study_curves", "report_study"]
 
 _EVAL_SEED = 424_242
+STUDY_VERSION = 2
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One compared method: the registered objective, its RLConfig settings, and whether its paper uses
+    dynamic sampling."""
+
+    objective: str
+    settings: tuple[tuple[str, Any], ...] = ()
+    paper_dynamic_sampling: bool = False
+    help: str = ""
+
+
+#: the arms the study knows (any other registered objective name is an arm with its defaults, no dynamic sampling)
+ARMS: dict[str, Arm] = {
+    "cispo": Arm("cispo", (), True, "CISPO (MiniMax-M1) with dynamic sampling"),
+    "dapo": Arm("dapo", (), True, "DAPO: clip-higher 0.2/0.28, token mean, dynamic sampling"),
+    "grpo": Arm("grpo", (("beta", "grpo_beta"),), False, "GRPO with its KL term (β = grpo_beta)"),
+    "ppo-seq": Arm("grpo", (), False, "GRPO's loss with β = 0: PPO-clip, per-sequence mean"),
+    "gspo": Arm("gspo", (), False, "GSPO: sequence-level ratio and clip (3e-4 / 4e-4)"),
+    "dr_grpo": Arm("dr_grpo", (), False, "Dr. GRPO: no length or std normalisation"),
+}
+
+
+def arm_names() -> list[str]:
+    """Every arm name: :data:`ARMS` and the other registered objectives."""
+    return list(ARMS) + [a for a in available_losses() if a not in ARMS]
+
+
+def _arm(name: str) -> Arm:
+    return ARMS.get(name) or Arm(name)
+
+
+def _finite_pos(p: Problems, value: Any, name: str) -> None:
+    p.check(check_float, value, name, 0.0, low_inclusive=False)
 
 
 @dataclass
 class StudyConfig:
-    """Sizes of the CISPO mechanism study (defaults: the README run; :meth:`quick`: the smoke size)."""
+    """Sizes of the study (defaults: the documented run; :meth:`quick`: the test size).
+
+    Seeds: ``tune_seeds`` choose each arm's configuration, ``eval_seeds`` (disjoint) report it. A study can be
+    split over processes by ``updates`` or by seeds (a part may have no tuning seeds) and merged
+    (:func:`merge_studies`). ``lr_grid`` maps arm → learning rates (arms not named use ``(lr,)``);
+    ``eps_high_grid`` is CISPO's ε_high grid.
+    """
 
     algos: tuple[str, ...] = ("cispo", "dapo", "grpo")
     updates: tuple[int, ...] = (1, 4, 16)
-    seeds: int = 5
-    seed: int = 0
+    tune_seeds: tuple[int, ...] = (100, 101)
+    eval_seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
     steps: int = 15
     prompts_per_step: int = 4
     group_size: int = 16
-    lr: float = 1e-3
+    lr: float = 5e-4
+    lr_grid: dict[str, tuple[float, ...]] = field(default_factory=dict)
+    eps_high_grid: tuple[float, ...] = (4.0,)
+    dynamic_sampling: str = "paper"
+    grpo_beta: float = 0.04
     eval_every: int = 5
-    eval_problems: int = 40
+    eval_problems: int = 50
     eval_samples: int = 4
+    last_k: int = 2
     target: float = 0.15
     hidden: int = 32
     max_operand: int = 4
     sft_steps: int = 400
     sft_rare_steps: int = 100
     demo_fork_rate: float = 0.04
+    n_boot: int = 2000
     #: MoE load-balancing coefficient of the tiny model (None: the model default 0.001). With Adam's eps = 1e-15
     #: its tiny gradient alone is normalised to full-size steps when every advantage is zero (see README).
     router_aux_loss_coef: float | None = None
     rl_overrides: dict[str, Any] = field(default_factory=dict)
+    study_version: int = STUDY_VERSION
 
     def __post_init__(self) -> None:
         self.algos, self.updates = tuple(self.algos), tuple(self.updates)
-        e = []
-        known = available_losses()
-        if not self.algos or any(a not in known for a in self.algos):
-            e.append(f"algos must be a non-empty subset of {', '.join(known)}, got {list(self.algos)}")
-        batch = self.prompts_per_step * self.group_size
-        if not self.updates or any(not isinstance(u, int) or u < 1 or batch % u for u in self.updates):
-            e.append(f"updates must be ints ≥ 1 dividing prompts_per_step × group_size = {batch}, "
-                     f"got {list(self.updates)}")
-        for name in ("seeds", "steps", "prompts_per_step", "group_size", "eval_every", "eval_problems", "hidden",
-                     "sft_steps", "sft_rare_steps"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                e.append(f"{name} must be an int ≥ 1, got {v!r}")
-        if not 0.0 <= self.target <= 1.0:
-            e.append(f"target must be in [0, 1], got {self.target!r}")
-        if e:
-            raise LumosError("Invalid StudyConfig: " + "; ".join(e) + ".")
+        self.tune_seeds, self.eval_seeds = tuple(self.tune_seeds), tuple(self.eval_seeds)
+        self.eps_high_grid = tuple(self.eps_high_grid)
+        if isinstance(self.lr_grid, dict):
+            self.lr_grid = {k: tuple(v) if isinstance(v, (list, tuple)) else v for k, v in self.lr_grid.items()}
+        self._problems().raise_if_any()
+
+    def _problems(self) -> Problems:
+        p = Problems("StudyConfig")
+        known = arm_names()
+        bad = [a for a in self.algos if a not in known]
+        p.require(bool(self.algos) and not bad and len(set(self.algos)) == len(self.algos),
+                  f"algos must be distinct names from {', '.join(known)}; got {list(self.algos)}.")
+        ints = ("steps", "prompts_per_step", "group_size", "eval_every", "eval_problems", "eval_samples", "last_k",
+                "hidden", "sft_steps", "sft_rare_steps", "max_operand", "n_boot")
+        for name in ints:
+            p.check(check_positive_int, getattr(self, name), name)
+        for name in ("lr", "grpo_beta"):
+            _finite_pos(p, getattr(self, name), name)
+        p.check(check_probability, self.target, "target")
+        p.check(check_probability, self.demo_fork_rate, "demo_fork_rate")
+        if self.router_aux_loss_coef is not None:
+            p.check(check_float, self.router_aux_loss_coef, "router_aux_loss_coef", 0.0)
+        p.require(self.dynamic_sampling in ("paper", "off", "on"), "dynamic_sampling must be 'paper' (on for the arms "
+                  f"whose paper uses it: cispo, dapo), 'on' or 'off'; got {self.dynamic_sampling!r}.")
+        seeds = [*self.tune_seeds, *self.eval_seeds]
+        for i, s in enumerate(seeds):
+            p.check(check_nonneg_int, s, f"seeds[{i}]")
+        p.require(bool(seeds), "at least one tuning or evaluation seed is needed (tune_seeds, eval_seeds).")
+        p.require(len(set(seeds)) == len(seeds), f"tune_seeds and eval_seeds must be distinct seeds (a seed used "
+                  f"twice would be counted twice, or tuned on and reported); got {list(self.tune_seeds)} and "
+                  f"{list(self.eval_seeds)}.")
+        if not isinstance(self.lr_grid, dict):
+            p.require(False, f"lr_grid must map arm names to learning rates; got {self.lr_grid!r}.")
+        else:
+            for arm, grid in self.lr_grid.items():
+                p.require(arm in self.algos, f"lr_grid names {arm!r}, which is not among algos {list(self.algos)}.")
+                p.require(isinstance(grid, tuple) and bool(grid), f"lr_grid[{arm!r}] must be a non-empty list of "
+                          f"learning rates; got {grid!r}.")
+                for i, v in enumerate(grid if isinstance(grid, tuple) else ()):
+                    _finite_pos(p, v, f"lr_grid[{arm!r}][{i}]")
+        p.require(bool(self.eps_high_grid), "eps_high_grid must not be empty.")
+        for i, v in enumerate(self.eps_high_grid):
+            _finite_pos(p, v, f"eps_high_grid[{i}]")
+        if all(isinstance(v, int) and not isinstance(v, bool) and v > 0
+               for v in (self.prompts_per_step, self.group_size)):
+            batch = self.prompts_per_step * self.group_size
+            p.require(bool(self.updates) and all(isinstance(u, int) and not isinstance(u, bool) and u >= 1
+                                                 and batch % u == 0 for u in self.updates),
+                      f"updates must be ints ≥ 1 dividing prompts_per_step × group_size = {batch}, got "
+                      f"{list(self.updates)}.")
+        p.require(isinstance(self.rl_overrides, dict), f"rl_overrides must be a dict; got {self.rl_overrides!r}.")
+        if not p.items:       # every run's RLConfig, validated before any run directory exists
+            for arm in self.algos:
+                for lr, eps in self.grid(arm):
+                    try:
+                        self.rl_config(arm, self.updates[0], 0, lr=lr, eps_high=eps)
+                    except LumosError as e:
+                        p.require(False, f"arm {arm!r} at lr {lr}: {e}")
+                        break
+        return p
 
     @classmethod
     def quick(cls, **kw: Any) -> StudyConfig:
-        """The smoke-test size (seconds): 2 seeds, schedules 1 and 4, 2 RL steps, evaluation at start and end."""
-        base = dict(updates=(1, 4), seeds=2, steps=2, prompts_per_step=2, group_size=4, eval_every=2,
-                    eval_problems=4, eval_samples=2, hidden=16, sft_steps=10, sft_rare_steps=3)
+        """The test size (about a minute of one core): 2 arms, one schedule, a 2-point lr grid, 1 tuning + 2
+        evaluation seeds, 6 RL steps of 4 × 8 rollouts. The warm start leaves the fork rare but learnable, so
+        the arms move away from their start (not a tie at 0)."""
+        base: dict[str, Any] = dict(
+            algos=("cispo", "dapo"), updates=(4,), tune_seeds=(100,), eval_seeds=(0, 1), steps=6, prompts_per_step=4,
+            group_size=8, lr=2e-3, lr_grid={"cispo": (1e-3, 2e-3), "dapo": (1e-3, 2e-3)}, eval_every=2,
+            eval_problems=25, eval_samples=8, last_k=2, hidden=16, sft_steps=150, sft_rare_steps=40, n_boot=200)
         base.update(kw)
         return cls(**base)
 
-    def rl_config(self, algo: str, updates: int, seed: int) -> RLConfig:
-        """The RL run of one (algorithm, schedule, seed); clip parameters are each algorithm's defaults."""
+    def grid(self, arm: str) -> list[tuple[float, float | None]]:
+        """The (lr, eps_high) points of ``arm`` (eps_high None: the objective's default)."""
+        lrs = self.lr_grid.get(arm, (self.lr,))
+        eps: tuple[float | None, ...] = self.eps_high_grid if _arm(arm).objective == "cispo" else (None,)
+        return [(lr, e) for lr in lrs for e in eps]
+
+    def dynamic_sampling_for(self, arm: str) -> bool:
+        return {"on": True, "off": False}.get(self.dynamic_sampling, _arm(arm).paper_dynamic_sampling)
+
+    def rl_config(self, arm: str, updates: int, seed: int, *, lr: float | None = None,
+                  eps_high: float | None = None) -> RLConfig:
+        """The RL run of one (arm, schedule, seed, grid point)."""
+        a = _arm(arm)
         kw: dict[str, Any] = dict(
-            algo=algo, steps=self.steps, prompts_per_step=self.prompts_per_step, group_size=self.group_size,
-            minibatches=updates, max_new_tokens=8, lr=self.lr, dynamic_sampling=False, eval_every=0, seed=seed,
-            eval_problems=1, task="guess-check", task_kwargs={"max_operand": self.max_operand})
+            algo=a.objective, steps=self.steps, prompts_per_step=self.prompts_per_step, group_size=self.group_size,
+            minibatches=updates, max_new_tokens=8, lr=self.lr if lr is None else lr,
+            dynamic_sampling=self.dynamic_sampling_for(arm), eval_every=0, seed=seed, eval_problems=1,
+            task="guess-check", task_kwargs={"max_operand": self.max_operand})
+        for key, value in a.settings:
+            kw[key] = getattr(self, value) if isinstance(value, str) and hasattr(self, value) else value
+        if eps_high is not None:
+            kw["eps_high"] = eps_high
         kw.update(self.rl_overrides)
         return RLConfig(**kw)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["lr_grid"] = {k: list(v) for k, v in self.lr_grid.items()}
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str = "config.json") -> StudyConfig:
+        if not isinstance(d, dict):
+            raise LumosError(f"{where} must be an object; the study directory is damaged.")
+        if d.get("study_version") != STUDY_VERSION:
+            raise LumosError(f"{where} was written by an older 'lumos rl study' (no tuning/evaluation seeds); "
+                             "rerun the study with this version to merge it.")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise LumosError(f"{where} has unknown study field(s) {', '.join(unknown)}; it was not written by "
+                             "'lumos rl study' of this version.")
+        return cls(**d)
 
 
 # ------------------------------------------------------------------------------------------------ warm start
@@ -190,6 +339,8 @@ class ForkClipProbe:
         if not bool(at.any()):
             return out
         kw = self.trainer.cfg.loss_kwargs()
+        if "beta" in kw:                  # the KL term is not clipping: the probe looks at the policy gradient
+            kw["beta"] = 0.0
         open_kw = {**kw, "eps_high": 1e9, **({"eps_low": 1e9} if kw.get("eps_low") is not None else {})}
         kept, full = self._grad(logp, old, adv, mask, kw), self._grad(logp, old, adv, mask, open_kw)
         ratio = (logp.double() - old.double()).exp()
@@ -224,6 +375,10 @@ def evaluate_forks(trainer: RLTrainer, problems: list[Problem], samples: int, se
 
 # ------------------------------------------------------------------------------------------------ the study
 
+#: a run: (updates, arm, lr, eps_high or None, seed)
+RunKey = tuple[int, str, float, "float | None", int]
+Runs = dict[RunKey, list[dict[str, Any]]]
+
 
 def _derived(row: dict[str, Any]) -> dict[str, Any]:
     """Ratios of the per-step fork counts (NaN when the step had none)."""
@@ -235,24 +390,42 @@ def _derived(row: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _train_one(model: nn.Module, cfg: StudyConfig, algo: str, updates: int, seed: int,
-               eval_set: list[Problem], log: Any) -> tuple[list[dict[str, Any]], str]:
-    """One paired run; returns its history (eval rows merged) and the digest of its step-0 rollouts."""
+def _prompt_tokens(cfg: StudyConfig) -> float:
+    """Mean prompt length in tokens (BOS + prompt bytes) of the task's problems."""
+    probs = GuessCheckTask(cfg.max_operand).generate(64, seed=1)
+    return sum(len(p.prompt.encode()) + 1 for p in probs) / len(probs)
+
+
+def _train_one(model: nn.Module, cfg: StudyConfig, key: RunKey, eval_set: list[Problem], log: Any
+               ) -> list[dict[str, Any]]:
+    """One run; returns its history (eval rows merged, cumulative ``compute_flops`` on every row)."""
+    from lumos.analysis.flops import from_minimax_config
+    from lumos.studies.curves import rl_step_flops
+
+    u, arm, lr, eps, seed = key
     task = GuessCheckTask(cfg.max_operand)
-    trainer = RLTrainer(model, task, cfg.rl_config(algo, updates, seed))
+    rl = cfg.rl_config(arm, u, seed, lr=lr, eps_high=eps)
+    trainer = RLTrainer(model, task, rl)
     probe = ForkClipProbe(trainer, trainer.tokenizer.encode(task.fork_token)[0])
     trainer.token_stats = probe
-    tag = {"algo": algo, "updates": updates, "seed": seed}
-    history = [{"step": 0, "seed": seed, **evaluate_forks(trainer, eval_set, cfg.eval_samples, seed * 7919)}]
+    tag = {"algo": arm, "updates": u, "lr": lr, "eps_high": eps, "seed": seed}
+    flops, prompt = from_minimax_config(model.config), _prompt_tokens(cfg)
+    extra = int(rl.beta > 0) + int(rl.old_logp == "recompute")
+    compute = 0.0
+    history = [{"step": 0, "seed": seed, "compute_flops": 0.0,
+                **evaluate_forks(trainer, eval_set, cfg.eval_samples, seed * 7919)}]
     log({**tag, **history[0]})
     for _ in range(cfg.steps):
         row = {k: v for k, v in trainer.rl_step().items() if k != "sample"}
         row.update(_derived(row))
+        compute += rl_step_flops(flops, row, prompt_tokens=prompt, prompts_per_step=cfg.prompts_per_step,
+                                 group_size=cfg.group_size, extra_forwards=extra)
+        row["compute_flops"] = compute
         if trainer.step % cfg.eval_every == 0 or trainer.step == cfg.steps:
             row.update(evaluate_forks(trainer, eval_set, cfg.eval_samples, seed * 7919 + trainer.step))
         history.append(row)
         log({**tag, **row})
-    return history, probe.digests.get(0, "")
+    return history
 
 
 def _model(cfg: StudyConfig, seed: int) -> nn.Module:
@@ -260,122 +433,155 @@ def _model(cfg: StudyConfig, seed: int) -> nn.Module:
     return tiny_hybrid(cfg.hidden, 2, seed=seed, **extra)
 
 
-def study_runs(cfg: StudyConfig, log: Any, progress: Any = None) -> tuple[dict[tuple[int, str], list[list[dict[str, Any]]]], bool]:
-    """Warm start per seed (shared by every schedule and algorithm), then every (schedule, seed, algorithm).
+def run_keys(cfg: StudyConfig) -> list[RunKey]:
+    """Every run of the study, in execution order (per schedule and seed, every arm and grid point)."""
+    return [(u, arm, lr, eps, seed) for u in cfg.updates for seed in (*cfg.tune_seeds, *cfg.eval_seeds)
+            for arm in cfg.algos for lr, eps in cfg.grid(arm)]
 
-    Returns the histories per (updates, algo) and whether the step-0 rollouts of each seed and schedule were
-    identical across algorithms. ``log(row)`` receives every metrics row, ``progress(msg)`` one line per run.
+
+def study_runs(cfg: StudyConfig, log: Any, progress: Any = None) -> Runs:
+    """Warm start per seed (shared by every schedule, arm and grid point), then every run of :func:`run_keys`.
+
+    ``log(row)`` receives every metrics row, ``progress(msg)`` one line per run.
     """
     eval_set = GuessCheckTask(cfg.max_operand).generate(cfg.eval_problems, seed=_EVAL_SEED)
-    runs: dict[tuple[int, str], list[list[dict[str, Any]]]] = {}
-    digests: dict[tuple[int, int], set[str]] = {}
+    runs: Runs = {}
     warm: dict[int, dict[str, torch.Tensor]] = {}
-    for u in cfg.updates:
-        for s in range(cfg.seeds):
-            seed = cfg.seed + s
-            if seed not in warm:
-                model = _model(cfg, seed)
-                log({"phase": "sft", "seed": seed, **fork_warm_start(model, cfg, seed)})
-                warm[seed] = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            for algo in cfg.algos:
-                if progress is not None:
-                    progress(f"updates {u}, seed {seed}, {algo}")
-                model = _model(cfg, seed)
-                model.load_state_dict(warm[seed])
-                hist, digest = _train_one(model, cfg, algo, u, seed, eval_set, log)
-                runs.setdefault((u, algo), []).append(hist)
-                digests.setdefault((u, seed), set()).add(digest)
-    return runs, all(len(d) == 1 for d in digests.values())
+    keys = run_keys(cfg)
+    for i, key in enumerate(keys):
+        seed = key[4]
+        if seed not in warm:
+            model = _model(cfg, seed)
+            log({"phase": "sft", "seed": seed, **fork_warm_start(model, cfg, seed)})
+            warm[seed] = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        if progress is not None:
+            progress(f"[{i + 1}/{len(keys)}] updates {key[0]}, seed {seed}, {key[1]}, lr {key[2]:g}"
+                     + ("" if key[3] is None else f", eps_high {key[3]:g}"))
+        model = _model(cfg, seed)
+        model.load_state_dict(warm[seed])
+        runs[key] = _train_one(model, cfg, key, eval_set, log)
+    return runs
+
+
+_TITLE = "lumos rl study — CISPO vs DAPO / GRPO / GSPO / Dr. GRPO on a rare fork token, tuned per arm"
 
 
 def run_study(cfg: StudyConfig, out: str | Path | None = None,
               progress: Any = None) -> tuple[RunDir, dict[str, list[dict[str, Any]]]]:
     """``lumos rl study``: :func:`study_runs` into a run directory with tables, plots and report.
 
-    Returns the run directory and the tables (``summary``, ``paired``; see :func:`summarise`).
+    Returns the run directory and the tables of :func:`summarise`.
     """
-    run = RunDir.create("rl study", dataclasses.asdict(cfg), out=out, seed=cfg.seed,
-                        title="lumos rl study — CISPO vs DAPO vs GRPO on a rare fork token")
+    run = RunDir.create("rl study", cfg.to_dict(), out=out, seed=min((*cfg.tune_seeds, *cfg.eval_seeds)),
+                        title=_TITLE)
     with run:
-        runs, paired_ok = study_runs(cfg, run.log, progress)
-        paired_ok = paired_ok and same_first_rollouts(runs)
+        runs = study_runs(cfg, run.log, progress)
         tables = summarise(runs, cfg)
-        report_study(run.report.section("CISPO mechanism study"), run, cfg, runs, tables, paired_ok)
+        report_study(run.report.section("Study"), run, cfg, runs, tables, same_first_rollouts(runs, cfg))
     return run, tables
 
 
-def load_runs(run_dir: str | Path) -> tuple[StudyConfig, dict[tuple[int, str], list[list[dict[str, Any]]]]]:
-    """The config and histories of a study run directory (also a partial one: finished seeds only count
-    when every algorithm of that seed and schedule has its final step)."""
+def _key_of(row: dict[str, Any]) -> RunKey:
+    eps = row.get("eps_high")
+    return (int(row["updates"]), str(row["algo"]), float(row["lr"]), None if eps is None else float(eps), int(row["seed"]))
+
+
+def load_runs(run_dir: str | Path) -> tuple[StudyConfig, Runs]:
+    """The config and the finished runs of a study directory (also a partial one: a run counts once it has
+    its final step). Refuses directories that are not an (unmerged) ``lumos rl study`` run."""
     from lumos.core.io import read_json, read_jsonl
 
-    cfg = StudyConfig(**read_json(Path(run_dir) / "config.json"))
-    by: dict[tuple[int, str, int], list[dict[str, Any]]] = {}
-    for r in read_jsonl(Path(run_dir) / "metrics.jsonl"):
-        if "algo" in r:
-            by.setdefault((r["updates"], r["algo"], r["seed"]), []).append(
-                {k: v for k, v in r.items() if k not in ("algo", "updates")})
-    done = {(u, s) for (u, _, s) in by
-            if all(len(by.get((u, a, s), [])) == cfg.steps + 1 for a in cfg.algos)}
-    runs: dict[tuple[int, str], list[list[dict[str, Any]]]] = {}
-    for (u, a, s), h in sorted(by.items()):
-        if (u, s) in done:
-            runs.setdefault((u, a), []).append(h)
+    d = Path(run_dir)
+    if not (d / "config.json").is_file() or not (d / "metrics.jsonl").is_file():
+        raise LumosError(f"{d} is not a 'lumos rl study' run directory (no config.json and metrics.jsonl); pass "
+                         "directories written by 'lumos rl study'.")
+    manifest = read_json(d / "manifest.json") if (d / "manifest.json").is_file() else {}
+    command = manifest.get("command") if isinstance(manifest, dict) else None
+    if command != "rl study":
+        raise LumosError(f"{d} is a '{command or 'unknown'}' run, not a 'lumos rl study' run; pass study "
+                         "directories only.")
+    raw = read_json(d / "config.json")
+    if isinstance(raw, dict) and "merged" in raw:
+        raise LumosError(f"{d} is itself a merged study (of {', '.join(map(str, raw['merged']))}); merge those "
+                         "parts instead, so that no seed is counted twice.")
+    cfg = StudyConfig.from_dict(raw, where=f"{d}/config.json")
+    by: dict[RunKey, list[dict[str, Any]]] = {}
+    for r in read_jsonl(d / "metrics.jsonl"):
+        if "algo" in r and "step" in r:
+            by.setdefault(_key_of(r), []).append({k: v for k, v in r.items()
+                                                  if k not in ("algo", "updates", "lr", "eps_high")})
+    runs = {k: h for k, h in by.items() if len(h) == cfg.steps + 1}
     return cfg, runs
 
 
-def same_first_rollouts(runs: dict[tuple[int, str], list[list[dict[str, Any]]]]) -> bool:
-    """Whether, per schedule and seed, every algorithm logged the same step-0 evaluation and the same statistics
-    of its first rollout batch (drawn before any update: reward, accuracy, length, fork rate)."""
-    keys = ("reward", "accuracy", "response_length", "rollout_fork_rate")
-    seen: dict[tuple[int, int], set[tuple[Any, ...]]] = {}
-    for (u, _), hs in runs.items():
-        for h in hs:
-            first = next((r for r in h if r["step"] == 1), {})
-            sig = (h[0].get("eval_accuracy"), h[0].get("fork_prob"), *(first.get(k) for k in keys))
-            seen.setdefault((u, h[0].get("seed", -1)), set()).add(sig)
-    return all(len(v) == 1 for v in seen.values())
+def merge_studies(run_dirs: list[str | Path], out: str | Path | None = None
+                  ) -> tuple[RunDir, dict[str, list[dict[str, Any]]]]:
+    """One report from study directories that split a sweep (by ``updates`` or by seeds).
 
-
-def merge_studies(run_dirs: list[str | Path], out: str | Path | None = None) -> tuple[RunDir, dict[str, list[dict[str, Any]]]]:
-    """One report from study run directories that split a sweep (``--updates``, ``--seed``/``--seeds``).
-
-    The parts must agree on every setting but ``updates``, ``seed`` and ``seeds``; the finished seeds of each
-    part are pooled per (schedule, algorithm).
+    The parts must agree on every setting but ``updates``, ``tune_seeds`` and ``eval_seeds``; a directory
+    named twice, a run present in two parts, or parts with no finished run are refused.
     """
+    if not run_dirs:
+        raise LumosError("--merge needs at least one study run directory.")
+    resolved = [Path(d).resolve() for d in run_dirs]
+    dup = sorted({str(d) for d in resolved if resolved.count(d) > 1})
+    if dup:
+        raise LumosError(f"--merge names {', '.join(dup)} more than once; each part may be merged once (its seeds "
+                         "would be counted twice).")
     parts = [load_runs(d) for d in run_dirs]
-    if not parts:
-        raise LumosError("merge_studies needs at least one study run directory.")
-    varying = {"updates", "seed", "seeds"}
-    first = {k: v for k, v in dataclasses.asdict(parts[0][0]).items() if k not in varying}
+    varying = {"updates", "tune_seeds", "eval_seeds"}
+    first = {k: v for k, v in parts[0][0].to_dict().items() if k not in varying}
     for d, (c, _) in zip(run_dirs, parts):
-        other = {k: v for k, v in dataclasses.asdict(c).items() if k not in varying}
+        other = {k: v for k, v in c.to_dict().items() if k not in varying}
         if other != first:
             diff = sorted(k for k in first if first[k] != other.get(k))
             raise LumosError(f"Study {d} differs from {run_dirs[0]} in {', '.join(diff)}; merge only parts of one sweep.")
-    runs: dict[tuple[int, str], list[list[dict[str, Any]]]] = {}
-    for _, r in parts:
-        for key, hs in r.items():
-            runs.setdefault(key, []).extend(hs)
-    for hs in runs.values():
-        hs.sort(key=lambda h: h[0]["seed"])
-    updates = tuple(sorted({u for u, _ in runs}))
-    seeds = min((len(hs) for hs in runs.values()), default=0)
-    cfg = dataclasses.replace(parts[0][0], updates=updates or parts[0][0].updates, seeds=max(seeds, 1))
-    run = RunDir.create("rl study", {"merged": [str(d) for d in run_dirs], **dataclasses.asdict(cfg)}, out=out,
-                        seed=cfg.seed, title="lumos rl study — CISPO vs DAPO vs GRPO on a rare fork token")
+    runs: Runs = {}
+    for d, (_, r) in zip(run_dirs, parts):
+        for key, h in r.items():
+            if key in runs:
+                raise LumosError(f"Run {key[1]} (updates {key[0]}, lr {key[2]:g}, seed {key[4]}) is in more than "
+                                 f"one part ({d} and an earlier one); merge parts with disjoint seeds or schedules.")
+            runs[key] = h
+    if not runs:
+        raise LumosError(f"None of {', '.join(map(str, run_dirs))} has a finished run; nothing to merge. Let the "
+                         "studies finish (or rerun them) first.")
+    base = parts[0][0]
+    cfg = dataclasses.replace(
+        base, updates=tuple(sorted({k[0] for k in runs})),
+        tune_seeds=tuple(sorted({s for c, _ in parts for s in c.tune_seeds})),
+        eval_seeds=tuple(sorted({s for c, _ in parts for s in c.eval_seeds})))
+    run = RunDir.create("rl study", {"merged": [str(d) for d in run_dirs], **cfg.to_dict()}, out=out,
+                        seed=min((*cfg.tune_seeds, *cfg.eval_seeds)), title=_TITLE)
     with run:
-        for (u, algo), hs in sorted(runs.items()):
-            for h in hs:
-                for row in h:
-                    run.log({"algo": algo, "updates": u, **row})
+        for (u, arm, lr, eps, _), h in sorted(runs.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2],
+                                                                            kv[0][3] or 0.0, kv[0][4])):
+            for row in h:
+                run.log({"algo": arm, "updates": u, "lr": lr, "eps_high": eps, **row})
         tables = summarise(runs, cfg)
-        paired_ok = same_first_rollouts(runs)
-        sec = run.report.section("CISPO mechanism study")
-        sec.note(f"Merged from {len(run_dirs)} run directories: {', '.join(map(str, run_dirs))}; seeds per "
-                 f"(schedule, algorithm): {', '.join(f'{u}/{a}: {len(h)}' for (u, a), h in sorted(runs.items()))}.")
-        report_study(sec, run, cfg, runs, tables, paired_ok)
+        sec = run.report.section("Study")
+        sec.note(f"Merged from {len(run_dirs)} run directories: {', '.join(map(str, run_dirs))}; "
+                 f"{len(runs)} finished runs.")
+        report_study(sec, run, cfg, runs, tables, same_first_rollouts(runs, cfg))
     return run, tables
+
+
+def same_first_rollouts(runs: Runs, cfg: StudyConfig) -> bool:
+    """Whether, per schedule and seed, every run logged the same step-0 evaluation (same warm start, same eval
+    sampling) and every run without dynamic sampling the same statistics of its first rollout batch (drawn
+    before any update: reward, accuracy, length, fork rate)."""
+    keys = ("reward", "accuracy", "response_length", "rollout_fork_rate")
+    evals: dict[tuple[int, int], set[tuple[Any, ...]]] = {}
+    first: dict[tuple[int, int], set[tuple[Any, ...]]] = {}
+    for (u, arm, _, _, seed), h in runs.items():
+        evals.setdefault((u, seed), set()).add((h[0].get("eval_accuracy"), h[0].get("fork_prob")))
+        if not cfg.dynamic_sampling_for(arm):
+            row = next((r for r in h if r["step"] == 1), {})
+            first.setdefault((u, seed), set()).add(tuple(row.get(k) for k in keys))
+    return all(len(v) == 1 for v in (*evals.values(), *first.values()))
+
+
+# ------------------------------------------------------------------------------------------------ statistics
 
 
 def _mean_sd(xs: list[float]) -> tuple[float, float]:
@@ -395,62 +601,194 @@ def _last(h: list[dict[str, Any]], key: str) -> float:
     return next((r[key] for r in reversed(h) if key in r), math.nan)
 
 
+def score(h: list[dict[str, Any]], k: int, key: str = "eval_accuracy") -> float:
+    """Mean of ``key`` over the last ``k`` evaluations after step 0 (fewer when the run has fewer)."""
+    vals = [r[key] for r in h if r["step"] > 0 and key in r and not math.isnan(r[key])]
+    return sum(vals[-k:]) / len(vals[-k:]) if vals else math.nan
+
+
+def mean_kl(h: list[dict[str, Any]]) -> float:
+    """Mean over RL steps of the approx. KL(π_old‖π_θ) per batch (the k3 estimator on the sampled tokens, mean
+    over the step's minibatches)."""
+    vals = [r["approx_kl"] for r in h if "approx_kl" in r and not math.isnan(r["approx_kl"])]
+    return sum(vals) / len(vals) if vals else math.nan
+
+
+def paired_bootstrap(diffs: list[float], n_boot: int = 2000, seed: int = 0, level: float = 0.95
+                     ) -> tuple[float, float, float]:
+    """Mean of the paired differences and its bootstrap percentile interval (seeds resampled with replacement).
+    One difference: the interval is (NaN, NaN)."""
+    d = np.asarray([x for x in diffs if not math.isnan(x)], dtype=np.float64)
+    if d.size == 0:
+        return math.nan, math.nan, math.nan
+    if d.size == 1:
+        return float(d[0]), math.nan, math.nan
+    rng = np.random.default_rng(seed)
+    means = d[rng.integers(0, d.size, (n_boot, d.size))].mean(1)
+    lo, hi = np.quantile(means, [(1 - level) / 2, 1 - (1 - level) / 2])
+    return float(d.mean()), float(lo), float(hi)
+
+
 def _pooled(hs: list[list[dict[str, Any]]], num: str, den: str) -> float:
-    """Σ num / Σ den over every step of every seed (per-step values are minibatch means, × minibatches)."""
+    """Σ num / Σ den over every step of every run (per-step values are minibatch means, × minibatches)."""
     n = d = 0.0
     for h in hs:
         for r in h:
-            if den in r:
+            if den in r and r.get("optimizer_steps"):
                 n += r[num] * r["optimizer_steps"]
                 d += r[den] * r["optimizer_steps"]
     return n / d if d else math.nan
 
 
-def _steps_to(h: list[dict[str, Any]], target: float) -> int | None:
-    return next((int(r["step"]) for r in h if r.get("eval_accuracy", -1.0) >= target), None)
+def _fmt_point(lr: float, eps: float | None) -> str:
+    return f"{lr:g}" + ("" if eps is None else f", ε_high {eps:g}")
 
 
-def summarise(runs: dict[tuple[int, str], list[list[dict[str, Any]]]], cfg: StudyConfig) -> dict[str, list[dict[str, Any]]]:
-    """The study's two tables: per (schedule, algorithm) and the paired CISPO − other differences."""
-    summary = []
-    for (u, algo), hs in runs.items():
-        reached = [_steps_to(h, cfg.target) for h in hs]
-        grad_kept = _pooled(hs, "fork_grad_kept", "fork_grad_full")
-        summary.append({
-            "updates/batch": u, "algo": algo,
-            "fork prob start → end": f"{_mean_sd([h[0]['fork_prob'] for h in hs])[0]:.3f} → "
-                                     f"{_pm([_last(h, 'fork_prob') for h in hs])}",
-            "fork tokens clipped": f"{100 * _pooled(hs, 'fork_clipped_n', 'fork_live_n'):.1f} %",
-            "fork gradient removed": f"{100 * (1 - grad_kept):.1f} %",
-            "all tokens clipped": f"{100 * _mean_sd([r['clip_frac'] for h in hs for r in h if 'clip_frac' in r])[0]:.2f} %",
-            "steps to target": ", ".join("-" if s is None else str(s) for s in reached),
-            "reached": f"{sum(s is not None for s in reached)}/{len(hs)}",
-            "final accuracy": _pm([_last(h, "eval_accuracy") for h in hs]),
-            "final acc given fork": _pm([_last(h, "eval_acc_fork") for h in hs]),
+def choose(runs: Runs, cfg: StudyConfig, u: int, arm: str) -> dict[str, Any] | None:
+    """The grid point of ``arm`` with the best mean score on the tuning seeds (ties: the smaller lr), with the
+    tuning table rows and whether the optimum is bracketed. None without finished tuning runs."""
+    rows = []
+    for lr, eps in cfg.grid(arm):
+        hs = [runs[(u, arm, lr, eps, s)] for s in cfg.tune_seeds if (u, arm, lr, eps, s) in runs]
+        if hs:
+            rows.append({"lr": lr, "eps_high": eps, "score": _mean_sd([score(h, cfg.last_k) for h in hs])[0],
+                         "kl": _mean_sd([mean_kl(h) for h in hs])[0], "n": len(hs)})
+    rows = [r for r in rows if not math.isnan(r["score"])]
+    if not rows:
+        return None
+    best = max(rows, key=lambda r: (r["score"], -r["lr"]))
+    notes = []
+    for name, values in (("lr", sorted({p[0] for p in cfg.grid(arm)})),
+                         ("eps_high", sorted({p[1] for p in cfg.grid(arm) if p[1] is not None}))):
+        if len(values) < 2:
+            continue
+        v = best[name]
+        if v == values[0] or v == values[-1]:
+            notes.append(f"{name} {v:g} at the grid's {'low' if v == values[0] else 'high'} edge: not bracketed")
+    single = len(cfg.grid(arm)) == 1
+    return {**best, "rows": rows, "bracketed": not notes and not single,
+            "note": "; ".join(notes) if notes else ("one grid point: not tuned" if single else "bracketed")}
+
+
+def _comparison(runs: Runs, cfg: StudyConfig, u: int, points: dict[str, tuple[float, float | None]], label: str
+                ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Per-arm rows (evaluation seeds) and paired differences against the first arm, at the given points."""
+    seeds = cfg.eval_seeds
+    scores: dict[str, dict[int, float]] = {}
+    rows = []
+    for arm, (lr, eps) in points.items():
+        hs = {s: runs[(u, arm, lr, eps, s)] for s in seeds if (u, arm, lr, eps, s) in runs}
+        scores[arm] = {s: score(h, cfg.last_k) for s, h in hs.items()}
+        if not hs:
+            continue
+        reached = [next((int(r["step"]) for r in h if r.get("eval_accuracy", -1.0) >= cfg.target), None)
+                   for h in hs.values()]
+        rows.append({
+            "comparison": label, "updates/batch": u, "arm": arm, "lr": _fmt_point(lr, eps), "seeds": len(hs),
+            f"accuracy, last {cfg.last_k} evals": _pm(list(scores[arm].values())),
+            "approx KL/batch": f"{_mean_sd([mean_kl(h) for h in hs.values()])[0]:.3g}",
+            "fork prob start → end": f"{_mean_sd([h[0]['fork_prob'] for h in hs.values()])[0]:.3f} → "
+                                     f"{_pm([_last(h, 'fork_prob') for h in hs.values()])}",
+            "fork tokens clipped": f"{100 * _pooled(list(hs.values()), 'fork_clipped_n', 'fork_live_n'):.1f} %",
+            "fork gradient removed":
+                f"{100 * (1 - _pooled(list(hs.values()), 'fork_grad_kept', 'fork_grad_full')):.1f} %",
+            "reached target": f"{sum(s is not None for s in reached)}/{len(hs)}",
         })
     paired = []
-    for u in cfg.updates:
-        if "cispo" not in cfg.algos or (u, "cispo") not in runs:
-            continue
-        base = [_last(h, "eval_accuracy") for h in runs[(u, "cispo")]]
-        base_f = [_last(h, "fork_prob") for h in runs[(u, "cispo")]]
-        for algo in cfg.algos:
-            if algo == "cispo":
+    arms = list(points)
+    if arms:
+        ref = arms[0]
+        for arm in arms[1:]:
+            common = [s for s in seeds if s in scores.get(ref, {}) and s in scores.get(arm, {})]
+            d = [scores[ref][s] - scores[arm][s] for s in common]
+            if not d:
                 continue
-            other = [_last(h, "eval_accuracy") for h in runs[(u, algo)]]
-            other_f = [_last(h, "fork_prob") for h in runs[(u, algo)]]
-            d = [a - b for a, b in zip(base, other)]
-            paired.append({
-                "updates/batch": u, "cispo −": algo,
-                "Δ final accuracy (mean ± sd)": _pm(d),
-                "per seed": ", ".join(f"{x:+.2f}" for x in d),
-                "cispo wins/ties/losses": f"{sum(x > 0 for x in d)}/{sum(x == 0 for x in d)}/{sum(x < 0 for x in d)}",
-                "Δ final fork prob": _pm([a - b for a, b in zip(base_f, other_f)]),
-            })
-    return {"summary": summary, "paired": paired}
+            m, lo, hi = paired_bootstrap(d, cfg.n_boot, seed=u)
+            verdict = ("one seed: no interval" if math.isnan(lo) else
+                       f"{ref} higher" if lo > 0 else f"{arm} higher" if hi < 0 else "tie (interval contains 0)")
+            paired.append({"comparison": label, "updates/batch": u, "pair": f"{ref} − {arm}", "seeds": len(d),
+                           "Δ accuracy": f"{m:+.3f}", "95% CI": "" if math.isnan(lo) else f"[{lo:+.3f}, {hi:+.3f}]",
+                           "per seed": ", ".join(f"{x:+.2f}" for x in d), "verdict": verdict})
+    return rows, paired
 
 
-def _plot(runs: dict[tuple[int, str], list[list[dict[str, Any]]]], cfg: StudyConfig) -> Any:
+def summarise(runs: Runs, cfg: StudyConfig) -> dict[str, list[dict[str, Any]]]:
+    """The study's tables: ``tuning`` (every grid point on the tuning seeds; the chosen one marked),
+    ``summary`` (per arm on the evaluation seeds, for each comparison: tuned, matched lr, matched KL) and
+    ``paired`` (differences against the first arm with bootstrap intervals)."""
+    tuning, summary, paired = [], [], []
+    for u in cfg.updates:
+        chosen: dict[str, dict[str, Any]] = {}
+        for arm in cfg.algos:
+            c = choose(runs, cfg, u, arm)
+            if c is None:
+                continue
+            chosen[arm] = c
+            for r in c["rows"]:
+                tuning.append({"updates/batch": u, "arm": arm, "lr": _fmt_point(r["lr"], r["eps_high"]),
+                               "tune seeds": r["n"], f"accuracy, last {cfg.last_k} evals": f"{r['score']:.3f}",
+                               "approx KL/batch": f"{r['kl']:.3g}",
+                               "chosen": ("yes — " + c["note"]) if (r["lr"], r["eps_high"]) == (c["lr"], c["eps_high"])
+                               else ""})
+        comparisons: list[tuple[str, dict[str, tuple[float, float | None]]]] = []
+        if chosen:
+            comparisons.append(("tuned lr", {a: (c["lr"], c["eps_high"]) for a, c in chosen.items()}))
+        elif not cfg.tune_seeds:
+            comparisons.append(("shared lr (no tuning seeds)", {}))
+        same = {}
+        for arm in cfg.algos:
+            pts = [p for p in cfg.grid(arm) if p[0] == cfg.lr]
+            if pts:
+                eps = chosen[arm]["eps_high"] if arm in chosen and any(p[1] == chosen[arm]["eps_high"] for p in pts) \
+                    else pts[0][1]
+                same[arm] = (cfg.lr, eps)
+        if len(same) == len(cfg.algos):
+            comparisons.append((f"matched lr {cfg.lr:g}", same))
+        kls = [c["kl"] for c in chosen.values() if c["kl"] > 0 and math.isfinite(c["kl"])]
+        if len(chosen) == len(cfg.algos) and len(kls) == len(chosen) and len(chosen) > 1:
+            target = math.exp(sum(math.log(k) for k in kls) / len(kls))
+            matched = {}
+            for arm, c in chosen.items():
+                ok = [r for r in c["rows"] if r["kl"] > 0 and math.isfinite(r["kl"])]
+                best = min(ok, key=lambda r: abs(math.log(r["kl"] / target)))
+                matched[arm] = (best["lr"], best["eps_high"])
+            comparisons.append((f"matched KL ≈ {target:.3g}", matched))
+        for label, points in comparisons:
+            if not points:
+                points = {a: cfg.grid(a)[0] for a in cfg.algos}
+            rows, pairs = _comparison(runs, cfg, u, points, label)
+            summary += rows
+            paired += pairs
+    return {"tuning": tuning, "summary": summary, "paired": paired}
+
+
+def study_curves(runs: Runs, cfg: StudyConfig, u: int, points: dict[str, tuple[float, float | None]] | None = None,
+                 seeds: tuple[int, ...] | None = None, metric: str = "eval_accuracy"
+                 ) -> dict[str, list[tuple[list[float], list[float]]]]:
+    """(cumulative compute, metric) curves per arm at schedule ``u``: the runs at ``points`` (default each arm's
+    tuned point, else its first grid point) on ``seeds`` (default the evaluation seeds)."""
+    from lumos.studies.curves import curve_points
+
+    seeds = cfg.eval_seeds if seeds is None else seeds
+    if points is None:
+        points = {}
+        for arm in cfg.algos:
+            c = choose(runs, cfg, u, arm)
+            points[arm] = (c["lr"], c["eps_high"]) if c else cfg.grid(arm)[0]
+    out: dict[str, list[tuple[list[float], list[float]]]] = {}
+    for arm, (lr, eps) in points.items():
+        hs = [runs[(u, arm, lr, eps, s)] for s in seeds if (u, arm, lr, eps, s) in runs]
+        if hs:
+            out[arm] = [curve_points(h, lambda r: 0.0, metric) for h in hs]
+            for (c, _), h in zip(out[arm], hs):      # compute_flops is logged cumulatively on every row
+                c[:] = [float(r["compute_flops"]) for r in h if metric in r and math.isfinite(r[metric])]
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ report
+
+
+def _plot(runs: Runs, cfg: StudyConfig) -> Any:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -461,48 +799,77 @@ def _plot(runs: dict[tuple[int, str], list[list[dict[str, Any]]]], cfg: StudyCon
     fig, axes = plt.subplots(len(cfg.updates), len(keys), figsize=(4.2 * len(keys), 2.8 * len(cfg.updates)),
                              squeeze=False)
     for i, u in enumerate(cfg.updates):
+        points = {}
+        for arm in cfg.algos:
+            c = choose(runs, cfg, u, arm)
+            points[arm] = (c["lr"], c["eps_high"]) if c else cfg.grid(arm)[0]
         for j, (key, title) in enumerate(keys):
             ax = axes[i][j]
-            for algo in cfg.algos:
-                hs = runs.get((u, algo), [])
+            for arm, (lr, eps) in points.items():
+                hs = [runs[(u, arm, lr, eps, s)] for s in cfg.eval_seeds if (u, arm, lr, eps, s) in runs]
                 steps = sorted({r["step"] for h in hs for r in h if key in r and not math.isnan(r[key])})
                 if not steps:
                     continue
                 vals = torch.tensor([[next((r[key] for r in h if r["step"] == s and key in r), math.nan)
                                       for s in steps] for h in hs], dtype=torch.float64)
                 mean = vals.nanmean(0)
-                ax.plot(steps, mean.tolist(), label=algo)
+                ax.plot(steps, mean.tolist(), label=f"{arm} ({_fmt_point(lr, eps)})")
                 if vals.shape[0] > 1:
                     sd = torch.sqrt(((vals - mean) ** 2).nanmean(0))
                     ax.fill_between(steps, (mean - sd).tolist(), (mean + sd).tolist(), alpha=0.15)
             ax.set_title(f"{title}, {u} update(s)/batch", fontsize=9)
             ax.set_xlabel("RL step")
             ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=8)
+        axes[i][0].legend(fontsize=7)
     fig.tight_layout()
     return fig
 
 
-def report_study(sec: Any, run: RunDir, cfg: StudyConfig, runs: dict[tuple[int, str], list[list[dict[str, Any]]]],
-                 tables: dict[str, list[dict[str, Any]]], paired_ok: bool) -> None:
-    """Describe the study in report section ``sec``: settings, the plot (saved as ``plots/study.png``), tables."""
+def report_study(sec: Any, run: RunDir, cfg: StudyConfig, runs: Runs, tables: dict[str, list[dict[str, Any]]],
+                 paired_ok: bool) -> None:
+    """Describe the study in report section ``sec``: settings, plots (``plots/study.png``, ``plots/curves_u<U>.png``),
+    the tuning, comparison and paired tables, and the compute curves."""
+    from lumos.studies.curves import curves_figure, fit_curves, format_rows
+
+    arms = "; ".join(f"{a}: {_arm(a).help or 'objective defaults'}" + (", dynamic sampling" if cfg.dynamic_sampling_for(a)
+                                                                        else "") for a in cfg.algos)
+    grids = "; ".join(f"{a}: lr {', '.join(f'{x:g}' for x in sorted({p[0] for p in cfg.grid(a)}))}"
+                      + (f", ε_high {', '.join(f'{e:g}' for e in cfg.eps_high_grid)}" if _arm(a).objective == "cispo"
+                         else "") for a in cfg.algos)
     sec.text(
         f"Task guess-check (operands 0..{cfg.max_operand}): a guess, optionally the fork token '?' and a "
         f"verification. Tiny hybrid model (hidden {cfg.hidden}, 2 layers), warm start {cfg.sft_steps} SFT steps "
         f"with every demonstration forking, then {cfg.sft_rare_steps} with {100 * cfg.demo_fork_rate:.0f} % forking. "
-        f"RL: {cfg.steps} steps of {cfg.prompts_per_step} prompts × {cfg.group_size} samples, lr {cfg.lr}, "
-        f"{', '.join(map(str, cfg.updates))} optimizer update(s) per rollout batch, {cfg.seeds} seeds; clip "
-        f"parameters are each algorithm's defaults (CISPO ε_high 4, DAPO 0.2/0.28, GRPO 0.2); no dynamic "
-        f"sampling. Eval: avg@{cfg.eval_samples} at temperature 1 on {cfg.eval_problems} problems every "
-        f"{cfg.eval_every} steps; target accuracy {cfg.target}. Paired runs: every algorithm of a seed starts from "
-        f"the same weights and draws the same step-0 rollouts — "
-        + ("verified (identical step-0 evaluations and first rollout batches)." if paired_ok
-           else "NOT verified: the first rollout batches differ."))
+        f"RL: {cfg.steps} steps of {cfg.prompts_per_step} prompts × {cfg.group_size} samples, "
+        f"{', '.join(map(str, cfg.updates))} optimizer update(s) per rollout batch. Arms — {arms}. Grids — {grids}. "
+        f"Tuning seeds {list(cfg.tune_seeds)} choose each arm's point; evaluation seeds {list(cfg.eval_seeds)} "
+        f"report it. Metric: eval accuracy avg@{cfg.eval_samples} at temperature 1 on {cfg.eval_problems} problems "
+        f"({cfg.eval_problems * cfg.eval_samples} samples) every {cfg.eval_every} steps, averaged over the last "
+        f"{cfg.last_k} evaluations of each run. Paired differences: bootstrap 95 % interval over evaluation seeds "
+        f"({cfg.n_boot} resamples); an interval containing 0 is a tie. Paired runs: every run of a seed starts "
+        "from the same weights with the same problems and sampling seeds — "
+        + ("verified (identical step-0 evaluations; identical first rollout batches without dynamic sampling)."
+           if paired_ok else "NOT verified: step-0 evaluations or first rollout batches differ."))
     fig = _plot(runs, cfg)
     run.save_figure(fig, "study")
     sec.figure(fig)
-    sec.table(tables["summary"], caption="Per schedule and algorithm, mean over seeds. 'fork tokens clipped': "
-              "occurrences of '?' with a non-zero advantage whose gradient the objective zeroes (DAPO/GRPO) or caps "
+    if tables["tuning"]:
+        sec.table(tables["tuning"], caption="Tuning: every grid point on the tuning seeds; the chosen point per arm "
+                  "(best mean accuracy) and whether it is bracketed by the grid.")
+    sec.table(tables["summary"], caption="Evaluation seeds, per comparison and arm. 'fork tokens clipped': "
+              "occurrences of '?' with a non-zero advantage whose gradient the objective zeroes (PPO-clip) or caps "
               "(CISPO); 'fork gradient removed': share of their importance-weighted gradient magnitude lost.")
     if tables["paired"]:
-        sec.table(tables["paired"], caption="Paired differences (same seed, same warm start, same step-0 rollouts).")
+        sec.table(tables["paired"], caption="Paired differences (same seed, same warm start), bootstrap 95 % "
+                  "intervals over evaluation seeds.")
+    for u in cfg.updates:
+        curves = study_curves(runs, cfg, u)
+        if not curves:
+            continue
+        rows = fit_curves(curves, n_boot=min(cfg.n_boot, 200))
+        sec.table(format_rows(rows), caption=f"ScaleRL sigmoid fits, {u} update(s)/batch, tuned points, "
+                  "evaluation seeds: R(C) = R0 + (A − R0)/(1 + (C_mid/C)^B), C = rollout + training FLOPs "
+                  "(lumos.analysis.flops); bootstrap 95 % intervals over seeds.")
+        fig = curves_figure(curves, rows, title=f"accuracy vs compute, {u} update(s)/batch")
+        run.save_figure(fig, f"curves_u{u}")
+        sec.figure(fig)
