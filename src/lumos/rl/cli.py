@@ -323,14 +323,16 @@ def _study_config(args: argparse.Namespace) -> Any:
     if args.lr_grid:
         algos = kw.get("algos") or (StudyConfig.quick().algos if args.quick else StudyConfig.algos)
         grid: dict[str, tuple[float, ...]] = {}
+        own: dict[str, tuple[float, ...]] = {}          # ARM=... wins over a grid given for every arm
         for item in args.lr_grid:
             arm, sep, values = item.rpartition("=")
-            targets = [arm] if sep else list(algos)
             if sep and arm not in algos:
                 raise LumosError(f"--lr-grid {item}: {arm!r} is not among the arms ({', '.join(algos)}).")
-            for a in targets:
-                grid[a] = _floats(values, "--lr-grid")
-        kw["lr_grid"] = grid
+            if sep:
+                own[arm] = _floats(values, "--lr-grid")
+            else:
+                grid.update({a: _floats(values, "--lr-grid") for a in algos})
+        kw["lr_grid"] = {**grid, **own}
     return StudyConfig.quick(**kw) if args.quick else StudyConfig(**kw)
 
 
