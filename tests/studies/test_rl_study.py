@@ -154,6 +154,7 @@ def test_choice_on_tuning_seeds_edges_and_paired_bootstrap():
     assert lo < 0 < hi and m == pytest.approx(-0.025)
 
 
+@pytest.mark.slow
 def test_quick_study_cli_is_not_degenerate_and_merges(tmp_path, capsys):
     out = tmp_path / "s"
     assert main(["rl", "study", "--quick", "--out", str(out)]) == 0
@@ -194,3 +195,18 @@ def test_quick_study_cli_is_not_degenerate_and_merges(tmp_path, capsys):
     # rl curves on the study: one figure with both arms
     assert main(["rl", "curves", str(out), "--n-boot", "5", "--out", str(tmp_path / "c")]) == 0
     assert "cispo" in capsys.readouterr().out and (tmp_path / "c" / "plots" / "curves_u4.png").is_file()
+
+
+def test_study_flags_build_the_config():
+    from lumos.cli.main import build_parser
+    from lumos.rl.cli import _study_config
+
+    args = build_parser().parse_args([
+        "rl", "study", "--algos", "cispo,dapo,gspo", "--lr-grid", "cispo=1e-4,2e-4", "--lr-grid", "5e-4,1e-3",
+        "--eps-high-grid", "2,4", "--tune-seeds", "7", "--eval-seeds", "1,2", "--updates", "4,16",
+        "--dynamic-sampling", "off", "--last-k", "3"])
+    cfg = _study_config(args)
+    assert cfg.lr_grid == {"cispo": (1e-4, 2e-4), "dapo": (5e-4, 1e-3), "gspo": (5e-4, 1e-3)}  # ARM= wins
+    assert cfg.eps_high_grid == (2.0, 4.0) and cfg.tune_seeds == (7,) and cfg.eval_seeds == (1, 2)
+    assert cfg.updates == (4, 16) and cfg.dynamic_sampling == "off" and cfg.last_k == 3
+    assert _study_config(build_parser().parse_args(["rl", "study", "--tune-seeds", ""])).tune_seeds == ()
