@@ -10,7 +10,7 @@ STAMP := $(VENV)/.lumos-installed
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e ".[dev,vision,hf]"
+	$(BIN)/python -m pip install -q -e ".[dev,vision,hf,sandbox]"
 	@touch $(STAMP)
 
 venv: $(STAMP)

@@ -7,6 +7,9 @@
    (outputs, final states and the gradients of q, k, v, initial state). Also the auto dispatch picks Triton.
    If flash-linear-attention is installed: its chunk_simple_gla(g_gamma = -slope, scale = 1.0) gives the same
    outputs (the MiniMax recurrence; fla's chunk_lightning_attn is a different decay, see the reference §1.3).
+   lumos.ops.lightning_attn (FLA's layout, packed LongTensor offsets on the GPU, a bf16 initial state) against
+   the head-first op, eagerly and under torch.compile(fullgraph=True) (backends "eager" and "inductor"),
+   forward and backward; and against fla's chunk_simple_gla with FLA's default scale when fla is installed.
 2. Speed and memory: forward and forward+backward for L = 1K..32K (B=1, H=8 and 64, D=64 and 128, bf16):
    lumos Triton, lumos chunked (PyTorch on GPU), fla chunk_simple_gla (if installed), SDPA causal (flash).
    Times from CUDA events (median of runs after warm-up), peak memory from torch.cuda.max_memory_allocated.
@@ -24,7 +27,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from lumos.ops import lightning_attention
+from lumos.ops import lightning_attention, lightning_attn
 from lumos.ops.lightning import api
 from lumos.testing import rel_rms
 
@@ -81,6 +84,7 @@ def correctness(quick: bool) -> list[dict]:
             ok = max(errs.values()) <= TOL[dtype]
             rows.append({"case": [B, H, L, Dk, Dv, lens], "dtype": str(dtype), **{f"err_{k}": f"{v:.1e}" for k, v in
                          errs.items()}, "vs_chunked": f"{errs_chunked:.1e}", "pass": ok})
+    rows += fla_entry_point(dev)
     fla = _fla()
     if fla is not None:
         q, k, v = (torch.randn(1, 4, 1000, 64, device=dev, dtype=torch.bfloat16) * 0.3 for _ in range(3))
@@ -89,6 +93,48 @@ def correctness(quick: bool) -> list[dict]:
         theirs, _ = fla(*(t.transpose(1, 2).contiguous() for t in (q, k, v)), g_gamma=-slope, scale=1.0)
         err = rel_rms(ours, theirs.transpose(1, 2))
         rows.append({"case": "vs fla chunk_simple_gla", "dtype": "bf16", "err_o": f"{err:.1e}", "pass": err < 2e-2})
+    return rows
+
+
+def fla_entry_point(dev: torch.device) -> list[dict]:
+    """lightning_attn (B, T, H, D) on the GPU: vs the head-first op, compiled vs eager, vs fla if installed."""
+    g = torch.Generator(device=dev).manual_seed(0)
+    T, H, D = 777, 4, 64
+    q, k, v = ((torch.randn(1, T, H, D, generator=g, device=dev) * 0.3).bfloat16().requires_grad_() for _ in range(3))
+    s0 = torch.randn(3, H, D, D, generator=g, device=dev).bfloat16().requires_grad_()
+    g_gamma = -torch.linspace(0.01, 1.0, H, device=dev)
+    cu = torch.tensor([0, 100, 357, T], device=dev)
+
+    def run(fn):
+        o, fin = fn(q, k, v, s0)
+        grads = torch.autograd.grad((o.float() * torch.cos(o.float())).sum() + (fin**2).sum(), [q, k, v, s0])
+        return [o, fin, *grads]
+
+    def fla_door(q, k, v, s0):
+        return lightning_attn(q, k, v, g_gamma=g_gamma, initial_state=s0, output_final_state=True, cu_seqlens=cu)
+
+    def head_first(q, k, v, s0):
+        o, fin = lightning_attention(*((t * D**-0.5 if t is q else t).transpose(1, 2) for t in (q, k, v)), -g_gamma,
+                                     s0.float(), True, cu)
+        return o.transpose(1, 2), fin
+
+    eager = run(fla_door)
+    rows = [{"case": "lightning_attn vs head-first", "dtype": "bf16",
+             "err_o": f"{max(rel_rms(a, b) for a, b in zip(eager, run(head_first))):.1e}"}]
+    for backend in ("eager", "inductor"):
+        torch._dynamo.reset()
+        compiled = run(torch.compile(fla_door, fullgraph=True, backend=backend))
+        rows.append({"case": f"lightning_attn compiled ({backend}) vs eager", "dtype": "bf16",
+                     "err_o": f"{max(rel_rms(a, b) for a, b in zip(compiled, eager)):.1e}"})
+    fla = _fla()
+    if fla is not None:
+        theirs, fin = fla(q, k, v, g_gamma=g_gamma, initial_state=s0.float(), output_final_state=True,
+                          cu_seqlens=cu)
+        err = max(rel_rms(eager[0], theirs), rel_rms(eager[1], fin))
+        rows.append({"case": "lightning_attn vs fla chunk_simple_gla (default scale)", "dtype": "bf16",
+                     "err_o": f"{err:.1e}"})
+    for r in rows:
+        r["pass"] = float(r["err_o"]) < 2e-2
     return rows
 
 

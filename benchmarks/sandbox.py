@@ -23,9 +23,9 @@ import sys
 import time
 from pathlib import Path
 
-from lumos.rl.sandbox import SandboxJob, SandboxPool, probe_isolation, run_job
-from lumos.rl.sandbox.problems import REPAIR_REPOS
 from lumos.rl.tasks.code import FunctionTask
+from lumos.rl.tasks.code.problems import REPAIR_REPOS
+from lumos.sandbox import SandboxJob, SandboxPool, probe_isolation, run_job
 
 
 def _median_walls(fns: dict, reps: int) -> dict[str, float]:

@@ -50,7 +50,10 @@ def files(tmp_path_factory) -> dict[str, Path]:
     text("ragged.csv", "a,b,y\n1,2,0\n3,1\n4,5,1\n" + rows + "\n")
     text("latin1.csv", b"a,b,y\n" + "1,2,caf\xe9\n".encode("latin-1") + (rows + "\n").encode())
     text("inf.csv", "a,b,y\n" + rows + "\n1,inf,0\n")
-    text("nan.csv", "a,b,y\n" + rows + "\nnan,1,0\n")
+    text("nan.csv", "a,b,y\n" + rows + "\n1,1,nan\n")  # a NaN feature is imputed; a NaN label cannot be
+    text("mixed.csv", "a,b,y\n" + rows + "\n1,two,0\n")
+    text("good_other_cols.csv", "a,c,y\n" + rows + "\n")
+    text("good_new_label.csv", "a,b,y\n" + rows + "\n1,2,7\n")
     text("text_feature.csv", "a,b,y\n" + rows + "\nhello,1,0\n")
     text("header_only.csv", "a,b,y\n")
     text("empty.csv", "")
@@ -62,7 +65,7 @@ def files(tmp_path_factory) -> dict[str, Path]:
     np.savez(d / "object.npz", X=np.array([{"a": 1}] * 20, dtype=object), y=np.arange(20) % 2)
     np.savez(d / "strings.npz", X=np.array([["a", "b"]] * 20), y=np.arange(20) % 2)
     np.savez(d / "no_y.npz", X=X)
-    np.savez(d / "nan.npz", X=np.where(np.arange(60).reshape(20, 3) == 5, np.nan, X), y=np.arange(20) % 2)
+    np.savez(d / "nan.npz", X=X, y=np.where(np.arange(20) == 5, np.nan, np.arange(20) % 2))  # NaN label
     np.save(d / "single.npy", X)
     (d / "single.npy").rename(d / "single.npz")
     for name in ("mismatch.npz", "object.npz", "strings.npz", "no_y.npz", "nan.npz", "single.npz"):
@@ -98,8 +101,44 @@ def files(tmp_path_factory) -> dict[str, Path]:
                                     intermediate_size=16, num_local_experts=2))
     save_pretrained(model2, d / "ckpt_ok")
     f["ckpt_ok"] = d / "ckpt_ok"
+    _distributed_fixtures(d, f, model2)
     text("a_file", "x")
+    for name, link in (("tasks_link_file", "repo/secret.txt"), ("tasks_link_repo", "repo")):
+        task = d / name / "t"
+        (task / "repo").mkdir(parents=True)
+        (task / "repo" / "test_m.py").write_text("def test_m():\n    assert False\n")
+        (task / "task.json").write_text(json.dumps({"failing_tests": ["test_m.py::test_m"]}))
+        if link == "repo":
+            (task / "repo" / "test_m.py").unlink()
+            (task / "repo").rmdir()
+        (task / link).symlink_to("/etc/hostname" if link != "repo" else "/etc")
+        f[name] = d / name
     return f
+
+
+def _distributed_fixtures(d: Path, f: dict[str, Path], model) -> None:
+    """Distributed-checkpoint step directories without a real save: one whose .metadata is a pickle that would
+    create a marker file, one whose genuine metadata names a __0_0.distcp shard that is missing."""
+    import pickle
+
+    from torch.distributed.checkpoint.filesystem import _StorageInfo
+    from torch.distributed.checkpoint.metadata import BytesStorageMetadata, Metadata, MetadataIndex
+
+    class Touch:
+        def __reduce__(self):
+            return (open, (str(d / "MARKER"), "w"))
+
+    for name, metadata in (("dcp_crafted", pickle.dumps(Touch())),
+                           ("dcp_missing_shard", pickle.dumps(Metadata(
+                               {"model.x": BytesStorageMetadata()},
+                               storage_data={MetadataIndex("model.x"): _StorageInfo("__0_0.distcp", 0, 10)})))):
+        step = d / name / "step_000001"
+        step.mkdir(parents=True)
+        (step / ".metadata").write_bytes(metadata)
+        (step / "state.json").write_text('{"step": 1, "world_size": 1}')
+        model.config.to_json(step / "config.json")
+        (d / name / "latest").write_text("step_000001\n")
+        f[name] = d / name
 
 
 @pytest.fixture(scope="module")
@@ -270,6 +309,27 @@ CASES: list[tuple[str, list[str]]] = [
     ("plan-context-0", ["plan", "--gpus", "8", "--gpu-memory", "80", "--context", "0", "--out", "{OUT}"]),
     ("plan-unknown-model", ["plan", "--model", "gpt-9", "--gpus", "8", "--gpu-memory", "80", "--context", "1024",
                             "--out", "{OUT}"]),
+    ("plan-context-400-digits", ["plan", "--gpus", "8", "--gpu-memory", "80", "--context", "9" * 400, "--out", "{OUT}"]),
+    ("plan-batch-400-digits", ["plan", "--gpus", "8", "--gpu-memory", "80", "--context", "8", "--batch", "9" * 400,
+                               "--out", "{OUT}"]),
+    ("plan-train-fp8", ["plan", "--gpus", "8", "--gpu-memory", "80", "--context", "8", "--train", "--dtype", "fp8",
+                        "--out", "{OUT}"]),
+    ("plan-bad-dtype", ["plan", "--gpus", "8", "--gpu-memory", "80", "--context", "8", "--dtype", "int3",
+                        "--out", "{OUT}"]),
+    ("flops-lengths-400-digits", ["flops", "--lengths", "16," + "9" * 400, "--out", "{OUT}"]),
+    ("flops-prompt-400-digits", ["flops", "--prompt", "9" * 400, "--out", "{OUT}"]),
+    # export
+    ("export-source-missing", ["export", "no/such/dir", "{OUT}"]),
+    ("export-into-its-run", ["export", "{RL}", "{RL}"]),
+    ("export-into-its-checkpoints", ["export", "{RL}", "{RL}/checkpoints/exported"]),
+    ("export-over-checkpoint", ["export", "{ckpt_ok}", "{ckpt_nan}"]),
+    ("export-into-file", ["export", "{ckpt_ok}", "{a_file}"]),
+    ("export-into-a-run", ["export", "{ckpt_ok}", "{RUN}"]),
+    ("export-run-without-checkpoint", ["export", "{RUN}", "{OUT}"]),
+    ("export-crafted-metadata", ["export", "{dcp_crafted}", "{OUT}"]),
+    ("export-missing-shard", ["export", "{dcp_missing_shard}", "{OUT}"]),
+    ("export-max-shard-0", ["export", "{ckpt_ok}", "{OUT}", "--max-shard-size", "0"]),
+    ("export-nan-weights", ["export", "{ckpt_nan}", "{OUT}"]),
     # value: numbers
     ("value-noise-nan", ["value", "builtin:wine", "--noise", "nan", "--out", "{OUT}"]),
     ("value-noise-one", ["value", "builtin:wine", "--noise", "1.0", "--out", "{OUT}"]),
@@ -301,6 +361,21 @@ CASES: list[tuple[str, list[str]]] = [
     ("value-npz-no-labels", ["value", "{no_y.npz}", "--out", "{OUT}"]),
     ("value-npz-nan", ["value", "{nan.npz}", "--out", "{OUT}"]),
     ("value-npz-single-array", ["value", "{single.npz}", "--out", "{OUT}"]),
+    # value: tables as users have them (issue #22)
+    ("value-id-col-unknown", ["value", "{good.csv}", "--id-col", "customer", "--out", "{OUT}"]),
+    ("value-id-col-is-label", ["value", "{good.csv}", "--id-col", "y", "--out", "{OUT}"]),
+    ("value-drop-cols-unknown", ["value", "{good.csv}", "--drop-cols", "a,zz", "--out", "{OUT}"]),
+    ("value-drop-cols-empty-list", ["value", "{good.csv}", "--drop-cols", ",", "--out", "{OUT}"]),
+    ("value-drop-every-feature", ["value", "{good.csv}", "--drop-cols", "a,b", "--out", "{OUT}"]),
+    ("value-categorical-unknown", ["value", "{good.csv}", "--categorical", "zz", "--out", "{OUT}"]),
+    ("value-impute-unknown", ["value", "{good.csv}", "--impute", "zero", "--out", "{OUT}"]),
+    ("value-csv-mixed-column", ["value", "{mixed.csv}", "--out", "{OUT}"]),
+    ("value-val-data-missing", ["value", "{good.csv}", "--val-data", "missing.csv", "--out", "{OUT}"]),
+    ("value-val-data-other-columns", ["value", "{good.csv}", "--val-data", "{good_other_cols.csv}", "--out", "{OUT}"]),
+    ("value-val-data-new-label", ["value", "{good.csv}", "--val-data", "{good_new_label.csv}", "--out", "{OUT}"]),
+    ("value-val-data-with-train", ["value", "{good.csv}", "--val-data", "{good.csv}", "--train", "0.5", "--out", "{OUT}"]),
+    ("value-builtin-with-id-col", ["value", "builtin:wine", "--id-col", "id", "--out", "{OUT}"]),
+    ("value-npz-drop-cols", ["value", "{mismatch.npz}", "--drop-cols", "a", "--out", "{OUT}"]),
     # explain / explain-eval
     ("explain-missing-image", ["explain", "missing.png", "--model", "builtin:cnn", "--out", "{OUT}"]),
     ("explain-not-an-image", ["explain", "{fake.png}", "--model", "builtin:cnn", "--out", "{OUT}"]),
@@ -343,6 +418,10 @@ CASES: list[tuple[str, list[str]]] = [
                             "--out", "{OUT}"]),
     ("generate-format-mismatch", ["generate", "--model", "{ckpt_ok}", "--prompt", "hi", "--format", "transformers",
                                   "--out", "{OUT}"]),
+    ("generate-run-without-checkpoint", ["generate", "--model", "{RUN}", "--prompt", "hi", "--out", "{OUT}"]),
+    ("generate-crafted-metadata", ["generate", "--model", "{dcp_crafted}", "--prompt", "hi", "--out", "{OUT}"]),
+    ("rl-expert-parallel-0", ["rl", "train", *TINY_RL, "--expert-parallel", "0", "--out", "{OUT}"]),
+    ("rl-expert-parallel-negative", ["rl", "train", *TINY_RL, "--expert-parallel", "-2", "--out", "{OUT}"]),
     # sandbox
     ("sandbox-missing-file", ["sandbox", "run", "missing.py", "--out", "{OUT}"]),
     ("sandbox-latin1-file", ["sandbox", "run", "{latin1.py}", "--out", "{OUT}"]),
@@ -350,6 +429,13 @@ CASES: list[tuple[str, list[str]]] = [
     ("sandbox-wall-time-negative", ["sandbox", "run", "{ok.py}", "--wall-time", "-1", "--out", "{OUT}"]),
     ("sandbox-memory-0", ["sandbox", "run", "{ok.py}", "--memory-mb", "0", "--out", "{OUT}"]),
     ("sandbox-tests-missing", ["sandbox", "run", "{ok.py}", "--tests", "missing.py", "--out", "{OUT}"]),
+    ("sandbox-cpu-time-0", ["sandbox", "run", "{ok.py}", "--cpu-time", "0", "--out", "{OUT}"]),
+    ("sandbox-max-processes-1e9", ["sandbox", "run", "{ok.py}", "--max-processes", "1e9", "--out", "{OUT}"]),
+    ("sandbox-max-processes-huge", ["sandbox", "run", "{ok.py}", "--max-processes", "1000000000", "--out", "{OUT}"]),
+    ("sandbox-wall-time-1e300", ["sandbox", "run", "{ok.py}", "--wall-time", "1e300", "--out", "{OUT}"]),
+    ("sandbox-memory-huge", ["sandbox", "run", "{ok.py}", "--memory-mb", "99999999999", "--out", "{OUT}"]),
+    ("check-tasks-symlinked-file", ["rl", "check-tasks", "{tasks_link_file}"]),
+    ("check-tasks-symlinked-repo", ["rl", "check-tasks", "{tasks_link_repo}"]),
     # demo
     ("demo-unknown-section", ["demo", "--quick", "--only", "no-such-section", "--out", "{OUT}"]),
 ]
@@ -403,6 +489,30 @@ def test_bad_cli_input(argv, files, tmp_path, request, capsys, monkeypatch):
     assert not _running_runs(tmp_path), "a run directory was left 'running'"
     for p, t in snapshot.items():  # existing runs are never touched by a refused command
         assert p.stat().st_mtime_ns == t, f"{p} was modified"
+    if request.node.callspec.id.startswith(_NOTHING_WRITTEN):
+        assert not (tmp_path / "out").exists(), "a refused command created its output directory"
+        assert not (files["a_file"].parent / "MARKER").exists(), "a crafted checkpoint ran code"
+    for name, before in _protected_snapshot.items():
+        assert _tree(files[name]) == before, f"{name} was changed"
+
+
+#: cases whose output directory must not exist afterwards (checked before any run directory is created)
+_NOTHING_WRITTEN = ("plan-", "flops-lengths-400", "flops-prompt-400", "export-", "generate-run-without",
+                    "generate-crafted", "rl-expert-parallel")
+_protected_snapshot: dict[str, dict[str, bytes]] = {}
+
+
+def _tree(path: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _protect(files):
+    """The checkpoints export cases aim at must be byte-identical after every case."""
+    for name in ("ckpt_ok", "ckpt_nan", "dcp_crafted"):
+        _protected_snapshot[name] = _tree(files[name])
+    yield
+    _protected_snapshot.clear()
 
 
 @pytest.mark.parametrize("argv", [
@@ -437,9 +547,9 @@ def _api_cases() -> list[tuple[str, object]]:
     from lumos.explain.metrics.perturbation import deletion_auc
     from lumos.layers.moe import SparseMoE
     from lumos.layers.softmax_attention import SoftmaxAttention
-    from lumos.models import HybridLM, MiniMaxConfig
+    from lumos.models import HybridLM, MiniMaxConfig, generate, load_pretrained, save_pretrained, tiny_hybrid
     from lumos.rl.config import RLConfig
-    from lumos.rl.sandbox import run_tests
+    from lumos.sandbox import run_tests
     from lumos.valuation.baselines.knn import KNNShapleyValuer
     from lumos.valuation.baselines.retrain import TMCShapleyValuer
     from lumos.valuation.baselines.simple import EL2NValuer, ForgettingValuer, GraNdValuer, LossValuer
@@ -452,6 +562,17 @@ def _api_cases() -> list[tuple[str, object]]:
             m = HybridLM(MiniMaxConfig(hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
                                        num_key_value_heads=1, intermediate_size=8, num_local_experts=2))
         return m(torch.zeros(1, 3, dtype=torch.long))
+
+    def meta_input():
+        return tiny_hybrid(16, 1)(torch.zeros(1, 3, dtype=torch.long, device="meta"))
+
+    def save_into_file():
+        import tempfile
+
+        with tempfile.NamedTemporaryFile() as fh:
+            save_pretrained(tiny_hybrid(16, 1), fh.name)
+
+    ids = torch.tensor([[1, 2]])
 
     def cnn():
         return torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(),
@@ -491,11 +612,19 @@ def _api_cases() -> list[tuple[str, object]]:
         ("gradcam-nan-input", gradcam_nan),
         ("deletion-auc-batch-mismatch", deletion_mismatch),
         ("run-tests-bytes-source", lambda: run_tests(b"def f(): pass", "def test_f(): pass")),
+        ("meta-device-input", meta_input),
+        ("load-pretrained-ep-without-mesh", lambda: load_pretrained("no/such/dir", expert_parallel=True)),
+        ("load-pretrained-mesh-string", lambda: load_pretrained("no/such/dir", device_mesh="dp")),
+        ("save-pretrained-into-file", save_into_file),
+        ("save-pretrained-bad-dtype", lambda: save_pretrained(tiny_hybrid(16, 1), "never/written", dtype="bf17")),
+        ("generate-callback-string", lambda: generate(tiny_hybrid(16, 1), ids, callback="print")),
+        ("generate-greedy-temperature-0", lambda: generate(tiny_hybrid(16, 1), ids, do_sample=False, temperature=0)),
+        ("generate-stop-strings-int", lambda: generate(tiny_hybrid(16, 1), ids, stop_strings=7)),
     ]
     return cases
 
 
-API_CASES = range(23)  # indices into _api_cases(); test_api_case_count keeps the two in step
+API_CASES = range(31)  # indices into _api_cases(); test_api_case_count keeps the two in step
 
 
 def test_api_case_count():

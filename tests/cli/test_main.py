@@ -74,3 +74,16 @@ def test_every_command_module_registers():
     parser = build_parser()
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     assert len(sub.choices) >= len(COMMAND_MODULES)
+
+
+def test_output_survives_a_c_locale(monkeypatch, tmp_path):
+    """LC_ALL=C with an ASCII stdout: a non-ASCII character becomes '?' instead of failing the finished command."""
+    import io
+
+    raw = io.BytesIO()
+    stream = io.TextIOWrapper(raw, encoding="ascii")
+    monkeypatch.setattr(sys, "stdout", stream)
+    cli_main._tolerant_output()
+    print("4 \u00d7 80 GiB \u2264 72")
+    stream.flush()
+    assert raw.getvalue() == b"4 ? 80 GiB ? 72\n"

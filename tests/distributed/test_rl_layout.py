@@ -165,7 +165,8 @@ def test_killed_save_never_becomes_latest(tmp_path):
     back = load_pretrained(tmp_path / "out")
     for k, v in back.state_dict().items():
         assert torch.equal(v, model.state_dict()[k]), k
-    assert main(["export", str(tmp_path / "out"), str(tmp_path / "out2")]) == 2
+    assert main(["export", str(root), str(root / "inside")]) == 2       # never into its source
+    assert main(["export", str(tmp_path / "out"), str(tmp_path / "out")]) == 2
 
 
 def test_expert_parallel_flag_must_divide_world_size(capsys, tmp_path):

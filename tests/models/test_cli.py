@@ -65,7 +65,7 @@ def test_generate_errors_are_one_line_exit_2(model_dir, tmp_path, capsys):
     assert "'minimax_m1' checkpoint, not 'transformers'" in err and err.count("\n") == 1
     assert main(["generate", "--model", str(tmp_path / "missing"), "--prompt", "x"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("lumos: error: Model directory not found") and err.count("\n") == 1
+    assert err.startswith("lumos: error: Checkpoint not found") and err.count("\n") == 1
     broken = tmp_path / "broken"
     broken.mkdir()
     for f in model_dir.iterdir():
@@ -76,3 +76,26 @@ def test_generate_errors_are_one_line_exit_2(model_dir, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "corrupt" in err and err.count("\n") == 1
     assert not (tmp_path / "r").exists()  # nothing computed, no run directory
+
+
+def test_generate_from_a_run_directory(tmp_path, capsys):
+    """--model RUN_DIR opens the run's latest checkpoint (as lumos rl train writes it) and its tokens equal the
+    library's greedy generate on that model."""
+    import torch
+
+    from lumos.models import ByteTokenizer, generate, tiny_hybrid
+    from lumos.rl.checkpoint import save_checkpoint
+
+    model = tiny_hybrid(32, 2, seed=4).eval()
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "manifest.json").write_text("{}")
+    (run / "config.json").write_text(json.dumps({"model": "hybrid"}))
+    save_checkpoint(run / "checkpoints", 7, model, torch.optim.AdamW(model.parameters()), {})
+    assert main(["generate", "--model", str(run), "--prompt", "12+3=", "--max-new-tokens", "4", "--temperature", "0",
+                 "--json", "--out", str(tmp_path / "g")]) == 0
+    got = json.loads(capsys.readouterr().out)["results"][0]["tokens"]
+    ref = generate(model, torch.tensor([ByteTokenizer().encode("12+3=")]), max_new_tokens=4)
+    assert got == ref.tokens[0, :int(ref.mask.sum())].tolist()
+    assert main(["generate", "--model", str(run), "--prompt", "x", "--format", "transformers"]) == 2
+    assert "has lumos's own layout, not 'transformers'" in capsys.readouterr().err

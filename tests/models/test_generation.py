@@ -169,6 +169,27 @@ def test_bad_arguments():
         generate(model, torch.tensor([[1]]), max_new_tokens=0)
     with pytest.raises(LumosError, match="top_p"):
         generate(model, torch.tensor([[1]]), top_p=1.5)
+    with pytest.raises(LumosError, match="'callback' parameter of generate must be None or a function"):
+        generate(model, torch.tensor([[1]]), callback="print")
+    with pytest.raises(LumosError, match="'stop_strings' parameter of generate must be None, a string or"):
+        generate(model, torch.tensor([[1]]), stop_strings=[1, 2], tokenizer=ByteTokenizer())
+    with pytest.raises(LumosError, match="do_sample=False decoding is already greedy") as exc:
+        generate(model, torch.tensor([[1]]), do_sample=False, temperature=0)
+    assert "Use do_sample=False" not in str(exc.value)                   # the old, misleading advice
+    with pytest.raises(LumosError, match="Greedy decoding is do_sample=False"):
+        generate(model, torch.tensor([[1]]), do_sample=True, temperature=0)
+
+
+def test_lone_stop_string_is_one_string_not_its_characters():
+    """stop_strings="bc" stops on "bc"; split into characters it would stop on the first "b" (or "c")."""
+    text = b"xbyabcz"
+    model = ScriptedLM(lambda c, b: peaked(text[c] if c < len(text) else 66, 0.9))
+    tok = ByteTokenizer()
+    lone = generate(model, torch.tensor([[2]]), max_new_tokens=8, stop_strings="bc", tokenizer=tok)
+    model.calls = 0
+    listed = generate(model, torch.tensor([[2]]), max_new_tokens=8, stop_strings=["bc"], tokenizer=tok)
+    assert tok.decode(lone.tokens[0][lone.mask[0]].tolist()) == "xbyabc" and lone.finish_reasons == ["stop"]
+    assert torch.equal(lone.tokens, listed.tokens)
 
 
 def test_left_pad_and_encode_prompts():

@@ -51,10 +51,12 @@ def test_valuer_clear_errors(name):
         v.fit(np.zeros((0, 4)), np.zeros(0, dtype=int), Xv, yv)
     with pytest.raises(LumosError, match="at least two classes"):
         v.fit(X, np.zeros(len(y), dtype=int), Xv, yv)
-    with pytest.raises(LumosError, match="labels in"):
-        v.fit(X, y - 1, Xv, yv)
-    with pytest.raises(LumosError, match="labels in"):
+    with pytest.raises(LumosError, match="unseen label"):
         v.fit(X, y, Xv, yv + 3)
+    with pytest.raises(LumosError, match="non-integer"):
+        v.fit(X, y + 0.5, Xv, yv)
+    with pytest.raises(LumosError, match="same kind"):
+        v.fit(X, y, Xv, np.array(["a", "b", "c"])[yv])
     bad = X.copy()
     bad[0, 0] = np.nan
     with pytest.raises(LumosError, match="finite"):
@@ -94,3 +96,47 @@ def test_valuer_params_gives_each_method_the_options_it_takes():
     with pytest.raises(LumosError, match="one of"):
         valuer_params(["nope"], seed=0)
 
+
+
+@pytest.mark.parametrize("name", METHODS)
+def test_valuers_follow_estimator_conventions(name):
+    """scikit-learn's BaseEstimator conventions, with sklearn.base.clone as the oracle: get_params(deep=True),
+    set_params (nested too, unknown keys refused), clone gives an unfitted equal copy, repr of changed args."""
+    from sklearn.base import clone
+
+    X, y, Xv, yv = _data()
+    v = make_valuer(name, **FAST.get(name, {}))
+    params = v.get_params(deep=True)
+    assert params == v.get_params(deep=False) and set(params) == set(type(v)._get_param_names())
+    fitted = v.fit(X, y, Xv, yv)
+    twin = clone(fitted)
+    assert type(twin) is type(v) and twin.get_params() == params and not hasattr(twin, "values_")
+    np.testing.assert_array_equal(twin.fit(X, y, Xv, yv).values_, v.values_)
+    key = next(iter(params))
+    assert v.set_params(**{key: params[key]}) is v
+    with pytest.raises(LumosError, match="set_params key"):
+        v.set_params(no_such_param=1)
+    r = repr(make_valuer(name))
+    assert r == f"{type(v).__name__}()"
+    changed = {k: val for k, val in FAST.get(name, {}).items() if val != type(v)().get_params()[k]}
+    assert repr(make_valuer(name, **changed)) == f"{type(v).__name__}({', '.join(f'{k}={val!r}' for k, val in changed.items())})"
+
+
+def test_nested_params_and_grid_search_style_updates():
+    """A meta-estimator holding a valuer exposes its params as ``valuer__name`` (deep) and sets them."""
+    from sklearn.base import clone
+
+    from lumos.valuation.base import ParamsMixin
+
+    class Holder(ParamsMixin):
+        def __init__(self, valuer=None, scale=1.0):
+            self.valuer = valuer
+            self.scale = scale
+
+    h = Holder(make_valuer("chg", epochs=3))
+    deep = h.get_params(deep=True)
+    assert deep["valuer__epochs"] == 3 and "valuer__epochs" not in h.get_params(deep=False)
+    h.set_params(valuer__epochs=5, scale=2.0)
+    assert h.valuer.epochs == 5 and h.scale == 2.0
+    c = clone(h)
+    assert c.valuer is not h.valuer and c.valuer.epochs == 5 and repr(c) == "Holder(valuer=CHGValuation(epochs=5), scale=2.0)"

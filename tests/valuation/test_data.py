@@ -4,7 +4,13 @@ import numpy as np
 import pytest
 
 from lumos.core.errors import LumosError
-from lumos.valuation.data import gaussian_mixture, load_builtin, load_table, make_split
+from lumos.valuation.data import (
+    gaussian_mixture,
+    load_builtin,
+    load_valuation_data,
+    make_split,
+    split_indices,
+)
 
 
 @pytest.mark.parametrize("name,shape,k", [("digits", (1797, 64), 10), ("breast_cancer", (569, 30), 2),
@@ -28,22 +34,57 @@ def test_gaussian_mixture_and_split():
         load_builtin("mnist")
 
 
-def test_load_csv_and_npz(tmp_path):
-    csv = tmp_path / "d.csv"
-    csv.write_text("a,y,b\n1,10,2\n3,2,4\n5,10,6\n")
-    X, y = load_table(csv, "y")
-    assert X.tolist() == [[1, 2], [3, 4], [5, 6]] and y.tolist() == [1, 0, 1]  # "2" < "10" numerically
-    npz = tmp_path / "d.npz"
-    np.savez(npz, X=np.ones((4, 2)), label=np.array(["a", "b", "a", "b"]))
-    X, y = load_table(npz, "label")
-    assert X.shape == (4, 2) and y.tolist() == [0, 1, 0, 1]
-    with pytest.raises(LumosError, match="column"):
-        load_table(csv, "target")
-    with pytest.raises(LumosError, match="existing"):
-        load_table(tmp_path / "missing.csv")
-    (tmp_path / "bad.csv").write_text("a,y\nx,1\n")
-    with pytest.raises(LumosError, match="numeric"):
-        load_table(tmp_path / "bad.csv")
+def test_make_split_records_positions():
+    X, y = gaussian_mixture(n=50, n_features=3, n_classes=2, seed=0)
+    sp = make_split(X, y, 20, 10, seed=4, standardize=False)
+    assert sorted(np.concatenate([sp.train_idx, sp.val_idx, sp.test_idx]).tolist()) == list(range(50))
+    np.testing.assert_array_equal(sp.X_train, X[sp.train_idx])
+    np.testing.assert_array_equal(sp.y_test, y[sp.test_idx])
+    tr, va, te = split_indices(50, 20, 10, seed=4)
+    assert np.array_equal(tr, sp.train_idx) and np.array_equal(te, sp.test_idx)
+
+
+def _messy(tmp_path, n=40, name="d.csv"):
+    lines = ["key,f,kind,y"]
+    for i in range(n):
+        f = "" if i % 9 == 4 else f"{(i % 2) * 3 + 0.01 * i:.3f}"
+        lines.append(f"k{i},{f},{'ab'[i % 2]},{'no' if i % 2 else 'yes'}")
+    p = tmp_path / name
+    p.write_text("\n".join(lines) + "\n")
+    return p
+
+
+def test_load_valuation_data_keeps_identity(tmp_path):
+    inp = load_valuation_data(str(_messy(tmp_path)), "y", id_col="key", n_train=20, n_val=8, seed=2)
+    sp = inp.split
+    assert len(inp.rows) == 20 and inp.ids.tolist() == [f"k{r}" for r in inp.rows]
+    assert inp.classes[sp.y_train].tolist() == ["no" if r % 2 else "yes" for r in inp.rows]
+    assert inp.feature_names == ["f", "kind=a", "kind=b"] and any("'f'" in n and "mean" in n for n in inp.notes)
+    assert "20 training rows (valued), 8 validation and 12 test" in inp.description
+    assert np.isfinite(sp.X_train).all() and np.allclose(sp.X_train.mean(0), 0, atol=1e-12)
+
+
+def test_load_valuation_data_with_val_file_values_every_row(tmp_path):
+    inp = load_valuation_data(str(_messy(tmp_path)), "y", val_data=str(_messy(tmp_path, 12, "v.csv")),
+                              id_col="key", impute="drop")
+    kept = [i for i in range(40) if i % 9 != 4]
+    assert inp.rows.tolist() == kept and len(inp.split.y_val) == 12 - 1
+    assert any("dropped 4 row(s)" in n for n in inp.notes)
+    with pytest.raises(LumosError, match="--train/--val split one file"):
+        load_valuation_data(str(_messy(tmp_path)), "y", val_data=str(_messy(tmp_path, 12, "v.csv")), n_train=0.5)
+    (tmp_path / "other.csv").write_text("key,g,kind,y\nk1,1,a,yes\n")
+    with pytest.raises(LumosError, match="feature columns differ"):
+        load_valuation_data(str(_messy(tmp_path)), "y", val_data=str(tmp_path / "other.csv"), id_col="key")
+    with pytest.raises(LumosError, match="--id-col apply to a CSV/NPZ file"):
+        load_valuation_data("builtin:wine", id_col="key")
+    with pytest.raises(LumosError, match="one class"):
+        _one_class(tmp_path)
+
+
+def _one_class(tmp_path):
+    (tmp_path / "o.csv").write_text("a,y\n" + "".join(f"{i},x\n" for i in range(5)))
+    (tmp_path / "v.csv").write_text("a,y\n1,x\n")
+    load_valuation_data(str(tmp_path / "o.csv"), "y", val_data=str(tmp_path / "v.csv"))
 
 
 def test_shape_embeddings_are_cnn_penultimate_features(tmp_path):

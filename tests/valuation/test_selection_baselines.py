@@ -154,6 +154,48 @@ def test_chg_selector_weights_are_ones_on_the_subset():
     assert w.sum() == 30 and (w[sel.indices_] == 1).all()
 
 
+@pytest.mark.parametrize("make,match", [
+    (lambda ds: GradMatchPBSelector(ds, eps=float("nan")), "'eps' parameter of GradMatchPBSelector"),
+    (lambda ds: GradMatchPBSelector(ds, lam=-1.0), "'lam'"),
+    (lambda ds: CHGSelector(ds, batch_size=0), "'batch_size' parameter of CHGSelector"),
+    (lambda ds: CHGSelector(ds, variant="weights"), "'variant'"),
+    (lambda ds: RandomSelector(ds, seed=-1), "'seed' parameter of RandomSelector must be a non-negative int"),
+    (lambda ds: RandomSelector(ds, seed=1.5), "'seed'"),
+    (lambda ds: GlisterPBSelector(ds, val_dataset=ds, batch_size=0), "'batch_size'"),
+])
+def test_nonsense_arguments_are_refused_at_construction(make, match):
+    with pytest.raises(LumosError, match=match) as exc:
+        make(_data())
+    assert "\n" not in str(exc.value)
+
+
+@pytest.mark.parametrize("name", list(SELECTORS))
+def test_selectors_follow_estimator_conventions(name):
+    """get_params / set_params (re-validated) / sklearn.base.clone / repr, as scikit-learn estimators."""
+    from sklearn.base import clone
+
+    ds, val = _data(), _data(21, seed=1)
+    sel = make_selector(name, ds, fraction=0.25, select_every=2, seed=3, val_dataset=val, batch_size=5)
+    params = sel.get_params(deep=True)
+    assert params["fraction"] == 0.25 and params["dataset"] is ds and params == sel.get_params(deep=False)
+    twin = clone(sel)
+    assert type(twin) is type(sel) and twin.indices_ is None
+    for k, v in params.items():
+        if k not in ("dataset", "val_dataset"):
+            assert twin.get_params()[k] == v
+    model = _model()
+    sel.step(model, 0)
+    twin.step(model, 0)
+    assert sel.indices_.tolist() == twin.indices_.tolist()
+    assert sel.set_params(fraction=0.5) is sel and sel.budget == 30
+    with pytest.raises(LumosError, match="'fraction'"):
+        sel.set_params(fraction=2.0)
+    with pytest.raises(LumosError, match="set_params key"):
+        sel.set_params(fractoin=0.5)
+    r = repr(make_selector(name, ds, fraction=0.1, select_every=20, val_dataset=val))
+    assert r.startswith(type(sel).__name__ + "(dataset=<TensorDataset>") and "fraction" not in r
+
+
 def test_stratified_random_keeps_class_proportions_and_is_redrawn():
     from lumos.valuation.selection_baselines import StratifiedRandomSelector
 

@@ -133,3 +133,52 @@ def test_two_process_gloo_equals_one_process(tmp_path):
     single.update(model, DataLoader(TensorDataset(x, y), batch_size=5))
     got = torch.load(path, weights_only=True)
     assert_close("DDP values", got, torch.from_numpy(single.values_), atol=1e-12, rtol=1e-10)
+
+
+def test_shuffled_loader_with_indices_equals_unshuffled_and_without_is_refused():
+    """A shuffled loader with indices gives the unshuffled loader's values exactly; one without indices (or a
+    list of batches, or a custom sampler) is refused instead of assigning values to the wrong rows."""
+    x, y = _image_data(30)
+    model = _ConvNet()
+    ds = TensorDataset(x, y)
+    plain = CHGTracker(variant="full").update(model, DataLoader(ds, batch_size=7))
+    torch.manual_seed(5)
+    shuffled = CHGTracker(variant="full").update(model, DataLoader(IndexedDataset(ds), batch_size=7, shuffle=True))
+    assert_close("shuffled with indices", torch.from_numpy(shuffled), torch.from_numpy(plain), atol=1e-12, rtol=1e-10)
+    with pytest.raises(LumosError, match="shuffled DataLoader.*IndexedDataset"):
+        CHGTracker().update(model, DataLoader(ds, batch_size=7, shuffle=True))
+    with pytest.raises(LumosError, match="a list .*IndexedDataset"):
+        CHGTracker().update(model, [(x[:5], y[:5])], n_samples=30)
+    with pytest.raises(LumosError, match="SubsetRandomSampler"):
+        CHGTracker().update(model, DataLoader(ds, sampler=torch.utils.data.SubsetRandomSampler(range(30))))
+
+
+def test_dataset_of_another_size_is_refused_not_silently_restarted():
+    x, y = _image_data(20)
+    model = _ConvNet()
+    t = CHGTracker()
+    first = t.update(model, DataLoader(TensorDataset(x, y), batch_size=8))
+    with pytest.raises(LumosError, match=r"1 epoch\(s\) of 20 samples.*has 12.*reset\(\)"):
+        t.update(model, DataLoader(TensorDataset(x[:12], y[:12]), batch_size=8))
+    assert t.n_epochs_ == 1 and np.array_equal(t.values_, first)  # nothing dropped
+    with t.watch(model, n_samples=12) as w:
+        w.record(model(x[:12]), y[:12], torch.arange(12))
+        with pytest.raises(LumosError, match="20 samples"):
+            w.end_epoch()
+    assert t.reset().update(model, DataLoader(TensorDataset(x[:12], y[:12]), batch_size=8)).shape == (12,)
+
+
+def test_watcher_misuse_is_one_clear_line():
+    x, y = _image_data(8)
+    model = _ConvNet()
+    w = CHGTracker().watch(model, n_samples=8)
+    with pytest.raises(LumosError, match=r"outside its watch\(\) block.*with tracker.watch"):
+        w.record(model(x), y, torch.arange(8))
+    with CHGTracker().watch(model, n_samples=8) as w:
+        with pytest.raises(LumosError, match="'idx' parameter.*IndexedDataset"):
+            w.record(model(x), y)
+        with pytest.raises(LumosError, match="'y' parameter.*8 labels.*Got 5 labels"):
+            w.record(model(x), y[:5], torch.arange(5))
+    with pytest.raises(LumosError, match="outside") as exc:  # after the block, too
+        w.record(model(x), y, torch.arange(8))
+    assert "\n" not in str(exc.value)

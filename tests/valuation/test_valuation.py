@@ -91,7 +91,7 @@ def test_rankings_csv_and_params(tmp_path):
     assert sorted(r.tolist()) == list(range(len(y))) and val.values_[r[0]] == val.values_.max()
     path = val.to_csv(tmp_path / "v.csv", labels=y)
     lines = path.read_text().splitlines()
-    assert lines[0] == "index,value,rank,label" and len(lines) == len(y) + 1
+    assert lines[0] == "row,value,rank,label" and len(lines) == len(y) + 1
     assert int(lines[1 + r[0]].split(",")[2]) == 0
 
 
@@ -101,8 +101,8 @@ def test_clear_errors():
         CHGValuation().fit(np.zeros((0, 4)), np.zeros(0, dtype=int))
     with pytest.raises(LumosError, match="at least two classes"):
         CHGValuation().fit(X, np.zeros(len(y), dtype=int))
-    with pytest.raises(LumosError, match=r"labels in \[0, K\)"):
-        CHGValuation().fit(X, y - 1)
+    with pytest.raises(LumosError, match="one type"):
+        CHGValuation().fit(X, [1 if i % 2 else "a" for i in range(len(y))])
     Xn = X.copy()
     Xn[3, 1] = np.nan
     with pytest.raises(LumosError, match="finite"):
@@ -113,3 +113,19 @@ def test_clear_errors():
         CHGValuation(epochs=0).fit(X, y)
     with pytest.raises(LumosError, match="per_class"):
         CHGValuation(per_class=1).fit(X, y)
+
+
+def test_any_class_labels_give_the_same_values_as_codes():
+    """Labels are names (as in scikit-learn): shifted ints, strings, an object list and a torch tensor all give
+    the values of the codes 0..K-1 they encode; classes_ and labels_ speak the user's labels."""
+    import torch
+
+    X, y = _blobs()
+    names = np.array(["ant", "bee", "cat", "dog"])[: y.max() + 1]
+    want = CHGValuation(epochs=2).fit(X, y).values_
+    for labels in (y - 1, y * 10 + 5, names[y], list(names[y]), torch.as_tensor(y)):
+        v = CHGValuation(epochs=2).fit(X, labels)
+        np.testing.assert_array_equal(v.values_, want)
+    assert v.classes_.tolist() == list(range(y.max() + 1))
+    s = CHGValuation(epochs=2).fit(X, names[y])
+    assert s.classes_.tolist() == names.tolist() and s.labels_.tolist() == names[y].tolist()

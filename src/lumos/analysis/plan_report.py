@@ -8,6 +8,7 @@ from typing import Any
 from lumos.analysis.flops import from_minimax_config
 from lumos.analysis.plan import STRATEGIES, GiB, PlanSpec, assumptions, count_rows, memory, plan, summary_rows
 from lumos.analysis.sizes import all_softmax, count_params
+from lumos.analysis.units import format_count, format_flops
 
 __all__ = ["plan_report", "context_sweep", "SWEEP_CONTEXTS"]
 
@@ -16,7 +17,7 @@ SWEEP_CONTEXTS = tuple(1024 * 2 ** k for k in range(11))
 
 
 def _main_key(spec: PlanSpec) -> str:
-    return "checkpointing" if spec.train else "inference"
+    return "training" if spec.train else "inference"
 
 
 def _plot_strategy(spec: PlanSpec) -> str:
@@ -69,7 +70,7 @@ def _sweep_figure(spec: PlanSpec, rows: list[dict[str, Any]], strategy: str) -> 
     a1.set_yscale("log")
     a1.set_ylabel("GiB per sequence")
     a1.set_title("inference cache: KV (softmax) + (H, D, D) states (lightning)")
-    mode = "RL training, checkpointed" if spec.train else "inference"
+    mode = "RL training" if spec.train else f"inference, {spec.dtype} weights"
     a2.set_ylabel("GiB per GPU")
     a2.set_title(f"{mode}: {strategy} on {spec.gpus} GPUs, batch {spec.batch}")
     fig.tight_layout()
@@ -94,14 +95,15 @@ def plan_report(run: Any, spec: PlanSpec) -> dict[str, Any]:
     sec = run.report.section(f"Deployment plan: {spec.name}, {mode}, {spec.gpus} × {spec.gpu_memory_gib:g} GiB, "
                              f"context {spec.context}, batch {spec.batch}")
     sec.table(rows, caption="Memory per GPU (GiB) by part and layout; 'smallest GPU count' searches 1..4096.")
-    sec.text(f"Decode FLOPs per token at context {spec.context}: {result['decode_gflops_per_token']:.1f} GFLOPs "
-             f"({result['all_softmax_decode_gflops_per_token']:.1f} for the all-softmax twin).")
+    sec.text(f"Decode FLOPs per token at context {spec.context}: "
+             f"{format_flops(result['decode_gflops_per_token'] * 1e9)} "
+             f"({format_flops(result['all_softmax_decode_gflops_per_token'] * 1e9)} for the all-softmax twin).")
     sec.table([{"assumption": a} for a in assumptions(spec)])
     sec.table(count_rows(result["params"]), caption=f"Parameters of {spec.name}.")
     twin = count_params(all_softmax(spec.config))
     sec2 = run.report.section("Memory vs context length: hybrid vs all-softmax")
-    sec2.text(f"The same model with softmax attention in every layer ({twin.total / 1e9:.1f}B parameters vs "
-              f"{result['params'].total / 1e9:.1f}B) keeps K and V for every layer; the hybrid keeps them for its "
+    sec2.text(f"The same model with softmax attention in every layer ({format_count(twin.total)} parameters vs "
+              f"{format_count(result['params'].total)}) keeps K and V for every layer; the hybrid keeps them for its "
               f"{result['params'].n_softmax} softmax layers and a fixed (H, D, D) state for the "
               f"{result['params'].n_lightning} lightning layers.")
     sec2.figure(fig)

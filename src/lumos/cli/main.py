@@ -24,7 +24,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "lumos.models.cli",
     "lumos.analysis.cli",
     "lumos.valuation.cli",
-    "lumos.rl.sandbox.cli",
+    "lumos.sandbox.cli",
     "lumos.rl.cli",
     "lumos.explain.cli",
 )
@@ -51,6 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     which re-raises with the full traceback instead. Runs left open by a failure are closed as failed.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
+    _tolerant_output()
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
@@ -64,6 +65,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         check_out_option(args)
         return int(args.func(args) or 0)
     return _status.code
+
+
+def _tolerant_output() -> None:
+    """Under a non-UTF-8 locale (``LC_ALL=C`` with ``PYTHONIOENCODING=ascii``, a latin-1 terminal) a character the
+    stream cannot encode prints as ``?`` instead of failing the command after its work is done."""
+    for stream in (sys.stdout, sys.stderr):
+        enc = (getattr(stream, "encoding", None) or "").lower().replace("-", "")
+        if enc not in ("utf8", "utf16", "utf32") and hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="replace")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -18,6 +18,7 @@ check                      accepts
 ``check_probability``      a finite real in [0, 1] (ends optionally open)
 ``check_choice``           one of a fixed set of strings
 ``check_bool``             True or False
+``check_dataset``          a non-empty map-style dataset (``len`` and ``[i]``)
 ``check_tensor``           a tensor of a given rank, dtype, shape and device
 ``check_finite``           a tensor without NaN or inf
 ``check_same_device``      tensors on one device
@@ -46,6 +47,7 @@ __all__ = [
     "check_probability",
     "check_choice",
     "check_bool",
+    "check_dataset",
     "check_tensor",
     "check_same_device",
     "check_finite",
@@ -151,6 +153,17 @@ def check_bool(value: object, name: str, *, owner: str | None = None) -> bool:
     return value
 
 
+def check_dataset(dataset: object, name: str, *, owner: str | None = None) -> object:
+    """``dataset`` must be a non-empty map-style dataset (``len(dataset)`` and ``dataset[i]``, as
+    ``torch.utils.data.Dataset``); an iterable-only dataset has no fixed order or size and is refused."""
+    if not hasattr(dataset, "__len__") or not hasattr(dataset, "__getitem__"):
+        raise bad_param(name, "a map-style dataset of (x, y) (with len() and [i])", type(dataset).__name__,
+                        owner=owner, type_error=True)
+    if len(dataset) == 0:  # type: ignore[arg-type]
+        raise bad_param(name, "non-empty", "an empty dataset", owner=owner)
+    return dataset
+
+
 def check_tensor(
     x: object,
     name: str,
@@ -160,23 +173,27 @@ def check_tensor(
     owner: str | None = None,
     shape: Sequence[int | None] | None = None,
     device: torch.device | str | None = None,
+    fix: str | None = None,
 ) -> torch.Tensor:
     """Check that ``x`` is a tensor with the given rank, dtype, shape (``None`` entries match anything) and
-    device type (``"cpu"``, ``"cuda"``, ...)."""
+    device type (``"cpu"``, ``"cuda"``, ...). ``fix`` ends the type, rank, dtype and shape messages (e.g. the
+    layout the caller expects)."""
     if not isinstance(x, torch.Tensor):
-        raise bad_param(name, "a torch.Tensor", type(x).__name__, owner=owner, type_error=True)
+        raise bad_param(name, "a torch.Tensor", type(x).__name__, owner=owner, type_error=True, fix=fix)
     if ndim is not None:
         allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
         if x.dim() not in allowed:
-            raise bad_param(name, f"a {' or '.join(map(str, allowed))}-D tensor", f"shape {tuple(x.shape)}", owner=owner)
+            raise bad_param(name, f"a {' or '.join(map(str, allowed))}-D tensor", f"shape {tuple(x.shape)}", owner=owner,
+                            fix=fix)
     if dtypes is not None and x.dtype not in dtypes:
         names = ", ".join(str(d).replace("torch.", "") for d in dtypes)
-        raise bad_param(name, f"one of dtypes ({names})", str(x.dtype).replace("torch.", ""), owner=owner, type_error=True)
+        raise bad_param(name, f"one of dtypes ({names})", str(x.dtype).replace("torch.", ""), owner=owner, type_error=True,
+                        fix=fix)
     if shape is not None:
         ok = len(shape) == x.dim() and all(s is None or s == t for s, t in zip(shape, x.shape))
         if not ok:
             want = "(" + ", ".join("*" if s is None else str(s) for s in shape) + ")"
-            raise bad_param(name, f"of shape {want}", f"shape {tuple(x.shape)}", owner=owner)
+            raise bad_param(name, f"of shape {want}", f"shape {tuple(x.shape)}", owner=owner, fix=fix)
     if device is not None and x.device.type != torch.device(device).type:
         raise bad_param(name, f"a tensor on {torch.device(device).type}", f"a tensor on {x.device}", owner=owner,
                         fix=f"Move it with .to({torch.device(device).type!r}).")

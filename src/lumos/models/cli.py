@@ -1,12 +1,17 @@
-"""``lumos generate``: sample from a MiniMax checkpoint directory (either format) and write a run directory;
-``lumos export``: a distributed checkpoint → release safetensors."""
+"""``lumos generate``: sample from any MiniMax checkpoint lumos reads (release or transformers directory, a run
+directory, a step checkpoint) and write a run directory; ``lumos export``: any of those → a release or
+transformers directory."""
 
 from __future__ import annotations
 
 import argparse
 import time
+from typing import TYPE_CHECKING, Any
 
 from lumos.cli.common import add_run_options
+
+if TYPE_CHECKING:
+    from lumos.models.checkpoint.resolve import CheckpointSource
 
 __all__ = ["register"]
 
@@ -15,7 +20,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("generate", help="generate text with a MiniMax hybrid model checkpoint",
                        description="Load a checkpoint (release 'minimax_m1' or transformers 'minimax' layout), "
                        "generate a continuation per --prompt, print it and write a run directory.")
-    p.add_argument("--model", required=True, help="checkpoint directory (config.json + safetensors)")
+    p.add_argument("--model", required=True, help="checkpoint directory (config.json + safetensors), a run directory "
+                   "(its latest checkpoint) or a step_* checkpoint")
     p.add_argument("--prompt", action="append", required=True, help="prompt text (repeat for a batch)")
     p.add_argument("--max-new-tokens", type=int, default=64, help="tokens to generate per prompt (default: 64)")
     p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature; 0 = greedy (default: 1.0)")
@@ -35,30 +41,52 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_run_options(p)
     p.set_defaults(func=_run)
 
-    e = sub.add_parser("export", help="turn a distributed (torch.distributed.checkpoint) checkpoint into release "
-                       "safetensors", description="Load a DCP checkpoint written by 'lumos rl train --fsdp' (any "
-                       "world size) in one process and write sharded safetensors in the release 'minimax_m1' or "
-                       "the transformers layout.")
-    e.add_argument("checkpoint", help="a step_* directory, or a run / checkpoints directory (its latest checkpoint)")
-    e.add_argument("output", help="directory to write config.json, the shards and the index into")
+    e = sub.add_parser("export", help="convert any checkpoint lumos reads into a release or transformers directory",
+                       description="Read a checkpoint (a release 'minimax_m1' or transformers directory, a run "
+                       "directory (its latest checkpoint), a step_* directory, distributed or not) and write "
+                       "config.json, sharded safetensors and the index in the release 'minimax_m1' or the "
+                       "transformers layout, plus the tokenizer files found with it. Writes a new directory "
+                       "(atomically); never into the source, and over an existing checkpoint only with --overwrite.")
+    e.add_argument("checkpoint", help="checkpoint, run, checkpoints or step_* directory")
+    e.add_argument("output", help="new directory for config.json, the shards and the index")
     e.add_argument("--format", choices=("minimax_m1", "transformers"), default="minimax_m1",
                    help="key layout of the output (default: minimax_m1)")
     e.add_argument("--dtype", choices=("auto", "float32", "bfloat16", "float16"), default="auto",
                    help="weights dtype in the output (default: the checkpoint's)")
     e.add_argument("--max-shard-size", type=int, default=2 * 1024**3, help="bytes per shard (default: 2 GiB)")
+    e.add_argument("--overwrite", action="store_true", help="replace a checkpoint already in OUTPUT")
+    e.add_argument("--config", default=None, help="the model's config.json, for a run checkpoint written before "
+                   "lumos stored one beside it")
     e.set_defaults(func=_export)
 
 
+def _legacy_config(source: CheckpointSource, given: str | None) -> Any:
+    """The model config for an old run checkpoint without config.json: --config, else the run's built-in --model
+    (the CLI layer may ask lumos.rl how it builds those; the library never guesses)."""
+    if given is not None or source.kind == "pretrained" or (source.path / "config.json").is_file():
+        return given
+    spec = source.model_spec
+    from lumos.rl.experiment import MODEL_CHOICES, build_model
+
+    if spec in MODEL_CHOICES and spec != "llama":   # built-in names: rebuild the (seed-independent) shape
+        return build_model(spec).config
+    return None
+
+
 def _export(args: argparse.Namespace) -> int:
-    import torch
-
-    from lumos.distributed.checkpoint import export_checkpoint
+    from lumos.core.validation import check_positive_int
+    from lumos.models.checkpoint.export import check_destination, export_checkpoint
     from lumos.models.checkpoint.pretrained import checkpoint_size
+    from lumos.models.checkpoint.resolve import resolve_checkpoint
 
-    dtype = None if args.dtype == "auto" else getattr(torch, args.dtype)
-    path = export_checkpoint(args.checkpoint, args.output, format=args.format, dtype=dtype,
-                             max_shard_size=args.max_shard_size)
-    print(f"exported {args.format} checkpoint ({checkpoint_size(path) / 1e6:.1f} MB) to {path}")
+    check_positive_int(args.max_shard_size, "--max-shard-size", owner="lumos export")
+    source = resolve_checkpoint(args.checkpoint)
+    check_destination(args.output, source, args.overwrite)
+    path = export_checkpoint(source.given, args.output, format=args.format,
+                             dtype=None if args.dtype == "auto" else args.dtype, max_shard_size=args.max_shard_size,
+                             overwrite=args.overwrite, config=_legacy_config(source, args.config))
+    print(f"exported the {source.describe()} as a {args.format} checkpoint ({checkpoint_size(path) / 1e6:.1f} MB) "
+          f"to {path}")
     return 0
 
 
@@ -71,7 +99,7 @@ def _run(args: argparse.Namespace) -> int:
     from lumos.core.progress import counter
     from lumos.core.rundir import RunDir
     from lumos.core.validation import check_float, check_positive_int, check_probability
-    from lumos.models.checkpoint.pretrained import load_pretrained
+    from lumos.models.checkpoint.resolve import open_checkpoint, resolve_checkpoint
     from lumos.models.generation import encode_prompts, generate
     from lumos.models.tokenizer import load_tokenizer
 
@@ -91,10 +119,12 @@ def _run(args: argparse.Namespace) -> int:
             raise LumosError(f"{what} {i + 1} is not valid UTF-8 text (bytes that no encoding decoded at position "
                              f"{exc.start}); pass UTF-8 text.") from None
     dtype = None if args.dtype == "auto" else getattr(torch, args.dtype)
+    source = resolve_checkpoint(args.model)
     t0 = time.perf_counter()
-    model = load_pretrained(args.model, dtype=dtype, format=None if args.format == "auto" else args.format)
+    model = open_checkpoint(source, dtype=dtype, format=None if args.format == "auto" else args.format,
+                            config=_legacy_config(source, None))
     load_s = time.perf_counter() - t0
-    tokenizer = load_tokenizer(args.model)
+    tokenizer = load_tokenizer(source.tokenizer_dir)
     cfg = model.config
     input_ids, mask = encode_prompts(tokenizer, args.prompt, cfg)
     options = {k: v for k, v in vars(args).items() if k != "func"}

@@ -119,7 +119,8 @@ def filter_logits(logits: torch.Tensor, top_k: int | None, top_p: float | None) 
 def _check_args(model: HybridLM, input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
                 max_new_tokens: int, temperature: float, top_k: int | None, top_p: float | None,
                 repetition_truncation: int | None, repetition_threshold: float,
-                stop_strings: Sequence[str] | None, tokenizer: Any) -> torch.Tensor:
+                stop_strings: Sequence[str] | None, tokenizer: Any, do_sample: bool = True,
+                callback: Any = None) -> torch.Tensor:
     check_tensor(input_ids, "input_ids", ndim=2, dtypes=(torch.int64, torch.int32), owner=_OWNER)
     b, p = input_ids.shape
     if b < 1 or p < 1:
@@ -135,7 +136,10 @@ def _check_args(model: HybridLM, input_ids: torch.Tensor, attention_mask: torch.
                         fix="Pad prompts on the left.")
     check_positive_int(max_new_tokens, "max_new_tokens", owner=_OWNER)
     check_float(temperature, "temperature", 0.0, owner=_OWNER, low_inclusive=False,
-                fix="Use do_sample=False for greedy.")
+                fix="Greedy decoding is do_sample=False (any temperature > 0; it then only scales the reported "
+                "logprobs, 1.0 gives the model's own)." if do_sample else
+                "With do_sample=False decoding is already greedy; temperature only scales the reported logprobs: "
+                "leave it at 1.0.")
     if top_k is not None:
         check_positive_int(top_k, "top_k", owner=_OWNER)
     if top_p is not None:
@@ -145,7 +149,25 @@ def _check_args(model: HybridLM, input_ids: torch.Tensor, attention_mask: torch.
     check_probability(repetition_threshold, "repetition_threshold", owner=_OWNER, open_high=True)
     if stop_strings and tokenizer is None:
         raise bad_param("tokenizer", "a tokenizer with decode() when stop_strings are given", None, owner=_OWNER)
+    if callback is not None and not callable(callback):
+        raise bad_param("callback", "None or a function fn(step, tokens)", callback, owner=_OWNER, type_error=True,
+                        fix="Pass a function, e.g. callback=lambda step, tokens: print(step, tokens).")
+    if not isinstance(do_sample, bool):
+        raise bad_param("do_sample", "True or False", do_sample, owner=_OWNER, type_error=True)
     return mask
+
+
+def _stop_list(stop_strings: str | Sequence[str] | None) -> list[str] | None:
+    """A lone string is ONE stop string (not its characters); else a sequence of strings."""
+    if stop_strings is None:
+        return None
+    if isinstance(stop_strings, str):
+        return [stop_strings]
+    if isinstance(stop_strings, (bytes, bytearray)) or not isinstance(stop_strings, Sequence) \
+            or not all(isinstance(s, str) for s in stop_strings):
+        raise bad_param("stop_strings", "None, a string or a sequence of strings", stop_strings, owner=_OWNER,
+                        type_error=True)
+    return list(stop_strings)
 
 
 class _StopChecker:
@@ -165,7 +187,7 @@ class _StopChecker:
 def generate(model: HybridLM, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, *,
              max_new_tokens: int = 64, do_sample: bool = False, temperature: float = 1.0, top_k: int | None = None,
              top_p: float | None = None, eos_token_id: int | None = None, pad_token_id: int | None = None,
-             stop_strings: Sequence[str] | None = None, tokenizer: Any = None,
+             stop_strings: str | Sequence[str] | None = None, tokenizer: Any = None,
              generator: torch.Generator | None = None, seed: int | None = None,
              repetition_truncation: int | None = 3000, repetition_threshold: float = 0.99,
              callback: Callable[[int, torch.Tensor], None] | None = None, compile: bool = False
@@ -176,6 +198,7 @@ def generate(model: HybridLM, input_ids: torch.Tensor, attention_mask: torch.Ten
         model: a :class:`HybridLM`.
         input_ids: (B, P) long prompts, LEFT-padded.
         attention_mask: (B, P) 1 = real, 0 = padding; None = no padding.
+        stop_strings: stop when the decoded continuation contains one of them; a lone string is one stop string.
         eos_token_id: default the config's; a negative id (or None in both) disables the EOS stop.
         pad_token_id: fills ``sequences``/``tokens`` after a sequence finished (default config's, else EOS, else 0).
         callback: ``fn(step, tokens (B,))`` after each step (tokens of finished sequences are the pad id).
@@ -186,8 +209,9 @@ def generate(model: HybridLM, input_ids: torch.Tensor, attention_mask: torch.Ten
     Returns:
         :class:`GenerationOutput`.
     """
+    stop_strings = _stop_list(stop_strings)
     mask = _check_args(model, input_ids, attention_mask, max_new_tokens, temperature, top_k, top_p,
-                       repetition_truncation, repetition_threshold, stop_strings, tokenizer)
+                       repetition_truncation, repetition_threshold, stop_strings, tokenizer, do_sample, callback)
     cfg = model.config
     eos = cfg.eos_token_id if eos_token_id is None else eos_token_id
     pad = pad_token_id if pad_token_id is not None else default_pad_id(cfg, eos)

@@ -2,7 +2,7 @@
 
 Layout under ``<run>/checkpoints/``::
 
-    step_000010/model.safetensors  optimizer.pt  rng.pt  state.json
+    step_000010/model.safetensors  optimizer.pt  rng.pt  state.json  config.json (a lumos HybridLM's, for export)
     latest                          # text file naming the newest complete checkpoint directory
 
 A checkpoint directory is written under a temporary name and renamed into place, then ``latest`` is
@@ -50,6 +50,7 @@ def save_checkpoint(root: str | os.PathLike[str], step: int, model: nn.Module, o
     tmp = make_temp_dir(final)
     try:
         save_tensors(tmp / "model.safetensors", _model_tensors(model))
+        _write_model_config(model, tmp)
         torch_save(tmp / "optimizer.pt", optimizer.state_dict())
         torch_save(tmp / "rng.pt", get_rng_state())
         atomic_write_json(tmp / "state.json", {"step": step, **state})
@@ -67,6 +68,19 @@ def save_checkpoint(root: str | os.PathLike[str], step: int, model: nn.Module, o
     return final
 
 
+def _write_model_config(model: nn.Module, directory: Path) -> None:
+    """A lumos HybridLM's config.json (release format, its dtype) beside the weights: `lumos export` and
+    `lumos generate` open the checkpoint without knowing how the run built its model."""
+    import dataclasses
+
+    from lumos.models.minimax.config import MiniMaxConfig
+
+    config = getattr(model, "config", None)
+    if isinstance(config, MiniMaxConfig):
+        dtype = str(next(model.parameters()).dtype).replace("torch.", "")
+        dataclasses.replace(config, torch_dtype=dtype).to_json(directory / "config.json", format="minimax_m1")
+
+
 def latest_checkpoint(root: str | os.PathLike[str]) -> Path | None:
     """The directory named by ``root/latest`` (or ``root`` itself if it is a checkpoint), else None."""
     root = Path(root)
@@ -77,10 +91,14 @@ def latest_checkpoint(root: str | os.PathLike[str]) -> Path | None:
     pointer = root / "latest"
     if not pointer.is_file():
         return None
-    path = root / pointer.read_text().strip()
+    from lumos.distributed.checkpoint import follow_latest
+
+    path = follow_latest(pointer)
     if not (path / "state.json").is_file():
-        raise LumosError(f"{pointer} names {path.name}, which is missing or incomplete. Delete {pointer} to "
-                         "start over, or point it at an existing step_* directory.")
+        steps = sorted(p.name for p in root.glob("step_*") if (p / "state.json").is_file())
+        listing = "existing: " + ", ".join(steps[-3:]) if steps else "none exists"
+        raise LumosError(f"{pointer} names {path.name}, which is incomplete (no state.json); write the name of a "
+                         f"complete checkpoint into {pointer} ({listing}).")
     return path
 
 

@@ -1,5 +1,5 @@
-"""``lumos rl train``, ``lumos rl compare``, ``lumos rl study``, ``lumos rl curves`` and ``lumos rl fp32-head`` (``lumos flops`` is in
-``lumos.analysis.cli``)."""
+"""``lumos rl train``, ``lumos rl compare``, ``lumos rl study``, ``lumos rl curves``, ``lumos rl fp32-head`` and
+``lumos rl check-tasks`` (``lumos flops`` is in ``lumos.analysis.cli``)."""
 
 from __future__ import annotations
 
@@ -180,6 +180,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     h.add_argument("--dtype", choices=("bfloat16", "float16"), default="bfloat16", help="rollout precision")
     add_run_options(h)
     h.set_defaults(func=_fp32_head)
+
+    from lumos.rl.tasks.code.check import add_check_tasks
+
+    add_check_tasks(rsub)
 
 
 def _train(args: argparse.Namespace) -> int:

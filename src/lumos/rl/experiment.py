@@ -163,6 +163,8 @@ def train_run(cfg: RLConfig, model_spec: str = "hybrid", warm_start_steps: int =
     from lumos.distributed import process_group as dist
 
     check_nonneg_int(warm_start_steps, "warm_start_steps", owner="train_run")
+    check_positive_int(expert_parallel, "--expert-parallel", owner="lumos rl train",
+                       fix="1 keeps every expert on each rank; N > 1 spreads them over N ranks.")
     if resume:
         if out is None:
             raise LumosError("--resume needs --out DIR, the run directory to continue.")

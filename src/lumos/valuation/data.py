@@ -1,19 +1,20 @@
 """Built-in data for valuation: scikit-learn's bundled digits, breast cancer and wine (no download), and
 synthetic Gaussian mixtures; embeddings of the built-in synthetic images (penultimate features of the built-in
-CNN of ``lumos.vision``); splitting, standardisation and loading user CSV / NPZ files.
+CNN of ``lumos.vision``); splitting and standardisation; :func:`load_valuation_data`, the data of
+``lumos value`` with each training point's row in the user's file (reading: :mod:`lumos.valuation.table`).
 """
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from lumos.core.errors import LumosError, bad_param, one_line
+from lumos.core.errors import LumosError, bad_param
 
-__all__ = ["BUILTIN", "load_builtin", "gaussian_mixture", "shape_embeddings", "Split", "make_split", "load_table"]
+__all__ = ["BUILTIN", "load_builtin", "gaussian_mixture", "shape_embeddings", "Split", "make_split", "split_indices",
+           "standardize", "ValuationInput", "load_valuation_data"]
 
 BUILTIN = ("digits", "breast_cancer", "wine", "gaussian", "shapes")
 
@@ -87,7 +88,11 @@ def load_builtin(name: str, n: int = 10_000, seed: int = 0) -> tuple[np.ndarray,
 
 @dataclass
 class Split:
-    """Train / validation / test arrays (features standardised with training statistics)."""
+    """Train / validation / test arrays (features standardised with training statistics).
+
+    ``train_idx``, ``val_idx``, ``test_idx``: the positions in the X given to :func:`make_split` of each
+    split's points (row i of ``X_train`` is row ``train_idx[i]`` of X), or None when the split did not come
+    from one array."""
 
     X_train: np.ndarray
     y_train: np.ndarray
@@ -95,19 +100,19 @@ class Split:
     y_val: np.ndarray
     X_test: np.ndarray
     y_test: np.ndarray
+    train_idx: np.ndarray | None = None
+    val_idx: np.ndarray | None = None
+    test_idx: np.ndarray | None = None
 
     @property
     def n_classes(self) -> int:
         return int(max(self.y_train.max(), self.y_val.max(), self.y_test.max())) + 1
 
 
-def make_split(X: np.ndarray, y: np.ndarray, n_train: int | float, n_val: int | float, seed: int = 0,
-               standardize: bool = True) -> Split:
-    """Shuffle and split into train (``n_train``), validation (``n_val``) and test (the rest).
-
-    Sizes are counts, or fractions of N when < 1. Features are standardised with the training mean and std.
-    """
-    n = len(X)
+def split_indices(n: int, n_train: int | float, n_val: int | float, seed: int = 0
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Positions (train, val, test) of a seeded shuffle of ``range(n)``: ``n_train`` and ``n_val`` points
+    (counts, or fractions of n when < 1), the rest for test. The split :func:`make_split` makes."""
     for name, v in (("n_train", n_train), ("n_val", n_val)):
         if v >= 1 and v != int(v):
             raise bad_param(name, "a fraction (< 1) or a whole number of points", v, owner="make_split")
@@ -117,116 +122,121 @@ def make_split(X: np.ndarray, y: np.ndarray, n_train: int | float, n_val: int | 
         raise bad_param("n_train / n_val", f"n_train >= 2, n_val >= 1 and n_train + n_val < N = {n}", (nt, nv),
                         owner="make_split", fix="Leave at least one point for the test split.")
     perm = np.random.default_rng(seed).permutation(n)
-    tr, va, te = perm[:nt], perm[nt:nt + nv], perm[nt + nv:]
+    return perm[:nt], perm[nt:nt + nv], perm[nt + nv:]
+
+
+def standardize(X: np.ndarray, *others: np.ndarray) -> tuple[np.ndarray, ...]:
+    """``X`` and ``others`` standardised with the mean and std of ``X`` (constant columns only centred)."""
+    X = np.asarray(X, dtype=np.float64)
+    mu, sd = X.mean(0), X.std(0)
+    sd = np.where(sd > 1e-12, sd, 1.0)
+    return tuple((np.asarray(a, dtype=np.float64) - mu) / sd for a in (X, *others))
+
+
+def make_split(X: np.ndarray, y: np.ndarray, n_train: int | float, n_val: int | float, seed: int = 0,
+               standardize: bool = True) -> Split:
+    """Shuffle and split into train (``n_train``), validation (``n_val``) and test (the rest)
+    (:func:`split_indices`). Sizes are counts, or fractions of N when < 1. Features are standardised with the
+    training mean and std. The split records each point's position in ``X`` (``train_idx`` ...)."""
+    tr, va, te = split_indices(len(X), n_train, n_val, seed)
     X = np.asarray(X, dtype=np.float64)
     if standardize:
         mu, sd = X[tr].mean(0), X[tr].std(0)
         X = (X - mu) / np.where(sd > 1e-12, sd, 1.0)
     y = np.asarray(y, dtype=np.int64)
-    return Split(X[tr], y[tr], X[va], y[va], X[te], y[te])
+    return Split(X[tr], y[tr], X[va], y[va], X[te], y[te], tr, va, te)
 
 
-def _encode_labels(raw: np.ndarray) -> np.ndarray:
-    if raw.dtype.kind in "US":  # numeric strings sort as numbers ("2" < "10")
-        try:
-            raw = raw.astype(np.float64)
-        except ValueError:
-            pass
-    _, codes = np.unique(raw, return_inverse=True)
-    return codes.astype(np.int64)
+@dataclass
+class ValuationInput:
+    """What ``lumos value`` values, with every training point's identity in the user's data.
+
+    Attributes:
+        split: train / validation / test, standardised with training statistics (with ``val_data`` the
+            validation file serves as both validation and test).
+        rows: (N_train,) int64 0-based row in the source of each training point (``X_train[i]`` ↔ ``rows[i]``).
+        ids: (N_train,) str ``id_col`` values, or None.  id_col: its name.
+        classes: (K,) str label names (``y`` codes index them).  feature_names: encoded feature names.
+        notes: every choice made (encodings, imputations, dropped rows), one sentence each.
+        description: where the training, validation and test points come from (one sentence).
+    """
+
+    split: Split
+    rows: np.ndarray
+    ids: np.ndarray | None
+    id_col: str | None
+    classes: np.ndarray
+    feature_names: list[str]
+    notes: list[str]
+    description: str
 
 
-#: Largest data file ``load_table`` reads (bytes); override with LUMOS_MAX_DATA_BYTES.
-MAX_DATA_BYTES = 2 * 1024**3
+def load_valuation_data(data: str, label_col: str = "y", *, val_data: str | None = None, id_col: str | None = None,
+                        drop_cols: tuple[str, ...] | list[str] = (), categorical: tuple[str, ...] | list[str] = (),
+                        impute: str = "mean", n_train: int | float | None = None, n_val: int | float | None = None,
+                        seed: int = 0) -> ValuationInput:
+    """Read and encode the data ``lumos value`` values: ``builtin:NAME`` or a CSV / NPZ file
+    (:mod:`lumos.valuation.table`: identity, one-hot text columns, imputation).
 
+    Without ``val_data`` the rows are split (``n_train``, ``n_val``: default 0.6 and 0.15; the rest is test) and
+    only the training rows are valued. With ``val_data`` every row of ``data`` is valued, and ``val_data``
+    (same columns) is the validation set; split sizes are then an error. Encodings and imputations are learnt
+    on the training rows only."""
+    from lumos.valuation.table import TableEncoder, drop_missing, encode_table_labels, read_table
 
-def load_table(path: str | Path, label_col: str = "y") -> tuple[np.ndarray, np.ndarray]:
-    """Load ``DATA.csv`` (header row; numeric feature columns + the label column) or ``DATA.npz`` (arrays
-    ``X`` and ``label_col``, read without pickle). Labels of any type are encoded as 0..K-1 in sorted order.
-
-    Every problem is a :class:`LumosError` naming the file: not UTF-8, ragged rows, non-numeric or non-finite
-    features, an empty file, a non-zip or pickled (object) NPZ, mismatched lengths, a file above the size cap."""
-    import os
-
-    p = Path(path)
-    if not p.is_file():
-        raise bad_param("data", "an existing .csv or .npz file (or builtin:NAME)", str(p), owner="lumos value")
-    size, cap = p.stat().st_size, int(os.environ.get("LUMOS_MAX_DATA_BYTES", MAX_DATA_BYTES))
-    if size == 0:
-        raise LumosError(f"{p} is empty. Pass a CSV with a header row or an NPZ with arrays X and {label_col!r}.")
-    if size > cap:
-        raise LumosError(f"{p} is {size} bytes, above the cap of {cap}. Subsample it, or raise LUMOS_MAX_DATA_BYTES.")
-    if p.suffix == ".npz":
-        X, raw = _load_npz(p, label_col)
-    elif p.suffix == ".csv":
-        X, raw = _load_csv(p, label_col)
+    if data.startswith("builtin:"):
+        given = [o for o, v in (("--val-data", val_data), ("--id-col", id_col), ("--drop-cols", drop_cols),
+                                ("--categorical", categorical)) if v]
+        if given:
+            raise LumosError(f"{', '.join(given)} apply to a CSV/NPZ file, not to {data}; save it as a file first.")
+        X, y = load_builtin(data.split(":", 1)[1], seed=seed)
+        split = make_split(X, y, 0.6 if n_train is None else n_train, 0.15 if n_val is None else n_val, seed=seed)
+        names = [f"x{j}" for j in range(X.shape[1])]
+        return ValuationInput(split, split.train_idx, None, None, np.unique(y).astype(str), names, [],  # type: ignore[arg-type]
+                              _split_sentence(data, split))
+    opts = {"id_col": id_col, "drop_cols": drop_cols, "categorical": categorical}
+    table = read_table(data, label_col, **opts)
+    notes: list[str] = []
+    if impute == "drop":
+        table, note = drop_missing(table)
+        notes += [note] if note else []
+    codes, classes = encode_table_labels(table)
+    encoder = TableEncoder(impute, categorical)
+    if val_data is None:
+        tr, _, _ = split_indices(len(table), 0.6 if n_train is None else n_train, 0.15 if n_val is None else n_val,
+                                 seed)
+        encoder.fit(table.take(tr))
+        X, more = encoder.transform(table)
+        split = make_split(X, codes, 0.6 if n_train is None else n_train, 0.15 if n_val is None else n_val, seed=seed)
+        idx = split.train_idx
+        description = _split_sentence(data, split)
     else:
-        raise bad_param("data", "a .csv or .npz file", p.suffix or str(p), owner="lumos value")
-    if X.ndim != 2 or X.shape[0] == 0 or X.shape[1] == 0:
-        raise LumosError(f"{p}: X must be a non-empty 2-D array (points × features), got shape {X.shape}.")
-    if raw.ndim != 1 or len(raw) != len(X):
-        raise LumosError(f"{p}: {len(X)} rows of X but labels of shape {raw.shape}; give one label per row.")
-    bad = ~np.isfinite(X)
-    if bad.any():
-        i, j = map(int, np.argwhere(bad)[0])
-        raise LumosError(f"{p}: {int(bad.sum())} non-finite feature value(s) (first at row {i + 1}, feature {j + 1}: "
-                         f"{X[i, j]}). Remove or impute them.")
-    return X, _encode_labels(raw)
+        if n_train is not None or n_val is not None:
+            raise LumosError("--train/--val split one file; with --val-data every row of the data file is valued and "
+                             "the validation rows come from --val-data. Drop --train/--val.")
+        vtable = read_table(val_data, label_col, **opts, option="--val-data")
+        if impute == "drop":
+            vtable, note = drop_missing(vtable)
+            notes += [note] if note else []
+        vcodes, _ = encode_table_labels(vtable, classes)
+        encoder.fit(table)
+        X, more = encoder.transform(table)
+        Xv, vmore = encoder.transform(vtable)
+        more += vmore
+        X, Xv = standardize(X, Xv)
+        idx = np.arange(len(table))
+        split = Split(X, codes, Xv, vcodes, Xv, vcodes, idx, None, None)
+        description = (f"all {len(table)} rows of {data} are valued; validation: the {len(vtable)} rows of {val_data} "
+                       "(also the test set of the removal curves)")
+    if len(np.unique(split.y_train)) < 2:
+        raise LumosError(f"{data}: the training rows hold one class ({classes[split.y_train[0]]!r}); valuation needs "
+                         "at least two.")
+    return ValuationInput(split, table.rows[idx], None if table.ids is None else table.ids[idx], table.id_col,
+                          classes, encoder.feature_names_, notes + encoder.notes_ + more, description)
 
 
-def _load_npz(p: Path, label_col: str) -> tuple[np.ndarray, np.ndarray]:
-    import zipfile
-
-    try:
-        z = np.load(p, allow_pickle=False)
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
-        raise LumosError(f"{p} is not a valid .npz file ({type(exc).__name__}). Save it with numpy.savez.") from None
-    if not isinstance(z, np.lib.npyio.NpzFile):
-        raise LumosError(f"{p} holds a single array, not an .npz archive of arrays X and {label_col!r}.")
-    with z:
-        if "X" not in z.files or label_col not in z.files:
-            raise LumosError(f"{p}: expected arrays 'X' and '{label_col}'; found {', '.join(z.files) or 'none'}.")
-        try:
-            X_raw, raw = z["X"], np.asarray(z[label_col])
-        except ValueError as exc:  # object arrays need pickle, which is refused
-            raise LumosError(f"{p}: an array holds Python objects ({one_line(exc, 120)}); save plain numeric arrays "
-                             "(no dtype=object).") from None
-        except (zipfile.BadZipFile, OSError, EOFError) as exc:
-            raise LumosError(f"{p} is a damaged .npz file ({type(exc).__name__}).") from None
-    if X_raw.dtype.kind not in "biuf":
-        raise LumosError(f"{p}: X must be numeric, got dtype {X_raw.dtype}. Encode features as numbers.")
-    if raw.dtype.kind not in "biufUS":
-        raise LumosError(f"{p}: '{label_col}' must hold numbers or strings, got dtype {raw.dtype}.")
-    return np.asarray(X_raw, dtype=np.float64), raw
-
-
-def _load_csv(p: Path, label_col: str) -> tuple[np.ndarray, np.ndarray]:
-    try:
-        with p.open(newline="", encoding="utf-8") as fh:
-            rows = [r for r in csv.reader(fh) if r and any(c.strip() for c in r)]
-    except UnicodeDecodeError as exc:
-        raise LumosError(f"{p} is not UTF-8 text (byte {exc.start}: {exc.reason}); re-save it as UTF-8 "
-                         "(e.g. iconv -f latin1 -t utf-8).") from None
-    except csv.Error as exc:
-        raise LumosError(f"{p} is not a valid CSV file ({exc}).") from None
-    if len(rows) < 2:
-        raise LumosError(f"{p}: expected a header row and at least one data row.")
-    header = [h.strip() for h in rows[0]]
-    if label_col not in header:
-        raise bad_param("--label-col", "a column of the CSV header", label_col, owner="lumos value",
-                        fix=f"Columns: {', '.join(header[:20])}.")
-    j = header.index(label_col)
-    for n, r in enumerate(rows[1:], start=2):
-        if len(r) != len(header):
-            raise LumosError(f"{p}: line {n} has {len(r)} fields but the header has {len(header)}; every row needs one "
-                             "value per column.")
-    X = np.empty((len(rows) - 1, len(header) - 1), dtype=np.float64)
-    for n, r in enumerate(rows[1:]):
-        for k, (col, v) in enumerate((c, v) for i, (c, v) in enumerate(zip(header, r)) if i != j):
-            try:
-                X[n, k] = float(v)
-            except ValueError:
-                raise LumosError(f"{p}: line {n + 2}, column {col!r}: {v.strip()[:40]!r} is not a number; every "
-                                 "feature column must be numeric.") from None
-    raw = np.array([r[j].strip() for r in rows[1:]])
-    return X, raw
+def _split_sentence(data: str, split: Split) -> str:
+    n = len(split.y_train) + len(split.y_val) + len(split.y_test)
+    return (f"{data}: {n} rows split at random (--seed) into {len(split.y_train)} training rows (valued), "
+            f"{len(split.y_val)} validation and {len(split.y_test)} test rows (--train/--val; pass --val-data to "
+            "value every row)")

@@ -172,6 +172,8 @@ def compare_methods(methods: Sequence[str], X: np.ndarray, y_noisy: np.ndarray, 
                     warmup: bool = True) -> tuple[list[dict], dict[str, np.ndarray]]:
     """Value the (noisy) training set with each method; returns (rows of method/seconds/F1/AUC, values).
 
+    F1 and AUC are None when ``noisy`` marks no point (or every point): there is nothing to detect.
+
     ``params`` maps a method name to constructor keywords. With ``warmup`` a tiny fit of the torch-based
     methods runs first, so one-time library initialisation is not charged to the first method timed.
     """
@@ -182,13 +184,15 @@ def compare_methods(methods: Sequence[str], X: np.ndarray, y_noisy: np.ndarray, 
         idx = np.concatenate([np.flatnonzero(y_noisy == c)[:5] for c in np.unique(y_noisy)])
         make_valuer("chg", epochs=1).fit(X[idx], y_noisy[idx])
     rows, values = [], {}
+    noisy = np.asarray(noisy, dtype=bool)
+    detectable = bool(noisy.any() and not noisy.all())  # else F1/AUC are undefined: None, never NaN or 0
     for name in methods:
         valuer = make_valuer(name, **params.get(name, {}))
         valuer.fit(X, y_noisy, X_val, y_val)
         values[name] = valuer.values_
         row = {"method": name, "seconds": round(valuer.fit_time_, 4),
-               "f1": round(noisy_detection_f1(valuer.values_, noisy), 4),
-               "auc": round(noisy_detection_auc(valuer.values_, noisy), 4)}
+               "f1": round(noisy_detection_f1(valuer.values_, noisy), 4) if detectable else None,
+               "auc": round(noisy_detection_auc(valuer.values_, noisy), 4) if detectable else None}
         if hasattr(valuer, "n_permutations_"):
             row["note"] = f"{valuer.n_permutations_} permutations, converged={valuer.converged_}"
         rows.append(row)

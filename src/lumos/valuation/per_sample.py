@@ -160,6 +160,9 @@ def check_capture(out: torch.Tensor, cap: dict[str, torch.Tensor], y: torch.Tens
     if z.dim() != 2:
         raise bad_param("model output", "(B, C) logits", f"shape {tuple(z.shape)}", owner=owner)
     check_labels(y, z.shape[1], owner, sync=sync_labels)
+    if len(y) != len(z):
+        raise bad_param("y", f"{len(z)} labels, one per row of the logits", f"{len(y)} labels", owner=owner,
+                        fix="Pass the labels of exactly the batch that was forwarded.")
     return z, cap["h"].reshape(len(z), -1)
 
 

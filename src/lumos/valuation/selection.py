@@ -25,11 +25,18 @@ from torch import nn
 from torch.utils.data import DataLoader, Sampler
 
 from lumos.core.errors import LumosError, bad_param
-from lumos.core.validation import check_positive_int, check_probability
+from lumos.core.validation import (
+    check_choice,
+    check_dataset,
+    check_nonneg_int,
+    check_positive_int,
+    check_probability,
+)
+from lumos.valuation.base import ParamsMixin
+from lumos.valuation.features import VARIANTS
 from lumos.valuation.tracker import CHGTracker, IndexedDataset
 
 __all__ = ["AdaptiveSelector", "CHGSelector", "per_class_top"]
-
 
 
 def per_class_top(values: np.ndarray, labels: np.ndarray, budget: int, rng: np.random.Generator) -> np.ndarray:
@@ -58,14 +65,7 @@ def per_class_top(values: np.ndarray, labels: np.ndarray, budget: int, rng: np.r
     return np.sort(chosen.astype(np.int64))
 
 
-def _check_dataset(dataset: Any, name: str, owner: str) -> None:
-    if not hasattr(dataset, "__len__") or not hasattr(dataset, "__getitem__"):
-        raise bad_param(name, "a map-style dataset of (x, y)", type(dataset).__name__, owner=owner, type_error=True)
-    if len(dataset) == 0:
-        raise bad_param(name, "non-empty", "an empty dataset", owner=owner)
-
-
-class AdaptiveSelector(Sampler[int]):
+class AdaptiveSelector(ParamsMixin, Sampler[int]):
     """Base of every adaptive selector (CHG and the CORDS baselines in :mod:`lumos.valuation.selection_baselines`):
     the schedule, budget, per-epoch shuffling and weights; subclasses fill :meth:`_select`
     (model, rng → (indices, weights)).
@@ -73,26 +73,40 @@ class AdaptiveSelector(Sampler[int]):
     Args:
         dataset: map-style training set of ``(x, y, ...)`` (read in order by the selection pass).
         fraction: share of the data kept, in (0, 1].  select_every: re-select when ``epoch % select_every == 0``.
-        seed: padding, random draws and the per-epoch shuffle.
+        seed: an int ≥ 0: padding, random draws and the per-epoch shuffle.
     Attributes:
         indices_ (budget,) selected indices, sorted; weights_ (N,) float64 sample weights (0 = not selected);
         n_selections_; budget.
+    scikit-learn conventions (:class:`~lumos.valuation.base.ParamsMixin`): ``get_params``, ``set_params``
+    (re-validated), ``sklearn.base.clone``, ``repr``. Every argument is checked at construction.
     """
 
     def __init__(self, dataset: Any, fraction: float = 0.1, select_every: int = 20, seed: int = 0) -> None:
-        owner = type(self).__name__
-        _check_dataset(dataset, "dataset", owner)
-        check_probability(fraction, "fraction", owner=owner, open_low=True)
-        check_positive_int(select_every, "select_every", owner=owner)
         self.dataset = dataset
         self.fraction = fraction
         self.select_every = select_every
         self.seed = seed
-        self.budget = max(1, int(fraction * len(dataset)))
+        self._check_params()
         self.indices_: np.ndarray | None = None
         self.weights_: np.ndarray | None = None
         self.n_selections_ = 0
         self._epoch = 0
+
+    def _check_params(self) -> None:
+        """Validate every constructor argument (one message shape); subclasses extend it."""
+        owner = type(self).__name__
+        check_dataset(self.dataset, "dataset", owner=owner)
+        check_probability(self.fraction, "fraction", owner=owner, open_low=True)
+        check_positive_int(self.select_every, "select_every", owner=owner)
+        check_nonneg_int(self.seed, "seed", owner=owner, fix="numpy and torch seeds are non-negative.")
+
+    def _after_set_params(self) -> None:
+        self._check_params()
+
+    @property
+    def budget(self) -> int:
+        """Points kept per selection: ``max(1, int(fraction · N))``."""
+        return max(1, int(self.fraction * len(self.dataset)))
 
     def _rng(self) -> np.random.Generator:
         return np.random.default_rng([self.seed, self.n_selections_])
@@ -149,14 +163,19 @@ class CHGSelector(AdaptiveSelector):
 
     def __init__(self, dataset: Any, fraction: float = 0.1, select_every: int = 20, variant: str = "full",
                  batch_size: int = 256, seed: int = 0) -> None:
-        super().__init__(dataset, fraction, select_every, seed)
         self.variant = variant
         self.batch_size = batch_size
+        super().__init__(dataset, fraction, select_every, seed)
         self.values_: np.ndarray | None = None
-        self._tracker = CHGTracker(variant=variant, per_class=True)
+
+    def _check_params(self) -> None:
+        super()._check_params()
+        check_choice(self.variant, "variant", VARIANTS, owner="CHGSelector")
+        check_positive_int(self.batch_size, "batch_size", owner="CHGSelector", fix="It is the scoring pass's batch size.")
 
     def _select(self, model: nn.Module, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         loader = DataLoader(IndexedDataset(self.dataset), batch_size=self.batch_size, shuffle=False)
-        self.values_ = self._tracker.reset().update(model, loader, n_samples=len(self.dataset))
-        idx = per_class_top(self.values_, self._tracker.labels_, self.budget, rng)
+        tracker = CHGTracker(variant=self.variant, per_class=True)
+        self.values_ = tracker.update(model, loader, n_samples=len(self.dataset))
+        idx = per_class_top(self.values_, tracker.labels_, self.budget, rng)
         return idx, np.ones(len(idx))

@@ -42,8 +42,8 @@ import torch
 from torch import nn
 from torch.utils.data import Sampler
 
-from lumos.core.validation import check_choice, check_float, check_positive_int
-from lumos.valuation.selection import AdaptiveSelector, CHGSelector, _check_dataset, per_class_top
+from lumos.core.validation import check_choice, check_dataset, check_float, check_positive_int
+from lumos.valuation.selection import AdaptiveSelector, CHGSelector, per_class_top
 from lumos.valuation.selection_solvers import (
     batch_last_layer_grads,
     fixed_batches,
@@ -72,15 +72,27 @@ class _PerBatchSelector(AdaptiveSelector):
 
     def __init__(self, dataset: Any, fraction: float = 0.1, select_every: int = 20, batch_size: int = 32,
                  seed: int = 0) -> None:
-        super().__init__(dataset, fraction, select_every, seed)
-        check_positive_int(batch_size, "batch_size", owner=type(self).__name__)
         self.batch_size = batch_size
-        self.batches = fixed_batches(len(dataset), batch_size)
-        self.n_batches = max(1, min(len(self.batches), round(self.budget / batch_size)))
+        super().__init__(dataset, fraction, select_every, seed)
+
+    def _check_params(self) -> None:
+        super()._check_params()
+        check_positive_int(self.batch_size, "batch_size", owner=type(self).__name__)
+
+    @property
+    def batches(self) -> list[torch.Tensor]:
+        """The fixed batches: consecutive blocks of ``batch_size`` indices."""
+        return fixed_batches(len(self.dataset), self.batch_size)
+
+    @property
+    def n_batches(self) -> int:
+        """Batches chosen per selection: ``round(budget / batch_size)``, at least 1, at most all."""
+        return max(1, min(-(-len(self.dataset) // self.batch_size), round(self.budget / self.batch_size)))
 
     def _expand(self, chosen: list[int], batch_w: list[float], rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        idx = np.concatenate([self.batches[b].numpy() for b in chosen]) if chosen else np.zeros(0, np.int64)
-        w = np.concatenate([np.full(len(self.batches[b]), wb) for b, wb in zip(chosen, batch_w)]) if chosen else np.zeros(0)
+        batches = self.batches
+        idx = np.concatenate([batches[b].numpy() for b in chosen]) if chosen else np.zeros(0, np.int64)
+        w = np.concatenate([np.full(len(batches[b]), wb) for b, wb in zip(chosen, batch_w)]) if chosen else np.zeros(0)
         idx, w = idx[:self.budget], w[:self.budget]
         short = self.budget - len(idx)
         if short > 0:
@@ -103,12 +115,17 @@ class GradMatchPBSelector(_PerBatchSelector):
     def __init__(self, dataset: Any, fraction: float = 0.1, select_every: int = 20, batch_size: int = 32,
                  lam: float = 0.5, eps: float = 1e-100, target: str = "train", val_dataset: Any = None,
                  seed: int = 0) -> None:
-        super().__init__(dataset, fraction, select_every, batch_size, seed)
-        check_choice(target, "target", ("train", "valid"), owner="GradMatchPBSelector")
-        if target == "valid":
-            _check_dataset(val_dataset, "val_dataset", "GradMatchPBSelector")
-        check_float(lam, "lam", 0.0, owner="GradMatchPBSelector")
         self.lam, self.eps, self.target, self.val_dataset = lam, eps, target, val_dataset
+        super().__init__(dataset, fraction, select_every, batch_size, seed)
+
+    def _check_params(self) -> None:
+        super()._check_params()
+        owner = "GradMatchPBSelector"
+        check_choice(self.target, "target", ("train", "valid"), owner=owner)
+        if self.target == "valid":
+            check_dataset(self.val_dataset, "val_dataset", owner=owner)
+        check_float(self.lam, "lam", 0.0, owner=owner)
+        check_float(self.eps, "eps", 0.0, owner=owner, fix="It is OMP's relative residual tolerance (CORDS: 1e-100).")
 
     def _select(self, model: nn.Module, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         A = batch_last_layer_grads(model, self.dataset, self.batch_size)  # (n_batches, P)
@@ -129,11 +146,14 @@ class GlisterPBSelector(_PerBatchSelector):
 
     def __init__(self, dataset: Any, fraction: float = 0.1, select_every: int = 20, batch_size: int = 32,
                  val_dataset: Any = None, eta: float = 0.05, seed: int = 0) -> None:
-        super().__init__(dataset, fraction, select_every, batch_size, seed)
-        _check_dataset(val_dataset, "val_dataset", "GlisterPBSelector")
-        check_float(eta, "eta", 0.0, owner="GlisterPBSelector", low_inclusive=False,
-                    fix="It is the one-step size; CORDS uses the learning rate.")
         self.val_dataset, self.eta = val_dataset, eta
+        super().__init__(dataset, fraction, select_every, batch_size, seed)
+
+    def _check_params(self) -> None:
+        super()._check_params()
+        check_dataset(self.val_dataset, "val_dataset", owner="GlisterPBSelector")
+        check_float(self.eta, "eta", 0.0, owner="GlisterPBSelector", low_inclusive=False,
+                    fix="It is the one-step size; CORDS uses the learning rate.")
 
     def _select(self, model: nn.Module, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         A = batch_last_layer_grads(model, self.dataset, self.batch_size)
@@ -156,9 +176,8 @@ class StratifiedRandomSelector(AdaptiveSelector):
     redrawn at every selection; weights 1. The model is not used."""
 
     def _select(self, model: nn.Module, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        if not hasattr(self, "labels_"):
-            self.labels_ = _labels(self.dataset)
-        idx = per_class_top(rng.random(len(self.dataset)), self.labels_, self.budget, rng)
+        labels = _labels(self.dataset)       # read at every selection: set_params may swap the dataset
+        idx = per_class_top(rng.random(len(self.dataset)), labels, self.budget, rng)
         return idx, np.ones(self.budget)
 
 
@@ -172,13 +191,17 @@ class GlisterSelector(AdaptiveSelector):
 
     def __init__(self, dataset: Any, fraction: float = 0.1, select_every: int = 20, val_dataset: Any = None,
                  eta: float = 0.05, epsilon: float = 0.01, seed: int = 0) -> None:
-        super().__init__(dataset, fraction, select_every, seed)
-        _check_dataset(val_dataset, "val_dataset", "GlisterSelector")
-        check_float(eta, "eta", 0.0, owner="GlisterSelector", low_inclusive=False,
-                    fix="It is the one-step size; CORDS uses the learning rate.")
-        check_float(epsilon, "epsilon", 0.0, 1.0, owner="GlisterSelector", low_inclusive=False,
-                    high_inclusive=False)
         self.val_dataset, self.eta, self.epsilon = val_dataset, eta, epsilon
+        super().__init__(dataset, fraction, select_every, seed)
+
+    def _check_params(self) -> None:
+        super()._check_params()
+        owner = "GlisterSelector"
+        check_dataset(self.val_dataset, "val_dataset", owner=owner)
+        check_float(self.eta, "eta", 0.0, owner=owner, low_inclusive=False,
+                    fix="It is the one-step size; CORDS uses the learning rate.")
+        check_float(self.epsilon, "epsilon", 0.0, 1.0, owner=owner, low_inclusive=False, high_inclusive=False,
+                    fix="It is stochastic greedy's ε (CORDS: 0.01).")
 
     def _select(self, model: nn.Module, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         A = batch_last_layer_grads(model, self.dataset, 1)        # (N, C + C·D): one row per sample

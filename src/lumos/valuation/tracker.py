@@ -6,7 +6,8 @@ Any classifier whose last layer is ``nn.Linear`` can be tracked, in two ways, bo
 float64 (higher = more valuable):
 
 (a) one extra no-grad pass per epoch at the current parameters (the paper's protocol; the loader yields
-    ``(x, y)`` in a fixed order, or ``(x, y, index)``)::
+    ``(x, y, index)``, or ``(x, y)`` from a ``DataLoader(ds, shuffle=False)``; any other loader without indices
+    is refused, since the rows of its batches cannot be known)::
 
         tracker = CHGTracker(variant="bias")
         for epoch in range(E):
@@ -37,7 +38,14 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import Dataset
+from torch.utils.data import (
+    BatchSampler,
+    DataLoader,
+    Dataset,
+    IterableDataset,
+    RandomSampler,
+    SequentialSampler,
+)
 
 from lumos.core.errors import LumosError, bad_param
 from lumos.core.progress import track
@@ -46,7 +54,7 @@ from lumos.distributed import process_group as dist
 from lumos.valuation.features import VARIANTS, CHGFeatures, CHGVector, chg_values_streaming
 from lumos.valuation.per_sample import capture_last_layer, ce_logit_grad, check_capture, check_labels
 
-__all__ = ["CHGTracker", "CHGWatcher", "IndexedDataset", "EpochBuffer"]
+__all__ = ["CHGTracker", "CHGWatcher", "IndexedDataset", "EpochBuffer", "loader_in_dataset_order"]
 
 _OWNER = "CHGTracker"
 
@@ -165,21 +173,29 @@ class CHGWatcher:
         self._ctx = capture_last_layer(model, owner=_OWNER)
         self._cap: dict[str, torch.Tensor] = {}
         self._buf = EpochBuffer(n_samples, tracker.variant, owner=_OWNER)
-        self._pos = 0
+        self._active = False
 
     def __enter__(self) -> CHGWatcher:
         self._cap = self._ctx.__enter__()
+        self._active = True
         return self
 
     def __exit__(self, *exc: Any) -> None:
+        self._active = False
         self._ctx.__exit__(*exc)
 
     def record(self, logits: torch.Tensor, y: torch.Tensor, idx: torch.Tensor | None = None) -> None:
-        """Record the batch just forwarded: ``logits`` (B, C) = model output, ``y`` (B,), ``idx`` (B,) sample
-        indices (default: consecutive positions, for an unshuffled loader)."""
+        """Record the batch just forwarded: ``logits`` (B, C) = model output, ``y`` (B,) labels, ``idx`` (B,)
+        the batch's sample indices in [0, n_samples) (required: a training loader is shuffled, so the rows a
+        batch holds cannot be inferred; ``DataLoader(IndexedDataset(ds), shuffle=True)`` yields them)."""
+        if not self._active:
+            raise LumosError("CHGWatcher.record() was called outside its watch() block, so the model's forward was "
+                             "not captured; record inside `with tracker.watch(model, n_samples) as w:`, right after "
+                             "logits = model(x).")
         if idx is None:
-            idx = torch.arange(self._pos, self._pos + len(y))
-            self._pos += len(y)
+            raise bad_param("idx", "the batch's sample indices (B,)", None, owner="CHGWatcher.record",
+                            fix="A shuffled loader's batches hold unknown rows: iterate DataLoader(IndexedDataset(ds), "
+                                "shuffle=True) and pass record(logits, y, idx).")
         z, h = check_capture(logits, self._cap, y, owner=_OWNER, sync_labels=False)
         self._buf.add(z, h, y, idx)
 
@@ -187,8 +203,24 @@ class CHGWatcher:
         """Value this epoch's samples, average into ``tracker.values_``; returns this epoch's values (N,)."""
         values = self.tracker.add_epoch(self._buf)
         self._buf.clear()
-        self._pos = 0
         return values
+
+
+def loader_in_dataset_order(loader: Any) -> bool | str:
+    """True when ``loader`` yields its dataset's samples in index order 0, 1, 2, … (a ``DataLoader`` over a
+    map-style dataset with the default sequential sampler); otherwise a phrase naming why the order is unknown."""
+    if not isinstance(loader, DataLoader):
+        return f"a {type(loader).__name__} (not a DataLoader reading its dataset in order)"
+    if isinstance(loader.dataset, IterableDataset):
+        return "a DataLoader over an IterableDataset"
+    batch_sampler = loader.batch_sampler
+    sampler = batch_sampler.sampler if isinstance(batch_sampler, BatchSampler) else loader.sampler
+    if batch_sampler is not None and not isinstance(batch_sampler, BatchSampler):
+        return f"a DataLoader with the batch sampler {type(batch_sampler).__name__}"
+    if type(sampler) is not SequentialSampler:
+        kind = "shuffled DataLoader" if isinstance(sampler, RandomSampler) else f"DataLoader with {type(sampler).__name__}"
+        return f"a {kind}"
+    return True
 
 
 class CHGTracker:
@@ -220,9 +252,12 @@ class CHGTracker:
     def add_epoch(self, buf: EpochBuffer, alpha: CHGVector | None = None) -> np.ndarray:
         """Value the samples recorded in ``buf`` (``alpha``: the target direction, None = the (class) mean) and
         average them into ``values_``; returns this epoch's values (N,) (NaN for samples it did not see)."""
+        if self.n_epochs_ and len(self._sum) != buf.n:
+            raise LumosError(f"This CHGTracker averages {self.n_epochs_} epoch(s) of {len(self._sum)} samples, but this "
+                             f"epoch has {buf.n}; pass the same dataset (n_samples) every epoch, or call "
+                             "tracker.reset() first to start a new valuation.")
         values, seen, labels = buf.values(self.per_class, alpha)
-        if len(self._sum) != buf.n:
-            self.reset()
+        if not self.n_epochs_:
             self._sum, self._count = np.zeros(buf.n), np.zeros(buf.n)
         v, m = values.numpy(), seen.numpy()
         self._sum[m] += v[m]
@@ -237,7 +272,13 @@ class CHGTracker:
 
     def update(self, model: nn.Module, loader: Iterable[Any], n_samples: int | None = None) -> np.ndarray:
         """Value all samples of ``loader`` at the model's current parameters (one no-grad pass, eval mode)
-        and average into ``values_``. Batches are ``(x, y)`` (in a fixed order) or ``(x, y, index)``.
+        and average into ``values_``.
+
+        Batches are ``(x, y, idx)`` with ``idx`` (B,) the samples' indices in [0, n_samples) (e.g. a
+        ``DataLoader(IndexedDataset(ds), shuffle=True)``), or ``(x, y)`` from a ``DataLoader`` that reads its
+        dataset in order (``shuffle=False``, no custom sampler), where row i of the stream is sample i. Batches
+        without indices from any other loader (shuffled, a custom sampler, a list of batches) are refused: the
+        rows they hold cannot be known. Every epoch of one valuation has the same ``n_samples``.
 
         Returns this epoch's values (N,) (NaN for samples this epoch did not see).
         """
@@ -246,6 +287,11 @@ class CHGTracker:
         if n_samples is None:
             raise bad_param("n_samples", "the dataset size", None, owner=_OWNER, fix="Pass n_samples=len(dataset).")
         check_positive_int(n_samples, "n_samples", owner=_OWNER, fix="Pass the dataset size.")
+        if self.n_epochs_ and len(self._sum) != n_samples:  # refuse before the pass, not after it
+            raise LumosError(f"This CHGTracker averages {self.n_epochs_} epoch(s) of {len(self._sum)} samples, but "
+                             f"this loader has {n_samples}; pass the same dataset every epoch, or call "
+                             "tracker.reset() first to start a new valuation.")
+        in_order = loader_in_dataset_order(loader)
         buf = EpochBuffer(n_samples, self.variant, owner=_OWNER)
         was_training = model.training
         model.eval()
@@ -254,7 +300,15 @@ class CHGTracker:
             with capture_last_layer(model, owner=_OWNER) as cap, torch.no_grad():
                 for batch in track(loader, "CHG valuation pass"):
                     x, y = batch[0], batch[1]
-                    idx = batch[2] if len(batch) > 2 else torch.arange(pos, pos + len(y))
+                    if len(batch) > 2:
+                        idx = batch[2]
+                    elif in_order is True:
+                        idx = torch.arange(pos, pos + len(y))
+                    else:
+                        raise LumosError(f"CHGTracker.update: batches of (x, y) without sample indices from {in_order}, "
+                                         "so the rows each batch holds are unknown; wrap the dataset as "
+                                         "IndexedDataset(dataset) so batches are (x, y, index), or use "
+                                         "DataLoader(dataset, shuffle=False).")
                     pos += len(y)
                     z, h = check_capture(model(x), cap, y, owner=_OWNER, sync_labels=False)
                     buf.add(z, h, y, idx)

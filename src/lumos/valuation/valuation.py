@@ -20,7 +20,7 @@ from lumos.core.errors import bad_param
 from lumos.core.progress import track
 from lumos.valuation.base import ValuationData, Valuer
 from lumos.valuation.features import VARIANTS, CHGVector
-from lumos.valuation.models import MODELS, build_classifier, to_tensors, train_epoch
+from lumos.valuation.models import MODELS, Adam, build_classifier, to_tensors, train_epoch
 from lumos.valuation.per_sample import capture_last_layer, check_capture
 from lumos.valuation.tracker import CHGTracker, EpochBuffer
 
@@ -44,7 +44,8 @@ class CHGValuation(Valuer):
         hidden: MLP width.  epochs, lr, batch_size, weight_decay: Adam training of the built-in model.
         seed: seeds the built-in model's init and shuffling.
     Attributes (after fit):
-        values_ (N,) float64 mean over epochs; epoch_values_ list of (N,) arrays; n_epochs_; labels_ (N,);
+        values_ (N,) float64 mean over epochs (row i of X → values_[i]); epoch_values_ list of (N,) arrays;
+        n_epochs_; classes_ (K,) the sorted distinct labels of y; labels_ (N,) the labels as given;
         model_ (after fit) the trained classifier; fit_time_ seconds.
     """
 
@@ -74,7 +75,7 @@ class CHGValuation(Valuer):
         tracker = CHGTracker(self.variant, self.per_class)
         X, y = to_tensors(data.X, data.y)
         model = build_classifier(self.model, X.shape[1], data.n_classes, self.hidden, self.seed)
-        opt = torch.optim.Adam(model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        opt = Adam(model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
         gen = torch.Generator().manual_seed(self.seed)
         idx = torch.arange(len(X))
         for _ in track(range(self.epochs), "CHG valuation epochs"):
@@ -88,7 +89,8 @@ class CHGValuation(Valuer):
             train_epoch(model, opt, X, y, self.batch_size, gen)
         model.eval()
         self.model_ = model
-        self.epoch_values_, self.n_epochs_, self.labels_ = tracker.epoch_values_, tracker.n_epochs_, tracker.labels_
+        self.epoch_values_, self.n_epochs_ = tracker.epoch_values_, tracker.n_epochs_
+        self.labels_ = data.classes[tracker.labels_] if data.classes is not None else tracker.labels_
         return tracker.values_
 
     def _valid_alpha(self, model: nn.Module, data: ValuationData) -> CHGVector:

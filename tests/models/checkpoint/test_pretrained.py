@@ -191,3 +191,23 @@ def test_loading_builds_on_meta_and_fills_tensor_by_tensor(tmp_path, monkeypatch
     assert len(reads) == len(set(reads)) == len(_keys(tmp_path))  # each tensor read exactly once
     assert all(p.device.type == "cpu" for p in back.parameters())
     assert torch.equal(back(IDS), model(IDS))
+
+
+def test_dtype_names_and_misuse_are_clear(tmp_path):
+    model = tiny_lumos([0, 1])
+    save_pretrained(model, tmp_path / "bf16", dtype="bfloat16")          # a name works like the torch dtype
+    assert load_pretrained(tmp_path / "bf16").dtype == torch.bfloat16
+    assert load_pretrained(tmp_path / "bf16", dtype="float32").dtype == torch.float32
+    with pytest.raises(LumosError, match="'dtype' parameter of save_pretrained must be None, a floating torch dtype"):
+        save_pretrained(model, tmp_path / "x", dtype="bf17")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(LumosError, match="is a file; choose a directory path"):
+        save_pretrained(model, tmp_path / "file")
+    with pytest.raises(LumosError, match="file is a file"):
+        save_pretrained(model, tmp_path / "file" / "sub")
+    assert (tmp_path / "file").read_text() == "x" and not (tmp_path / "x").exists()
+    with pytest.raises(LumosError, match="'expert_parallel' parameter of load_pretrained must be False without a "
+                       "device_mesh"):
+        load_pretrained(tmp_path / "bf16", expert_parallel=True)
+    with pytest.raises(LumosError, match="'device_mesh' parameter of load_pretrained must be a torch DeviceMesh"):
+        load_pretrained(tmp_path / "bf16", device_mesh="dp")

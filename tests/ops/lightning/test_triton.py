@@ -10,12 +10,13 @@ import sys
 import pytest
 import torch
 
-from lumos.ops.lightning import api
+from lumos.ops.lightning import api, chunked_lightning_attention
 from lumos.ops.lightning import triton as lt
 
 SCRIPT = r"""
 import json, torch
 from lumos.ops.lightning import triton as T, chunked_lightning_attention as chunked
+from lumos.ops.lightning.opaque import lightning_attention_op
 T.BLOCK = 16
 torch.manual_seed(0)
 cases = [  # B, H, L, Dk, Dv, cu_seqlens, initial state, final-state gradient
@@ -23,6 +24,7 @@ cases = [  # B, H, L, Dk, Dv, cu_seqlens, initial state, final-state gradient
     (1, 2, 40, 20, 12, [0, 3, 3, 21, 40], True, True),
     (1, 1, 18, 80, 96, None, False, False),  # several head-dim tiles, no state in or out
     (1, 2, 37, 16, 16, None, True, True),  # float16 (the interpreter has no bfloat16: checked on GPU)
+    (1, 1, 12, 4, 4, [0, 5, 12], True, True),  # through the torch.compile op (below)
 ]
 out = []
 for B, H, L, Dk, Dv, cu, has_s0, use_final in cases:
@@ -33,7 +35,10 @@ for B, H, L, Dk, Dv, cu, has_s0, use_final in cases:
     slope = torch.rand(H) + 0.01
     s0 = torch.randn(N, H, Dk, Dv, requires_grad=True) if has_s0 else None
     res = []
-    for f in (T.triton_lightning_attention, chunked):
+    kernels = T.triton_lightning_attention
+    if L == 12:  # the kernels behind the torch.compile op (its backward reruns them under autograd)
+        kernels = lambda q, k, v, slope, s0, _, cu: lightning_attention_op(q, k, v, slope, s0, cu, "triton")  # noqa: E731
+    for f in (kernels, chunked):
         o, fs = f(q, k, v, slope, s0, True, cu)
         loss = (o.float() * torch.cos(o.float())).sum() + ((fs ** 2).sum() if use_final else 0)
         inputs = [q, k, v] + ([s0] if has_s0 else [])
@@ -50,7 +55,9 @@ def test_kernels_match_chunked_under_interpreter():
     proc = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     line = next(x for x in proc.stdout.splitlines() if x.startswith("RESULT"))
-    for case in json.loads(line[len("RESULT"):]):
+    cases = json.loads(line[len("RESULT"):])
+    assert len(cases) == 5, cases
+    for case in cases:
         assert len(case["rel_errs"]) >= 5, case
         tol = 5e-3 if case["dtype"] == "torch.float16" else 1e-5
         assert max(case["rel_errs"]) < tol, case  # outputs, final state, dq, dk, dv (, ds0)
@@ -58,11 +65,11 @@ def test_kernels_match_chunked_under_interpreter():
 
 def test_auto_dispatch_on_cpu_is_chunked():
     q = torch.randn(1, 1, 4, 2)
-    assert api.resolve_backend("auto", q) is api.chunked_lightning_attention
+    assert api.resolve_backend("auto", q) is chunked_lightning_attention
     assert not lt.is_available() or torch.cuda.is_available()
 
 
 def test_auto_dispatch_picks_triton_when_usable(monkeypatch):
     monkeypatch.setattr(api, "_triton_usable", lambda x: True)
     assert api.resolve_backend("auto", torch.randn(1, 1, 4, 2)) is lt.triton_lightning_attention
-    assert api.resolve_backend("chunked", torch.randn(1, 1, 4, 2)) is api.chunked_lightning_attention
+    assert api.resolve_backend("chunked", torch.randn(1, 1, 4, 2)) is chunked_lightning_attention

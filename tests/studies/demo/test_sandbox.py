@@ -1,6 +1,6 @@
 import json
 
-from lumos.rl.sandbox import probe_isolation
+from lumos.sandbox import probe_isolation
 from lumos.studies.demo import SECTION_MODULES, run_demo
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from lumos.core.errors import LumosError
+from lumos.core.errors import LumosError, bad_param
 from lumos.core.io import atomic_write_json, save_tensors
 from lumos.core.progress import track
 from lumos.core.validation import check_positive_int
@@ -37,6 +37,23 @@ from lumos.models.minimax.modeling import HybridLM
 
 __all__ = ["load_pretrained", "save_pretrained", "inspect_checkpoint", "INDEX_NAME", "SINGLE_NAME", "default_dtype"]
 
+#: dtype names save_pretrained / load_pretrained / export accept besides torch dtypes
+DTYPE_NAMES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+               "float16": torch.float16, "fp16": torch.float16, "half": torch.float16}
+
+
+def _check_dtype(dtype: object, owner: str) -> torch.dtype | None:
+    """None, a floating torch dtype, or one of :data:`DTYPE_NAMES` (→ the torch dtype); anything else is an error."""
+    if dtype is None:
+        return None
+    if isinstance(dtype, str) and dtype.lower().removeprefix("torch.") in DTYPE_NAMES:
+        return DTYPE_NAMES[dtype.lower().removeprefix("torch.")]
+    if isinstance(dtype, torch.dtype) and dtype.is_floating_point and dtype.itemsize >= 2:
+        return dtype
+    raise bad_param("dtype", "None, a floating torch dtype (torch.bfloat16, ...) or one of the names "
+                    + ", ".join(repr(k) for k in DTYPE_NAMES), dtype, owner=owner, type_error=True)
+
+
 def _dtype_name(dtype: torch.dtype) -> str:
     return str(dtype).replace("torch.", "")
 
@@ -50,7 +67,8 @@ def save_pretrained(model: HybridLM, path: str | os.PathLike[str], format: str =
         path: directory (created).
         format: "minimax_m1" (release names) or "transformers" (``MiniMaxForCausalLM`` names and packing).
         max_shard_size: bytes per shard (a tensor larger than this gets a shard of its own).
-        dtype: cast the weights on the way out (default: keep the model's dtype).
+        dtype: cast the weights on the way out (default: keep the model's dtype): a torch dtype or its name
+            ("bfloat16", "bf16", "float16", "float32", ...).
 
     Returns the directory as a Path.
     """
@@ -59,6 +77,14 @@ def save_pretrained(model: HybridLM, path: str | os.PathLike[str], format: str =
         raise LumosError(f"The 'format' parameter of save_pretrained must be one of {CONFIG_FORMATS}. Got {format!r} "
                          "instead.")
     check_positive_int(max_shard_size, "max_shard_size", owner="save_pretrained")
+    dtype = _check_dtype(dtype, "save_pretrained")
+    if not isinstance(model, HybridLM):
+        raise bad_param("model", "a lumos HybridLM", type(model).__name__, owner="save_pretrained", type_error=True)
+    if path.exists() and not path.is_dir():
+        raise LumosError(f"save_pretrained writes a directory, but {path} is a file; choose a directory path.")
+    for parent in path.parents:
+        if parent.exists() and not parent.is_dir():
+            raise LumosError(f"Cannot create {path}: {parent} is a file. Choose another path.")
     path.mkdir(parents=True, exist_ok=True)
     shards: list[dict[str, torch.Tensor]] = [{}]
     sizes = [0]
@@ -93,13 +119,32 @@ def load_pretrained(path: str | os.PathLike[str], dtype: torch.dtype | None = No
     ``format`` (None = detect from config.json) names the expected format; a different one is an error;
     ``dtype`` default: the checkpoint's. With ``device_mesh`` (:func:`lumos.distributed.parallel.make_mesh`) the model
     is sharded with FSDP2 (and ``expert_parallel``) and each rank reads only its own slices
-    (:func:`lumos.models.checkpoint.sharded.load_sharded`)."""
+    (:func:`lumos.models.checkpoint.sharded.load_sharded`). A run directory or a training step directory is
+    opened through :func:`lumos.models.checkpoint.resolve.open_checkpoint` (unsharded)."""
     from safetensors import safe_open
 
+    dtype = _check_dtype(dtype, "load_pretrained")
+    if not isinstance(expert_parallel, bool):
+        raise bad_param("expert_parallel", "True or False", expert_parallel, owner="load_pretrained", type_error=True)
     if device_mesh is not None:
+        from torch.distributed.device_mesh import DeviceMesh
+
+        if not isinstance(device_mesh, DeviceMesh):
+            raise bad_param("device_mesh", "a torch DeviceMesh (lumos.distributed.parallel.make_mesh) or None",
+                            type(device_mesh).__name__ if not isinstance(device_mesh, str) else repr(device_mesh),
+                            owner="load_pretrained", type_error=True,
+                            fix="Build one with make_mesh(expert_parallel, num_experts=...) under torchrun.")
         return load_sharded(Path(path), device_mesh, dtype=dtype, expert_parallel=expert_parallel, format=format,
                             device=device)
+    if expert_parallel:
+        raise bad_param("expert_parallel", "False without a device_mesh", True, owner="load_pretrained",
+                        fix="Expert parallelism spreads experts over the mesh's 'ep' ranks: pass "
+                        "device_mesh=make_mesh(ep, num_experts=...) as well, or drop expert_parallel.")
     path = Path(path)
+    if path.is_dir() and any((path / n).exists() for n in ("state.json", "latest", "checkpoints", "manifest.json")):
+        from lumos.models.checkpoint.resolve import open_checkpoint
+
+        return open_checkpoint(path, dtype=dtype, device=device, format=format)
     config, where, shapes, spec = inspect_checkpoint(path, format)
     dtype = dtype or default_dtype(config)
     with torch.device("meta"):

@@ -284,7 +284,10 @@ class HybridLM(nn.Module):
         if weight.is_meta:
             raise LumosError("This HybridLM lives on the meta device (no weights); load weights with "
                              "HybridLM.from_pretrained or call model.to_empty(device=...) and initialise it first.")
-        if input_ids.device != weight.device and not input_ids.is_meta:
+        if input_ids.is_meta:
+            raise bad_param("input_ids", "token ids with values (on the model's device)", "a meta-device tensor "
+                            "(shapes only, no values)", owner=owner, fix=f"Pass real ids on {weight.device}.")
+        if input_ids.device != weight.device:
             raise bad_param("input_ids", f"a tensor on the model's device ({weight.device})", f"a tensor on "
                             f"{input_ids.device}", owner=owner, fix="Move it with .to(model.device).")
         if attention_mask is not None:

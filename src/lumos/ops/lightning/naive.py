@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from lumos.ops.lightning.utils import compute_dtype, split_packed
+from lumos.ops.lightning.utils import compute_dtype, per_sequence
 
 __all__ = ["naive_lightning_attention"]
 
@@ -58,13 +58,5 @@ def naive_lightning_attention(
     dt = compute_dtype(q)
     qc, kc, vc = q.to(dt), k.to(dt), v.to(dt)
     s0 = None if initial_state is None else initial_state.to(dt)
-    if cu_seqlens is None:
-        o, final = _naive_one(qc, kc, vc, slope, s0)
-    else:
-        outs, finals = [], []
-        for n, (a, b) in enumerate(split_packed(cu_seqlens)):
-            o_n, f_n = _naive_one(qc[:, :, a:b], kc[:, :, a:b], vc[:, :, a:b], slope, None if s0 is None else s0[n : n + 1])
-            outs.append(o_n)
-            finals.append(f_n)
-        o, final = torch.cat(outs, dim=2), torch.cat(finals, dim=0)
+    o, final = per_sequence(lambda q_, k_, v_, s0_: _naive_one(q_, k_, v_, slope, s0_), qc, kc, vc, s0, cu_seqlens)
     return o.to(v.dtype), (final if output_final_state else None)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from lumos.ops.lightning.utils import compute_dtype, split_packed
+from lumos.ops.lightning.utils import compute_dtype, per_sequence
 
 __all__ = ["recurrent_lightning_attention", "recurrent_step"]
 
@@ -55,14 +55,6 @@ def recurrent_lightning_attention(
     Returns:
         o (B, H, L, Dv) in v's dtype; final state (N, H, Dk, Dv) in float32 (float64 for float64 inputs) or None.
     """
-    if cu_seqlens is None:
-        o, final = recurrent_step(q, k, v, slope, initial_state)
-    else:
-        outs, finals = [], []
-        for n, (a, b) in enumerate(split_packed(cu_seqlens)):
-            s0 = None if initial_state is None else initial_state[n : n + 1]
-            o_n, f_n = recurrent_step(q[:, :, a:b], k[:, :, a:b], v[:, :, a:b], slope, s0)
-            outs.append(o_n)
-            finals.append(f_n)
-        o, final = torch.cat(outs, dim=2), torch.cat(finals, dim=0)
+    o, final = per_sequence(lambda q_, k_, v_, s0_: recurrent_step(q_, k_, v_, slope, s0_), q, k, v, initial_state,
+                            cu_seqlens)
     return o, (final if output_final_state else None)

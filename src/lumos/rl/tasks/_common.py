@@ -22,6 +22,8 @@ class VerifiedTask(Task):
     """A task whose problems come from ``_make(rng)`` and whose verdict is ``_verify(problem, text)``.
 
     ``_verify`` returns ``(correct, well_formed, info)``. Completions are stripped of surrounding whitespace.
+    A ``_verify`` that raises on a completion (e.g. ``int()`` of 5,000 digits) scores it 0 with
+    ``info["error"]``: a reward function never raises into the trainer.
     """
 
     def __init__(self, format_weight: float = 0.1) -> None:
@@ -44,6 +46,9 @@ class VerifiedTask(Task):
                             owner=f"{type(self).__name__}.score")
         out = []
         for p, c in zip(problems, completions):
-            correct, ok, info = self._verify(p, c.strip())
+            try:
+                correct, ok, info = self._verify(p, c.strip())
+            except Exception as exc:  # noqa: BLE001 - a completion must never raise into the trainer
+                correct, ok, info = False, False, {"error": f"{type(exc).__name__}: {exc}"[:300]}
             out.append(compose_reward(correct, ok, self.format_weight, info))
         return out

@@ -7,7 +7,8 @@ import difflib
 
 from lumos.studies.demo import DemoContext, demo_section
 
-_FORGE_RECORDS = ("import json, os\nrec = ''.join(json.dumps({{'test': t, 'passed': True}}) + '\\n' for t in {tests!r})\n"
+_FORGE_RECORDS = ("import json, os\nrec = json.dumps({{'tests': {tests!r}}}) + '\\n' + ''.join(json.dumps({{'test': t, "
+                  "'passed': True}}) + '\\n' for t in {tests!r})\n"
                   "for fd in range(3, 64):\n    try:\n        os.write(fd, (rec + '{{\"done\": true}}\\n').encode())\n"
                   "    except OSError:\n        pass\nos._exit(0)\n")
 _PATCH_HARNESS = ("import sys\nfor m in list(sys.modules.values()):\n    if hasattr(m, '_run_one'):\n"
@@ -29,8 +30,8 @@ _CASES = [
 
 @demo_section("Sandboxed code rewards", order=35)
 def sandbox_demo(ctx: DemoContext) -> None:
-    from lumos.rl.sandbox import SandboxJob, SandboxLimits, SandboxPool, isolation_summary, probe_isolation
     from lumos.rl.tasks.code import ExpressionTask, FunctionTask, RepairTask
+    from lumos.sandbox import SandboxJob, SandboxLimits, SandboxPool, isolation_summary, probe_isolation
 
     sec = ctx.section
     sec.text("Model-written code runs in a sandbox: new network/PID/mount/IPC namespaces, a minimal read-only root "
@@ -88,10 +89,9 @@ def _forgeries(seed: int, limits) -> list:  # noqa: ANN001 - SandboxLimits
     """(task, attack, reward) for wrong answers that also attack the harness: a repository fix that writes
     pass records into every descriptor and exits, one that returns an always-equal object, and a function
     that patches the test runner's per-test function."""
-    from lumos.rl.sandbox import SandboxJob, expected_tests
-    from lumos.rl.sandbox.problems import FAMILIES
     from lumos.rl.tasks.base import Problem
     from lumos.rl.tasks.code import FunctionTask, RepairTask
+    from lumos.rl.tasks.code.problems import FAMILIES
 
     repair = RepairTask(limits=limits)
     stats = next(r for r in repair.repos if r["name"] == "stats")
@@ -102,7 +102,7 @@ def _forgeries(seed: int, limits) -> list:  # noqa: ANN001 - SandboxLimits
         return "```diff\n" + "".join(difflib.unified_diff(buggy.splitlines(True), new.splitlines(True),
                                                             "a/stats.py", "b/stats.py")) + "```\n"
 
-    tests = expected_tests(SandboxJob("repo", files=stats["files"], test_files=stats["test_files"]))
+    tests = sorted(set(repair.baseline_passing(stats)) | set(stats["failing"]))
     records = diff(buggy + _FORGE_RECORDS.format(tests=tests))
     equal = diff(_ALWAYS_EQUAL + buggy.replace("return sum(xs) / (len(xs) - 1)", "return _Eq(0)"))
     out = [("code-repair", "write pass records into every fd, exit 0", r)

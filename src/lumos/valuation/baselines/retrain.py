@@ -101,6 +101,7 @@ class _Utility:
 
 class _RetrainValuer(Valuer):
     requires_validation = True
+    uses_blas = True  # scipy's L-BFGS on numpy arrays
 
     def _utility(self, data: ValuationData) -> _Utility:
         return _Utility(data, getattr(self, "l2", 1.0), getattr(self, "max_iter", 100))

@@ -19,7 +19,7 @@ import torch
 
 from lumos.core.progress import track
 from lumos.valuation.base import ValuationData, Valuer
-from lumos.valuation.models import MODELS, build_classifier, to_tensors, train_epoch
+from lumos.valuation.models import MODELS, Adam, build_classifier, to_tensors, train_epoch
 from lumos.valuation.per_sample import last_layer_stats
 
 __all__ = ["RandomValuer", "LossValuer", "EL2NValuer", "GraNdValuer", "ForgettingValuer", "trajectory"]
@@ -30,7 +30,7 @@ def trajectory(data: ValuationData, model: str = "logreg", hidden: int = 64, epo
     """Train the built-in classifier and record per-epoch (epochs, N) loss, el2n, grand and correct."""
     X, y = to_tensors(data.X, data.y)
     net = build_classifier(model, X.shape[1], data.n_classes, hidden, seed)
-    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    opt = Adam(net.parameters(), lr=lr)
     gen = torch.Generator().manual_seed(seed)
     rows: dict[str, list[np.ndarray]] = {"loss": [], "el2n": [], "grand": [], "correct": []}
     for _ in track(range(epochs), "baseline training"):
