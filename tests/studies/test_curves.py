@@ -71,9 +71,10 @@ def test_bootstrap_intervals_cover_the_truth_and_shrink_with_less_noise():
     assert width["narrow"] < width["wide"]
 
 
-def test_one_seed_has_no_interval_and_too_few_points_is_an_error():
-    b = bootstrap_fit(_synthetic(0.8, 1.5, 1e11, 0.1, seeds=1), 0.1, n_boot=5)
-    assert b["n_boot"] == 0 and all(math.isnan(x) for x in b["ci"]["A"])
+def test_fewer_than_three_seeds_have_no_interval_and_too_few_points_is_an_error():
+    for seeds in (1, 2):     # with 2 seeds every fittable resample is the original pair: a zero-width interval
+        b = bootstrap_fit(_synthetic(0.8, 1.5, 1e11, 0.1, seeds=seeds), 0.1, n_boot=5)
+        assert b["n_boot"] == 0 and all(math.isnan(x) for x in b["ci"]["A"])
     with pytest.raises(LumosError, match="at least 3 points"):
         fit_sigmoid([0.0, 1.0, 2.0], [0.1, 0.2, 0.3], 0.1)
 
@@ -83,6 +84,8 @@ def test_fit_curves_flags_extrapolation_and_draws_one_figure():
     rows = fit_curves(curves, n_boot=10)
     by = {r["arm"]: r for r in rows}
     assert by["fast"]["note"] == "" and "extrapolation" in by["slow"]["note"]
+    two = fit_curves({"two seeds": _synthetic(0.8, 1.5, 1e11, 0.1, seeds=2)}, n_boot=5)[0]
+    assert math.isnan(two["A_ci"][0]) and "no interval" in two["note"]
     assert abs(by["fast"]["R0"] - 0.1) < 1e-12
     assert all("A (95% CI)" in r for r in format_rows(rows))
     fig = curves_figure(curves, rows)

@@ -103,8 +103,9 @@ def bootstrap_fit(curves: Sequence[tuple[Sequence[float], Sequence[float]]], r0:
     drawn with replacement; percentile intervals at ``level``.
 
     Returns:
-        ``fit`` (:func:`fit_sigmoid` on everything) and ``ci``: name → (low, high) for A, B, C_mid (NaN when
-        fewer than 2 curves: no spread to resample), and ``n_boot`` (refits that succeeded).
+        ``fit`` (:func:`fit_sigmoid` on everything) and ``ci``: name → (low, high) for A, B, C_mid (NaN with
+        fewer than 3 curves, or when fewer than half of the resamples could be fitted: no honest interval), and
+        ``n_boot`` (refits that succeeded).
     """
     check_positive_int(n_boot, "n_boot", owner="bootstrap_fit")
     if not curves:
@@ -116,7 +117,7 @@ def bootstrap_fit(curves: Sequence[tuple[Sequence[float], Sequence[float]]], r0:
 
     fit = fit_sigmoid(*pooled(range(len(curves))), r0, **fit_kw)
     nan = (math.nan, math.nan)
-    if len(curves) < 2:
+    if len(curves) < 3:       # 2 seeds: every usable resample is the original pair, a zero-width "interval"
         return {"fit": fit, "ci": {"A": nan, "B": nan, "C_mid": nan}, "n_boot": 0}
     rng = np.random.default_rng(seed)
     draws: dict[str, list[float]] = {"A": [], "B": [], "C_mid": []}
@@ -129,7 +130,8 @@ def bootstrap_fit(curves: Sequence[tuple[Sequence[float], Sequence[float]]], r0:
         for k in draws:
             draws[k].append(f[k])
     q = ((1 - level) / 2, 1 - (1 - level) / 2)
-    ci = {k: (tuple(float(x) for x in np.quantile(v, q)) if v else nan) for k, v in draws.items()}
+    enough = len(draws["A"]) >= n_boot / 2
+    ci = {k: (tuple(float(x) for x in np.quantile(v, q)) if enough else nan) for k, v in draws.items()}
     return {"fit": fit, "ci": ci, "n_boot": len(draws["A"])}
 
 
@@ -187,9 +189,19 @@ def fit_curves(curves: dict[str, list[tuple[list[float], list[float]]]], *, n_bo
             rows.append({**row, "note": str(e)})
             continue
         f, ci = b["fit"], b["ci"]
+        notes = []
+        if f["C_mid"] > c_max:
+            notes.append("C_mid beyond the compute seen: A is an extrapolation")
+        a_lo, a_hi = fit_kw.get("a_bounds", (0.0, 1.0))
+        b_lo, b_hi = fit_kw.get("b_bounds", (0.05, 20.0))
+        at = [n for n, v, lo, hi in (("A", f["A"], a_lo, a_hi), ("B", f["B"], b_lo, b_hi))
+              if min(abs(v - lo), abs(v - hi)) < 1e-6 * max(1.0, abs(hi - lo))]
+        if at:
+            notes.append(f"{' and '.join(at)} at the bound of the search: not identified by these points")
+        if not math.isfinite(ci["A"][0]):
+            notes.append("no interval (fewer than 3 seeds or too few fittable resamples)")
         row.update(A=f["A"], A_ci=ci["A"], B=f["B"], B_ci=ci["B"], C_mid=f["C_mid"], C_mid_ci=ci["C_mid"],
-                   rmse=f["rmse"], n_boot=b["n_boot"],
-                   note="C_mid beyond the compute seen: A is an extrapolation" if f["C_mid"] > c_max else "")
+                   rmse=f["rmse"], n_boot=b["n_boot"], note="; ".join(notes))
         rows.append(row)
     return rows
 

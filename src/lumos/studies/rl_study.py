@@ -213,13 +213,13 @@ class StudyConfig:
 
     @classmethod
     def quick(cls, **kw: Any) -> StudyConfig:
-        """The test size (a minute or two of one core): 2 arms, one schedule, a 2-point lr grid for CISPO, 1
+        """The test size (a minute or two of one core): 2 arms, one schedule, a 2-point lr grid per arm, 1
         tuning + 2 evaluation seeds, one shared warm start, 4 RL steps of 2 × 8 rollouts on operands 0..2. The
         warm start teaches the verification (300 steps) and leaves the fork at ~20 %, so accuracy starts near
         0.15 and RL moves it (not a tie at 0)."""
         base: dict[str, Any] = dict(
             algos=("cispo", "dapo"), updates=(4,), tune_seeds=(100,), eval_seeds=(0, 1), steps=4, prompts_per_step=2,
-            group_size=8, lr=3e-3, lr_grid={"cispo": (1e-3, 3e-3), "dapo": (3e-3,)}, eval_every=2, eval_problems=9,
+            group_size=8, lr=1e-3, lr_grid={"cispo": (1e-3, 3e-3), "dapo": (1e-3, 3e-3)}, eval_every=2, eval_problems=9,
             eval_samples=8, last_k=2, hidden=32, max_operand=2, sft_steps=300, sft_rare_steps=40,
             demo_fork_rate=0.2, n_boot=200, shared_warm_start=True)
         base.update(kw)
