@@ -184,6 +184,7 @@ def test_quick_study_cli_is_not_degenerate_and_merges(tmp_path, capsys):
     html = (out / "report.html").read_text()
     assert "verified (identical step-0 evaluations" in html and "ScaleRL sigmoid" in html
     assert (out / "plots" / "study.png").is_file() and (out / "plots" / "curves_u4.png").is_file()
+    assert "### Paired differences" in (out / "results.md").read_text()
     # --merge rebuilds the same tables from the run directory alone
     assert main(["rl", "study", "--merge", str(out), "--out", str(tmp_path / "m")]) == 0
     merged = capsys.readouterr().out

@@ -836,7 +836,7 @@ def _plot(runs: Runs, cfg: StudyConfig) -> Any:
 def report_study(sec: Any, run: RunDir, cfg: StudyConfig, runs: Runs, tables: dict[str, list[dict[str, Any]]],
                  paired_ok: bool) -> None:
     """Describe the study in report section ``sec``: settings, plots (``plots/study.png``, ``plots/curves_u<U>.png``),
-    the tuning, comparison and paired tables, and the compute curves."""
+    the tuning, comparison and paired tables, and the compute curves; the tables also as ``results.md``."""
     from lumos.studies.curves import curves_figure, fit_curves, format_rows
 
     arms = "; ".join(f"{a}: {_arm(a).help or 'objective defaults'}" + (", dynamic sampling" if cfg.dynamic_sampling_for(a)
@@ -870,14 +870,31 @@ def report_study(sec: Any, run: RunDir, cfg: StudyConfig, runs: Runs, tables: di
     if tables["paired"]:
         sec.table(tables["paired"], caption="Paired differences (same seed, same warm start), bootstrap 95 % "
                   "intervals over evaluation seeds.")
+    md = []
+    for name, title in (("tuning", "Tuning (tuning seeds)"), ("summary", "Evaluation seeds, per comparison"),
+                        ("paired", "Paired differences (bootstrap 95 % CI over evaluation seeds)")):
+        if tables[name]:
+            md += [f"### {title}", "", *_markdown(tables[name]), ""]
     for u in cfg.updates:
         curves = study_curves(runs, cfg, u)
         if not curves:
             continue
         rows = fit_curves(curves, n_boot=min(cfg.n_boot, 200))
-        sec.table(format_rows(rows), caption=f"ScaleRL sigmoid fits, {u} update(s)/batch, tuned points, "
+        fits = format_rows(rows)
+        sec.table(fits, caption=f"ScaleRL sigmoid fits, {u} update(s)/batch, tuned points, "
                   "evaluation seeds: R(C) = R0 + (A − R0)/(1 + (C_mid/C)^B), C = rollout + training FLOPs "
                   "(lumos.analysis.flops); bootstrap 95 % intervals over seeds.")
+        md += [f"### ScaleRL sigmoid fits, {u} update(s)/batch (tuned points, evaluation seeds)", "",
+               *_markdown(fits), ""]
         fig = curves_figure(curves, rows, title=f"accuracy vs compute, {u} update(s)/batch")
         run.save_figure(fig, f"curves_u{u}")
         sec.figure(fig)
+    from lumos.core.io import atomic_write_text
+
+    atomic_write_text(run.path / "results.md", "\n".join(md) + "\n")
+
+
+def _markdown(table: list[dict[str, Any]]) -> list[str]:
+    cols = list(dict.fromkeys(k for r in table for k in r))
+    return ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols),
+            *("| " + " | ".join(str(r.get(c, "")) for c in cols) + " |" for r in table)]
