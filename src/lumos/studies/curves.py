@@ -195,7 +195,7 @@ def fit_curves(curves: dict[str, list[tuple[list[float], list[float]]]], *, n_bo
         a_lo, a_hi = fit_kw.get("a_bounds", (0.0, 1.0))
         b_lo, b_hi = fit_kw.get("b_bounds", (0.05, 20.0))
         at = [n for n, v, lo, hi in (("A", f["A"], a_lo, a_hi), ("B", f["B"], b_lo, b_hi))
-              if min(abs(v - lo), abs(v - hi)) < 1e-6 * max(1.0, abs(hi - lo))]
+              if min(abs(v - lo), abs(v - hi)) < 1e-3 * max(1.0, abs(hi - lo))]
         if at:
             notes.append(f"{' and '.join(at)} at the bound of the search: not identified by these points")
         if not math.isfinite(ci["A"][0]):
