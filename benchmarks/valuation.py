@@ -97,7 +97,8 @@ class _Run:
         self.opt = torch.optim.SGD(self.model.parameters(), lr=0.05, momentum=0.9)
         self.gen = torch.Generator().manual_seed(0)
         self.val = CHGTracker(variant="full")
-        self.loader = [(X[s:s + 512], y[s:s + 512]) for s in range(0, len(X), 512)]
+        self.loader = [(X[s:s + 512], y[s:s + 512], torch.arange(s, min(s + 512, len(X)), device=self.device))
+                       for s in range(0, len(X), 512)]  # (x, y, idx): the tracker knows each batch's rows
         self.watcher = self.val.watch(self.model, n_samples=len(X)) if mode == MODES[1] else None
         if self.watcher is not None:
             self.watcher.__enter__()
@@ -152,12 +153,12 @@ def device_check(device: str) -> list[dict]:
     model = torchvision.models.resnet18(num_classes=10).eval()
     g = torch.Generator().manual_seed(1)
     X, y = torch.randn(300, 3, 32, 32, generator=g), torch.randint(0, 10, (300,), generator=g)
-    batches = [(X[s:s + 64], y[s:s + 64]) for s in range(0, 300, 64)]
+    batches = [(X[s:s + 64], y[s:s + 64], torch.arange(s, min(s + 64, 300))) for s in range(0, 300, 64)]
     rows = []
     for variant in ("bias", "full"):
         cpu = CHGTracker(variant=variant).update(model, batches, n_samples=300)
         dev_model = model.to(device)
-        dev = CHGTracker(variant=variant).update(dev_model, [(a.to(device), b.to(device)) for a, b in batches],
+        dev = CHGTracker(variant=variant).update(dev_model, [(a.to(device), b.to(device), i.to(device)) for a, b, i in batches],
                                                  n_samples=300)
         model = dev_model.cpu()
         err = float(np.max(np.abs(dev - cpu)) / np.max(np.abs(cpu)))
@@ -250,7 +251,7 @@ def first_call(repeats: int = 3) -> list[dict]:
                                  check=True)
             runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
         med = {k: round(statistics.median(r[k] for r in runs), 3) for k in runs[0]}
-        rows.append({"first_call": "CHGValuation().fit, digits-1000" if mode == "lumos"
+        rows.append({"section": "first_call", "first_call": "CHGValuation().fit, digits-1000" if mode == "lumos"
                      else "same, after a first torch.optim.Adam (reference)", **med,
                      "first/warm": round(med["first_fit_s"] / max(med["warm_fit_s"], 1e-9), 1)})
     return rows

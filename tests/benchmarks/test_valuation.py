@@ -6,7 +6,9 @@ import math
 def test_valuation_benchmark_quick(run_benchmark):
     rows, proc = run_benchmark("valuation")
     sections = {r["section"] for r in rows}
-    assert sections == {"overhead", "digits", "gaussian", "selection"}
+    assert sections == {"first_call", "overhead", "digits", "gaussian", "selection"}
+    first = [r for r in rows if r["section"] == "first_call"]
+    assert first and all(r["first_fit_s"] > 0 and r["warm_fit_s"] > 0 for r in first)
     over = [r for r in rows if r["section"] == "overhead"]
     assert {r["method"] for r in over} == {"plain", "chg in-run (watch)", "chg extra pass (update)"}
     assert all(r["epoch_seconds"] > 0 for r in over)

@@ -151,9 +151,9 @@ def existing_run(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def rl_run(tmp_path_factory) -> Path:
-    """A finished tiny `lumos rl train` run with a checkpoint (for --resume cases)."""
+    """A finished tiny `lumos rl train` run (2 steps) with a checkpoint (for --resume cases)."""
     out = tmp_path_factory.mktemp("runs") / "rl_run"
-    assert main(["rl", "train", "--checkpoint-every", "1", "--out", str(out), *TINY_RL]) == 0
+    assert main(["rl", "train", "--checkpoint-every", "1", "--out", str(out), *TINY_RL, "--steps", "2"]) == 0
     return out
 
 
@@ -232,6 +232,9 @@ CASES: list[tuple[str, list[str]]] = [
     ("rl-lr-zero", ["rl", "train", *TINY_RL, "--lr", "0", "--out", "{OUT}"]),
     ("rl-lr-nan", ["rl", "train", *TINY_RL, "--lr", "nan", "--out", "{OUT}"]),
     ("rl-group-size-0", ["rl", "train", *TINY_RL, "--group-size", "0", "--out", "{OUT}"]),
+    ("rl-group-size-1", ["rl", "train", *TINY_RL, "--group-size", "1", "--out", "{OUT}"]),
+    ("rl-minibatches-above-batch", ["rl", "train", *TINY_RL, "--prompts-per-step", "1", "--minibatches", "8",
+                                    "--out", "{OUT}"]),
     ("rl-steps-negative", ["rl", "train", *TINY_RL, "--steps", "-1", "--out", "{OUT}"]),
     ("rl-beta-negative", ["rl", "train", *TINY_RL, "--algo", "grpo", "--beta", "-0.1", "--out", "{OUT}"]),
     ("rl-beta-with-cispo", ["rl", "train", *TINY_RL, "--beta", "0.1", "--out", "{OUT}"]),
@@ -534,10 +537,66 @@ def test_refused_study_commands_change_nothing_on_disk(argv, files, tmp_path, re
     assert {p: p.read_bytes() for d in named for p in d.rglob("*") if p.is_file()} == before
 
 
+# Refused resumes (issue 27): nothing in the run directory may change, config.json and manifest.json included.
+RESUME_CASES: list[tuple[str, list[str]]] = [
+    ("rl-resume-fsdp-on-unsharded-run", ["rl", "train", "--resume", "--fsdp", "--out", "{RL}"]),
+    ("rl-resume-expert-parallel-on-unsharded-run", ["rl", "train", "--resume", "--expert-parallel", "2",
+                                                    "--out", "{RL}"]),
+    ("rl-resume-override-steps-below-current", ["rl", "train", "--resume", "--override", "steps=1", "--out", "{RL}"]),
+    ("rl-resume-on-a-flops-run", ["rl", "train", "--resume", "--out", "{RUN}"]),
+    ("select-study-resume-on-an-rl-run", ["select-study", "--quick", "--resume", "--out", "{RL}"]),
+    ("rl-resume-different-flags-no-write", ["rl", "train", *TINY_RL, "--resume", "--lr", "0.5", "--out", "{RL}"]),
+]
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("argv", [c[1] for c in RESUME_CASES], ids=[c[0] for c in RESUME_CASES])
+def test_refused_resume_changes_nothing_on_disk(argv, files, tmp_path, request, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("LUMOS_DEBUG", raising=False)
+    args = _fill(argv, files, tmp_path, request)
+    run = Path(args[args.index("--out") + 1])
+    before = _tree(run)
+    status = main(args)
+    err = capsys.readouterr().err
+    assert status == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    after = _tree(run)
+    assert after.keys() == before.keys() and all(after[k] == before[k] for k in before), \
+        [k for k in set(before) | set(after) if before.get(k) != after.get(k)]
+
+
+def test_config_contradictions_name_parameter_and_flag(tmp_path, capsys):
+    """issue 27: a group of one learns nothing; more optimizer steps than samples; the library names the
+    parameter, the CLI adds the flag."""
+    out = ["--out", str(tmp_path / "o")]
+    assert main(["rl", "train", *TINY_RL, "--group-size", "1", *out]) == 2
+    assert "The 'group_size' parameter of RLConfig (--group-size) must be an int in the range [2, inf). Got 1" \
+        in capsys.readouterr().err
+    assert main(["rl", "train", *TINY_RL, "--prompts-per-step", "1", "--minibatches", "8", *out]) == 2
+    assert "The 'minibatches' parameter of RLConfig (--minibatches) must be ≤ the samples of a rollout batch " \
+           "(prompts_per_step × group_size = 2). Got 8" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_resume_messages_name_the_contradiction(files, tmp_path, request, capsys):
+    rl = request.getfixturevalue("rl_run")
+    for argv, want in ((["--fsdp"], "trained unsharded, but this resume asks for FSDP"),
+                       (["--override", "steps=1"], "steps=1 is below the step its checkpoint reached (2)"),
+                       (["--lr", "0.5"], "different configuration: lr (stored 0.0002, now 0.5)")):
+        assert main(["rl", "train", "--resume", *argv, "--out", str(rl)]) == 2
+        assert want in capsys.readouterr().err
+    assert main(["select-study", "--quick", "--resume", "--out", str(rl)]) == 2
+    assert "is a run of 'lumos rl train', not of 'lumos select-study'" in capsys.readouterr().err
+
+
 def test_matrix_is_large_and_distinct():
     ids = [c[0] for c in CASES]
     assert len(ids) == len(set(ids))
-    assert len(ids) + len(API_CASES) >= 100
+    assert len(ids) + len(API_CASES) + len(RL_INPUT_CASES) >= 100
+    assert not set(ids) & {c[0] for c in RL_INPUT_CASES}
 
 
 # ------------------------------------------------------------------------------------------------ API cases
@@ -637,3 +696,170 @@ def test_bad_api_input(i):
     with pytest.raises(LumosError) as exc:
         fn()
     assert "\n" not in str(exc.value) and str(exc.value), name
+
+
+# ------------------------------------------------------------------- RL data inputs (issue 27) and own models (21)
+@pytest.fixture(scope="module")
+def rl_inputs(tmp_path_factory) -> dict[str, Path]:
+    """Data files, reward/task modules and model directories for the RL input cases."""
+    d = tmp_path_factory.mktemp("rl_inputs")
+    f: dict[str, Path] = {}
+
+    def text(name: str, content: str | bytes) -> None:
+        (d / name).write_bytes(content if isinstance(content, bytes) else content.encode("utf-8", "surrogatepass"))
+        f[name] = d / name
+
+    ok = '{"prompt": "1+1=", "answer": "2"}\n{"prompt": "2+2=", "answer": "4"}\n'
+    text("ok.jsonl", ok)
+    text("huge_prompt.jsonl", json.dumps({"prompt": "7" * 2_000_000, "answer": "1"}) + "\n" + ok)
+    text("nan_answer.jsonl", ok + '{"prompt": "3+3=", "answer": NaN}\n')
+    text("duplicate_key.jsonl", ok + '{"prompt": "3+3=", "answer": "6", "answer": "7"}\n')
+    text("object_answer.jsonl", ok + '{"prompt": "3+3=", "answer": {"value": 6}}\n')
+    text("latin1.jsonl", ok.encode() + '{"prompt": "caf\xe9", "answer": "1"}\n'.encode("latin-1"))
+    text("surrogate.jsonl", ok + '{"prompt": "a \\ud800 b", "answer": "1"}\n')
+    text("chat.jsonl", '{"prompt": [{"role": "user", "content": "1+1?"}], "answer": "2"}\n' + ok)
+    text("raising_task.py", "def make():\n    raise RuntimeError('task data unreachable')\n")
+    text("rewards.py", "def fn(completions, **kw):\n    return [0.0] * len(completions)\n")
+    from models._own_model import save_model_dir
+
+    f["own"] = save_model_dir(d / "own")
+    f["own_bare"] = save_model_dir(d / "own_bare", tokenizer=False)
+    f["own_small_vocab"] = save_model_dir(d / "own_small_vocab", model_vocab=27)
+    f["own_no_template"] = save_model_dir(d / "own_no_template", chat_template=False)
+    return f
+
+
+RL_TINY = ["--warm-start", "0", "--steps", "1", "--prompts-per-step", "2", "--group-size", "2", "--minibatches", "1",
+           "--max-new-tokens", "2", "--eval-problems", "2", "--eval-every", "0"]
+
+# (id, argv, environment): each must fail with one line, exit 2, and create nothing under --out.
+RL_INPUT_CASES: list[tuple[str, list[str], dict[str, str]]] = [
+    ("rl-prompt-2mb", ["--task", "{huge_prompt.jsonl}"], {}),
+    ("rl-max-prompt-chars-not-a-number", ["--task", "{ok.jsonl}"], {"LUMOS_MAX_PROMPT_CHARS": "abc"}),
+    ("rl-max-prompt-chars-zero", ["--task", "{ok.jsonl}"], {"LUMOS_MAX_PROMPT_CHARS": "0"}),
+    ("rl-jsonl-nan-answer", ["--task", "{nan_answer.jsonl}"], {}),
+    ("rl-jsonl-duplicate-key", ["--task", "{duplicate_key.jsonl}"], {}),
+    ("rl-jsonl-object-answer", ["--task", "{object_answer.jsonl}"], {}),
+    ("rl-jsonl-not-utf8", ["--task", "{latin1.jsonl}"], {}),
+    ("rl-jsonl-lone-surrogate", ["--task", "{surrogate.jsonl}"], {}),
+    ("rl-system-prompt-lone-surrogate", ["--model", "{own}", "--task", "{ok.jsonl}", "--system-prompt", "a\udcffb"],
+     {}),
+    ("rl-task-empty-module", ["--task", ":factory"], {}),
+    ("rl-task-relative-module", ["--task", ".relative:factory"], {}),
+    ("rl-task-not-a-factory", ["--task", "os.path:join"], {}),
+    ("rl-task-bare-jsonl", ["--task", "jsonl"], {}),
+    ("rl-task-factory-raises", ["--task", "{raising_task.py}:make"], {}),
+    ("rl-group-size-1", ["--task-arg", "digits=1", "--group-size", "1"], {}),
+    ("rl-minibatches-above-batch", ["--task-arg", "digits=1", "--prompts-per-step", "1", "--minibatches", "8"], {}),
+    ("rl-top-p-zero", ["--task-arg", "digits=1", "--top-p", "0"], {}),
+    ("rl-top-k-zero", ["--task-arg", "digits=1", "--top-k", "0"], {}),
+    ("rl-reward-missing-function", ["--task", "{ok.jsonl}", "--reward", "{rewards.py}:nope"], {}),
+    ("rl-reward-missing-file", ["--task", "{ok.jsonl}", "--reward", "no_such_rewards.py:fn"], {}),
+    ("rl-reward-weights-count", ["--task", "{ok.jsonl}", "--reward", "{rewards.py}:fn", "--reward-weights", "1", "2"],
+     {}),
+    ("rl-reward-on-builtin-task", ["--task-arg", "digits=1", "--reward", "{rewards.py}:fn"], {}),
+    ("rl-eval-fraction-one", ["--task", "{ok.jsonl}", "--eval-every", "1", "--eval-fraction", "1"], {}),
+    ("rl-no-held-out-rows", ["--task", "{ok.jsonl}", "--eval-every", "1", "--eval-fraction", "0"], {}),
+    ("rl-eval-data-missing", ["--task", "{ok.jsonl}", "--eval-every", "1", "--eval-data", "missing.jsonl"], {}),
+    ("rl-own-model-no-tokenizer", ["--model", "{own_bare}", "--task", "{ok.jsonl}"], {}),
+    ("rl-own-model-vocab-mismatch", ["--model", "{own_small_vocab}", "--task", "{ok.jsonl}"], {}),
+    ("rl-chat-prompt-without-template", ["--model", "{own_no_template}", "--task", "{chat.jsonl}"], {}),
+    ("rl-chat-prompt-byte-model", ["--task", "{chat.jsonl}"], {}),
+    ("rl-device-cuda-missing", ["--model", "llama", "--task-arg", "digits=1", "--device", "cuda:7"], {}),
+    ("rl-device-bad-name", ["--task-arg", "digits=1", "--device", "cpu:0"], {}),
+    ("rl-device-cuda-lumos-model", ["--task-arg", "digits=1", "--device", "cuda"], {}),
+    ("rl-lora-negative", ["--model", "{own}", "--task", "{ok.jsonl}", "--lora-r", "-1"], {}),
+    ("rl-lora-on-lumos-model", ["--task-arg", "digits=1", "--lora-r", "2"], {}),
+    ("rl-report-to-unknown", ["--task-arg", "digits=1", "--report-to", "wandb"], {}),
+]
+
+
+@pytest.mark.parametrize("argv,env", [(c[1], c[2]) for c in RL_INPUT_CASES], ids=[c[0] for c in RL_INPUT_CASES])
+def test_bad_rl_input(argv, env, rl_inputs, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("LUMOS_DEBUG", raising=False)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    args = []
+    for a in argv:
+        for name, path in rl_inputs.items():
+            a = a.replace("{" + name + "}", str(path))
+        args.append(a)
+    out = tmp_path / "out"
+    status = main(["rl", "train", *RL_TINY, *args, "--out", str(out)])
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert status == 2, f"exit {status}; stderr: {err}"
+    assert len(lines) == 1 and "Traceback" not in err and lines[0].startswith("lumos: error:"), err
+    assert not out.exists() and not (tmp_path / "runs").exists(), "something was written"
+    if "not-utf8" in argv[-1] or argv[-1].endswith("latin1.jsonl"):
+        assert "latin1.jsonl" in lines[0]
+    for k in env:
+        assert k in lines[0]
+# ------------------------------------------------------------------------------- environment and machine (issue 27)
+ENV_CASES = [
+    ("max-data-bytes-text", {"LUMOS_MAX_DATA_BYTES": "abc"}, "LUMOS_MAX_DATA_BYTES must be an integer ≥ 1"),
+    ("max-image-pixels-negative", {"LUMOS_MAX_IMAGE_PIXELS": "-5"}, "LUMOS_MAX_IMAGE_PIXELS must be an integer ≥ 1"),
+    ("debug-unknown-word", {"LUMOS_DEBUG": "maybe"}, "LUMOS_DEBUG must be one of 1, true, yes, on"),
+    ("progress-unknown-word", {"LUMOS_PROGRESS": "sometimes"}, "LUMOS_PROGRESS must be one of"),
+    ("world-size-without-rank", {"WORLD_SIZE": "2"}, "WORLD_SIZE=2 but RANK is not set"),
+    ("world-size-text", {"WORLD_SIZE": "abc"}, "WORLD_SIZE must be an integer ≥ 1. Got 'abc'"),
+    ("rank-beyond-world", {"WORLD_SIZE": "2", "RANK": "5", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "1"},
+     "RANK must be below WORLD_SIZE (2)"),
+]
+
+
+@pytest.mark.parametrize("env,want", [c[1:] for c in ENV_CASES], ids=[c[0] for c in ENV_CASES])
+def test_bad_environment_is_one_line_naming_the_variable(env, want, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for k in ("LUMOS_DEBUG", "WORLD_SIZE", "RANK", "MASTER_ADDR", "MASTER_PORT"):
+        monkeypatch.delenv(k, raising=False)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    assert main(["flops", "--lengths", "16", "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and want in err, err
+    assert not (tmp_path / "out").exists()  # refused before any work
+
+
+def test_debug_false_means_off(tmp_path, capsys, monkeypatch):
+    """LUMOS_DEBUG=false used to turn debugging on (any value but '' and '0' did): now one rule for every flag."""
+    from lumos.core.env import env_flag
+
+    monkeypatch.chdir(tmp_path)
+    for value, on in (("false", False), ("0", False), ("off", False), ("No", False), ("", False), ("1", True),
+                      (" TRUE ", True), ("yes", True)):
+        monkeypatch.setenv("LUMOS_DEBUG", value)
+        assert env_flag("LUMOS_DEBUG") is on
+    monkeypatch.setenv("LUMOS_DEBUG", "false")
+    assert main(["flops", "--lengths", "x", "--out", str(tmp_path / "o")]) == 2  # an error, not a traceback
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_full_disk_is_a_user_error_naming_the_path(tmp_path, capsys, monkeypatch):
+    import errno
+    import os
+
+    from lumos.core import io
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("LUMOS_DEBUG", raising=False)
+    monkeypatch.setattr(io.os, "fsync", full)
+    assert main(["flops", "--lengths", "16", "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1, err
+    assert "No space left on device" in err and str(tmp_path / "out") in err and "internal error" not in err, err
+    assert not list((tmp_path / "out").rglob(".*.tmp"))  # the half-written temporary file is gone
+
+
+def test_deleted_working_directory_is_a_clear_error(tmp_path, capsys, monkeypatch):
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    monkeypatch.chdir(gone)
+    gone.rmdir()
+    assert main(["flops", "--lengths", "16"]) == 2
+    err = capsys.readouterr().err
+    assert "working directory no longer exists" in err and len(err.strip().splitlines()) == 1, err

@@ -90,6 +90,9 @@ def test_atomic_writes_follow_the_umask_and_temp_files_are_swept(tmp_path):
         assert d.stat().st_mode & 0o777 == 0o755
         os.umask(0o027)
         assert atomic_write_text(tmp_path / "b.json", "{}").stat().st_mode & 0o777 == 0o640
+        os.umask(0o022)  # safetensors writes its own file (0600); save_tensors gives it the umask's mode
+        assert save_tensors(tmp_path / "t.safetensors", {"x": torch.ones(2)}).stat().st_mode & 0o777 == 0o644
+        (tmp_path / "t.safetensors").unlink()
     finally:
         os.umask(old)
     (d / "model.safetensors").write_text("half")

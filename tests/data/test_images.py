@@ -44,3 +44,21 @@ def test_clear_errors(tmp_path):
         ImageFolder(tmp_path / "empty")
     with pytest.raises(LumosError, match="not found"):
         ImageFolder(tmp_path / "nope")
+
+
+def test_expand_images_files_folders_globs(tmp_path):
+
+    from lumos.data.images import expand_images
+
+    (tmp_path / "a" / "deep").mkdir(parents=True)
+    for rel in ("a/x.png", "a/deep/y.jpg", "z.png"):
+        Image.new("RGB", (3, 3)).save(tmp_path / rel)
+    (tmp_path / "a" / "notes.txt").write_text("skipped")
+    got = expand_images([tmp_path / "z.png", tmp_path / "a", str(tmp_path / "**" / "*.png")])
+    assert [p.relative_to(tmp_path).as_posix() for p in got] == ["z.png", "a/deep/y.jpg", "a/x.png"]  # order, once
+    with pytest.raises(LumosError, match="match"):
+        expand_images([str(tmp_path / "*.gif")])
+    with pytest.raises(LumosError, match="not found"):
+        expand_images([tmp_path / "missing.png"])
+    with pytest.raises(LumosError, match="No image files"):
+        expand_images([tmp_path / "a" / "deep" / ".."] + [str(tmp_path / "a" / "*.txt")])

@@ -176,5 +176,6 @@ def test_expert_parallel_flag_must_divide_world_size(capsys, tmp_path):
                    "--out", str(tmp_path / "run")])
     assert status == 2
     err = capsys.readouterr().err
-    assert "--expert-parallel 3 must divide the world size (1 processes) and the number of experts (2)" in err
+    assert ("The 'expert_parallel' parameter (--expert-parallel) must be a divisor of the world size (1 processes) "
+            "and of the number of experts (2). Got 3 instead.") in err
     assert not (tmp_path / "run").exists()          # checked before the run directory is made

@@ -28,3 +28,13 @@ def resnet18():
     torchvision = pytest.importorskip("torchvision")
     torch.manual_seed(0)
     return torchvision.models.resnet18(weights=None, num_classes=10).eval()
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """CAM tests run many tiny models; intra-op threads only add synchronisation on tensors this small (and stall
+    badly on a busy machine: 10-40× slower), so they run on one thread, restored afterwards."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

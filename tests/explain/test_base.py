@@ -144,3 +144,93 @@ def test_model_mode_restored_and_no_param_grads(resnet18):
         assert all(p.grad is None for p in resnet18.parameters())
     finally:
         resnet18.eval()
+
+
+# --- aug_smooth / eigen_smooth ----------------------------------------------------------------------------
+def test_aug_smooth_is_the_mean_of_six_flipped_back_views(tiny_cnn):
+    """Twin: the six views explained one call each, with the class predicted on the original input."""
+    x = torch.randn(3, 3, 12, 10)
+    method = GradCAM(tiny_cnn, "features.2")
+    got = method(x, aug_smooth=True)
+    pred = tiny_cnn(x).argmax(1)
+    assert torch.equal(method.classes_, pred)  # every view explains the original prediction
+    views = []
+    for flip in (False, True):
+        for factor in (0.9, 1.0, 1.1):
+            xv = (x.flip(-1) if flip else x) * factor
+            cam = GradCAM(tiny_cnn, "features.2")(xv, targets=Logit(pred))
+            views.append(cam.flip(-1) if flip else cam)
+    assert_close("aug_smooth", got, torch.stack(views).mean(0), atol=1e-6)
+    assert float((got - method(x)).abs().max()) > 1e-3  # the smoothing does something
+
+
+def test_eigen_smooth_and_flags_are_checked(tiny_cnn):
+    x = torch.randn(2, 3, 12, 10)
+    cams = ShapleyCAM(tiny_cnn, "features.2")(x, eigen_smooth=True)
+    assert cams.shape == (2, 12, 10) and float(cams.min()) >= 0 and float(cams.max()) <= 1 + 1e-6
+    with pytest.raises(LumosError, match="eigen_smooth"):
+        GradCAM(tiny_cnn, "features.2")(x, eigen_smooth="yes")
+    with pytest.raises(LumosError, match="aug_smooth"):
+        GradCAM(tiny_cnn, "features.2")(x, aug_smooth=1)
+
+
+# --- outputs beyond (B, C) --------------------------------------------------------------------------------
+class _Segmenter(nn.Module):
+    """conv body → 1×1 head → per-pixel scores (B, 4, H, W); ``as_dict`` returns them as torchvision does."""
+
+    def __init__(self, as_dict: bool = False) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(3, 6, 3, padding=1), nn.ReLU(), nn.Conv2d(6, 6, 3, stride=2, padding=1))
+        self.head = nn.Conv2d(6, 4, 1)
+        self.as_dict = as_dict
+
+    def forward(self, x):
+        y = nn.functional.interpolate(self.head(torch.relu(self.body(x))), size=x.shape[-2:], mode="bilinear")
+        return {"out": y, "aux": y.detach()} if self.as_dict else y
+
+
+def test_segmentation_outputs_tensor_and_dict():
+    from lumos.explain import ScoreCAM
+    from lumos.explain.targets import Segmentation
+
+    torch.manual_seed(0)
+    seg = _Segmenter().eval()
+    as_dict = _Segmenter(as_dict=True).eval()
+    as_dict.load_state_dict(seg.state_dict())
+    x = torch.randn(2, 3, 12, 10)
+    mask = seg(x).argmax(1) == 2  # (B, H, W): each sample's own pixels of class 2
+    for method in (GradCAM, ShapleyCAM, ScoreCAM):
+        ref = method(seg, "body.2")(x, targets=Segmentation(2, mask))
+        got = method(as_dict, "body.2")(x, targets=Segmentation(2, mask, key="out"))
+        assert_close(method.__name__, got, ref, atol=1e-6)
+        per_sample = method(seg, "body.2")(x, targets=[Segmentation(2, mask[0]), Segmentation(2, mask[1])])
+        assert_close(f"{method.__name__} per sample", per_sample, ref, atol=1e-6)
+    # the utility is Σ over the mask of class 2's scores: a hand check on the model output
+    y = seg(x)
+    assert_close("utility", Segmentation(2, mask)(y), (y[:, 2] * mask).sum((1, 2)), atol=1e-6)
+
+
+def test_outputs_beyond_logits_need_a_target_that_reduces_them():
+    seg, as_dict = _Segmenter().eval(), _Segmenter(as_dict=True).eval()
+    x = torch.randn(1, 3, 8, 8)
+    with pytest.raises(LumosError, match="Segmentation"):
+        GradCAM(seg, "body.2")(x)
+    with pytest.raises(LumosError, match=r"key.*one of \['out', 'aux'\]"):
+        GradCAM(as_dict, "body.2")(x)
+    from lumos.explain.targets import Segmentation
+
+    with pytest.raises(LumosError, match="name the class"):
+        Segmentation(None)
+    with pytest.raises(LumosError, match="mask"):
+        GradCAM(seg, "body.2")(x, targets=Segmentation(1, torch.ones(5, 5)))
+
+    class Pooled(nn.Module):  # one number for the whole batch: no per-sample utility exists
+        def __init__(self) -> None:
+            super().__init__()
+            self.seg = seg
+
+        def forward(self, x):
+            return self.seg(x).sum()
+
+    with pytest.raises(LumosError, match="one output row per input"):
+        GradCAM(Pooled(), "seg.body.2")(x)

@@ -1,24 +1,10 @@
 import pytest
 import torch
-import torch.nn.functional as F
 
 from lumos.core.errors import LumosError
 from lumos.layers.moe import SparseMoE, load_balancing_loss, route
+from lumos.layers.moe import moe_per_token as moe_reference
 from lumos.testing import assert_close
-
-
-def moe_reference(moe: SparseMoE, x: torch.Tensor) -> torch.Tensor:
-    """Per-token oracle: for each token, softmax (fp32) over experts, top-k, renormalise, Σ w·SwiGLU expert."""
-    flat = x.reshape(-1, x.shape[-1])
-    out = torch.zeros_like(flat)
-    for t in range(flat.shape[0]):
-        p = torch.softmax(moe.gate(flat[t]).float(), -1)
-        w, idx = torch.topk(p, moe.top_k)
-        w = w / w.sum()
-        for wi, e in zip(w, idx.tolist()):
-            h = F.silu(moe.w1[e] @ flat[t]) * (moe.w3[e] @ flat[t])
-            out[t] += wi.to(x.dtype) * (moe.w2[e] @ h)
-    return out.view_as(x)
 
 
 @pytest.mark.parametrize("experts,top_k,shape", [(4, 2, (2, 5)), (5, 3, (1, 7)), (8, 1, (3, 1)), (3, 3, (1, 4))])
@@ -91,3 +77,22 @@ def test_bad_construction():
         SparseMoE(4, 4, 2, 3)
     with pytest.raises(LumosError, match="hidden_size"):
         SparseMoE(0, 4, 2, 1)
+
+
+def test_load_balancing_loss_pooled_over_processes_sums_to_the_single_process_loss():
+    """The sharded trainer's form (``reduce`` = an all-reduce of counts and rows): two "ranks" holding halves of
+    a batch add up to the loss of the whole batch, in value and in the gradient of the router logits."""
+    moe = SparseMoE(8, 6, 4, 2)
+    moe.reset_parameters(std=0.5)
+    x = torch.randn(2, 6, 8)
+    mask = torch.tensor([[1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1]])
+    halves = [(x[:1], mask[:1]), (x[1:], mask[1:])]
+    whole = load_balancing_loss([moe(x, mask)[1]], 4)
+    g_whole = torch.autograd.grad(whole, moe.gate.weight)[0]
+    stats = [moe(xi, mi)[1] for xi, mi in halves]
+    vecs = [torch.cat([s.counts, s.rows[None]]).double().detach() for s in stats]
+    reduce = lambda t: vecs[0] + vecs[1]  # noqa: E731 - what all_reduce_sum returns on every rank
+    parts = [load_balancing_loss([s], 4, reduce=reduce) for s in stats]
+    assert_close("pooled loss", parts[0] + parts[1], whole, atol=1e-6, rtol=1e-6)
+    g_parts = torch.autograd.grad(parts[0] + parts[1], moe.gate.weight)[0]
+    assert_close("pooled grad", g_parts, g_whole, atol=1e-6, rtol=1e-5)

@@ -37,3 +37,62 @@ def test_tokenizer_json_is_used_when_present(tmp_path):
         HFTokenizer(tmp_path / "bad")
     with pytest.raises(LumosError, match="not found"):
         HFTokenizer(tmp_path / "nothing")
+
+
+# ------------------------------------------------------------------ a user's own transformers tokenizer
+def test_transformers_tokenizer_renders_chat_and_text_prompts():
+    from lumos.models.tokenizer import TransformersTokenizer, encode_prompt, render_prompt
+    from models._own_model import tiny_tokenizer
+
+    raw = tiny_tokenizer()
+    tok = TransformersTokenizer(raw)
+    assert (tok.eos_token_id, tok.pad_token_id, len(tok)) == (raw.eos_token_id, raw.pad_token_id, len(raw))
+    msgs = [{"role": "user", "content": "What is 4 plus 5?"}]
+    # chat messages: exactly what transformers' apply_chat_template gives (TRL's rendering)
+    want = raw.apply_chat_template(msgs, add_generation_prompt=True, tokenize=True, return_dict=True)["input_ids"]
+    assert encode_prompt(tok, msgs) == list(want)
+    # text becomes one user message; a system prompt goes first
+    assert encode_prompt(tok, "What is 4 plus 5?") == list(want)
+    sys_tok = TransformersTokenizer(raw, system_prompt="Be brief.")
+    assert render_prompt(sys_tok, "hi").startswith("<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nhi")
+    # no chat template: text as the tokenizer encodes it by default (TRL's text prompts)
+    plain = TransformersTokenizer(raw, chat_template=False)
+    assert encode_prompt(plain, "What is 4 plus 5?") == raw("What is 4 plus 5?")["input_ids"]
+    assert tok.decode(tok.encode("What is 4 plus 5?")) == "What is 4 plus 5?"
+    with pytest.raises(LumosError, match="chat messages, but --no-chat-template was given"):
+        encode_prompt(plain, msgs)
+    with pytest.raises(LumosError, match="the tokenizer has no chat template"):
+        encode_prompt(TransformersTokenizer(tiny_tokenizer(chat_template=False)), msgs)
+    with pytest.raises(LumosError, match="--system-prompt needs a chat template"):
+        TransformersTokenizer(tiny_tokenizer(chat_template=False), system_prompt="x")
+    with pytest.raises(LumosError, match="chat messages, but the tokenizer has no chat template"):
+        encode_prompt(ByteTokenizer(), msgs)
+    assert encode_prompt(ByteTokenizer(), "ab") == [257, 97, 98]
+
+
+def test_model_tokenizer_refuses_to_guess(tmp_path):
+    from lumos.models.tokenizer import TransformersTokenizer, check_tokenizer_fits, model_tokenizer
+    from models._own_model import save_model_dir, tiny_qwen, tiny_tokenizer
+
+    good = save_model_dir(tmp_path / "good")
+    model = tiny_qwen(len(tiny_tokenizer()))
+    assert isinstance(model_tokenizer(good, model), TransformersTokenizer)
+    with pytest.raises(LumosError, match="holds no tokenizer"):
+        model_tokenizer(save_model_dir(tmp_path / "bare", tokenizer=False), model)
+    small = tiny_qwen(27)
+    with pytest.raises(LumosError, match="has 300 tokens but the model's embedding has 27 rows"):
+        model_tokenizer(good, small)
+    check_tokenizer_fits(TransformersTokenizer(tiny_tokenizer()), tiny_qwen(320))   # a padded embedding is fine
+    from lumos.models import tiny_hybrid
+
+    assert isinstance(model_tokenizer(tmp_path / "bare", tiny_hybrid(16, 2)), ByteTokenizer)  # lumos's byte models
+
+
+def test_resolve_tokenizer_needs_one_for_foreign_vocabularies():
+    from lumos.models.tokenizer import TransformersTokenizer, resolve_tokenizer
+    from models._own_model import tiny_qwen, tiny_tokenizer
+
+    with pytest.raises(LumosError, match="No tokenizer given for a model with a 300-token vocabulary"):
+        resolve_tokenizer(None, tiny_qwen(300))
+    assert isinstance(resolve_tokenizer(tiny_tokenizer(), tiny_qwen(300)), TransformersTokenizer)
+    assert isinstance(resolve_tokenizer(None, tiny_qwen(259)), ByteTokenizer)

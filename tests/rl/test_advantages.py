@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -122,3 +124,17 @@ def test_group_advantages_reference_bad_inputs():
         group_advantages_reference(torch.zeros(4), 2, scale="global")
     with pytest.raises(LumosError, match="'rewards'"):
         group_advantages_reference(torch.zeros(5), 2)
+
+
+def test_skipping_nan_equals_group_advantages_without_nan_and_drops_unscorable():
+    from lumos.rl.advantages import group_advantages_skipping_nan
+
+    torch.manual_seed(3)
+    r = torch.rand(12)
+    for scale in ("group", "batch", "none"):
+        torch.testing.assert_close(group_advantages_skipping_nan(r, 4, scale=scale), group_advantages(r, 4, scale=scale))
+    # group [1, NaN, 0, 1]: statistics over (1, 0, 1): mean 2/3, unbiased std sqrt(1/3); the NaN sample gets 0
+    adv = group_advantages_skipping_nan(torch.tensor([1.0, float("nan"), 0.0, 1.0, float("nan"), 5.0, 5.0, 5.0]), 4)
+    std = math.sqrt(1 / 3) + 1e-4
+    torch.testing.assert_close(adv[:4], torch.tensor([(1 / 3) / std, 0.0, (-2 / 3) / std, (1 / 3) / std]))
+    assert adv[4:].tolist() == [0.0] * 4          # one NaN, the rest equal: no signal

@@ -388,19 +388,19 @@ def test_dr_grpo_trainer_uses_constant_normaliser_and_centred_advantages():
 
 # ---- the registry ------------------------------------------------------------------------------------------------
 
-def test_register_loss_refuses_shadowing_and_non_functions(monkeypatch):
-    from lumos.rl import objectives
+def test_register_loss_refuses_shadowing_and_carries_the_advantage_scale():
+    from lumos.rl.objectives import LOSSES
 
-    monkeypatch.setattr(objectives, "_LOSSES", dict(objectives._LOSSES))
-    with pytest.raises(LumosError, match="already an objective"):
-        register_loss("cispo", help="x")(cispo_loss)
-    assert get_loss("cispo") is cispo_loss
-    with pytest.raises(LumosError, match="'fn'"):
-        register_loss("new-one", help="x")(42)
-    with pytest.raises(LumosError, match="'name'"):
-        register_loss(123, help="x")
-    with pytest.raises(LumosError, match="'fn'"):
-        register_loss("two-args", help="x")(lambda logp, old: None)
-    assert "new-one" not in available_losses() and all(isinstance(n, str) for n in available_losses())
-    register_loss("cispo", help="replaced on purpose", replace=True)(cispo_loss)
-    assert get_objective("cispo").help == "replaced on purpose"
+    with LOSSES.scope():
+        with pytest.raises(LumosError, match="replace=True"):
+            register_loss("cispo", help="x")(cispo_loss)
+        assert get_loss("cispo") is cispo_loss
+        with pytest.raises(LumosError, match="advantage_scale"):
+            register_loss("new-one", help="x", advantage_scale="std")
+        with pytest.raises(LumosError, match="normalizer"):
+            register_loss("new-one", help="x", normalizer="words")
+        register_loss("centred", help="x", advantage_scale="none")(dapo_loss)
+        assert get_objective("centred").advantage_scale == "none" and get_objective("dapo").advantage_scale == "group"
+        register_loss("cispo", help="replaced on purpose", replace=True)(cispo_loss)
+        assert get_objective("cispo").help == "replaced on purpose"
+    assert "centred" not in available_losses() and get_objective("cispo").help != "replaced on purpose"

@@ -88,3 +88,24 @@ def test_hybrid_policy_logprobs_and_group_sampling():
                             generators=[torch.Generator().manual_seed(1)] * 2)
     assert torch.equal(alone.response_ids, ro.response_ids[:2, :alone.response_ids.shape[1]])
     assert policy.aux_loss() is not None
+
+
+def test_top_k_top_p_sampling_matches_the_twin_and_keeps_full_logprobs():
+    """Rollouts filter the sampling distribution like `lumos generate`; the recorded log-probs stay those of the
+    full softmax, which the training forward reproduces. top_k=1 is greedy."""
+    policy = make_policy(tiny_llama())
+    ids, mask = _prompts()
+    gens = lambda: [torch.Generator().manual_seed(20 + i) for i in range(3)]  # noqa: E731
+    for kw in ({"top_k": 5}, {"top_p": 0.3}, {"top_k": 8, "top_p": 0.5}):
+        fast = policy.generate(ids, mask, max_new_tokens=8, temperature=1.1, generators=gens(), **kw)
+        slow = sample_reference(policy, ids, mask, max_new_tokens=8, temperature=1.1, generators=gens(), **kw)
+        assert torch.equal(fast.response_ids, slow.response_ids), kw
+        logp, _ = policy.token_logprobs(fast, temperature=1.1)
+        m = fast.response_mask
+        assert_close("train vs rollout logp (filtered sampling)", logp[m], fast.logprobs[m], atol=1e-5, rtol=1e-5)
+    top1 = policy.generate(ids, mask, max_new_tokens=6, temperature=1.0, generators=gens(), top_k=1)
+    greedy = policy.generate(ids, mask, max_new_tokens=6, do_sample=False)
+    assert torch.equal(top1.response_ids, greedy.response_ids)
+    # top-p keeps only tokens inside the nucleus: with p tiny, the most likely token every time
+    tiny_p = policy.generate(ids, mask, max_new_tokens=6, temperature=1.0, generators=gens(), top_p=1e-6)
+    assert torch.equal(tiny_p.response_ids, greedy.response_ids)

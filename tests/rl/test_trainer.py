@@ -183,7 +183,7 @@ def test_lr_schedule_and_config_errors():
     cfg = RLConfig(steps=10, lr=1.0, warmup_steps=2, lr_schedule="cosine", lr_min_ratio=0.0)
     assert lr_at(cfg, 0) == 0.5 and lr_at(cfg, 1) == 1.0 and abs(lr_at(cfg, 10)) < 1e-12
     assert abs(lr_at(cfg, 6) - 0.5) < 1e-12
-    with pytest.raises(LumosError, match="'algo' parameter of RLConfig must be one of.*'group_size' parameter of RLConfig must be a positive int"):
+    with pytest.raises(LumosError, match="'algo' parameter of RLConfig must be one of the registered objectives.*'group_size' parameter of RLConfig must be an int in the range \\[2, inf\\)"):
         RLConfig(algo="ppo", group_size=0)
     with pytest.raises(LumosError, match="beta"):
         RLConfig(algo="cispo", beta=0.1)
@@ -268,3 +268,82 @@ def test_zero_advantage_minibatches_step_on_the_aux_loss_unless_skipped():
     tr = RLTrainer(tiny_hybrid(16, 2), signal_task(), small_cfg(steps=1, skip_zero_advantage_steps=True))
     row = tr.rl_step()
     assert (row["zero_advantage_minibatches"], row["zero_advantage_skips"], row["optimizer_steps"]) == (0, 0, 2)
+
+
+# ------------------------------------------------------------------------------ a user's own model and tokenizer
+def _own_setup(rows=None):
+    from lumos.models.tokenizer import TransformersTokenizer
+    from lumos.rl.rewards import RewardFunctions
+    from lumos.rl.tasks.dataset import DatasetTask
+    from models._own_model import tiny_qwen, tiny_tokenizer
+
+    def spread(completions, completion_ids, **kw):    # a dense reward of the tokens, so groups never tie
+        return [sum(ids) % 97 / 97 for ids in completion_ids]
+
+    rows = rows or [{"prompt": f"What is {i} plus {i}?", "answer": str(2 * i)} for i in range(6)]
+    tok = TransformersTokenizer(tiny_tokenizer())
+    task = DatasetTask(rows, rewards=RewardFunctions([spread]), eval_fraction=0.34)
+    return tok, task, lambda seed=0: tiny_qwen(len(tok), seed=seed, eos=tok.eos_token_id, pad=tok.pad_token_id)
+
+
+def test_own_tokenizer_resume_from_hf_checkpoints_is_bit_identical(tmp_path):
+    tok, task, build = _own_setup()
+    cfg = small_cfg(steps=3, checkpoint_every=1, eval_every=3, eval_problems=2, max_new_tokens=4)
+    run_a = RunDir.create("rl-a", {}, out=tmp_path / "a", seed=0)
+    full = RLTrainer(build(), task, cfg, tokenizer=tok, run=run_a)
+    assert full.policy.eos_token_id == tok.eos_token_id and full.policy.pad_token_id == tok.pad_token_id
+    full.train()
+    held = {p.prompt for p in full.eval_problems}
+    assert held and not held & {p.prompt for p in task.train_problems}
+    run_b = RunDir.create("rl-b", {}, out=tmp_path / "b", seed=0)
+    RLTrainer(build(), task, cfg, tokenizer=tok, run=run_b).train(stop_after=2)
+    ckpt = run_b.path / "checkpoints" / "step_000002"
+    assert (ckpt / "config.json").is_file() and (ckpt / "tokenizer.json").is_file()
+    torch.manual_seed(123)
+    run_b2 = RunDir.create("rl-b", {}, out=tmp_path / "b", seed=0, resume=True)
+    resumed = RLTrainer(build(seed=7), task, cfg, tokenizer=tok.tok, run=run_b2)   # a raw transformers tokenizer
+    assert resumed.resume() == 2
+    resumed.train()
+    for k, v in full.model.state_dict().items():
+        assert torch.equal(v, resumed.model.state_dict()[k]), k
+    rows_a, rows_b = read_jsonl(run_a.metrics_path), read_jsonl(run_b2.metrics_path)
+    assert [_numeric(r) for r in rows_a] == [_numeric(r) for r in rows_b]
+
+
+def test_a_foreign_model_without_its_tokenizer_is_refused():
+    _, task, build = _own_setup()
+    with pytest.raises(LumosError, match="No tokenizer given"):
+        RLTrainer(build(), task, small_cfg())
+
+
+def test_lora_trains_the_adapter_and_the_kl_reference_is_the_base_model(tmp_path):
+    peft = pytest.importorskip("peft")
+    from lumos.rl.policy import AdapterDisabledPolicy
+
+    tok, task, build = _own_setup()
+    base = build()
+    frozen = {k: v.clone() for k, v in base.state_dict().items()}
+    model = peft.get_peft_model(base, peft.LoraConfig(r=2, lora_alpha=4, target_modules="all-linear",
+                                                      task_type="CAUSAL_LM", lora_dropout=0.0))
+    with RunDir.create("rl-lora", {}, out=tmp_path / "lora", seed=0) as run:
+        tr = RLTrainer(model, task, small_cfg(algo="grpo", beta=0.1, steps=2, max_new_tokens=4), tokenizer=tok, run=run)
+        assert isinstance(tr.ref_policy, AdapterDisabledPolicy) and tr.ref_model is None
+        hist = tr.train()
+    assert all(math.isfinite(r["loss"]) for r in hist) and "kl" in hist[-1]
+    lora = {n: p for n, p in model.named_parameters() if "lora_" in n}
+    assert lora and all(p.requires_grad for p in lora.values())
+    assert any(bool(p.abs().sum() > 0) for n, p in lora.items() if "lora_B" in n)     # B starts at 0: it moved
+    for name, value in model.get_base_model().state_dict().items():                    # the base never moves
+        key = name.replace("base_layer.", "")
+        if "lora_" not in name:
+            assert torch.equal(value, frozen[key]), name
+    # the reference (adapter off) is exactly the original base model
+    fresh = build()
+    ids = torch.tensor([tok.encode_prompt("What is 1 plus 1?")])
+    mask = torch.ones_like(ids)
+    with torch.no_grad():
+        assert_close_ref = torch.testing.assert_close
+        assert_close_ref(tr.ref_policy.forward_logits(ids, mask), fresh(input_ids=ids, attention_mask=mask).logits)
+    ckpt = run.path / "checkpoints" / "step_000002"
+    assert (ckpt / "adapter_model.safetensors").is_file() and (ckpt / "adapter_config.json").is_file()
+    assert not (ckpt / "model.safetensors").exists()

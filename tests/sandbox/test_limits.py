@@ -39,3 +39,24 @@ def test_the_largest_limits_still_run():
             top[name] = hard
     v = run_script("print('up')\n", SandboxLimits(**top))
     assert v.exit_reason == "ok" and v.stdout == "up\n", (v.exit_reason, v.setup_error, v.stderr)
+
+
+@pytest.mark.parametrize("kw, match", [
+    ({"wall_time": 1e300}, r"'wall_time' parameter of SandboxLimits must be a float in the range \(0, 86400\]"),
+    ({"max_processes": 10**9}, r"'max_processes' parameter of SandboxLimits must be an int in the range \[1, 4194304\]"),
+    ({"memory_mb": 16}, r"'memory_mb' parameter of SandboxLimits must be an int in the range \[64, 1048576\]"),
+    ({"memory_mb": 512.5}, r"'memory_mb' parameter of SandboxLimits must be an int"),
+    ({"cpu_time": float("nan")}, r"'cpu_time' parameter .* Got nan instead"),
+])
+def test_limits_are_declared_constraints_in_the_one_message_shape(kw, match):
+    with pytest.raises(LumosError, match=match):
+        SandboxLimits(**kw)
+
+
+def test_every_bad_limit_in_one_message():
+    with pytest.raises(LumosError) as exc:
+        SandboxLimits(wall_time=0, memory_mb=16, keep_output_bytes=-1)
+    msg = str(exc.value)
+    assert msg.startswith("3 problems in SandboxLimits: ")
+    for name in ("wall_time", "memory_mb", "keep_output_bytes"):
+        assert f"The '{name}' parameter of SandboxLimits must be" in msg

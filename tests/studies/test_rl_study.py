@@ -79,9 +79,10 @@ def test_fork_probability_matches_unpadded_forward():
 
 
 def test_study_config_errors():
-    with pytest.raises(LumosError, match="updates must be ints ≥ 1 dividing"):
+    with pytest.raises(LumosError, match=r"The 'updates' parameter of StudyConfig must be divisors of "
+                       r"prompts_per_step × group_size = 64\. Got \[3\] instead\."):
         StudyConfig(updates=(3,))
-    with pytest.raises(LumosError, match="algos must be"):
+    with pytest.raises(LumosError, match="The 'algos' parameter of StudyConfig must be a non-empty list of distinct arms"):
         StudyConfig(algos=("ppo",))
     with pytest.raises(LumosError, match="distinct seeds"):
         StudyConfig(tune_seeds=(0,), eval_seeds=(0, 1))
@@ -95,6 +96,8 @@ def test_study_config_errors():
         StudyConfig(eval_samples=-1)
     with pytest.raises(LumosError, match="dynamic_sampling"):
         StudyConfig(dynamic_sampling="sometimes")
+    with pytest.raises(LumosError, match="2 problems in StudyConfig: The 'lr' .* The 'target' "):
+        StudyConfig(lr=float("nan"), target=2.0)
 
 
 def test_arms_run_as_their_papers():

@@ -64,7 +64,7 @@ def test_value_builtin_and_errors(tmp_path, capsys):
                  "--no-removal", "--out", str(out)]) == 0
     assert len((out / "values.csv").read_text().splitlines()) == 1 + int(round(0.6 * 178))
     assert main(["value", "builtin:wine", "--methods", "chg,magic", "--out", str(tmp_path / "x")]) == 2
-    assert "Unknown method" in capsys.readouterr().err
+    assert "registered valuers" in capsys.readouterr().err
     assert main(["value", str(tmp_path / "none.csv"), "--out", str(tmp_path / "y")]) == 2
     assert main(["value", "builtin:wine", "--noise", "1.5", "--out", str(tmp_path / "z")]) == 2
 

@@ -13,10 +13,19 @@ import sys
 from collections.abc import Sequence
 
 import lumos
-from lumos.cli.common import LumosArgumentParser, check_out_option, guard_errors
+from lumos.cli.common import (
+    LumosArgumentParser,
+    check_out_option,
+    check_process_state,
+    command_flags,
+    guard_errors,
+    set_parser_factory,
+)
 from lumos.cli.common import last_status as _status
+from lumos.core.errors import LumosError, one_line
+from lumos.core.registry import Registry
 
-__all__ = ["COMMAND_MODULES", "build_parser", "main"]
+__all__ = ["COMMAND_MODULES", "COMMANDS", "build_parser", "main"]
 
 #: Modules that register subcommands, in the order they appear in ``lumos --help``.
 COMMAND_MODULES: tuple[str, ...] = (
@@ -29,8 +38,14 @@ COMMAND_MODULES: tuple[str, ...] = (
     "lumos.explain.cli",
 )
 
+#: The same modules by short name (their package under ``lumos``: "rl", "sandbox", "studies.demo", ...).
+COMMANDS: Registry[str] = Registry("command module", param="module", expects=str, expects_text="a module path")
+for _module in COMMAND_MODULES:
+    COMMANDS.register(_module.removeprefix("lumos.").removesuffix(".cli"), _module)
+
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``lumos`` parser with every command module's subcommands."""
     parser = LumosArgumentParser(
         prog="lumos",
         description="Lumos: lightning attention and MiniMax-M1 hybrid models with CISPO RL, "
@@ -38,9 +53,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"lumos {lumos.__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=LumosArgumentParser)
-    for name in COMMAND_MODULES:
-        importlib.import_module(name).register(sub)
+    for name in COMMANDS:
+        importlib.import_module(COMMANDS.get(name)).register(sub)
     return parser
+
+
+set_parser_factory(build_parser)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -52,6 +70,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     _tolerant_output()
+    try:  # before torch loads (a deleted working directory kills its loader) and before any run directory exists
+        check_process_state()
+    except LumosError as exc:
+        print(f"lumos: error: {one_line(exc)}", file=sys.stderr)
+        return 2
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
@@ -61,6 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     args._argv = argv
+    _status.flags = command_flags(parser, args)
     with guard_errors():
         check_out_option(args)
         return int(args.func(args) or 0)
@@ -72,8 +96,9 @@ def _tolerant_output() -> None:
     stream cannot encode prints as ``?`` instead of failing the command after its work is done."""
     for stream in (sys.stdout, sys.stderr):
         enc = (getattr(stream, "encoding", None) or "").lower().replace("-", "")
-        if enc not in ("utf8", "utf16", "utf32") and hasattr(stream, "reconfigure"):
-            stream.reconfigure(errors="replace")
+        reconfigure = getattr(stream, "reconfigure", None)  # TextIOWrapper's; a replaced stream may lack it
+        if enc not in ("utf8", "utf16", "utf32") and callable(reconfigure):
+            reconfigure(errors="replace")
 
 
 if __name__ == "__main__":  # pragma: no cover

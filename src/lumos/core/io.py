@@ -107,9 +107,11 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp_path, dest)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
+        if isinstance(exc, OSError) and exc.filename in (None, str(tmp_path)):  # e.g. a full disk: name the file
+            raise OSError(exc.errno, exc.strerror, str(dest)) from exc
         raise
 
 
@@ -148,9 +150,9 @@ def _json_default(obj: Any) -> Any:
         return str(obj)
     if isinstance(obj, (set, frozenset)):
         return sorted(obj)
-    if hasattr(obj, "__dataclass_fields__"):
-        import dataclasses
+    import dataclasses
 
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return dataclasses.asdict(obj)
     return repr(obj)
 
@@ -170,10 +172,15 @@ def append_jsonl(path: str | os.PathLike[str], row: Mapping[str, Any]) -> None:
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     line = to_json(dict(row), indent=None) + "\n"
-    with open(p, "a", encoding="utf-8") as fh:
-        fh.write(line)
-        fh.flush()
-        os.fsync(fh.fileno())
+    try:
+        with open(p, "a", encoding="utf-8") as fh:
+            fh.write(line)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except OSError as exc:
+        if exc.filename is None:  # e.g. a full disk: name the file
+            raise OSError(exc.errno, exc.strerror, str(p)) from exc
+        raise
 
 
 def read_json(path: str | os.PathLike[str]) -> Any:
@@ -213,6 +220,7 @@ def save_tensors(path: str | os.PathLike[str], tensors: Mapping[str, Any], metad
     flat = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
     with atomic_path(path) as tmp:
         save_file(flat, str(tmp), metadata=dict(metadata) if metadata else None)
+        os.chmod(tmp, file_mode())  # safetensors replaces the file with its own (0600) one
     return Path(path)
 
 

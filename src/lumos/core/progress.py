@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from typing import TypeVar
@@ -15,10 +14,10 @@ __all__ = ["track", "progress_enabled", "counter"]
 
 def progress_enabled() -> bool:
     """Progress is shown on a terminal unless ``LUMOS_PROGRESS=0``; ``LUMOS_PROGRESS=1`` forces it."""
-    flag = os.environ.get("LUMOS_PROGRESS")
-    if flag is not None:
-        return flag not in ("0", "false", "no", "")
-    return sys.stderr.isatty()
+    from lumos.core.env import env_flag
+
+    flag = env_flag("LUMOS_PROGRESS", default=None)
+    return sys.stderr.isatty() if flag is None else flag
 
 
 @contextlib.contextmanager

@@ -149,6 +149,22 @@ def _plain(config: Any) -> Any:
     return config
 
 
+def _prior_manifest(path: Path, command: str) -> dict[str, Any]:
+    """The manifest of the run ``command`` is about to resume ({} when unreadable); a run of another command is
+    refused here, before anything is written (its config.json and status stay as they are)."""
+    try:
+        prior = read_json(path / "manifest.json") if (path / "manifest.json").is_file() else {}
+    except LumosError:
+        return {}
+    if not isinstance(prior, dict):
+        return {}
+    other = prior.get("command")
+    if isinstance(other, str) and other != command:
+        raise LumosError(f"--resume: {path} is a run of 'lumos {other}', not of 'lumos {command}'; resume it with "
+                         f"'lumos {other}', or choose another --out for this command.")
+    return prior
+
+
 class RunDir:
     """A run directory. Create with :meth:`create`; use as a context manager to record the end status.
 
@@ -196,6 +212,7 @@ class RunDir:
             path = Path(root) / f"{command.replace(' ', '-')}-{stamp}"
         else:
             path = check_out_dir(out, resume=resume, overwrite=overwrite)
+        prior = _prior_manifest(path, command) if resume else {}  # before any write: a refusal changes nothing
         if overwrite and not resume and is_run_dir(path):
             import shutil
 
@@ -207,14 +224,9 @@ class RunDir:
             (path / "metrics.jsonl").write_text("")
         cfg = _plain(config) if config is not None else {}
         run = cls(path, command, cfg, seed, title)
-        if resume and (path / "manifest.json").is_file():
-            try:
-                prior = read_json(path / "manifest.json")
-            except LumosError:
-                prior = {}
-            if isinstance(prior, dict):
-                run.manifest["start"] = prior.get("start", run.manifest["start"])
-                run.manifest["resumes"] = [*prior.get("resumes", []), {"time": _now(), "overrides": dict(overrides or {})}]
+        if resume and prior:
+            run.manifest["start"] = prior.get("start", run.manifest["start"])
+            run.manifest["resumes"] = [*prior.get("resumes", []), {"time": _now(), "overrides": dict(overrides or {})}]
         atomic_write_json(path / "config.json", cfg)
         run._write_manifest()
         _OPEN_RUNS.append(run)
@@ -224,6 +236,7 @@ class RunDir:
 
     @property
     def plots(self) -> Path:
+        """The run's plots/ directory."""
         return self.path / "plots"
 
     @property

@@ -8,6 +8,25 @@ and returns the value, so constructors read ``self.k = check_positive_int(k, "k"
 Bools are never ints here (``True`` is rejected where an int is expected), and NaN/inf are never numbers in a
 range. Configs that report every problem at once use :class:`Problems`.
 
+Config dataclasses declare their constraints once, in field metadata (scikit-learn's ``_parameter_constraints``,
+but beside each field and its help text)::
+
+    @dataclass
+    class MyConfig:
+        lr: float = field(default=1e-3, metadata=constraint(Interval(float, 0, None, closed="neither"),
+                                                             help="learning rate"))
+        mode: str = field(default="a", metadata=constraint(Options(str, ("a", "b")), help="..."))
+
+        def __post_init__(self) -> None:
+            p = Problems("MyConfig")
+            p.fields(self)                       # every declared constraint
+            p.require(..., "cross-field rule")  # what one field cannot say
+            p.raise_if_any()                     # ONE message listing every problem
+
+``accepted`` constraints are alternatives: ``constraint(Interval(int, 1, None, closed="left"), None)`` is a
+positive int or None. Each broken one reads "The 'lr' parameter of MyConfig must be a float in the range
+(0, inf). Got -1 instead."
+
 =========================  ==========================================================================
 check                      accepts
 =========================  ==========================================================================
@@ -27,12 +46,15 @@ check                      accepts
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import numbers
 from collections.abc import Callable, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-import torch
+if TYPE_CHECKING:  # torch is imported where a tensor is checked, so importing this module stays light (the CLI
+    import torch  # reads its arguments and environment before torch loads)
 
 from lumos.core.errors import LumosError, bad_param, check
 
@@ -52,6 +74,20 @@ __all__ = [
     "check_same_device",
     "check_finite",
     "Problems",
+    "Constraint",
+    "Interval",
+    "Options",
+    "Boolean",
+    "InstanceOf",
+    "Satisfies",
+    "constraint",
+    "POSITIVE_INT",
+    "NONNEG_INT",
+    "POSITIVE",
+    "NONNEG",
+    "PROBABILITY",
+    "describe_constraints",
+    "field_problems",
 ]
 
 
@@ -142,7 +178,7 @@ def check_probability(value: object, name: str, *, owner: str | None = None, ope
 def check_choice(value: object, name: str, choices: Sequence[str], owner: str | None = None) -> str:
     """``value`` must be one of ``choices``."""
     if not isinstance(value, str) or value not in choices:
-        raise bad_param(name, "one of " + ", ".join(repr(c) for c in choices), value, owner=owner)
+        raise bad_param(name, "one of " + ", ".join(repr(c) for c in choices), repr(value), owner=owner)
     return value
 
 
@@ -178,6 +214,8 @@ def check_tensor(
     """Check that ``x`` is a tensor with the given rank, dtype, shape (``None`` entries match anything) and
     device type (``"cpu"``, ``"cuda"``, ...). ``fix`` ends the type, rank, dtype and shape messages (e.g. the
     layout the caller expects)."""
+    import torch
+
     if not isinstance(x, torch.Tensor):
         raise bad_param(name, "a torch.Tensor", type(x).__name__, owner=owner, type_error=True, fix=fix)
     if ndim is not None:
@@ -202,6 +240,7 @@ def check_tensor(
 
 def check_same_device(owner: str | None = None, **tensors: torch.Tensor | None) -> None:
     """All given tensors must be on one device."""
+
     devices = {k: v.device for k, v in tensors.items() if v is not None}
     if len(set(devices.values())) > 1:
         listing = ", ".join(f"{k} on {d}" for k, d in devices.items())
@@ -211,6 +250,8 @@ def check_same_device(owner: str | None = None, **tensors: torch.Tensor | None) 
 
 def check_finite(x: torch.Tensor, name: str, owner: str | None = None, fix: str = "Clean the input.") -> torch.Tensor:
     """No NaN or inf in ``x`` (a tensor or numpy array)."""
+    import torch
+
     t = x if isinstance(x, torch.Tensor) else torch.as_tensor(x)
     if t.is_floating_point() or t.is_complex():
         bad = ~torch.isfinite(t)
@@ -220,13 +261,160 @@ def check_finite(x: torch.Tensor, name: str, owner: str | None = None, fix: str 
     return x
 
 
+# --------------------------------------------------------------------------------------------------------------
+# declarative constraints
+
+
+class Constraint:
+    """One accepted kind of value; ``str(c)`` is how it reads after "must be"."""
+
+    def is_satisfied_by(self, value: object) -> bool:  # pragma: no cover - abstract
+        """Whether ``value`` meets the constraint."""
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Interval(Constraint):
+    """A number of ``type`` (``int``: an int, not a bool; ``float``: any finite real, not a bool) between ``left``
+    and ``right`` (``None``: unbounded); ``closed`` says which ends belong to it ("both", "left", "right",
+    "neither"), as scikit-learn's ``Interval``."""
+
+    type: type
+    left: float | None
+    right: float | None
+    closed: str = "both"
+
+    def __post_init__(self) -> None:
+        check(self.type in (int, float), f"Interval type must be int or float, not {self.type!r}")
+        check(self.closed in ("both", "left", "right", "neither"), f"Interval closed={self.closed!r}")
+
+    def is_satisfied_by(self, value: object) -> bool:
+        if self.type is int and not is_int(value):
+            return False
+        if not is_real(value) or not math.isfinite(float(value)):  # type: ignore[arg-type]
+            return False
+        v = float(value)  # type: ignore[arg-type]
+        if self.left is not None and (v < self.left or (v == self.left and self.closed in ("right", "neither"))):
+            return False
+        return not (self.right is not None
+                    and (v > self.right or (v == self.right and self.closed in ("left", "neither"))))
+
+    def __str__(self) -> str:
+        what = "an int" if self.type is int else "a float"
+        if self.left is None and self.right is None:
+            return what if self.type is int else "a finite float"
+        return f"{what} in the range " + _interval(self.left, self.right, self.closed in ("both", "left"),
+                                                   self.closed in ("both", "right"))
+
+
+@dataclass(frozen=True)
+class Options(Constraint):
+    """One of a fixed set of values of ``type`` (``Options(str, ("a", "b"))``)."""
+
+    type: type
+    options: tuple[Any, ...]
+
+    def is_satisfied_by(self, value: object) -> bool:
+        return isinstance(value, self.type) and value in self.options
+
+    def __str__(self) -> str:
+        return f"a {self.type.__name__} among {{{', '.join(repr(o) for o in self.options)}}}"
+
+
+@dataclass(frozen=True)
+class Boolean(Constraint):
+    """``True`` or ``False`` (not 0/1, not a string)."""
+
+    def is_satisfied_by(self, value: object) -> bool:
+        return isinstance(value, bool)
+
+    def __str__(self) -> str:
+        return "an instance of 'bool'"
+
+
+@dataclass(frozen=True)
+class InstanceOf(Constraint):
+    """An instance of ``types`` (one type or a tuple); bools are not ints here."""
+
+    types: type | tuple[type, ...]
+
+    def is_satisfied_by(self, value: object) -> bool:
+        types = self.types if isinstance(self.types, tuple) else (self.types,)
+        if isinstance(value, bool) and bool not in types:
+            return False
+        return isinstance(value, types)
+
+    def __str__(self) -> str:
+        types = self.types if isinstance(self.types, tuple) else (self.types,)
+        return " or ".join(f"an instance of {t.__name__!r}" for t in types)
+
+
+@dataclass(frozen=True)
+class Satisfies(Constraint):
+    """Anything ``predicate`` accepts; ``text`` says what that is ("a list of 0 / 1 per layer")."""
+
+    predicate: Callable[[Any], bool]
+    text: str
+
+    def is_satisfied_by(self, value: object) -> bool:
+        try:
+            return bool(self.predicate(value))
+        except (TypeError, ValueError):
+            return False
+
+    def __str__(self) -> str:
+        return self.text
+
+
+#: shorthands for the most common intervals
+POSITIVE_INT = Interval(int, 1, None, closed="left")
+NONNEG_INT = Interval(int, 0, None, closed="left")
+POSITIVE = Interval(float, 0, None, closed="neither")
+NONNEG = Interval(float, 0, None, closed="left")
+PROBABILITY = Interval(float, 0, 1, closed="both")
+
+
+def constraint(*accepted: Constraint | None, help: str | None = None, **meta: Any) -> dict[str, Any]:
+    """Field metadata declaring the accepted values of a dataclass field (alternatives; ``None`` admits None),
+    its ``help`` text and any further ``meta`` data (e.g. ``cli=False``)."""
+    for c in accepted:
+        check(c is None or isinstance(c, Constraint), f"constraint() takes Constraint objects or None, not {c!r}")
+    out: dict[str, Any] = {"constraints": tuple(accepted), **meta}
+    if help is not None:
+        out["help"] = help
+    return out
+
+
+def describe_constraints(accepted: Sequence[Constraint | None]) -> str:
+    """The alternatives as one phrase: "an int in the range [1, inf) or None"."""
+    parts = [("None" if c is None else str(c)) for c in accepted]
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " or " + parts[-1]
+
+
+def field_problems(obj: Any, owner: str | None = None) -> dict[str, str]:
+    """Field name → message, for every field of the dataclass ``obj`` whose value breaks its declared
+    constraints (metadata made by :func:`constraint`)."""
+    out: dict[str, str] = {}
+    owner = owner or type(obj).__name__
+    for f in dataclasses.fields(obj):
+        accepted = f.metadata.get("constraints")
+        if not accepted:
+            continue
+        value = getattr(obj, f.name)
+        if any(value is None if c is None else c.is_satisfied_by(value) for c in accepted):
+            continue
+        out[f.name] = str(bad_param(f.name, describe_constraints(accepted), repr(value), owner=owner))
+    return out
+
+
 class Problems:
-    """Collect every problem of a config and raise them together (one line, ``; ``-separated).
+    """Collect every problem of a config and raise them together (one line).
 
     Example::
 
         p = Problems("RLConfig")
-        p.check(check_positive_int, cfg.steps, "steps")
+        p.fields(cfg)                                   # the constraints declared in field metadata
+        p.check(check_positive_int, cfg.steps, "steps") # or one check at a time
         p.require(cfg.a <= cfg.b, "'a' must be ≤ 'b'")
         p.raise_if_any()
     """
@@ -234,6 +422,15 @@ class Problems:
     def __init__(self, owner: str) -> None:
         self.owner = owner
         self.items: list[str] = []
+        #: names of the fields found bad so far (cross-field rules skip them)
+        self.bad: set[str] = set()
+
+    def fields(self, obj: Any) -> set[str]:
+        """Check every declared field constraint of the dataclass ``obj``; returns the bad field names."""
+        found = field_problems(obj, self.owner)
+        self.items.extend(found.values())
+        self.bad |= set(found)
+        return set(found)
 
     def check(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Call ``fn(*args, owner=..., **kwargs)``; a :class:`LumosError` becomes one collected problem."""
@@ -244,11 +441,25 @@ class Problems:
             return None
 
     def require(self, condition: bool, message: str) -> None:
+        """Record ``message`` unless ``condition`` holds."""
         if not condition:
             self.items.append(message)
 
+    def param(self, name: str, expected: str, got: Any, *, fix: str | None = None) -> None:
+        """Record "The 'name' parameter of <owner> must be <expected>. Got <got> instead. <fix>"."""
+        self.items.append(str(bad_param(name, expected, got, owner=self.owner, fix=fix)))
+        self.bad.add(name)
+
+    def ok(self, *names: str) -> bool:
+        """Whether none of ``names`` was found bad (so a rule relating them can run)."""
+        return not self.bad.intersection(names)
+
     def raise_if_any(self) -> None:
-        if len(self.items) == 1:
-            raise LumosError(self.items[0])
-        if self.items:
-            raise LumosError(f"{len(self.items)} problems in {self.owner}: " + " ".join(self.items))
+        """Raise one :class:`LumosError` listing every collected problem (nothing when there is none); the
+        error's ``problems`` attribute holds them one by one."""
+        if not self.items:
+            return
+        items = [t if t.endswith((".", "?", "!")) else t + "." for t in self.items]
+        err = LumosError(items[0] if len(items) == 1 else f"{len(items)} problems in {self.owner}: " + " ".join(items))
+        err.problems = list(items)  # type: ignore[attr-defined]
+        raise err

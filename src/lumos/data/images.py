@@ -21,7 +21,7 @@ import torch
 from lumos.core.errors import LumosError, bad_param
 
 __all__ = ["IMAGE_EXTENSIONS", "IMAGENET_MEAN", "IMAGENET_STD", "load_image", "preprocess", "ImageFolder",
-           "list_images"]
+           "list_images", "expand_images"]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -32,10 +32,10 @@ MAX_IMAGE_PIXELS = 64_000_000
 
 
 def max_image_pixels() -> int:
-    try:
-        return int(os.environ.get("LUMOS_MAX_IMAGE_PIXELS", MAX_IMAGE_PIXELS))
-    except ValueError:
-        raise LumosError("LUMOS_MAX_IMAGE_PIXELS must be an integer number of pixels.") from None
+    """The decoding cap: ``LUMOS_MAX_IMAGE_PIXELS`` if set (an int ≥ 1), else :data:`MAX_IMAGE_PIXELS`."""
+    from lumos.core.env import env_int
+
+    return env_int("LUMOS_MAX_IMAGE_PIXELS", MAX_IMAGE_PIXELS, low=1)
 
 
 def load_image(path: str | os.PathLike[str], channels: int = 3):  # -> PIL.Image.Image
@@ -77,12 +77,12 @@ def preprocess(image, size: int, resize: int | None = None, mean: Sequence[float
     if resize is not None:
         w, h = image.size
         scale = resize / min(w, h)
-        image = image.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.BILINEAR)
+        image = image.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.Resampling.BILINEAR)
         w, h = image.size
         left, top = (w - size) // 2, (h - size) // 2
         image = image.crop((left, top, left + size, top + size))
     else:
-        image = image.resize((size, size), Image.BILINEAR)
+        image = image.resize((size, size), Image.Resampling.BILINEAR)
     arr = np.asarray(image, dtype=np.float32) / 255.0
     t = torch.from_numpy(arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1).copy())
     m = torch.tensor(mean, dtype=torch.float32).view(-1, 1, 1)
@@ -101,6 +101,43 @@ def list_images(root: str | os.PathLike[str]) -> list[Path]:
     if not files:
         raise LumosError(f"No image files ({', '.join(IMAGE_EXTENSIONS[:4])}, ...) under {r}.")
     return files
+
+
+def _is_glob(spec: str) -> bool:
+    return any(c in spec for c in "*?[")
+
+
+def expand_images(specs: Sequence[str | os.PathLike[str]]) -> list[Path]:
+    """Image files named by ``specs``, in order, each once: a file as given, a directory's images (recursive,
+    sorted, as :func:`list_images`), or a glob pattern's matches (``**`` recursive, sorted; directories it
+    matches are searched, non-image files skipped). A path that does not exist, a directory without images or
+    a pattern that matches no image is an error naming it."""
+    import glob
+
+    out: dict[Path, None] = {}
+    for spec in specs:
+        p = Path(spec)
+        if p.is_dir():
+            found = list_images(p)
+        elif p.is_file():
+            found = [p]
+        elif _is_glob(str(spec)):
+            found = []
+            for m in sorted(glob.glob(str(spec), recursive=True)):
+                q = Path(m)
+                if q.is_dir():
+                    found += [f for f in sorted(q.rglob("*")) if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS]
+                elif q.is_file() and q.suffix.lower() in IMAGE_EXTENSIONS:
+                    found.append(q)
+            if not found:
+                raise LumosError(f"No image files ({', '.join(IMAGE_EXTENSIONS[:4])}, ...) match '{spec}'. "
+                                 "Check the pattern (quote it so the shell does not expand it first).")
+        else:
+            raise LumosError(f"Image file or folder not found: {p}. Check the path.")
+        out.update(dict.fromkeys(found))
+    if not out:
+        raise LumosError("No images given; pass image files, folders or glob patterns.")
+    return list(out)
 
 
 @dataclass

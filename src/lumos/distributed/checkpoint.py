@@ -112,7 +112,7 @@ def read_metadata(path: str | os.PathLike[str]) -> Any:
 
 
 def _reader_class() -> type:
-    from torch.distributed.checkpoint import FileSystemReader
+    from torch.distributed.checkpoint.filesystem import FileSystemReader
     from torch.distributed.checkpoint.metadata import StorageMeta
 
     class _SafeFileSystemReader(FileSystemReader):
@@ -130,7 +130,7 @@ def _reader_class() -> type:
 
 
 def _planner_class() -> type:
-    from torch.distributed.checkpoint import DefaultLoadPlanner
+    from torch.distributed.checkpoint.default_planner import DefaultLoadPlanner
 
     class _SafeLoadPlanner(DefaultLoadPlanner):
         """``DefaultLoadPlanner`` that reads non-tensor entries with ``torch.load(weights_only=True)`` (torch's
@@ -193,7 +193,7 @@ def save_distributed(root: str | os.PathLike[str], step: int, model: nn.Module,
         tmp.mkdir()
     dist.barrier()
     with _single_process_quiet():
-        dcp.save(_state_dicts(model, optimizer), checkpoint_id=str(tmp), no_dist=not dist.is_distributed())
+        dcp.state_dict_saver.save(_state_dicts(model, optimizer), checkpoint_id=str(tmp), no_dist=not dist.is_distributed())
     torch_save(tmp / "rng" / f"rank_{dist.rank():05d}.pt", get_rng_state())
     dist.barrier()
     if dist.is_main():
@@ -276,7 +276,7 @@ def load_distributed(path: str | os.PathLike[str], model: nn.Module, optimizer: 
     sd = _state_dicts(model, optimizer)
     try:
         with _single_process_quiet():
-            dcp.load(sd, checkpoint_id=str(path), storage_reader=SafeFileSystemReader(path),
+            dcp.state_dict_loader.load(sd, checkpoint_id=str(path), storage_reader=SafeFileSystemReader(path),
                      planner=SafeLoadPlanner(), no_dist=not dist.is_distributed())
     except LumosError:
         raise

@@ -26,10 +26,12 @@ placements (Replicate, Shard(0)): their local tensor is this rank's (E/ep, ...) 
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
-from lumos.core.errors import LumosError
+from lumos.core.errors import LumosError, bad_param
 from lumos.distributed.process_group import local_shard
 from lumos.layers.moe import SparseMoE, swiglu_expert
 
@@ -37,7 +39,7 @@ __all__ = ["ExpertParallelMoE", "expert_parallel_dispatch"]
 
 
 def expert_parallel_dispatch(flat: torch.Tensor, top_w: torch.Tensor, top_i: torch.Tensor, w1: torch.Tensor,
-                             w2: torch.Tensor, w3: torch.Tensor, num_experts: int, group: object
+                             w2: torch.Tensor, w3: torch.Tensor, num_experts: int, group: Any
                              ) -> tuple[torch.Tensor, int, int]:
     """Σ_k top_w · expert_{top_i}(flat) with the experts spread over ``group``; returns (out (N, H), rows sent,
     rows received).
@@ -93,20 +95,20 @@ class ExpertParallelMoE(SparseMoE):
     and the router are unchanged; ``w1``/``w2``/``w3`` become DTensors (Replicate over "dp", Shard(0) over "ep").
     """
 
-    ep_group: object
+    ep_group: Any
     last_sent_rows: int
     last_received_rows: int
 
     @classmethod
-    def from_dense(cls, moe: SparseMoE, mesh: object) -> ExpertParallelMoE:
+    def from_dense(cls, moe: SparseMoE, mesh: Any) -> ExpertParallelMoE:
         """Convert ``moe`` in place (also on the meta device) to hold only this rank's experts of ``mesh["ep"]``."""
         from torch.distributed.tensor import DTensor, Replicate, Shard
 
         ep_mesh = mesh["ep"]  # type: ignore[index]
         ep = ep_mesh.size()
         if moe.num_experts % ep:
-            raise LumosError(f"--expert-parallel {ep} does not divide the number of experts ({moe.num_experts}); "
-                             f"choose a divisor of {moe.num_experts}.")
+            raise bad_param("expert_parallel", f"a divisor of the number of experts ({moe.num_experts})", ep,
+                            owner="ExpertParallelMoE")
         r = ep_mesh.get_local_rank()
         n = moe.num_experts // ep
         moe.__class__ = cls   # in place: the layer keeps its name, router and hooks; only the experts change

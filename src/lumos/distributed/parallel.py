@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from lumos.core.errors import LumosError
+from lumos.core.errors import LumosError, bad_param
 from lumos.core.validation import check_positive_int
 from lumos.distributed.process_group import local_shard
 
@@ -34,14 +34,14 @@ __all__ = ["make_mesh", "shard_model", "is_sharded", "clip_grad_norm", "gathered
 def check_expert_parallel(ep: int, world: int, num_experts: int | None = None) -> None:
     """Raise one clear error when ``ep`` is not a positive divisor of ``world`` (and of ``num_experts``)."""
     problems = []
-    check_positive_int(ep, "--expert-parallel")
+    check_positive_int(ep, "expert_parallel")
     if world % ep:
         problems.append(f"the world size ({world} processes)")
     if num_experts is not None and num_experts % ep:
         problems.append(f"the number of experts ({num_experts})")
     if problems:
-        raise LumosError(f"--expert-parallel {ep} must divide " + " and ".join(problems)
-                         + "; choose a common divisor or change --nproc_per_node.")
+        raise bad_param("expert_parallel", "a divisor of " + " and of ".join(problems), ep,
+                        fix="Choose a common divisor, or change the number of processes.")
 
 
 def make_mesh(expert_parallel: int = 1, num_experts: int | None = None, device_type: str | None = None) -> Any:
@@ -104,7 +104,7 @@ def shard_model(model: nn.Module, mesh: Any, *, expert_parallel: bool = False, r
         raise LumosError("shard_model: the model is already sharded.")
     if grad_reduce not in ("mean", "sum"):
         raise LumosError(f"The 'grad_reduce' parameter of shard_model must be 'mean' or 'sum'. Got {grad_reduce!r}.")
-    layers = model.model.layers  # type: ignore[union-attr]
+    layers: list[Any] = list(model.model.layers)  # type: ignore[union-attr]  # a HybridLM's decoder layers
     names = tuple(mesh.mesh_dim_names or ())
     experts: dict[int, set[nn.Parameter]] = {}
     world = mesh.size()
@@ -142,6 +142,8 @@ def _reduce_experts_over_dp(experts: dict[int, set[nn.Parameter]], group: Any, d
     import torch.distributed as dist
 
     def hook(p: torch.Tensor) -> None:
+        if p.grad is None:  # a post-accumulate-grad hook runs after the gradient is set
+            return
         g = local_shard(p.grad)
         if group is not None:
             dist.all_reduce(g, group=group)
@@ -187,12 +189,7 @@ def gathered_copy(model: nn.Module) -> nn.Module:
     for name, p in model.named_parameters():
         state[name] = p.full_tensor() if isinstance(p, DTensor) else p.detach().clone()
     device = next(iter(state.values())).device
-    with torch.device("meta"):
-        copy = HybridLM(base.config)
-    copy = copy.to(base.dtype).to_empty(device=device)
-    copy.reset_buffers()
-    if base.config.tie_word_embeddings:
-        copy.lm_head.weight = copy.model.embed_tokens.weight
+    copy = HybridLM.empty(base.config, dtype=base.dtype, device=device)
     missing, unexpected = copy.load_state_dict(state, strict=False)   # buffers are derived (reset_buffers)
     missing = [k for k in missing if not (base.config.tie_word_embeddings and k == "lm_head.weight")]
     if missing or unexpected:

@@ -15,6 +15,8 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from lumos.core.env import distributed_env
+
 __all__ = [
     "init_distributed",
     "is_distributed",
@@ -30,18 +32,22 @@ __all__ = [
 
 
 def is_distributed() -> bool:
+    """Whether a default process group is initialised."""
     return dist.is_available() and dist.is_initialized()
 
 
 def rank() -> int:
+    """This process's rank (0 single-process)."""
     return dist.get_rank() if is_distributed() else 0
 
 
 def world_size() -> int:
+    """The number of processes (1 single-process)."""
     return dist.get_world_size() if is_distributed() else 1
 
 
 def is_main() -> bool:
+    """Whether this is rank 0 (the process that writes run directories)."""
     return rank() == 0
 
 
@@ -52,7 +58,7 @@ def init_distributed(backend: str | None = None) -> bool:
     """
     if is_distributed():
         return True
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+    if distributed_env()[0] == 1:  # checks WORLD_SIZE / RANK / MASTER_* together, naming what is wrong
         return False
     backend = backend or ("nccl" if torch.cuda.is_available() else "gloo")
     dist.init_process_group(backend=backend)
@@ -69,6 +75,7 @@ def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
 
 
 def barrier() -> None:
+    """Wait for every process (no-op single-process)."""
     if is_distributed():
         dist.barrier()
 
@@ -120,6 +127,6 @@ def spawn(fn: Callable[..., Any], nprocs: int = 2, args: tuple[Any, ...] = ()) -
 
     ``fn`` must be importable (a module-level function). Results are exchanged through files or the process group.
     """
-    import torch.multiprocessing as mp
+    from torch.multiprocessing.spawn import spawn as mp_spawn
 
-    mp.spawn(_worker, args=(fn, nprocs, free_port(), args), nprocs=nprocs, join=True)
+    mp_spawn(_worker, args=(fn, nprocs, free_port(), args), nprocs=nprocs, join=True)

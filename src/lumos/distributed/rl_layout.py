@@ -18,14 +18,17 @@ difference below; the trainers call it and never branch on sharding themselves.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from lumos.core.errors import LumosError
 from lumos.distributed import process_group as dist
-from lumos.rl.policy import Policy, Rollout
+from lumos.layers.moe import load_balancing_loss
+
+if TYPE_CHECKING:  # lumos.rl imports this module; the RL types are imported where they are built
+    from lumos.rl.policy import Policy
 
 __all__ = ["is_sharded", "global_aux_loss", "idle_step", "check_sharded_model", "gathered_policy", "layout",
            "Replicated", "Sharded"]
@@ -47,22 +50,20 @@ def check_sharded_model(model: nn.Module) -> None:
 def global_aux_loss(model: nn.Module, weight: float = 1.0) -> torch.Tensor | None:
     """This rank's share of the MoE load-balancing loss pooled over all ranks (see module docstring);
     ``weight`` 0 contributes nothing (an idle rank). A collective: every rank calls it."""
-    routing = getattr(model, "_routing", None)
-    if not routing:
+    router_stats = getattr(model, "router_stats", None)  # lumos HybridLM; other models have no MoE statistics
+    stats: list[Any] = router_stats() if callable(router_stats) else []  # type: ignore[assignment]  # RouterStats
+    if not stats:
         return None
-    cfg = model.config  # type: ignore[attr-defined]
-    stats = [r.stats() for r in routing]
-    counts = torch.stack([s.counts for s in stats]).sum(0)
-    probs = torch.stack([s.prob_sum for s in stats]).sum(0)
-    rows = torch.stack([s.rows for s in stats]).sum()
-    glob = dist.all_reduce_sum(torch.cat([counts.detach(), rows.detach()[None]]).double() * weight)
-    c, r = glob[:-1].to(probs.dtype), glob[-1].to(probs.dtype).clamp_min(1.0)
-    return cfg.router_aux_loss_coef * cfg.num_local_experts * torch.sum(c * probs) / (r * r) * weight
+    cfg: Any = model.config
+    loss = load_balancing_loss(stats, cfg.num_local_experts, reduce=lambda t: dist.all_reduce_sum(t * weight))
+    return cfg.router_aux_loss_coef * loss * weight
 
 
 def idle_step(policy: Policy, temperature: float) -> None:
     """A forward and backward on one padding token with zero loss, so FSDP2's and the MoE's collectives
     run on a rank that has no rows in this minibatch."""
+    from lumos.rl.policy import Rollout
+
     pad = policy.pad_token_id
     ro = Rollout(torch.full((1, 1), pad, dtype=torch.long), torch.ones(1, 1, dtype=torch.long),
                  torch.full((1, 1), pad, dtype=torch.long), torch.zeros(1, 1, dtype=torch.bool),

@@ -8,13 +8,18 @@ Example::
     with ShapleyCAM(model, ["layer4"]) as cam:          # modules or dotted names
         maps = cam(x)                                  # (B, H, W) in [0, 1]; ReST on the predicted class
         maps = cam(x, targets=ReST([3, 7]))            # explicit classes per sample
+        maps = cam(x, aug_smooth=True, eigen_smooth=True)  # grad-cam's test-time augmentation / PCA smoothing
 
-Faithfulness metrics live in :mod:`lumos.explain.metrics`.
+Defaults: with ``targets=None`` every method explains the predicted class's raw logit, except ShapleyCAM, whose
+default utility is ReST (the paper's); pass ``targets=Logit()`` for the raw logit. Models that return per-pixel
+scores or dicts are explained through a target that reduces them (``targets=Segmentation(c, mask, key="out")``).
+grad-cam scripts run unchanged on lumos through :mod:`lumos.explain.grad_cam` (swap the import prefix);
+faithfulness metrics live in :mod:`lumos.explain.metrics`.
 """
 
 from __future__ import annotations
 
-from lumos.core.errors import bad_param
+from lumos.core.registry import Registry
 from lumos.explain.base import BaseCAM, ChannelCAM, LayerState
 from lumos.explain.gradcam import GradCAM, GradCAMElementWise, GradCAMPlusPlus, HiResCAM, LayerCAM, XGradCAM
 from lumos.explain.scorecam import ScoreCAM
@@ -38,29 +43,22 @@ __all__ = [
     "get_method",
 ]
 
-#: CLI / evaluation names → classes.
-METHODS: dict[str, type[BaseCAM]] = {
-    "gradcam": GradCAM,
-    "hirescam": HiResCAM,
-    "gradcam-e": GradCAMElementWise,
-    "shapleycam": ShapleyCAM,
-    "shapleycam-h": ShapleyCAMH,
-    "shapleycam-e": ShapleyCAME,
-    "gradcam++": GradCAMPlusPlus,
-    "xgradcam": XGradCAM,
-    "layercam": LayerCAM,
-    "scorecam": ScoreCAM,
-}
-
-_ALIASES = {"gradcamelementwise": "gradcam-e", "gradcampp": "gradcam++", "gradcamplusplus": "gradcam++",
-            "shapleycamh": "shapleycam-h", "shapleycame": "shapleycam-e", "shapleycam_hires": "shapleycam-h",
-            "shapleycam_mean": "shapleycam"}
+#: CLI / evaluation names → classes (names are case-insensitive; aliases accepted).
+METHODS: Registry[type[BaseCAM]] = Registry("CAM method", param="method", case_insensitive=True,
+                                            expects=lambda c: isinstance(c, type) and issubclass(c, BaseCAM),
+                                            expects_text="a BaseCAM subclass")
+METHODS.register("gradcam", GradCAM)
+METHODS.register("hirescam", HiResCAM)
+METHODS.register("gradcam-e", GradCAMElementWise, aliases=("gradcamelementwise",))
+METHODS.register("shapleycam", ShapleyCAM, aliases=("shapleycam_mean",))
+METHODS.register("shapleycam-h", ShapleyCAMH, aliases=("shapleycamh", "shapleycam_hires"))
+METHODS.register("shapleycam-e", ShapleyCAME, aliases=("shapleycame",))
+METHODS.register("gradcam++", GradCAMPlusPlus, aliases=("gradcampp", "gradcamplusplus"))
+METHODS.register("xgradcam", XGradCAM)
+METHODS.register("layercam", LayerCAM)
+METHODS.register("scorecam", ScoreCAM)
 
 
 def get_method(name: str) -> type[BaseCAM]:
     """Method class by CLI name (case-insensitive; e.g. "shapleycam", "gradcam++", "shapleycam-h")."""
-    key = str(name).strip().lower()
-    key = _ALIASES.get(key, key)
-    if key not in METHODS:
-        raise bad_param("method", "one of " + ", ".join(METHODS), name)
-    return METHODS[key]
+    return METHODS.get(name)

@@ -1,19 +1,25 @@
 """The one CAM explainer base: hooks, forward, target utilities, gradients, Hessian-vector products, maps.
 
-Every method is a small subclass that fills one hole, :meth:`BaseCAM.layer_cam` (or, for channel-weight
-methods, :meth:`ChannelCAM.channel_weights`). The base owns the algorithm:
+Every method is a small subclass that fills one hole, :meth:`BaseCAM.weights`, and names how its weights
+meet the activations (``combine_kind``: per channel, per element, or per element then ReLU; see
+:mod:`lumos.explain.combine`). The base owns the algorithm:
 
 1. Forward with autograd OFF until the first target layer runs; its forward hook turns autograd on and, if
    its output does not already require grad, swaps in a fresh leaf ``A`` (a clone goes downstream, so
    in-place ops after the layer cannot change ``A``). Nothing on the input side is recorded.
-2. ``u = target(logits)`` (B,) — per-sample utilities; ``g_l = ∂Σ_b u_b / ∂A_l`` for all layers in one
+2. ``u = target(output)`` (B,) — per-sample utilities (logits (B, C), or any output a target reduces:
+   per-pixel scores (B, C, H, W), dicts); ``g_l = ∂Σ_b u_b / ∂A_l`` for all layers in one
    ``autograd.grad`` call (``create_graph`` only when a method needs the Hessian).
 3. For methods that need it, per layer ``Hv_l = ∂⟨g_l, sg(A_l)⟩/∂A_l`` — one batched call; the graph only
    spans the network AFTER the target layer, and it is kept until the last layer has been processed.
    In eval mode samples are independent, so the batched HVP is the stack of per-sample HVPs.
 4. Activations, gradients and HVPs are reshaped to (B, K, h, w) with the same layout (tokens → maps, CLS
-   dropped), the method turns them into a raw map per layer, and :mod:`lumos.explain.postprocess` applies
-   grad-cam's ReLU / min-max / resize / mean order, in torch on the model's device.
+   dropped), the method's weights are combined with the activations into a raw map per layer (summed over
+   channels, or projected on their first principal component with ``eigen_smooth``), and
+   :mod:`lumos.explain.postprocess` applies grad-cam's ReLU / min-max / resize / mean order, in torch on the
+   model's device.
+5. With ``aug_smooth`` steps 1-4 run on six views of the input (horizontal flip × brightness 0.9 / 1 / 1.1,
+   grad-cam's test-time augmentation) and the un-flipped maps are averaged.
 
 Hooks live only for the duration of one call, so nothing leaks even without ``with``; the context manager
 and :meth:`release` drop the tensors kept from the last call.
@@ -22,6 +28,7 @@ and :meth:`release` drop the tensors kept from the last call.
 from __future__ import annotations
 
 import contextlib
+import copy
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -31,12 +38,18 @@ import torch
 from torch import nn
 
 from lumos.core.errors import LumosError, bad_param
-from lumos.core.validation import check_finite, check_tensor
+from lumos.core.validation import check_bool, check_finite, check_tensor
+from lumos.explain.combine import KINDS, combine
 from lumos.explain.postprocess import postprocess
 from lumos.explain.reshape import Layout, ReshapeSpec, infer_layout, to_map
-from lumos.explain.targets import Logit, Target, TargetSpec, make_target
+from lumos.explain.targets import Logit, Target, TargetSpec, make_target, output_batch_size
 
-__all__ = ["BaseCAM", "ChannelCAM", "LayerState", "resolve_layers", "model_device", "LayerSpec", "layer_states"]
+__all__ = ["BaseCAM", "ChannelCAM", "LayerState", "resolve_layers", "model_device", "LayerSpec", "layer_states",
+           "AUG_VIEWS"]
+
+#: grad-cam's test-time augmentation (ttach ``HorizontalFlip()`` × ``Multiply([0.9, 1, 1.1])``), in its order:
+#: (flip horizontally, brightness factor)
+AUG_VIEWS: tuple[tuple[bool, float], ...] = tuple((f, m) for f in (False, True) for m in (0.9, 1.0, 1.1))
 
 LayerSpec = Union[nn.Module, str, Sequence[Union[nn.Module, str]]]
 
@@ -189,20 +202,30 @@ class BaseCAM:
     """Class activation maps from target-layer activations, gradients and (optionally) HVPs.
 
     Args:
-        model: a classifier returning logits (B, C). Put in eval mode during each call (restored after).
+        model: a network returning logits (B, C), or any output (per-pixel scores (B, C, H, W), a dict, a list
+            of B items) that the ``targets`` reduce to one score per sample. Put in eval mode during each call
+            (restored after).
         target_layers: one or more modules of ``model`` or dotted names (``"layer4[-1].conv2"``).
         reshape: layout of the layer outputs: None/"auto" (NCHW maps; NHWC for timm Swin / LayerNorm;
-            tokens with CLS dropped for ViT), "nchw", "nhwc", "tokens:PREFIX:H:W", or a callable → (B,K,h,w).
+            tokens with the model's CLS/register tokens dropped for ViTs), "nchw", "nhwc",
+            "tokens:PREFIX:H:W", or a callable → (B,K,h,w) (grad-cam's ``reshape_transform``).
 
-    Call ``cams = method(x, targets=None)`` with x (B, C_in, H, W) → cams (B, H, W) in [0, 1] on the model's
-    device. ``targets``: None (predicted class, utility ``default_target``), class indices (int, list, (B,)
-    tensor), a :class:`~lumos.explain.targets.Target`, one callable per sample, or a batch callable.
-    After a call, ``outputs_`` holds the logits (B, C) and ``classes_`` the explained classes (B,) or None.
+    Call ``cams = method(x, targets=None, aug_smooth=False, eigen_smooth=False)`` with x (B, C_in, H, W) →
+    cams (B, H, W) in [0, 1] on the model's device. ``targets``: None (the predicted class, with the method's
+    ``default_target``: the raw logit, except ShapleyCAM's ReST), class indices (int, list, (B,) tensor), a
+    :class:`~lumos.explain.targets.Target` (e.g. ``Segmentation(c, mask)``), one callable per sample, or a
+    batch callable. After a call, ``outputs_`` holds the model output (logits (B, C)) and ``classes_`` the
+    explained classes (B,) or None.
     """
 
     uses_gradients: ClassVar[bool] = True
     uses_hvp: ClassVar[bool] = False
     default_target: ClassVar[type[Target]] = Logit
+    #: how :meth:`weights` meet the activations: "channel" (B, K), "element" or "element_relu" (B, K, h, w)
+    combine_kind: ClassVar[str] = "channel"
+    #: with ``aug_smooth`` and a target without classes: explain the class predicted on the original input
+    #: in every view (True), or each view's own prediction (False, grad-cam's behaviour)
+    aug_fixes_classes: ClassVar[bool] = True
     name: ClassVar[str] = "cam"
 
     def __init__(self, model: nn.Module, target_layers: LayerSpec, *, reshape: ReshapeSpec = None) -> None:
@@ -212,40 +235,87 @@ class BaseCAM:
         self.model = model
         self.layers = resolve_layers(model, target_layers)
         self.reshape = reshape
-        self.outputs_: torch.Tensor | None = None
+        self.outputs_: Any = None
         self.classes_: torch.Tensor | None = None
         self.layouts_: list[Layout] = []
 
     # --- the one hole a method fills -------------------------------------------------------------------
-    def layer_cam(self, *, state: LayerState, x: torch.Tensor, target: Target) -> torch.Tensor:
-        """Raw map of one layer (B, h, w) from ``state`` (maps (B, K, h, w)); before ReLU and scaling.
+    def weights(self, *, state: LayerState, x: torch.Tensor, target: Target) -> torch.Tensor:
+        """The method's weights for one layer: (B, K) for ``combine_kind="channel"``, else (B, K, h, w).
 
-        ``x`` is the input (B, C_in, H, W) on the model's device and ``target`` the batched utility.
+        ``state`` holds the layer's maps (B, K, h, w); ``x`` is the input (B, C_in, H, W) on the model's
+        device and ``target`` the batched utility.
         """
         raise NotImplementedError
 
+    def layer_cam(self, *, state: LayerState, x: torch.Tensor, target: Target, eigen_smooth: bool = False
+                  ) -> torch.Tensor:
+        """Raw map of one layer (B, h, w), before ReLU and scaling: :func:`~lumos.explain.combine.combine` of
+        :meth:`weights` and the activations (``eigen_smooth``: first principal component instead of the sum)."""
+        w = self.weights(state=state, x=x, target=target)
+        return combine(w, state.activations, self.combine_kind, eigen_smooth=eigen_smooth)
+
     # --- public call -------------------------------------------------------------------------------------
-    def __call__(self, x: torch.Tensor, targets: TargetSpec = None) -> torch.Tensor:
-        """Explain a batch: x (B, C_in, H, W) → cams (B, H, W) in [0, 1] on the model's device."""
+    def __call__(self, x: torch.Tensor, targets: TargetSpec = None, *, aug_smooth: bool = False,
+                 eigen_smooth: bool = False) -> torch.Tensor:
+        """Explain a batch: x (B, C_in, H, W) → cams (B, H, W) in [0, 1] on the model's device.
+
+        ``aug_smooth``: average the maps of grad-cam's six test-time views (horizontal flip × brightness
+        0.9/1/1.1), each map flipped back. With ``targets=None`` (or a target without classes) every view
+        explains the class predicted on the original input. ``eigen_smooth``: reduce each layer's weighted
+        activations by their first principal component instead of summing the channels (grad-cam's
+        ``get_2d_projection``).
+        """
+        owner = type(self).__name__
+        check_bool(aug_smooth, "aug_smooth", owner=owner)
+        check_bool(eigen_smooth, "eigen_smooth", owner=owner)
+        if self.combine_kind not in KINDS:
+            raise bad_param("combine_kind", "one of " + ", ".join(KINDS), self.combine_kind, owner=owner)
         x = self._prepare_input(x)
         target = make_target(targets, self.default_target)
         was_training = self.model.training
         self.model.eval()
         try:
-            states = self._layer_states(x, target)
-            size = (int(x.shape[-2]), int(x.shape[-1]))
-            with torch.no_grad():
-                raw = [self.layer_cam(state=s, x=x, target=target) for s in states]
-                cams = postprocess([r.detach() for r in raw], size)
+            cams = self._smoothed(x, target, eigen_smooth) if aug_smooth else self._explain(x, target, eigen_smooth)
         finally:
             self.model.train(was_training)
         if not bool(torch.isfinite(cams).all()):  # finite input and logits, yet inf/NaN gradients: keep [0, 1]
             import warnings
 
-            warnings.warn(f"{type(self).__name__}: {int((~torch.isfinite(cams)).sum())} non-finite CAM values "
+            warnings.warn(f"{owner}: {int((~torch.isfinite(cams)).sum())} non-finite CAM values "
                           "(overflowing gradients) were set to 0.", RuntimeWarning, stacklevel=2)
             cams = torch.nan_to_num(cams, nan=0.0, posinf=0.0, neginf=0.0)
         return cams
+
+    def _explain(self, x: torch.Tensor, target: Target, eigen_smooth: bool) -> torch.Tensor:
+        states = self._layer_states(x, target)
+        size = (int(x.shape[-2]), int(x.shape[-1]))
+        with torch.no_grad():
+            raw = [self.layer_cam(state=s, x=x, target=target, eigen_smooth=eigen_smooth) for s in states]
+            return postprocess([r.detach() for r in raw], size)
+
+    def _smoothed(self, x: torch.Tensor, target: Target, eigen_smooth: bool) -> torch.Tensor:
+        """Mean over :data:`AUG_VIEWS` of the view's maps, flipped back (grad-cam's ``aug_smooth``)."""
+        views = list(AUG_VIEWS)
+        fix = self.aug_fixes_classes and target.takes_classes and target.classes is None
+        if fix:  # the original input first: its prediction is the class every view explains
+            views.remove((False, 1.0))
+            views.insert(0, (False, 1.0))
+        total = None
+        first: tuple[Any, torch.Tensor | None] = (None, None)
+        for i, (flip, factor) in enumerate(views):
+            xv = x.flip(-1) if flip else x
+            xv = xv * factor if factor != 1.0 else xv
+            cam = self._explain(xv, target, eigen_smooth)
+            cam = cam.flip(-1) if flip else cam
+            total = cam if total is None else total + cam
+            if i == 0 and fix:
+                first = (self.outputs_, self.classes_)
+                target = copy.copy(target)
+                target.classes = self.classes_
+        if fix:
+            self.outputs_, self.classes_ = first
+        return total / len(views)
 
     def _prepare_input(self, x: Any) -> torch.Tensor:
         owner = type(self).__name__
@@ -273,17 +343,28 @@ class BaseCAM:
                 logits = self.model(x)
         finally:
             torch.set_grad_enabled(prev)
-        if not isinstance(logits, torch.Tensor) or logits.dim() != 2:
-            got = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
-            raise bad_param("model", "a classifier returning logits (B, C)", f"output {got}",
-                            owner=type(self).__name__)
-        check_finite(logits, "model output (logits)", owner=type(self).__name__,
-                     fix="The model produces NaN/inf on this input; check its weights.")
+        self._check_output(logits, int(x.shape[0]))
         missing = [n for (n, _), o in zip(self.layers, cap.outputs) if o is None]
         if missing:
             raise LumosError(f"Target layer(s) {', '.join(missing)} did not run in the forward pass. "
                              "Pick layers on the path from the input to the logits.")
         return logits, [o for o in cap.outputs if o is not None]
+
+    def _check_output(self, output: Any, batch: int) -> None:
+        """The model output has one row per input (a tensor (B, ...), a dict of them, or a list of B items)
+        and is finite."""
+        owner = type(self).__name__
+        if output_batch_size(output) != batch:
+            got = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
+            raise bad_param("model", f"a network returning one output row per input ({batch} rows): logits (B, C), "
+                            "per-pixel scores (B, C, H, W), a dict of such tensors or a list of B items",
+                            f"output {got}", owner=owner)
+        tensors = (list(output.values()) if isinstance(output, dict) else
+                   list(output) if isinstance(output, (list, tuple)) else [output])
+        for t in tensors:
+            if isinstance(t, torch.Tensor) and t.is_floating_point():
+                check_finite(t, "model output", owner=owner,
+                             fix="The model produces NaN/inf on this input; check its weights.")
 
     def _layer_states(self, x: torch.Tensor, target: Target) -> list[LayerState]:
         logits, acts = self._forward(x)
@@ -302,9 +383,11 @@ class BaseCAM:
         else:
             with torch.no_grad():
                 target(logits)
-        self.outputs_ = logits.detach()
+        self.outputs_ = _detach(logits)
         self.classes_ = target.classes_
-        self.layouts_ = [infer_layout(self.model, m, a, n, self.reshape) for (n, m), a in zip(self.layers, acts)]
+        size = (int(x.shape[-2]), int(x.shape[-1]))
+        self.layouts_ = [infer_layout(self.model, m, a, n, self.reshape, input_size=size)
+                         for (n, m), a in zip(self.layers, acts)]
         states = []
         for i, ((name, _), a, lay) in enumerate(zip(self.layers, acts, self.layouts_)):
             gi, hi = grads[i], hvps[i]
@@ -345,15 +428,19 @@ class BaseCAM:
 
 
 class ChannelCAM(BaseCAM):
-    """Methods that weight each channel: cam = Σ_k w_k A_k; subclasses implement :meth:`channel_weights`."""
+    """Methods that weight each channel: cam = Σ_k w_k A_k; :meth:`weights` returns (B, K)."""
 
-    def channel_weights(self, *, state: LayerState, x: torch.Tensor, target: Target) -> torch.Tensor:
-        """Weights (B, K) for the maps in ``state`` (same arguments as :meth:`BaseCAM.layer_cam`)."""
-        raise NotImplementedError
+    combine_kind = "channel"
 
-    def layer_cam(self, *, state: LayerState, x: torch.Tensor, target: Target) -> torch.Tensor:
-        w = self.channel_weights(state=state, x=x, target=target)  # (B, K)
-        return torch.einsum("bk,bkhw->bhw", w, state.activations)
+
+def _detach(output: Any) -> Any:
+    if isinstance(output, torch.Tensor):
+        return output.detach()
+    if isinstance(output, dict):
+        return {k: _detach(v) for k, v in output.items()}
+    if isinstance(output, (list, tuple)):
+        return [_detach(v) for v in output]
+    return output
 
 
 class _Derivatives(BaseCAM):

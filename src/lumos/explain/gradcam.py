@@ -1,22 +1,19 @@
 """Gradient CAMs: GradCAM, HiResCAM, GradCAM-E, GradCAM++, XGradCAM, LayerCAM (grad-cam 1.5.7 formulas).
 
-Each is a few lines over :class:`~lumos.explain.base.BaseCAM`; A and g are (B, K, h, w) maps.
+Each is a few lines over :class:`~lumos.explain.base.BaseCAM`: it returns its weights and names how they meet
+the activations (``combine_kind``, see :mod:`lumos.explain.combine`); A and g are (B, K, h, w) maps.
 """
 
 from __future__ import annotations
 
 import torch
 
-from lumos.explain.base import ChannelCAM, LayerState
+from lumos.explain.base import BaseCAM, ChannelCAM, LayerState
+from lumos.explain.combine import spatial_mean, spatial_sum
 from lumos.explain.targets import Target
 
 __all__ = ["GradCAM", "HiResCAM", "GradCAMElementWise", "GradCAMPlusPlus", "XGradCAM", "LayerCAM",
            "spatial_mean"]
-
-
-def spatial_mean(t: torch.Tensor) -> torch.Tensor:
-    """(B, K, h, w) → (B, K): mean over the spatial axes (the one reduction shared by the methods)."""
-    return t.mean(dim=(2, 3))
 
 
 def _grads(state: LayerState) -> torch.Tensor:
@@ -30,26 +27,28 @@ class GradCAM(ChannelCAM):
 
     name = "gradcam"
 
-    def channel_weights(self, *, state: LayerState, x: torch.Tensor, target: Target) -> torch.Tensor:
+    def weights(self, *, state: LayerState, x: torch.Tensor, target: Target) -> torch.Tensor:
         return spatial_mean(_grads(state))
 
 
-class HiResCAM(ChannelCAM):
+class HiResCAM(BaseCAM):
     """HiResCAM (Draelos & Carin 2020): cam = ReLU(Σ_k g_k ⊙ A_k) — the first-order Shapley map."""
 
     name = "hirescam"
+    combine_kind = "element"
 
-    def layer_cam(self, *, state: LayerState, x: torch.Tensor, target: Target) -> torch.Tensor:
-        return (_grads(state) * state.activations).sum(dim=1)
+    def weights(self, *, state: LayerState, x: torch.Tensor, target: Target) -> torch.Tensor:
+        return _grads(state)
 
 
-class GradCAMElementWise(ChannelCAM):
+class GradCAMElementWise(BaseCAM):
     """GradCAM-E (grad-cam ``GradCAMElementWise``): cam = Σ_k ReLU(g_k ⊙ A_k)."""
 
     name = "gradcam-e"
+    combine_kind = "element_relu"
 
-    def layer_cam(self, *, state: LayerState, x: torch.Tensor, target: Target) -> torch.Tensor:
-        return torch.relu(_grads(state) * state.activations).sum(dim=1)
+    def weights(self, *, state: LayerState, x: torch.Tensor, target: Target) -> torch.Tensor:
+        return _grads(state)
 
 
 class GradCAMPlusPlus(ChannelCAM):
@@ -60,13 +59,13 @@ class GradCAMPlusPlus(ChannelCAM):
 
     name = "gradcam++"
 
-    def channel_weights(self, *, state: LayerState, x: torch.Tensor, target: Target) -> torch.Tensor:
+    def weights(self, *, state: LayerState, x: torch.Tensor, target: Target) -> torch.Tensor:
         g = _grads(state)
         g2 = g * g
-        sum_a = state.activations.sum(dim=(2, 3), keepdim=True)
+        sum_a = spatial_sum(state.activations, keepdim=True)
         aij = g2 / (2 * g2 + sum_a * g2 * g + 1e-6)
         aij = torch.where(g != 0, aij, torch.zeros_like(aij))
-        return (torch.relu(g) * aij).sum(dim=(2, 3))
+        return spatial_sum(torch.relu(g) * aij)
 
 
 class XGradCAM(ChannelCAM):
@@ -74,15 +73,16 @@ class XGradCAM(ChannelCAM):
 
     name = "xgradcam"
 
-    def channel_weights(self, *, state: LayerState, x: torch.Tensor, target: Target) -> torch.Tensor:
+    def weights(self, *, state: LayerState, x: torch.Tensor, target: Target) -> torch.Tensor:
         a = state.activations
-        return (_grads(state) * a / (a.sum(dim=(2, 3), keepdim=True) + 1e-7)).sum(dim=(2, 3))
+        return spatial_sum(_grads(state) * a / (spatial_sum(a, keepdim=True) + 1e-7))
 
 
-class LayerCAM(ChannelCAM):
+class LayerCAM(BaseCAM):
     """LayerCAM (Jiang et al. 2021): cam = Σ_k ReLU(g_k) ⊙ A_k."""
 
     name = "layercam"
+    combine_kind = "element"
 
-    def layer_cam(self, *, state: LayerState, x: torch.Tensor, target: Target) -> torch.Tensor:
-        return (torch.relu(_grads(state)) * state.activations).sum(dim=1)
+    def weights(self, *, state: LayerState, x: torch.Tensor, target: Target) -> torch.Tensor:
+        return torch.relu(_grads(state))

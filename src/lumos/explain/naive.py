@@ -69,7 +69,7 @@ def layer_states_reference(model: nn.Module, target_layers: LayerSpec, x: torch.
             acts.append(a)
             grads.append(g)
             hvps.append(hv)
-        lay = infer_layout(model, module, acts[0], name, reshape)
+        lay = infer_layout(model, module, acts[0], name, reshape, input_size=(int(x.shape[-2]), int(x.shape[-1])))
         states.append(LayerState(
             name=name, index=li, activations=to_map(torch.cat(acts), lay), grads=to_map(torch.cat(grads), lay),
             hvp=to_map(torch.cat(hvps), lay) if hvp else None,

@@ -31,7 +31,7 @@ class ScoreCAM(ChannelCAM):
         self.batch_size = batch_size
         super().__init__(model, target_layers, reshape=reshape)
 
-    def channel_weights(self, *, state: LayerState, x: torch.Tensor, target: Target) -> torch.Tensor:
+    def weights(self, *, state: LayerState, x: torch.Tensor, target: Target) -> torch.Tensor:
         a = state.activations  # (B, K, h, w)
         up = F.interpolate(a, size=x.shape[-2:], mode="bilinear", align_corners=True)
         flat = up.flatten(2)

@@ -26,12 +26,15 @@ from torch import nn
 
 from lumos.core.validation import check_choice
 from lumos.explain.base import BaseCAM, LayerSpec, LayerState
+from lumos.explain.combine import spatial_mean
 from lumos.explain.reshape import ReshapeSpec
 from lumos.explain.targets import ReST, Target
 
 __all__ = ["ShapleyCAM", "ShapleyCAMH", "ShapleyCAME", "shapley_weights", "VARIANTS"]
 
 VARIANTS = ("mean", "hires", "elementwise")
+#: how each variant's weights meet the activations (:func:`lumos.explain.combine.combine`)
+_KIND = {"mean": "channel", "hires": "element", "elementwise": "element_relu"}
 
 
 def shapley_weights(state: LayerState) -> torch.Tensor:
@@ -48,7 +51,10 @@ class ShapleyCAM(BaseCAM):
         model, target_layers, reshape: as :class:`~lumos.explain.base.BaseCAM`.
         variant: which map to build from the element weights (see the module docstring).
 
-    The default target is :class:`~lumos.explain.targets.ReST` on the predicted class.
+    Default target: with ``targets=None`` lumos's ShapleyCAM explains :class:`~lumos.explain.targets.ReST` on
+    the predicted class (the paper's utility). grad-cam's ``ShapleyCAM`` with ``targets=None`` explains the raw
+    logit of the predicted class instead (so does :mod:`lumos.explain.grad_cam`); pass ``targets=Logit()`` here
+    for that.
     """
 
     uses_hvp = True
@@ -58,16 +64,12 @@ class ShapleyCAM(BaseCAM):
     def __init__(self, model: nn.Module, target_layers: LayerSpec, *, variant: str = "mean",
                  reshape: ReshapeSpec = None) -> None:
         self.variant = check_choice(variant, "variant", VARIANTS, owner=type(self).__name__)
+        self.combine_kind = _KIND[self.variant]  # type: ignore[misc]
         super().__init__(model, target_layers, reshape=reshape)
 
-    def layer_cam(self, *, state: LayerState, x: torch.Tensor, target: Target) -> torch.Tensor:
+    def weights(self, *, state: LayerState, x: torch.Tensor, target: Target) -> torch.Tensor:
         w = shapley_weights(state)
-        a = state.activations
-        if self.variant == "mean":
-            return torch.einsum("bk,bkhw->bhw", w.mean(dim=(2, 3)), a)
-        if self.variant == "hires":
-            return (w * a).sum(dim=1)
-        return torch.relu(w * a).sum(dim=1)
+        return spatial_mean(w) if self.variant == "mean" else w
 
 
 class ShapleyCAMH(ShapleyCAM):

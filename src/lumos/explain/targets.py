@@ -1,25 +1,30 @@
-"""Utilities (targets) explained by the CAM methods: raw logit, softmax probability, ReST, any callable.
+"""Utilities (targets) explained by the CAM methods: raw logit, softmax probability, ReST, segmentation masks,
+any callable.
 
-A target maps the model's logits ``y`` (B, C) to one scalar utility per sample (B,). Each sample has its
-own class index; the default is the predicted class (argmax of the logits). All targets are row-wise:
-sample b's utility depends only on row b, so one batched backward pass gives every per-sample gradient.
+A target maps the model's output to one scalar utility per sample (B,). Classifier targets read logits
+``y`` (B, C); each sample has its own class index, by default the predicted class (argmax of the logits).
+:class:`Segmentation` reads per-pixel scores (B, C, H, W) and sums class ``c``'s scores over a mask. A model
+that returns a dict (torchvision's segmentation models: ``{"out": ..., "aux": ...}``) is read through
+``key=``. All targets are row-wise: sample b's utility depends only on row b, so one batched backward pass
+gives every per-sample gradient.
 
 ReST (arXiv 2501.06261, grad-cam's ``ClassifierOutputReST``) is ``y_c − CE(y, c) = y_c + log_softmax(y)_c``,
-computed per row. grad-cam's 2-D branch subtracts the batch-MEAN cross-entropy instead, which couples the
-samples; lumos never does.
+computed per row (some grad-cam releases subtracted the batch-MEAN cross-entropy in the batched branch, which
+couples the samples; lumos never does).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Union
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Union
 
 import torch
 
 from lumos.core.errors import LumosError, bad_param
+from lumos.core.registry import Registry
 
-__all__ = ["Target", "Logit", "Softmax", "LogSoftmax", "ReST", "resolve_classes", "TargetSpec", "make_target", "TARGETS",
-           "get_target"]
+__all__ = ["Target", "Logit", "Softmax", "LogSoftmax", "ReST", "Segmentation", "resolve_classes", "TargetSpec",
+           "make_target", "TARGETS", "get_target", "output_batch_size", "split_rows"]
 
 ClassSpec = Union[int, Sequence[int], torch.Tensor, None]
 
@@ -31,7 +36,7 @@ def resolve_classes(classes: ClassSpec, logits: torch.Tensor, owner: str = "targ
         classes: ``None``, one int for every sample, or B ints (list or tensor).
         logits: (B, C) model output.
     """
-    b, c = logits.shape
+    b, c = logits.shape[:2]
     if classes is None:
         return logits.detach().argmax(dim=1)
     if isinstance(classes, bool):
@@ -56,41 +61,107 @@ def resolve_classes(classes: ClassSpec, logits: torch.Tensor, owner: str = "targ
     return idx
 
 
+def _describe(output: Any) -> str:
+    if isinstance(output, torch.Tensor):
+        return f"a tensor of shape {tuple(output.shape)}"
+    if isinstance(output, Mapping):
+        return f"a dict with keys {list(output)}"
+    return type(output).__name__
+
+
+def output_batch_size(output: Any) -> int | None:
+    """Samples in a model output: a tensor (B, ...), a dict of such tensors, or a list/tuple of B per-sample items;
+    None when the output has none of these forms (or its tensors disagree)."""
+    if isinstance(output, torch.Tensor):
+        return int(output.shape[0]) if output.dim() >= 1 else None
+    if isinstance(output, Mapping):
+        sizes = {output_batch_size(v) for v in output.values() if isinstance(v, torch.Tensor)}
+        return sizes.pop() if len(sizes) == 1 and None not in sizes else None
+    if isinstance(output, (list, tuple)):
+        return len(output)
+    return None
+
+
+def split_rows(output: Any) -> list[Any]:
+    """One model output per sample: tensor rows ``output[b]``, dicts ``{k: v[b]}``, or the items of a list/tuple."""
+    if isinstance(output, torch.Tensor):
+        return list(output)
+    if isinstance(output, Mapping):
+        n = output_batch_size(output)
+        if n is None:
+            raise bad_param("model output", "a dict of tensors with one leading batch axis", _describe(output))
+        return [{k: (v[b] if isinstance(v, torch.Tensor) else v) for k, v in output.items()} for b in range(n)]
+    return list(output)
+
+
 class Target:
     """Base utility: ``target(logits) -> (B,)`` with per-sample ``classes`` (default: predicted class).
+
+    Args:
+        classes: None (each sample's predicted class), one int for every sample, or B ints.
+        key: for models that return a dict, the entry holding the scores (e.g. ``"out"``).
 
     Subclasses implement :meth:`score`. After a call, ``classes_`` holds the indices used (B,).
     """
 
-    def __init__(self, classes: ClassSpec = None) -> None:
+    #: axes of one sample's scores: (C,) for classifiers; (C, H, W) for :class:`Segmentation`
+    sample_dims: int = 1
+    #: whether ``classes`` picks what is explained (False for wrapped callables)
+    takes_classes: bool = True
+
+    def __init__(self, classes: ClassSpec = None, *, key: str | None = None) -> None:
         self.classes = classes
+        self.key = key
         self.classes_: torch.Tensor | None = None
 
-    def __call__(self, logits: torch.Tensor) -> torch.Tensor:
-        """Utility per sample. logits: (B, C) → (B,); one sample's logits (C,) → a scalar (grad-cam style)."""
-        if isinstance(logits, torch.Tensor) and logits.dim() == 1:
-            return self(logits[None])[0]
-        if not isinstance(logits, torch.Tensor) or logits.dim() != 2:
-            shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
-            raise bad_param("logits", "a (B, C) or (C,) tensor of class scores", shape, owner=type(self).__name__,
-                            fix="Explain a classifier, or pass a callable target that returns one score per sample.")
-        idx = resolve_classes(self.classes, logits, owner=type(self).__name__)
+    def select(self, output: Any) -> torch.Tensor:
+        """The score tensor this target reads from a model output (the ``key`` entry of a dict)."""
+        owner = type(self).__name__
+        if isinstance(output, Mapping):
+            if self.key is None or self.key not in output:
+                got = "no key" if self.key is None else f"key={self.key!r}"
+                raise bad_param("key", f"the dict entry holding the scores, one of {list(output)}", got, owner=owner,
+                                fix=f"e.g. {owner}(..., key={next(iter(output), 'out')!r}) for a model returning a dict.")
+            output = output[self.key]
+        if not isinstance(output, torch.Tensor):
+            raise bad_param("model output", "a tensor of scores (or a dict of them, with key=)", _describe(output),
+                            owner=owner, fix="Pass a callable target that reduces your model's output to one score.")
+        return output
+
+    def __call__(self, output: Any) -> torch.Tensor:
+        """Utility per sample: batched scores (B, C) → (B,); one sample's scores (C,) → a scalar (grad-cam style)."""
+        y = self.select(output)
+        if y.dim() == self.sample_dims:
+            return self(y[None])[0]
+        if y.dim() != self.sample_dims + 1:
+            want = "(B, C) class scores" if self.sample_dims == 1 else "(B, C, H, W) per-pixel class scores"
+            fix = ("The model returns per-pixel scores: pass targets=Segmentation(classes, mask) or a callable that "
+                   "reduces them to one score per sample." if y.dim() > 2 and self.sample_dims == 1 else
+                   "Pick the target for your model's output, or pass a callable returning one score per sample.")
+            raise bad_param("model output", want, f"shape {tuple(y.shape)}", owner=type(self).__name__, fix=fix)
+        idx = resolve_classes(self.classes, y, owner=type(self).__name__)
         self.classes_ = idx
-        return self.score(logits, idx)
+        return self.score(y, idx)
 
     def score(self, logits: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
-        """logits (B, C), classes (B,) long → utility (B,)."""
+        """Scores (B, C, ...) and classes (B,) long → utility (B,)."""
         raise NotImplementedError
 
-    def row_target(self, b: int) -> Callable[[torch.Tensor], torch.Tensor]:
-        """Sample ``b``'s utility applied to any batch of logits (N, C) → (N,) (used by ScoreCAM)."""
+    def row_target(self, b: int) -> Callable[[Any], torch.Tensor]:
+        """Sample ``b``'s utility applied to any batch of outputs (N, C, ...) → (N,) (used by ScoreCAM)."""
         if self.classes_ is None:
             raise LumosError(f"{type(self).__name__} has not been called yet; call it on the logits first.")
         idx = self.classes_[b]
-        return lambda logits: self.score(logits, idx.expand(logits.shape[0]))
+
+        def utility(output: Any) -> torch.Tensor:
+            y = self.select(output)
+            return self.score(y, idx.expand(y.shape[0]))
+
+        return utility
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(classes={self.classes!r})"
+        key = "" if self.key is None else f", key={self.key!r}"
+        return f"{type(self).__name__}(classes={self.classes!r}{key})"
 
 
 def _pick(t: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
@@ -129,20 +200,74 @@ class ReST(Target):
         return _pick(logits, classes) + _pick(torch.log_softmax(logits, dim=1), classes)
 
 
+class Segmentation(Target):
+    """Sum of class ``c``'s per-pixel scores over a mask: Σ_hw y[b, c_b] · mask (grad-cam's
+    ``SemanticSegmentationTarget``), for models returning (B, C, H, W) (or a dict of them, with ``key``).
+
+    Args:
+        classes: the class explained, one int for every sample or B ints (required: a segmentation has no
+            single predicted class).
+        mask: which pixels count: None (all), (H, W) or (B, H, W); bool or float (weights), tensor or array.
+        key: the dict entry holding the scores for models returning a dict (torchvision: ``"out"``).
+    """
+
+    sample_dims = 3
+
+    def __init__(self, classes: ClassSpec, mask: Any = None, *, key: str | None = None) -> None:
+        if classes is None:
+            raise bad_param("classes", "the class to explain (an int or B ints)", None, owner="Segmentation",
+                            fix="A segmentation has no single predicted class; name the class, e.g. Segmentation(3).")
+        super().__init__(classes, key=key)
+        if mask is not None:
+            mask = torch.as_tensor(mask)
+            if mask.dim() not in (2, 3) or mask.is_complex():
+                raise bad_param("mask", "an (H, W) or (B, H, W) array of pixel weights", f"shape {tuple(mask.shape)}",
+                                owner="Segmentation")
+        self.mask = mask
+
+    @staticmethod
+    def _masked_sum(y: torch.Tensor, classes: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        per_pixel = y.gather(1, classes.view(-1, 1, 1, 1).expand(-1, 1, *y.shape[2:])).squeeze(1)  # (B, H, W)
+        if mask is None:
+            return per_pixel.sum(dim=(1, 2))
+        if mask.shape[-2:] != per_pixel.shape[-2:] or (mask.dim() == 3 and mask.shape[0] != per_pixel.shape[0]):
+            raise bad_param("mask", f"shape {tuple(per_pixel.shape[-2:])} or {tuple(per_pixel.shape)} (the output's)",
+                            f"shape {tuple(mask.shape)}", owner="Segmentation")
+        return (per_pixel * mask.to(device=y.device, dtype=y.dtype)).sum(dim=(1, 2))
+
+    def score(self, logits: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
+        return self._masked_sum(logits, classes, self.mask)
+
+    def row_target(self, b: int) -> Callable[[Any], torch.Tensor]:
+        if self.classes_ is None:
+            raise LumosError("Segmentation has not been called yet; call it on the model output first.")
+        idx = self.classes_[b]
+        mask = self.mask[b] if self.mask is not None and self.mask.dim() == 3 else self.mask
+
+        def utility(output: Any) -> torch.Tensor:
+            y = self.select(output)
+            return self._masked_sum(y, idx.expand(y.shape[0]), mask)
+
+        return utility
+
+
 class _PerSample(Target):
     """grad-cam style: one target per sample (``targets=[ReST(c) for c in classes]``), each called on its own
     row ``logits[b]`` (C,) → scalar: a lumos :class:`Target` or any callable (grad-cam's target objects).
     When every element is a lumos Target, ``classes_`` collects their classes."""
 
+    takes_classes = False
+
     def __init__(self, fns: Sequence[Callable[[torch.Tensor], torch.Tensor]]) -> None:
         super().__init__(None)
         self.fns = list(fns)
 
-    def __call__(self, logits: torch.Tensor) -> torch.Tensor:
-        if len(self.fns) != logits.shape[0]:
-            raise bad_param("targets", f"one target per sample ({logits.shape[0]})", f"{len(self.fns)} targets")
+    def __call__(self, logits: Any) -> torch.Tensor:
+        rows = split_rows(logits)
+        if len(self.fns) != len(rows):
+            raise bad_param("targets", f"one target per sample ({len(rows)})", f"{len(self.fns)} targets")
         scores = []
-        for b, (fn, row) in enumerate(zip(self.fns, logits)):
+        for b, (fn, row) in enumerate(zip(self.fns, rows)):
             out = fn(row)
             if not isinstance(out, torch.Tensor) or out.numel() != 1:
                 got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
@@ -154,41 +279,48 @@ class _PerSample(Target):
                          and all(t.classes_ is not None for t in targets) else None)
         return torch.stack(scores)
 
-    def row_target(self, b: int) -> Callable[[torch.Tensor], torch.Tensor]:
+    def row_target(self, b: int) -> Callable[[Any], torch.Tensor]:
         fn = self.fns[b]
-        return lambda logits: torch.stack([fn(row).reshape(()) for row in logits])
+        return lambda logits: torch.stack([fn(row).reshape(()) for row in split_rows(logits)])
 
 
 class _Callable(Target):
     """Any batch callable ``fn(logits) -> (B,)``."""
 
+    takes_classes = False
+
     def __init__(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> None:
         super().__init__(None)
         self.fn = fn
 
-    def __call__(self, logits: torch.Tensor) -> torch.Tensor:
+    def __call__(self, logits: Any) -> torch.Tensor:
         out = self.fn(logits)
-        if not isinstance(out, torch.Tensor) or out.shape != (logits.shape[0],):
+        n = output_batch_size(logits)
+        if not isinstance(out, torch.Tensor) or out.shape != (n,):
             got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-            raise bad_param("targets", f"a callable returning one score per sample, shape ({logits.shape[0]},)",
+            raise bad_param("targets", f"a callable returning one score per sample, shape ({n},)",
                             got, fix="Reduce your utility to one scalar per sample.")
         self.classes_ = None
         return out
 
-    def row_target(self, b: int) -> Callable[[torch.Tensor], torch.Tensor]:
+    def row_target(self, b: int) -> Callable[[Any], torch.Tensor]:
         raise LumosError("A batch callable target cannot be applied to one sample's perturbed copies "
                          "(ScoreCAM); pass class indices, a Target, or one callable per sample.")
 
 
 #: CLI / evaluation names → target classes (the one list every consumer reads).
-TARGETS: dict[str, type[Target]] = {"rest": ReST, "logit": Logit, "softmax": Softmax, "logsoftmax": LogSoftmax}
+TARGETS: Registry[type[Target]] = Registry("CAM target", param="target",
+                                           expects=lambda c: isinstance(c, type) and issubclass(c, Target),
+                                           expects_text="a Target subclass")
+TARGETS.register("rest", ReST)
+TARGETS.register("logit", Logit)
+TARGETS.register("softmax", Softmax)
+TARGETS.register("logsoftmax", LogSoftmax)
 
 
 def get_target(name: str) -> type[Target]:
     """Target class by name (one of :data:`TARGETS`)."""
-    if name not in TARGETS:
-        raise bad_param("target", "one of " + ", ".join(TARGETS), name)
-    return TARGETS[name]
+    return TARGETS.get(name)
 
 
 TargetSpec = Union[None, int, Sequence[int], torch.Tensor, Target, Callable, Sequence[Callable]]
@@ -197,7 +329,8 @@ TargetSpec = Union[None, int, Sequence[int], torch.Tensor, Target, Callable, Seq
 def make_target(targets: TargetSpec, default: type[Target]) -> Target:
     """Turn the ``targets`` argument of an explainer into one batched :class:`Target`.
 
-    * ``None`` → ``default()`` on the predicted class;
+    * ``None`` → ``default()`` on the predicted class (each method's ``default_target``: the raw logit, or ReST
+      for ShapleyCAM);
     * an int, B ints or a (B,) long tensor → ``default(classes)``;
     * a :class:`Target` → itself;
     * a sequence of per-sample callables (e.g. grad-cam's target objects) → each applied to its row;

@@ -8,3 +8,5 @@ from lumos.layers.moe import SparseMoE as SparseMoE
 from lumos.layers.norm import RMSNorm as RMSNorm
 from lumos.layers.rope import RotaryEmbedding as RotaryEmbedding
 from lumos.layers.softmax_attention import SoftmaxAttention as SoftmaxAttention
+
+__all__ = ["LightningAttention", "SparseMoE", "RMSNorm", "RotaryEmbedding", "SoftmaxAttention"]

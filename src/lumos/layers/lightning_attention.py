@@ -79,6 +79,8 @@ class LightningAttention(nn.Module):
         (torch.Size([2, 10, 32]), torch.Size([2, 4, 8, 8]))
     """
 
+    slope_rate: torch.Tensor  # (H,) buffer
+
     def __init__(self, hidden_size: int, num_heads: int, head_dim: int, slope_rate: torch.Tensor,
                  rms_norm_eps: float = 1e-6, bias: bool = False) -> None:
         super().__init__()

@@ -5,7 +5,7 @@ weights to sum to 1; out = Σ_k w_k · expert_k(x) with expert(x) = w2(SiLU(w1·
 
 Dispatch: the N·k (token, expert) assignments are sorted by expert, each expert runs once on its contiguous
 group of tokens, and the weighted results are scattered back with ``index_add_`` — a loop over experts,
-never over tokens. The per-token twin lives in the tests (``tests/layers/test_moe.py``).
+never over tokens. Its slow twin, :func:`moe_per_token`, loops over tokens and experts (the tests compare them).
 
 Load balancing (Switch Transformer, eqs. 4–6, as transformers' ``load_balancing_loss_func``): with f_e the
 fraction of top-k assignments routed to expert e and P_e the mean router probability of e over the real
@@ -16,6 +16,7 @@ transformers does.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -25,7 +26,8 @@ from torch import nn
 from lumos.core.validation import check_float, check_int, check_positive_int
 from lumos.layers.decode import decode_linear, gathered_linear
 
-__all__ = ["SparseMoE", "RouterStats", "Routing", "load_balancing_loss", "route", "swiglu_expert", "GATHER_EXPERT_BYTES"]
+__all__ = ["SparseMoE", "RouterStats", "Routing", "load_balancing_loss", "route", "swiglu_expert", "moe_per_token",
+           "GATHER_EXPERT_BYTES"]
 
 #: a decode step reads B·top_k expert matrices by index; beyond B·top_k > num_experts it still does while those
 #: reads stay under this many bytes per layer (cache-resident weights: re-reading them is cheap)
@@ -69,11 +71,23 @@ def route(logits: torch.Tensor, top_k: int) -> tuple[torch.Tensor, torch.Tensor,
     return probs, top_w / top_w.sum(-1, keepdim=True), top_i
 
 
-def load_balancing_loss(stats: list[RouterStats], num_experts: int) -> torch.Tensor:
-    """Switch load-balancing loss pooled over layers: E · Σ_e (Σ counts_e / Σ rows) · (Σ prob_sum_e / Σ rows)."""
+def load_balancing_loss(stats: list[RouterStats], num_experts: int,
+                        reduce: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
+    """Switch load-balancing loss pooled over layers: E · Σ_e (C_e / R) · (P_e / R), with C_e = Σ counts_e,
+    P_e = Σ prob_sum_e, R = Σ rows over the layers' ``stats``.
+
+    ``reduce`` (e.g. an all-reduce sum over processes) pools C and R over processes too: it receives the
+    detached float64 vector (C_1..C_E, R) and returns its sum over processes. The loss is linear in P once C and R
+    are global, so with each process adding E · Σ_e C_e · P_e,local / R² the processes' gradients sum to the
+    single-process gradient of the whole batch (the sharded RL trainer's pooled loss). Returns a scalar.
+    """
     counts = torch.stack([s.counts for s in stats]).sum(0)
     probs = torch.stack([s.prob_sum for s in stats]).sum(0)
-    rows = torch.stack([s.rows for s in stats]).sum().clamp_min(1.0)
+    rows = torch.stack([s.rows for s in stats]).sum()
+    if reduce is not None:
+        pooled = reduce(torch.cat([counts.detach(), rows.detach()[None]]).double())
+        counts, rows = pooled[:-1].to(probs.dtype), pooled[-1].to(probs.dtype)
+    rows = rows.clamp_min(1.0)
     return num_experts * torch.sum((counts / rows) * (probs / rows))
 
 
@@ -173,3 +187,21 @@ class SparseMoE(nn.Module):
     def extra_repr(self) -> str:
         e, i, h = self.w1.shape
         return f"experts={e}, top_k={self.top_k}, hidden={h}, intermediate={i}"
+
+
+def moe_per_token(moe: SparseMoE, x: torch.Tensor) -> torch.Tensor:
+    """The slow, obviously correct twin of :meth:`SparseMoE.forward` (its output only): x (..., H) -> (..., H).
+
+    For each token t on its own: p = softmax(gate(x_t)) in float32; the top-k experts by p; w = their p
+    renormalised to sum 1; out_t = Σ_k w_k · w2_e(SiLU(w1_e · x_t) ⊙ w3_e · x_t). No jitter (eval mode).
+    """
+    flat = x.reshape(-1, x.shape[-1])
+    out = torch.zeros_like(flat)
+    for t in range(flat.shape[0]):
+        p = torch.softmax(moe.gate(flat[t]).float(), -1)
+        w, idx = torch.topk(p, moe.top_k)
+        w = w / w.sum()
+        for wi, e in zip(w, idx.tolist()):
+            h = F.silu(moe.w1[e] @ flat[t]) * (moe.w3[e] @ flat[t])
+            out[t] += wi.to(x.dtype) * (moe.w2[e] @ h)
+    return out.view_as(x)

@@ -1,6 +1,7 @@
 """``lumos generate``: sample from any MiniMax checkpoint lumos reads (release or transformers directory, a run
-directory, a step checkpoint) and write a run directory; ``lumos export``: any of those → a release or
-transformers directory."""
+directory, a step checkpoint) or any transformers causal LM directory (with its own tokenizer and chat template: a
+``lumos rl train`` checkpoint of such a model, its run directory, a peft adapter directory) and write a run
+directory; ``lumos export``: any MiniMax checkpoint → a release or transformers directory."""
 
 from __future__ import annotations
 
@@ -17,11 +18,12 @@ __all__ = ["register"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("generate", help="generate text with a MiniMax hybrid model checkpoint",
-                       description="Load a checkpoint (release 'minimax_m1' or transformers 'minimax' layout), "
+    p = sub.add_parser("generate", help="generate text with a MiniMax hybrid checkpoint or a transformers model",
+                       description="Load a checkpoint (release 'minimax_m1' or transformers 'minimax' layout, or any "
+                       "transformers causal LM directory with its tokenizer, e.g. a 'lumos rl train' checkpoint), "
                        "generate a continuation per --prompt, print it and write a run directory.")
     p.add_argument("--model", required=True, help="checkpoint directory (config.json + safetensors), a run directory "
-                   "(its latest checkpoint) or a step_* checkpoint")
+                   "(its latest checkpoint), a step_* checkpoint or a peft adapter directory")
     p.add_argument("--prompt", action="append", required=True, help="prompt text (repeat for a batch)")
     p.add_argument("--max-new-tokens", type=int, default=64, help="tokens to generate per prompt (default: 64)")
     p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature; 0 = greedy (default: 1.0)")
@@ -38,6 +40,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", choices=("auto", "minimax_m1", "transformers"), default="auto",
                    help="checkpoint format (default: detected from config.json; naming one makes a mismatch an error)")
     p.add_argument("--json", action="store_true", help="print the results as one JSON object")
+    p.add_argument("--no-chat-template", action="store_true",
+                   help="transformers models: encode --prompt as plain text (default: as a user message through the "
+                   "tokenizer's chat template, when it has one)")
+    p.add_argument("--device", default="auto", help="transformers models: auto (cuda when present), cpu, cuda, cuda:N")
     add_run_options(p)
     p.set_defaults(func=_run)
 
@@ -71,6 +77,55 @@ def _legacy_config(source: CheckpointSource, given: str | None) -> Any:
     if spec in MODEL_CHOICES and spec != "llama":   # built-in names: rebuild the (seed-independent) shape
         return build_model(spec).config
     return None
+
+
+def _run_transformers(args: argparse.Namespace, dtype: Any, path: Any) -> int:
+    """``lumos generate`` for a transformers (or peft adapter) directory ``path``: its tokenizer and chat template."""
+    import json
+
+    from lumos.core.errors import LumosError
+    from lumos.core.rundir import RunDir
+    from lumos.models.transformers_lm import generate_transformers, load_transformers, resolve_device
+
+    if args.format == "minimax_m1":
+        raise LumosError(f"--format minimax_m1: {args.model} is not a MiniMax checkpoint. Drop --format.")
+    if args.compile:
+        raise LumosError("--compile applies to lumos MiniMax checkpoints; drop it for a transformers model.")
+    device = resolve_device(args.device)
+    t0 = time.perf_counter()
+    model, tokenizer = load_transformers(path, dtype=dtype, device=device,
+                                         chat_template=not args.no_chat_template)
+    load_s = time.perf_counter() - t0
+    options = {k: v for k, v in vars(args).items() if k != "func"}
+    run = RunDir.create("generate", options, out=args.out, seed=args.seed, title="lumos generate")
+    t1 = time.perf_counter()
+    out = generate_transformers(model, tokenizer, args.prompt, max_new_tokens=args.max_new_tokens,
+                                do_sample=args.temperature > 0,
+                                temperature=args.temperature if args.temperature > 0 else 1.0,
+                                top_k=args.top_k, top_p=args.top_p, stop_strings=args.stop, seed=args.seed)
+    gen_s = time.perf_counter() - t1
+    rows = []
+    for i, prompt in enumerate(args.prompt):
+        n = int(out.mask[i].sum())
+        toks = out.tokens[i, :n].tolist()
+        row = {"prompt": prompt, "completion": tokenizer.decode(toks), "tokens": toks,
+               "logprobs": [round(float(x), 6) for x in out.logprobs[i, :n]], "finish_reason": out.finish_reasons[i]}
+        rows.append(row)
+        run.log(row)
+    n_tok = int(out.mask.sum())
+    run.update_manifest(load_seconds=load_s, generate_seconds=gen_s, generated_tokens=n_tok)
+    sec = run.report.section("Generations")
+    sec.text(f"Model {args.model} ({type(model).__name__}, {sum(p.numel() for p in model.parameters()):,} "
+             f"parameters) on {device}; {n_tok} tokens in {gen_s:.2f} s.")
+    sec.table([{k: r[k] for k in ("prompt", "completion", "finish_reason")} for r in rows])
+    run.finish()
+    if args.json:
+        print(json.dumps({"run": str(run.path), "results": rows}))
+    else:
+        for r in rows:
+            print(r["prompt"] + r["completion"])
+        print(f"[run: {run.path}]")
+    return 0
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -119,7 +174,16 @@ def _run(args: argparse.Namespace) -> int:
             raise LumosError(f"{what} {i + 1} is not valid UTF-8 text (bytes that no encoding decoded at position "
                              f"{exc.start}); pass UTF-8 text.") from None
     dtype = None if args.dtype == "auto" else getattr(torch, args.dtype)
+    from lumos.models.transformers_lm import is_transformers_dir
+
+    if is_transformers_dir(args.model):          # a model directory, a step checkpoint of one, a peft adapter
+        return _run_transformers(args, dtype, args.model)
     source = resolve_checkpoint(args.model)
+    if is_transformers_dir(source.path):         # the latest checkpoint of a run that trained a transformers model
+        return _run_transformers(args, dtype, source.path)
+    if args.no_chat_template or args.device != "auto":
+        raise LumosError("--no-chat-template and --device apply to transformers models; a MiniMax checkpoint runs on "
+                         "the CPU with its byte or tokenizer.json tokenizer.")
     t0 = time.perf_counter()
     model = open_checkpoint(source, dtype=dtype, format=None if args.format == "auto" else args.format,
                             config=_legacy_config(source, None))

@@ -41,7 +41,7 @@ def fast_path_applies(model: HybridLM, batch: int) -> bool:
     """Whether the compiled step suits ``batch`` rows of ``model``: every MoE reads its top-k experts by index
     (:meth:`SparseMoE.gathers_experts <lumos.layers.moe.SparseMoE.gathers_experts>`) and the weights are
     float32/bfloat16/float16 (float64 models decode eagerly), and the model is not sharded."""
-    moes = [layer.block_sparse_moe for layer in model.model.layers]
+    moes = [layer.block_sparse_moe for layer in model.model.decoder_layers()]
     return model.dtype != torch.float64 and not model.is_sharded and all(m.gathers_experts(batch) for m in moes)
 
 

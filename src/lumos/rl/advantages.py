@@ -12,7 +12,8 @@ import torch
 from lumos.core.errors import bad_param
 from lumos.core.validation import check_choice, check_int, check_positive_int
 
-__all__ = ["group_advantages", "group_advantages_reference", "dynamic_sampling_mask", "overlong_penalty"]
+__all__ = ["group_advantages", "group_advantages_reference", "group_advantages_skipping_nan", "dynamic_sampling_mask",
+           "overlong_penalty"]
 
 
 def _grouped(rewards: torch.Tensor, group_size: int, owner: str) -> torch.Tensor:
@@ -87,6 +88,33 @@ def group_advantages_reference(rewards: torch.Tensor, group_size: int, scale: st
         std = math.sqrt(sum((x - mean) ** 2 for x in row) / (len(row) - 1))
         d = {"group": std + eps, "batch": batch_std + eps, "none": 1.0}[scale]
         out.extend((x - mean) / d for x in row)
+    return torch.tensor(out, dtype=_work_dtype(rewards))
+
+
+def group_advantages_skipping_nan(rewards: torch.Tensor, group_size: int, scale: str = "group",
+                                  eps: float = 1e-4) -> torch.Tensor:
+    """:func:`group_advantages` for rewards with NaN entries (*unscorable* samples, as TRL's): a NaN sample gets
+    advantage 0 and is left out of every statistic (its group's mean and std, the batch std), as TRL's
+    ``nanmean``/``nanstd``. A group with fewer than two scorable samples, or whose scorable rewards are all
+    equal, gets 0. Without NaNs this equals :func:`group_advantages` (a Python loop over groups, float64).
+    """
+    owner = "group_advantages_skipping_nan"
+    _check_scale(scale, owner)
+    grouped = _grouped(rewards, group_size, owner)
+    finite = [float(x) for x in rewards.reshape(-1).tolist() if not math.isnan(float(x))]
+    n = len(finite)
+    batch_mean = sum(finite) / n if n else 0.0
+    batch_std = math.sqrt(sum((x - batch_mean) ** 2 for x in finite) / (n - 1)) if n > 1 else 0.0
+    out: list[float] = []
+    for row in grouped.tolist():
+        vals = [x for x in row if not math.isnan(x)]
+        if not vals or max(vals) == min(vals):
+            out.extend(0.0 for _ in row)
+            continue
+        mean = sum(vals) / len(vals)
+        std = math.sqrt(sum((x - mean) ** 2 for x in vals) / (len(vals) - 1))
+        d = {"group": std + eps, "batch": batch_std + eps, "none": 1.0}[scale]
+        out.extend(0.0 if math.isnan(x) else (x - mean) / d for x in row)
     return torch.tensor(out, dtype=_work_dtype(rewards))
 
 

@@ -8,7 +8,7 @@ import dataclasses
 import typing
 from typing import Any
 
-from lumos.cli.common import add_run_options, parse_csv_list, print_table
+from lumos.cli.common import add_run_options, parse_csv_list, parse_key_values, print_table
 from lumos.core.errors import LumosError
 from lumos.core.validation import check_nonneg_int, check_positive_int
 
@@ -40,8 +40,11 @@ def _add_rl_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--loss-arg", action="append", default=[], metavar="KEY=VALUE",
                    help="further hyper-parameter of the objective (repeatable; values parsed as JSON when possible)")
     p.add_argument("--model", default="hybrid",
-                   help="hybrid (tiny MiniMax hybrid), hybrid-small, llama (tiny transformers Llama) or a checkpoint dir")
+                   help="hybrid (tiny MiniMax hybrid), hybrid-small, llama (tiny transformers Llama), all three with "
+                   "lumos's byte tokenizer; or a model directory (transformers or lumos/MiniMax), loaded with the "
+                   "tokenizer saved beside it (AutoTokenizer, chat template)")
     p.add_argument("--warm-start", type=int, default=300, help="SFT warm-start steps before RL (0 = none; default 300)")
+    _add_data_model_options(p)
     for f, base, optional in _rl_fields():
         flag, help = "--" + f.name.replace("_", "-"), f.metadata["help"]
         if base is bool and optional:
@@ -53,19 +56,54 @@ def _add_rl_options(p: argparse.ArgumentParser) -> None:
                            help=help if f.default is None else f"{help} (default: {f.default})")
 
 
-def _key_values(items: list[str], flag: str) -> dict[str, Any]:
-    import json
+def _help(cls: Any, name: str) -> str:
+    f = cls.__dataclass_fields__[name]
+    return f.metadata["help"] + ("" if f.default is None or isinstance(f.default, bool) else f" (default: {f.default})")
 
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise LumosError(f"{flag} expects KEY=VALUE; got {item!r}.")
-        try:
-            out[key] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key] = value
-    return out
+
+def _add_data_model_options(p: argparse.ArgumentParser) -> None:
+    """Flags of :class:`DataConfig` (data-file tasks, rewards, chat template) and :class:`ModelOptions`."""
+    from lumos.rl.config import _DTYPES, DataConfig, ModelOptions
+
+    g = p.add_argument_group("data and rewards (data-file tasks: --task FILE.jsonl/.json/.csv/.parquet or a "
+                             "saved dataset directory)")
+    g.add_argument("--reward", action="append", default=[], metavar="PATH.py:FUNC", help=_help(DataConfig, "reward"))
+    g.add_argument("--reward-weights", nargs="+", type=float, default=None, metavar="W",
+                   help=_help(DataConfig, "reward_weights"))
+    g.add_argument("--prompt-column", default="prompt", help=_help(DataConfig, "prompt_column"))
+    g.add_argument("--eval-data", default=None, metavar="PATH", help=_help(DataConfig, "eval_data"))
+    g.add_argument("--eval-fraction", type=float, default=0.1, help=_help(DataConfig, "eval_fraction"))
+    g.add_argument("--system-prompt", default=None, help=_help(DataConfig, "system_prompt"))
+    g.add_argument("--no-chat-template", action="store_true",
+                   help="encode prompts as plain text (base models; TRL's handling of text prompts); "
+                   "chat-message prompts then are an error")
+    m = p.add_argument_group("model placement and training")
+    m.add_argument("--device", default="auto", help=_help(ModelOptions, "device"))
+    m.add_argument("--dtype", choices=_DTYPES, default="auto", help=_help(ModelOptions, "dtype"))
+    m.add_argument("--gradient-checkpointing", action="store_true", help=_help(ModelOptions, "gradient_checkpointing"))
+    m.add_argument("--lora-r", type=int, default=0, help=_help(ModelOptions, "lora_r"))
+    m.add_argument("--lora-alpha", type=float, default=None, help=_help(ModelOptions, "lora_alpha"))
+    m.add_argument("--lora-targets", default="all-linear", help=_help(ModelOptions, "lora_targets"))
+    m.add_argument("--report-to", nargs="+", default=[], metavar="SINK",
+                   help="also log metrics to: tensorboard (<run>/tensorboard) or none; metrics.jsonl is always written")
+
+
+_DATA_FLAGS = ("reward", "reward_weights", "prompt_column", "eval_data", "eval_fraction", "system_prompt",
+               "no_chat_template")
+_MODEL_FLAGS = ("device", "dtype", "gradient_checkpointing", "lora_r", "lora_alpha", "lora_targets")
+
+
+def _data_model(args: argparse.Namespace) -> tuple[Any, Any]:
+    """:class:`DataConfig` and :class:`ModelOptions` from the flags (validated: one error listing every problem)."""
+    from lumos.rl.config import DataConfig, ModelOptions
+
+    data = DataConfig(reward=list(args.reward), reward_weights=args.reward_weights, prompt_column=args.prompt_column,
+                      eval_data=args.eval_data, eval_fraction=args.eval_fraction, system_prompt=args.system_prompt,
+                      chat_template=not args.no_chat_template)
+    options = ModelOptions(device=args.device, dtype=args.dtype, gradient_checkpointing=args.gradient_checkpointing,
+                           lora_r=args.lora_r, lora_alpha=args.lora_alpha, lora_targets=args.lora_targets)
+    return data, options
+
 
 
 def _algo_help() -> str:
@@ -88,8 +126,8 @@ def _config(args: argparse.Namespace, algo: str) -> Any:
     for f, base, optional in _rl_fields():
         value = getattr(args, f.name)
         kw[f.name] = _AUTO[value] if base is bool and optional else value
-    return RLConfig(algo=algo, seed=args.seed, task_kwargs=_key_values(args.task_arg, "--task-arg"),
-                    loss_args=_key_values(args.loss_arg, "--loss-arg"), **kw)
+    return RLConfig(algo=algo, seed=args.seed, task_kwargs=parse_key_values(args.task_arg, "--task-arg"),
+                    loss_args=parse_key_values(args.loss_arg, "--loss-arg"), **kw)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -187,19 +225,24 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from lumos.cli.common import explicit_options
     from lumos.rl.experiment import train_run
 
+    data, options = _data_model(args)
     if args.resume:
         cfg, overrides = _resume_config(args)
-        model, warm = _stored(args.out, "model"), _stored(args.out, "warm_start_steps")
+        data, options = _resume_data_model(args, data, options)
+        given = explicit_options(getattr(args, "_argv", []))
+        model = args.model if "model" in given else _stored(args.out, "model")
+        warm = args.warm_start if "warm_start" in given else _stored(args.out, "warm_start_steps")
     else:
         if args.override:
             raise LumosError("--override changes a stored configuration; use it with --resume (or pass the flags "
                              "themselves for a new run).")
         cfg, overrides, model, warm = _config(args, args.algo), {}, args.model, args.warm_start
     run, history = train_run(cfg, model_spec=model, warm_start_steps=warm, out=args.out, resume=args.resume,
-                             overrides=overrides, fsdp=args.fsdp,
-                             expert_parallel=args.expert_parallel)
+                             overrides=overrides, fsdp=args.fsdp, expert_parallel=args.expert_parallel,
+                             data=data, model_options=options, report_to=tuple(args.report_to))
     last = [r for r in history if "reward" in r][-1:]
     if last and run is not None:
         r = last[0]
@@ -208,6 +251,22 @@ def _train(args: argparse.Namespace) -> int:
     if run is not None:
         print(f"run directory: {run.path}")
     return 0
+
+
+def _resume_data_model(args: argparse.Namespace, data: Any, options: Any) -> tuple[Any, Any]:
+    """On --resume: the stored data and model options, unless their flags were given (then they must match, which
+    :func:`lumos.rl.experiment.train_run` checks). Runs written before these options existed use the defaults."""
+    from lumos.cli.common import explicit_options
+    from lumos.core.rundir import RunDir
+    from lumos.rl.config import DataConfig, ModelOptions
+
+    stored = RunDir.read_config(args.out)
+    given = explicit_options(getattr(args, "_argv", []))
+    if not given & set(_DATA_FLAGS) and "data" in stored:
+        data = DataConfig.from_dict(stored["data"])
+    if not given & set(_MODEL_FLAGS) and "model_options" in stored:
+        options = ModelOptions.from_dict(stored["model_options"])
+    return data, options
 
 
 def _stored(out: str, key: str) -> Any:
@@ -220,7 +279,9 @@ def _stored(out: str, key: str) -> Any:
 
 
 def _resume_config(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
-    """The stored RLConfig with ``--override`` applied; any other flag that contradicts it is an error."""
+    """The stored RLConfig with ``--override`` and the flags given explicitly applied on top; whether those
+    flags contradict the stored run is checked in one place, :func:`lumos.rl.experiment.train_run` (its resume
+    check, before anything is written)."""
     from lumos.cli.common import explicit_options
     from lumos.rl.config import RLConfig
 
@@ -231,47 +292,22 @@ def _resume_config(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
         raise LumosError(f"{args.out}/config.json: 'rl' must be an object. The run directory is damaged.")
     stored = RLConfig.from_dict(stored_dict)
     overrides = _parse_overrides(args.override, stored)
-    cfg = RLConfig.from_dict({**stored.to_dict(), **overrides})
     given = explicit_options(getattr(args, "_argv", []))
     current = _config(args, args.algo)
-    diffs = []
-    for dest in sorted(given):
-        name = {"task_arg": "task_kwargs", "loss_arg": "loss_args"}.get(dest, dest)
-        if name in ("model", "warm_start"):
-            want = _stored(args.out, "model" if name == "model" else "warm_start_steps")
-            have = getattr(args, dest)
-        elif hasattr(cfg, name):
-            want, have = getattr(cfg, name), getattr(current, name)
-        else:
-            continue
-        if want != have:
-            diffs.append(f"--{dest.replace('_', '-')} {have!r} (stored {want!r})")
-    if diffs:
-        raise LumosError(f"--resume continues the stored configuration of {args.out}, but {', '.join(diffs)} "
-                         "differ. Drop those flags, or change fields on purpose with --override KEY=VALUE.")
+    flags = {name: getattr(current, name) for name in
+             ({"task_arg": "task_kwargs", "loss_arg": "loss_args"}.get(d, d) for d in given) if hasattr(stored, name)}
+    cfg = RLConfig.from_dict({**stored.to_dict(), **flags, **overrides})
     return cfg, overrides
 
 
 def _parse_overrides(items: list[str], stored: Any) -> dict[str, Any]:
-    import json
-
     fields = {f.name: f for f in dataclasses.fields(stored)}
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        key = key.strip().replace("-", "_")
-        if not sep or not key:
-            raise LumosError(f"--override expects KEY=VALUE; got {item!r}.")
+    out = {k.replace("-", "_"): v for k, v in parse_key_values(items, "--override").items()}
+    for key, parsed in out.items():
         if key not in fields:
             raise LumosError(f"--override {key}: not an RLConfig field; choose from {', '.join(fields)}.")
-        try:
-            parsed = json.loads(value)
-        except json.JSONDecodeError:
-            parsed = value
-        default = fields[key].default
-        if isinstance(default, float) and isinstance(parsed, int) and not isinstance(parsed, bool):
-            parsed = float(parsed)
-        out[key] = parsed
+        if isinstance(fields[key].default, float) and isinstance(parsed, int) and not isinstance(parsed, bool):
+            out[key] = float(parsed)
     return out
 
 
@@ -284,8 +320,12 @@ def _compare(args: argparse.Namespace) -> int:
     if args.checkpoint_every:
         raise LumosError("lumos rl compare does not write checkpoints (each run is short and restarts from the "
                          "shared warm start); drop --checkpoint-every, or train one run with 'lumos rl train'.")
+    data, options = _data_model(args)
+    if args.report_to and args.report_to != ["none"]:
+        raise LumosError("--report-to applies to 'lumos rl train'; 'lumos rl compare' writes metrics.jsonl and plots.")
     run, table = compare_runs(algos, args.seeds, _config(args, algos[0]), model_spec=args.model,
-                              warm_start_steps=args.warm_start, target=args.target, out=args.out)
+                              warm_start_steps=args.warm_start, target=args.target, out=args.out, data=data,
+                              model_options=options)
     print_table(table)
     print(f"run directory: {run.path}")
     return 0

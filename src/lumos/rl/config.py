@@ -14,80 +14,104 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lumos.core.errors import LumosError
+from lumos.core.registry import Registered
 from lumos.core.validation import (
+    NONNEG,
+    NONNEG_INT,
+    POSITIVE,
+    POSITIVE_INT,
+    PROBABILITY,
+    Boolean,
+    Constraint,
+    InstanceOf,
+    Interval,
+    Options,
     Problems,
+    Satisfies,
     check_bool,
     check_choice,
     check_float,
     check_nonneg_int,
-    check_positive_int,
-    check_probability,
+    constraint,
 )
-from lumos.rl.objectives import Objective, available_losses, get_objective
+from lumos.rl.objectives import LOSSES, Objective, available_losses, get_objective
 
-__all__ = ["RLConfig"]
+__all__ = ["RLConfig", "DataConfig", "ModelOptions"]
 
 
-def _f(default: Any, help: str, **kw: Any) -> Any:
-    return field(default=default, metadata={"help": help, **kw})
+def _f(default: Any, help: str, *accepted: Constraint | None, **kw: Any) -> Any:
+    """A field with its default, help text and accepted values (see :func:`lumos.core.validation.constraint`)."""
+    return field(default=default, metadata=constraint(*accepted, help=help, **kw))
+
+
+_BETA = Interval(float, 0, 1, closed="left")
+_TASK = Satisfies(lambda v: isinstance(v, str) and bool(v.strip()), "a task name, a .jsonl path or module:factory")
 
 
 @dataclass
 class RLConfig:
     """Options of :class:`~lumos.rl.trainer.RLTrainer` (help text in each field's metadata; the CLI reuses it)."""
 
-    algo: str = _f("cispo", "objective: a name registered with lumos.rl.objectives.register_loss", cli=False)
-    steps: int = _f(40, "RL steps (rollout batches)")
-    prompts_per_step: int = _f(32, "prompts per rollout batch (global, over all processes)")
-    group_size: int = _f(8, "samples per prompt (G)")
-    minibatches: int = _f(4, "optimizer steps per rollout batch (> 1 is the off-policy regime)")
-    max_new_tokens: int = _f(16, "generation limit per response")
-    temperature: float = _f(1.0, "sampling temperature (log-probs are of softmax(logits / T))")
+    algo: str = _f("cispo", "objective: a name registered with lumos.rl.objectives.register_loss", Registered(LOSSES), cli=False)
+    steps: int = _f(40, "RL steps (rollout batches)", POSITIVE_INT)
+    prompts_per_step: int = _f(32, "prompts per rollout batch (global, over all processes)", POSITIVE_INT)
+    group_size: int = _f(8, "samples per prompt (G)", Interval(int, 2, None, closed="left"))
+    minibatches: int = _f(4, "optimizer steps per rollout batch (> 1 is the off-policy regime)", POSITIVE_INT)
+    max_new_tokens: int = _f(16, "generation limit per response", POSITIVE_INT)
+    temperature: float = _f(1.0, "sampling temperature (log-probs are of softmax(logits / T))", POSITIVE)
+    top_k: int | None = _f(None, "rollouts sample from the k most likely tokens (as lumos generate; the recorded "
+                           "log-probs stay those of the full distribution); default: no limit", POSITIVE_INT, None)
+    top_p: float | None = _f(None, "rollouts sample from the smallest set of tokens with probability mass ≥ p "
+                             "(nucleus, after top_k); default: no limit", Interval(float, 0, 1, closed="right"), None)
     # optimisation
-    lr: float = _f(2e-4, "peak learning rate")
-    lr_schedule: str = _f("constant", "constant, cosine or linear (decay to lr_min_ratio · lr after warmup)")
-    warmup_steps: int = _f(0, "linear warmup, in RL steps")
-    lr_min_ratio: float = _f(0.1, "final lr / peak lr for cosine and linear")
-    adam_beta1: float = _f(0.9, "AdamW β1 (paper: 0.9)")
-    adam_beta2: float = _f(0.95, "AdamW β2 (paper: 0.95)")
-    adam_eps: float = _f(1e-15, "AdamW eps (paper: 1e-15)")
-    weight_decay: float = _f(0.0, "AdamW weight decay")
-    grad_clip: float = _f(1.0, "max global gradient norm (0 = no clipping)")
+    lr: float = _f(2e-4, "peak learning rate", POSITIVE)
+    lr_schedule: str = _f("constant", "constant, cosine or linear (decay to lr_min_ratio · lr after warmup)", Options(str, ("constant", "cosine", "linear")))
+    warmup_steps: int = _f(0, "linear warmup, in RL steps", NONNEG_INT)
+    lr_min_ratio: float = _f(0.1, "final lr / peak lr for cosine and linear", PROBABILITY)
+    adam_beta1: float = _f(0.9, "AdamW β1 (paper: 0.9)", _BETA)
+    adam_beta2: float = _f(0.95, "AdamW β2 (paper: 0.95)", _BETA)
+    adam_eps: float = _f(1e-15, "AdamW eps (paper: 1e-15)", POSITIVE)
+    weight_decay: float = _f(0.0, "AdamW weight decay", NONNEG)
+    grad_clip: float = _f(1.0, "max global gradient norm (0 = no clipping)", NONNEG)
     # objective
-    eps_low: float | None = _f(None, "lower clip (r ≥ 1 − eps_low); default: the objective's", objective=True)
-    eps_high: float | None = _f(None, "upper clip (r ≤ 1 + eps_high); default: the objective's", objective=True)
-    unified_mask: bool = _f(False, "cispo: multiply by the PPO trust-region mask (paper Eq. 6-7)", objective=True)
-    mask_eps_low: float | None = _f(None, "cispo unified mask: lower ε (default: the objective's)", objective=True)
-    mask_eps_high: float | None = _f(None, "cispo unified mask: upper ε (default: the objective's)", objective=True)
-    beta: float = _f(0.0, "grpo: KL coefficient against the initial policy (0 = no KL)", objective=True)
-    loss_args: dict[str, Any] = _f(None, "further hyper-parameters of the objective (its own keyword arguments)",
+    eps_low: float | None = _f(None, "lower clip (r ≥ 1 − eps_low); default: the objective's", NONNEG, None, objective=True)
+    eps_high: float | None = _f(None, "upper clip (r ≤ 1 + eps_high), a margin above 1 for every objective. For "
+                                "cispo TRL's epsilon_high is the absolute cap instead (TRL epsilon_high=5.0 is "
+                                "lumos eps_high=4.0); for grpo/dapo it means the same as TRL's. Default: the "
+                                "objective's", NONNEG, None, objective=True)
+    unified_mask: bool = _f(False, "cispo: multiply by the PPO trust-region mask (paper Eq. 6-7)", Boolean(), objective=True)
+    mask_eps_low: float | None = _f(None, "cispo unified mask: lower ε (default: the objective's)", NONNEG, None, objective=True)
+    mask_eps_high: float | None = _f(None, "cispo unified mask: upper ε (default: the objective's)", NONNEG, None, objective=True)
+    beta: float = _f(0.0, "grpo: KL coefficient against the initial policy (0 = no KL)", NONNEG, objective=True)
+    loss_args: dict[str, Any] = _f(None, "further hyper-parameters of the objective (its own keyword arguments)", InstanceOf(dict),
                                    cli=False)
-    advantage_scale: str | None = _f(None, "group, batch or none (see group_advantages); default: the "
-                                     "objective's (none for dr_grpo, group otherwise)")
+    advantage_scale: str | None = _f(None, "group, batch or none (see group_advantages); default: the objective's "
+                                     "(none for dr_grpo, group otherwise)", Options(str, ("group", "batch", "none")),
+                                     None)
     dynamic_sampling: bool | None = _f(None, "drop groups whose rewards are all equal; auto = the objective's "
-                                        "default (on for dapo)")
+                                        "default (on for dapo)", Boolean(), None)
     dynamic_sampling_max_rounds: int = _f(3, "dynamic sampling: generation rounds per step at most, the first "
                                           "included; refill rounds of fresh prompts run until prompts_per_step "
-                                          "groups have reward spread (1 = drop without refill)")
-    overlong_cache: int = _f(0, "DAPO soft overlong window in tokens (0 = off)")
+                                          "groups have reward spread (1 = drop without refill)", POSITIVE_INT)
+    overlong_cache: int = _f(0, "DAPO soft overlong window in tokens (0 = off)", NONNEG_INT)
     skip_zero_advantage_steps: bool = _f(False, "skip the optimizer step of a minibatch whose advantages are all "
                                          "exactly zero: its only gradient is the MoE load-balancing term (and "
                                          "grpo's KL), which AdamW with eps 1e-15 makes a full-size step; off = the "
-                                         "paper's recipe")
+                                         "paper's recipe", Boolean())
     compile_rollouts: bool = _f(False, "lumos models: decode rollouts through the torch.compile-d one-token step "
-                                "(compiles once, seconds to a minute; then several times faster at small batch)")
-    old_logp: str = _f("rollout", "old log-probs: 'rollout' (sampler's) or 'recompute' (training forward, no grad)")
+                                "(compiles once, seconds to a minute; then several times faster at small batch)", Boolean())
+    old_logp: str = _f("rollout", "old log-probs: 'rollout' (sampler's) or 'recompute' (training forward, no grad)", Options(str, ("rollout", "recompute")))
     # bookkeeping
-    eval_every: int = _f(5, "evaluate on held-out problems every N steps (0 = never)")
-    eval_problems: int = _f(64, "held-out problems for evaluation")
+    eval_every: int = _f(5, "evaluate on held-out problems every N steps (0 = never)", NONNEG_INT)
+    eval_problems: int = _f(64, "held-out problems for evaluation", POSITIVE_INT)
     eval_samples: int = _f(4, "samples per eval problem at the training temperature (accuracy = mean, the "
-                              "paper's avg@k); 0 = greedy decoding")
-    checkpoint_every: int = _f(0, "atomic checkpoint every N steps (0 = only at the end)")
-    keep_checkpoints: int = _f(2, "checkpoints kept on disk")
-    seed: int = _f(0, "seed of problems, sampling and initialisation", cli=False)
+                              "paper's avg@k); 0 = greedy decoding", NONNEG_INT)
+    checkpoint_every: int = _f(0, "atomic checkpoint every N steps (0 = only at the end)", NONNEG_INT)
+    keep_checkpoints: int = _f(2, "checkpoints kept on disk", POSITIVE_INT)
+    seed: int = _f(0, "seed of problems, sampling and initialisation", NONNEG_INT, cli=False)
     task: str = _f("addition", "task: a registered name (addition, multiplication, countdown, sorting, ...), a "
-                   ".jsonl file of prompts/answers, or module:factory")
-    task_kwargs: dict[str, Any] = _f(None, "keyword arguments of the task", cli=False)
+                   ".jsonl file of prompts/answers, or module:factory", _TASK)
+    task_kwargs: dict[str, Any] = _f(None, "keyword arguments of the task", InstanceOf(dict), cli=False)
 
     def __post_init__(self) -> None:
         if self.task_kwargs is None:
@@ -98,40 +122,20 @@ class RLConfig:
 
     def _problems(self) -> Problems:
         p = Problems("RLConfig")
-        if self.algo not in available_losses():
-            p.check(check_choice, self.algo, "algo", tuple(available_losses()))
-        for name in ("steps", "prompts_per_step", "group_size", "minibatches", "max_new_tokens", "eval_problems",
-                     "keep_checkpoints", "dynamic_sampling_max_rounds"):
-            p.check(check_positive_int, getattr(self, name), name)
-        for name in ("warmup_steps", "eval_every", "checkpoint_every", "overlong_cache", "eval_samples", "seed"):
-            p.check(check_nonneg_int, getattr(self, name), name)
-        for name in ("temperature", "lr", "adam_eps"):
-            p.check(check_float, getattr(self, name), name, 0.0, low_inclusive=False)
-        for name in ("adam_beta1", "adam_beta2"):
-            p.check(check_probability, getattr(self, name), name, open_high=True)
-        for name in ("grad_clip", "weight_decay", "beta"):
-            p.check(check_float, getattr(self, name), name, 0.0)
-        for name in ("eps_low", "eps_high", "mask_eps_low", "mask_eps_high"):
-            p.check(check_float, getattr(self, name), name, 0.0, allow_none=True)
-        p.check(check_probability, self.lr_min_ratio, "lr_min_ratio")
-        for name in ("unified_mask", "compile_rollouts", "skip_zero_advantage_steps"):
-            p.check(check_bool, getattr(self, name), name)
-        if self.dynamic_sampling is not None:
-            p.check(check_bool, self.dynamic_sampling, "dynamic_sampling")
-        p.check(check_choice, self.lr_schedule, "lr_schedule", ("constant", "cosine", "linear"))
-        if self.advantage_scale is not None:
-            p.check(check_choice, self.advantage_scale, "advantage_scale", ("group", "batch", "none"))
-        p.check(check_choice, self.old_logp, "old_logp", ("rollout", "recompute"))
-        p.require(isinstance(self.task, str) and bool(self.task), "The 'task' parameter of RLConfig must be a task "
-                  f"name, path.jsonl or module:factory. Got {self.task!r} instead.")
-        if not isinstance(self.task_kwargs, dict):
-            p.require(False, f"The 'task_kwargs' parameter of RLConfig must be a dict. Got {self.task_kwargs!r} instead.")
-        if not p.items and self.overlong_cache > self.max_new_tokens:
-            p.require(False, f"The 'overlong_cache' parameter of RLConfig must be ≤ max_new_tokens "
-                      f"({self.max_new_tokens}). Got {self.overlong_cache} instead.")
-        if not isinstance(self.loss_args, dict):
-            p.require(False, f"The 'loss_args' parameter of RLConfig must be a dict. Got {self.loss_args!r} instead.")
-        elif not p.items:
+        p.fields(self)  # every constraint declared above
+        if p.ok("overlong_cache", "max_new_tokens") and self.overlong_cache > self.max_new_tokens:
+            p.param("overlong_cache", f"≤ max_new_tokens ({self.max_new_tokens})", self.overlong_cache)
+        if p.ok("minibatches", "prompts_per_step", "group_size") \
+                and self.minibatches > self.prompts_per_step * self.group_size:
+            p.param("minibatches", "≤ the samples of a rollout batch (prompts_per_step × group_size = "
+                    f"{self.prompts_per_step * self.group_size})", self.minibatches,
+                    fix="Each optimizer step needs at least one sample: lower it or raise the batch.")
+        if p.ok("unified_mask") and not self.unified_mask:
+            for name in ("mask_eps_low", "mask_eps_high"):
+                if getattr(self, name) is not None:
+                    p.param(name, "None unless unified_mask=True (it is the unified mask's ε)", getattr(self, name),
+                            fix="Set unified_mask=True, or leave it unset.")
+        if not p.items:
             self._objective_problems(p)
         return p
 
@@ -196,3 +200,121 @@ class RLConfig:
 
 #: the fields that are objective hyper-parameters (see the module docstring) and their "unset" RLConfig defaults
 _OBJECTIVE_FIELDS = {f.name: f.default for f in dataclasses.fields(RLConfig) if f.metadata.get("objective")}
+
+
+@dataclass
+class DataConfig:
+    """Where prompts and rewards come from, and how prompts are rendered (``config.json`` key ``data``).
+
+    Applies to data-file tasks (``--task FILE``); ``chat_template`` and ``system_prompt`` to every task whose
+    model has its own tokenizer.
+    """
+
+    reward: list[str] = _f(None, "reward function PATH.py:FUNC or module:FUNC, called TRL's way "
+                           "FUNC(prompts=, completions=, completion_ids=, **columns) -> list[float | None] "
+                           "(repeatable; default: compare with the 'answer' column)")
+    reward_weights: list[float] | None = _f(None, "one weight per --reward (default: all 1)")
+    prompt_column: str = _f("prompt", "the data column holding the prompt (text or chat messages)")
+    eval_data: str | None = _f(None, "held-out evaluation data (same format and columns); default: hold out "
+                               "--eval-fraction of the training rows")
+    eval_fraction: float = _f(0.1, "without --eval-data: the seeded fraction of data rows held out for evaluation "
+                              "(never trained on; 0 = none, then --eval-every 0)")
+    chat_template: bool = _f(True, "render prompts with the tokenizer's chat template (text prompts become a user "
+                             "message; TRL feeds text raw); off = --no-chat-template, for base models")
+    system_prompt: str | None = _f(None, "a system message put before every prompt (needs a chat template)")
+
+    def __post_init__(self) -> None:
+        if self.reward is None:
+            self.reward = []
+        p = Problems("DataConfig")
+        if not isinstance(self.reward, list) or not all(isinstance(r, str) and r for r in self.reward):
+            p.require(False, f"The 'reward' parameter of DataConfig must be a list of PATH.py:FUNC specs. Got "
+                      f"{self.reward!r} instead.")
+        if self.reward_weights is not None:
+            if not isinstance(self.reward_weights, list):
+                p.require(False, f"The 'reward_weights' parameter of DataConfig must be a list of numbers. Got "
+                          f"{self.reward_weights!r} instead.")
+            else:
+                for i, w in enumerate(self.reward_weights):
+                    p.check(check_float, w, f"reward_weights[{i}]")
+                p.require(len(self.reward_weights) == len(self.reward), f"The 'reward_weights' parameter of "
+                          f"DataConfig must hold one weight per reward function ({len(self.reward)}). Got "
+                          f"{len(self.reward_weights)} instead.")
+        p.require(isinstance(self.prompt_column, str) and bool(self.prompt_column), "The 'prompt_column' parameter "
+                  f"of DataConfig must be a column name. Got {self.prompt_column!r} instead.")
+        p.check(check_float, self.eval_fraction, "eval_fraction", 0.0, 1.0, high_inclusive=False)
+        p.check(check_bool, self.chat_template, "chat_template")
+        for name in ("eval_data", "system_prompt"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, str):
+                p.require(False, f"The '{name}' parameter of DataConfig must be text. Got {value!r} instead.")
+            elif value is not None:
+                try:
+                    value.encode("utf-8")
+                except UnicodeEncodeError:
+                    p.require(False, f"The '{name}' parameter of DataConfig holds a lone surrogate (not valid "
+                              "Unicode text). Pass UTF-8 text.")
+        p.raise_if_any()
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> DataConfig:
+        return _from_dict(cls, d)
+
+
+_DTYPES = ("auto", "float32", "bfloat16", "float16")
+
+
+@dataclass
+class ModelOptions:
+    """How the model is placed and trained (``config.json`` key ``model_options``)."""
+
+    device: str = _f("auto", "where a transformers model runs: auto (cuda when present, else cpu), cpu, cuda, cuda:N "
+                     "(lumos's own models train on the CPU; on GPUs under torchrun with --fsdp)")
+    dtype: str = _f("auto", "weights dtype: auto (transformers models: bfloat16 on cuda, float32 on cpu; lumos models: "
+                    "their own), float32, bfloat16, float16")
+    gradient_checkpointing: bool = _f(False, "recompute activations in the backward pass (transformers models)")
+    lora_r: int = _f(0, "train a peft LoRA adapter of this rank instead of every weight (0 = full fine-tuning)")
+    lora_alpha: float | None = _f(None, "LoRA alpha (default: 2 × lora_r)")
+    lora_targets: str = _f("all-linear", "modules the LoRA adapter wraps: all-linear or comma-separated names "
+                           "(e.g. q_proj,v_proj)")
+
+    def __post_init__(self) -> None:
+        p = Problems("ModelOptions")
+        dev = self.device
+        ok = isinstance(dev, str) and (dev in ("auto", "cpu", "cuda", "mps") or (
+            dev.startswith("cuda:") and dev[5:].isdigit()))
+        p.require(ok, f"The 'device' parameter of ModelOptions must be auto, cpu, cuda or cuda:N. Got {dev!r} instead.")
+        p.check(check_choice, self.dtype, "dtype", _DTYPES)
+        p.check(check_bool, self.gradient_checkpointing, "gradient_checkpointing")
+        p.check(check_nonneg_int, self.lora_r, "lora_r")
+        p.check(check_float, self.lora_alpha, "lora_alpha", 0.0, low_inclusive=False, allow_none=True)
+        p.require(isinstance(self.lora_targets, str) and bool(self.lora_targets.strip(", ")), "The 'lora_targets' "
+                  f"parameter of ModelOptions must be all-linear or module names. Got {self.lora_targets!r} instead.")
+        p.raise_if_any()
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ModelOptions:
+        return _from_dict(cls, d)
+
+    def resolved_device(self) -> str:
+        """``device`` with ``auto`` resolved; a CUDA device on a machine without one is an error."""
+        from lumos.models.transformers_lm import resolve_device
+
+        return resolve_device(self.device)
+
+
+def _from_dict(cls: Any, d: Any) -> Any:
+    if not isinstance(d, dict):
+        raise LumosError(f"The stored {cls.__name__} must be an object; got {type(d).__name__}. The run directory "
+                         "is damaged.")
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(d) - known)
+    if unknown:
+        raise LumosError(f"Unknown {cls.__name__} field(s) {', '.join(unknown)}. Remove them from the config.")
+    return cls(**d)

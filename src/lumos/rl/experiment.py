@@ -20,20 +20,23 @@ from lumos.core.io import load_tensors, read_json, save_tensors
 from lumos.core.rundir import RunDir
 from lumos.core.validation import check_nonneg_int, check_positive_int
 from lumos.models import tiny_hybrid
-from lumos.rl.config import RLConfig
+from lumos.rl.config import DataConfig, ModelOptions, RLConfig
 from lumos.rl.sft import SFTConfig, sft_warm_start
 from lumos.rl.tasks.base import Task
 from lumos.rl.tasks.user import resolve_task
 from lumos.rl.trainer import RLTrainer
 
-__all__ = ["build_model", "warm_start", "train_run", "compare_runs", "steps_to_target", "plot_curves"]
+__all__ = ["build_model", "load_model", "build_task", "warm_start", "train_run", "compare_runs", "steps_to_target",
+           "plot_curves"]
 
 MODEL_CHOICES = ("hybrid", "hybrid-small", "llama")
 
 
-def build_model(spec: str, seed: int = 0) -> nn.Module:
+def build_model(spec: str, seed: int = 0, dtype: torch.dtype | None = None) -> nn.Module:
     """``hybrid`` (hidden 48, 2 layers), ``hybrid-small`` (hidden 64, 4 layers), ``llama`` (a tiny random
-    transformers Llama with the byte vocabulary), or a checkpoint directory (lumos/MiniMax or transformers)."""
+    transformers Llama with the byte vocabulary), or a checkpoint directory (lumos/MiniMax or transformers).
+
+    Only the weights: :func:`load_model` also loads the model's tokenizer (use it for a directory)."""
     if spec == "hybrid":
         return tiny_hybrid(48, 2, seed=seed)
     if spec == "hybrid-small":
@@ -62,21 +65,148 @@ def build_model(spec: str, seed: int = 0) -> nn.Module:
     if model_type.startswith("minimax") or model_type in ("MiniMaxM1", "MiniMaxText01"):
         from lumos.models import load_pretrained
 
-        return load_pretrained(path)
+        return load_pretrained(path, dtype=dtype)
     import transformers
 
-    return transformers.AutoModelForCausalLM.from_pretrained(path, use_safetensors=True)
+    from lumos.models.transformers_lm import quiet_transformers
+
+    try:
+        with quiet_transformers():   # the absolute path is what a peft adapter records as its base model
+            return transformers.AutoModelForCausalLM.from_pretrained(path.resolve(), use_safetensors=True,
+                                                                     dtype=dtype or torch.float32, local_files_only=True)
+    except (OSError, ValueError, KeyError) as exc:
+        from lumos.core.errors import one_line
+
+        raise LumosError(f"--model {spec}: transformers cannot load it ({one_line(exc, 200)}).") from None
+
+
+def load_model(spec: str, seed: int = 0, options: ModelOptions | None = None,
+               data: DataConfig | None = None) -> tuple[nn.Module, Any]:
+    """The model of ``spec`` and *its* tokenizer, placed and prepared as ``options`` say.
+
+    A built-in model (``hybrid``, ``hybrid-small``, ``llama``) uses lumos's byte tokenizer; a directory uses the
+    tokenizer saved beside the model (:func:`lumos.models.tokenizer.model_tokenizer`: ``AutoTokenizer``, chat
+    template, checked against the embedding), and without one is an error. ``options``: device and dtype (a
+    transformers model goes to CUDA in bfloat16 where CUDA is present; lumos's own models stay on the CPU in
+    their dtype unless named, as before, GPUs being for ``--fsdp`` under ``torchrun``), gradient checkpointing,
+    a peft LoRA adapter (``lora_r`` > 0). ``data``: chat template on/off, system prompt.
+    """
+    from lumos.models.tokenizer import ByteTokenizer, model_tokenizer
+    from lumos.rl.checkpoint import is_hf_model
+
+    options = options or ModelOptions()
+    data = data or DataConfig()
+    requested = None if options.dtype == "auto" else getattr(torch, options.dtype)
+    model = build_model(spec, seed=seed, dtype=requested)
+    if is_hf_model(model):
+        device = options.resolved_device()
+        dtype = requested or (torch.bfloat16 if device.startswith("cuda") else torch.float32)
+    else:
+        if options.device not in ("auto", "cpu"):
+            raise LumosError(f"--device {options.device}: lumos's own models ({type(model).__name__}) train on the CPU "
+                             "in one process; on GPUs run them under torchrun with --fsdp. --device applies to "
+                             "transformers models.")
+        device, dtype = "cpu", requested
+    if spec in MODEL_CHOICES:
+        if data.system_prompt is not None:
+            raise LumosError(f"--system-prompt needs a chat template; the built-in model {spec!r} uses lumos's byte "
+                             "tokenizer, which has none. Drop --system-prompt.")
+        tokenizer: Any = ByteTokenizer()
+    else:
+        tokenizer = model_tokenizer(spec, model, chat_template=data.chat_template, system_prompt=data.system_prompt)
+    if dtype is not None:
+        model = model.to(dtype)
+    if options.gradient_checkpointing:
+        if not hasattr(model, "gradient_checkpointing_enable"):
+            raise LumosError(f"--gradient-checkpointing supports transformers models; {type(model).__name__} has no "
+                             "gradient_checkpointing_enable().")
+        model.gradient_checkpointing_enable()
+    if options.lora_r:
+        model = add_lora(model, options)
+    return model.to(device), tokenizer
+
+
+def add_lora(model: nn.Module, options: ModelOptions) -> nn.Module:
+    """``model`` wrapped in a peft LoRA adapter (rank ``lora_r``, alpha ``lora_alpha`` or 2·r, ``lora_targets``)."""
+    from lumos.rl.checkpoint import is_hf_model
+
+    if not is_hf_model(model):
+        raise LumosError(f"--lora-r trains a peft LoRA adapter on a transformers model; {type(model).__name__} is "
+                         "not one. Drop --lora-r, or use a transformers model directory.")
+    try:
+        import peft
+    except ImportError:  # pragma: no cover
+        raise LumosError("--lora-r needs the peft package: pip install 'lumos[rl]'.") from None
+    targets: Any = options.lora_targets
+    if targets != "all-linear":
+        targets = [t.strip() for t in targets.split(",") if t.strip()]
+    cfg = peft.LoraConfig(r=options.lora_r, lora_alpha=options.lora_alpha or 2 * options.lora_r,
+                          target_modules=targets, task_type="CAUSAL_LM", lora_dropout=0.0)
+    try:
+        return peft.get_peft_model(model, cfg)
+    except ValueError as exc:
+        from lumos.core.errors import one_line
+
+        raise LumosError(f"--lora-targets {options.lora_targets!r}: {one_line(exc, 200)}") from None
+
+
+def build_task(cfg: RLConfig, data: DataConfig | None = None, evaluate: bool | None = None) -> Task:
+    """The task of ``cfg.task``: a data file / dataset directory with ``data``'s rewards, columns and held-out
+    split (held out only when the run evaluates: ``evaluate``, default ``cfg.eval_every > 0``), or a registered /
+    user task (which take no ``data`` options). A run that evaluates checks here that the task has held-out
+    problems, so that a task without them fails before any work."""
+    import functools
+
+    from lumos.rl.rewards import load_reward_functions
+    from lumos.rl.tasks.base import call_with_kwargs
+    from lumos.rl.tasks.user import data_task, is_data_spec
+
+    data = data or DataConfig()
+    evaluate = bool(cfg.eval_every) if evaluate is None else evaluate
+    if is_data_spec(cfg.task):
+        rewards = load_reward_functions(data.reward, data.reward_weights) if data.reward else None
+        kwargs = {"prompt_column": data.prompt_column, "rewards": rewards, "eval_data": data.eval_data,
+                  "eval_fraction": data.eval_fraction if evaluate else 0.0, "split_seed": cfg.seed,
+                  **cfg.task_kwargs}
+        task = call_with_kwargs(functools.partial(data_task, cfg.task), kwargs, f"task file {cfg.task!r}")
+    else:
+        given = [flag for flag, on in (("--reward", bool(data.reward)), ("--eval-data", data.eval_data is not None),
+                                       ("--prompt-column", data.prompt_column != "prompt")) if on]
+        if given:
+            raise LumosError(f"{', '.join(given)} appl{'y' if len(given) > 1 else 'ies'} to data-file tasks (--task "
+                             f"FILE.jsonl/.json/.csv/.parquet or a saved dataset directory), not to {cfg.task!r}.")
+        task = resolve_task(cfg.task, **cfg.task_kwargs)
+    if evaluate:
+        task.held_out(1, seed=0)     # a task without held-out problems: one clear error now
+    return task
+
+
+def check_prompts(task: Task, tokenizer: Any) -> None:
+    """Render one text and one chat-message prompt of a data task with ``tokenizer``: a conversational prompt
+    without a chat template (or a template that fails) is an error before any work."""
+    from lumos.models.tokenizer import render_prompt
+
+    problems = list(getattr(task, "train_problems", [])) + list(getattr(task, "eval_problems", []))
+    seen: set[bool] = set()
+    for p in problems:
+        kind = isinstance(p.prompt, list)
+        if kind not in seen:
+            seen.add(kind)
+            render_prompt(tokenizer, p.prompt)
+        if len(seen) == 2:
+            break
 
 
 def warm_start(model: nn.Module, task: Task, steps: int, seed: int, cache: Path | None = None,
-               log: Any = None) -> list[float]:
-    """SFT ``model`` for ``steps`` (0 = skip); with ``cache`` the weights are saved/loaded there."""
+               log: Any = None, tokenizer: Any = None) -> list[float]:
+    """SFT ``model`` for ``steps`` (0 = skip) with ``tokenizer`` (the model's; None for lumos's byte-vocabulary
+    models); with ``cache`` the weights are saved/loaded there."""
     if steps <= 0:
         return []
     if cache is not None and cache.is_file():
         model.load_state_dict(load_tensors(cache), strict=True)
         return []
-    losses = sft_warm_start(model, task, SFTConfig(steps=steps, seed=seed), log=log)
+    losses = sft_warm_start(model, task, SFTConfig(steps=steps, seed=seed), tokenizer=tokenizer, log=log)
     if cache is not None:
         save_tensors(cache, {k: v.detach().clone() for k, v in model.state_dict().items()})
     return losses
@@ -141,8 +271,9 @@ def shard_for_training(model: nn.Module, expert_parallel: int = 1) -> nn.Module:
 
 def train_run(cfg: RLConfig, model_spec: str = "hybrid", warm_start_steps: int = 200, out: str | Path | None = None,
               resume: bool = False, task: Task | None = None, overrides: dict[str, Any] | None = None,
-              overwrite: bool | None = None, fsdp: bool = False, expert_parallel: int = 1
-              ) -> tuple[RunDir | None, list[dict[str, Any]]]:
+              overwrite: bool | None = None, fsdp: bool = False, expert_parallel: int = 1,
+              data: DataConfig | None = None, model_options: ModelOptions | None = None,
+              report_to: tuple[str, ...] = ()) -> tuple[RunDir | None, list[dict[str, Any]]]:
     """``lumos rl train``: warm start, RL, metrics, plots, checkpoints and a report in one run directory.
 
     Order: model → warm start → :class:`RLTrainer` (so GRPO's KL reference is the warm-started policy).
@@ -158,19 +289,33 @@ def train_run(cfg: RLConfig, model_spec: str = "hybrid", warm_start_steps: int =
     ``fsdp``: shard the model with FSDP2 (:func:`shard_for_training`; ``expert_parallel`` > 1 also spreads the
     experts, and implies ``fsdp``): warm start and RL then train the sharded model, FSDP2 reduces the gradients
     and checkpoints are distributed (``torch.distributed.checkpoint``).
+
+    ``data`` (:class:`DataConfig`): reward functions, prompt column, held-out data and chat-template options of a
+    data-file task; ``model_options`` (:class:`ModelOptions`): device, dtype, gradient checkpointing, LoRA. A
+    model directory is loaded with its own tokenizer (:func:`load_model`), used for prompts, rollouts, rewards,
+    warm start, evaluation and logged samples, and saved into every checkpoint. Everything is checked (task, data,
+    reward functions, model, tokenizer, prompts) before the run directory exists. ``report_to``: also log the
+    metrics to ``"tensorboard"`` (``<run>/tensorboard``).
     """
     from lumos.core.seed import seed_everything
     from lumos.distributed import process_group as dist
 
     check_nonneg_int(warm_start_steps, "warm_start_steps", owner="train_run")
+    data, model_options = data or DataConfig(), model_options or ModelOptions()
+    report_to = _check_report_to(report_to)
     check_positive_int(expert_parallel, "--expert-parallel", owner="lumos rl train",
                        fix="1 keeps every expert on each rank; N > 1 spreads them over N ranks.")
     if resume:
         if out is None:
             raise LumosError("--resume needs --out DIR, the run directory to continue.")
-        _check_resume(Path(out), cfg, model_spec, warm_start_steps, overrides or {})
-    task = task or resolve_task(cfg.task, **cfg.task_kwargs)
-    model = build_model(model_spec, seed=cfg.seed)  # fails on a bad --model before the run directory exists
+        _check_resume(Path(out), cfg, model_spec, warm_start_steps, overrides or {}, data, model_options)
+        _check_resume_layout(Path(out), fsdp or expert_parallel > 1, expert_parallel)
+    task = task or build_task(cfg, data)
+    # a bad --model, a missing or mismatched tokenizer, or a prompt it cannot render fails before the run directory
+    model, tokenizer = load_model(model_spec, cfg.seed, model_options, data)
+    check_prompts(task, tokenizer)
+    if (fsdp or expert_parallel > 1) and model_options.lora_r:
+        raise LumosError("--lora-r with --fsdp / --expert-parallel is not supported; train the adapter unsharded.")
     dist.init_distributed()
     main = dist.is_main()
     if fsdp or expert_parallel > 1:
@@ -183,34 +328,32 @@ def train_run(cfg: RLConfig, model_spec: str = "hybrid", warm_start_steps: int =
                              "yet; use --beta 0 (CISPO's default) or train without sharding.")
         model = shard_for_training(model, expert_parallel)
     config = {"rl": cfg.to_dict(), "model": model_spec, "warm_start_steps": warm_start_steps,
-              "world_size": dist.world_size(), "fsdp": fsdp or expert_parallel > 1, "expert_parallel": expert_parallel}
+              "world_size": dist.world_size(), "fsdp": fsdp or expert_parallel > 1, "expert_parallel": expert_parallel,
+              "data": data.to_dict(), "model_options": model_options.to_dict()}
     run = RunDir.create("rl train", config, out=out, seed=cfg.seed, title=f"lumos rl train — {cfg.algo} on {task.name}",
                         resume=resume, overwrite=overwrite, overrides=overrides) if main else None
     try:
         seed_everything(cfg.seed)  # build_model seeds itself, so building it above changes nothing here
         reference = Path(out) / "reference.safetensors" if out is not None else None
         if not resume:
-            warm_start(model, task, warm_start_steps, cfg.seed,
+            warm_start(model, task, warm_start_steps, cfg.seed, tokenizer=tokenizer,
                        log=(lambda **r: run.log({"phase": "sft", **r})) if run is not None else None)
             if cfg.beta > 0 and run is not None:  # the KL reference, for a resume
                 save_tensors(run.path / "reference.safetensors",
                              {k: v.detach().clone() for k, v in model.state_dict().items()})
         elif cfg.beta > 0:
             if reference is None or not reference.is_file():
-                warm_start(model, task, warm_start_steps, cfg.seed)  # seeded: the same weights as at the start
+                warm_start(model, task, warm_start_steps, cfg.seed, tokenizer=tokenizer)  # seeded: the same weights
             else:
                 model.load_state_dict(load_tensors(reference), strict=True)
-        trainer = RLTrainer(model, task, cfg, run=run)  # after the warm start: the KL reference is the SFT policy
-        if resume:
-            trainer.resume(out)
-        else:
-            trainer.history = []
-            if cfg.eval_every:
-                init = trainer.evaluate()
-                trainer.history.append({"step": 0, "eval_accuracy": init})
-                if run is not None:
-                    run.log({"step": 0, "eval_accuracy": init})
-        history = trainer.train()
+        # after the warm start: the KL reference is the SFT policy
+        trainer = RLTrainer(model, task, cfg, tokenizer=tokenizer, run=run)
+        board = _tensorboard(run, report_to)
+        _start_history(trainer, run, out if resume else None, board)
+        try:
+            history = trainer.train(callback=board)
+        finally:
+            board.close()
         if run is not None:
             _train_report(run, cfg, task, model_spec, warm_start_steps, trainer, history)
     except BaseException as exc:
@@ -222,8 +365,73 @@ def train_run(cfg: RLConfig, model_spec: str = "hybrid", warm_start_steps: int =
     return run, history
 
 
+class _Board:
+    """Metrics rows → TensorBoard scalars (``<run>/tensorboard``); a no-op without a writer."""
+
+    def __init__(self, writer: Any = None) -> None:
+        self.writer = writer
+
+    def __call__(self, row: dict[str, Any]) -> None:
+        if self.writer is None:
+            return
+        step = int(row.get("step", 0))
+        for key, value in row.items():
+            if key != "step" and isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+                self.writer.add_scalar(f"rl/{key}", value, step)
+        if isinstance(row.get("sample"), str):
+            self.writer.add_text("rl/sample", row["sample"], step)
+        self.writer.flush()
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+_REPORT_TO = ("tensorboard",)
+
+
+def _check_report_to(report_to: Any) -> tuple[str, ...]:
+    items = tuple(report_to or ())
+    bad = [r for r in items if r not in _REPORT_TO and r != "none"]
+    if bad:
+        raise LumosError(f"--report-to {bad[0]!r}: choose from {', '.join(_REPORT_TO)} or none (metrics.jsonl is "
+                         "always written).")
+    if "tensorboard" in items:
+        try:
+            import tensorboard  # noqa: F401  (torch.utils.tensorboard needs it)
+        except ImportError:
+            raise LumosError("--report-to tensorboard needs the tensorboard package: pip install 'lumos[rl]'.") from None
+    return tuple(r for r in items if r != "none")
+
+
+def _tensorboard(run: RunDir | None, report_to: tuple[str, ...]) -> _Board:
+    if run is None or "tensorboard" not in report_to:
+        return _Board()
+    from torch.utils.tensorboard import SummaryWriter
+
+    return _Board(SummaryWriter(log_dir=str(run.path / "tensorboard")))
+
+
+def _start_history(trainer: RLTrainer, run: RunDir | None, resume_from: str | Path | None,
+                   board: _Board | None = None) -> None:
+    """Resume the trainer from ``resume_from``'s latest checkpoint, or start a fresh history with the step-0
+    evaluation (when the config evaluates at all), logged to the run and to ``board``."""
+    if resume_from is not None:
+        trainer.resume(resume_from)
+        return
+    trainer.history = []
+    if trainer.cfg.eval_every:
+        init = {"step": 0, "eval_accuracy": trainer.evaluate(), "eval_reward": trainer.last_eval_reward}
+        trainer.history.append(init)
+        if run is not None:
+            run.log(init)
+        if board is not None:
+            board(init)
+
+
 def _check_resume(out: Path, cfg: RLConfig, model_spec: str, warm_start_steps: int,
-                  overrides: dict[str, Any]) -> None:
+                  overrides: dict[str, Any], data: DataConfig | None = None,
+                  model_options: ModelOptions | None = None) -> None:
     """The stored run must match ``cfg`` except for ``overrides``; its state must be readable."""
     from lumos.rl.checkpoint import latest_checkpoint
 
@@ -242,6 +450,12 @@ def _check_resume(out: Path, cfg: RLConfig, model_spec: str, warm_start_steps: i
         if key in stored and stored[key] != value:
             raise LumosError(f"Resuming {out}: {name} {value!r} differs from the stored {stored[key]!r}; "
                              "a run cannot change this on resume.")
+    for key, now in (("data", data), ("model_options", model_options)):
+        if now is not None and key in stored and stored[key] != now.to_dict():
+            old_d, new_d = stored[key] if isinstance(stored[key], dict) else {}, now.to_dict()
+            diff = ", ".join(f"{k} (stored {old_d.get(k)!r}, now {v!r})" for k, v in new_d.items() if old_d.get(k) != v)
+            raise LumosError(f"Resuming {out} with different {key.replace('_', ' ')}: {diff or stored[key]!r}; a run "
+                             "cannot change this on resume.")
     ckpt = latest_checkpoint(out)
     if ckpt is None:
         raise LumosError(f"No checkpoint found under {out}. Train with --checkpoint-every N first, or start a new "
@@ -250,6 +464,24 @@ def _check_resume(out: Path, cfg: RLConfig, model_spec: str, warm_start_steps: i
     if not isinstance(state, dict) or not isinstance(state.get("step"), int):
         raise LumosError(f"{ckpt / 'state.json'} is damaged (no integer 'step'). Delete {ckpt} so that the "
                          "previous checkpoint is used, or start a new run.")
+    if cfg.steps < state["step"]:
+        raise LumosError(f"Resuming {out}: steps={cfg.steps} is below the step its checkpoint reached "
+                         f"({state['step']}); a resume can only continue. Override steps to {state['step']} or more, "
+                         "or start a new run.")
+
+
+def _check_resume_layout(out: Path, sharded: bool, expert_parallel: int) -> None:
+    """A resume keeps the stored run's layout: FSDP (distributed checkpoints) or not, and the expert-parallel
+    degree; checked before anything is written, so a refused resume changes nothing on disk."""
+    stored = RunDir.read_config(out)
+    was_sharded, was_ep = bool(stored.get("fsdp", False)), stored.get("expert_parallel", 1)
+    if sharded != was_sharded or expert_parallel != was_ep:
+        def say(s: bool, ep: Any) -> str:
+            return ("FSDP" if s else "unsharded") + (f", expert_parallel={ep}" if ep != 1 else "")
+
+        raise LumosError(f"Resuming {out}: the run was trained {say(was_sharded, was_ep)}, but this resume asks for "
+                         f"{say(sharded, expert_parallel)}; its checkpoints are of the stored layout. Resume with "
+                         "the stored --fsdp / --expert-parallel, or start a new run.")
 
 
 def _train_report(run: RunDir, cfg: RLConfig, task: Task, model_spec: str, warm_start_steps: int,
@@ -267,7 +499,8 @@ def _train_report(run: RunDir, cfg: RLConfig, task: Task, model_spec: str, warm_
 
 def compare_runs(algos: list[str], seeds: int, base: RLConfig, model_spec: str = "hybrid", warm_start_steps: int = 200,
                  target: float | None = None, out: str | Path | None = None,
-                 task: Task | None = None, overwrite: bool | None = None) -> tuple[RunDir, list[dict[str, Any]]]:
+                 task: Task | None = None, overwrite: bool | None = None, data: DataConfig | None = None,
+                 model_options: ModelOptions | None = None) -> tuple[RunDir, list[dict[str, Any]]]:
     """``lumos rl compare``: every algorithm × seed from the same warm start per seed; curves + steps-to-target.
 
     Runs are short and not checkpointed: ``base.checkpoint_every`` must be 0."""
@@ -281,10 +514,13 @@ def compare_runs(algos: list[str], seeds: int, base: RLConfig, model_spec: str =
         from lumos.core.validation import check_probability
 
         check_probability(target, "target", owner="compare_runs")
-    task = task or resolve_task(base.task, **base.task_kwargs)
-    build_model(model_spec, seed=base.seed)  # a bad --model fails before the run directory exists
+    data, model_options = data or DataConfig(), model_options or ModelOptions()
+    task = task or build_task(base, data, evaluate=True)     # compare always evaluates
+    _, tokenizer = load_model(model_spec, base.seed, model_options, data)  # a bad --model fails before the run dir
+    check_prompts(task, tokenizer)
     config = {"algos": algos, "seeds": seeds, "rl": base.to_dict(), "model": model_spec,
-              "warm_start_steps": warm_start_steps, "target": target}
+              "warm_start_steps": warm_start_steps, "target": target, "data": data.to_dict(),
+              "model_options": model_options.to_dict()}
     run = RunDir.create("rl compare", config, out=out, seed=base.seed, title=f"lumos rl compare — {', '.join(algos)}",
                         overwrite=overwrite)
     histories: dict[str, list[list[dict[str, Any]]]] = {a: [] for a in algos}
@@ -297,9 +533,9 @@ def compare_runs(algos: list[str], seeds: int, base: RLConfig, model_spec: str =
             for algo in algos:
                 cfg = dataclasses.replace(base, algo=algo, seed=seed, eps_low=None, eps_high=None,
                                           dynamic_sampling=None)
-                model = build_model(model_spec, seed=seed)
-                warm_start(model, task, warm_start_steps, seed, cache=cache)
-                trainer = RLTrainer(model, task, cfg)
+                model, tokenizer = load_model(model_spec, seed, model_options, data)
+                warm_start(model, task, warm_start_steps, seed, cache=cache, tokenizer=tokenizer)
+                trainer = RLTrainer(model, task, cfg, tokenizer=tokenizer)
                 acc0 = trainer.evaluate()
                 if algo == algos[0]:
                     init_acc.append(acc0)

@@ -47,6 +47,7 @@ from typing import Any
 import torch
 
 from lumos.core.errors import bad_param, check
+from lumos.core.registry import Registry
 from lumos.core.validation import check_float
 
 __all__ = [
@@ -57,6 +58,7 @@ __all__ = [
     "dr_grpo_loss",
     "gspo_loss_reference",
     "register_loss",
+    "LOSSES",
     "get_loss",
     "get_objective",
     "available_losses",
@@ -103,66 +105,54 @@ class Objective:
         return tuple(self.defaults)
 
 
-_LOSSES: dict[str, Objective] = {}
+#: the objectives: name → loss function, with help, normalizer, dynamic_sampling and defaults as metadata
+LOSSES: Registry[LossFn] = Registry("objective", param="algo", expects=callable)
 
 
 def register_loss(name: str, *, help: str, normalizer: str = "tokens", dynamic_sampling: bool = False,
                   advantage_scale: str = "group", replace: bool = False) -> Callable[[LossFn], LossFn]:
     """Register an objective under ``name`` (for ``--algo NAME``); its hyper-parameters and their defaults are the
-    keyword-only parameters of the function (apart from ``normalizer`` and ``ref_logp``).
+    keyword-only parameters of the function (apart from ``normalizer`` and ``ref_logp``). ``advantage_scale`` is
+    its default advantage normalisation (``RLConfig.advantage_scale`` unset).
 
-    A name that is already registered is refused unless ``replace=True`` (so a plug-in cannot silently shadow a
-    built-in objective); the decorated object must be callable with the loss contract's four data arguments.
-    """
-    owner = "register_loss"
-    if not isinstance(name, str) or not name or not name.replace("_", "").replace("-", "").isalnum():
-        raise bad_param("name", "a non-empty str of letters, digits, '_' or '-'", name, owner=owner)
+    A name already registered (a built-in included) is an error unless ``replace=True``."""
     if not isinstance(help, str):
-        raise bad_param("help", "a str (one line for the CLI)", help, owner=owner)
+        raise bad_param("help", "a string", help, owner="register_loss", type_error=True)
     if normalizer not in NORMALIZERS:
-        raise bad_param("normalizer", f"one of {NORMALIZERS}", normalizer, owner=owner)
+        raise bad_param("normalizer", f"one of {NORMALIZERS}", normalizer, owner="register_loss")
     if advantage_scale not in ADVANTAGE_SCALES:
-        raise bad_param("advantage_scale", f"one of {ADVANTAGE_SCALES}", advantage_scale, owner=owner)
-    if not isinstance(dynamic_sampling, bool) or not isinstance(replace, bool):
-        raise bad_param("dynamic_sampling/replace", "bool", (dynamic_sampling, replace), owner=owner)
-    if name in _LOSSES and not replace:
-        raise bad_param("name", "a name not registered yet", name, owner=owner,
-                        fix=f"{name!r} is already an objective; pick another name, or pass replace=True to "
-                            "replace it on purpose.")
+        raise bad_param("advantage_scale", f"one of {ADVANTAGE_SCALES}", advantage_scale, owner="register_loss")
+    if not isinstance(dynamic_sampling, bool):
+        raise bad_param("dynamic_sampling", "True or False", dynamic_sampling, owner="register_loss", type_error=True)
+    add = LOSSES.register(name, replace=replace, help=help, normalizer=normalizer, dynamic_sampling=dynamic_sampling,
+                          advantage_scale=advantage_scale)
 
     def wrap(fn: LossFn) -> LossFn:
-        if not callable(fn):
-            raise bad_param("fn", "a loss function (decorate a def)", fn, owner=owner)
-        try:
-            params = list(inspect.signature(fn).parameters.values())
-        except (TypeError, ValueError):
-            raise bad_param("fn", "a Python function with an inspectable signature", fn, owner=owner) from None
-        positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-        if len(positional) < 4 and not any(p.kind is p.VAR_POSITIONAL for p in params):
-            raise bad_param("fn", "a function of (logp, old_logp, advantages, mask, *, ...)",
-                            f"{getattr(fn, '__name__', fn)} with {len(positional)} positional parameter(s)",
-                            owner=owner)
-        defaults = {p.name: p.default for p in params if p.kind is p.KEYWORD_ONLY and p.name not in _DATA_ARGS}
-        _LOSSES[name] = Objective(name, fn, help, normalizer, dynamic_sampling, defaults, advantage_scale)
-        return fn
+        if not callable(fn):  # checked before the signature is read (the registry checks again)
+            raise bad_param("objective", "a callable", type(fn).__name__, owner=f"register_loss({name!r})",
+                            type_error=True)
+        return add(fn)
 
     return wrap
 
 
 def available_losses() -> list[str]:
-    return sorted(_LOSSES)
+    """The registered objective names, sorted."""
+    return sorted(LOSSES.names())
 
 
 def get_objective(name: str) -> Objective:
-    """The :class:`Objective` registered as ``name``; a clear error lists the known names."""
-    if name not in _LOSSES:
-        raise bad_param("algo", f"one of {', '.join(available_losses())}", name, owner="get_objective")
-    return _LOSSES[name]
+    """The :class:`Objective` registered as ``name``; an unknown name lists the known ones and close matches."""
+    entry = LOSSES.entry(name)
+    sig = inspect.signature(entry.obj).parameters.values()
+    defaults = {p.name: p.default for p in sig if p.kind is p.KEYWORD_ONLY and p.name not in _DATA_ARGS}
+    return Objective(entry.name, entry.obj, entry.meta["help"], entry.meta["normalizer"],
+                     entry.meta["dynamic_sampling"], defaults, entry.meta.get("advantage_scale", "group"))
 
 
 def get_loss(name: str) -> LossFn:
     """The loss function registered as ``name``."""
-    return get_objective(name).fn
+    return LOSSES.get(name)
 
 
 # --------------------------------------------------------------------------------------------------------------

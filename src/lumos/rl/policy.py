@@ -25,9 +25,10 @@ import torch
 from torch import nn
 
 from lumos.core.errors import LumosTypeError, bad_param
-from lumos.models.generation import generate, left_pad
+from lumos.models.generation import filter_logits, generate, left_pad
 
-__all__ = ["Rollout", "Policy", "HFPolicy", "HybridPolicy", "make_policy", "sample_reference", "left_pad",
+__all__ = ["Rollout", "Policy", "HFPolicy", "HybridPolicy", "AdapterDisabledPolicy", "make_policy", "sample_reference",
+           "left_pad",
            "response_logprobs", "clone_model"]
 
 
@@ -80,16 +81,25 @@ def response_logprobs(logits: torch.Tensor, response_ids: torch.Tensor, temperat
 
 
 def _sample(logits: torch.Tensor, temperature: float, do_sample: bool,
-            generators: Sequence[torch.Generator] | None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Next tokens (N,) and their log-probs under softmax(logits/temperature); one generator per row."""
-    lp = torch.log_softmax(logits.float() / temperature, dim=-1)
+            generators: Sequence[torch.Generator] | None, top_k: int | None = None,
+            top_p: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Next tokens (N,) and their log-probs under softmax(logits/temperature); one generator per row.
+
+    Sampling draws from softmax(filter(logits / temperature)), top-k then top-p (:func:`filter_logits`, as
+    ``lumos generate``); the returned log-probs are of the *unfiltered* distribution over the full vocabulary,
+    the one the training forward computes, so the importance ratio compares like with like (as TRL's, which
+    also ignores the truncation). Draws run on the CPU with the row's CPU generator (reproducible on any device).
+    """
+    scaled = logits.float() / temperature
+    lp = torch.log_softmax(scaled, dim=-1)
     if not do_sample:
         tok = lp.argmax(-1)
     else:
-        probs = lp.exp()
+        filtered = scaled if top_k is None and top_p is None else filter_logits(scaled, top_k, top_p)
+        probs = torch.softmax(filtered, dim=-1).cpu()
         rows = [torch.multinomial(probs[i], 1, generator=generators[i] if generators else None)
                 for i in range(probs.shape[0])]
-        tok = torch.cat(rows)
+        tok = torch.cat(rows).to(logits.device)
     return tok, lp.gather(-1, tok[:, None])[:, 0]
 
 
@@ -107,8 +117,12 @@ class Policy(abc.ABC):
     @abc.abstractmethod
     def generate(self, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, *, max_new_tokens: int,
                  temperature: float = 1.0, do_sample: bool = True,
-                 generators: Sequence[torch.Generator] | None = None) -> Rollout:
-        """Sample up to ``max_new_tokens`` per row; ``generators`` (one per row) make sampling reproducible."""
+                 generators: Sequence[torch.Generator] | None = None, top_k: int | None = None,
+                 top_p: float | None = None) -> Rollout:
+        """Sample up to ``max_new_tokens`` per row; ``generators`` (one per row) make sampling reproducible.
+
+        ``top_k``/``top_p`` filter the sampling distribution as ``lumos generate`` does; the recorded log-probs
+        stay those of the full softmax(logits / temperature). The rollout's tensors are on the CPU."""
 
     def aux_loss(self) -> torch.Tensor | None:
         """Auxiliary loss of the last forward (MoE load balancing), or None."""
@@ -125,7 +139,7 @@ class Policy(abc.ABC):
         mask = torch.cat([p_mask, r_mask.to(p_mask.dtype)], dim=1)
         logits = self.forward_logits(ids, mask)                      # (N, P+T, V)
         P, T = p_ids.shape[1], r_ids.shape[1]
-        return response_logprobs(logits[:, P - 1: P + T - 1], r_ids, temperature)
+        return response_logprobs(logits[:, P - 1: P + T - 1], r_ids.to(logits.device), temperature)
 
 
 def _finish(tokens: list[torch.Tensor], logps: list[torch.Tensor], eos: int, pad: int,
@@ -152,7 +166,8 @@ class HFPolicy(Policy):
         self.eos_token_id = int(eos_token_id)
         self.pad_token_id = int(pad_token_id)
         # transformers ≥ 5.2x calls the KV cache argument ``cache``; earlier versions ``past_key_values``
-        params = inspect.signature(model.forward).parameters
+        base = model.get_base_model() if hasattr(model, "get_base_model") else model   # a peft model's base
+        params = inspect.signature(base.forward).parameters
         self._cache_kw = "cache" if "cache" in params else "past_key_values"
 
     @staticmethod
@@ -165,6 +180,8 @@ class HFPolicy(Policy):
         return (mask.long().cumsum(-1) - 1).clamp_min(0)
 
     def forward_logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        device = _device_of(self.model)
+        input_ids, attention_mask = input_ids.to(device), attention_mask.to(device)
         out = self.model(input_ids=input_ids, attention_mask=attention_mask,
                          position_ids=self._positions(attention_mask), use_cache=False)
         return out.logits
@@ -172,15 +189,17 @@ class HFPolicy(Policy):
     @torch.no_grad()
     def generate(self, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, *, max_new_tokens: int,
                  temperature: float = 1.0, do_sample: bool = True,
-                 generators: Sequence[torch.Generator] | None = None) -> Rollout:
-        mask = prompt_mask.clone()
+                 generators: Sequence[torch.Generator] | None = None, top_k: int | None = None,
+                 top_p: float | None = None) -> Rollout:
+        device = _device_of(self.model)
+        mask = prompt_mask.to(device)
         pos = self._positions(mask)
-        out = self.model(input_ids=prompt_ids, attention_mask=mask, position_ids=pos, use_cache=True)
+        out = self.model(input_ids=prompt_ids.to(device), attention_mask=mask, position_ids=pos, use_cache=True)
         past, logits = self._cache_of(out), out.logits[:, -1]
-        done = torch.zeros(prompt_ids.shape[0], dtype=torch.bool)
+        done = torch.zeros(prompt_ids.shape[0], dtype=torch.bool, device=device)
         tokens, logps = [], []
         for _ in range(max_new_tokens):
-            tok, lp = _sample(logits, temperature, do_sample, generators)
+            tok, lp = _sample(logits, temperature, do_sample, generators, top_k, top_p)
             tokens.append(tok)
             logps.append(lp)
             done |= tok == self.eos_token_id
@@ -191,6 +210,7 @@ class HFPolicy(Policy):
             out = self.model(input_ids=tok[:, None], attention_mask=mask, position_ids=pos, use_cache=True,
                              **{self._cache_kw: past})
             past, logits = self._cache_of(out), out.logits[:, -1]
+        tokens, logps = [t.cpu() for t in tokens], [x.float().cpu() for x in logps]
         tok, lp, rmask, reasons = _finish(tokens, logps, self.eos_token_id, self.pad_token_id, max_new_tokens)
         return Rollout(prompt_ids, prompt_mask, tok, rmask, lp, reasons)
 
@@ -198,7 +218,8 @@ class HFPolicy(Policy):
 @torch.no_grad()
 def sample_reference(policy: Policy, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, *, max_new_tokens: int,
                      temperature: float = 1.0, do_sample: bool = True,
-                     generators: Sequence[torch.Generator] | None = None) -> Rollout:
+                     generators: Sequence[torch.Generator] | None = None, top_k: int | None = None,
+                     top_p: float | None = None) -> Rollout:
     """Slow twin of :meth:`HFPolicy.generate`: a full forward over prompt + tokens so far for every new token.
 
     Same arguments, same sampling (one ``torch.multinomial`` draw per row from its generator), no cache.
@@ -207,8 +228,8 @@ def sample_reference(policy: Policy, prompt_ids: torch.Tensor, prompt_mask: torc
     done = torch.zeros(prompt_ids.shape[0], dtype=torch.bool)
     tokens, logps = [], []
     for _ in range(max_new_tokens):
-        logits = policy.forward_logits(ids, mask)[:, -1]
-        tok, lp = _sample(logits, temperature, do_sample, generators)
+        logits = policy.forward_logits(ids, mask)[:, -1].cpu()
+        tok, lp = _sample(logits, temperature, do_sample, generators, top_k, top_p)
         tokens.append(tok)
         logps.append(lp)
         done |= tok == policy.eos_token_id
@@ -247,7 +268,8 @@ class HybridPolicy(Policy):
     @torch.no_grad()
     def generate(self, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, *, max_new_tokens: int,
                  temperature: float = 1.0, do_sample: bool = True,
-                 generators: Sequence[torch.Generator] | None = None) -> Rollout:
+                 generators: Sequence[torch.Generator] | None = None, top_k: int | None = None,
+                 top_p: float | None = None) -> Rollout:
         n = prompt_ids.shape[0]
         groups: list[list[int]] = []
         if generators is None or not do_sample:
@@ -263,7 +285,8 @@ class HybridPolicy(Policy):
             keep = int(m.sum(0).nonzero().min()) if bool(m.any()) else 0     # drop all-pad columns
             out = generate(
                 self.model, ids[:, keep:], attention_mask=m[:, keep:], max_new_tokens=max_new_tokens, do_sample=do_sample,
-                temperature=temperature, eos_token_id=self.eos_token_id, pad_token_id=self.pad_token_id,
+                temperature=temperature, top_k=top_k, top_p=top_p, eos_token_id=self.eos_token_id,
+                pad_token_id=self.pad_token_id,
                 generator=generators[rows[0]] if (generators is not None and do_sample) else None,
                 repetition_truncation=self.repetition_truncation, compile=self.compile)
             parts.append((rows, out))
@@ -283,6 +306,23 @@ class HybridPolicy(Policy):
         return Rollout(prompt_ids, prompt_mask, tok, rmask, lp, reasons)
 
 
+class AdapterDisabledPolicy(HFPolicy):
+    """A peft model's base model: ``policy``'s model with its adapters switched off (``disable_adapter()``),
+    the KL reference of a LoRA run (no copy of the weights)."""
+
+    def __init__(self, policy: HFPolicy) -> None:
+        super().__init__(policy.model, policy.eos_token_id, policy.pad_token_id)
+
+    def forward_logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        with self.model.disable_adapter():
+            return super().forward_logits(input_ids, attention_mask)
+
+
+def _device_of(model: nn.Module) -> torch.device:
+    p = next(model.parameters(), None)
+    return p.device if p is not None else torch.device("cpu")
+
+
 def make_policy(model: nn.Module, eos_token_id: int | None = None, pad_token_id: int | None = None) -> Policy:
     """:class:`HybridPolicy` for a lumos model, :class:`HFPolicy` for a transformers ``PreTrainedModel``."""
     if isinstance(model, Policy):
@@ -293,12 +333,13 @@ def make_policy(model: nn.Module, eos_token_id: int | None = None, pad_token_id:
         from transformers import PreTrainedModel
     except ImportError:  # pragma: no cover
         PreTrainedModel = ()  # type: ignore[assignment]
-    if isinstance(model, PreTrainedModel):
+    peft = any(c.__module__.startswith("peft.") for c in type(model).__mro__)
+    if isinstance(model, PreTrainedModel) or peft:
         cfg = model.config
         eos = eos_token_id if eos_token_id is not None else cfg.eos_token_id
         pad = pad_token_id if pad_token_id is not None else (cfg.pad_token_id if cfg.pad_token_id is not None else eos)
         if eos is None:
             raise bad_param("eos_token_id", "an int (the model config has none)", None, owner="make_policy")
         return HFPolicy(model, eos, pad)
-    raise LumosTypeError(f"make_policy needs a lumos HybridLM or a transformers PreTrainedModel; got "
+    raise LumosTypeError(f"make_policy needs a lumos HybridLM, a transformers PreTrainedModel or a peft model; got "
                          f"{type(model).__name__}. Wrap other models in a Policy subclass.")

@@ -45,13 +45,28 @@ from lumos.core.errors import LumosError
 from lumos.core.io import atomic_write_text, read_jsonl, to_json
 from lumos.core.progress import track
 from lumos.core.rundir import RunDir
+from lumos.core.schedule import warmup_decay_lr
 from lumos.distributed import process_group as dist
 from lumos.distributed import rl_layout
 from lumos.distributed.checkpoint import is_distributed_checkpoint, load_distributed, save_distributed
-from lumos.rl.advantages import dynamic_sampling_mask, group_advantages, overlong_penalty
-from lumos.rl.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from lumos.models.tokenizer import encode_prompt, render_prompt, resolve_tokenizer
+from lumos.rl.advantages import (
+    dynamic_sampling_mask,
+    group_advantages,
+    group_advantages_skipping_nan,
+    overlong_penalty,
+)
+from lumos.rl.checkpoint import is_peft_model, latest_checkpoint, load_checkpoint, save_checkpoint
 from lumos.rl.config import RLConfig
-from lumos.rl.policy import HFPolicy, HybridPolicy, Policy, Rollout, left_pad, make_policy
+from lumos.rl.policy import (
+    AdapterDisabledPolicy,
+    HFPolicy,
+    HybridPolicy,
+    Policy,
+    Rollout,
+    left_pad,
+    make_policy,
+)
 from lumos.rl.tasks.base import Problem, Task
 
 __all__ = ["RLTrainer", "lr_at", "encode_prompts", "decode_responses"]
@@ -62,20 +77,22 @@ _REFILL_TAG = 7919          # separates the problem seeds of refill rounds from 
 
 
 def lr_at(cfg: RLConfig, step: int) -> float:
-    """Learning rate of RL step ``step`` (0-based): linear warmup, then constant / cosine / linear decay."""
-    if cfg.warmup_steps and step < cfg.warmup_steps:
-        return cfg.lr * (step + 1) / cfg.warmup_steps
-    if cfg.lr_schedule == "constant":
-        return cfg.lr
-    span = max(cfg.steps - cfg.warmup_steps, 1)
-    frac = min(max(step - cfg.warmup_steps, 0) / span, 1.0)
-    shape = 0.5 * (1 + math.cos(math.pi * frac)) if cfg.lr_schedule == "cosine" else 1 - frac
-    return cfg.lr * (cfg.lr_min_ratio + (1 - cfg.lr_min_ratio) * shape)
+    """Learning rate of RL step ``step`` (0-based): :func:`lumos.core.schedule.warmup_decay_lr` with the config's
+    lr, steps, warmup_steps, lr_schedule and lr_min_ratio."""
+    return warmup_decay_lr(step, lr=cfg.lr, total_steps=cfg.steps, warmup_steps=cfg.warmup_steps,
+                           schedule=cfg.lr_schedule, min_ratio=cfg.lr_min_ratio)
 
 
 def encode_prompts(tokenizer: Any, problems: list[Problem], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """BOS + prompt bytes, left-padded: (N, P) ids and mask."""
-    return left_pad([tokenizer.encode(p.prompt, add_bos=True) for p in problems], pad_id)
+    """Prompt ids (:func:`lumos.models.tokenizer.encode_prompt`: the chat template where the tokenizer uses one,
+    else BOS + text), left-padded: (N, P) ids and mask. Identical prompts are encoded once."""
+    cache: dict[int, list[int]] = {}
+    seqs = []
+    for p in problems:
+        if id(p) not in cache:
+            cache[id(p)] = encode_prompt(tokenizer, p.prompt)
+        seqs.append(cache[id(p)])
+    return left_pad(seqs, pad_id)
 
 
 def decode_responses(tokenizer: Any, rollout: Rollout, eos_id: int) -> list[str]:
@@ -114,7 +131,11 @@ class RLTrainer:
         model: a lumos ``HybridLM`` or a transformers causal LM (or a ready :class:`Policy`).
         task: a :class:`~lumos.rl.tasks.base.Task`.
         config: :class:`RLConfig`.
-        tokenizer: ``encode(text, add_bos=)``/``decode(ids)``; default the byte tokenizer.
+        tokenizer: the model's tokenizer: a :class:`~lumos.models.tokenizer.TransformersTokenizer`, a transformers
+            tokenizer (wrapped in one, chat template on), or anything with ``encode(text, add_bos=)`` /
+            ``decode(ids)``. ``None`` only for models with lumos's byte vocabulary (259 tokens), which use
+            :class:`~lumos.models.tokenizer.ByteTokenizer`; any other model without a tokenizer is an error.
+            The policy's EOS and pad ids are the tokenizer's.
         run: the run directory for metrics, plots and checkpoints (None: nothing is written).
 
     Example::
@@ -125,15 +146,14 @@ class RLTrainer:
 
     def __init__(self, model: nn.Module | Policy, task: Task, config: RLConfig, tokenizer: Any = None,
                  run: RunDir | None = None) -> None:
-        from lumos.models.tokenizer import ByteTokenizer
-
         self.cfg = config
         self.task = task
-        self.policy = make_policy(model)
+        self.tokenizer = resolve_tokenizer(tokenizer, model)
+        self.policy = make_policy(model, getattr(self.tokenizer, "eos_token_id", None),
+                                  getattr(self.tokenizer, "pad_token_id", None))
         if isinstance(self.policy, HybridPolicy):
             self.policy.compile = config.compile_rollouts
         self.model = self.policy.model
-        self.tokenizer = tokenizer or ByteTokenizer()
         self.run = run
         self.loss_fn = config.objective.fn
         self._loss_kw = config.loss_kwargs()   # resolved once, like loss_fn, not per minibatch
@@ -146,8 +166,12 @@ class RLTrainer:
         self.layout = rl_layout.layout(self.policy)       # replicated or FSDP2 / expert parallel: lumos.distributed.rl_layout
         self._updates = 0
         self.ref_model = None
-        if config.beta > 0:
+        self.ref_policy: Policy | None = None
+        if config.beta > 0 and is_peft_model(self.model):   # the base model: the adapter switched off
+            self.ref_policy = AdapterDisabledPolicy(self.policy)
+        elif config.beta > 0:
             self.ref_model = self.layout.reference_model().eval().requires_grad_(False)
+            self.ref_policy = make_policy(self.ref_model, self.policy.eos_token_id, self.policy.pad_token_id)
         self.step = 0
         self.skipped_steps = 0
         self.history: list[dict[str, Any]] = []
@@ -155,12 +179,32 @@ class RLTrainer:
         if config.prompts_per_step % self.world:
             raise LumosError(f"prompts_per_step ({config.prompts_per_step}) must be divisible by the number of "
                              f"processes ({self.world}).")
-        self.eval_problems = task.generate(config.eval_problems, seed=_EVAL_SEED + config.seed)
+        self._eval_problems: list[Problem] | None = None
+        if config.eval_every:       # a task without held-out problems fails here, before any work
+            self._eval_problems = task.held_out(config.eval_problems, seed=_EVAL_SEED + config.seed)
         self._warned_short = False
         #: optional per-minibatch probe ``f(response_ids, logp, old_logp, advantages, mask) -> {name: float}``
         #: (the minibatch's rows, logp detached); its values are averaged into the step's metrics like the
         #: loss statistics. Used by :mod:`lumos.studies.rl_study` to follow one token's clipping.
         self.token_stats: Callable[..., dict[str, float]] | None = None
+
+    @property
+    def eval_problems(self) -> list[Problem]:
+        """The held-out problems :meth:`evaluate` uses (``task.held_out``; never training prompts)."""
+        if self._eval_problems is None:
+            self._eval_problems = self.task.held_out(self.cfg.eval_problems, seed=_EVAL_SEED + self.cfg.seed)
+        return self._eval_problems
+
+    def _sampling(self) -> dict[str, Any]:
+        return {"temperature": self.cfg.temperature, "top_k": self.cfg.top_k, "top_p": self.cfg.top_p}
+
+    def _score(self, rows: list[Problem], ro: Rollout) -> tuple[list[str], list[Any]]:
+        """Decoded completions and the task's rewards (with the token ids for tasks that take them)."""
+        texts = decode_responses(self.tokenizer, ro, self.policy.eos_token_id)
+        if getattr(self.task, "takes_completion_ids", False):
+            ids = [[int(t) for t in r[m]] for r, m in zip(ro.response_ids, ro.response_mask)]
+            return texts, self.task.score(rows, texts, completion_ids=ids)
+        return texts, self.task.score(rows, texts)
 
     # ---------------------------------------------------------------------------------------------- rollouts
     def _generation_policy(self) -> Policy:
@@ -195,23 +239,29 @@ class RLTrainer:
         rows = [problems[g] for g in groups for _ in range(cfg.group_size)]
         ids, mask = encode_prompts(self.tokenizer, rows, self.policy.pad_token_id)
         self.model.eval()
-        ro = self._generation_policy().generate(ids, mask, max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature,
-                                  generators=self._generators(step, range(rnd * P + groups.start, rnd * P + groups.stop)))
+        ro = self._generation_policy().generate(
+            ids, mask, max_new_tokens=cfg.max_new_tokens, **self._sampling(),
+            generators=self._generators(step, range(rnd * P + groups.start, rnd * P + groups.stop)))
         return rows, ro, groups
 
-    def _rewards(self, rows: list[Problem], ro: Rollout) -> tuple[torch.Tensor, torch.Tensor, str | None]:
-        """Rewards (N,), this process's sums for the metrics (not reduced) and a sample text."""
-        texts = decode_responses(self.tokenizer, ro, self.policy.eos_token_id)
-        rewards = self.task.score(rows, texts)
+    def _rewards(self, rows: list[Problem], ro: Rollout) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any] | None]:
+        """Rewards (N,), this process's sums for the metrics (not reduced) and a sample: its text (``sample``, the
+        rendered prompt + decoded completion) and completion token ids (``sample_completion_ids``, EOS included)."""
+        texts, rewards = self._score(rows, ro)
         r = torch.tensor([x.total for x in rewards], dtype=torch.float32)
-        if not bool(torch.isfinite(r).all()):
+        unscorable = torch.tensor([bool(x.info.get("unscorable")) for x in rewards], dtype=torch.bool)
+        if not bool((torch.isfinite(r) | (unscorable & r.isnan())).all()):
             raise LumosError(f"Task {self.task.name!r} returned a non-finite reward. Fix its verifier.")
         if self.cfg.overlong_cache:
             r = r + overlong_penalty(ro.lengths, self.cfg.max_new_tokens, self.cfg.overlong_cache)
-        sums = torch.tensor([float(r.sum()), sum(x.correct for x in rewards), sum(x.format for x in rewards),
-                             float(ro.lengths.sum()), sum(f == "eos" for f in ro.finish_reasons), len(rows)],
-                            dtype=torch.float64)
-        return r, sums, (f"{rows[0].prompt}{texts[0]}" if texts else None)
+        sums = torch.tensor([float(r.nansum()), sum(x.correct for x in rewards), sum(x.format for x in rewards),
+                             float(ro.lengths.sum()), sum(f == "eos" for f in ro.finish_reasons), len(rows),
+                             float(unscorable.sum())], dtype=torch.float64)
+        sample = None
+        if texts:   # the prompt as the model saw it + the completion, both through the policy's tokenizer
+            ids = [int(t) for t in ro.response_ids[0][ro.response_mask[0]]]
+            sample = {"sample": render_prompt(self.tokenizer, rows[0].prompt) + texts[0], "sample_completion_ids": ids}
+        return r, sums, sample
 
     def _collect(self, step: int) -> tuple[Rollout, torch.Tensor, torch.Tensor, dict[str, Any]]:
         """Generation rounds of step ``step`` (one without dynamic sampling): the training batch of this process
@@ -222,8 +272,8 @@ class RLTrainer:
         max_rounds = cfg.dynamic_sampling_max_rounds if ds else 1
         rounds: list[tuple[Rollout, torch.Tensor, torch.Tensor]] = []   # rollout, rewards, valid (per group)
         counts: list[torch.Tensor] = []                                   # (world,) valid groups per process
-        sums = torch.zeros(6, dtype=torch.float64)
-        sample: str | None = None
+        sums = torch.zeros(7, dtype=torch.float64)
+        sample: dict[str, Any] | None = None
         gen_s = 0.0
         while True:
             t0 = time.perf_counter()
@@ -263,15 +313,16 @@ class RLTrainer:
             batch = _cat_rollouts(parts, self.policy.pad_token_id)
         tot = dist.all_reduce_sum(sums)
         n = float(tot[5])
+        scored = max(n - float(tot[6]), 1.0)
         valid_total = int(sum(float(c.sum()) for c in counts))
         stats: dict[str, Any] = {
-            "reward": float(tot[0]) / n, "accuracy": float(tot[1]) / n, "format": float(tot[2]) / n,
+            "reward": float(tot[0]) / scored, "accuracy": float(tot[1]) / n, "format": float(tot[2]) / n,
             "response_length": float(tot[3]) / n, "finished_eos": float(tot[4]) / n,
             "generation_rounds": len(rounds), "dropped_groups": len(rounds) * P - valid_total,
-            "batch_groups": taken, "kept_fraction": valid_total / (len(rounds) * P),
+            "batch_groups": taken, "kept_fraction": valid_total / (len(rounds) * P), "unscorable": int(tot[6]),
             "_gen_s": gen_s, "_gen_tokens": float(tot[3])}
         if sample is not None:
-            stats["sample"] = sample
+            stats.update(sample)
         if ds and taken < P and not self._warned_short:
             self._warned_short = True
             warnings.warn(f"RL step {step}: dynamic sampling collected {taken} of {P} groups with reward spread in "
@@ -289,6 +340,8 @@ class RLTrainer:
             adv = group_advantages(r, G, scale="none") / (std + 1e-4)   # zero-spread groups stay exactly 0
         elif r.numel() == 0:        # every group of this process was dropped
             adv = r.clone()
+        elif bool(r.isnan().any()):  # unscorable samples (every reward function returned None)
+            adv = group_advantages_skipping_nan(r, G, scale=scale)
         else:
             adv = group_advantages(r, G, scale=scale)
         return adv
@@ -298,7 +351,7 @@ class RLTrainer:
         out = []
         for i in range(0, ro.response_ids.shape[0], chunk):
             rows = torch.arange(i, min(i + chunk, ro.response_ids.shape[0]))
-            out.append(model_policy.token_logprobs(ro, self.cfg.temperature, rows=rows)[0].float())
+            out.append(model_policy.token_logprobs(ro, self.cfg.temperature, rows=rows)[0].float().cpu())
         return torch.cat(out) if out else torch.zeros_like(ro.logprobs)
 
     # ---------------------------------------------------------------------------------------------- update
@@ -325,10 +378,12 @@ class RLTrainer:
         else:
             self.model.train()
             logp, ent = self.policy.token_logprobs(ro, cfg.temperature, rows=rows)
+            dev = logp.device        # the model's device; the rollout's tensors live on the CPU
             kw = dict(self._loss_kw)
             if ref is not None:
-                kw["ref_logp"] = ref[rows]
-            loss, st = self.loss_fn(logp, old[rows], adv[rows], mask[rows], normalizer=normalizer, **kw)
+                kw["ref_logp"] = ref[rows].to(dev)
+            mask, ent = mask.to(dev), ent.detach().to(dev)
+            loss, st = self.loss_fn(logp, old[rows].to(dev), adv[rows].to(dev), mask[rows], normalizer=normalizer, **kw)
             if (aux := self.layout.aux_loss(rows.numel() / float(counts[1]))) is not None:
                 loss = loss + aux
             loss.backward()
@@ -336,7 +391,8 @@ class RLTrainer:
             stats = {k: float(v) for k, v in st.items() if k not in ("loss", "num_tokens")}
             stats["entropy"] = float((ent.detach() * mask[rows]).sum() / mask[rows].sum().clamp_min(1))
             if self.token_stats is not None:
-                stats.update(self.token_stats(ro.response_ids[rows], logp.detach(), old[rows], adv[rows], mask[rows]))
+                stats.update(self.token_stats(ro.response_ids[rows], logp.detach().cpu(), old[rows], adv[rows],
+                                              mask[rows].cpu()))
         self.layout.reduce_gradients(self.params)
         total_loss = float(dist.all_reduce_sum(loss_val))
         grad_norm = self.layout.clip(self.params, cfg.grad_clip if cfg.grad_clip > 0 else float("inf"))
@@ -363,8 +419,8 @@ class RLTrainer:
         adv = self._advantages(r)
         old = ro.logprobs.float() if cfg.old_logp == "rollout" else self._logprobs_nograd(self._generation_policy(), ro)
         ref = None
-        if self.ref_model is not None:
-            ref = self._logprobs_nograd(make_policy(self.ref_model, self.policy.eos_token_id, self.policy.pad_token_id), ro)
+        if self.ref_policy is not None:
+            ref = self._logprobs_nograd(self.ref_policy, ro)
         t2 = time.perf_counter()
         results = [s for m in range(cfg.minibatches)
                    if (s := self._minibatch(m, ro, old, adv, global_idx, ref)) is not None]
@@ -382,6 +438,7 @@ class RLTrainer:
         self.step += 1
         if cfg.eval_every and (self.step % cfg.eval_every == 0 or self.step == cfg.steps):
             row["eval_accuracy"] = self.evaluate()
+            row["eval_reward"] = self.last_eval_reward
         self.history.append(row)
         if self.run is not None and dist.is_main():
             self.run.log(row)
@@ -400,7 +457,7 @@ class RLTrainer:
         k = self.cfg.eval_samples if samples is None else samples
         idx = list(range(self.rank, len(problems), self.world))
         self.model.eval()
-        correct = 0.0
+        correct = reward = scored = 0.0
         reps = max(k, 1)
         per = max(batch // reps, 1)
         for i in range(0, len(idx), per):
@@ -411,10 +468,15 @@ class RLTrainer:
             if k > 0:
                 gens = [g for j in chunk for g in self._eval_generators(j, reps)]
             ro = self._generation_policy().generate(ids, mask, max_new_tokens=self.cfg.max_new_tokens, do_sample=k > 0,
-                                      temperature=self.cfg.temperature, generators=gens)
-            texts = decode_responses(self.tokenizer, ro, self.policy.eos_token_id)
-            correct += sum(r.correct for r in self.task.score(rows, texts)) / reps
-        tot = dist.all_reduce_sum(torch.tensor([correct, float(len(idx))], dtype=torch.float64))
+                                                    generators=gens, **self._sampling())
+            _, rewards = self._score(rows, ro)
+            correct += sum(r.correct for r in rewards) / reps
+            totals = [r.total for r in rewards if not math.isnan(r.total)]
+            reward += sum(totals)
+            scored += len(totals)
+        tot = dist.all_reduce_sum(torch.tensor([correct, float(len(idx)), reward, scored], dtype=torch.float64))
+        #: mean reward of the last evaluation's scorable samples (logged as ``eval_reward``)
+        self.last_eval_reward = float(tot[2]) / max(float(tot[3]), 1.0)
         return float(tot[0]) / max(float(tot[1]), 1.0)
 
     def _eval_generators(self, j: int, reps: int) -> list[torch.Generator]:
@@ -451,7 +513,7 @@ class RLTrainer:
         if self.run is not None and dist.is_main():
             state = {"skipped_steps": self.skipped_steps, "config": self.cfg.to_dict()}
             path = save_checkpoint(self.run.path / "checkpoints", self.step, self.model, self.optimizer, state,
-                                   keep=self.cfg.keep_checkpoints)
+                                   keep=self.cfg.keep_checkpoints, tokenizer=self.tokenizer)
         dist.barrier()
         return path
 

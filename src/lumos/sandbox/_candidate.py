@@ -171,6 +171,36 @@ def _apply(op, target, name, args, kwargs):
     return fn(target, name, args, kwargs)
 
 
+def _hello(workdir, solution, objects):
+    """The first line to the runner: ``solution.py``'s load error / memory flag and its public names (tests mode),
+    or no names (repository mode)."""
+    hello = {"load_error": None, "memory": False, "names": {}}
+    if solution:
+        mod, hello["load_error"], hello["memory"] = load_module("solution", os.path.join(workdir, "solution.py"))
+        hello["module"] = objects.out(mod)
+        for k, v in list(vars(mod).items()):
+            if not k.startswith("_"):
+                try:
+                    hello["names"][k] = encode(v, 0, objects.out)
+                    json.dumps(hello["names"][k], allow_nan=False)
+                except (EncodeError, ValueError, TypeError, RecursionError):
+                    hello["names"].pop(k, None)
+    try:
+        return dumps(hello)
+    except (EncodeError, ValueError):
+        return dumps(dict(hello, names={}))
+
+
+def _next_request(reader):
+    """The runner's next request (a dict), or None when it hung up or sent something that is not one."""
+    try:
+        raw = reader.readline()
+        req = loads(raw) if raw is not None else None
+    except (OSError, ValueError):
+        return None
+    return req if type(req) is dict else None
+
+
 def serve_candidate(workdir, req_fd, rep_fd, per_call, solution):
     """The candidate's process: answer one request at a time until the runner hangs up.
 
@@ -189,31 +219,12 @@ def serve_candidate(workdir, req_fd, rep_fd, per_call, solution):
 
     signal.signal(signal.SIGALRM, alarm)
     sys.path.append(workdir)
-    hello = {"load_error": None, "memory": False, "names": {}}
-    if solution:
-        mod, hello["load_error"], hello["memory"] = load_module("solution", os.path.join(workdir, "solution.py"))
-        hello["module"] = objects.out(mod)
-        for k, v in list(vars(mod).items()):
-            if not k.startswith("_"):
-                try:
-                    hello["names"][k] = encode(v, 0, objects.out)
-                    json.dumps(hello["names"][k], allow_nan=False)
-                except (EncodeError, ValueError, TypeError, RecursionError):
-                    hello["names"].pop(k, None)
-    try:
-        line = dumps(hello)
-    except (EncodeError, ValueError):
-        line = dumps(dict(hello, names={}))
-    if not write_all(rep_fd, line):
+    if not write_all(rep_fd, _hello(workdir, solution, objects)):
         _leave(0)
     reader = LineReader(req_fd)
     while True:
-        try:
-            raw = reader.readline()
-            req = loads(raw) if raw is not None else None
-        except (OSError, ValueError):
-            req = None
-        if type(req) is not dict:
+        req = _next_request(reader)
+        if req is None:
             _leave(0)
         rid = req.get("id")
         oom = dumps({"id": rid, "raise": "MemoryError", "msg": "", "memory": True})

@@ -455,6 +455,43 @@ def _standby(conn, procs):
         os._exit(96)
 
 
+def _fork_standby(sock, standbys, msg):
+    """``S LEAF\0PROCS_JSON``: fork a standby that joins the cgroup leaf LEAF (see :func:`_standby`); it replaces
+    an earlier standby of that leaf."""
+    import socket
+
+    name, _, procs = msg[1:].partition(b"\0")
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    if os.fork() == 0:
+        sock.close()
+        ours.close()
+        for other in standbys.values():
+            other.close()
+        _standby(theirs, json.loads(procs))
+    theirs.close()
+    old = standbys.pop(name, None)
+    if old is not None:
+        old.close()
+    standbys[name] = ours
+
+
+def _hand_to_standby(standbys, name, path, fds):
+    """Pass the job (its config ``path`` and five fds) to the standby of leaf ``name``; False when there is none
+    or it died (the caller then forks a fresh job)."""
+    import socket
+
+    peer = standbys.pop(name, None) if name else None
+    if peer is None:
+        return False
+    try:
+        socket.send_fds(peer, [path], fds)
+        handed = True
+    except OSError:  # the standby died
+        handed = False
+    peer.close()
+    return handed
+
+
 def _serve(sock_fd):
     """Fork server: every request (a config path + stdout/stderr/results/status/lifeline fds) becomes one
     :func:`_job` in a forked process, in its own session, so nothing is imported or started twice.
@@ -483,37 +520,17 @@ def _serve(sock_fd):
         if not msg:
             break
         if msg.startswith(b"S") and not fds:
-            name, _, procs = msg[1:].partition(b"\0")
-            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-            if os.fork() == 0:
-                sock.close()
-                ours.close()
-                for other in standbys.values():
-                    other.close()
-                _standby(theirs, json.loads(procs))
-            theirs.close()
-            old = standbys.pop(name, None)
-            if old is not None:
-                old.close()
-            standbys[name] = ours
+            _fork_standby(sock, standbys, msg)
             continue
         if len(fds) != 5:
             for fd in fds:
                 os.close(fd)
             continue
         path, _, name = msg.partition(b"\0")
-        peer = standbys.pop(name, None) if name else None
-        if peer is not None:
-            try:
-                socket.send_fds(peer, [path], fds)
-                handed = True
-            except OSError:  # the standby died: fork a fresh job below
-                handed = False
-            peer.close()
-            if handed:
-                for fd in fds:
-                    os.close(fd)
-                continue
+        if _hand_to_standby(standbys, name, path, fds):
+            for fd in fds:
+                os.close(fd)
+            continue
         if os.fork() == 0:
             sock.close()
             for other in standbys.values():

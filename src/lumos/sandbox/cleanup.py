@@ -33,6 +33,24 @@ def _open_dir(name: str, dir_fd: int | None) -> int:
         return os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
 
 
+def _unlink_files_until_subdir(fd: int, stuck: set[tuple[int, int]]) -> str | None:
+    """Unlink the entries that are not directories in the directory open on ``fd`` until a subdirectory not in
+    ``stuck`` turns up; return its name (None: no such subdirectory is left). An entry that vanished meanwhile, or
+    that cannot be removed, is skipped."""
+    with os.scandir(fd) as it:
+        for entry in it:
+            try:
+                if not entry.is_dir(follow_symlinks=False):
+                    os.unlink(entry.name, dir_fd=fd)
+                    continue
+                st = entry.stat(follow_symlinks=False)
+                if (st.st_dev, st.st_ino) not in stuck:
+                    return entry.name
+            except OSError:  # FileNotFoundError included
+                continue
+    return None
+
+
 def rmtree(path: str | os.PathLike) -> bool:
     """Remove ``path`` and everything below it; True when it is gone. Never raises."""
     path = os.fspath(path)
@@ -49,21 +67,7 @@ def rmtree(path: str | os.PathLike) -> bool:
     stuck: set[tuple[int, int]] = set()
     try:
         while True:
-            sub = None
-            with os.scandir(fd) as it:
-                for entry in it:
-                    try:
-                        if entry.is_dir(follow_symlinks=False):
-                            st = entry.stat(follow_symlinks=False)
-                            if (st.st_dev, st.st_ino) not in stuck:
-                                sub = entry.name
-                                break
-                        else:
-                            os.unlink(entry.name, dir_fd=fd)
-                    except FileNotFoundError:
-                        continue
-                    except OSError:
-                        continue
+            sub = _unlink_files_until_subdir(fd, stuck)
             if sub is not None:
                 try:
                     child = _open_dir(sub, fd)

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from lumos.core.errors import bad_param
-from lumos.core.validation import check_float, check_int
+from lumos.core.validation import Interval, Problems, constraint
 
 __all__ = ["SandboxLimits", "LIMIT_BOUNDS"]
 
@@ -20,9 +19,20 @@ LIMIT_BOUNDS: dict[str, tuple[float, float]] = {
     "keep_output_bytes": (0, 1 << 30), "per_test_time": (0.0, _DAY), "disk_mb": (1, 1 << 20),
     "max_files": (1, 1 << 30), "shm_mb": (1, 1 << 20), "total_memory_mb": (1, 1 << 22), "cpu_cores": (0.0, 4096.0),
 }
-_BOUNDS = LIMIT_BOUNDS
 _INTS = ("memory_mb", "max_processes", "max_open_files", "max_file_mb", "max_output_bytes", "keep_output_bytes",
          "disk_mb", "max_files", "shm_mb", "total_memory_mb")
+#: the interpreter itself needs ~30 MiB of address space
+_MIN_MEMORY_MB = 64
+
+
+def _limit(default: Any, name: str) -> Any:
+    """A field whose constraint is its :data:`LIMIT_BOUNDS` range (declared once, checked by ``Problems.fields``)."""
+    low, high = LIMIT_BOUNDS[name]
+    if name in _INTS:
+        accepted = Interval(int, max(int(low), _MIN_MEMORY_MB) if name == "memory_mb" else int(low), int(high))
+    else:
+        accepted = Interval(float, low, high, closed="both" if name == "per_test_time" else "right")
+    return field(default=default, metadata=constraint(accepted, *([None] if name == "total_memory_mb" else [])))
 
 
 @dataclass(frozen=True)
@@ -48,33 +58,25 @@ class SandboxLimits:
         cpu_cores: CPU bandwidth of the whole sandbox in cores (the same cgroup leaf).
     """
 
-    wall_time: float = 10.0
-    cpu_time: float = 10.0
-    memory_mb: int = 512
-    max_processes: int = 32
-    max_open_files: int = 64
-    max_file_mb: int = 16
-    max_output_bytes: int = 1 << 20
-    keep_output_bytes: int = 8192
-    per_test_time: float = 0.0
-    disk_mb: int = 64
-    max_files: int = 4096
-    shm_mb: int = 16
-    total_memory_mb: int | None = None
-    cpu_cores: float = 1.0
+    wall_time: float = _limit(10.0, "wall_time")
+    cpu_time: float = _limit(10.0, "cpu_time")
+    memory_mb: int = _limit(512, "memory_mb")
+    max_processes: int = _limit(32, "max_processes")
+    max_open_files: int = _limit(64, "max_open_files")
+    max_file_mb: int = _limit(16, "max_file_mb")
+    max_output_bytes: int = _limit(1 << 20, "max_output_bytes")
+    keep_output_bytes: int = _limit(8192, "keep_output_bytes")
+    per_test_time: float = _limit(0.0, "per_test_time")
+    disk_mb: int = _limit(64, "disk_mb")
+    max_files: int = _limit(4096, "max_files")
+    shm_mb: int = _limit(16, "shm_mb")
+    total_memory_mb: int | None = _limit(None, "total_memory_mb")
+    cpu_cores: float = _limit(1.0, "cpu_cores")
 
     def __post_init__(self) -> None:
-        for name, (low, high) in _BOUNDS.items():
-            value = getattr(self, name)
-            if name == "total_memory_mb" and value is None:
-                continue
-            if name in _INTS:
-                check_int(value, name, low, high, owner="SandboxLimits")
-            else:
-                check_float(value, name, low, high, owner="SandboxLimits", low_inclusive=name == "per_test_time")
-        if self.memory_mb < 64:
-            raise bad_param("memory_mb", "at least 64 (the interpreter itself needs ~30 MiB)", self.memory_mb,
-                            owner="SandboxLimits")
+        p = Problems("SandboxLimits")
+        p.fields(self)  # every limit in its LIMIT_BOUNDS range, all problems in one message
+        p.raise_if_any()
 
     @property
     def total_memory_bytes(self) -> int:

@@ -369,6 +369,29 @@ def _config(job: SandboxJob, workdir: Path, control: Path, uid: int | None, fds:
             "results_fd": fds[2], "status_fd": fds[3], "lifeline_fd": fds[4]}
 
 
+def _fill_dirs(job: SandboxJob, workdir: Path, control: Path, uid: int | None) -> None:
+    """The job's files into ``workdir`` (owned by the sandbox ``uid`` when there is one) and, for the split
+    modes, the trusted runner's sources into ``control``."""
+    _write_files(workdir, job)
+    if uid is not None:
+        _chown_tree(workdir, uid)
+    if job.mode in SPLIT_MODES:
+        fd = os.open(control / "tests.json", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(_runner_sources(job), f)
+
+
+def _sweep_job(job: SandboxJob, uid: int | None, needed: bool) -> bool:
+    """Kill what is left of the sandbox user (and of the runner's user in the split modes) when ``needed`` and
+    there is a sandbox user; True when it swept."""
+    if uid is None or not needed:
+        return False
+    _sweep(uid)
+    if job.mode in SPLIT_MODES:
+        _sweep(uid + _RUNNER_UID_OFFSET)
+    return True
+
+
 def run_job(job: SandboxJob, base_dir: str | os.PathLike | None = None, fork_server: bool = True) -> Verdict:
     """Run ``job`` in a fresh sandbox; always returns a :class:`Verdict` for the job's own failures.
 
@@ -395,13 +418,7 @@ def run_job(job: SandboxJob, base_dir: str | os.PathLike | None = None, fork_ser
     t0 = time.monotonic()
     proc = pump = None
     try:
-        _write_files(workdir, job)
-        if uid is not None:
-            _chown_tree(workdir, uid)
-        if job.mode in SPLIT_MODES:
-            fd = os.open(control / "tests.json", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(_runner_sources(job), f)
+        _fill_dirs(job, workdir, control, uid)
         leaf = _job_leaf(limits, fork_server) if job.namespaces else None
         cfg = _config(job, workdir, control, uid, writers, leaf)
         (control / "config.json").write_text(json.dumps(cfg))
@@ -419,11 +436,7 @@ def run_job(job: SandboxJob, base_dir: str | os.PathLike | None = None, fork_ser
         if killed:
             _kill_group(pid)
         iso = next((d["isolation"] for d in status if isinstance(d.get("isolation"), dict)), {})
-        swept = uid is not None and (killed is not None or not iso.get("pid", False))
-        if swept:
-            _sweep(uid)
-            if job.mode in SPLIT_MODES:
-                _sweep(uid + _RUNNER_UID_OFFSET)
+        swept = _sweep_job(job, uid, killed is not None or not iso.get("pid", False))
         end = time.monotonic() + 1.0
         while pump.open and time.monotonic() < end:
             pump.poll(0.05)

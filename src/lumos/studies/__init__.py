@@ -2,3 +2,5 @@
 
 No library module imports :mod:`lumos.studies`; the CLI modules load it when a study or the demo is run.
 """
+
+__all__: list[str] = []  # the lab exports nothing; its modules are run by the CLI (lumos demo, rl study, ...)

@@ -46,15 +46,23 @@ from torch import nn
 from lumos.core.errors import LumosError
 from lumos.core.rundir import RunDir
 from lumos.core.validation import (
+    NONNEG,
+    POSITIVE,
+    POSITIVE_INT,
+    PROBABILITY,
+    Boolean,
+    Constraint,
+    InstanceOf,
+    Interval,
+    Options,
     Problems,
-    check_float,
-    check_nonneg_int,
-    check_positive_int,
-    check_probability,
+    Satisfies,
+    constraint,
+    is_int,
 )
 from lumos.models import tiny_hybrid
 from lumos.rl.config import RLConfig
-from lumos.rl.objectives import available_losses
+from lumos.rl.objectives import LOSSES
 from lumos.rl.policy import Policy, Rollout, left_pad
 from lumos.rl.sft import SFTConfig, sft_warm_start
 from lumos.rl.tasks.base import Problem
@@ -93,15 +101,27 @@ ARMS: dict[str, Arm] = {
 
 def arm_names() -> list[str]:
     """Every arm name: :data:`ARMS` and the other registered objectives."""
-    return list(ARMS) + [a for a in available_losses() if a not in ARMS]
+    return list(ARMS) + [a for a in sorted(LOSSES.names()) if a not in ARMS]
 
 
 def _arm(name: str) -> Arm:
     return ARMS.get(name) or Arm(name)
 
 
-def _finite_pos(p: Problems, value: Any, name: str) -> None:
-    p.check(check_float, value, name, 0.0, low_inclusive=False)
+_ARMS_OK = Satisfies(lambda v: isinstance(v, tuple) and len(v) > 0 and len(set(v)) == len(v)
+                     and all(isinstance(a, str) and a in arm_names() for a in v),
+                     "a non-empty list of distinct arms (lumos.studies.rl_study.arm_names(): the study's arms and "
+                     "every registered objective)")
+_UPDATES = Satisfies(lambda v: isinstance(v, tuple) and len(v) > 0 and all(is_int(u) and u >= 1 for u in v),
+                     "a non-empty list of ints ≥ 1")
+_SEEDS = Satisfies(lambda v: isinstance(v, tuple) and all(is_int(u) and u >= 0 for u in v),
+                   "a list of ints ≥ 0")
+_POSITIVE_LIST = Satisfies(lambda v: isinstance(v, tuple) and len(v) > 0 and all(POSITIVE.is_satisfied_by(x) for x in v),
+                           "a non-empty list of finite floats > 0")
+
+
+def _f(default: Any, *accepted: Constraint | None, help: str | None = None) -> Any:
+    return field(default=default, metadata=constraint(*accepted, help=help))
 
 
 @dataclass
@@ -114,93 +134,69 @@ class StudyConfig:
     ``eps_high_grid`` is CISPO's ε_high grid.
     """
 
-    algos: tuple[str, ...] = ("cispo", "dapo", "grpo")
-    updates: tuple[int, ...] = (1, 4, 16)
-    tune_seeds: tuple[int, ...] = (100, 101)
-    eval_seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
-    steps: int = 15
-    prompts_per_step: int = 4
-    group_size: int = 16
-    lr: float = 5e-4
-    lr_grid: dict[str, tuple[float, ...]] = field(default_factory=dict)
-    eps_high_grid: tuple[float, ...] = (4.0,)
-    dynamic_sampling: str = "paper"
-    grpo_beta: float = 0.04
-    eval_every: int = 5
-    eval_problems: int = 50
-    eval_samples: int = 4
-    last_k: int = 2
-    target: float = 0.15
-    hidden: int = 32
-    max_operand: int = 4
-    sft_steps: int = 400
-    sft_rare_steps: int = 100
-    demo_fork_rate: float = 0.04
-    n_boot: int = 2000
+    algos: tuple[str, ...] = _f(("cispo", "dapo", "grpo"), _ARMS_OK)
+    updates: tuple[int, ...] = _f((1, 4, 16), _UPDATES, help="optimizer updates per rollout batch (each a divisor "
+                                  "of prompts_per_step × group_size)")
+    tune_seeds: tuple[int, ...] = _f((100, 101), _SEEDS, help="seeds that choose each arm's grid point")
+    eval_seeds: tuple[int, ...] = _f((0, 1, 2, 3, 4), _SEEDS, help="held-out seeds the tables report")
+    steps: int = _f(15, POSITIVE_INT)
+    prompts_per_step: int = _f(4, POSITIVE_INT)
+    group_size: int = _f(16, Interval(int, 2, None, closed="left"))
+    lr: float = _f(5e-4, POSITIVE, help="the shared learning rate of the matched-lr comparison (and of arms "
+                   "without an lr_grid)")
+    lr_grid: dict[str, tuple[float, ...]] = field(default_factory=dict, metadata=constraint(InstanceOf(dict)))
+    eps_high_grid: tuple[float, ...] = _f((4.0,), _POSITIVE_LIST, help="CISPO's ε_high values")
+    dynamic_sampling: str = _f("paper", Options(str, ("paper", "on", "off")),
+                               help="paper: on for the arms whose paper uses it (cispo, dapo); on/off: every arm")
+    grpo_beta: float = _f(0.04, POSITIVE, help="the KL coefficient of the grpo arm (DeepSeekMath: 0.04)")
+    eval_every: int = _f(5, POSITIVE_INT)
+    eval_problems: int = _f(50, POSITIVE_INT)
+    eval_samples: int = _f(4, POSITIVE_INT)
+    last_k: int = _f(2, POSITIVE_INT, help="evaluations averaged at the end of each run")
+    target: float = _f(0.15, PROBABILITY)
+    hidden: int = _f(32, POSITIVE_INT)
+    max_operand: int = _f(4, POSITIVE_INT)
+    sft_steps: int = _f(400, POSITIVE_INT)
+    sft_rare_steps: int = _f(100, POSITIVE_INT)
+    demo_fork_rate: float = _f(0.04, PROBABILITY)
+    n_boot: int = _f(2000, POSITIVE_INT, help="bootstrap resamples of the paired intervals")
     #: one warm start (from the smallest seed) shared by every seed, instead of one per seed: cheaper; the seeds
     #: then differ only in their RL problems and sampling (the quick size uses it)
-    shared_warm_start: bool = False
+    shared_warm_start: bool = _f(False, Boolean())
     #: MoE load-balancing coefficient of the tiny model (None: the model default 0.001). With Adam's eps = 1e-15
     #: its tiny gradient alone is normalised to full-size steps when every advantage is zero (see README).
-    router_aux_loss_coef: float | None = None
-    rl_overrides: dict[str, Any] = field(default_factory=dict)
-    study_version: int = STUDY_VERSION
+    router_aux_loss_coef: float | None = _f(None, NONNEG, None)
+    rl_overrides: dict[str, Any] = field(default_factory=dict, metadata=constraint(InstanceOf(dict)))
+    study_version: int = _f(STUDY_VERSION, Options(int, (STUDY_VERSION,)))
 
     def __post_init__(self) -> None:
-        self.algos, self.updates = tuple(self.algos), tuple(self.updates)
-        self.tune_seeds, self.eval_seeds = tuple(self.tune_seeds), tuple(self.eval_seeds)
-        self.eps_high_grid = tuple(self.eps_high_grid)
+        for name in ("algos", "updates", "tune_seeds", "eval_seeds", "eps_high_grid"):
+            if isinstance(getattr(self, name), list):
+                setattr(self, name, tuple(getattr(self, name)))
         if isinstance(self.lr_grid, dict):
-            self.lr_grid = {k: tuple(v) if isinstance(v, (list, tuple)) else v for k, v in self.lr_grid.items()}
+            self.lr_grid = {k: tuple(v) if isinstance(v, list) else v for k, v in self.lr_grid.items()}
         self._problems().raise_if_any()
 
     def _problems(self) -> Problems:
         p = Problems("StudyConfig")
-        known = arm_names()
-        bad = [a for a in self.algos if a not in known]
-        p.require(bool(self.algos) and not bad and len(set(self.algos)) == len(self.algos),
-                  f"algos must be distinct names from {', '.join(known)}; got {list(self.algos)}.")
-        ints = ("steps", "prompts_per_step", "group_size", "eval_every", "eval_problems", "eval_samples", "last_k",
-                "hidden", "sft_steps", "sft_rare_steps", "max_operand", "n_boot")
-        for name in ints:
-            p.check(check_positive_int, getattr(self, name), name)
-        for name in ("lr", "grpo_beta"):
-            _finite_pos(p, getattr(self, name), name)
-        p.check(check_probability, self.target, "target")
-        p.check(check_probability, self.demo_fork_rate, "demo_fork_rate")
-        if self.router_aux_loss_coef is not None:
-            p.check(check_float, self.router_aux_loss_coef, "router_aux_loss_coef", 0.0)
-        p.require(isinstance(self.shared_warm_start, bool), f"shared_warm_start must be a bool; got "
-                  f"{self.shared_warm_start!r}.")
-        p.require(self.dynamic_sampling in ("paper", "off", "on"), "dynamic_sampling must be 'paper' (on for the arms "
-                  f"whose paper uses it: cispo, dapo), 'on' or 'off'; got {self.dynamic_sampling!r}.")
-        seeds = [*self.tune_seeds, *self.eval_seeds]
-        for i, s in enumerate(seeds):
-            p.check(check_nonneg_int, s, f"seeds[{i}]")
-        p.require(bool(seeds), "at least one tuning or evaluation seed is needed (tune_seeds, eval_seeds).")
-        p.require(len(set(seeds)) == len(seeds), f"tune_seeds and eval_seeds must be distinct seeds (a seed used "
-                  f"twice would be counted twice, or tuned on and reported); got {list(self.tune_seeds)} and "
-                  f"{list(self.eval_seeds)}.")
-        if not isinstance(self.lr_grid, dict):
-            p.require(False, f"lr_grid must map arm names to learning rates; got {self.lr_grid!r}.")
-        else:
-            for arm, grid in self.lr_grid.items():
-                p.require(arm in self.algos, f"lr_grid names {arm!r}, which is not among algos {list(self.algos)}.")
-                p.require(isinstance(grid, tuple) and bool(grid), f"lr_grid[{arm!r}] must be a non-empty list of "
-                          f"learning rates; got {grid!r}.")
-                for i, v in enumerate(grid if isinstance(grid, tuple) else ()):
-                    _finite_pos(p, v, f"lr_grid[{arm!r}][{i}]")
-        p.require(bool(self.eps_high_grid), "eps_high_grid must not be empty.")
-        for i, v in enumerate(self.eps_high_grid):
-            _finite_pos(p, v, f"eps_high_grid[{i}]")
-        if all(isinstance(v, int) and not isinstance(v, bool) and v > 0
-               for v in (self.prompts_per_step, self.group_size)):
+        p.fields(self)
+        if p.ok("updates", "prompts_per_step", "group_size"):
             batch = self.prompts_per_step * self.group_size
-            p.require(bool(self.updates) and all(isinstance(u, int) and not isinstance(u, bool) and u >= 1
-                                                 and batch % u == 0 for u in self.updates),
-                      f"updates must be ints ≥ 1 dividing prompts_per_step × group_size = {batch}, got "
-                      f"{list(self.updates)}.")
-        p.require(isinstance(self.rl_overrides, dict), f"rl_overrides must be a dict; got {self.rl_overrides!r}.")
+            if [u for u in self.updates if batch % u]:
+                p.param("updates", f"divisors of prompts_per_step × group_size = {batch}", list(self.updates))
+        if p.ok("tune_seeds", "eval_seeds"):
+            seeds = [*self.tune_seeds, *self.eval_seeds]
+            if not seeds:
+                p.param("eval_seeds", "non-empty when tune_seeds is empty (a study needs a seed)", [])
+            elif len(set(seeds)) != len(seeds):
+                p.param("eval_seeds", f"seeds distinct from each other and from tune_seeds {list(self.tune_seeds)} "
+                        "(a seed used twice is counted twice, or tuned on and reported)", list(self.eval_seeds))
+        if p.ok("lr_grid", "algos"):
+            for arm, grid in self.lr_grid.items():
+                if arm not in self.algos:
+                    p.param("lr_grid", f"keyed by arms among algos {list(self.algos)}", f"lr_grid names {arm!r}")
+                elif not _POSITIVE_LIST.is_satisfied_by(grid):
+                    p.param(f"lr_grid[{arm!r}]", str(_POSITIVE_LIST), grid)
         if not p.items:       # every run's RLConfig, validated before any run directory exists
             for arm in self.algos:
                 for lr, eps in self.grid(arm):

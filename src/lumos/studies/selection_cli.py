@@ -50,7 +50,7 @@ def _config(args: argparse.Namespace):  # noqa: ANN202 - SelectionStudyConfig (i
     if args.settings:
         over["settings"] = tuple(parse_csv_list(args.settings, SETTINGS, "setting"))
     if args.methods:
-        over["methods"] = tuple(parse_csv_list(args.methods, tuple(SELECTORS), "method"))
+        over["methods"] = tuple(parse_csv_list(args.methods, SELECTORS, "method"))
     if args.fractions:
         try:
             over["fractions"] = tuple(float(v) for v in parse_csv_list(args.fractions, None, "fraction"))
@@ -85,10 +85,8 @@ def _check_resume(out: str | None, cfg) -> None:  # noqa: ANN001 - SelectionStud
     if not is_run_dir(d):
         raise LumosError(f"--resume: {d} is not a run directory; check --out, or drop --resume to start a new study.")
     manifest = read_json(d / "manifest.json") if (d / "manifest.json").is_file() else {}
-    command = manifest.get("command") if isinstance(manifest, dict) else None
-    if command != "select-study":
-        raise LumosError(f"--resume: {d} is a '{command or 'unknown'}' run, not a select-study run; nothing was "
-                         "changed. Pass the directory of an earlier 'lumos select-study', or a new --out.")
+    if not isinstance(manifest, dict) or manifest.get("command") != "select-study":
+        return      # another command's run: RunDir.create refuses it, before any write
     stored = read_json(d / "config.json")
     mine = json.loads(to_json(cfg.to_dict()))
     if not isinstance(stored, dict):

@@ -35,12 +35,18 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from lumos.core.validation import (
+    NONNEG,
+    NONNEG_INT,
+    POSITIVE,
+    POSITIVE_INT,
+    Boolean,
+    Constraint,
+    InstanceOf,
     Problems,
+    Satisfies,
     check_choice,
-    check_float,
-    check_nonneg_int,
-    check_positive_int,
-    check_probability,
+    constraint,
+    is_real,
 )
 from lumos.valuation.evaluation import SETTINGS, make_setting
 from lumos.valuation.selection_baselines import SELECTORS, make_selector, selection_weights
@@ -50,8 +56,20 @@ __all__ = ["STUDY_DATASETS", "SelectionStudyConfig", "StudyData", "load_study_da
            "demo_selection"]
 
 STUDY_DATASETS = ("shapes", "digits")
-METHOD_LABELS = {"full": "Full data", "chg": "CHG", "random": "AdaptiveRandom", "stratified": "Stratified random",
-                 "gradmatch": "GradMatch-PB", "glister": "GLISTER", "glister-pb": "GLISTER-PB"}
+_FRACTIONS = Satisfies(lambda v: len(v) > 0 and all(is_real(f) and 0 < f < 1 for f in v),
+                       "a non-empty list of fractions in (0, 1)")
+
+
+def _among(allowed: Any) -> Satisfies:
+    return Satisfies(lambda v: not isinstance(v, str) and len(v) > 0 and all(x in allowed for x in v),
+                     "a non-empty list from " + ", ".join(allowed))
+
+
+def _f(default: Any, *accepted: Constraint | None, help: str | None = None) -> Any:
+    return field(default=default, metadata=constraint(*accepted, help=help))
+
+
+METHOD_LABELS = {"full": "Full data", **{n: SELECTORS.entry(n).meta["label"] for n in SELECTORS}}
 
 
 @dataclass
@@ -61,43 +79,31 @@ class SelectionStudyConfig:
     ``select_batch_size`` = None (= ``batch_size``), GLISTER per sample with stochastic greedy, and
     ``epochs / select_every`` = 15 selections (the paper's 300 / 20)."""
 
-    datasets: tuple[str, ...] = STUDY_DATASETS
-    settings: tuple[str, ...] = SETTINGS
-    methods: tuple[str, ...] = ("chg", "random", "stratified", "gradmatch", "glister")
-    fractions: tuple[float, ...] = (0.05, 0.1, 0.3, 0.5)
-    seeds: int = 5
-    first_seed: int = 0  # seeds first_seed .. first_seed + seeds − 1 (split a grid across processes by seed)
-    full: bool = True  # also train on all the data (the reference)
-    epochs: int = 30
-    select_every: int = 2
-    batch_size: int = 32
-    select_batch_size: int | None = None  # the fixed batches of GradMatch-PB / GLISTER-PB (None: batch_size)
-    gradmatch_lam: float = 0.0
-    lr: float = 0.05
-    n_images: int = 2200  # shapes: images before the test split (train + validation)
-    n_test_images: int = 1000
-    image_size: int = 32
-    cnn_width: int = 8
-    mlp_hidden: int = 64
-    extra: dict[str, Any] = field(default_factory=dict)
+    datasets: tuple[str, ...] = _f(STUDY_DATASETS, _among(STUDY_DATASETS))
+    settings: tuple[str, ...] = _f(SETTINGS, _among(SETTINGS))
+    methods: tuple[str, ...] = _f(("chg", "random", "stratified", "gradmatch", "glister"), _among(SELECTORS))
+    fractions: tuple[float, ...] = _f((0.05, 0.1, 0.3, 0.5), _FRACTIONS)
+    seeds: int = _f(5, POSITIVE_INT)
+    first_seed: int = _f(0, NONNEG_INT, help="seeds first_seed .. first_seed + seeds − 1 (split a grid across "
+                         "processes by seed)")
+    full: bool = _f(True, Boolean(), help="also train on all the data (the reference)")
+    epochs: int = _f(30, POSITIVE_INT)
+    select_every: int = _f(2, POSITIVE_INT, help="re-select every R epochs (30 / 2: the paper's 15 selections)")
+    batch_size: int = _f(32, POSITIVE_INT)
+    select_batch_size: int | None = _f(None, POSITIVE_INT, None, help="the fixed batches of GradMatch-PB / "
+                                       "GLISTER-PB (None: batch_size, the paper's configs)")
+    gradmatch_lam: float = _f(0.0, NONNEG, help="GradMatch's ridge λ (the paper's configs: 0)")
+    lr: float = _f(0.05, POSITIVE)
+    n_images: int = _f(2200, POSITIVE_INT, help="shapes: images before the test split (train + validation)")
+    n_test_images: int = _f(1000, POSITIVE_INT)
+    image_size: int = _f(32, POSITIVE_INT)
+    cnn_width: int = _f(8, POSITIVE_INT)
+    mlp_hidden: int = _f(64, POSITIVE_INT)
+    extra: dict[str, Any] = field(default_factory=dict, metadata=constraint(InstanceOf(dict)))
 
     def __post_init__(self) -> None:
         p = Problems("SelectionStudyConfig")
-        for name, allowed in (("datasets", STUDY_DATASETS), ("settings", SETTINGS), ("methods", tuple(SELECTORS))):
-            bad = [v for v in getattr(self, name) if v not in allowed]
-            p.require(not bad and bool(getattr(self, name)),
-                      f"'{name}' must be a non-empty list from {', '.join(allowed)} (got {list(getattr(self, name))}).")
-        p.require(bool(self.fractions), "'fractions' must not be empty.")
-        for i, f in enumerate(self.fractions):
-            p.check(check_probability, f, f"fractions[{i}]", open_low=True, open_high=True)
-        for name in ("seeds", "epochs", "select_every", "batch_size", "n_images", "n_test_images", "cnn_width",
-                     "mlp_hidden"):
-            p.check(check_positive_int, getattr(self, name), name)
-        if self.select_batch_size is not None:
-            p.check(check_positive_int, self.select_batch_size, "select_batch_size")
-        p.check(check_float, self.gradmatch_lam, "gradmatch_lam", 0.0)
-        p.check(check_nonneg_int, self.first_seed, "first_seed")
-        p.check(check_float, self.lr, "lr", 0.0, low_inclusive=False)
+        p.fields(self)
         p.raise_if_any()
 
     @classmethod

@@ -76,10 +76,11 @@ def _check_args(args: argparse.Namespace) -> list[str]:
     return methods
 
 
-def _methods() -> tuple[str, ...]:
-    from lumos.valuation.baselines import METHODS
+def _methods() -> Any:
+    """The valuer registry (names resolve through it; an unknown one gets its error)."""
+    from lumos.valuation.baselines import REGISTRY
 
-    return METHODS
+    return REGISTRY
 
 
 def _detection(noise: float, n_flipped: int, n: int) -> str | None:

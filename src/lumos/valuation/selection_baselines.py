@@ -42,6 +42,7 @@ import torch
 from torch import nn
 from torch.utils.data import Sampler
 
+from lumos.core.registry import Registry
 from lumos.core.validation import check_choice, check_dataset, check_float, check_positive_int
 from lumos.valuation.selection import AdaptiveSelector, CHGSelector, per_class_top
 from lumos.valuation.selection_solvers import (
@@ -210,35 +211,29 @@ class GlisterSelector(AdaptiveSelector):
         return np.asarray(chosen, dtype=np.int64), np.ones(len(chosen))
 
 
-#: name → sampler class, read by the selection study, its CLI and the demo.
-SELECTORS: dict[str, type] = {
-    "chg": CHGSelector,
-    "random": RandomSelector,
-    "stratified": StratifiedRandomSelector,
-    "gradmatch": GradMatchPBSelector,
-    "glister": GlisterSelector,
-    "glister-pb": GlisterPBSelector,
-}
+#: name → selector class, with its display ``label`` and the shared ``options`` of :func:`make_selector` it takes
+#: beyond fraction / select_every / seed; read by the selection study, its CLI and the demo.
+SELECTORS: Registry[type[AdaptiveSelector]] = Registry(
+    "selector", param="method", expects=lambda c: isinstance(c, type) and issubclass(c, AdaptiveSelector),
+    expects_text="an AdaptiveSelector subclass")
+SELECTORS.register("chg", CHGSelector, label="CHG", options=())
+SELECTORS.register("random", RandomSelector, label="AdaptiveRandom", options=())
+SELECTORS.register("stratified", StratifiedRandomSelector, label="Stratified random", options=())
+SELECTORS.register("gradmatch", GradMatchPBSelector, label="GradMatch-PB", options=("batch_size", "lam"))
+SELECTORS.register("glister", GlisterSelector, label="GLISTER", options=("val_dataset", "eta"))
+SELECTORS.register("glister-pb", GlisterPBSelector, label="GLISTER-PB", options=("batch_size", "val_dataset", "eta"))
 
 
 def make_selector(name: str, dataset: Any, *, fraction: float, select_every: int, seed: int = 0,
                   val_dataset: Any = None, batch_size: int = 32, eta: float = 0.05, lam: float = 0.5
                   ) -> Sampler[int]:
-    """Build a registered selector with the shared options (each takes what it uses): ``batch_size`` is the
-    fixed batch of the per-batch methods, ``lam`` GradMatch's ridge λ, ``eta`` GLISTER's step."""
-    check_choice(name, "method", tuple(SELECTORS), owner="make_selector")
-    common = {"fraction": fraction, "select_every": select_every, "seed": seed}
-    if name == "chg":
-        return CHGSelector(dataset, **common)
-    if name == "random":
-        return RandomSelector(dataset, **common)
-    if name == "stratified":
-        return StratifiedRandomSelector(dataset, **common)
-    if name == "gradmatch":
-        return GradMatchPBSelector(dataset, batch_size=batch_size, lam=lam, **common)
-    if name == "glister":
-        return GlisterSelector(dataset, val_dataset=val_dataset, eta=eta, **common)
-    return GlisterPBSelector(dataset, batch_size=batch_size, val_dataset=val_dataset, eta=eta, **common)
+    """Build a registered selector with the shared options (each takes the ``options`` it registered):
+    ``batch_size`` is the fixed batch of the per-batch methods, ``lam`` GradMatch's ridge λ, ``eta`` GLISTER's
+    step."""
+    entry = SELECTORS.entry(name)
+    extra = {"batch_size": batch_size, "val_dataset": val_dataset, "eta": eta, "lam": lam}
+    return entry.obj(dataset, fraction=fraction, select_every=select_every, seed=seed,
+                     **{k: extra[k] for k in entry.meta["options"]})
 
 
 def selection_weights(selector: Sampler[int], n: int) -> np.ndarray:

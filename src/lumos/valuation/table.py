@@ -18,13 +18,13 @@ Every choice made is returned as one sentence in ``notes``, so a command prints 
 from __future__ import annotations
 
 import csv
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
+from lumos.core.env import env_int
 from lumos.core.errors import LumosError, bad_param, one_line
 
 __all__ = ["MISSING", "IMPUTE", "MAX_DATA_BYTES", "Table", "read_table", "drop_missing", "TableEncoder",
@@ -83,11 +83,7 @@ def _check_size(p: Path, label_col: str, option: str) -> None:
     if not p.is_file():
         what = "an existing .csv or .npz file" + (" (or builtin:NAME)" if option == "data" else "")
         raise bad_param(option, what, str(p), owner="lumos value")
-    raw_cap = os.environ.get("LUMOS_MAX_DATA_BYTES", str(MAX_DATA_BYTES))
-    try:
-        cap = int(raw_cap)
-    except ValueError:
-        raise LumosError(f"LUMOS_MAX_DATA_BYTES must be a whole number of bytes; got {raw_cap!r}.") from None
+    cap = env_int("LUMOS_MAX_DATA_BYTES", MAX_DATA_BYTES, low=1)
     size = p.stat().st_size
     if size == 0:
         raise LumosError(f"{p} is empty. Pass a CSV with a header row or an NPZ with arrays X and {label_col!r}.")

@@ -14,13 +14,12 @@ SmallViT keeps a CLS token (so the token reshape must drop it) but pools the pat
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import torch
 from torch import nn
 
-from lumos.core.errors import bad_param
-from lumos.core.validation import check_positive_int
+from lumos.core.validation import POSITIVE_INT, Options, Problems, constraint
 
 __all__ = ["SmallCNN", "SmallViT", "VisionConfig", "build_builtin", "TARGET_LAYERS"]
 
@@ -35,23 +34,24 @@ TARGET_LAYERS = {
 class VisionConfig:
     """Architecture of a built-in model (stored next to its weights)."""
 
-    kind: str = "cnn"
-    num_classes: int = 6
-    in_channels: int = 3
-    image_size: int = 32
-    width: int = 32
-    depth: int = 2
-    patch_size: int = 4
-    heads: int = 4
+    kind: str = field(default="cnn", metadata=constraint(Options(str, tuple(TARGET_LAYERS))))
+    num_classes: int = field(default=6, metadata=constraint(POSITIVE_INT))
+    in_channels: int = field(default=3, metadata=constraint(POSITIVE_INT))
+    image_size: int = field(default=32, metadata=constraint(POSITIVE_INT))
+    width: int = field(default=32, metadata=constraint(POSITIVE_INT))
+    depth: int = field(default=2, metadata=constraint(POSITIVE_INT))
+    patch_size: int = field(default=4, metadata=constraint(POSITIVE_INT))
+    heads: int = field(default=4, metadata=constraint(POSITIVE_INT))
 
     def __post_init__(self) -> None:
-        if self.kind not in TARGET_LAYERS:
-            raise bad_param("kind", "one of " + ", ".join(TARGET_LAYERS), self.kind, owner="VisionConfig")
-        for name in ("num_classes", "in_channels", "image_size", "width", "depth", "patch_size", "heads"):
-            check_positive_int(getattr(self, name), name, owner="VisionConfig")
-        if self.kind == "vit" and (self.image_size % self.patch_size or self.width % self.heads):
-            raise bad_param("patch_size", "a divisor of image_size (and heads a divisor of width)",
-                            (self.patch_size, self.heads), owner="VisionConfig")
+        p = Problems("VisionConfig")
+        p.fields(self)
+        if self.kind == "vit" and p.ok("image_size", "patch_size", "width", "heads"):
+            if self.image_size % self.patch_size:
+                p.param("patch_size", f"a divisor of image_size ({self.image_size})", self.patch_size)
+            if self.width % self.heads:
+                p.param("heads", f"a divisor of width ({self.width})", self.heads)
+        p.raise_if_any()
 
     def to_dict(self) -> dict:
         return asdict(self)

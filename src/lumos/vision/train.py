@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +20,9 @@ from lumos.core.errors import LumosError
 from lumos.core.io import atomic_write_json, load_tensors, read_json, save_tensors
 from lumos.core.progress import track
 from lumos.core.seed import seed_everything
-from lumos.core.validation import check_float, check_positive_int
+from lumos.core.validation import NONNEG, NONNEG_INT, POSITIVE, POSITIVE_INT, Options, Problems, constraint
 from lumos.data.synthetic import SyntheticShapes, synthetic_splits
-from lumos.vision.models import VisionConfig, build_builtin
+from lumos.vision.models import TARGET_LAYERS, VisionConfig, build_builtin
 
 __all__ = ["TrainConfig", "TrainedModel", "train_builtin", "load_or_train_builtin", "default_train_config"]
 
@@ -40,22 +40,22 @@ def default_train_config(kind: str, quick: bool = False, seed: int = 0) -> Train
 class TrainConfig:
     """How a built-in model is trained (defaults: about a minute on 2 CPU cores)."""
 
-    kind: str = "cnn"
-    n_train: int = 1500
-    n_test: int = 300
-    image_size: int = 32
-    epochs: int = 5
-    batch_size: int = 64
-    lr: float = 4e-3
-    width: int = 16
-    patch_size: int = 8
-    weight_decay: float = 1e-4
-    seed: int = 0
+    kind: str = field(default="cnn", metadata=constraint(Options(str, tuple(TARGET_LAYERS))))
+    n_train: int = field(default=1500, metadata=constraint(POSITIVE_INT))
+    n_test: int = field(default=300, metadata=constraint(POSITIVE_INT))
+    image_size: int = field(default=32, metadata=constraint(POSITIVE_INT))
+    epochs: int = field(default=5, metadata=constraint(POSITIVE_INT))
+    batch_size: int = field(default=64, metadata=constraint(POSITIVE_INT))
+    lr: float = field(default=4e-3, metadata=constraint(POSITIVE))
+    width: int = field(default=16, metadata=constraint(POSITIVE_INT))
+    patch_size: int = field(default=8, metadata=constraint(POSITIVE_INT))
+    weight_decay: float = field(default=1e-4, metadata=constraint(NONNEG))
+    seed: int = field(default=0, metadata=constraint(NONNEG_INT))
 
     def __post_init__(self) -> None:
-        for name in ("n_train", "n_test", "image_size", "epochs", "batch_size", "width", "patch_size"):
-            check_positive_int(getattr(self, name), name, owner="TrainConfig")
-        check_float(self.lr, "lr", 0.0, owner="TrainConfig", low_inclusive=False)
+        p = Problems("TrainConfig")
+        p.fields(self)
+        p.raise_if_any()
 
     def key(self) -> str:
         return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]

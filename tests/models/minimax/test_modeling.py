@@ -126,3 +126,25 @@ def test_tiny_hybrid_is_seeded_and_ends_with_a_softmax_layer():
     assert a.config.layer_kinds == ["lightning", "lightning", "softmax"]
     assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
     assert tiny_hybrid(32, 2, rotary_dim=4).config.rotary_dim == 4
+
+
+def test_empty_builds_storage_without_init_recomputes_buffers_and_reties():
+    """HybridLM.empty: the one build-on-meta → to_empty → reset buffers → re-tie helper every loader uses."""
+    import torch
+
+    from lumos.models.minimax.config import MiniMaxConfig
+    from lumos.models.minimax.modeling import HybridLM
+
+    cfg = MiniMaxConfig(vocab_size=40, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        num_key_value_heads=1, intermediate_size=16, tie_word_embeddings=True, bos_token_id=1,
+                        eos_token_id=2, pad_token_id=0)
+    seen = []
+    empty = HybridLM.empty(cfg, dtype=torch.bfloat16, prepare=lambda m: seen.append(next(m.parameters()).device))
+    assert seen == [torch.device("meta")]  # prepare ran before any storage existed
+    assert all(p.device.type == "cpu" and p.dtype == torch.bfloat16 for p in empty.parameters())
+    assert empty.lm_head.weight is empty.model.embed_tokens.weight
+    built = HybridLM(cfg).to(torch.bfloat16)
+    for (name, b), (_, ref) in zip(empty.named_buffers(), built.named_buffers()):
+        assert torch.equal(b, ref), name  # derived buffers recomputed, not left uninitialised
+    untied = HybridLM.empty(cfg, dtype=torch.float32, retie=False)
+    assert untied.lm_head.weight is not untied.model.embed_tokens.weight

@@ -39,7 +39,7 @@ def test_bad_parameters():
         get_task("addition", digits=0)
     with pytest.raises(LumosError, match="'format_weight'"):
         get_task("addition", format_weight=2.0)
-    with pytest.raises(LumosError, match="Unknown task"):
+    with pytest.raises(LumosError, match="one of the registered tasks"):
         get_task("calculus")
     with pytest.raises(LumosError, match="'completions'"):
         get_task("addition").score([Problem("1+1=", 2)], [])

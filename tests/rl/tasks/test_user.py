@@ -5,13 +5,14 @@ import pytest
 
 from lumos.core.errors import LumosError
 from lumos.rl.tasks import CallableTask, JsonlTask, Problem, Reward, resolve_task
+from lumos.rl.tasks.dataset import DatasetTask
 
 
 def test_jsonl_task(tmp_path):
     f = tmp_path / "qa.jsonl"
     f.write_text('{"prompt": "2+2=", "answer": 4}\n\n{"prompt": "cap?", "answer": "Paris", "demonstration": "Paris"}\n')
     t = resolve_task(str(f))
-    assert isinstance(t, JsonlTask)
+    assert isinstance(t, DatasetTask) and t.name == "data:qa.jsonl"
     ps = t.generate(4, seed=0)
     assert sorted(p.prompt for p in ps) == ["2+2=", "2+2=", "cap?", "cap?"]   # cycles through all problems
     p4 = next(p for p in ps if p.prompt == "2+2=")
@@ -22,10 +23,14 @@ def test_jsonl_task(tmp_path):
 
 
 @pytest.mark.parametrize("content,match", [
-    ("", "no problems"),
+    ("", "contains no rows"),
     ('{"prompt": "a", "answer": 1}\nnot json\n', r"qa.jsonl:2: not valid JSON"),
-    ('{"answer": 1}\n', r"qa.jsonl:1: expected an object with a non-empty string 'prompt'"),
-    ('{"prompt": "a"}\n', r"qa.jsonl:1: missing 'answer'"),
+    ('{"answer": 1}\n', r"qa.jsonl:1: no 'prompt' column"),
+    ('{"prompt": "a"}\n', r"rows\[0\]: no 'answer' column"),
+    ('{"prompt": "a", "answer": {"x": 1}}\n', r"the answer must be a string or a number"),
+    ('{"prompt": "a", "answer": [1]}\n', r"the answer must be a string or a number"),
+    ('{"prompt": "a", "answer": NaN}\n', r"NaN is not a JSON value"),
+    ('{"prompt": "a", "answer": 1, "answer": 2}\n', r"the key 'answer' appears twice"),
 ])
 def test_bad_task_files(tmp_path, content, match):
     f = tmp_path / "qa.jsonl"
@@ -35,9 +40,9 @@ def test_bad_task_files(tmp_path, content, match):
 
 
 def test_missing_file_and_bad_factory(tmp_path):
-    with pytest.raises(LumosError, match="Task file not found"):
+    with pytest.raises(LumosError, match="Data file not found"):
         resolve_task(str(tmp_path / "none.jsonl"))
-    with pytest.raises(LumosError, match="Cannot load task factory"):
+    with pytest.raises(LumosError, match="no module named 'no_such_module_xyz'"):
         resolve_task("no_such_module_xyz:make")
     with pytest.raises(LumosError, match="returned int"):
         resolve_task("builtins:int")
@@ -67,8 +72,40 @@ def test_module_factory(tmp_path, monkeypatch):
     (tmp_path / "my_task_mod.py").write_text(
         "from lumos.rl.tasks import CallableTask, Problem\n"
         "def make(): return CallableTask([Problem('a', 'b')], verifier=lambda p, c: c == 'b', name='mine')\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.chdir(tmp_path)            # no PYTHONPATH: the current directory is searched, as `python -m` does
     t = resolve_task("my_task_mod:make")
     assert t.name == "mine"
     sys.modules.pop("my_task_mod", None)
     json.dumps(t.generate(1, 0)[0].prompt)
+    # a .py path works from anywhere
+    monkeypatch.chdir("/")
+    assert resolve_task(f"{tmp_path / 'my_task_mod.py'}:make").name == "mine"
+
+
+@pytest.mark.parametrize("spec,match", [
+    (":factory", "names no module"),
+    (".relative:factory", "relative module names"),
+    ("os.path:join", "task factory 'os.path:join' needs the argument"),
+    ("jsonl", "task 'jsonl' needs the argument\\(s\\) path"),
+])
+def test_bad_task_specs(spec, match):
+    with pytest.raises(LumosError, match=match):
+        resolve_task(spec)
+
+
+def test_factory_that_raises(tmp_path):
+    f = tmp_path / "raising.py"
+    f.write_text("def make():\n    raise RuntimeError('no data here')\n")
+    with pytest.raises(LumosError, match="raised RuntimeError: no data here"):
+        resolve_task(f"{f}:make")
+
+
+def test_fixed_problem_list_never_evaluates_on_training_prompts():
+    train = [Problem("1+1=", 2), Problem("2+2=", 4)]
+    t = CallableTask(train, verifier=lambda p, c: c == str(p.answer))
+    with pytest.raises(LumosError, match="no held-out ones"):
+        t.held_out(4, seed=1)
+    held = CallableTask(train, verifier=lambda p, c: True, eval_problems=[{"prompt": "5+5=", "answer": 10}])
+    assert [p.prompt for p in held.held_out(4, seed=1)] == ["5+5="]
+    gen = CallableTask(lambda n, seed: [Problem(f"{seed}:{i}") for i in range(n)], verifier=lambda p, c: True)
+    assert [p.prompt for p in gen.held_out(2, seed=7)] == ["7:0", "7:1"]

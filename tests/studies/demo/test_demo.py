@@ -1,4 +1,4 @@
-from lumos.studies.demo import _REGISTRY, DemoContext, demo_section, run_demo
+from lumos.studies.demo import SECTIONS, DemoContext, demo_section, run_demo
 
 
 def test_demo_registry_and_failure_isolation(tmp_path):
@@ -14,8 +14,8 @@ def test_demo_registry_and_failure_isolation(tmp_path):
     try:
         run, failed = run_demo(out=tmp_path / "d", quick=True, only=["zz test"])
     finally:
-        _REGISTRY.pop("zz test ok")
-        _REGISTRY.pop("zz test broken")
+        SECTIONS.unregister("zz test ok")
+        SECTIONS.unregister("zz test broken")
     assert failed == ["zz test broken"]
     html = (tmp_path / "d" / "report.html").read_text()
     assert "fine" in html and "boom" in html
@@ -26,5 +26,5 @@ def test_unknown_section_is_a_clear_error(tmp_path):
 
     from lumos.core.errors import LumosError
 
-    with pytest.raises(LumosError, match="No demo section matches"):
+    with pytest.raises(LumosError, match="one of the registered demo sections"):
         run_demo(out=tmp_path / "d", quick=True, only=["no such section"])

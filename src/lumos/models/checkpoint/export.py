@@ -76,12 +76,12 @@ def export_checkpoint(src: str | os.PathLike[str], dst: str | os.PathLike[str], 
 
     Returns ``dst`` as a Path.
     """
-    from lumos.models.checkpoint.pretrained import _check_dtype, save_pretrained
+    from lumos.models.checkpoint.pretrained import check_dtype, save_pretrained
 
     if format not in CONFIG_FORMATS:
         raise LumosError(f"The 'format' parameter of export_checkpoint must be one of {CONFIG_FORMATS}. Got "
                          f"{format!r} instead.")
-    dtype = _check_dtype(dtype, "export_checkpoint")
+    dtype = check_dtype(dtype, "export_checkpoint")
     source = resolve_checkpoint(src)
     out = check_destination(dst, source, overwrite)
     model = open_checkpoint(source, config=config)

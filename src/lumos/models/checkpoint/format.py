@@ -9,6 +9,7 @@ import torch
 
 from lumos.core.errors import LumosError
 from lumos.core.io import read_json
+from lumos.layers.lightning_attention import LightningAttention
 from lumos.models.minimax.config import MiniMaxConfig, detect_format
 from lumos.models.minimax.convert import SourceSpec, detect_moe_style, source_spec
 from lumos.models.minimax.modeling import HybridLM
@@ -67,7 +68,7 @@ def _check_keys(spec: dict[str, SourceSpec], shapes: dict[str, tuple[int, ...]],
     missing = [k for k, s in spec.items() if not s.optional and k not in shapes]
     unexpected = [k for k in shapes if k not in spec]
     misshaped = [f"{k} {shapes[k]} (expected {spec[k].shape})" for k in shapes
-                 if k in spec and spec[k].shape is not None and tuple(spec[k].shape) != shapes[k]]
+                 if k in spec and (want := spec[k].shape) is not None and tuple(want) != shapes[k]]
     if not (missing or unexpected or misshaped):
         return
 
@@ -115,7 +116,11 @@ def place_tensor(model: HybridLM, params: dict[str, torch.nn.Parameter], s: Sour
            path: Path) -> None:
     check_finite(t, key, path)
     if s.check_slope_layer is not None:
-        ours = model.model.layers[s.check_slope_layer].self_attn.slope_rate
+        attn = model.model.decoder_layers()[s.check_slope_layer].self_attn
+        if not isinstance(attn, LightningAttention):
+            raise LumosError(f"{path}: {key} holds lightning slopes, but layer {s.check_slope_layer} is a softmax "
+                             "layer in the config; the config does not match these weights.")
+        ours = attn.slope_rate
         theirs = t.reshape(-1).to(ours)
         if theirs.shape != ours.shape or not torch.allclose(theirs, ours, rtol=1e-4, atol=0):
             raise LumosError(f"{path}: {key} {theirs.tolist()} differs from the slopes the config implies "

@@ -35,14 +35,15 @@ from lumos.models.minimax.config import CONFIG_FORMATS, MiniMaxConfig
 from lumos.models.minimax.convert import export_tensors
 from lumos.models.minimax.modeling import HybridLM
 
-__all__ = ["load_pretrained", "save_pretrained", "inspect_checkpoint", "INDEX_NAME", "SINGLE_NAME", "default_dtype"]
+__all__ = ["load_pretrained", "save_pretrained", "inspect_checkpoint", "INDEX_NAME", "SINGLE_NAME", "default_dtype",
+           "check_dtype"]
 
 #: dtype names save_pretrained / load_pretrained / export accept besides torch dtypes
 DTYPE_NAMES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
                "float16": torch.float16, "fp16": torch.float16, "half": torch.float16}
 
 
-def _check_dtype(dtype: object, owner: str) -> torch.dtype | None:
+def check_dtype(dtype: object, owner: str) -> torch.dtype | None:
     """None, a floating torch dtype, or one of :data:`DTYPE_NAMES` (→ the torch dtype); anything else is an error."""
     if dtype is None:
         return None
@@ -77,7 +78,7 @@ def save_pretrained(model: HybridLM, path: str | os.PathLike[str], format: str =
         raise LumosError(f"The 'format' parameter of save_pretrained must be one of {CONFIG_FORMATS}. Got {format!r} "
                          "instead.")
     check_positive_int(max_shard_size, "max_shard_size", owner="save_pretrained")
-    dtype = _check_dtype(dtype, "save_pretrained")
+    dtype = check_dtype(dtype, "save_pretrained")
     if not isinstance(model, HybridLM):
         raise bad_param("model", "a lumos HybridLM", type(model).__name__, owner="save_pretrained", type_error=True)
     if path.exists() and not path.is_dir():
@@ -123,7 +124,7 @@ def load_pretrained(path: str | os.PathLike[str], dtype: torch.dtype | None = No
     opened through :func:`lumos.models.checkpoint.resolve.open_checkpoint` (unsharded)."""
     from safetensors import safe_open
 
-    dtype = _check_dtype(dtype, "load_pretrained")
+    dtype = check_dtype(dtype, "load_pretrained")
     if not isinstance(expert_parallel, bool):
         raise bad_param("expert_parallel", "True or False", expert_parallel, owner="load_pretrained", type_error=True)
     if device_mesh is not None:
@@ -147,10 +148,7 @@ def load_pretrained(path: str | os.PathLike[str], dtype: torch.dtype | None = No
         return open_checkpoint(path, dtype=dtype, device=device, format=format)
     config, where, shapes, spec = inspect_checkpoint(path, format)
     dtype = dtype or default_dtype(config)
-    with torch.device("meta"):
-        model = HybridLM(config)
-    model = model.to(dtype).to_empty(device=device)
-    model.reset_buffers()
+    model = HybridLM.empty(config, dtype=dtype, device=device)
     params = dict(model.named_parameters())
     by_shard: dict[str, list[str]] = {}
     for k in shapes:
@@ -160,8 +158,6 @@ def load_pretrained(path: str | os.PathLike[str], dtype: torch.dtype | None = No
             with safe_open(str(path / shard), framework="pt", device=str(device)) as fh:
                 for key in by_shard[shard]:
                     place_tensor(model, params, spec[key], key, fh.get_tensor(key), path)
-    if config.tie_word_embeddings:
-        model.lm_head.weight = model.model.embed_tokens.weight
     return model.eval()
 
 

@@ -220,11 +220,7 @@ def _dtype_or(cfg: MiniMaxConfig, stored: torch.dtype | None) -> torch.dtype:
 
 
 def _empty_model(cfg: MiniMaxConfig, dtype: torch.dtype, device: str | torch.device) -> HybridLM:
-    with torch.device("meta"):
-        model = HybridLM(cfg)
-    model = model.to(dtype).to_empty(device=device)
-    model.reset_buffers()
-    return model
+    return HybridLM.empty(cfg, dtype=dtype, device=device)
 
 
 def _load_training(path: Path, cfg: MiniMaxConfig, device: str | torch.device) -> HybridLM:

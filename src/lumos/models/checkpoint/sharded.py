@@ -61,12 +61,9 @@ def load_sharded(path: Path, mesh: Any, *, dtype: torch.dtype | None = None, exp
 
     path = Path(path)
     config, where, shapes, spec = inspect_checkpoint(path, format)
-    with torch.device("meta"):
-        model = HybridLM(config)
-    model = model.to(dtype or default_dtype(config))
-    shard_model(model, mesh, expert_parallel=expert_parallel, **shard_kwargs)
-    model.to_empty(device=device)
-    model.reset_buffers()
+    # FSDP2 owns the parameters once sharded, so they are not re-tied (a reassigned one would leave its FSDPParam)
+    model = HybridLM.empty(config, dtype=dtype or default_dtype(config), device=device, retie=False,
+                           prepare=lambda m: shard_model(m, mesh, expert_parallel=expert_parallel, **shard_kwargs))
     params = dict(model.named_parameters())
     rows = {name: local_rows(p) for name, p in params.items()}
     by_shard: dict[str, list[str]] = {}

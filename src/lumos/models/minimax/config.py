@@ -33,7 +33,20 @@ from typing import Any
 
 from lumos.core.errors import LumosError
 from lumos.core.io import atomic_write_json, read_json
-from lumos.core.validation import Problems, check_bool, check_float, check_int, is_int, is_real
+from lumos.core.validation import (
+    POSITIVE,
+    POSITIVE_INT,
+    Boolean,
+    Constraint,
+    InstanceOf,
+    Interval,
+    Options,
+    Problems,
+    Satisfies,
+    constraint,
+    is_int,
+    is_real,
+)
 
 __all__ = ["MiniMaxConfig", "CONFIG_FORMATS"]
 
@@ -62,6 +75,15 @@ _LAYER_TYPE_NAMES = {0: "linear_attention", 1: "full_attention"}
 
 _is_int = is_int
 _is_num = is_real
+_TORCH_DTYPES = ("float32", "float16", "bfloat16", "float64")
+_FINITE = Interval(float, None, None)
+_TOKEN = Interval(int, 0, None, closed="left")
+_LAYER_LIST = Satisfies(lambda v: isinstance(v, list) and all(is_int(t) and t in (0, 1) for t in v),
+                        "a list of 0 (lightning) / 1 (softmax), one per layer")
+
+
+def _f(default: Any, *accepted: Constraint | None, help: str | None = None) -> Any:
+    return dataclasses.field(default=default, metadata=constraint(*accepted, help=help))
 
 
 @dataclass
@@ -75,46 +97,50 @@ class MiniMaxConfig:
     ``attn_type_list`` (0 = lightning, 1 = softmax) defaults to MiniMax-M1's 7:1 pattern: softmax at every
     8th layer (l = 7, 15, ...), and in the last layer when there are fewer than 8. ``layernorm_*_alpha``
     default to the DeepNorm value (2·num_hidden_layers)^(1/4), as in the release (3.5566 for 80 layers).
+
+    ``head_dim``, ``rotary_dim``, ``attn_type_list`` and the three ``layernorm_*_alpha`` may be passed as None
+    (their default): ``__post_init__`` derives them, so on a built config they always hold the type annotated.
     """
 
-    vocab_size: int = 259
-    hidden_size: int = 64
-    num_hidden_layers: int = 4
-    num_attention_heads: int = 4
-    head_dim: int | None = None
-    num_key_value_heads: int = 2
-    intermediate_size: int = 128
-    num_local_experts: int = 4
-    num_experts_per_tok: int = 2
-    attn_type_list: list[int] | None = None
-    rotary_dim: int | None = None
-    rope_theta: float = 10000.0
-    rms_norm_eps: float = 1e-5
-    postnorm: bool = True
-    layernorm_full_attention_alpha: float | None = None
-    layernorm_full_attention_beta: float = 1.0
-    layernorm_linear_attention_alpha: float | None = None
-    layernorm_linear_attention_beta: float = 1.0
-    layernorm_mlp_alpha: float | None = None
-    layernorm_mlp_beta: float = 1.0
-    tie_word_embeddings: bool = False
-    router_aux_loss_coef: float = 0.001
-    router_jitter_noise: float = 0.0
-    bos_token_id: int | None = 257
-    eos_token_id: int | None = 258
-    pad_token_id: int | None = 256
-    block_size: int = 256
-    max_position_embeddings: int = 10_240_000
-    hidden_act: str = "silu"
-    initializer_range: float = 0.02
-    attention_dropout: float = 0.0
-    shared_intermediate_size: int = 0
-    shared_moe_mode: str = "sigmoid"
-    lightning_slope_variant: str = "release"
-    torch_dtype: str | None = None
+    vocab_size: int = _f(259, POSITIVE_INT)
+    hidden_size: int = _f(64, POSITIVE_INT)
+    num_hidden_layers: int = _f(4, POSITIVE_INT)
+    num_attention_heads: int = _f(4, POSITIVE_INT)
+    head_dim: int = _f(None, POSITIVE_INT, help="per-head width (default: hidden // heads)")
+    num_key_value_heads: int = _f(2, POSITIVE_INT)
+    intermediate_size: int = _f(128, POSITIVE_INT)
+    num_local_experts: int = _f(4, POSITIVE_INT)
+    num_experts_per_tok: int = _f(2, POSITIVE_INT)
+    attn_type_list: list[int] = _f(None, _LAYER_LIST,
+                                          help="per layer 0 (lightning) / 1 (softmax); default: MiniMax-M1's 7:1")
+    rotary_dim: int = _f(None, POSITIVE_INT, help="head dims RoPE rotates (default: head_dim // 2)")
+    rope_theta: float = _f(10000.0, Interval(float, 1, None, closed="neither"))
+    rms_norm_eps: float = _f(1e-5, POSITIVE)
+    postnorm: bool = _f(True, Boolean())
+    layernorm_full_attention_alpha: float = _f(None, _FINITE)
+    layernorm_full_attention_beta: float = _f(1.0, _FINITE)
+    layernorm_linear_attention_alpha: float = _f(None, _FINITE)
+    layernorm_linear_attention_beta: float = _f(1.0, _FINITE)
+    layernorm_mlp_alpha: float = _f(None, _FINITE)
+    layernorm_mlp_beta: float = _f(1.0, _FINITE)
+    tie_word_embeddings: bool = _f(False, Boolean())
+    router_aux_loss_coef: float = _f(0.001, _FINITE)
+    router_jitter_noise: float = _f(0.0, Interval(float, 0, 1, closed="left"))
+    bos_token_id: int | None = _f(257, _TOKEN, None)
+    eos_token_id: int | None = _f(258, _TOKEN, None)
+    pad_token_id: int | None = _f(256, _TOKEN, None)
+    block_size: int = _f(256, POSITIVE_INT)
+    max_position_embeddings: int = _f(10_240_000, POSITIVE_INT)
+    hidden_act: str = _f("silu", Options(str, ("silu",)), help="the only activation MiniMax uses")
+    initializer_range: float = _f(0.02, _FINITE)
+    attention_dropout: float = _f(0.0, Satisfies(lambda v: is_real(v) and v == 0, "0.0 (dropout is not implemented)"))
+    shared_intermediate_size: int = _f(0, Satisfies(lambda v: is_int(v) and v == 0, "0 (the shared expert is not "
+                                                    "implemented; no MiniMax release uses it)"))
+    shared_moe_mode: str = _f("sigmoid", InstanceOf(str))
+    lightning_slope_variant: str = _f("release", Options(str, _SLOPE_VARIANTS))
+    torch_dtype: str | None = _f(None, Options(str, _TORCH_DTYPES), None)
 
     def __post_init__(self) -> None:
-        problems: list[str] = []
         if self.head_dim is None and _is_int(self.hidden_size) and _is_int(self.num_attention_heads) \
                 and self.num_attention_heads > 0:
             self.head_dim = self.hidden_size // self.num_attention_heads
@@ -128,68 +154,27 @@ class MiniMaxConfig:
             for name in ("layernorm_full_attention_alpha", "layernorm_linear_attention_alpha", "layernorm_mlp_alpha"):
                 if getattr(self, name) is None:
                     setattr(self, name, deepnorm)
-        self._check_types(problems)
-        if not problems:
-            self._check_values(problems)
-        if problems:
-            raise LumosError(f"Invalid MiniMaxConfig ({len(problems)} problem{'s' * (len(problems) > 1)}): "
-                             + "; ".join(problems) + ".")
+        p = Problems("MiniMaxConfig")
+        p.fields(self)  # the constraints declared above
+        self._check_values(p)  # the rules relating fields (each only when its fields are fine)
+        p.raise_if_any()
 
     # ----------------------------------------------------------------------------------------- validation
-    def _check_types(self, problems: list[str]) -> None:
-        ints = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "head_dim",
-                "num_key_value_heads", "intermediate_size", "num_local_experts", "num_experts_per_tok",
-                "rotary_dim", "block_size", "max_position_embeddings", "shared_intermediate_size")
-        p = Problems("MiniMaxConfig")
-        for name in ints:
-            p.check(check_int, getattr(self, name), name, 0 if name == "shared_intermediate_size" else 1)
-        floats = ("rope_theta", "rms_norm_eps", "router_aux_loss_coef", "router_jitter_noise", "initializer_range",
-                  "attention_dropout", *_FACTOR_NAMES)
-        for name in floats:
-            p.check(check_float, getattr(self, name), name)
-        for name in ("postnorm", "tie_word_embeddings"):
-            p.check(check_bool, getattr(self, name), name)
-        for name in ("bos_token_id", "eos_token_id", "pad_token_id"):
-            if getattr(self, name) is not None:
-                p.check(check_int, getattr(self, name), name)
-        problems.extend(p.items)
-        atl = self.attn_type_list
-        if not isinstance(atl, list) or not all(_is_int(t) and t in (0, 1) for t in atl):
-            problems.append(f"'attn_type_list' must be a list of 0 (lightning) / 1 (softmax), got {atl!r}")
-        if self.lightning_slope_variant not in _SLOPE_VARIANTS:
-            problems.append(f"'lightning_slope_variant' must be one of {_SLOPE_VARIANTS}, got "
-                            f"{self.lightning_slope_variant!r}")
-        if self.torch_dtype is not None and self.torch_dtype not in ("float32", "float16", "bfloat16", "float64"):
-            problems.append(f"'torch_dtype' must be float32, float16, bfloat16 or float64, got {self.torch_dtype!r}")
-
-    def _check_values(self, problems: list[str]) -> None:
-        if len(self.attn_type_list) != self.num_hidden_layers:
-            problems.append(f"'attn_type_list' has {len(self.attn_type_list)} entries but num_hidden_layers is "
-                            f"{self.num_hidden_layers}; give one entry per layer")
-        if self.num_attention_heads % self.num_key_value_heads:
-            problems.append(f"'num_attention_heads' ({self.num_attention_heads}) must be a multiple of "
-                            f"'num_key_value_heads' ({self.num_key_value_heads})")
-        if self.rotary_dim > self.head_dim or self.rotary_dim % 2:
-            problems.append(f"'rotary_dim' must be even and ≤ head_dim ({self.head_dim}), got {self.rotary_dim}")
-        if self.num_experts_per_tok > self.num_local_experts:
-            problems.append(f"'num_experts_per_tok' ({self.num_experts_per_tok}) must be ≤ 'num_local_experts' "
-                            f"({self.num_local_experts})")
-        if self.rope_theta <= 1 or self.rms_norm_eps <= 0:
-            problems.append(f"'rope_theta' must be > 1 and 'rms_norm_eps' > 0, got {self.rope_theta}, "
-                            f"{self.rms_norm_eps}")
-        if not 0 <= self.router_jitter_noise < 1:
-            problems.append(f"'router_jitter_noise' must be in [0, 1), got {self.router_jitter_noise}")
-        if self.hidden_act != "silu":
-            problems.append(f"'hidden_act' must be 'silu' (the only activation MiniMax uses), got {self.hidden_act!r}")
-        if self.shared_intermediate_size != 0:
-            problems.append(f"'shared_intermediate_size' must be 0: the shared expert is not implemented (no "
-                            f"MiniMax release uses it), got {self.shared_intermediate_size}")
-        if self.attention_dropout != 0:
-            problems.append(f"'attention_dropout' must be 0.0 (dropout is not implemented), got {self.attention_dropout}")
+    def _check_values(self, p: Problems) -> None:
+        if p.ok("attn_type_list", "num_hidden_layers") and len(self.attn_type_list) != self.num_hidden_layers:
+            p.param("attn_type_list", f"a list of num_hidden_layers ({self.num_hidden_layers}) entries",
+                    f"{len(self.attn_type_list)} entries", fix="Give one entry per layer.")
+        if p.ok("num_attention_heads", "num_key_value_heads") and self.num_attention_heads % self.num_key_value_heads:
+            p.param("num_key_value_heads", f"a divisor of num_attention_heads ({self.num_attention_heads})",
+                    self.num_key_value_heads)
+        if p.ok("rotary_dim", "head_dim") and (self.rotary_dim > self.head_dim or self.rotary_dim % 2):
+            p.param("rotary_dim", f"even and ≤ head_dim ({self.head_dim})", self.rotary_dim)
+        if p.ok("num_experts_per_tok", "num_local_experts") and self.num_experts_per_tok > self.num_local_experts:
+            p.param("num_experts_per_tok", f"≤ num_local_experts ({self.num_local_experts})", self.num_experts_per_tok)
         for name in ("bos_token_id", "eos_token_id", "pad_token_id"):
             v = getattr(self, name)
-            if v is not None and not 0 <= v < self.vocab_size:
-                problems.append(f"'{name}' ({v}) must be in [0, vocab_size={self.vocab_size})")
+            if p.ok(name, "vocab_size") and v is not None and not v < self.vocab_size:
+                p.param(name, f"in the range [0, vocab_size={self.vocab_size})", v)
 
     # ------------------------------------------------------------------------------------ derived facts
     @property
@@ -215,13 +200,14 @@ class MiniMaxConfig:
         defaults = {"bos_token_id": 1, "eos_token_id": 2} if fmt == "transformers" else {}
         for name in ("bos_token_id", "eos_token_id", "pad_token_id"):  # the format's defaults, not lumos' byte ids
             kwargs.setdefault(name, defaults.get(name))
+        p = Problems(f"the {fmt} MiniMax config")
+        for text in problems:
+            p.require(False, text)
         try:
             config = cls(**kwargs)
         except LumosError as exc:  # value problems, reported together with the field problems above
-            problems.append(str(exc).split(": ", 1)[-1].rstrip("."))
-        if problems:
-            raise LumosError(f"Invalid {fmt} MiniMax config ({len(problems)} problem{'s' * (len(problems) > 1)}): "
-                             + "; ".join(problems) + ".")
+            p.items.extend(getattr(exc, "problems", [str(exc)]))
+        p.raise_if_any()
         return config
 
     @classmethod
@@ -314,7 +300,7 @@ def _release_defaults(data: dict[str, Any], kwargs: dict[str, Any], problems: li
     if "rotary_dim" not in data:
         heads, hidden = kwargs.get("num_attention_heads"), kwargs.get("hidden_size")
         head_dim = kwargs.get("head_dim")
-        if head_dim is None and _is_int(heads) and _is_int(hidden) and heads > 0:
+        if head_dim is None and isinstance(heads, int) and isinstance(hidden, int) and heads > 0:
             head_dim = hidden // heads
         if _is_int(head_dim):
             kwargs["rotary_dim"] = head_dim  # the release modeling code rotates the whole head by default

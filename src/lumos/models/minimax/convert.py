@@ -17,12 +17,17 @@ permuted between the two (:func:`rope_permutation`), which leaves q·k — and s
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
+from lumos.layers.lightning_attention import LightningAttention
 from lumos.models.minimax.config import MiniMaxConfig
+
+if TYPE_CHECKING:  # modeling imports the checkpoint code that imports this module
+    from lumos.models.minimax.modeling import HybridLM
 
 __all__ = ["Placement", "SourceSpec", "source_spec", "export_tensors", "rope_permutation", "detect_moe_style",
            "transformers_decay_buffers"]
@@ -68,7 +73,7 @@ def _permute_rows(perm: torch.Tensor, head_dim: int) -> Callable[[torch.Tensor],
     return f
 
 
-def detect_moe_style(keys: set[str] | list[str]) -> str:
+def detect_moe_style(keys: Iterable[str]) -> str:
     """``"fused"`` (transformers state-dict names) when any ``mlp.experts.gate_up_proj`` key exists, else
     ``"experts"`` (release per-expert names)."""
     return "fused" if any(k.endswith("mlp.experts.gate_up_proj") for k in keys) else "experts"
@@ -134,7 +139,7 @@ def transformers_decay_buffers(slope: torch.Tensor, block_size: int) -> dict[str
             "diagonal_decay": torch.exp(torch.where(diag >= 0, -diag, float("-inf")))}
 
 
-def export_tensors(model: torch.nn.Module, fmt: str, dtype: torch.dtype | None = None
+def export_tensors(model: HybridLM, fmt: str, dtype: torch.dtype | None = None
                    ) -> Iterator[tuple[str, torch.Tensor]]:
     """Yield (checkpoint key, tensor) for ``fmt``: "minimax_m1" (release names, per-expert) or "transformers"
     (fused experts, q/k rows permuted for proportional RoPE). Tensors are detached, on their device."""
@@ -153,9 +158,9 @@ def export_tensors(model: torch.nn.Module, fmt: str, dtype: torch.dtype | None =
             t = inv(t)
         yield key, cast(t)
     if fmt == "transformers":  # the decay buffers transformers keeps in its state dict: it then uses our slopes
-        for l, kind in enumerate(c.layer_kinds):
-            if kind == "lightning":
-                slope = model.model.layers[l].self_attn.slope_rate.detach().float().cpu()
+        for l, layer in enumerate(model.model.decoder_layers()):
+            if isinstance(layer.self_attn, LightningAttention):
+                slope = layer.self_attn.slope_rate.detach().float().cpu()
                 for name, t in transformers_decay_buffers(slope, c.block_size).items():
                     yield f"model.layers.{l}.self_attn.{name}", t
     for l in range(c.num_hidden_layers):

@@ -28,11 +28,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lumos.core.errors import LumosError, bad_param
+from lumos.core.errors import LumosError, bad_param, check
 from lumos.core.validation import check_tensor
 from lumos.layers.decode import decode_linear
 from lumos.layers.lightning_attention import LightningAttention, minimax_slope_rate
-from lumos.layers.moe import Routing, SparseMoE, load_balancing_loss
+from lumos.layers.moe import RouterStats, Routing, SparseMoE, load_balancing_loss
 from lumos.layers.norm import RMSNorm
 from lumos.layers.softmax_attention import KVCache, SoftmaxAttention
 from lumos.models.minimax.config import MiniMaxConfig
@@ -174,12 +174,30 @@ class DecoderLayer(nn.Module):
         in place, a softmax layer writes slot ``slot`` of ``kv`` (see :meth:`SoftmaxAttention.decode_step`)."""
         attn = self.self_attn
         if isinstance(attn, LightningAttention):
+            check(state is not None, f"decode_step of lightning layer {self.layer_idx} needs its state")
+
             def attend(x: torch.Tensor) -> torch.Tensor:
-                return attn.decode_step(x, state)
+                return attn.decode_step(x, state)  # type: ignore[arg-type]  # checked above
         else:
+            check(kv is not None, f"decode_step of softmax layer {self.layer_idx} needs its kv cache")
+
             def attend(x: torch.Tensor) -> torch.Tensor:
-                return attn.decode_step(x, position, valid, slot, *kv)
+                return attn.decode_step(x, position, valid, slot, *kv)  # type: ignore[misc]  # checked above
         return self._compose(h, attend, self.block_sparse_moe.decode_step)
+
+
+class Backbone(nn.Module):
+    """The decoder stack under the LM head (``HybridLM.model``): ``embed_tokens``, ``layers``, ``norm``."""
+
+    def __init__(self, config: MiniMaxConfig) -> None:
+        super().__init__()
+        self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size)
+        self.layers = nn.ModuleList(DecoderLayer(config, i) for i in range(config.num_hidden_layers))
+        self.norm = RMSNorm(config.hidden_size, eps=config.rms_norm_eps)
+
+    def decoder_layers(self) -> list[DecoderLayer]:
+        """The layers, typed (``nn.ModuleList`` yields plain modules)."""
+        return [layer for layer in self.layers if isinstance(layer, DecoderLayer)]
 
 
 class HybridLM(nn.Module):
@@ -196,21 +214,40 @@ class HybridLM(nn.Module):
         torch.Size([1, 3, 259])
     """
 
+    #: set by the sharded loader (:func:`lumos.models.checkpoint.sharded.load_sharded`): bytes held and read
+    load_stats: dict[str, int]
+
     def __init__(self, config: MiniMaxConfig) -> None:
         super().__init__()
         if not isinstance(config, MiniMaxConfig):
             raise bad_param("config", "a MiniMaxConfig", type(config).__name__, owner="HybridLM", type_error=True)
         self.config = config
-        self.model = nn.Module()
-        self.model.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size)
-        self.model.layers = nn.ModuleList(DecoderLayer(config, i) for i in range(config.num_hidden_layers))
-        self.model.norm = RMSNorm(config.hidden_size, eps=config.rms_norm_eps)
+        self.model = Backbone(config)
         self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
         if config.tie_word_embeddings:
             self.lm_head.weight = self.model.embed_tokens.weight
         self.lm_head_fp32 = False
         self._routing: list[Routing] = []
         self.init_weights()
+
+    @classmethod
+    def empty(cls, config: MiniMaxConfig, *, dtype: torch.dtype, device: torch.device | str = "cpu",
+              prepare: Callable[[HybridLM], object] | None = None, retie: bool = True) -> HybridLM:
+        """A model with uninitialised storage, to be filled from a checkpoint: built on the meta device (no
+        memory, no initialisation), cast to ``dtype``, ``prepare(model)`` while it holds no storage (e.g. shard it
+        with FSDP2), given storage on ``device`` (``to_empty``), derived buffers recomputed (RoPE frequencies,
+        lightning slopes) and, with ``retie`` and tied embeddings, ``lm_head.weight`` tied again (``to_empty``
+        gives each parameter its own storage). Pass ``retie=False`` once FSDP2 owns the parameters."""
+        with torch.device("meta"):
+            model = cls(config)
+        model = model.to(dtype)
+        if prepare is not None:
+            prepare(model)
+        model.to_empty(device=device)
+        model.reset_buffers()
+        if retie and config.tie_word_embeddings:
+            model.lm_head.weight = model.model.embed_tokens.weight
+        return model
 
     # ------------------------------------------------------------------------------------------ weights
     def init_weights(self) -> None:
@@ -224,7 +261,7 @@ class HybridLM(nn.Module):
 
     def reset_buffers(self) -> None:
         """Recompute derived buffers (RoPE frequencies, lightning slopes) after ``to_empty``."""
-        for layer in self.model.layers:
+        for layer in self.model.decoder_layers():
             layer.reset_buffers()
 
     @property
@@ -232,10 +269,14 @@ class HybridLM(nn.Module):
         """MoE load-balancing loss of the last forward (scalar, × ``router_aux_loss_coef``; pooled over layers as
         transformers does); None before the first forward. Computed on first access, so decoding pays nothing.
         One-token decode steps (:meth:`decode_step`) record no routing: after them it is the last prefill's."""
-        if not self._routing:
+        stats = self.router_stats()
+        if not stats:
             return None
-        stats = [r.stats() for r in self._routing]
         return self.config.router_aux_loss_coef * load_balancing_loss(stats, self.config.num_local_experts)
+
+    def router_stats(self) -> list[RouterStats]:
+        """Per-MoE-layer routing statistics of the last forward (empty before the first; see :attr:`aux_loss`)."""
+        return [r.stats() for r in self._routing]
 
     def _apply(self, fn, recurse=True):  # type: ignore[override]
         # dtype casts must not round the derived float32 buffers (lightning slopes, RoPE frequencies)
@@ -247,7 +288,7 @@ class HybridLM(nn.Module):
     def is_sharded(self) -> bool:
         """Whether FSDP2 / expert parallelism sharded the layers (DTensor parameters). Their forward hooks gather the
         weights, and :meth:`decode_step` calls no layer's forward, so a sharded model decodes through forward."""
-        return any(hasattr(p, "placements") for p in self.model.layers[0].parameters())
+        return any(hasattr(p, "placements") for p in self.model.decoder_layers()[0].parameters())
 
     @property
     def dtype(self) -> torch.dtype:
@@ -317,7 +358,7 @@ class HybridLM(nn.Module):
             key_mask = token_mask
         h = self.model.embed_tokens(input_ids)
         stats = []
-        for layer in self.model.layers:
+        for layer in self.model.decoder_layers():
             h, s = layer(h, token_mask=token_mask, position_ids=position_ids, key_mask=key_mask, cache=cache)
             stats.append(s)
         h = self.model.norm(h)
@@ -348,7 +389,7 @@ class HybridLM(nn.Module):
         """
         h = F.embedding(tok, self.model.embed_tokens.weight)
         li = si = 0
-        for layer in self.model.layers:
+        for layer in self.model.decoder_layers():
             if layer.kind == "lightning":
                 h = layer.decode_step(h, position=position, valid=valid, slot=slot, state=states[li])
                 li += 1

@@ -2,7 +2,8 @@
 
 Built-in: ``addition``, ``multiplication`` (worked steps), ``countdown``, ``sorting``,
 ``guess-check`` (a rare fork token decides success), ``jsonl`` (user file).
-User tasks: :class:`~lumos.rl.tasks.user.CallableTask`, :class:`~lumos.rl.tasks.user.JsonlTask`,
+User tasks: :class:`~lumos.rl.tasks.user.CallableTask`, :class:`~lumos.rl.tasks.dataset.DatasetTask` (rows of a
+data file with TRL-style reward functions), :class:`~lumos.rl.tasks.user.JsonlTask`,
 :func:`~lumos.rl.tasks.user.resolve_task` (``--task NAME | FILE.jsonl | module:factory``).
 """
 
@@ -14,17 +15,20 @@ from lumos.rl.tasks import (  # noqa: F401  (register the built-in tasks)
     sorting,
     user,
 )
-from lumos.rl.tasks.base import Problem, Reward, Task, available_tasks, get_task, register_task
+from lumos.rl.tasks.base import TASKS, Problem, Reward, Task, available_tasks, get_task, register_task
+from lumos.rl.tasks.dataset import DatasetTask
 from lumos.rl.tasks.user import CallableTask, JsonlTask, resolve_task
 
 __all__ = [
     "Problem",
     "Reward",
     "Task",
+    "TASKS",
     "register_task",
     "get_task",
     "available_tasks",
     "CallableTask",
     "JsonlTask",
+    "DatasetTask",
     "resolve_task",
 ]

@@ -14,15 +14,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lumos.core.errors import LumosError
+from lumos.core.registry import Registry
 
-__all__ = ["Problem", "Reward", "Task", "register_task", "get_task", "available_tasks"]
+__all__ = ["Problem", "Reward", "Task", "TASKS", "register_task", "get_task", "available_tasks"]
 
 
 @dataclass
 class Problem:
-    """One prompt with its hidden answer; ``meta`` holds whatever the verifier needs (tests, numbers...)."""
+    """One prompt with its hidden answer; ``meta`` holds whatever the verifier needs (tests, numbers...).
 
-    prompt: str
+    ``prompt`` is text, or a list of chat messages (``[{"role": "user", "content": ...}]``) that the policy's
+    tokenizer renders with its chat template (:func:`lumos.models.tokenizer.encode_prompt`)."""
+
+    prompt: str | list[dict[str, str]]
     answer: Any = None
     meta: dict[str, Any] = field(default_factory=dict)
 
@@ -46,6 +50,8 @@ class Task(abc.ABC):
 
     #: registry name, e.g. ``"addition"``
     name: str = ""
+    #: whether :meth:`score` takes ``completion_ids=`` (the sampled token ids, for TRL-style reward functions)
+    takes_completion_ids: bool = False
 
     @abc.abstractmethod
     def generate(self, n: int, seed: int) -> list[Problem]:
@@ -55,33 +61,35 @@ class Task(abc.ABC):
     def score(self, problems: Sequence[Problem], completions: Sequence[str]) -> list[Reward]:
         """One :class:`Reward` per (problem, completion) pair, in order."""
 
+    def held_out(self, n: int, seed: int) -> list[Problem]:
+        """``n`` problems for evaluation, never ones the trainer trains on.
+
+        The default draws from :meth:`generate` with ``seed`` (the trainer passes a seed no training step uses),
+        which suits tasks that generate fresh problems; tasks over a fixed list of problems override it."""
+        return self.generate(n, seed)
+
     def demonstration(self, problem: Problem) -> str:
         """A correct completion for supervised warm start; tasks without one raise ``NotImplementedError``."""
         raise NotImplementedError(f"task {self.name!r} has no demonstrations")
 
 
-_TASKS: dict[str, Callable[..., Task]] = {}
+#: the tasks: name → factory (a Task class or a function returning a Task)
+TASKS: Registry[Callable[..., Task]] = Registry("task", param="task", expects=callable)
 
 
-def register_task(name: str) -> Callable[[Callable[..., Task]], Callable[..., Task]]:
-    """Register a task factory (class or function) under ``name``."""
-
-    def wrap(factory: Callable[..., Task]) -> Callable[..., Task]:
-        _TASKS[name] = factory
-        return factory
-
-    return wrap
+def register_task(name: str, *, replace: bool = False) -> Callable[[Callable[..., Task]], Callable[..., Task]]:
+    """Register a task factory (class or function) under ``name`` (a taken name is an error unless ``replace``)."""
+    return TASKS.register(name, replace=replace)
 
 
 def available_tasks() -> list[str]:
-    return sorted(_TASKS)
+    """The registered task names, sorted."""
+    return sorted(TASKS.names())
 
 
 def get_task(name: str, **kwargs: Any) -> Task:
-    """Build the task registered as ``name`` (clear error listing the known names otherwise)."""
-    if name not in _TASKS:
-        raise LumosError(f"Unknown task {name!r}; choose from {', '.join(available_tasks()) or '(none registered)'}.")
-    return call_with_kwargs(_TASKS[name], kwargs, f"task {name!r}")
+    """Build the task registered as ``name`` (an unknown name lists the known ones and close matches)."""
+    return call_with_kwargs(TASKS.get(name), kwargs, f"task {name!r}")
 
 
 def call_with_kwargs(factory: Callable[..., Any], kwargs: dict[str, Any], what: str) -> Any:
@@ -98,4 +106,14 @@ def call_with_kwargs(factory: Callable[..., Any], kwargs: dict[str, Any], what: 
         if unknown:
             raise LumosError(f"Unknown argument(s) {', '.join(unknown)} for {what}; it takes "
                              f"{', '.join(known) or 'none'} (pass them with --task-arg KEY=VALUE).")
-    return factory(**kwargs)
+    required = [n for n, p in params.items() if p.default is p.empty and n != "self"
+                and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and n not in kwargs]
+    if required:
+        raise LumosError(f"{what} needs the argument(s) {', '.join(required)}; pass them with --task-arg KEY=VALUE.")
+    try:
+        return factory(**kwargs)
+    except LumosError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - user code: one line naming it
+        raise LumosError(f"{what} raised {type(exc).__name__}: {' '.join(str(exc).split())[:200]}. Check its "
+                         "arguments (LUMOS_DEBUG=1 shows the traceback).") from exc

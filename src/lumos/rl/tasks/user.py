@@ -1,39 +1,41 @@
-"""User tasks: a Python verifier callable, or a JSONL file of prompts and answers.
+"""User tasks: a Python verifier callable, or a data file of prompts (and answers).
 
-JSONL format, one object per line::
+JSONL format, one object per line (JSON, CSV, Parquet and saved ``datasets`` directories work alike, see
+:mod:`lumos.rl.data`)::
 
     {"prompt": "2+2=", "answer": "4"}
-    {"prompt": "Capital of France?", "answer": "Paris", "demonstration": "Paris"}
+    {"prompt": [{"role": "user", "content": "Capital of France?"}], "answer": "Paris", "demonstration": "Paris"}
 
 ``answer`` may be a string or a number; the default verifier compares the stripped completion with the
 answer exactly (``match="exact"``) or numerically (``match="number"``, the last number in the completion).
+With reward functions (``--reward PATH.py:FUNC``) every column is theirs (:mod:`lumos.rl.rewards`).
 ``demonstration`` (optional) enables SFT warm start; without it the answer itself is the demonstration.
 
 From Python::
 
-    task = CallableTask([Problem("2+2=", 4)], verifier=lambda problem, text: text.strip() == "4")
+    task = CallableTask([Problem("2+2=", 4)], verifier=lambda problem, text: text.strip() == "4",
+                        eval_problems=[Problem("3+3=", 6)])
 
-``resolve_task(spec)`` turns a CLI ``--task`` value into a task: a registered name, a ``*.jsonl`` path, or
-``module:factory`` (an importable callable returning a :class:`Task`).
+``resolve_task(spec)`` turns a CLI ``--task`` value into a task: a registered name, a data file (or saved
+dataset directory), or ``module:factory`` / ``path/file.py:factory`` (a callable returning a :class:`Task`,
+imported without ``PYTHONPATH``).
 """
 
 from __future__ import annotations
 
-import importlib
-import json
-import random
-import re
+import functools
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from lumos.core.errors import LumosError, bad_param
+from lumos.rl.data import DATA_SUFFIXES, read_rows
 from lumos.rl.tasks.base import Problem, Reward, Task, call_with_kwargs, get_task, register_task
+from lumos.rl.tasks.dataset import DatasetTask, cycle_problems
 
-__all__ = ["CallableTask", "JsonlTask", "resolve_task", "load_problems_jsonl"]
+__all__ = ["CallableTask", "JsonlTask", "DatasetTask", "resolve_task", "load_problems_jsonl", "data_task"]
 
 Verifier = Callable[[Problem, str], "bool | float | int | Reward"]
-_NUM = re.compile(r"-?\d+(?:\.\d+)?")
 
 
 def _to_reward(value: Any, verifier_name: str) -> Reward:
@@ -58,10 +60,14 @@ class CallableTask(Task):
         verifier: called once per completion; exceptions are re-raised as one clear error naming it.
         demonstration: optional ``fn(problem) -> str`` for SFT warm start (default: ``meta["demonstration"]``,
             else ``str(answer)``).
+        eval_problems: held-out problems for evaluation. A fixed problem list without them cannot be
+            evaluated (:meth:`held_out` raises rather than evaluate on training prompts); a generator is asked
+            for fresh problems with the evaluation seed.
     """
 
     def __init__(self, problems: Sequence[Problem | dict] | Callable[[int, int], list[Problem]], verifier: Verifier,
-                 demonstration: Callable[[Problem], str] | None = None, name: str = "callable") -> None:
+                 demonstration: Callable[[Problem], str] | None = None, name: str = "callable",
+                 eval_problems: Sequence[Problem | dict] | None = None) -> None:
         if not callable(verifier):
             raise bad_param("verifier", "a callable fn(problem, completion)", verifier, owner="CallableTask")
         self.name = name
@@ -75,6 +81,7 @@ class CallableTask(Task):
             self._problems = [_as_problem(p, i) for i, p in enumerate(problems)]
             if not self._problems:
                 raise bad_param("problems", "a non-empty sequence", "an empty one", owner="CallableTask")
+        self._eval = None if eval_problems is None else [_as_problem(p, i) for i, p in enumerate(eval_problems)]
 
     def generate(self, n: int, seed: int) -> list[Problem]:
         if self._gen is not None:
@@ -83,13 +90,17 @@ class CallableTask(Task):
                 raise LumosError(f"The problem generator of task {self.name!r} must return {n} Problem objects; "
                                  f"got {len(out)} items.")
             return out
-        rng = random.Random(f"{self.name}:{seed}")
-        out: list[Problem] = []
-        while len(out) < n:
-            order = list(range(len(self._problems)))
-            rng.shuffle(order)
-            out.extend(self._problems[i] for i in order[: n - len(out)])
-        return out
+        return cycle_problems(self._problems, n, seed, self.name)
+
+    def held_out(self, n: int, seed: int) -> list[Problem]:
+        """``eval_problems`` (the first ``n``), or fresh problems from the generator; never training problems."""
+        if self._eval is not None:
+            return list(self._eval[:n])
+        if self._gen is not None:
+            return self.generate(n, seed)
+        raise LumosError(f"Task {self.name!r} has a fixed list of problems and no held-out ones, and evaluating on "
+                         "training prompts would overstate accuracy. Pass eval_problems=[...] to CallableTask, or "
+                         "evaluate never (RLConfig(eval_every=0)).")
 
     def score(self, problems: Sequence[Problem], completions: Sequence[str]) -> list[Reward]:
         if len(problems) != len(completions):
@@ -119,71 +130,55 @@ class CallableTask(Task):
 def _as_problem(p: Problem | dict, index: int) -> Problem:
     if isinstance(p, Problem):
         return p
-    if isinstance(p, dict) and isinstance(p.get("prompt"), str):
+    if isinstance(p, dict) and isinstance(p.get("prompt"), (str, list)):
         meta = {k: v for k, v in p.items() if k not in ("prompt", "answer")}
         return Problem(prompt=p["prompt"], answer=p.get("answer"), meta=meta)
     raise bad_param(f"problems[{index}]", "a Problem or a dict with a string 'prompt'", p, owner="CallableTask")
 
 
 def load_problems_jsonl(path: str | Path) -> list[Problem]:
-    """Read prompts/answers from JSONL, with an error naming the file and line for each kind of problem."""
-    p = Path(path)
-    if not p.is_file():
-        raise LumosError(f"Task file not found: {p}. Pass a JSONL file with one {{\"prompt\", \"answer\"}} object per line.")
-    problems: list[Problem] = []
-    for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise LumosError(f"{p}:{i}: not valid JSON ({exc.msg}). Each line must be one JSON object.") from None
-        if not isinstance(obj, dict) or not isinstance(obj.get("prompt"), str) or not obj["prompt"]:
-            raise LumosError(f"{p}:{i}: expected an object with a non-empty string 'prompt'; got {line.strip()[:80]!r}.")
-        if "answer" not in obj:
-            raise LumosError(f"{p}:{i}: missing 'answer'. Add the reference answer the verifier compares against.")
-        problems.append(_as_problem(obj, i))
-    if not problems:
-        raise LumosError(f"{p} contains no problems. Add lines like {{\"prompt\": \"2+2=\", \"answer\": \"4\"}}.")
-    return problems
+    """Prompts/answers of a JSONL file (checked as :func:`lumos.rl.data.read_rows` does), as problems."""
+    return JsonlTask(path).train_problems
+
+
+def data_task(path: str | Path, *, prompt_column: str = "prompt", rewards: Any = None, match: str = "exact",
+              eval_data: str | Path | None = None, eval_fraction: float = 0.0, split_seed: int = 0) -> DatasetTask:
+    """A :class:`DatasetTask` from a data file or saved dataset directory (``eval_data``: held-out rows)."""
+    rows = read_rows(path, prompt_column)
+    eval_rows = read_rows(eval_data, prompt_column) if eval_data is not None else None
+    return DatasetTask(rows, prompt_column=prompt_column, rewards=rewards, match=match, eval_rows=eval_rows,
+                       eval_fraction=0.0 if eval_rows is not None else eval_fraction, split_seed=split_seed,
+                       name=f"data:{Path(path).name}")
 
 
 @register_task("jsonl")
-class JsonlTask(CallableTask):
+class JsonlTask(DatasetTask):
     """Prompts and answers from a JSONL file (``--task path.jsonl`` or ``--task jsonl --task-arg path=...``)."""
 
-    def __init__(self, path: str | Path, match: str = "exact") -> None:
-        if match not in ("exact", "number"):
-            raise bad_param("match", "'exact' or 'number'", match, owner="JsonlTask")
-        self.match = match
-        super().__init__(load_problems_jsonl(path), verifier=self._check, name=f"jsonl:{Path(path).name}")
+    def __init__(self, path: str | Path, match: str = "exact", eval_data: str | Path | None = None,
+                 eval_fraction: float = 0.0) -> None:
+        rows = read_rows(path)
+        eval_rows = read_rows(eval_data) if eval_data is not None else None
+        super().__init__(rows, match=match, eval_rows=eval_rows, eval_fraction=eval_fraction,
+                         name=f"jsonl:{Path(path).name}")
 
-    def _check(self, problem: Problem, text: str) -> Reward:
-        text = text.strip()
-        if self.match == "exact":
-            ok = text == str(problem.answer).strip()
-            return Reward(total=float(ok), correct=ok, format=float(bool(text)))
-        nums = _NUM.findall(text)
-        try:
-            ok = bool(nums) and float(nums[-1]) == float(problem.answer)
-        except (TypeError, ValueError):
-            raise LumosError(f"Task {self.name!r}: answer {problem.answer!r} is not a number but match='number'. "
-                             "Use match='exact'.") from None
-        return Reward(total=float(ok), correct=ok, format=float(bool(nums)))
+
+def is_data_spec(spec: str) -> bool:
+    """Whether a ``--task`` value names a data file (by suffix) or a saved dataset directory."""
+    return spec.lower().endswith(DATA_SUFFIXES) or Path(spec).is_dir()
 
 
 def resolve_task(spec: str, **kwargs: Any) -> Task:
-    """A task from a CLI spec: a registered name, a ``.jsonl`` path, or ``module:factory``."""
-    if spec.endswith(".jsonl"):
-        import functools
+    """A task from a CLI spec: a registered name, a data file (``.jsonl``, ``.json``, ``.csv``, ``.parquet``) or saved
+    dataset directory (:func:`data_task`, ``kwargs`` its options), or ``module:factory`` / ``file.py:factory``."""
+    from lumos.rl.plugins import load_object
 
-        return call_with_kwargs(functools.partial(JsonlTask, spec), kwargs, f"task file {spec!r}")
+    if not isinstance(spec, str) or not spec.strip():
+        raise LumosError("--task must name a task, a data file or module:factory; got an empty value.")
+    if is_data_spec(spec):
+        return call_with_kwargs(functools.partial(data_task, spec), kwargs, f"task file {spec!r}")
     if ":" in spec:
-        mod_name, _, attr = spec.partition(":")
-        try:
-            factory = getattr(importlib.import_module(mod_name), attr)
-        except (ImportError, AttributeError) as exc:
-            raise LumosError(f"Cannot load task factory {spec!r} ({exc}). Use 'package.module:function'.") from None
+        factory = load_object(spec, "--task")
         task = call_with_kwargs(factory, kwargs, f"task factory {spec!r}")
         if not isinstance(task, Task):
             raise LumosError(f"Task factory {spec!r} returned {type(task).__name__}, not a lumos Task.")

@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lumos.core.errors import LumosError
+from lumos.core.registry import Registry
 from lumos.core.report import Section
 from lumos.core.rundir import RunDir
 from lumos.core.seed import seed_everything
 
-__all__ = ["DemoContext", "demo_section", "run_demo", "SECTION_MODULES", "registered_sections"]
+__all__ = ["DemoContext", "SECTIONS", "demo_section", "run_demo", "SECTION_MODULES", "registered_sections"]
 
 #: System modules that contribute demo sections (each calls :func:`demo_section` at import).
 SECTION_MODULES: tuple[str, ...] = ("lumos.studies.demo.lightning", "lumos.studies.demo.valuation", "lumos.studies.demo.sandbox", "lumos.studies.demo.models",
@@ -49,31 +49,20 @@ class DemoContext:
         self.run.log({"section": self.section.title, **row})
 
 
-@dataclass(frozen=True)
-class _Registered:
-    title: str
-    order: int
-    fn: Callable[[DemoContext], None]
-
-
-_REGISTRY: dict[str, _Registered] = {}
+#: the sections: title → ``fn(ctx)``, with the ``order`` they run in as metadata
+SECTIONS: Registry[Callable[[DemoContext], None]] = Registry("demo section", param="section", expects=callable)
 
 
 def demo_section(title: str, order: int = 100) -> Callable[[Callable[[DemoContext], None]], Callable[[DemoContext], None]]:
     """Register ``fn(ctx)`` as the demo section ``title``; sections run in ascending ``order``."""
-
-    def wrap(fn: Callable[[DemoContext], None]) -> Callable[[DemoContext], None]:
-        _REGISTRY[title] = _Registered(title, order, fn)
-        return fn
-
-    return wrap
+    return SECTIONS.register(title, order=order)
 
 
 def registered_sections() -> list[str]:
     """Titles of all sections, after importing :data:`SECTION_MODULES`."""
     for name in SECTION_MODULES:
         importlib.import_module(name)
-    return [r.title for r in sorted(_REGISTRY.values(), key=lambda r: (r.order, r.title))]
+    return sorted(SECTIONS.names(), key=lambda t: (SECTIONS.entry(t).meta["order"], t))
 
 
 def run_demo(out: str | Path | None = None, quick: bool = False, seed: int = 0, only: list[str] | None = None,
@@ -87,7 +76,7 @@ def run_demo(out: str | Path | None = None, quick: bool = False, seed: int = 0, 
         wanted = {o.lower() for o in only}
         matched = [t for t in titles if t.lower() in wanted or any(w in t.lower() for w in wanted)]
         if not matched:
-            raise LumosError(f"No demo section matches {', '.join(only)}; the sections are: {', '.join(titles)}.")
+            raise SECTIONS.unknown(", ".join(only))
         titles = matched
     run = RunDir.create("demo", {"quick": quick, "seed": seed, "sections": titles}, out=out, seed=seed,
                         title="Lumos — a tour of the three systems", overwrite=overwrite)
@@ -101,14 +90,13 @@ def run_demo(out: str | Path | None = None, quick: bool = False, seed: int = 0, 
     timings: list[dict[str, Any]] = []
     failed: list[str] = []
     for title in titles:
-        entry = _REGISTRY[title]
         section = run.report.section(title)
         ctx = DemoContext(run=run, section=section, quick=quick, seed=seed)
         seed_everything(seed)
         t0 = time.perf_counter()
         status = "ok"
         try:
-            entry.fn(ctx)
+            SECTIONS.get(title)(ctx)
         except Exception as exc:  # noqa: BLE001 - recorded in the report, and the demo exits non-zero
             status = f"failed: {type(exc).__name__}: {exc}"
             section.note("This section failed: " + status)

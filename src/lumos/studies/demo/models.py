@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import torch
 
@@ -63,8 +64,9 @@ def hybrid_model_section(ctx: DemoContext) -> None:
     import matplotlib.pyplot as plt
 
     layers = 4 if ctx.quick else 8
-    base = dict(hidden_size=64, num_hidden_layers=layers, num_attention_heads=4, head_dim=16, num_key_value_heads=2,
-                intermediate_size=64, num_local_experts=4, num_experts_per_tok=2)
+    base: dict[str, Any] = dict(hidden_size=64, num_hidden_layers=layers, num_attention_heads=4, head_dim=16,
+                                num_key_value_heads=2, intermediate_size=64, num_local_experts=4,
+                                num_experts_per_tok=2)
     torch.manual_seed(ctx.seed)
     hybrid = HybridLM(MiniMaxConfig(**base)).eval()
     linear = HybridLM(MiniMaxConfig(**base, attn_type_list=[0] * layers)).eval()

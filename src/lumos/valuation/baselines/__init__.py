@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-from lumos.core.errors import bad_param
+from lumos.core.registry import Registry
 from lumos.valuation.base import Valuer
 from lumos.valuation.baselines.knn import KNNShapleyValuer, knn_shapley, knn_shapley_naive
 from lumos.valuation.baselines.retrain import (
@@ -46,19 +46,20 @@ __all__ = [
 
 
 #: Registry name → valuer class, in the order ``lumos value --methods`` lists them (each class carries its ``name``).
-REGISTRY: dict[str, type[Valuer]] = {c.name: c for c in (
-    CHGValuation, KNNShapleyValuer, TMCShapleyValuer, DataOOBValuer, LossValuer, EL2NValuer, GraNdValuer,
-    ForgettingValuer, LOOValuer, BanzhafValuer, RandomValuer)}
+REGISTRY: Registry[type[Valuer]] = Registry("valuer", param="method",
+                                            expects=lambda c: isinstance(c, type) and issubclass(c, Valuer),
+                                            expects_text="a Valuer subclass")
+for _cls in (CHGValuation, KNNShapleyValuer, TMCShapleyValuer, DataOOBValuer, LossValuer, EL2NValuer, GraNdValuer,
+             ForgettingValuer, LOOValuer, BanzhafValuer, RandomValuer):
+    REGISTRY.register(_cls.name, _cls)
 
 #: Method names accepted by :func:`make_valuer` and ``lumos value --methods``.
-METHODS: tuple[str, ...] = tuple(REGISTRY)
+METHODS: tuple[str, ...] = tuple(REGISTRY.names())
 
 
 def make_valuer(name: str, **params: Any) -> Valuer:
     """A valuer by registry name with the given constructor parameters (unknown names: a clear error)."""
-    if name not in REGISTRY:
-        raise bad_param("method", "one of " + ", ".join(METHODS), name, owner="make_valuer")
-    return REGISTRY[name](**params)
+    return REGISTRY.get(name)(**params)
 
 
 def valuer_params(methods: list[str] | tuple[str, ...], **options: Any) -> dict[str, dict[str, Any]]:
@@ -67,8 +68,6 @@ def valuer_params(methods: list[str] | tuple[str, ...], **options: Any) -> dict[
     ``{"chg": {"epochs": 5, "seed": 1}, "knn": {}}``."""
     out = {}
     for name in methods:
-        if name not in REGISTRY:
-            raise bad_param("method", "one of " + ", ".join(METHODS), name, owner="valuer_params")
-        takes = inspect.signature(REGISTRY[name].__init__).parameters
+        takes = inspect.signature(REGISTRY.get(name).__init__).parameters
         out[name] = {k: v for k, v in options.items() if k in takes}
     return out
