@@ -84,7 +84,7 @@ def test_study_config_errors():
         StudyConfig(updates=(3,))
     with pytest.raises(LumosError, match="The 'algos' parameter of StudyConfig must be a non-empty list of distinct arms"):
         StudyConfig(algos=("ppo",))
-    with pytest.raises(LumosError, match="distinct seeds"):
+    with pytest.raises(LumosError, match="distinct from each other and from tune_seeds"):
         StudyConfig(tune_seeds=(0,), eval_seeds=(0, 1))
     with pytest.raises(LumosError, match="lr"):
         StudyConfig(lr=float("nan"))
