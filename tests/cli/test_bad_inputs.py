@@ -749,8 +749,6 @@ RL_INPUT_CASES: list[tuple[str, list[str], dict[str, str]]] = [
     ("rl-task-not-a-factory", ["--task", "os.path:join"], {}),
     ("rl-task-bare-jsonl", ["--task", "jsonl"], {}),
     ("rl-task-factory-raises", ["--task", "{raising_task.py}:make"], {}),
-    ("rl-group-size-1", ["--task-arg", "digits=1", "--group-size", "1"], {}),
-    ("rl-minibatches-above-batch", ["--task-arg", "digits=1", "--prompts-per-step", "1", "--minibatches", "8"], {}),
     ("rl-top-p-zero", ["--task-arg", "digits=1", "--top-p", "0"], {}),
     ("rl-top-k-zero", ["--task-arg", "digits=1", "--top-k", "0"], {}),
     ("rl-reward-missing-function", ["--task", "{ok.jsonl}", "--reward", "{rewards.py}:nope"], {}),
