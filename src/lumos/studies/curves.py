@@ -43,7 +43,7 @@ def sigmoid(c: np.ndarray | float, A: float, B: float, c_mid: float, r0: float) 
     return r0 + (A - r0) / (1.0 + ratio)
 
 
-def fit_sigmoid(compute: Sequence[float], reward: Sequence[float], r0: float, *,
+def fit_sigmoid(compute: Sequence[float] | np.ndarray, reward: Sequence[float] | np.ndarray, r0: float, *,
                 a_bounds: tuple[float, float] = (0.0, 1.0), b_bounds: tuple[float, float] = (0.05, 20.0),
                 start: dict[str, float] | None = None) -> dict[str, float]:
     """Least-squares fit of (A, B, C_mid) with R0 fixed.

@@ -39,15 +39,16 @@ def fork_warm_start(model: nn.Module, cfg: Any, seed: int) -> dict[str, float]:
 
 
 @torch.no_grad()
-def fork_probability(policy: Policy, task: GuessCheckTask, problems: list[Problem], tokenizer: Any,
+def fork_probability(policy: Policy, task: Any, problems: list[Problem], tokenizer: Any,
                      temperature: float = 1.0) -> float:
-    """Mean exact π(fork | prompt, guess) over ``problems``, each with its own guess (``meta["guess"]``).
+    """Mean exact π(fork | prompt, guess) over ``problems`` of ``task`` (a :class:`GuessCheckTask`), each with its
+    own guess (``meta["guess"]``).
 
     The context is what the policy sees at the fork position: BOS + prompt + guess; the probability is that
     of the fork token next (softmax of logits / temperature, as in training).
     """
     fork_id = tokenizer.encode(task.fork_token)
-    p_ids, p_mask = left_pad([tokenizer.encode(p.prompt, add_bos=True) for p in problems], policy.pad_token_id)
+    p_ids, p_mask = left_pad([tokenizer.encode(str(p.prompt), add_bos=True) for p in problems], policy.pad_token_id)
     resp = [tokenizer.encode(str(p.meta["guess"])) + fork_id for p in problems]
     r_ids, r_mask = left_pad([r[::-1] for r in resp], policy.pad_token_id)     # right-pad via reversal
     r_ids, r_mask = r_ids.flip(1), r_mask.flip(1).bool()

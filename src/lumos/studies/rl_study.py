@@ -296,7 +296,7 @@ def _derived(row: dict[str, Any]) -> dict[str, Any]:
 def _prompt_tokens(cfg: StudyConfig) -> float:
     """Mean prompt length in tokens (BOS + prompt bytes) of the task's problems."""
     probs = GuessCheckTask(cfg.max_operand).generate(64, seed=1)
-    return sum(len(p.prompt.encode()) + 1 for p in probs) / len(probs)
+    return sum(len(str(p.prompt).encode()) + 1 for p in probs) / len(probs)
 
 
 def _train_one(model: nn.Module, cfg: StudyConfig, key: RunKey, eval_set: list[Problem], log: Any
