@@ -67,9 +67,15 @@ def test_quick_study_cli_is_not_degenerate_and_merges(tmp_path, capsys):
         if r["step"] == 0:
             assert 0.0 <= r["fork_prob"] <= 1.0 and "eval_accuracy" in r and r["compute_flops"] == 0.0
         else:
-            assert r["optimizer_steps"] >= 1 and "fork_n" in r and not math.isnan(r["loss"]) and r["compute_flops"] > 0
+            assert r["compute_flops"] > 0
+            if r["optimizer_steps"]:
+                assert "fork_n" in r and not math.isnan(r["loss"])
+            else:       # dynamic sampling found no group with reward spread in its rounds: nothing to train on
+                assert r["batch_groups"] == 0
         if r["step"] == cfg.steps:
             finals[(r["algo"], r["lr"], r["seed"])] = r["eval_accuracy"]
+    trained = [r["optimizer_steps"] > 0 for r in rl if r["step"] > 0]
+    assert sum(trained) >= len(trained) / 2
     # not degenerate: training moves accuracy away from the warm start and the arms do not all end equal
     starts = {r["seed"]: r["eval_accuracy"] for r in rl if r["step"] == 0}
     assert any(abs(v - starts[k[2]]) > 0.02 for k, v in finals.items())
