@@ -63,7 +63,7 @@ def _help(cls: Any, name: str) -> str:
 
 def _add_data_model_options(p: argparse.ArgumentParser) -> None:
     """Flags of :class:`DataConfig` (data-file tasks, rewards, chat template) and :class:`ModelOptions`."""
-    from lumos.rl.config import _DTYPES, DataConfig, ModelOptions
+    from lumos.rl.config import MODEL_DTYPES, DataConfig, ModelOptions
 
     g = p.add_argument_group("data and rewards (data-file tasks: --task FILE.jsonl/.json/.csv/.parquet or a "
                              "saved dataset directory)")
@@ -79,7 +79,7 @@ def _add_data_model_options(p: argparse.ArgumentParser) -> None:
                    "chat-message prompts then are an error")
     m = p.add_argument_group("model placement and training")
     m.add_argument("--device", default="auto", help=_help(ModelOptions, "device"))
-    m.add_argument("--dtype", choices=_DTYPES, default="auto", help=_help(ModelOptions, "dtype"))
+    m.add_argument("--dtype", choices=MODEL_DTYPES, default="auto", help=_help(ModelOptions, "dtype"))
     m.add_argument("--gradient-checkpointing", action="store_true", help=_help(ModelOptions, "gradient_checkpointing"))
     m.add_argument("--lora-r", type=int, default=0, help=_help(ModelOptions, "lora_r"))
     m.add_argument("--lora-alpha", type=float, default=None, help=_help(ModelOptions, "lora_alpha"))

@@ -36,7 +36,7 @@ from lumos.core.validation import (
 )
 from lumos.rl.objectives import LOSSES, Objective, available_losses, get_objective
 
-__all__ = ["RLConfig", "DataConfig", "ModelOptions"]
+__all__ = ["RLConfig", "DataConfig", "ModelOptions", "MODEL_DTYPES"]
 
 
 def _f(default: Any, help: str, *accepted: Constraint | None, **kw: Any) -> Any:
@@ -264,7 +264,8 @@ class DataConfig:
         return _from_dict(cls, d)
 
 
-_DTYPES = ("auto", "float32", "bfloat16", "float16")
+#: The --dtype choices of ModelOptions ("auto": bf16 on CUDA, float32 on CPU).
+MODEL_DTYPES = ("auto", "float32", "bfloat16", "float16")
 
 
 @dataclass
@@ -287,7 +288,7 @@ class ModelOptions:
         ok = isinstance(dev, str) and (dev in ("auto", "cpu", "cuda", "mps") or (
             dev.startswith("cuda:") and dev[5:].isdigit()))
         p.require(ok, f"The 'device' parameter of ModelOptions must be auto, cpu, cuda or cuda:N. Got {dev!r} instead.")
-        p.check(check_choice, self.dtype, "dtype", _DTYPES)
+        p.check(check_choice, self.dtype, "dtype", MODEL_DTYPES)
         p.check(check_bool, self.gradient_checkpointing, "gradient_checkpointing")
         p.check(check_nonneg_int, self.lora_r, "lora_r")
         p.check(check_float, self.lora_alpha, "lora_alpha", 0.0, low_inclusive=False, allow_none=True)
