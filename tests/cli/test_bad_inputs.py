@@ -178,6 +178,27 @@ def damaged_runs(rl_run, tmp_path_factory) -> dict[str, Path]:
     return out
 
 
+@pytest.fixture(scope="module")
+def study_dirs(tmp_path_factory) -> dict[str, Path]:
+    """Study directories written without training (cheap): an rl study with no finished run, a merged study, and
+    a 1-epoch select-study."""
+    from lumos.core.rundir import RunDir
+    from lumos.studies.rl_study import StudyConfig
+    from lumos.studies.selection_study import SelectionStudyConfig
+
+    root = tmp_path_factory.mktemp("studies")
+    cfg = StudyConfig.quick().to_dict()
+    with RunDir.create("rl study", cfg, out=root / "empty", seed=0) as run:
+        run.log({"phase": "sft", "seed": 0, "sft_loss_teach": 1.0})
+        run.log({"algo": "cispo", "updates": 4, "lr": 1e-3, "eps_high": 4.0, "seed": 0, "step": 0, "fork_prob": 0.1})
+    with RunDir.create("rl study", {"merged": [str(root / "empty")], **cfg}, out=root / "merged", seed=0):
+        pass
+    with RunDir.create("select-study", SelectionStudyConfig.quick(epochs=1).to_dict(), out=root / "select1",
+                       seed=0):
+        pass
+    return {"empty": root / "empty", "merged": root / "merged", "select1": root / "select1"}
+
+
 # ------------------------------------------------------------------------------------------------------ cases
 # Each case: (id, argv template). "{X}" is replaced by the fixture file X, "{OUT}" by a fresh run directory,
 # "{RUN}" by an existing finished run, "{RL}" by an existing rl train run.
@@ -254,6 +275,25 @@ CASES: list[tuple[str, list[str]]] = [
     ("compare-bad-algo", ["rl", "compare", *TINY_RL, "--algos", "cispo,ppo9", "--out", "{OUT}"]),
     ("compare-empty-algos", ["rl", "compare", *TINY_RL, "--algos", ",", "--out", "{OUT}"]),
     ("compare-temperature-nan", ["rl", "compare", *TINY_RL, "--temperature", "nan", "--out", "{OUT}"]),
+    # rl study / rl curves / select-study (issue #27): refused before any directory is written
+    ("study-merge-same-dir-twice", ["rl", "study", "--merge", "{STUDY_empty}", "{STUDY_empty}", "--out", "{OUT}"]),
+    ("study-merge-no-finished-run", ["rl", "study", "--merge", "{STUDY_empty}", "--out", "{OUT}"]),
+    ("study-merge-a-merged-study", ["rl", "study", "--merge", "{STUDY_merged}", "--out", "{OUT}"]),
+    ("study-merge-an-rl-run", ["rl", "study", "--merge", "{RL}", "--out", "{OUT}"]),
+    ("study-merge-a-file", ["rl", "study", "--merge", "{ok.py}", "--out", "{OUT}"]),
+    ("study-lr-nan", ["rl", "study", "--quick", "--lr", "nan", "--out", "{OUT}"]),
+    ("study-lr-grid-negative", ["rl", "study", "--quick", "--lr-grid", "1e-3,-1", "--out", "{OUT}"]),
+    ("study-lr-grid-unknown-arm", ["rl", "study", "--quick", "--lr-grid", "ppo9=1e-3", "--out", "{OUT}"]),
+    ("study-eval-samples-negative", ["rl", "study", "--quick", "--eval-samples", "-1", "--out", "{OUT}"]),
+    ("study-seed-tuned-and-reported", ["rl", "study", "--quick", "--tune-seeds", "0", "--eval-seeds", "0,1",
+                                       "--out", "{OUT}"]),
+    ("study-eps-high-grid-inf", ["rl", "study", "--quick", "--eps-high-grid", "inf", "--out", "{OUT}"]),
+    ("study-bad-arm", ["rl", "study", "--quick", "--algos", "cispo,ppo9", "--out", "{OUT}"]),
+    ("curves-an-rl-run", ["rl", "curves", "{RL}", "--out", "{OUT}"]),
+    ("curves-no-finished-run", ["rl", "curves", "{STUDY_empty}", "--out", "{OUT}"]),
+    ("select-study-resume-an-rl-run", ["select-study", "--quick", "--resume", "--out", "{RL}"]),
+    ("select-study-resume-other-epochs", ["select-study", "--quick", "--epochs", "5", "--resume",
+                                          "--out", "{STUDY_select1}"]),
     ("fp32-head-samples-0", ["rl", "fp32-head", "--samples", "0", "--out", "{OUT}"]),
     ("fp32-head-warm-negative", ["rl", "fp32-head", "--warm-start", "-1", "--out", "{OUT}"]),
     ("fp32-head-bad-task", ["rl", "fp32-head", "--task", "nope", "--out", "{OUT}"]),
@@ -413,6 +453,9 @@ def _fill(argv: list[str], files: dict[str, Path], tmp_path: Path, request) -> l
             a = a.replace("{RUN}", str(request.getfixturevalue("existing_run")))
         if "{RL}" in a:
             a = a.replace("{RL}", str(request.getfixturevalue("rl_run")))
+        if "{STUDY_" in a:
+            for name, path in request.getfixturevalue("study_dirs").items():
+                a = a.replace("{STUDY_" + name + "}", str(path))
         if "{DAMAGED_" in a:
             for name, path in request.getfixturevalue("damaged_runs").items():
                 a = a.replace("{DAMAGED_" + name + "}", str(path))
@@ -473,6 +516,25 @@ def _protect(files):
         _protected_snapshot[name] = _tree(files[name])
     yield
     _protected_snapshot.clear()
+
+
+@pytest.mark.parametrize("argv", [
+    ["rl", "study", "--quick", "--lr", "nan", "--out", "{OUT}"],
+    ["rl", "study", "--quick", "--eval-samples", "-1", "--out", "{OUT}"],
+    ["rl", "study", "--merge", "{STUDY_empty}", "--out", "{OUT}"],
+    ["select-study", "--quick", "--resume", "--out", "{RL}"],
+    ["select-study", "--quick", "--epochs", "5", "--resume", "--out", "{STUDY_select1}"],
+], ids=["study-lr-nan", "study-eval-samples", "study-merge-empty", "select-resume-rl", "select-resume-epochs"])
+def test_refused_study_commands_change_nothing_on_disk(argv, files, tmp_path, request, capsys, monkeypatch):
+    """Issue #27: no run directory is created, and the named directory's files keep their bytes."""
+    monkeypatch.chdir(tmp_path)
+    args = _fill(argv, files, tmp_path, request)
+    named = [Path(a) for a in args if Path(a).is_dir()]
+    before = {p: p.read_bytes() for d in named for p in d.rglob("*") if p.is_file()}
+    assert main(args) == 2
+    capsys.readouterr()
+    assert not (tmp_path / "out").exists() and not (tmp_path / "runs").exists()
+    assert {p: p.read_bytes() for d in named for p in d.rglob("*") if p.is_file()} == before
 
 
 # Refused resumes (issue 27): nothing in the run directory may change, config.json and manifest.json included.

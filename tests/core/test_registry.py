@@ -131,8 +131,8 @@ def test_make_selector_builds_each_registered_selector_with_its_options():
 
     ds = TensorDataset(torch.randn(20, 3), torch.randint(0, 2, (20,)))
     for name in SELECTORS:
-        sel = make_selector(name, ds, fraction=0.5, select_every=2, val_dataset=ds, batch_size=4, eta=0.1)
+        sel = make_selector(name, ds, fraction=0.5, select_every=2, val_dataset=ds, batch_size=4, eta=0.1, lam=0.0)
         assert type(sel) is SELECTORS.get(name)
         for opt in SELECTORS.entry(name).meta["options"]:
-            assert getattr(sel, opt) is {"batch_size": 4, "val_dataset": ds, "eta": 0.1}[opt] or \
-                getattr(sel, opt) == {"batch_size": 4, "eta": 0.1}.get(opt)
+            assert getattr(sel, opt) is {"batch_size": 4, "val_dataset": ds, "eta": 0.1, "lam": 0.0}[opt] or \
+                getattr(sel, opt) == {"batch_size": 4, "eta": 0.1, "lam": 0.0}.get(opt)

@@ -194,3 +194,44 @@ def test_selectors_follow_estimator_conventions(name):
         sel.set_params(fractoin=0.5)
     r = repr(make_selector(name, ds, fraction=0.1, select_every=20, val_dataset=val))
     assert r.startswith(type(sel).__name__ + "(dataset=<TensorDataset>") and "fraction" not in r
+
+
+def test_stratified_random_keeps_class_proportions_and_is_redrawn():
+    from lumos.valuation.selection_baselines import StratifiedRandomSelector
+
+    # 60 points, classes 0/1/2 with 30/20/10 members; budget 30 → int(30·30/60) = 15, 10, 5 per class exactly
+    y = torch.tensor([0] * 30 + [1] * 20 + [2] * 10)
+    ds = TensorDataset(torch.randn(60, 5), y)
+    sel = StratifiedRandomSelector(ds, fraction=0.5, select_every=1, seed=0)
+    sel.step(_model(), 0)
+    first = sel.indices_.copy()
+    assert np.bincount(y[first].numpy(), minlength=3).tolist() == [15, 10, 5]
+    sel.step(_model(), 1)
+    assert np.bincount(y[sel.indices_].numpy(), minlength=3).tolist() == [15, 10, 5]
+    assert first.tolist() != sel.indices_.tolist()              # a fresh draw at every selection
+
+
+def test_per_sample_glister_picks_what_its_solver_picks():
+    from lumos.valuation.selection_baselines import GlisterSelector
+    from lumos.valuation.selection_solvers import batch_last_layer_grads, glister_stochastic_greedy
+
+    ds, val = _data(), _data(21, seed=1)
+    model = _model()
+    sel = GlisterSelector(ds, fraction=0.2, select_every=1, val_dataset=val, eta=0.05, seed=4)
+    sel.step(model, 0)
+    A = batch_last_layer_grads(model, ds, 1)
+    z, h, y = last_layer_stats(model, val)
+    want = glister_stochastic_greedy(A, z, h, y, 12, 0.05, np.random.default_rng([4, 0]))
+    assert sel.indices_.tolist() == sorted(want) and (sel.weights_[sel.indices_] == 1).all()
+    with pytest.raises(LumosError, match="'val_dataset'"):
+        GlisterSelector(ds)
+    with pytest.raises(LumosError, match="'epsilon'"):
+        GlisterSelector(ds, val_dataset=val, epsilon=1.0)
+
+
+def test_gradmatch_lam_zero_and_make_selector_passes_lam():
+    ds = _data()
+    sel = make_selector("gradmatch", ds, fraction=0.25, select_every=1, batch_size=5, lam=0.0)
+    assert sel.lam == 0.0
+    sel.step(_model(), 0)
+    assert len(sel.indices_) == 15 and (sel.weights_[sel.indices_] > 0).all()

@@ -131,3 +131,38 @@ def test_glister_first_pick_is_the_steepest_validation_descent():
     ortho -= (ortho @ v) / (v @ v) * v
     grads = torch.stack([0.5 * v, ortho, v, -v])
     assert glister_greedy(grads, z, h, y, 1, 0.1) == [2]
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("k", [1, 5, 15])
+def test_glister_stochastic_closed_form_matches_autograd(seed, k):
+    import numpy as np
+
+    from lumos.valuation.selection_solvers import glister_stochastic_greedy, glister_stochastic_greedy_naive
+
+    g = torch.Generator().manual_seed(seed)
+    n, c, d, m = 40, 3, 5, 17
+    grads = torch.randn(n, c + c * d, generator=g, dtype=torch.float64)
+    z = torch.randn(m, c, generator=g, dtype=torch.float64)
+    h = torch.randn(m, d, generator=g, dtype=torch.float64)
+    y = torch.randint(0, c, (m,), generator=g)
+    fast = glister_stochastic_greedy(grads, z, h, y, k, 0.3, np.random.default_rng(seed))
+    assert fast == glister_stochastic_greedy_naive(grads, z, h, y, k, 0.3, np.random.default_rng(seed))
+    assert len(set(fast)) == k
+
+
+def test_stochastic_greedy_sample_size_and_full_scan_equals_naive_greedy():
+    import numpy as np
+
+    from lumos.valuation.selection_solvers import glister_stochastic_greedy, stochastic_sample_size
+
+    # ⌈(n/k)·ln(1/ε)⌉: n = 100, k = 10, ε = 0.01 → ⌈10 · 4.6052⌉ = 47; capped at n; at least 1
+    assert stochastic_sample_size(100, 10) == 47
+    assert stochastic_sample_size(100, 1) == 100 and stochastic_sample_size(5, 5, epsilon=0.99) == 1
+    # when every round scans all remaining candidates (ε tiny) stochastic greedy is the naive greedy
+    g = torch.Generator().manual_seed(7)
+    grads = torch.randn(12, 4 + 4 * 3, generator=g, dtype=torch.float64)
+    z, h = torch.randn(9, 4, generator=g, dtype=torch.float64), torch.randn(9, 3, generator=g, dtype=torch.float64)
+    y = torch.randint(0, 4, (9,), generator=g)
+    full = glister_stochastic_greedy(grads, z, h, y, 6, 0.5, np.random.default_rng(0), epsilon=1e-12)
+    assert full == glister_greedy(grads, z, h, y, 6, 0.5)

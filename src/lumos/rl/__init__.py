@@ -1,4 +1,4 @@
-"""Reinforcement learning with verifiable rewards: CISPO, GRPO and DAPO objectives, tasks and the trainer.
+"""Reinforcement learning with verifiable rewards: CISPO, GRPO, DAPO, GSPO and Dr. GRPO objectives, tasks and the trainer.
 
 Public API::
 
@@ -14,12 +14,22 @@ from lumos.core.extras import require_extra
 require_extra("lumos.rl", "rl", "report")
 
 from lumos.rl.advantages import dynamic_sampling_mask, group_advantages, overlong_penalty
-from lumos.rl.objectives import available_losses, cispo_loss, dapo_loss, get_loss, grpo_loss
+from lumos.rl.objectives import (
+    available_losses,
+    cispo_loss,
+    dapo_loss,
+    dr_grpo_loss,
+    get_loss,
+    grpo_loss,
+    gspo_loss,
+)
 
 __all__ = [
     "cispo_loss",
     "grpo_loss",
     "dapo_loss",
+    "gspo_loss",
+    "dr_grpo_loss",
     "get_loss",
     "available_losses",
     "group_advantages",

@@ -1,5 +1,5 @@
-"""``lumos rl train``, ``lumos rl compare``, ``lumos rl study``, ``lumos rl fp32-head`` and ``lumos rl check-tasks``
-(``lumos flops`` is in ``lumos.analysis.cli``)."""
+"""``lumos rl train``, ``lumos rl compare``, ``lumos rl study``, ``lumos rl curves``, ``lumos rl fp32-head`` and
+``lumos rl check-tasks`` (``lumos flops`` is in ``lumos.analysis.cli``)."""
 
 from __future__ import annotations
 
@@ -163,24 +163,51 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_run_options(c)
     c.set_defaults(func=_compare)
 
-    st = rsub.add_parser("study", help="CISPO mechanism study: a rare fork token, 1/4/16 updates per batch, seeds",
+    st = rsub.add_parser("study", help="fair CISPO/DAPO/GRPO/GSPO comparison on a rare fork token: per-arm lr "
+                         "grids tuned on tuning seeds, reported on held-out seeds",
                          description="Does CISPO beat DAPO/GRPO because clipping drops the gradient of a rare, "
-                         "valuable token? Task guess-check; see lumos.studies.rl_study.")
-    st.add_argument("--quick", action="store_true", help="smoke-test size (seconds)")
+                         "valuable token? Each arm gets its own lr grid, chosen on --tune-seeds and reported on "
+                         "--eval-seeds. Task guess-check; see lumos.studies.rl_study.")
+    st.add_argument("--quick", action="store_true", help="test size (about a minute): 2 arms, 1 schedule, 3 seeds")
     st.add_argument("--merge", nargs="+", metavar="DIR", default=None,
-                    help="instead of training: one report from study run directories that split a sweep "
-                    "(e.g. --updates 16 --seed 3 --seeds 2 in another process)")
-    st.add_argument("--algos", default="cispo,dapo,grpo", help="comma-separated objectives (default: cispo,dapo,grpo)")
+                    help="instead of training: one report from study run directories that split a sweep by "
+                    "--updates or by seeds (each directory once; no run in two parts)")
+    st.add_argument("--algos", default=None, help="comma-separated arms (default: cispo,dapo,grpo): cispo, dapo "
+                    "(dynamic sampling), grpo (KL β = --grpo-beta), ppo-seq (grpo's loss, β = 0), gspo, dr_grpo, or "
+                    "any registered objective")
     st.add_argument("--updates", default=None, help="optimizer updates per rollout batch, comma-separated "
-                    "(default: 1,4,16; quick: 1,4)")
-    for name in ("seeds", "steps", "prompts_per_step", "group_size", "lr", "eval_every", "eval_problems",
-                 "eval_samples", "target", "hidden", "sft_steps", "sft_rare_steps", "demo_fork_rate",
-                 "router_aux_loss_coef"):
+                    "(default: 1,4,16; quick: 4)")
+    st.add_argument("--tune-seeds", default=None, help="comma-separated seeds that choose each arm's grid point "
+                    "(default: 100,101; may be empty in a part that only runs evaluation seeds)")
+    st.add_argument("--eval-seeds", default=None, help="comma-separated held-out seeds the tables report "
+                    "(default: 0,1,2,3,4)")
+    st.add_argument("--lr-grid", action="append", default=None, metavar="[ARM=]LR,LR,...",
+                    help="learning-rate grid: for every arm, or ARM=... for one arm (repeatable)")
+    st.add_argument("--eps-high-grid", default=None, help="CISPO ε_high values, comma-separated (default: 4)")
+    st.add_argument("--dynamic-sampling", choices=("paper", "on", "off"), default=None,
+                    help="paper (default): on for cispo and dapo, as their papers; on/off: for every arm")
+    for name in ("steps", "prompts_per_step", "group_size", "lr", "grpo_beta", "eval_every", "eval_problems",
+                 "eval_samples", "last_k", "target", "hidden", "sft_steps", "sft_rare_steps", "demo_fork_rate",
+                 "router_aux_loss_coef", "n_boot"):
         st.add_argument("--" + name.replace("_", "-"), type=float if name in (
-                        "lr", "target", "demo_fork_rate", "router_aux_loss_coef")
+                        "lr", "grpo_beta", "target", "demo_fork_rate", "router_aux_loss_coef")
                         else int, default=None, help=f"StudyConfig.{name} (default: the study's, or --quick's)")
     add_run_options(st)
     st.set_defaults(func=_study)
+
+    cv = rsub.add_parser("curves", help="ScaleRL sigmoid fits of accuracy vs compute for each arm of a study",
+                         description="Fit R(C) = R0 + (A - R0)/(1 + (C_mid/C)^B) to eval accuracy against "
+                         "cumulative rollout + training FLOPs (lumos.analysis.flops) per arm of 'lumos rl study' "
+                         "directories, with bootstrap intervals over seeds; one figure with every arm.")
+    cv.add_argument("studies", nargs="+", metavar="DIR", help="study run directories (parts are pooled as --merge)")
+    cv.add_argument("--updates", type=int, default=None, help="the schedule to fit (default: every schedule)")
+    cv.add_argument("--metric", default="eval_accuracy", choices=("eval_accuracy", "fork_prob"),
+                    help="the y value (default: eval_accuracy)")
+    cv.add_argument("--seeds", choices=("eval", "tune", "all"), default="eval",
+                    help="whose runs to fit (default: eval, the held-out seeds)")
+    cv.add_argument("--n-boot", type=int, default=200, help="bootstrap refits (default: 200)")
+    add_run_options(cv)
+    cv.set_defaults(func=_curves)
 
     h = rsub.add_parser("fp32-head", help="train/rollout probability correlation with and without the FP32 LM head")
     h.add_argument("--model", default="hybrid-small", help="hybrid, hybrid-small or a lumos checkpoint dir")
@@ -304,30 +331,113 @@ def _compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _floats(text: str, flag: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(x) for x in parse_csv_list(text, what=flag))
+    except ValueError:
+        raise LumosError(f"{flag} must be comma-separated numbers; got {text!r}.") from None
+
+
+def _ints(text: str, flag: str, allow_empty: bool = False) -> tuple[int, ...]:
+    if allow_empty and text.strip() == "":
+        return ()
+    try:
+        return tuple(int(x) for x in parse_csv_list(text, what=flag))
+    except ValueError:
+        raise LumosError(f"{flag} must be comma-separated integers; got {text!r}.") from None
+
+
+def _study_config(args: argparse.Namespace) -> Any:
+    """The StudyConfig of the flags, validated whole (every arm's RLConfig included) before any directory exists."""
+    from lumos.studies.rl_study import StudyConfig, arm_names
+
+    names = {f.name for f in dataclasses.fields(StudyConfig)}
+    kw: dict[str, Any] = {k: v for k, v in vars(args).items() if v is not None and k in names and k not in (
+        "algos", "updates", "tune_seeds", "eval_seeds", "lr_grid", "eps_high_grid")}
+    if args.algos is not None:
+        kw["algos"] = tuple(parse_csv_list(args.algos, choices=tuple(arm_names()), what="arm"))
+    if args.updates is not None:
+        kw["updates"] = _ints(args.updates, "--updates")
+    if args.tune_seeds is not None:
+        kw["tune_seeds"] = _ints(args.tune_seeds, "--tune-seeds", allow_empty=True)
+    if args.eval_seeds is not None:
+        kw["eval_seeds"] = _ints(args.eval_seeds, "--eval-seeds", allow_empty=True)
+    if args.eps_high_grid is not None:
+        kw["eps_high_grid"] = _floats(args.eps_high_grid, "--eps-high-grid")
+    if args.lr_grid:
+        algos = kw.get("algos") or (StudyConfig.quick().algos if args.quick else StudyConfig.algos)
+        grid: dict[str, tuple[float, ...]] = {}
+        own: dict[str, tuple[float, ...]] = {}          # ARM=... wins over a grid given for every arm
+        for item in args.lr_grid:
+            arm, sep, values = item.rpartition("=")
+            if sep and arm not in algos:
+                raise LumosError(f"--lr-grid {item}: {arm!r} is not among the arms ({', '.join(algos)}).")
+            if sep:
+                own[arm] = _floats(values, "--lr-grid")
+            else:
+                grid.update({a: _floats(values, "--lr-grid") for a in algos})
+        kw["lr_grid"] = {**grid, **own}
+    return StudyConfig.quick(**kw) if args.quick else StudyConfig(**kw)
+
+
 def _study(args: argparse.Namespace) -> int:
-    from lumos.rl.objectives import available_losses
-    from lumos.studies.rl_study import StudyConfig, merge_studies, run_study
+    from lumos.studies.rl_study import merge_studies, run_study
 
     if args.merge:
         run, tables = merge_studies(args.merge, out=args.out)
-        print_table(tables["summary"])
-        print()
-        print_table(tables["paired"])
-        print(f"run directory: {run.path}")
-        return 0
-    kw: dict[str, Any] = {k: v for k, v in vars(args).items() if v is not None and k in {
-        f.name for f in dataclasses.fields(StudyConfig)} and k not in ("algos", "updates", "seed")}
-    kw["algos"] = tuple(parse_csv_list(args.algos, choices=tuple(available_losses()), what="algo"))
+    else:
+        cfg = _study_config(args)
+        run, tables = run_study(cfg, out=args.out, progress=lambda line: print(line, flush=True))
+    for name in ("tuning", "summary", "paired"):
+        if tables[name]:
+            print_table(tables[name])
+            print()
+    print(f"run directory: {run.path}")
+    return 0
+
+
+def _curves(args: argparse.Namespace) -> int:
+    from lumos.core.rundir import RunDir
+    from lumos.studies.curves import curves_figure, fit_curves, format_rows
+    from lumos.studies.rl_study import load_runs, study_curves
+
+    check_positive_int(args.n_boot, "--n-boot", owner="lumos rl curves")
+    parts = [load_runs(d) for d in args.studies]
+    cfg = parts[0][0]
+    runs: dict = {}
+    for _, r in parts:
+        runs.update(r)
+    seeds = {"eval": tuple(s for c, _ in parts for s in c.eval_seeds),
+             "tune": tuple(s for c, _ in parts for s in c.tune_seeds)}
+    seeds["all"] = seeds["eval"] + seeds["tune"]
+    updates = sorted({k[0] for k in runs})
     if args.updates is not None:
-        try:
-            kw["updates"] = tuple(int(x) for x in parse_csv_list(args.updates, what="update count"))
-        except ValueError:
-            raise LumosError(f"--updates must be comma-separated integers; got {args.updates!r}.") from None
-    cfg = StudyConfig.quick(seed=args.seed, **kw) if args.quick else StudyConfig(seed=args.seed, **kw)
-    run, tables = run_study(cfg, out=args.out)
-    print_table(tables["summary"])
-    print()
-    print_table(tables["paired"])
+        if args.updates not in updates:
+            raise LumosError(f"--updates {args.updates}: the studies have schedules {updates}.")
+        updates = [args.updates]
+    if not updates:
+        raise LumosError(f"{', '.join(args.studies)}: no finished run to fit.")
+    with RunDir.create("rl curves", {"studies": list(map(str, args.studies)), "metric": args.metric,
+                                     "seeds": args.seeds, "n_boot": args.n_boot}, out=args.out, seed=args.seed,
+                       title="lumos rl curves — ScaleRL sigmoid fits of performance vs compute") as run:
+        sec = run.report.section("Compute-performance curves")
+        sec.text("R(C) = R0 + (A − R0) / (1 + (C_mid/C)^B) fitted per arm at its tuned grid point (chosen on the "
+                 "tuning seeds) to the runs of the " + args.seeds + " seeds; C = cumulative rollout + training "
+                 "FLOPs from lumos.analysis.flops (training = 3 forwards, + 1 per reference / recomputed old "
+                 "log-prob forward); R0 = the mean step-0 value; intervals: bootstrap over seeds, 95 %.")
+        for u in updates:
+            curves = study_curves(runs, cfg, u, seeds=seeds[args.seeds], metric=args.metric)
+            rows = fit_curves(curves, n_boot=args.n_boot, seed=args.seed,
+                              a_bounds=(0.0, 1.0))
+            for r in rows:
+                run.log({"updates": u, **{k: v for k, v in r.items()}})
+            table = format_rows(rows)
+            sec.table(table, caption=f"{u} update(s) per rollout batch")
+            fig = curves_figure(curves, rows, metric=args.metric, title=f"{args.metric} vs compute, {u} update(s)/batch")
+            run.save_figure(fig, f"curves_u{u}")
+            sec.figure(fig)
+            print(f"updates {u}:")
+            print_table(table)
     print(f"run directory: {run.path}")
     return 0
 

@@ -85,7 +85,9 @@ class RLConfig:
     beta: float = _f(0.0, "grpo: KL coefficient against the initial policy (0 = no KL)", NONNEG, objective=True)
     loss_args: dict[str, Any] = _f(None, "further hyper-parameters of the objective (its own keyword arguments)", InstanceOf(dict),
                                    cli=False)
-    advantage_scale: str = _f("group", "group, batch or none (see group_advantages)", Options(str, ("group", "batch", "none")))
+    advantage_scale: str | None = _f(None, "group, batch or none (see group_advantages); default: the objective's "
+                                     "(none for dr_grpo, group otherwise)", Options(str, ("group", "batch", "none")),
+                                     None)
     dynamic_sampling: bool | None = _f(None, "drop groups whose rewards are all equal; auto = the objective's "
                                         "default (on for dapo)", Boolean(), None)
     dynamic_sampling_max_rounds: int = _f(3, "dynamic sampling: generation rounds per step at most, the first "
@@ -165,6 +167,11 @@ class RLConfig:
         """The objective's clip keyword arguments (those it takes) with its defaults filled in."""
         kw = self.loss_kwargs()
         return {k: kw[k] for k in ("eps_low", "eps_high") if k in kw}
+
+    @property
+    def resolved_advantage_scale(self) -> str:
+        """``advantage_scale``, or the objective's default when unset."""
+        return self.objective.advantage_scale if self.advantage_scale is None else self.advantage_scale
 
     @property
     def use_dynamic_sampling(self) -> bool:

@@ -331,7 +331,7 @@ class RLTrainer:
         return batch, torch.cat(r_parts), torch.cat(idx_parts), stats
 
     def _advantages(self, r: torch.Tensor) -> torch.Tensor:
-        G, scale = self.cfg.group_size, self.cfg.advantage_scale
+        G, scale = self.cfg.group_size, self.cfg.resolved_advantage_scale
         if scale == "batch" and self.world > 1:
             s = dist.all_reduce_sum(torch.tensor([float(r.sum()), float((r * r).sum()), r.numel()], dtype=torch.float64))
             n = float(s[2])
@@ -369,6 +369,8 @@ class RLTrainer:
         if zero_adv and cfg.skip_zero_advantage_steps:
             return {"zero_advantage": 1.0, "zero_advantage_skip": 1.0}
         normalizer = float(counts[1]) if cfg.objective.normalizer == "sequences" else max(float(counts[0]), 1.0)
+        if cfg.objective.normalizer == "max_tokens":    # Dr. GRPO: a constant, sequences × the generation limit
+            normalizer = float(counts[1]) * cfg.max_new_tokens
         stats: dict[str, float] = {}
         loss_val = torch.zeros((), dtype=torch.float64)
         if not rows.numel():

@@ -8,7 +8,9 @@ Writes a run directory: ``metrics.jsonl`` (one row per training run), ``results.
 (mean ± sd tables), ``plots/selection_<setting>.png`` and ``report.html``. ``--resume`` with the same ``--out``
 skips the runs already logged (an interrupted study continues where it stopped). Seeds are ``--seed`` ..
 ``--seed + --seeds − 1``, so a grid can be split across processes (``--seed 2 --seeds 1``) and the
-``metrics.jsonl`` rows concatenated into one directory for the report (``--resume``).
+``metrics.jsonl`` rows concatenated into one directory for the report (``--resume``). A resume must repeat the
+stored configuration (only the seed range may grow) and is refused, before anything is written, on a directory
+that another command wrote.
 """
 
 from __future__ import annotations
@@ -63,12 +65,47 @@ def _config(args: argparse.Namespace):  # noqa: ANN202 - SelectionStudyConfig (i
     return SelectionStudyConfig.quick(**over) if args.quick else SelectionStudyConfig(**over)
 
 
+#: config fields a resume may change: the seed range (a grid split over processes by seed is resumed whole)
+_RESUMABLE = ("seeds", "first_seed")
+
+
+def _check_resume(out: str | None, cfg) -> None:  # noqa: ANN001 - SelectionStudyConfig
+    """Before any write: ``--out`` must be a select-study run whose stored configuration equals ``cfg`` but for
+    the seed range; otherwise its logged rows would be reused under another configuration."""
+    import json
+    from pathlib import Path
+
+    from lumos.core.errors import LumosError
+    from lumos.core.io import read_json, to_json
+    from lumos.core.rundir import is_run_dir
+
+    if out is None:
+        raise LumosError("--resume needs --out DIR, the select-study run directory to continue.")
+    d = Path(out)
+    if not is_run_dir(d):
+        raise LumosError(f"--resume: {d} is not a run directory; check --out, or drop --resume to start a new study.")
+    manifest = read_json(d / "manifest.json") if (d / "manifest.json").is_file() else {}
+    if not isinstance(manifest, dict) or manifest.get("command") != "select-study":
+        return      # another command's run: RunDir.create refuses it, before any write
+    stored = read_json(d / "config.json")
+    mine = json.loads(to_json(cfg.to_dict()))
+    if not isinstance(stored, dict):
+        raise LumosError(f"--resume: {d}/config.json is not an object; the run directory is damaged.")
+    diff = sorted(k for k in set(mine) | set(stored) if k not in _RESUMABLE and mine.get(k) != stored.get(k))
+    if diff:
+        shown = ", ".join(f"{k} {mine.get(k)!r} (stored {stored.get(k)!r})" for k in diff[:4])
+        raise LumosError(f"--resume: {d} was run with another configuration: {shown}; its rows would be reused "
+                         "under the new one. Pass the stored settings, or start a new --out.")
+
+
 def _run(args: argparse.Namespace) -> int:
     from lumos.core.io import read_jsonl
     from lumos.core.rundir import RunDir
     from lumos.studies.selection_study import run_selection_study, write_study_report
 
     cfg = _config(args)  # every problem reported before the run directory exists
+    if args.resume:
+        _check_resume(args.out, cfg)
     with RunDir.create("select-study", cfg.to_dict(), out=args.out, seed=args.seed, resume=args.resume,
                        title="lumos select-study: CHG data selection vs baselines") as run:
         done = read_jsonl(run.metrics_path) if args.resume else []

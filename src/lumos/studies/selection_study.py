@@ -1,5 +1,7 @@
 """The CHG paper's selection experiment at small scale: accuracy versus data fraction for CHG and the CORDS
-baselines (AdaptiveRandom, GradMatch-PB, GLISTER-PB) in three settings, with full-data training as reference.
+baselines in their paper configurations (AdaptiveRandom; GradMatch-PB with λ = 0 and selection batches equal to
+the training batch; GLISTER per sample with stochastic greedy), a class-stratified random control (CHG's
+class-proportional budgets, random within each class), in three settings, with full-data training as reference.
 
 Protocol (CHG paper §7.2 of the reference, scaled down; see :class:`SelectionStudyConfig` for the sizes):
 - data: ``shapes`` — the built-in synthetic images (6 classes) with the built-in small CNN; ``digits`` —
@@ -8,7 +10,8 @@ Protocol (CHG paper §7.2 of the reference, scaled down; see :class:`SelectionSt
   classes cut to 10 % of the smallest class) is applied to the rest, and 10 % of it is split off as the
   validation set (GLISTER's guide), as CORDS does.
 - training: SGD (momentum 0.9, Nesterov, weight decay 5e-4), cosine schedule, batch ``batch_size``; every
-  ``select_every`` epochs the selector re-selects at the current parameters; the loss is weighted by the
+  ``select_every`` epochs the selector re-selects at the current parameters (default 30 epochs, every 2: 15
+  selections, the paper's 300 / 20); the loss is weighted by the
   selector's sample weights, normalised per mini-batch (GradMatch's OMP weights; 1 otherwise).
 - metric: test accuracy after the last epoch; wall time of the whole run (selection included) and of the
   selection alone, both measured in-process on this machine.
@@ -32,6 +35,7 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from lumos.core.validation import (
+    NONNEG,
     NONNEG_INT,
     POSITIVE,
     POSITIVE_INT,
@@ -48,7 +52,7 @@ from lumos.valuation.evaluation import SETTINGS, make_setting
 from lumos.valuation.selection_baselines import SELECTORS, make_selector, selection_weights
 
 __all__ = ["STUDY_DATASETS", "SelectionStudyConfig", "StudyData", "load_study_data", "train_with_selector",
-           "run_selection_study", "summarize", "paper_table", "setting_figure", "write_study_report",
+           "run_selection_study", "summarize", "paired_table", "paper_table", "setting_figure", "write_study_report",
            "demo_selection"]
 
 STUDY_DATASETS = ("shapes", "digits")
@@ -70,21 +74,25 @@ METHOD_LABELS = {"full": "Full data", **{n: SELECTORS.entry(n).meta["label"] for
 
 @dataclass
 class SelectionStudyConfig:
-    """Sizes and schedule of the study. The defaults are the README run (about 30–40 min of one core); use
-    :meth:`quick` for the seconds-long smoke size."""
+    """Sizes and schedule of the study; use :meth:`quick` for the seconds-long smoke size. The baselines run in
+    the CHG paper's configurations: GradMatch-PB with ``gradmatch_lam`` = 0 and selection batches of
+    ``select_batch_size`` = None (= ``batch_size``), GLISTER per sample with stochastic greedy, and
+    ``epochs / select_every`` = 15 selections (the paper's 300 / 20)."""
 
     datasets: tuple[str, ...] = _f(STUDY_DATASETS, _among(STUDY_DATASETS))
     settings: tuple[str, ...] = _f(SETTINGS, _among(SETTINGS))
-    methods: tuple[str, ...] = _f(("chg", "random", "gradmatch", "glister"), _among(SELECTORS))
+    methods: tuple[str, ...] = _f(("chg", "random", "stratified", "gradmatch", "glister"), _among(SELECTORS))
     fractions: tuple[float, ...] = _f((0.05, 0.1, 0.3, 0.5), _FRACTIONS)
-    seeds: int = _f(3, POSITIVE_INT)
+    seeds: int = _f(5, POSITIVE_INT)
     first_seed: int = _f(0, NONNEG_INT, help="seeds first_seed .. first_seed + seeds − 1 (split a grid across "
                          "processes by seed)")
     full: bool = _f(True, Boolean(), help="also train on all the data (the reference)")
-    epochs: int = _f(20, POSITIVE_INT)
-    select_every: int = _f(5, POSITIVE_INT)
+    epochs: int = _f(30, POSITIVE_INT)
+    select_every: int = _f(2, POSITIVE_INT, help="re-select every R epochs (30 / 2: the paper's 15 selections)")
     batch_size: int = _f(32, POSITIVE_INT)
-    select_batch_size: int = _f(16, POSITIVE_INT, help="the fixed batches of GradMatch-PB / GLISTER-PB")
+    select_batch_size: int | None = _f(None, POSITIVE_INT, None, help="the fixed batches of GradMatch-PB / "
+                                       "GLISTER-PB (None: batch_size, the paper's configs)")
+    gradmatch_lam: float = _f(0.0, NONNEG, help="GradMatch's ridge λ (the paper's configs: 0)")
     lr: float = _f(0.05, POSITIVE)
     n_images: int = _f(2200, POSITIVE_INT, help="shapes: images before the test split (train + validation)")
     n_test_images: int = _f(1000, POSITIVE_INT)
@@ -199,7 +207,7 @@ def train_with_selector(data: StudyData, method: str, fraction: float, seed: int
     if method != "full":
         sel = make_selector(method, TensorDataset(X, y), fraction=fraction, select_every=cfg.select_every,
                             seed=seed, val_dataset=TensorDataset(data.X_val, data.y_val),
-                            batch_size=cfg.select_batch_size, eta=cfg.lr)
+                            batch_size=cfg.select_batch_size or cfg.batch_size, eta=cfg.lr, lam=cfg.gradmatch_lam)
     gen = torch.Generator().manual_seed(seed)
     t0, c0, t_sel, weights, shares = time.perf_counter(), time.process_time(), 0.0, None, []
     for epoch in range(cfg.epochs):
@@ -282,6 +290,35 @@ def summarize(rows: list[dict]) -> list[dict]:
     return out
 
 
+def paired_table(rows: list[dict], ref: str = "chg", n_boot: int = 2000) -> list[dict]:
+    """``ref`` minus every other method, per (dataset, setting, fraction), paired by seed (same data split, same
+    initialisation): the mean difference in accuracy points with a bootstrap 95 % interval over seeds and a verdict
+    (an interval containing 0 is a tie)."""
+    from lumos.studies.rl_study import paired_bootstrap
+
+    acc: dict[tuple, dict[int, float]] = defaultdict(dict)
+    for r in rows:
+        acc[(r["dataset"], r["setting"], r["method"], float(r["fraction"]))][int(r["seed"])] = float(r["accuracy"])
+    out = []
+    for (d, s, m, f), by_seed in sorted(acc.items()):
+        if m != ref:
+            continue
+        for (d2, s2, m2, f2), other in sorted(acc.items()):
+            if (d2, s2, f2) != (d, s, f) or m2 == ref:
+                continue
+            seeds = sorted(set(by_seed) & set(other))
+            diffs = [100 * (by_seed[k] - other[k]) for k in seeds]
+            if not diffs:
+                continue
+            mean, lo, hi = paired_bootstrap(diffs, n_boot, seed=0)
+            verdict = ("one seed" if np.isnan(lo) else f"{METHOD_LABELS[ref]} higher" if lo > 0
+                       else f"{METHOD_LABELS[m2]} higher" if hi < 0 else "tie")
+            out.append({"dataset": d, "setting": s, "fraction": f, "pair": f"{METHOD_LABELS[ref]} − {METHOD_LABELS[m2]}",
+                        "seeds": len(diffs), "Δ acc (points)": f"{mean:+.1f}",
+                        "95% CI": "" if np.isnan(lo) else f"[{lo:+.1f}, {hi:+.1f}]", "verdict": verdict})
+    return out
+
+
 def _mean_or_none(values: list) -> float | None:
     vals = [v for v in values if v is not None]
     return round(float(np.mean(vals)), 4) if vals else None
@@ -359,7 +396,8 @@ def write_study_report(run: Any, cfg: SelectionStudyConfig, rows: list[dict]) ->
     md = []
     sec = run.report.section("Selection accuracy vs fraction")
     sec.text(f"Test accuracy (%) after {cfg.epochs} epochs, mean ± sd over {cfg.seeds} seeds; re-selection every "
-             f"{cfg.select_every} epochs; per-batch methods use fixed batches of {cfg.select_batch_size}. "
+             f"{cfg.select_every} epochs; per-batch methods use fixed batches of {cfg.select_batch_size or cfg.batch_size}"
+             f"; GradMatch λ = {cfg.gradmatch_lam:g}; GLISTER per sample, stochastic greedy. "
              "Wall time includes selection. Measured by this run on this machine.")
     for d in cfg.datasets:
         acc, secs, cpu = (paper_table(summary, d, v) for v in ("acc", "seconds", "cpu_seconds"))
@@ -375,6 +413,11 @@ def write_study_report(run: Any, cfg: SelectionStudyConfig, rows: list[dict]) ->
             sec.table(share, caption=f"{d}: % of relabelled points in the selected subsets (mean over selections "
                                      "and seeds; the data has about 27 %)")
             md += [f"### {d}: % relabelled points among the selected (noise30)", "", *_markdown(share), ""]
+    pairs = paired_table(rows)
+    if pairs:
+        sec.table(pairs, caption="CHG minus each method, paired by seed (same split and initialisation); bootstrap "
+                                 "95 % interval over seeds; an interval containing 0 is a tie.")
+        md += ["### CHG − each method, paired by seed (accuracy points, bootstrap 95 % CI)", "", *_markdown(pairs), ""]
     for s in cfg.settings:
         fig = setting_figure(summary, s)
         run.save_figure(fig, f"selection_{s}")

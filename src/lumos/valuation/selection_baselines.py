@@ -16,6 +16,11 @@ Same three-line use and the same schedule (re-select when ``epoch % select_every
   validation set (``"valid"``); the OMP weight of a batch becomes the weight of each of its samples.
 - :class:`GlisterPBSelector` (GLISTER-PB): greedy over fixed mini-batches by the one-step Taylor gain on the
   validation loss (step ``eta``); weights 1.
+- :class:`GlisterSelector` (GLISTER, per sample): the same gain over single samples with stochastic greedy
+  (CORDS ``GLISTERStrategy`` with ``greedy='Stochastic'``), the configuration of the CHG paper's baseline runs.
+- :class:`StratifiedRandomSelector`: a uniform random sample *within each class*, with CHG's class-proportional
+  budgets (:func:`lumos.valuation.selection.per_class_top` on random values) — the control that separates CHG's
+  values from its class-proportional budgets.
 
 A Sampler yields indices only, so the weights are published as ``weights_`` (N,) float64: the weight of every
 selected sample, 0 elsewhere (all selectors, ``CHGSelector`` included through :func:`selection_weights`).
@@ -39,17 +44,18 @@ from torch.utils.data import Sampler
 
 from lumos.core.registry import Registry
 from lumos.core.validation import check_choice, check_dataset, check_float, check_positive_int
-from lumos.valuation.selection import AdaptiveSelector, CHGSelector
+from lumos.valuation.selection import AdaptiveSelector, CHGSelector, per_class_top
 from lumos.valuation.selection_solvers import (
     batch_last_layer_grads,
     fixed_batches,
     glister_greedy,
+    glister_stochastic_greedy,
     last_layer_stats,
     omp_nonneg,
 )
 
-__all__ = ["AdaptiveSelector", "RandomSelector", "GradMatchPBSelector", "GlisterPBSelector", "SELECTORS",
-           "make_selector", "selection_weights"]
+__all__ = ["AdaptiveSelector", "RandomSelector", "StratifiedRandomSelector", "GradMatchPBSelector",
+           "GlisterPBSelector", "GlisterSelector", "SELECTORS", "make_selector", "selection_weights"]
 
 
 class RandomSelector(AdaptiveSelector):
@@ -157,6 +163,54 @@ class GlisterPBSelector(_PerBatchSelector):
         return self._expand(chosen, [1.0] * len(chosen), rng)
 
 
+def _labels(dataset: Any) -> np.ndarray:
+    """(N,) int labels of a map-style dataset of (x, y, ...) (a TensorDataset's label tensor directly)."""
+    tensors = getattr(dataset, "tensors", None)
+    if tensors is not None and len(tensors) >= 2:
+        return np.asarray(tensors[1].detach().cpu().numpy()).astype(np.int64).reshape(-1)
+    return np.asarray([int(dataset[i][1]) for i in range(len(dataset))], dtype=np.int64)
+
+
+class StratifiedRandomSelector(AdaptiveSelector):
+    """Class-stratified random: per class c, ``int(budget · |N_c| / N)`` points drawn uniformly (CHG's budgets,
+    :func:`~lumos.valuation.selection.per_class_top` on uniform random values), padded at random to ``budget``;
+    redrawn at every selection; weights 1. The model is not used."""
+
+    def _select(self, model: nn.Module, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        labels = _labels(self.dataset)       # read at every selection: set_params may swap the dataset
+        idx = per_class_top(rng.random(len(self.dataset)), labels, self.budget, rng)
+        return idx, np.ones(self.budget)
+
+
+class GlisterSelector(AdaptiveSelector):
+    """GLISTER per sample (the CHG paper's baseline configuration): ``budget`` samples chosen by stochastic greedy
+    on the one-step Taylor gain ⟨∇ℓ_i, ∇L_val(θ_S)⟩ of their last-layer gradients (step ``eta``); weights 1.
+
+    Args (beyond :class:`AdaptiveSelector`): val_dataset (required); eta (CORDS: the learning rate); epsilon:
+    stochastic greedy's ε (each round scans ⌈(N / budget) · ln(1/ε)⌉ random candidates; CORDS 0.01).
+    """
+
+    def __init__(self, dataset: Any, fraction: float = 0.1, select_every: int = 20, val_dataset: Any = None,
+                 eta: float = 0.05, epsilon: float = 0.01, seed: int = 0) -> None:
+        self.val_dataset, self.eta, self.epsilon = val_dataset, eta, epsilon
+        super().__init__(dataset, fraction, select_every, seed)
+
+    def _check_params(self) -> None:
+        super()._check_params()
+        owner = "GlisterSelector"
+        check_dataset(self.val_dataset, "val_dataset", owner=owner)
+        check_float(self.eta, "eta", 0.0, owner=owner, low_inclusive=False,
+                    fix="It is the one-step size; CORDS uses the learning rate.")
+        check_float(self.epsilon, "epsilon", 0.0, 1.0, owner=owner, low_inclusive=False, high_inclusive=False,
+                    fix="It is stochastic greedy's ε (CORDS: 0.01).")
+
+    def _select(self, model: nn.Module, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        A = batch_last_layer_grads(model, self.dataset, 1)        # (N, C + C·D): one row per sample
+        z, h, y = last_layer_stats(model, self.val_dataset)
+        chosen = glister_stochastic_greedy(A, z, h, y, self.budget, self.eta, rng, self.epsilon)
+        return np.asarray(chosen, dtype=np.int64), np.ones(len(chosen))
+
+
 #: name → selector class, with its display ``label`` and the shared ``options`` of :func:`make_selector` it takes
 #: beyond fraction / select_every / seed; read by the selection study, its CLI and the demo.
 SELECTORS: Registry[type[AdaptiveSelector]] = Registry(
@@ -164,15 +218,20 @@ SELECTORS: Registry[type[AdaptiveSelector]] = Registry(
     expects_text="an AdaptiveSelector subclass")
 SELECTORS.register("chg", CHGSelector, label="CHG", options=())
 SELECTORS.register("random", RandomSelector, label="AdaptiveRandom", options=())
-SELECTORS.register("gradmatch", GradMatchPBSelector, label="GradMatch-PB", options=("batch_size",))
-SELECTORS.register("glister", GlisterPBSelector, label="GLISTER-PB", options=("batch_size", "val_dataset", "eta"))
+SELECTORS.register("stratified", StratifiedRandomSelector, label="Stratified random", options=())
+SELECTORS.register("gradmatch", GradMatchPBSelector, label="GradMatch-PB", options=("batch_size", "lam"))
+SELECTORS.register("glister", GlisterSelector, label="GLISTER", options=("val_dataset", "eta"))
+SELECTORS.register("glister-pb", GlisterPBSelector, label="GLISTER-PB", options=("batch_size", "val_dataset", "eta"))
 
 
 def make_selector(name: str, dataset: Any, *, fraction: float, select_every: int, seed: int = 0,
-                  val_dataset: Any = None, batch_size: int = 32, eta: float = 0.05) -> Sampler[int]:
-    """Build a registered selector with the shared options (each takes the ``options`` it registered)."""
+                  val_dataset: Any = None, batch_size: int = 32, eta: float = 0.05, lam: float = 0.5
+                  ) -> Sampler[int]:
+    """Build a registered selector with the shared options (each takes the ``options`` it registered):
+    ``batch_size`` is the fixed batch of the per-batch methods, ``lam`` GradMatch's ridge λ, ``eta`` GLISTER's
+    step."""
     entry = SELECTORS.entry(name)
-    extra = {"batch_size": batch_size, "val_dataset": val_dataset, "eta": eta}
+    extra = {"batch_size": batch_size, "val_dataset": val_dataset, "eta": eta, "lam": lam}
     return entry.obj(dataset, fraction=fraction, select_every=select_every, seed=seed,
                      **{k: extra[k] for k in entry.meta["options"]})
 

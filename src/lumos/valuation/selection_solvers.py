@@ -7,6 +7,9 @@
   run on the Gram matrix AᵀA only. Twin: :func:`omp_nonneg_naive`, the textbook loop on A and the residual.
 - :func:`glister_greedy` — GLISTER's greedy selection by the one-step Taylor gain on the validation loss,
   updating the validation logits in closed form. Twin: :func:`glister_greedy_naive`, autograd on the head.
+- :func:`glister_stochastic_greedy` — the same gain with stochastic greedy (each round scans a random sample of
+  the remaining candidates, CORDS ``greedy='Stochastic'``), used per sample by the paper's GLISTER. Twin:
+  :func:`glister_stochastic_greedy_naive`.
 
 Everything is float64. Layout of a gradient vector: ``[∇_b (C), ∇_W (C·D, row-major C × D)]``, CORDS's
 order (bias block, then the weight block with the feature index fastest).
@@ -14,8 +17,10 @@ order (bias block, then the weight block with the feature index fastest).
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -33,6 +38,9 @@ __all__ = [
     "omp_nonneg_naive",
     "glister_greedy",
     "glister_greedy_naive",
+    "stochastic_sample_size",
+    "glister_stochastic_greedy",
+    "glister_stochastic_greedy_naive",
 ]
 
 
@@ -139,7 +147,9 @@ def _ridge_nonneg(gram: torch.Tensor, c: torch.Tensor, support: list[int], lam: 
     """Solve (G_SS + λI) x = c_S, dropping the most negative atom from ``support`` (in place) until x ≥ 0."""
     while True:
         s = torch.tensor(support)
-        xs = torch.linalg.solve(gram[s][:, s] + lam * torch.eye(len(s), dtype=torch.float64), c[s])
+        lhs = gram[s][:, s] + lam * torch.eye(len(s), dtype=torch.float64)
+        # λ = 0 (the paper's GradMatch configs): G_SS may be singular (collinear atoms); least squares then
+        xs = torch.linalg.solve(lhs, c[s]) if lam > 0 else torch.linalg.lstsq(lhs, c[s][:, None]).solution[:, 0]
         if len(support) == 1 or float(xs.min()) >= 0:
             return xs.clamp_min(0.0)
         del support[int(torch.argmin(xs))]
@@ -241,6 +251,71 @@ def glister_greedy_naive(grads: torch.Tensor, z_val: torch.Tensor, h_val: torch.
         for j in range(n):
             if j in chosen:
                 continue
+            v = float(grads[j] @ val_grad)
+            if v > best_val:
+                best, best_val = j, v
+        chosen.append(best)
+        total = total + grads[best]
+    return chosen
+
+
+def stochastic_sample_size(n: int, k: int, epsilon: float = 0.01) -> int:
+    """Candidates scanned per round by stochastic greedy (Mirzasoleiman et al. 2015): ⌈(n / k) · ln(1/ε)⌉,
+    at least 1 and at most n (CORDS: ``int(len(gains) / budget * math.log(100))``, ε = 0.01)."""
+    return max(1, min(n, math.ceil(n / k * math.log(1.0 / epsilon))))
+
+
+def glister_stochastic_greedy(grads: torch.Tensor, z_val: torch.Tensor, h_val: torch.Tensor, y_val: torch.Tensor,
+                              k: int, eta: float, rng: np.random.Generator, epsilon: float = 0.01) -> list[int]:
+    """GLISTER with stochastic greedy: ``k`` rows of ``grads`` (per-sample last-layer gradients for the paper's
+    per-sample GLISTER). Each round draws :func:`stochastic_sample_size` candidates uniformly without replacement
+    from those not chosen (``rng.choice`` on the sorted remaining indices), takes the one with the largest
+    ⟨grads_e, ∇_θ L_val(θ_S)⟩ (first maximum), and moves the validation logits one step as
+    :func:`glister_greedy`.
+    """
+    n, c = grads.shape[0], z_val.shape[1]
+    _check_budget(k, n, "glister_stochastic_greedy")
+    size = stochastic_sample_size(n, k, epsilon)
+    g64 = grads.double()
+    gb, gw = _split(g64, c)
+    z, h = z_val.double().clone(), h_val.double()
+    free = np.ones(n, dtype=bool)
+    chosen: list[int] = []
+    for _ in range(k):
+        remaining = np.flatnonzero(free)
+        cand = rng.choice(remaining, size=min(size, len(remaining)), replace=False)
+        _, g = ce_logit_grad(z, y_val)
+        val_grad = torch.cat([g.mean(0), (g.T @ h / len(g)).reshape(-1)])
+        gains = g64[torch.as_tensor(cand)] @ val_grad
+        e = int(cand[int(torch.argmax(gains))])
+        chosen.append(e)
+        free[e] = False
+        z -= eta * (gb[e] + h @ gw[e].T)
+    return chosen
+
+
+def glister_stochastic_greedy_naive(grads: torch.Tensor, z_val: torch.Tensor, h_val: torch.Tensor,
+                                    y_val: torch.Tensor, k: int, eta: float, rng: np.random.Generator,
+                                    epsilon: float = 0.01) -> list[int]:
+    """Twin of :func:`glister_stochastic_greedy`: the same candidate draws, the validation gradient at θ_S by
+    ``torch.autograd.grad`` through F.linear of the accumulated step (as :func:`glister_greedy_naive`), gains by a
+    Python loop over the candidates (first maximum wins)."""
+    n, c = grads.shape[0], z_val.shape[1]
+    _check_budget(k, n, "glister_stochastic_greedy_naive")
+    size = stochastic_sample_size(n, k, epsilon)
+    grads, h = grads.double(), h_val.double()
+    chosen: list[int] = []
+    total = torch.zeros(grads.shape[1], dtype=torch.float64)
+    for _ in range(k):
+        remaining = np.array(sorted(set(range(n)) - set(chosen)), dtype=np.int64)
+        cand = rng.choice(remaining, size=min(size, len(remaining)), replace=False)
+        db = (-eta * total[:c]).requires_grad_(True)
+        dw = (-eta * total[c:].reshape(c, -1)).requires_grad_(True)
+        loss = F.cross_entropy(z_val.double() + F.linear(h, dw, db), y_val)
+        g_b, g_w = torch.autograd.grad(loss, [db, dw])
+        val_grad = torch.cat([g_b, g_w.reshape(-1)])
+        best, best_val = -1, -float("inf")
+        for j in cand.tolist():
             v = float(grads[j] @ val_grad)
             if v > best_val:
                 best, best_val = j, v

@@ -10,4 +10,4 @@ def test_chg_demo_section_quick(tmp_path):
     html = (tmp_path / "demo" / "report.html").read_text()
     assert "Noisy-label detection" in html and "data:image/png" in html
     assert (tmp_path / "demo" / "plots" / "chg_removal_curves.png").exists()
-    assert "Data selection during training" in html and "GLISTER-PB" in html
+    assert "Data selection during training" in html and "GLISTER" in html and "Stratified random" in html

@@ -55,4 +55,4 @@ def _selection(ctx: DemoContext) -> None:
     ctx.section.table(rows, caption="Data selection during training (digits, 30% of labels relabelled at random, "
                                     "MLP, 20 epochs, re-selection every 5): test accuracy when training on 10% of "
                                     "the data chosen by each method, and on all of it. One seed; the full grid "
-                                    "with 3 seeds, three settings and a CNN is `lumos select-study`.")
+                                    "with 5 seeds, three settings and a CNN is `lumos select-study`.")
