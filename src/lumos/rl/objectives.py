@@ -418,8 +418,12 @@ def gspo_loss(
     value and gradient. Returns ``−J``.
 
     Args:
-        logp, old_logp, mask: (B, T).  advantages: (B,) or (B, T).
-        eps_low, eps_high: the sequence-level clip range (relative, as every lumos objective).
+        logp: (B, T) log-probabilities under the policy.
+        old_logp: (B, T) log-probabilities under the rollout policy.
+        mask: (B, T) response-token mask.
+        advantages: (B,) or (B, T).
+        eps_low: lower end of the sequence-level clip range (relative, as every lumos objective).
+        eps_high: upper end of the sequence-level clip range.
         normalizer: number of sequences to divide by instead of B (minibatch / multi-process splits).
 
     Returns:
@@ -521,7 +525,8 @@ def dr_grpo_loss(
     by default B · T of the padded batch. Returns ``−J``.
 
     Args:
-        eps_low, eps_high: clip range (``eps_high=None``: symmetric), the PPO values of the paper.
+        eps_low: lower clip, the PPO value of the paper.
+        eps_high: upper clip (``None``: symmetric, = eps_low).
         normalizer: the constant denominator (global sequences × generation limit).
 
     Returns:
