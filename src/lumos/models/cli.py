@@ -6,7 +6,9 @@ directory; ``lumos export``: any MiniMax checkpoint → a release or transformer
 from __future__ import annotations
 
 import argparse
+import json
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from lumos.cli.common import add_run_options
@@ -81,7 +83,6 @@ def _legacy_config(source: CheckpointSource, given: str | None) -> Any:
 
 def _run_transformers(args: argparse.Namespace, dtype: Any, path: Any) -> int:
     """``lumos generate`` for a transformers (or peft adapter) directory ``path``: its tokenizer and chat template."""
-    import json
 
     from lumos.core.errors import LumosError
     from lumos.core.rundir import RunDir
@@ -104,28 +105,10 @@ def _run_transformers(args: argparse.Namespace, dtype: Any, path: Any) -> int:
                                 temperature=args.temperature if args.temperature > 0 else 1.0,
                                 top_k=args.top_k, top_p=args.top_p, stop_strings=args.stop, seed=args.seed)
     gen_s = time.perf_counter() - t1
-    rows = []
-    for i, prompt in enumerate(args.prompt):
-        n = int(out.mask[i].sum())
-        toks = out.tokens[i, :n].tolist()
-        row = {"prompt": prompt, "completion": tokenizer.decode(toks), "tokens": toks,
-               "logprobs": [round(float(x), 6) for x in out.logprobs[i, :n]], "finish_reason": out.finish_reasons[i]}
-        rows.append(row)
-        run.log(row)
-    n_tok = int(out.mask.sum())
-    run.update_manifest(load_seconds=load_s, generate_seconds=gen_s, generated_tokens=n_tok)
-    sec = run.report.section("Generations")
-    sec.text(f"Model {args.model} ({type(model).__name__}, {sum(p.numel() for p in model.parameters()):,} "
-             f"parameters) on {device}; {n_tok} tokens in {gen_s:.2f} s.")
-    sec.table([{k: r[k] for k in ("prompt", "completion", "finish_reason")} for r in rows])
-    run.finish()
-    if args.json:
-        print(json.dumps({"run": str(run.path), "results": rows}))
-    else:
-        for r in rows:
-            print(r["prompt"] + r["completion"])
-        print(f"[run: {run.path}]")
-    return 0
+    n_params = sum(p.numel() for p in model.parameters())
+    return _finish_generation(args, run, tokenizer, out, load_s, gen_s, lambda n_tok: (
+        f"Model {args.model} ({type(model).__name__}, {n_params:,} parameters) on {device}; {n_tok} tokens in "
+        f"{gen_s:.2f} s."))
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -146,7 +129,6 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    import json
 
     import torch
 
@@ -203,6 +185,14 @@ def _run(args: argparse.Namespace) -> int:
                              repetition_threshold=args.repetition_threshold,
                              callback=lambda step, tokens: advance(1), compile=args.compile)
     gen_s = time.perf_counter() - t1
+    return _finish_generation(args, run, tokenizer, out, load_s, gen_s, lambda n_tok: (
+        f"Model {args.model}: {cfg.num_hidden_layers} layers ({cfg.layer_kinds.count('softmax')} softmax), "
+        f"{model.num_parameters():,} parameters; {n_tok} tokens in {gen_s:.2f} s."))
+
+
+def _finish_generation(args: argparse.Namespace, run: Any, tokenizer: Any, out: Any, load_s: float, gen_s: float,
+                       summary: Callable[[int], str]) -> int:
+    """Log one row per prompt, write the report (headed by ``summary(generated tokens)``) and print the results."""
     rows = []
     for i, prompt in enumerate(args.prompt):
         n = int(out.mask[i].sum())
@@ -214,8 +204,7 @@ def _run(args: argparse.Namespace) -> int:
     n_tok = int(out.mask.sum())
     run.update_manifest(load_seconds=load_s, generate_seconds=gen_s, generated_tokens=n_tok)
     sec = run.report.section("Generations")
-    sec.text(f"Model {args.model}: {cfg.num_hidden_layers} layers ({cfg.layer_kinds.count('softmax')} softmax), "
-             f"{model.num_parameters():,} parameters; {n_tok} tokens in {gen_s:.2f} s.")
+    sec.text(summary(n_tok))
     sec.table([{k: r[k] for k in ("prompt", "completion", "finish_reason")} for r in rows])
     run.finish()
     if args.json:
