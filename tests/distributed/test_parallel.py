@@ -84,3 +84,35 @@ def test_sharded_loading_reports_bad_keys_before_reading(tmp_path):
     with pytest.raises(LumosError, match="missing keys: model.norm.weight.*unexpected keys: model.extra.weight"
                        ".*mis-shaped keys: lm_head.weight"):
         load_sharded(tmp_path, mesh=None)      # the check runs before any mesh or tensor is touched
+
+
+def test_a_mesh_whose_process_group_was_destroyed_is_one_clear_error(tmp_path):
+    """Issue 27: load_pretrained / shard_model with a mesh made before destroy_process_group() was a raw
+    RuntimeError ("Could not resolve the process group"); now one LumosError line, in a fresh process."""
+    import subprocess
+    import sys
+    import textwrap
+
+    from lumos.distributed.process_group import free_port
+
+    code = textwrap.dedent(f"""
+        import os, torch.distributed as dist
+        os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT="{free_port()}", RANK="0", WORLD_SIZE="1")
+        from lumos.core.errors import LumosError
+        from lumos.distributed import make_mesh, shard_model
+        from lumos.models import load_pretrained, save_pretrained, tiny_hybrid
+        save_pretrained(tiny_hybrid(), r"{tmp_path / 'm'}")
+        mesh = make_mesh()
+        dist.destroy_process_group()
+        for call in (lambda: load_pretrained(r"{tmp_path / 'm'}", device_mesh=mesh),
+                     lambda: shard_model(tiny_hybrid(), mesh)):
+            try:
+                call()
+            except LumosError as exc:
+                assert "destroyed" in str(exc) and "\\n" not in str(exc), exc
+            else:
+                raise SystemExit("no error")
+        print("ok")
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]

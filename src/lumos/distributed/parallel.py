@@ -28,7 +28,7 @@ from lumos.core.validation import check_positive_int
 from lumos.distributed.process_group import local_shard
 
 __all__ = ["make_mesh", "shard_model", "is_sharded", "clip_grad_norm", "gathered_copy", "check_expert_parallel",
-           "local_shard"]
+           "check_mesh", "local_shard"]
 
 
 def check_expert_parallel(ep: int, world: int, num_experts: int | None = None) -> None:
@@ -82,6 +82,24 @@ def is_sharded(model: nn.Module) -> bool:
     return isinstance(model, FSDPModule)
 
 
+def check_mesh(mesh: Any, owner: str) -> None:
+    """``mesh`` must be a torch ``DeviceMesh`` whose process group is still alive (not destroyed since it was made)."""
+    import torch.distributed as tdist
+    from torch.distributed.device_mesh import DeviceMesh
+
+    if not isinstance(mesh, DeviceMesh):
+        raise bad_param("device_mesh", "a torch DeviceMesh (lumos.distributed.make_mesh) or None",
+                        repr(mesh) if isinstance(mesh, str) else type(mesh).__name__, owner=owner, type_error=True,
+                        fix="Build one with make_mesh(expert_parallel, num_experts=...) under torchrun.")
+    try:
+        alive = tdist.is_initialized() and all(mesh.get_group(d) is not None for d in range(mesh.ndim))
+    except (RuntimeError, ValueError, KeyError):
+        alive = False
+    if not alive:
+        raise LumosError(f"{owner}: the device mesh's process group was destroyed (or never initialised); build a new "
+                         "mesh with lumos.distributed.make_mesh() after init_distributed().")
+
+
 def shard_model(model: nn.Module, mesh: Any, *, expert_parallel: bool = False, reshard_after_forward: bool = True,
                 grad_reduce: str = "mean") -> nn.Module:
     """FSDP2 on every decoder layer and the root of a ``HybridLM`` (in place, also on the meta device).
@@ -96,6 +114,7 @@ def shard_model(model: nn.Module, mesh: Any, *, expert_parallel: bool = False, r
 
     Returns the same module (now an ``FSDPModule``); parameters are DTensors.
     """
+    check_mesh(mesh, "shard_model")
     from torch.distributed.fsdp import FSDPModule, fully_shard
 
     from lumos.distributed.expert_parallel import ExpertParallelMoE

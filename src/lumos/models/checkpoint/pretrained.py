@@ -128,13 +128,9 @@ def load_pretrained(path: str | os.PathLike[str], dtype: torch.dtype | None = No
     if not isinstance(expert_parallel, bool):
         raise bad_param("expert_parallel", "True or False", expert_parallel, owner="load_pretrained", type_error=True)
     if device_mesh is not None:
-        from torch.distributed.device_mesh import DeviceMesh
+        from lumos.distributed.parallel import check_mesh
 
-        if not isinstance(device_mesh, DeviceMesh):
-            raise bad_param("device_mesh", "a torch DeviceMesh (lumos.distributed.parallel.make_mesh) or None",
-                            type(device_mesh).__name__ if not isinstance(device_mesh, str) else repr(device_mesh),
-                            owner="load_pretrained", type_error=True,
-                            fix="Build one with make_mesh(expert_parallel, num_experts=...) under torchrun.")
+        check_mesh(device_mesh, "load_pretrained")
         return load_sharded(Path(path), device_mesh, dtype=dtype, expert_parallel=expert_parallel, format=format,
                             device=device)
     if expert_parallel:
