@@ -221,8 +221,7 @@ def glister_greedy(grads: torch.Tensor, z_val: torch.Tensor, h_val: torch.Tensor
     free = torch.ones(n, dtype=torch.bool)
     chosen: list[int] = []
     for _ in range(k):
-        _, g = ce_logit_grad(z, y_val)  # (M, C)
-        val_grad = torch.cat([g.mean(0), (g.T @ h / len(g)).reshape(-1)])
+        val_grad = _val_grad(z, h, y_val)
         gains = (grads.double() @ val_grad).masked_fill(~free, -float("inf"))
         e = int(torch.argmax(gains))
         chosen.append(e)
@@ -236,17 +235,13 @@ def glister_greedy_naive(grads: torch.Tensor, z_val: torch.Tensor, h_val: torch.
     """Twin of :func:`glister_greedy`: the validation logits at θ_S are z_val + F.linear(h_val, ΔW, Δb) with
     leaf tensors (Δb, ΔW) = −η Σ_{j∈S} grads_j; ∇_θ L_val(θ_S) = ∂L/∂Δ comes from ``torch.autograd.grad`` and
     the gains from a Python loop over the remaining candidates (first maximum wins, as ``argmax``)."""
-    n, c = grads.shape[0], z_val.shape[1]
+    n = grads.shape[0]
     _check_budget(k, n, "glister_greedy_naive")
     grads, h = grads.double(), h_val.double()
     chosen: list[int] = []
     total = torch.zeros(grads.shape[1], dtype=torch.float64)
     for _ in range(k):
-        db = (-eta * total[:c]).requires_grad_(True)
-        dw = (-eta * total[c:].reshape(c, -1)).requires_grad_(True)
-        loss = F.cross_entropy(z_val.double() + F.linear(h, dw, db), y_val)
-        g_b, g_w = torch.autograd.grad(loss, [db, dw])  # ∂L/∂Δ = ∂L/∂θ at θ_S
-        val_grad = torch.cat([g_b, g_w.reshape(-1)])
+        val_grad = _autograd_val_grad(total, eta, z_val, h, y_val)
         best, best_val = -1, -float("inf")
         for j in range(n):
             if j in chosen:
@@ -257,6 +252,25 @@ def glister_greedy_naive(grads: torch.Tensor, z_val: torch.Tensor, h_val: torch.
         chosen.append(best)
         total = total + grads[best]
     return chosen
+
+
+def _val_grad(z: torch.Tensor, h: torch.Tensor, y_val: torch.Tensor) -> torch.Tensor:
+    """∇_θ of the mean validation cross-entropy at logits ``z`` (M, C) w.r.t. the last layer (bias, weight),
+    flattened as the rows of ``grads`` are: the closed form the fast GLISTER solvers use."""
+    _, g = ce_logit_grad(z, y_val)  # (M, C)
+    return torch.cat([g.mean(0), (g.T @ h / len(g)).reshape(-1)])
+
+
+def _autograd_val_grad(total: torch.Tensor, eta: float, z_val: torch.Tensor, h: torch.Tensor,
+                       y_val: torch.Tensor) -> torch.Tensor:
+    """The same gradient by autograd, for the twins: logits z_val + F.linear(h, ΔW, Δb) with leaf tensors
+    (Δb, ΔW) = −η·``total`` (the summed rows chosen so far); ∂L/∂Δ = ∂L/∂θ at θ_S."""
+    c = z_val.shape[1]
+    db = (-eta * total[:c]).requires_grad_(True)
+    dw = (-eta * total[c:].reshape(c, -1)).requires_grad_(True)
+    loss = F.cross_entropy(z_val.double() + F.linear(h, dw, db), y_val)
+    g_b, g_w = torch.autograd.grad(loss, [db, dw])
+    return torch.cat([g_b, g_w.reshape(-1)])
 
 
 def stochastic_sample_size(n: int, k: int, epsilon: float = 0.01) -> int:
@@ -284,8 +298,7 @@ def glister_stochastic_greedy(grads: torch.Tensor, z_val: torch.Tensor, h_val: t
     for _ in range(k):
         remaining = np.flatnonzero(free)
         cand = rng.choice(remaining, size=min(size, len(remaining)), replace=False)
-        _, g = ce_logit_grad(z, y_val)
-        val_grad = torch.cat([g.mean(0), (g.T @ h / len(g)).reshape(-1)])
+        val_grad = _val_grad(z, h, y_val)
         gains = g64[torch.as_tensor(cand)] @ val_grad
         e = int(cand[int(torch.argmax(gains))])
         chosen.append(e)
@@ -300,7 +313,7 @@ def glister_stochastic_greedy_naive(grads: torch.Tensor, z_val: torch.Tensor, h_
     """Twin of :func:`glister_stochastic_greedy`: the same candidate draws, the validation gradient at θ_S by
     ``torch.autograd.grad`` through F.linear of the accumulated step (as :func:`glister_greedy_naive`), gains by a
     Python loop over the candidates (first maximum wins)."""
-    n, c = grads.shape[0], z_val.shape[1]
+    n = grads.shape[0]
     _check_budget(k, n, "glister_stochastic_greedy_naive")
     size = stochastic_sample_size(n, k, epsilon)
     grads, h = grads.double(), h_val.double()
@@ -309,11 +322,7 @@ def glister_stochastic_greedy_naive(grads: torch.Tensor, z_val: torch.Tensor, h_
     for _ in range(k):
         remaining = np.array(sorted(set(range(n)) - set(chosen)), dtype=np.int64)
         cand = rng.choice(remaining, size=min(size, len(remaining)), replace=False)
-        db = (-eta * total[:c]).requires_grad_(True)
-        dw = (-eta * total[c:].reshape(c, -1)).requires_grad_(True)
-        loss = F.cross_entropy(z_val.double() + F.linear(h, dw, db), y_val)
-        g_b, g_w = torch.autograd.grad(loss, [db, dw])
-        val_grad = torch.cat([g_b, g_w.reshape(-1)])
+        val_grad = _autograd_val_grad(total, eta, z_val, h, y_val)
         best, best_val = -1, -float("inf")
         for j in cand.tolist():
             v = float(grads[j] @ val_grad)
