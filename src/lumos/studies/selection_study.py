@@ -48,6 +48,7 @@ from lumos.core.validation import (
     constraint,
     is_real,
 )
+from lumos.studies.rl_study_stats import markdown_table
 from lumos.valuation.evaluation import SETTINGS, make_setting
 from lumos.valuation.selection_baselines import SELECTORS, make_selector, selection_weights
 
@@ -404,20 +405,20 @@ def write_study_report(run: Any, cfg: SelectionStudyConfig, rows: list[dict]) ->
         sec.table(acc, caption=f"{d}: test accuracy (%)")
         sec.table(secs, caption=f"{d}: mean wall seconds per training run (selection included)")
         sec.table(cpu, caption=f"{d}: mean CPU seconds of the process per training run (nan: not recorded)")
-        md += [f"### {d}: test accuracy (%)", "", *_markdown(acc), "", f"### {d}: wall seconds per run", "",
-               *_markdown(secs), "", f"### {d}: CPU seconds per run", "", *_markdown(cpu), ""]
+        md += [f"### {d}: test accuracy (%)", "", *markdown_table(acc), "", f"### {d}: wall seconds per run", "",
+               *markdown_table(secs), "", f"### {d}: CPU seconds per run", "", *markdown_table(cpu), ""]
         noisy = [r for r in summary if r["dataset"] == d and r.get("relabelled_share") is not None]
         if noisy:
             share = [{k: v for k, v in row.items() if k == "method" or k.startswith("noise30")}
                      for row in paper_table(noisy, d, "relabelled_share")]
             sec.table(share, caption=f"{d}: % of relabelled points in the selected subsets (mean over selections "
                                      "and seeds; the data has about 27 %)")
-            md += [f"### {d}: % relabelled points among the selected (noise30)", "", *_markdown(share), ""]
+            md += [f"### {d}: % relabelled points among the selected (noise30)", "", *markdown_table(share), ""]
     pairs = paired_table(rows)
     if pairs:
         sec.table(pairs, caption="CHG minus each method, paired by seed (same split and initialisation); bootstrap "
                                  "95 % interval over seeds; an interval containing 0 is a tie.")
-        md += ["### CHG − each method, paired by seed (accuracy points, bootstrap 95 % CI)", "", *_markdown(pairs), ""]
+        md += ["### CHG − each method, paired by seed (accuracy points, bootstrap 95 % CI)", "", *markdown_table(pairs), ""]
     for s in cfg.settings:
         fig = setting_figure(summary, s)
         run.save_figure(fig, f"selection_{s}")
@@ -425,12 +426,6 @@ def write_study_report(run: Any, cfg: SelectionStudyConfig, rows: list[dict]) ->
     atomic_write_text(run.path / "results.md", "\n".join(md) + "\n")
     return summary
 
-
-def _markdown(table: list[dict]) -> list[str]:
-    cols = list(dict.fromkeys(k for r in table for k in r))
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(str(r.get(c, "")) for c in cols) + " |" for r in table]
-    return lines
 
 
 def demo_selection(quick: bool, seed: int = 0) -> list[dict]:
