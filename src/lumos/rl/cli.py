@@ -70,9 +70,9 @@ def _add_data_model_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--reward", action="append", default=[], metavar="PATH.py:FUNC", help=_help(DataConfig, "reward"))
     g.add_argument("--reward-weights", nargs="+", type=float, default=None, metavar="W",
                    help=_help(DataConfig, "reward_weights"))
-    g.add_argument("--prompt-column", default="prompt", help=_help(DataConfig, "prompt_column"))
+    g.add_argument("--prompt-column", default=DataConfig.prompt_column, help=_help(DataConfig, "prompt_column"))
     g.add_argument("--eval-data", default=None, metavar="PATH", help=_help(DataConfig, "eval_data"))
-    g.add_argument("--eval-fraction", type=float, default=0.1, help=_help(DataConfig, "eval_fraction"))
+    g.add_argument("--eval-fraction", type=float, default=DataConfig.eval_fraction, help=_help(DataConfig, "eval_fraction"))
     g.add_argument("--system-prompt", default=None, help=_help(DataConfig, "system_prompt"))
     g.add_argument("--no-chat-template", action="store_true",
                    help="encode prompts as plain text (base models; TRL's handling of text prompts); "
@@ -83,7 +83,7 @@ def _add_data_model_options(p: argparse.ArgumentParser) -> None:
     m.add_argument("--gradient-checkpointing", action="store_true", help=_help(ModelOptions, "gradient_checkpointing"))
     m.add_argument("--lora-r", type=int, default=0, help=_help(ModelOptions, "lora_r"))
     m.add_argument("--lora-alpha", type=float, default=None, help=_help(ModelOptions, "lora_alpha"))
-    m.add_argument("--lora-targets", default="all-linear", help=_help(ModelOptions, "lora_targets"))
+    m.add_argument("--lora-targets", default=ModelOptions.lora_targets, help=_help(ModelOptions, "lora_targets"))
     m.add_argument("--report-to", nargs="+", default=[], metavar="SINK",
                    help="also log metrics to: tensorboard (<run>/tensorboard) or none; metrics.jsonl is always written")
 

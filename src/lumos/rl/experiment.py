@@ -171,7 +171,7 @@ def build_task(cfg: RLConfig, data: DataConfig | None = None, evaluate: bool | N
         task = call_with_kwargs(functools.partial(data_task, cfg.task), kwargs, f"task file {cfg.task!r}")
     else:
         given = [flag for flag, on in (("--reward", bool(data.reward)), ("--eval-data", data.eval_data is not None),
-                                       ("--prompt-column", data.prompt_column != "prompt")) if on]
+                                       ("--prompt-column", data.prompt_column != DataConfig.prompt_column)) if on]
         if given:
             raise LumosError(f"{', '.join(given)} appl{'y' if len(given) > 1 else 'ies'} to data-file tasks (--task "
                              f"FILE.jsonl/.json/.csv/.parquet or a saved dataset directory), not to {cfg.task!r}.")

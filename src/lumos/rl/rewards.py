@@ -26,6 +26,7 @@ from typing import Any
 
 from lumos.core.errors import LumosError, one_line
 from lumos.core.validation import check_float
+from lumos.rl.plugins import call_user
 
 __all__ = ["RewardFunctions", "load_reward_functions"]
 
@@ -80,13 +81,8 @@ class RewardFunctions:
         out = []
         for fn, name, accepts in zip(self.funcs, self.names, self._accepts):
             kw = kwargs if accepts is None else {k: v for k, v in kwargs.items() if k in accepts}
-            try:
-                values = fn(**kw)
-            except LumosError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - user code: one line naming it
-                raise LumosError(f"The reward function {name} raised {type(exc).__name__}: {one_line(exc, 160)} "
-                                 f"(first prompt {one_line(repr(prompts[0]), 60)}). Fix the reward function.") from exc
+            values = call_user(fn, f"The reward function {name} (first prompt {one_line(repr(prompts[0]), 60)})",
+                               **kw)
             out.append(self._check(values, n, name))
         return out
 

@@ -22,10 +22,10 @@ import argparse
 from typing import Any
 
 from lumos.cli.common import add_run_options, parse_csv_list
+from lumos.valuation.table import IMPUTE
 
 __all__ = ["register"]
 
-_IMPUTE = ("mean", "median", "drop")  # lumos.valuation.table.IMPUTE, without importing it at start-up
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -39,7 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--drop-cols", default=None, metavar="COLS", help="comma-separated columns to ignore")
     p.add_argument("--categorical", default=None, metavar="COLS",
                    help="comma-separated numeric columns to one-hot encode (text columns always are)")
-    p.add_argument("--impute", default="mean", choices=_IMPUTE,
+    p.add_argument("--impute", default="mean", choices=IMPUTE,
                    help="missing cells: the training mean or median (text columns: the most frequent category), "
                         "or drop the rows (default: mean)")
     p.add_argument("--noise", type=float, default=0.0, help="fraction of training labels flipped to another class")

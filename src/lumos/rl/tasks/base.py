@@ -15,6 +15,7 @@ from typing import Any
 
 from lumos.core.errors import LumosError
 from lumos.core.registry import Registry
+from lumos.rl.plugins import call_user
 
 __all__ = ["Problem", "Reward", "Task", "TASKS", "register_task", "get_task", "available_tasks"]
 
@@ -110,10 +111,4 @@ def call_with_kwargs(factory: Callable[..., Any], kwargs: dict[str, Any], what: 
                 and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and n not in kwargs]
     if required:
         raise LumosError(f"{what} needs the argument(s) {', '.join(required)}; pass them with --task-arg KEY=VALUE.")
-    try:
-        return factory(**kwargs)
-    except LumosError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - user code: one line naming it
-        raise LumosError(f"{what} raised {type(exc).__name__}: {' '.join(str(exc).split())[:200]}. Check its "
-                         "arguments (LUMOS_DEBUG=1 shows the traceback).") from exc
+    return call_user(factory, what, **kwargs)

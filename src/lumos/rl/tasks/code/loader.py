@@ -258,9 +258,14 @@ def load_repair_dir(root: str | Path) -> list[dict[str, Any]]:
     root = Path(root)
     if not root.is_dir():
         raise bad_param("root", "a directory of repair tasks", str(root), owner="load_repair_dir")
-    root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as exc:  # unreadable (permissions) or gone since is_dir: one line, not a traceback
+        raise LumosError(f"Task directory {root} cannot be read ({exc.strerror}).") from None
     try:
         repos = [_load_task(root_fd, name, str(root / name)) for name in _entries_checked(root_fd, root)]
+    except OSError as exc:  # an entry unreadable or removed while scanning
+        raise LumosError(f"Task directory {root} cannot be read: {exc.filename or root}: {exc.strerror}.") from None
     finally:
         os.close(root_fd)
     if not repos:
