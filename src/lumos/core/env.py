@@ -6,7 +6,7 @@ variable                  meaning                                          read 
 ========================  ===============================================  ==========================
 ``LUMOS_DEBUG``           flag: re-raise errors with their traceback       the CLI's error boundary
 ``LUMOS_PROGRESS``        flag: progress bars on / off (unset: on a tty)   :mod:`lumos.core.progress`
-``LUMOS_MAX_DATA_BYTES``  int ≥ 1: largest data file ``lumos value`` reads  :mod:`lumos.valuation.data`
+``LUMOS_MAX_DATA_BYTES``  int ≥ 1: largest data file ``lumos value`` reads  :mod:`lumos.valuation.table`
 ``LUMOS_MAX_IMAGE_PIXELS`` int ≥ 1: largest image decoded                   :mod:`lumos.data.images`
 ``WORLD_SIZE``, ``RANK``  torchrun's process count and this process's rank  :mod:`lumos.distributed`
 ========================  ===============================================  ==========================

@@ -329,12 +329,9 @@ def make_policy(model: nn.Module, eos_token_id: int | None = None, pad_token_id:
         return model
     if any(c.__module__.startswith("lumos.") for c in type(model).__mro__):   # FSDP2 subclasses the model class
         return HybridPolicy(model, eos_token_id, pad_token_id)
-    try:
-        from transformers import PreTrainedModel
-    except ImportError:  # pragma: no cover
-        PreTrainedModel = ()  # type: ignore[assignment]
-    peft = any(c.__module__.startswith("peft.") for c in type(model).__mro__)
-    if isinstance(model, PreTrainedModel) or peft:
+    from lumos.rl.checkpoint import is_hf_model
+
+    if is_hf_model(model):
         cfg = model.config
         eos = eos_token_id if eos_token_id is not None else cfg.eos_token_id
         pad = pad_token_id if pad_token_id is not None else (cfg.pad_token_id if cfg.pad_token_id is not None else eos)

@@ -22,6 +22,7 @@ import argparse
 from typing import Any
 
 from lumos.cli.common import add_run_options, parse_csv_list
+from lumos.valuation.data import DEFAULT_SPLIT
 from lumos.valuation.table import IMPUTE
 
 __all__ = ["register"]
@@ -45,9 +46,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--noise", type=float, default=0.0, help="fraction of training labels flipped to another class")
     p.add_argument("--methods", default="chg,knn,loss,random", help="comma-separated methods (default: chg,knn,loss,random)")
     p.add_argument("--train", type=float, default=None,
-                   help="training split: fraction (< 1) or count (default 0.6; not with --val-data)")
+                   help=f"training split: fraction (< 1) or count (default {DEFAULT_SPLIT[0]}; not with --val-data)")
     p.add_argument("--val", type=float, default=None,
-                   help="validation split: fraction (< 1) or count (default 0.15; not with --val-data)")
+                   help=f"validation split: fraction (< 1) or count (default {DEFAULT_SPLIT[1]}; not with --val-data)")
     p.add_argument("--variant", default="bias", choices=["bias", "full"],
                    help="CHG gradient variant: bias (paper valuation code, default) or full (bias + weight)")
     p.add_argument("--alpha", default="train", choices=["train", "valid"],

@@ -171,6 +171,14 @@ class ValuationInput:
     description: str
 
 
+#: ``lumos value``'s default split of one file: (training, validation) fractions; the rest is the test set.
+DEFAULT_SPLIT = (0.6, 0.15)
+
+
+def _split_sizes(n_train: int | float | None, n_val: int | float | None) -> tuple[int | float, int | float]:
+    return (DEFAULT_SPLIT[0] if n_train is None else n_train, DEFAULT_SPLIT[1] if n_val is None else n_val)
+
+
 def load_valuation_data(data: str, label_col: str = "y", *, val_data: str | None = None, id_col: str | None = None,
                         drop_cols: tuple[str, ...] | list[str] = (), categorical: tuple[str, ...] | list[str] = (),
                         impute: str = "mean", n_train: int | float | None = None, n_val: int | float | None = None,
@@ -178,7 +186,7 @@ def load_valuation_data(data: str, label_col: str = "y", *, val_data: str | None
     """Read and encode the data ``lumos value`` values: ``builtin:NAME`` or a CSV / NPZ file
     (:mod:`lumos.valuation.table`: identity, one-hot text columns, imputation).
 
-    Without ``val_data`` the rows are split (``n_train``, ``n_val``: default 0.6 and 0.15; the rest is test) and
+    Without ``val_data`` the rows are split (``n_train``, ``n_val``: default :data:`DEFAULT_SPLIT`; the rest is test) and
     only the training rows are valued. With ``val_data`` every row of ``data`` is valued, and ``val_data``
     (same columns) is the validation set; split sizes are then an error. Encodings and imputations are learnt
     on the training rows only."""
@@ -190,7 +198,7 @@ def load_valuation_data(data: str, label_col: str = "y", *, val_data: str | None
         if given:
             raise LumosError(f"{', '.join(given)} apply to a CSV/NPZ file, not to {data}; save it as a file first.")
         X, y = load_builtin(data.split(":", 1)[1], seed=seed)
-        split = make_split(X, y, 0.6 if n_train is None else n_train, 0.15 if n_val is None else n_val, seed=seed)
+        split = make_split(X, y, *_split_sizes(n_train, n_val), seed=seed)
         names = [f"x{j}" for j in range(X.shape[1])]
         return ValuationInput(split, split.train_idx, None, None, np.unique(y).astype(str), names, [],  # type: ignore[arg-type]
                               _split_sentence(data, split))
@@ -203,11 +211,11 @@ def load_valuation_data(data: str, label_col: str = "y", *, val_data: str | None
     codes, classes = encode_table_labels(table)
     encoder = TableEncoder(impute, categorical)
     if val_data is None:
-        tr, _, _ = split_indices(len(table), 0.6 if n_train is None else n_train, 0.15 if n_val is None else n_val,
-                                 seed)
-        encoder.fit(table.take(tr))
+        sizes = _split_sizes(n_train, n_val)
+        tr, _, _ = split_indices(len(table), *sizes, seed)
+        encoder.fit(table.take(tr))  # encodings and imputations learnt on the training rows only
         X, more = encoder.transform(table)
-        split = make_split(X, codes, 0.6 if n_train is None else n_train, 0.15 if n_val is None else n_val, seed=seed)
+        split = make_split(X, codes, *sizes, seed=seed)  # the same seeded split, now of the encoded rows
         idx = split.train_idx
         description = _split_sentence(data, split)
     else:
