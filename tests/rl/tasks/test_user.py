@@ -18,7 +18,13 @@ def test_jsonl_task(tmp_path):
     p4 = next(p for p in ps if p.prompt == "2+2=")
     assert [r.correct for r in t.score([p4, p4], ["4", "5"])] == [True, False]
     assert t.demonstration(next(p for p in ps if p.prompt == "cap?")) == "Paris"
-    tn = JsonlTask(f, match="number")
+    with pytest.raises(LumosError, match=r"rows\[1\]: match='number' compares numbers, but the answer 'Paris'"):
+        JsonlTask(f, match="number")      # refused before any rollout, not when the row is first scored
+    g = tmp_path / "num.jsonl"
+    g.write_text('{"prompt": "2+2=", "answer": 4}\n{"prompt": "half?", "answer": " 0.5 "}\n')
+    tn = JsonlTask(g, match="number")
+    half = next(p for p in tn.generate(2, seed=0) if p.prompt == "half?")
+    assert [r.correct for r in tn.score([half, half, half], ["so 0.50", "0.5 then 2", "none"])] == [True, False, False]
     assert tn.score([p4], ["the answer is 4"])[0].correct
 
 

@@ -11,7 +11,8 @@ Scoring:
   way, every non-prompt column passed as a keyword list; ``correct`` (the accuracy metrics) means a positive
   total reward;
 - without, the stripped completion is compared with the ``answer`` exactly (``match="exact"``) or as the last
-  number in it (``match="number"``); every row then needs a string or number ``answer``.
+  number in it (``match="number"``); every row then needs a string or number ``answer`` (with ``"number"``, one
+  that reads as a finite number: a row that does not is refused when the task is built, not when it is scored).
 
 Evaluation uses held-out rows only (:meth:`held_out`): ``eval_rows`` (``--eval-data FILE``) or a seeded
 ``eval_fraction`` of the rows, removed from training. With neither, evaluating is an error: a task never
@@ -34,6 +35,17 @@ from lumos.rl.tasks.base import Problem, Reward, Task
 __all__ = ["DatasetTask", "cycle_problems"]
 
 _NUM = re.compile(r"-?\d+(?:\.\d+)?")
+
+
+def _as_number(answer: Any) -> float | None:
+    """``answer`` as a finite float (a number, or a string holding one), else None."""
+    if isinstance(answer, bool):
+        return None
+    try:
+        value = float(answer.strip() if isinstance(answer, str) else answer)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
 
 
 def cycle_problems(problems: Sequence[Problem], n: int, seed: int, name: str) -> list[Problem]:
@@ -100,6 +112,9 @@ class DatasetTask(Task):
                 raise LumosError(f"{where}: the answer must be a string or a number to compare completions with; "
                                  f"got {type(answer).__name__} {one_line(repr(answer), 60)}. Use a reward function "
                                  "(--reward) for structured answers.")
+            if self.match == "number" and _as_number(answer) is None:
+                raise LumosError(f"{where}: match='number' compares numbers, but the answer "
+                                 f"{one_line(repr(answer), 60)} is not one. Fix the answer, or use match='exact'.")
         return Problem(prompt=prompt, answer=answer, meta=meta)
 
     # ------------------------------------------------------------------------------------------ problems
@@ -143,11 +158,7 @@ class DatasetTask(Task):
             ok = text == str(problem.answer).strip()
             return Reward(total=float(ok), correct=ok, format=float(bool(text)))
         nums = _NUM.findall(text)
-        try:
-            ok = bool(nums) and float(nums[-1]) == float(problem.answer)
-        except (TypeError, ValueError):
-            raise LumosError(f"Task {self.name!r}: answer {problem.answer!r} is not a number but match='number'. "
-                             "Use match='exact'.") from None
+        ok = bool(nums) and float(nums[-1]) == _as_number(problem.answer)
         return Reward(total=float(ok), correct=ok, format=float(bool(nums)))
 
     def demonstration(self, problem: Problem) -> str:
