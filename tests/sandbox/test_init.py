@@ -16,8 +16,10 @@ def _imports(path: Path) -> list[tuple[str, int]]:
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
             out += [(a.name, 0) for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module is None:  # ``from . import a, b``: modules a, b
+            out += [(a.name, node.level) for a in node.names]
         elif isinstance(node, ast.ImportFrom):
-            out.append((node.module or "", node.level))
+            out.append((node.module, node.level))
     return out
 
 

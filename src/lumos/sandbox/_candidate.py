@@ -13,34 +13,11 @@ import os
 import signal
 import sys
 
-try:  # lumos.sandbox._candidate on the host; _candidate next to _launcher.py in the sandbox
-    from ._shared import MAX_OBJECTS
-    from ._wire import (
-        EncodeError,
-        LineReader,
-        TestTimeout,
-        alarm,
-        decode,
-        describe,
-        dumps,
-        encode,
-        loads,
-        write_all,
-    )
-except ImportError:
-    from _shared import MAX_OBJECTS
-    from _wire import (
-        EncodeError,
-        LineReader,
-        TestTimeout,
-        alarm,
-        decode,
-        describe,
-        dumps,
-        encode,
-        loads,
-        write_all,
-    )
+if __package__:  # lumos.sandbox._candidate on the host
+    from . import _shared, _wire
+else:  # _candidate next to _launcher.py in the sandbox, a top-level module
+    import _shared
+    import _wire
 
 __all__ = ["load_module", "serve_candidate", "class_chain"]
 
@@ -50,12 +27,14 @@ def load_module(name, path):
     import importlib.util
 
     spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"{name}: {path} is not a Python source file (no loader for it)")
     mod = importlib.util.module_from_spec(spec)
     sys.modules[name] = mod
     try:
         spec.loader.exec_module(mod)
     except BaseException as exc:  # noqa: BLE001 - a candidate that raises or exits while loading
-        return mod, f"{name}: {describe(exc)}", isinstance(exc, MemoryError)
+        return mod, f"{name}: {_wire.describe(exc)}", isinstance(exc, MemoryError)
     return mod, None, False
 
 
@@ -92,8 +71,8 @@ class _Objects:
         key = id(x)
         hid = self.ids.get(key)
         if hid is None:
-            if len(self.by_id) >= MAX_OBJECTS:
-                raise EncodeError(f"more than {MAX_OBJECTS} live objects")
+            if len(self.by_id) >= _shared.MAX_OBJECTS:
+                raise _wire.EncodeError(f"more than {_shared.MAX_OBJECTS} live objects")
             hid = self.ids[key] = len(self.by_id) + 1
             self.by_id[hid] = x
         t = type(x)
@@ -181,21 +160,21 @@ def _hello(workdir, solution, objects):
         for k, v in list(vars(mod).items()):
             if not k.startswith("_"):
                 try:
-                    hello["names"][k] = encode(v, 0, objects.out)
+                    hello["names"][k] = _wire.encode(v, 0, objects.out)
                     json.dumps(hello["names"][k], allow_nan=False)
-                except (EncodeError, ValueError, TypeError, RecursionError):
+                except (_wire.EncodeError, ValueError, TypeError, RecursionError):
                     hello["names"].pop(k, None)
     try:
-        return dumps(hello)
-    except (EncodeError, ValueError):
-        return dumps(dict(hello, names={}))
+        return _wire.dumps(hello)
+    except (_wire.EncodeError, ValueError):
+        return _wire.dumps(dict(hello, names={}))
 
 
 def _next_request(reader):
     """The runner's next request (a dict), or None when it hung up or sent something that is not one."""
     try:
         raw = reader.readline()
-        req = loads(raw) if raw is not None else None
+        req = _wire.loads(raw) if raw is not None else None
     except (OSError, ValueError):
         return None
     return req if type(req) is dict else None
@@ -211,45 +190,42 @@ def serve_candidate(workdir, req_fd, rep_fd, per_call, solution):
 
     def reply(obj):
         try:
-            line = dumps(obj)
-        except (EncodeError, ValueError, TypeError, RecursionError) as exc:
-            line = dumps({"id": obj.get("id"), "raise": "TypeError", "msg": f"result: {exc}"[:400]})
-        if not write_all(rep_fd, line):
+            line = _wire.dumps(obj)
+        except (_wire.EncodeError, ValueError, TypeError, RecursionError) as exc:
+            line = _wire.dumps({"id": obj.get("id"), "raise": "TypeError", "msg": f"result: {exc}"[:400]})
+        if not _wire.write_all(rep_fd, line):
             _leave(0)
 
-    signal.signal(signal.SIGALRM, alarm)
+    signal.signal(signal.SIGALRM, _wire.alarm)
     sys.path.append(workdir)
-    if not write_all(rep_fd, _hello(workdir, solution, objects)):
+    if not _wire.write_all(rep_fd, _hello(workdir, solution, objects)):
         _leave(0)
-    reader = LineReader(req_fd)
-    while True:
-        req = _next_request(reader)
-        if req is None:
-            _leave(0)
+    reader = _wire.LineReader(req_fd)
+    while (req := _next_request(reader)) is not None:
         rid = req.get("id")
-        oom = dumps({"id": rid, "raise": "MemoryError", "msg": "", "memory": True})
+        oom = _wire.dumps({"id": rid, "raise": "MemoryError", "msg": "", "memory": True})
         try:
             op, name = req.get("op"), req.get("name")
             target = objects.ref("$r", req["h"]) if req.get("h") is not None else None
-            args = [decode(a, 0, objects.ref) for a in req.get("args", [])]
-            kwargs = {str(k): decode(v, 0, objects.ref) for k, v in req.get("kwargs", {}).items()}
+            args = [_wire.decode(a, 0, objects.ref) for a in req.get("args", [])]
+            kwargs = {str(k): _wire.decode(v, 0, objects.ref) for k, v in req.get("kwargs", {}).items()}
             if per_call:
                 signal.setitimer(signal.ITIMER_REAL, per_call)
             try:
                 out = _apply(op, target, name, args, kwargs)
             finally:
                 signal.setitimer(signal.ITIMER_REAL, 0)
-            reply({"id": rid, "ok": encode(out, 0, objects.out)})
-        except TestTimeout:
+            reply({"id": rid, "ok": _wire.encode(out, 0, objects.out)})
+        except _wire.TestTimeout:
             reply({"id": rid, "timeout": True})
         except MemoryError:
-            write_all(rep_fd, oom)
+            _wire.write_all(rep_fd, oom)
         except BaseException as exc:  # noqa: BLE001 - the candidate's exception goes to the test
             try:
                 reply({"id": rid, "raise": type(exc).__name__, "msg": str(exc)[:400],
                        "chain": class_chain(type(exc))})
             except MemoryError:
-                write_all(rep_fd, oom)
+                _wire.write_all(rep_fd, oom)
             except BaseException:  # noqa: BLE001 - e.g. a __str__ that raises
                 reply({"id": rid, "raise": "RuntimeError", "msg": "unprintable exception", "chain": []})
-
+    _leave(0)  # the runner hung up (or sent something that is not a request)

@@ -264,7 +264,7 @@ def expose_interpreter(prefixes):
     mount(None, "/", None, MS_REC | MS_PRIVATE)
     fds = [os.open(d, os.O_PATH) for d in dirs]
     try:
-        for blocked in sorted({blocked_ancestor(d) for d in dirs}):
+        for blocked in sorted({b for d in dirs if (b := blocked_ancestor(d)) is not None}):
             mount("tmpfs", blocked, "tmpfs", MS_NOSUID | MS_NODEV, "mode=755,size=64k")
         for d, fd in zip(dirs, fds):
             os.makedirs(d, mode=0o755, exist_ok=True)
@@ -289,16 +289,28 @@ def ipc_limits(lim):
     return ok
 
 
-def set_limits(lim):
-    def one(name, value):
+def rlimits(lim):
+    """The rlimits that the limits ``lim`` (``SandboxLimits.to_dict()``) ask for, as ``[(limit's name,
+    resource.RLIMIT_*, value)]``: what :func:`set_limits` sets, and what the host checks against its own hard
+    limits before a job starts."""
+    return [("cpu_time", resource.RLIMIT_CPU, max(1, round(lim["cpu_time"]))),
+            ("memory_mb", resource.RLIMIT_AS, lim["memory_mb"] * 2**20),
+            ("max_file_mb", resource.RLIMIT_FSIZE, lim["max_file_mb"] * 2**20),
+            ("max_open_files", resource.RLIMIT_NOFILE, lim["max_open_files"]),
+            ("max_processes", resource.RLIMIT_NPROC, lim["max_processes"])]
+
+
+def set_limits(lim, nproc):
+    """Every rlimit of :func:`rlimits` (``RLIMIT_NPROC`` only when ``nproc``: it counts the processes of the
+    fresh uid), no core files and no POSIX message queues."""
+    def one(which, value):
         value = int(value)
-        resource.setrlimit(name, (value, value))
+        resource.setrlimit(which, (value, value))
 
     # soft == hard: the hard limit's SIGKILL comes at once (a SIGXCPU handler cannot stretch it)
-    one(resource.RLIMIT_CPU, max(1, round(lim["cpu_time"])))
-    one(resource.RLIMIT_AS, lim["memory_mb"] * 2**20)
-    one(resource.RLIMIT_FSIZE, lim["max_file_mb"] * 2**20)
-    one(resource.RLIMIT_NOFILE, lim["max_open_files"])
+    for name, which, value in rlimits(lim):
+        if nproc or name != "max_processes":
+            one(which, value)
     one(resource.RLIMIT_CORE, 0)
     one(resource.RLIMIT_MSGQUEUE, 0)
 
@@ -321,9 +333,8 @@ def drop_privileges(uid, lim, seccomp_program):
     """Limits, uid, keyring, ``no_new_privs``, seccomp, death signal: the last steps before untrusted code."""
     import signal
 
-    set_limits(lim)
+    set_limits(lim, nproc=uid is not None)
     if uid is not None:
-        resource.setrlimit(resource.RLIMIT_NPROC, (lim["max_processes"], lim["max_processes"]))
         os.setgroups([])
         os.setgid(uid)
         os.setuid(uid)

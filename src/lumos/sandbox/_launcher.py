@@ -20,11 +20,17 @@ Only the launcher and init write the status pipe, and nothing the candidate can 
 sandbox fault: ``setup_error`` comes from a child that failed *before* it ran any candidate code.
 """
 
+from __future__ import annotations
+
 import json
 import os
 import select
 import signal
 import sys
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing into every sandbox
+if TYPE_CHECKING:
+    from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -228,7 +234,7 @@ def _init(cfg, iso, status_fd, fds):
 def _prepare(cfg):
     """The launcher's root-only steps; returns the isolation report (raises OSError on a failed step)."""
     lim = cfg["limits"]
-    iso = {"cgroup": "none"}
+    iso: dict[str, str | bool] = {"cgroup": "none"}
     if cfg.get("cgroup_procs"):
         _join(cfg["cgroup_procs"])
         iso["cgroup"] = cfg["cgroup_version"]
@@ -252,18 +258,19 @@ def _prepare(cfg):
     iso["readonly_fs"] = False
     prefixes = _prefixes()
     if iso["mount"] and cfg["uid"] is not None:
-        iso["fs"] = "minimal root: interpreter and system directories read-only, tmpfs working directory"
+        fs = "minimal root: interpreter and system directories read-only, tmpfs working directory"
         if iso.pop("template", False):  # a copy of the fork server's prepared root: add the working directory
             _isolate.template_workdir(cfg["workdir"], entries, cfg["uid"], lim, protected)
-            iso["fs"] += " (read-only part prepared once by the fork server)"
+            fs += " (read-only part prepared once by the fork server)"
         else:
             _isolate.minimal_root(cfg["control"], cfg["workdir"], cfg["uid"], lim, prefixes, protected)
         iso["readonly_fs"] = True
     else:
         iso.pop("template", None)
-        iso["fs"] = "host filesystem (no mount namespace or not root)"
+        fs = "host filesystem (no mount namespace or not root)"
         if cfg["uid"] is not None and _isolate.expose_interpreter(prefixes):
-            iso["fs"] += "; interpreter re-exposed in a private mount namespace"
+            fs += "; interpreter re-exposed in a private mount namespace"
+    iso["fs"] = fs
     iso["uid_dropped"] = cfg["uid"] is not None
     iso["seccomp"] = bool(cfg["seccomp"])
     iso["seccomp_note"] = cfg.get("seccomp_note", "")
@@ -339,7 +346,8 @@ def _prefixes():
             os.path.dirname(sys.executable)]
 
 
-_template = {"fd": None, "base": None}  # the fork server's prepared mount namespace (see _make_template)
+#: the fork server's prepared mount namespace (see _make_template): its fd, and the parent of the workdirs
+_template: dict[str, Any] = {"fd": None, "base": None}
 
 
 def _make_template(base):
@@ -398,7 +406,8 @@ def _join(paths):
 
 
 _joined = set()  # cgroup.procs paths this process already joined (a standby of the fork server did it early)
-_early = {"ns": None}  # the namespaces a standby unshared before its job came (all but the mount namespace)
+#: the namespaces a standby unshared before its job came (all but the mount namespace)
+_early: dict[str, dict[str, bool] | None] = {"ns": None}
 
 
 def _run_request(path, fds):

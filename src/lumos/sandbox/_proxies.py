@@ -9,35 +9,13 @@ they are sent.
 
 import builtins
 import sys
+from importlib._abc import Loader  # = importlib.abc.Loader, without importlib.abc's 20 ms of imports
 
-try:  # lumos.sandbox._proxies on the host; _proxies next to _launcher.py in the sandbox
-    from ._shared import MAX_OBJECTS
-    from ._wire import (
-        KINDS,
-        CandidateGone,
-        EncodeError,
-        LineReader,
-        TestTimeout,
-        decode,
-        dumps,
-        encode,
-        loads,
-        write_all,
-    )
-except ImportError:
-    from _shared import MAX_OBJECTS
-    from _wire import (
-        KINDS,
-        CandidateGone,
-        EncodeError,
-        LineReader,
-        TestTimeout,
-        decode,
-        dumps,
-        encode,
-        loads,
-        write_all,
-    )
+if __package__:  # lumos.sandbox._proxies on the host
+    from . import _shared, _wire
+else:  # _proxies next to _launcher.py in the sandbox, a top-level module
+    import _shared
+    import _wire
 
 __all__ = ["Remote", "Handle", "CandidateFinder", "module_proxy", "candidate_exception", "runner_class", "bindable",
            "CandidateRaised", "ORDINARY"]
@@ -59,13 +37,14 @@ class Remote:
     objects (one per candidate object, so ``is`` holds), and into mirrored exception classes."""
 
     def __init__(self, req_fd, rep_fd):
-        self.req_fd, self.reader = req_fd, LineReader(rep_fd)
+        self.req_fd, self.reader = req_fd, _wire.LineReader(rep_fd)
         self.next_id, self.gone, self.memory = 0, None, False
         self.handles = {}
         hello = self._read()
         self.load_error = hello.get("load_error") if type(hello.get("load_error")) is str else None
         self.memory = hello.get("memory") is True
-        names = hello.get("names") if type(hello.get("names")) is dict else {}
+        names = hello.get("names")
+        names = names if type(names) is dict else {}
         self.names = {}  # what the tests' namespace gets: filtered by bindable(), like every other path
         for k, v in names.items():
             try:
@@ -80,11 +59,11 @@ class Remote:
 
     # ---- values
     def value(self, obj):
-        return decode(obj, 0, self._handle)
+        return _wire.decode(obj, 0, self._handle)
 
     def _handle(self, tag, body):
         if (tag != "$h" or type(body) is not list or len(body) != 4 or type(body[0]) is not int
-                or body[1] not in KINDS or type(body[2]) is not str or type(body[3]) is not list):
+                or body[1] not in _wire.KINDS or type(body[2]) is not str or type(body[3]) is not list):
             raise ValueError("malformed object handle")
         hid, kind, name, chain = body
         cls = runner_class(chain) if kind == "exception" else None
@@ -92,7 +71,7 @@ class Remote:
             return cls
         h = self.handles.get(hid)  # a control-flow exception class is only a handle: it can never be raised here
         if h is None:
-            if len(self.handles) >= MAX_OBJECTS:
+            if len(self.handles) >= _shared.MAX_OBJECTS:
                 raise ValueError("too many objects")
             h = self.handles[hid] = module_proxy(self, hid, name) if kind == "module" else Handle(self, hid, kind, name)
         return h
@@ -100,37 +79,38 @@ class Remote:
     def _ref(self, x):
         hid = _handle_id(x)
         if hid is None or self.handles.get(hid) is not x:
-            raise EncodeError(f"a {type(x).__name__} is not plain data")
+            raise _wire.EncodeError(f"a {type(x).__name__} is not plain data")
         return {"$r": hid}
 
     # ---- the channel
     def _read(self):
         try:
             raw = self.reader.readline()
-            msg = loads(raw) if raw is not None else None
+            msg = _wire.loads(raw) if raw is not None else None
         except (OSError, ValueError) as exc:
             self.gone = f"protocol error ({exc})"
-            raise CandidateGone(self.gone) from None
+            raise _wire.CandidateGone(self.gone) from None
         if type(msg) is not dict:
             self.gone = "did not finish" if msg is None else "protocol error"
-            raise CandidateGone(self.gone)
+            raise _wire.CandidateGone(self.gone)
         return msg
 
     def request(self, op, hid=None, name=None, args=(), kwargs=None):
         if self.gone:
-            raise CandidateGone(self.gone)
+            raise _wire.CandidateGone(self.gone)
         self.next_id += 1
         rid = self.next_id
         try:
-            line = dumps({"id": rid, "op": op, "h": hid, "name": name,
-                          "args": [encode(a, 0, self._ref) for a in args],
-                          "kwargs": {k: encode(v, 0, self._ref) for k, v in (kwargs or {}).items()}})
-        except EncodeError as exc:
+            line = _wire.dumps({"id": rid, "op": op, "h": hid, "name": name,
+                                "args": [_wire.encode(a, 0, self._ref) for a in args],
+                                "kwargs": {k: _wire.encode(v, 0, self._ref)
+                                           for k, v in (kwargs or {}).items()}})
+        except _wire.EncodeError as exc:
             raise TypeError(f"argument of a call into the candidate: {exc} (only plain data and the candidate's "
                             f"own objects cross to it)") from None
-        if not write_all(self.req_fd, line):
+        if not _wire.write_all(self.req_fd, line):
             self.gone = "did not finish"
-            raise CandidateGone(self.gone)
+            raise _wire.CandidateGone(self.gone)
         while True:
             msg = self._read()
             if msg.get("id") == rid:
@@ -139,16 +119,17 @@ class Remote:
             self.memory = True
             raise MemoryError()
         if msg.get("timeout") is True:
-            raise TestTimeout()
+            raise _wire.TestTimeout()
         if "raise" in msg:
-            chain = [c for c in msg.get("chain") if type(c) is str] if type(msg.get("chain")) is list else []
+            sent = msg.get("chain")
+            chain = [c for c in sent if type(c) is str] if type(sent) is list else []
             if op == "next" and ("builtins.StopIteration" in chain or (not chain and msg["raise"] == "StopIteration")):
                 raise _Exhausted()  # the end of a candidate iterator, for Handle.__iter__ only
             raise candidate_exception(str(msg.get("raise")), str(msg.get("msg", "")), chain)
         try:
             return self.value(msg.get("ok"))
         except ValueError as exc:
-            raise CandidateGone(f"protocol error ({exc})") from None
+            raise _wire.CandidateGone(f"protocol error ({exc})") from None
 
 
 BUILTIN_NAMES = frozenset(vars(builtins))
@@ -213,7 +194,7 @@ def runner_class(chain):
             base = known if issubclass(known, base) else base
             continue
         key = (full, base)
-        if key not in _MIRRORS and len(_MIRRORS) >= MAX_OBJECTS:
+        if key not in _MIRRORS and len(_MIRRORS) >= _shared.MAX_OBJECTS:
             return base
         if key not in _MIRRORS:
             mod_name, _, qual = full.rpartition(".")
@@ -345,9 +326,9 @@ def module_proxy(remote, hid, name):
     return mod
 
 
-class CandidateFinder:
+class CandidateFinder(Loader):
     """Last on ``sys.meta_path``: whatever the standard library does not provide is the repository's, and
-    is imported in the candidate's process; the tests get a proxy module."""
+    is imported in the candidate's process; the tests get a proxy module (the finder is its loader too)."""
 
     def __init__(self, remote):
         self.remote = remote
@@ -362,7 +343,7 @@ class CandidateFinder:
     def create_module(self, spec):
         try:
             mod = self.remote.request("import", None, spec.name)
-        except CandidateGone as exc:
+        except _wire.CandidateGone as exc:
             raise ImportError(f"{spec.name}: the candidate {exc}") from None
         if not isinstance(mod, type(sys)):
             raise ImportError(f"{spec.name} is not a module")

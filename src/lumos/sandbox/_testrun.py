@@ -14,15 +14,15 @@ import os
 import signal
 import sys
 import traceback
+import types
+from importlib._abc import Loader  # = importlib.abc.Loader, without importlib.abc's 20 ms of imports
 
-try:  # lumos.sandbox._testrun on the host; _testrun next to _launcher.py in the sandbox
-    from ._candidate import load_module
-    from ._proxies import CandidateFinder, Remote
-    from ._wire import CandidateGone, EncodeError, TestTimeout, alarm, describe, encode
-except ImportError:
-    from _candidate import load_module
-    from _proxies import CandidateFinder, Remote
-    from _wire import CandidateGone, EncodeError, TestTimeout, alarm, describe, encode
+if __package__:  # lumos.sandbox._testrun on the host
+    from . import _candidate, _proxies, _wire
+else:  # _testrun next to _launcher.py in the sandbox, a top-level module
+    import _candidate
+    import _proxies
+    import _wire
 
 __all__ = ["run_tests", "run_repo_tests", "run_repo_inprocess", "run_script", "COMMAND_SHIM"]
 
@@ -44,8 +44,6 @@ def _collect(namespace, prefix):
 
 def _own(namespace, module_name):
     """The functions and classes a test module defined itself (never a candidate handle or proxy)."""
-    import types
-
     return {k: v for k, v in namespace.items()
             if isinstance(v, (types.FunctionType, type)) and v.__module__ == module_name}
 
@@ -136,15 +134,15 @@ def _run_one(chan, test_id, fn, per_test):
     try:
         fn()
         passed = True
-    except TestTimeout:
+    except _wire.TestTimeout:
         error = "per-test time limit"
     except MemoryError:
         error = "MemoryError"
-    except CandidateGone as exc:
+    except _wire.CandidateGone as exc:
         error = str(exc)
     except BaseException as exc:  # noqa: BLE001 - SystemExit/KeyboardInterrupt fail the test
         try:
-            error = describe(exc)
+            error = _wire.describe(exc)
         except MemoryError:
             error = "MemoryError"
     finally:
@@ -156,8 +154,8 @@ def _run_one(chan, test_id, fn, per_test):
 
 def _connect(req_fd, rep_fd, chan):
     try:
-        remote = Remote(req_fd, rep_fd)
-    except CandidateGone as exc:
+        remote = _proxies.Remote(req_fd, rep_fd)
+    except _wire.CandidateGone as exc:
         chan.send(load_error=f"candidate: {exc}")
         return None
     if remote.load_error:
@@ -194,23 +192,24 @@ def run_tests(sources, req_fd, rep_fd, chan, per_test):
 
     The candidate's public names are bare names in the tests' namespace (never shadowing a builtin:
     ``def sorted(x): ...`` stays ``solution.sorted``); ``solution`` and ``from solution import f`` work too."""
-    signal.signal(signal.SIGALRM, alarm)
+    signal.signal(signal.SIGALRM, _wire.alarm)
     remote = _connect(req_fd, rep_fd, chan)
 
     def report(key, value):
         try:
-            payload = encode(value)
+            payload = _wire.encode(value)
             if len(json.dumps(payload)) > 4096:
                 payload = None
-        except (EncodeError, ValueError, TypeError):
+        except (_wire.EncodeError, ValueError, TypeError):
             payload = None
         chan.send(report=str(key)[:100], value=payload)
 
-    preset = {"report": report}
+    preset: dict[str, object] = {"report": report}
     if remote is not None:
         preset.update(remote.names)  # filtered by _proxies.bindable
-        if isinstance(remote.module, type(sys)):
-            preset["solution"] = sys.modules["solution"] = remote.module
+        module = remote.module
+        if isinstance(module, types.ModuleType):
+            preset["solution"] = sys.modules["solution"] = module
     (filename, source), = sources["tests"]
     _run_all(chan, remote, _load_tests(chan, "hidden_tests", filename, source, "", preset), per_test)
 
@@ -219,12 +218,12 @@ def run_repo_tests(sources, req_fd, rep_fd, chan, per_test):
     """The trusted runner, repository mode: each test file runs here, and so do the tests' own modules
     (``sources["support"]``); every other module it imports that the standard library does not provide is the
     candidate's, imported over there and used through proxies."""
-    signal.signal(signal.SIGALRM, alarm)
+    signal.signal(signal.SIGALRM, _wire.alarm)
     remote = _connect(req_fd, rep_fd, chan)
     test_dirs = {os.path.dirname(rel) for rel, _ in sources["tests"]}
     sys.meta_path.append(SupportFinder(sources.get("support", []), test_dirs, sources.get("packages", [])))
     if remote is not None:
-        sys.meta_path.append(CandidateFinder(remote))
+        sys.meta_path.append(_proxies.CandidateFinder(remote))
     tests = []
     for rel, source in sources["tests"]:
         name = "_repo_test_" + "".join(c if c.isalnum() else "_" for c in rel)
@@ -238,7 +237,7 @@ def _load_tests(chan, name, filename, source, prefix, preset=()):
     try:
         mod = _exec_tests(name, filename, source, preset)
     except BaseException as exc:  # noqa: BLE001 - whatever the candidate did while the tests imported it
-        error = f"{filename}: {describe(exc)}"[:2000]
+        error = f"{filename}: {_wire.describe(exc)}"[:2000]
         chan.send(load_error=error, memory=isinstance(exc, MemoryError))
 
         def did_not_load():
@@ -248,8 +247,9 @@ def _load_tests(chan, name, filename, source, prefix, preset=()):
     return _collect(_own(vars(mod), name), prefix)
 
 
-class SupportFinder:
-    """Before the candidate's finder: the tests' own modules (``[rel, source]``), imported and run here.
+class SupportFinder(Loader):
+    """Before the candidate's finder: the tests' own modules (``[rel, source]``), imported and run here (the
+    finder is their loader too).
 
     A module is found by its dotted path from the repository root and, as pytest's default ("prepend") import
     mode puts a test's directory on ``sys.path``, by its path from the directory of a test file. Directories
@@ -257,7 +257,7 @@ class SupportFinder:
     packages of the runner even without an ``__init__.py``; no other directory is claimed, so a candidate
     package above a tests directory stays the candidate's."""
 
-    def __init__(self, files, test_dirs, packages=()):
+    def __init__(self, files, test_dirs: set[str], packages=()):
         self.modules, self.packages = {}, set()
         tops = [d.split("/") for d in sorted(test_dirs, key=len, reverse=True) if d]
 
@@ -311,7 +311,7 @@ def run_repo_inprocess(workdir, test_files, chan, per_test):
     """In-process repository mode: import each test file (the repository appended to ``sys.path``) and run its tests.
 
     Candidate modules run in this interpreter: the records on ``chan`` can be forged by them."""
-    signal.signal(signal.SIGALRM, alarm)
+    signal.signal(signal.SIGALRM, _wire.alarm)
     for d in dict.fromkeys(os.path.dirname(rel) for rel in test_files):  # the tests' helpers first (as pytest's
         if d:                                                               # prepend), before the repository
             sys.path.append(os.path.join(workdir, d))
@@ -319,7 +319,7 @@ def run_repo_inprocess(workdir, test_files, chan, per_test):
     tests = []
     for rel in test_files:
         name = "_repo_test_" + rel.replace("/", "_").replace(".", "_")
-        mod, error, memory = load_module(name, os.path.join(workdir, rel))
+        mod, error, memory = _candidate.load_module(name, os.path.join(workdir, rel))
         if error:
             chan.send(load_error=error, memory=memory)
         own = {k: v for k, v in vars(mod).items() if getattr(v, "__module__", name) == name}

@@ -56,7 +56,7 @@ def _limits(args: argparse.Namespace) -> dict:
         low, high = LIMIT_BOUNDS[name]
         flag = "--" + name.replace("_", "-")
         if isinstance(low, int):
-            check_int(value, flag, max(low, 64) if name == "memory_mb" else low, high)
+            check_int(value, flag, max(low, 64) if name == "memory_mb" else low, int(high))
         else:
             check_float(value, flag, low, high, low_inclusive=False)
     return out

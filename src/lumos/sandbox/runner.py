@@ -29,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -85,7 +86,7 @@ class SandboxJob:
     mode: str = "tests"
     source: str = ""
     tests: str = ""
-    files: dict[str, str | bytes] = field(default_factory=dict)
+    files: Mapping[str, str | bytes] = field(default_factory=dict)
     test_files: list[str] = field(default_factory=list)
     support_files: list[str] = field(default_factory=list)
     command: list[str] = field(default_factory=list)
@@ -134,7 +135,7 @@ def run_script(source: str, limits: SandboxLimits | None = None, **kw: Any) -> V
     return run_job(SandboxJob("script", source=source, limits=limits or SandboxLimits(), **kw))
 
 
-def run_repo(files: dict[str, str | bytes], test_files: list[str], command: list[str] | None = None,
+def run_repo(files: Mapping[str, str | bytes], test_files: list[str], command: list[str] | None = None,
              limits: SandboxLimits | None = None, in_process: bool = False, **kw: Any) -> Verdict:
     """Run a repository's tests: the trusted runner (default), the in-process harness, or ``command``."""
     mode = "command" if command else "repo-inprocess" if in_process else "repo"
@@ -171,7 +172,7 @@ def _test_sources(job: SandboxJob) -> list[tuple[str, str | bytes]]:
     return []
 
 
-def _runner_sources(job: SandboxJob) -> dict[str, list[list[str]]]:
+def _runner_sources(job: SandboxJob) -> dict[str, list[list[str]] | list[str]]:
     """What the test runner alone reads, from the control directory: the test files' ``[name, source]`` and
     (repository mode) the tests' own Python modules; never the candidate's working directory."""
     support = [[rel, _text(job.files[rel])] for rel in job.support_files if rel.endswith(".py")]
@@ -304,12 +305,9 @@ def _check_host_limits(limits: SandboxLimits) -> None:
     sandbox (without CAP_SYS_RESOURCE), so it is a clear error now instead."""
     import resource
 
-    wanted = {"cpu_time": (resource.RLIMIT_CPU, max(1, round(limits.cpu_time))),
-              "memory_mb": (resource.RLIMIT_AS, limits.memory_mb * 2**20),
-              "max_file_mb": (resource.RLIMIT_FSIZE, limits.max_file_mb * 2**20),
-              "max_open_files": (resource.RLIMIT_NOFILE, limits.max_open_files),
-              "max_processes": (resource.RLIMIT_NPROC, limits.max_processes)}
-    for name, (which, value) in wanted.items():
+    from lumos.sandbox import _isolate
+
+    for name, which, value in _isolate.rlimits(limits.to_dict()):
         hard = resource.getrlimit(which)[1]
         if hard != resource.RLIM_INFINITY and value > hard:
             unit = 2**20 if name in ("memory_mb", "max_file_mb") else 1

@@ -14,6 +14,7 @@ import json
 import os
 import posixpath
 import stat
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,7 @@ _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _FILE = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
 
-def dirs_of_tests(test_files: list[str], declared: list[str] = ()) -> list[str]:
+def dirs_of_tests(test_files: list[str], declared: Sequence[str] = ()) -> list[str]:
     """The tests' directories: each test file's first ancestor named ``tests``, ``test`` or ``testing``, and the
     files or directories ``task.json`` names in ``test_support``."""
     roots = {d.rstrip("/") for d in declared}
@@ -47,7 +48,7 @@ def dirs_of_tests(test_files: list[str], declared: list[str] = ()) -> list[str]:
     return sorted(roots)
 
 
-def support_files(files: dict[str, Any], test_files: list[str], declared: list[str] = ()) -> list[str]:
+def support_files(files: dict[str, Any], test_files: list[str], declared: Sequence[str] = ()) -> list[str]:
     """The tests' own files besides the test files, protected like them: every file of a tests directory (see
     :func:`dirs_of_tests`, and all below it), every ``conftest.py``, and what ``test_support`` names."""
     roots = dirs_of_tests(test_files, declared)
