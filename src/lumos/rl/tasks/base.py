@@ -11,7 +11,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from lumos.core.errors import LumosError
 from lumos.core.registry import Registry
@@ -76,11 +76,13 @@ class Task(abc.ABC):
 
 #: the tasks: name → factory (a Task class or a function returning a Task)
 TASKS: Registry[Callable[..., Task]] = Registry("task", param="task", expects=callable)
+_F = TypeVar("_F", bound=Callable[..., Task])
 
 
-def register_task(name: str, *, replace: bool = False) -> Callable[[Callable[..., Task]], Callable[..., Task]]:
-    """Register a task factory (class or function) under ``name`` (a taken name is an error unless ``replace``)."""
-    return TASKS.register(name, replace=replace)
+def register_task(name: str, *, replace: bool = False) -> Callable[[_F], _F]:
+    """Register a task factory (class or function) under ``name`` (a taken name is an error unless ``replace``);
+    the decorator returns the factory unchanged (a class stays that class for type checkers)."""
+    return cast("Callable[[_F], _F]", TASKS.register(name, replace=replace))   # it returns its argument itself
 
 
 def available_tasks() -> list[str]:

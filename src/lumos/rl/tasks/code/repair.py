@@ -19,6 +19,7 @@ from lumos.sandbox import SandboxJob, Verdict
 __all__ = ["RepairTask"]
 
 
+@register_task("code-repair")
 class RepairTask(SandboxTask):
     """Fix a repository with a unified diff; reward 1 iff the failing tests pass and nothing else breaks.
 
@@ -161,8 +162,3 @@ class RepairTask(SandboxTask):
             need = set(repo["failing"]) | set(self.baseline_passing(repo))
             ok = need <= set(verdict.passed)
         return Reward(float(ok), ok, 1.0, verdict_info(verdict))
-
-
-# registered here rather than by decorator: register_task is declared to return a plain task factory, and
-# ``RepairTask`` must stay the class for type checkers (``lumos rl check-tasks`` and the demo use its methods)
-register_task("code-repair")(RepairTask)
