@@ -64,7 +64,8 @@ def _time(fn, x, c):
     return time.perf_counter() - t0, out.cpu()
 
 
-def bench_model(arch: str, size: int, batch: int, repeats: int, layer: str, device: str = "cpu") -> list[dict]:
+def _setup(arch: str, size: int, batch: int, layer: str, device: str):
+    """A random-weight torchvision ResNet (seed 0), a random batch, its predicted classes and the target module."""
     import torchvision
 
     torch.manual_seed(0)
@@ -73,6 +74,11 @@ def bench_model(arch: str, size: int, batch: int, repeats: int, layer: str, devi
     with torch.no_grad():
         classes = model(x).argmax(1)
     module = model.get_submodule(layer.replace("[-1]", f".{len(model.layer4) - 1}"))
+    return model, x, classes, module
+
+
+def bench_model(arch: str, size: int, batch: int, repeats: int, layer: str, device: str = "cpu") -> list[dict]:
+    model, x, classes, module = _setup(arch, size, batch, layer, device)
     fns = {}
     for name in METHODS:
         fns[(name, "lumos")] = _lumos(name, model, layer)
@@ -132,14 +138,7 @@ def bench_snippets(arch: str, size: int, batch: int, repeats: int, layer: str, d
     import contextlib
     import io
 
-    import torchvision
-
-    torch.manual_seed(0)
-    model = getattr(torchvision.models, arch)(weights=None).eval().to(device)
-    x = torch.randn(batch, 3, size, size, device=device)
-    with torch.no_grad():
-        classes = model(x).argmax(1)
-    module = model.get_submodule(layer.replace("[-1]", f".{len(model.layer4) - 1}"))
+    model, x, classes, module = _setup(arch, size, batch, layer, device)
 
     def run(code: str):
         ns = {"model": model, "target_layers": [module], "input_tensor": x, "classes": classes}
@@ -167,7 +166,7 @@ def bench_snippets(arch: str, size: int, batch: int, repeats: int, layer: str, d
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=(__doc__ or "CAM speed").splitlines()[0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--json", default=None)
     ap.add_argument("--repeats", type=int, default=None)

@@ -154,6 +154,20 @@ def test_chg_selector_weights_are_ones_on_the_subset():
     assert w.sum() == 30 and (w[sel.indices_] == 1).all()
 
 
+def test_weights_of_a_selector_that_has_not_selected_are_an_error_not_all_ones():
+    from torch.utils.data import Sampler
+
+    class _IndicesOnly(Sampler[int]):  # a duck-typed sampler: indices_, no weights_
+        indices_ = None
+
+    for sel in (RandomSelector(_data(), fraction=0.25), _IndicesOnly()):
+        with pytest.raises(LumosError, match="has not selected yet"):
+            selection_weights(sel, 60)
+    done = _IndicesOnly()
+    done.indices_ = np.array([1, 4])
+    assert np.flatnonzero(selection_weights(done, 6)).tolist() == [1, 4]
+
+
 @pytest.mark.parametrize("make,match", [
     (lambda ds: GradMatchPBSelector(ds, eps=float("nan")), "'eps' parameter of GradMatchPBSelector"),
     (lambda ds: GradMatchPBSelector(ds, lam=-1.0), "'lam'"),

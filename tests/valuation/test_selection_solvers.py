@@ -105,15 +105,21 @@ def test_omp_budget_is_checked():
         omp_nonneg_naive(A, b, 13)
 
 
-@pytest.mark.parametrize("seed", range(4))
-@pytest.mark.parametrize("eta", [0.1, 2.0])
-def test_glister_closed_form_matches_autograd(seed, eta):
+def _glister_problem(seed, n, c, d, m):
+    """n per-sample last-layer gradients (bias + weight of a c-class, d-feature layer) and m validation
+    logits z, features h, labels y."""
     g = torch.Generator().manual_seed(seed)
-    n, c, d, m = 15, 4, 6, 20
     grads = torch.randn(n, c + c * d, generator=g, dtype=torch.float64)
     z = torch.randn(m, c, generator=g, dtype=torch.float64)
     h = torch.randn(m, d, generator=g, dtype=torch.float64)
     y = torch.randint(0, c, (m,), generator=g)
+    return grads, z, h, y
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("eta", [0.1, 2.0])
+def test_glister_closed_form_matches_autograd(seed, eta):
+    grads, z, h, y = _glister_problem(seed, n=15, c=4, d=6, m=20)
     fast = glister_greedy(grads, z, h, y, 8, eta)
     assert fast == glister_greedy_naive(grads, z, h, y, 8, eta)
     assert len(set(fast)) == 8
@@ -140,12 +146,7 @@ def test_glister_stochastic_closed_form_matches_autograd(seed, k):
 
     from lumos.valuation.selection_solvers import glister_stochastic_greedy, glister_stochastic_greedy_naive
 
-    g = torch.Generator().manual_seed(seed)
-    n, c, d, m = 40, 3, 5, 17
-    grads = torch.randn(n, c + c * d, generator=g, dtype=torch.float64)
-    z = torch.randn(m, c, generator=g, dtype=torch.float64)
-    h = torch.randn(m, d, generator=g, dtype=torch.float64)
-    y = torch.randint(0, c, (m,), generator=g)
+    grads, z, h, y = _glister_problem(seed, n=40, c=3, d=5, m=17)
     fast = glister_stochastic_greedy(grads, z, h, y, k, 0.3, np.random.default_rng(seed))
     assert fast == glister_stochastic_greedy_naive(grads, z, h, y, k, 0.3, np.random.default_rng(seed))
     assert len(set(fast)) == k
@@ -160,9 +161,6 @@ def test_stochastic_greedy_sample_size_and_full_scan_equals_naive_greedy():
     assert stochastic_sample_size(100, 10) == 47
     assert stochastic_sample_size(100, 1) == 100 and stochastic_sample_size(5, 5, epsilon=0.99) == 1
     # when every round scans all remaining candidates (ε tiny) stochastic greedy is the naive greedy
-    g = torch.Generator().manual_seed(7)
-    grads = torch.randn(12, 4 + 4 * 3, generator=g, dtype=torch.float64)
-    z, h = torch.randn(9, 4, generator=g, dtype=torch.float64), torch.randn(9, 3, generator=g, dtype=torch.float64)
-    y = torch.randint(0, 4, (9,), generator=g)
+    grads, z, h, y = _glister_problem(7, n=12, c=4, d=3, m=9)
     full = glister_stochastic_greedy(grads, z, h, y, 6, 0.5, np.random.default_rng(0), epsilon=1e-12)
     assert full == glister_greedy(grads, z, h, y, 6, 0.5)

@@ -109,6 +109,17 @@ def test_clear_errors():
         CHGTracker().update(_ConvNet(), DataLoader(IndexedDataset(TensorDataset(x, yy)), batch_size=4), n_samples=4)
 
 
+def test_a_buffer_without_batches_is_one_clear_error():
+    from lumos.valuation.tracker import EpochBuffer
+
+    buf = EpochBuffer(4, "bias")
+    for mask in (torch.ones(4, dtype=torch.bool), torch.tensor([True, False, True, False])):
+        with pytest.raises(LumosError, match="No samples were recorded"):
+            buf.features(mask)
+    with pytest.raises(LumosError, match="No samples were recorded"):
+        buf.values(per_class=False)
+
+
 def _ddp_worker(rank, world, path, x, y):
     torch.manual_seed(0)
     model = _ConvNet().double()

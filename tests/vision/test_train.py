@@ -28,3 +28,21 @@ def test_training_changes_every_parameter():
         if v.is_floating_point() and "running" not in k:
             assert not torch.equal(v, fresh[k]), k
     assert 0.0 <= trained.test_accuracy <= 1.0
+
+
+def test_a_cached_model_with_a_malformed_mean_is_refused_at_load(tmp_path):
+    import json
+
+    import pytest
+
+    from lumos.core.errors import LumosError
+
+    cfg = default_train_config("cnn", quick=True)
+    trained = load_or_train_builtin(cfg, tmp_path)
+    assert len(trained.mean) == len(trained.std) == 3
+    meta_path = trained.path.with_suffix(".json")
+    meta = json.loads(meta_path.read_text())
+    meta["mean"] = meta["mean"][:2]  # two channels: the model would fail only later, at normalisation
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(LumosError, match="does not fit.*mean has 2 values"):
+        load_or_train_builtin(cfg, tmp_path)

@@ -219,10 +219,11 @@ class BaseCAM:
     """
 
     uses_gradients: ClassVar[bool] = True
-    uses_hvp: ClassVar[bool] = False
-    default_target: ClassVar[type[Target]] = Logit
+    # the next three are class defaults that an instance may set (ShapleyCAM's variant, layer_states' options)
+    uses_hvp: bool = False
+    default_target: type[Target] = Logit
     #: how :meth:`weights` meet the activations: "channel" (B, K), "element" or "element_relu" (B, K, h, w)
-    combine_kind: ClassVar[str] = "channel"
+    combine_kind: str = "channel"
     #: with ``aug_smooth`` and a target without classes: explain the class predicted on the original input
     #: in every view (True), or each view's own prediction (False, grad-cam's behaviour)
     aug_fixes_classes: ClassVar[bool] = True
@@ -315,6 +316,7 @@ class BaseCAM:
                 target.classes = self.classes_
         if fix:
             self.outputs_, self.classes_ = first
+        assert total is not None  # AUG_VIEWS is a non-empty constant: the loop ran
         return total / len(views)
 
     def _prepare_input(self, x: Any) -> torch.Tensor:
@@ -377,9 +379,10 @@ class BaseCAM:
                     raise LumosError("The target utility does not depend on the target layers; pick layers "
                                      "on the path to the logits.")
                 g = torch.autograd.grad(u.sum(), acts, create_graph=self.uses_hvp, allow_unused=True)
-                grads = [torch.zeros_like(a) if gi is None else gi for a, gi in zip(acts, g)]
+                full = [torch.zeros_like(a) if gi is None else gi for a, gi in zip(acts, g)]
+                grads = list(full)
                 if self.uses_hvp:
-                    hvps = self._hvps(acts, grads)
+                    hvps = self._hvps(acts, full)
         else:
             with torch.no_grad():
                 target(logits)
@@ -447,8 +450,8 @@ class _Derivatives(BaseCAM):
     def __init__(self, model: nn.Module, target_layers: LayerSpec, *, reshape: ReshapeSpec, hvp: bool,
                  default_target: type[Target]) -> None:
         super().__init__(model, target_layers, reshape=reshape)
-        self.uses_hvp = hvp  # type: ignore[misc]
-        self.default_target = default_target  # type: ignore[misc]
+        self.uses_hvp = hvp
+        self.default_target = default_target
 
 
 def layer_states(model: nn.Module, target_layers: LayerSpec, x: torch.Tensor, targets: TargetSpec = None, *,

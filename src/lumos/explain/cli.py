@@ -5,13 +5,16 @@ from __future__ import annotations
 import argparse
 import contextlib
 import math
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lumos.cli.common import add_run_options, parse_csv_list
 from lumos.core.errors import LumosError
 from lumos.core.validation import check_nonneg_int
+
+if TYPE_CHECKING:
+    from lumos.explain.evaluation import Batch
 
 SETTINGS = ("before_pool", "last_conv")
 
@@ -240,7 +243,7 @@ def run_explain(args: argparse.Namespace) -> int:
     return 0
 
 
-def _eval_batches(args: argparse.Namespace, bundle: Any) -> tuple[list, Any, int]:
+def _eval_batches(args: argparse.Namespace, bundle: Any) -> tuple[Iterable[Batch], Any, int]:
     import torch
 
     from lumos.data.images import ImageFolder

@@ -9,13 +9,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 from torch import nn
 
 from lumos.explain.base import BaseCAM, LayerSpec, LayerState, math_attention, resolve_layers
 from lumos.explain.reshape import ReshapeSpec, infer_layout, to_map
-from lumos.explain.targets import ReST, Target, TargetSpec, make_target
+from lumos.explain.targets import ClassSpec, ReST, Target, TargetSpec, make_target
 
 __all__ = ["layer_states_reference", "postprocess_reference", "bilinear_reference"]
 
@@ -113,8 +115,9 @@ def postprocess_reference(raw: list[np.ndarray], size: tuple[int, int]) -> np.nd
     return _scale(stacked.mean(axis=1), None)
 
 
-def explain_one_by_one(method: BaseCAM, x: torch.Tensor, targets: TargetSpec = None) -> torch.Tensor:
-    """Twin of ``method(x, targets)`` that explains each sample alone (targets must be per-sample)."""
+def explain_one_by_one(method: BaseCAM, x: torch.Tensor, targets: ClassSpec | Target = None) -> torch.Tensor:
+    """Twin of ``method(x, targets)`` that explains each sample alone (targets: classes or a Target with classes,
+    which are split per sample)."""
     if targets is None or isinstance(targets, Target):
         classes = None if targets is None else targets.classes
         ctor = type(targets) if isinstance(targets, Target) else method.default_target
@@ -124,7 +127,7 @@ def explain_one_by_one(method: BaseCAM, x: torch.Tensor, targets: TargetSpec = N
     return torch.cat([method(x[b:b + 1], per[b]) for b in range(x.shape[0])])
 
 
-def _pick(classes: object, b: int) -> object:
+def _pick(classes: int | Sequence[int] | torch.Tensor, b: int) -> int | list[int]:
     if isinstance(classes, int):
         return classes
     return [int(torch.as_tensor(classes).reshape(-1)[b])]

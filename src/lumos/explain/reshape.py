@@ -108,16 +108,17 @@ def _token_layout(model: nn.Module, shape: torch.Size, name: str, input_size: tu
     prefix = declared_prefix(model)
     patch = declared_patch_size(model)
     grid = None
+    input_txt = patch_txt = ""  # "H×W" of the input and the patch, for the messages, when grid is known
     if patch is not None and input_size is not None:
         grid = (input_size[0] // patch[0], input_size[1] // patch[1])
+        input_txt, patch_txt = f"{input_size[0]}×{input_size[1]}", f"{patch[0]}×{patch[1]}"
     hint = "Pass reshape='tokens:PREFIX:H:W' (e.g. 'tokens:1:14:14') or a callable returning (B, K, h, w)."
     where = f"target layer '{name}' (shape {tuple(shape)})"
     if prefix is not None and grid is not None:
         if prefix + grid[0] * grid[1] == n:
             return Layout("tokens", prefix, grid)
         raise LumosError(f"The {n} tokens of {where} are not the model's {prefix} prefix token(s) plus its "
-                         f"{grid[0]}×{grid[1]} patch grid (input {input_size[0]}×{input_size[1]}, patch "
-                         f"{patch[0]}×{patch[1]}). {hint}")
+                         f"{grid[0]}×{grid[1]} patch grid (input {input_txt}, patch {patch_txt}). {hint}")
     if prefix is not None:
         side = _square(n - prefix)
         if side:
@@ -130,7 +131,7 @@ def _token_layout(model: nn.Module, shape: torch.Size, name: str, input_size: tu
         if extra >= 0:
             return Layout("tokens", extra, grid)
         raise LumosError(f"{where} has {n} tokens, fewer than the {grid[0]}×{grid[1]} patches of a "
-                         f"{input_size[0]}×{input_size[1]} input with patch {patch[0]}×{patch[1]}. {hint}")
+                         f"{input_txt} input with patch {patch_txt}. {hint}")
     for p in (0, 1):
         side = _square(n - p)
         if side:

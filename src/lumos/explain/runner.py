@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from lumos.core.errors import bad_param
+from lumos.core.errors import LumosError, bad_param
 from lumos.core.progress import track
 from lumos.core.validation import check_positive_int, check_tensor
 from lumos.explain import get_method
@@ -72,12 +72,17 @@ def explain_inputs(model: nn.Module, target_layers: LayerSpec, x: torch.Tensor, 
         chosen = [idx[i:i + batch_size] for i in starts]
     out: dict[str, Explanation] = {}
     for name, cls in zip(methods, method_cls):
-        cams, probs = [], []
+        cams, picked, probs = [], [], []
         with cls(model, target_layers) as method:
             for k, i in enumerate(track(starts, f"explain {name}")):
                 cams.append(method(x[i:i + batch_size], targets=target_cls(chosen[k])).cpu())
-                chosen[k] = method.classes_.cpu()
+                if method.classes_ is None:
+                    raise LumosError(f"Method '{name}' with target '{target}' recorded no explained classes "
+                                     "(its target does not pick a class).")
+                c = method.classes_.cpu()
+                chosen[k] = c
+                picked.append(c)
                 p = torch.softmax(method.outputs_.float(), 1).cpu()
-                probs.append(p.gather(1, chosen[k][:, None]).squeeze(1))
-        out[name] = Explanation(name, torch.cat(cams), torch.cat(chosen), torch.cat(probs))  # type: ignore[arg-type]
+                probs.append(p.gather(1, c[:, None]).squeeze(1))
+        out[name] = Explanation(name, torch.cat(cams), torch.cat(picked), torch.cat(probs))
     return out

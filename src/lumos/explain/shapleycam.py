@@ -19,8 +19,6 @@ and ShapleyCAM reduces to GradCAM.
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 import torch
 from torch import nn
 
@@ -60,13 +58,13 @@ class ShapleyCAM(BaseCAM):
     """
 
     uses_hvp = True
-    default_target: ClassVar[type[Target]] = ReST
+    default_target: type[Target] = ReST
     name = "shapleycam"
 
     def __init__(self, model: nn.Module, target_layers: LayerSpec, *, variant: str = "mean",
                  reshape: ReshapeSpec = None) -> None:
         self.variant = check_choice(variant, "variant", VARIANTS, owner=type(self).__name__)
-        self.combine_kind = _KIND[self.variant]  # type: ignore[misc]
+        self.combine_kind = _KIND[self.variant]
         super().__init__(model, target_layers, reshape=reshape)
 
     def weights(self, *, state: LayerState, x: torch.Tensor, target: Target) -> torch.Tensor:

@@ -274,9 +274,8 @@ class _PerSample(Target):
                 raise bad_param(f"targets[{b}]", "a callable returning one scalar for the sample's 1-D output", got,
                                 fix="Return a 0-d tensor, e.g. lambda y: y[c].")
             scores.append(out.reshape(()))
-        targets = [fn for fn in self.fns if isinstance(fn, Target)]
-        self.classes_ = (torch.cat([t.classes_ for t in targets]) if len(targets) == len(self.fns)
-                         and all(t.classes_ is not None for t in targets) else None)
+        classes = [fn.classes_ for fn in self.fns if isinstance(fn, Target) and fn.classes_ is not None]
+        self.classes_ = torch.cat(classes) if len(classes) == len(self.fns) else None
         return torch.stack(scores)
 
     def row_target(self, b: int) -> Callable[[Any], torch.Tensor]:
@@ -342,10 +341,12 @@ def make_target(targets: TargetSpec, default: type[Target]) -> Target:
         return targets
     if isinstance(targets, Sequence) and not isinstance(targets, str):
         items = list(targets)
-        if items and all(isinstance(t, int) and not isinstance(t, bool) for t in items):
-            return default(items)
-        if items and all(callable(t) for t in items):
-            return _PerSample(items)
+        ints = [t for t in items if isinstance(t, int) and not isinstance(t, bool)]
+        if items and len(ints) == len(items):
+            return default(ints)
+        fns = [t for t in items if callable(t)]
+        if items and len(fns) == len(items):
+            return _PerSample(fns)
     elif callable(targets):
         return _Callable(targets)
     raise bad_param("targets", "None, class indices, a Target, one callable per sample, or a batch callable",

@@ -43,6 +43,13 @@ class ValuationData:
     n_classes: int
     classes: np.ndarray | None = None
 
+    def validation(self, owner: str) -> tuple[np.ndarray, np.ndarray]:
+        """``(X_val, y_val)``; a clear error when there is no validation split (``owner``: the method asking)."""
+        if self.X_val is None or self.y_val is None:
+            raise bad_param("X_val", "a validation set (X_val, y_val)", None, owner=owner,
+                            fix="This method measures utility on validation data; pass X_val and y_val.")
+        return self.X_val, self.y_val
+
 
 def _as_X(X: Any, name: str, owner: str, d: int | None = None) -> np.ndarray:
     if isinstance(X, torch.Tensor):
@@ -98,7 +105,7 @@ def encode_labels(y: Any, classes: Any = None, *, name: str = "y", owner: str = 
     codes 0..K-1: returns ``(codes (N,) int64, classes (K,))`` with ``classes`` sorted (``np.unique``), so
     ``classes[codes]`` gives the labels back. With ``classes`` given (e.g. those of the training labels), every
     label must be one of them; a label outside them is a clear error, never a new code."""
-    arr = _label_array(y, name, owner, len(y) if n is None else n)  # type: ignore[arg-type]
+    arr = _label_array(y, name, owner, len(y) if n is None else n)
     if classes is None:
         cls, codes = np.unique(arr, return_inverse=True)
         return codes.astype(np.int64).reshape(-1), cls

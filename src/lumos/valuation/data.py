@@ -200,7 +200,8 @@ def load_valuation_data(data: str, label_col: str = "y", *, val_data: str | None
         X, y = load_builtin(data.split(":", 1)[1], seed=seed)
         split = make_split(X, y, *_split_sizes(n_train, n_val), seed=seed)
         names = [f"x{j}" for j in range(X.shape[1])]
-        return ValuationInput(split, split.train_idx, None, None, np.unique(y).astype(str), names, [],  # type: ignore[arg-type]
+        assert split.train_idx is not None  # make_split records every point's position
+        return ValuationInput(split, split.train_idx, None, None, np.unique(y).astype(str), names, [],
                               _split_sentence(data, split))
     opts = {"id_col": id_col, "drop_cols": drop_cols, "categorical": categorical}
     table = read_table(data, label_col, **opts)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -100,14 +101,22 @@ def noisy_detection_auc(values: np.ndarray, noisy: np.ndarray) -> float:
     return float(roc_auc_score(noisy, -np.asarray(values, dtype=np.float64)))
 
 
-def default_model() -> object:
+class _Classifier(Protocol):
+    """What the evaluation needs of a model: scikit-learn's ``fit(X, y)`` and ``score(X, y)`` (accuracy)."""
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> object: ...
+
+    def score(self, X: np.ndarray, y: np.ndarray) -> float: ...
+
+
+def default_model() -> _Classifier:
     """The evaluation classifier: scikit-learn multinomial logistic regression."""
     from sklearn.linear_model import LogisticRegression
 
     return LogisticRegression(max_iter=300)
 
 
-def _fit_score(model_factory: Callable[[], object], X: np.ndarray, y: np.ndarray, X_test: np.ndarray,
+def _fit_score(model_factory: Callable[[], _Classifier], X: np.ndarray, y: np.ndarray, X_test: np.ndarray,
                y_test: np.ndarray) -> float:
     if len(y) == 0:
         return 0.0
@@ -118,13 +127,13 @@ def _fit_score(model_factory: Callable[[], object], X: np.ndarray, y: np.ndarray
 
     with threadpool_limits(limits=1):  # a small model: threads only add overhead (see Valuer.fit)
         model = model_factory()
-        model.fit(X, y)  # type: ignore[attr-defined]
-        return float(model.score(X_test, y_test))  # type: ignore[attr-defined]
+        model.fit(X, y)
+        return float(model.score(X_test, y_test))
 
 
 def removal_curve(values: np.ndarray, X: np.ndarray, y: np.ndarray, X_test: np.ndarray, y_test: np.ndarray,
                   fractions: Sequence[float] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5), highest_first: bool = True,
-                  model_factory: Callable[[], object] = default_model) -> list[float]:
+                  model_factory: Callable[[], _Classifier] = default_model) -> list[float]:
     """Test accuracy after removing the given fractions of training points, highest (or lowest) value first."""
     order = np.argsort(-np.asarray(values) if highest_first else np.asarray(values), kind="stable")
     accs = []
@@ -156,7 +165,7 @@ def make_setting(X: np.ndarray, y: np.ndarray, setting: str, seed: int = 0) -> t
 
 def selection_accuracy(values: np.ndarray, X: np.ndarray, y: np.ndarray, X_test: np.ndarray, y_test: np.ndarray,
                        fractions: Sequence[float] = (0.05, 0.1, 0.3, 0.5, 0.7), seed: int = 0,
-                       model_factory: Callable[[], object] = default_model) -> list[float]:
+                       model_factory: Callable[[], _Classifier] = default_model) -> list[float]:
     """Test accuracy of a model trained on the per-class top fraction by value (class-proportional)."""
     from lumos.valuation.selection import per_class_top
 
@@ -177,7 +186,7 @@ def compare_methods(methods: Sequence[str], X: np.ndarray, y_noisy: np.ndarray, 
     ``params`` maps a method name to constructor keywords. With ``warmup`` a tiny fit of the torch-based
     methods runs first, so one-time library initialisation is not charged to the first method timed.
     """
-    from lumos.valuation.baselines import make_valuer
+    from lumos.valuation.baselines import TMCShapleyValuer, make_valuer
 
     params = params or {}
     if warmup:
@@ -193,7 +202,7 @@ def compare_methods(methods: Sequence[str], X: np.ndarray, y_noisy: np.ndarray, 
         row = {"method": name, "seconds": round(valuer.fit_time_, 4),
                "f1": round(noisy_detection_f1(valuer.values_, noisy), 4) if detectable else None,
                "auc": round(noisy_detection_auc(valuer.values_, noisy), 4) if detectable else None}
-        if hasattr(valuer, "n_permutations_"):
+        if isinstance(valuer, TMCShapleyValuer):  # the valuer that stops on convergence
             row["note"] = f"{valuer.n_permutations_} permutations, converged={valuer.converged_}"
         rows.append(row)
     return rows, values

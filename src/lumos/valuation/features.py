@@ -111,7 +111,8 @@ class CHGSums:
     @classmethod
     def compute(cls, feats: CHGFeatures, groups: torch.Tensor, n_groups: int) -> CHGSums:
         c, dev = feats.u.shape[1], feats.u.device
-        d = None if feats.h is None else feats.h.shape[1]
+        h = feats.h
+        d = None if h is None else h.shape[1]
         counts = torch.zeros(n_groups, dtype=torch.float64, device=dev)
         s_b = torch.zeros(n_groups, c, dtype=torch.float64, device=dev)
         s_w = None if d is None else torch.zeros(n_groups, c, d, dtype=torch.float64, device=dev)
@@ -120,14 +121,14 @@ class CHGSums:
         counts.index_add_(0, groups, torch.ones_like(sq))
         s_b.index_add_(0, groups, feats.u)
         q.index_add_(0, groups, sq)
-        if s_w is not None:
+        if s_w is not None and h is not None:  # both or neither
             present = torch.unique(groups).tolist()
             for k in present:
                 if len(present) == 1:  # one group: no masked copies of (N, D)
-                    s_w[k] = feats.u.T @ feats.h  # type: ignore[operator]
+                    s_w[k] = feats.u.T @ h
                 else:
                     m = groups == k
-                    s_w[k] = feats.u[m].T @ feats.h[m]  # type: ignore[index]
+                    s_w[k] = feats.u[m].T @ h[m]
         return cls(counts, s_b, s_w, q)
 
     def reduce(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> None:

@@ -177,5 +177,6 @@ class CHGSelector(AdaptiveSelector):
         loader = DataLoader(IndexedDataset(self.dataset), batch_size=self.batch_size, shuffle=False)
         tracker = CHGTracker(variant=self.variant, per_class=True)
         self.values_ = tracker.update(model, loader, n_samples=len(self.dataset))
+        assert tracker.labels_ is not None  # update() values one epoch, which sets labels_
         idx = per_class_top(self.values_, tracker.labels_, self.budget, rng)
         return idx, np.ones(len(idx))

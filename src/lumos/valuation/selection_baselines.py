@@ -42,6 +42,7 @@ import torch
 from torch import nn
 from torch.utils.data import Sampler
 
+from lumos.core.errors import LumosError
 from lumos.core.registry import Registry
 from lumos.core.validation import check_choice, check_dataset, check_float, check_positive_int
 from lumos.valuation.selection import AdaptiveSelector, CHGSelector, per_class_top
@@ -226,7 +227,7 @@ SELECTORS.register("glister-pb", GlisterPBSelector, label="GLISTER-PB", options=
 
 def make_selector(name: str, dataset: Any, *, fraction: float, select_every: int, seed: int = 0,
                   val_dataset: Any = None, batch_size: int = 32, eta: float = 0.05, lam: float = 0.5
-                  ) -> Sampler[int]:
+                  ) -> AdaptiveSelector:
     """Build a registered selector with the shared options (each takes the ``options`` it registered):
     ``batch_size`` is the fixed batch of the per-batch methods, ``lam`` GradMatch's ridge λ, ``eta`` GLISTER's
     step."""
@@ -241,6 +242,10 @@ def selection_weights(selector: Sampler[int], n: int) -> np.ndarray:
     w = getattr(selector, "weights_", None)
     if w is not None:
         return w
+    idx = getattr(selector, "indices_", None)
+    if idx is None:
+        raise LumosError(f"{type(selector).__name__} has not selected yet (no weights_ or indices_): call "
+                         "selector.step(model, epoch) first.")
     out = np.zeros(n)
-    out[selector.indices_] = 1.0  # type: ignore[attr-defined]
+    out[idx] = 1.0
     return out

@@ -18,6 +18,7 @@ order (bias block, then the weight block with the feature index fastest).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -242,16 +243,21 @@ def glister_greedy_naive(grads: torch.Tensor, z_val: torch.Tensor, h_val: torch.
     total = torch.zeros(grads.shape[1], dtype=torch.float64)
     for _ in range(k):
         val_grad = _autograd_val_grad(total, eta, z_val, h, y_val)
-        best, best_val = -1, -float("inf")
-        for j in range(n):
-            if j in chosen:
-                continue
-            v = float(grads[j] @ val_grad)
-            if v > best_val:
-                best, best_val = j, v
+        best = _first_max_gain(grads, val_grad, (j for j in range(n) if j not in chosen))
         chosen.append(best)
         total = total + grads[best]
     return chosen
+
+
+def _first_max_gain(grads: torch.Tensor, val_grad: torch.Tensor, candidates: Iterable[int]) -> int:
+    """The twins' Python loop: the candidate row j with the largest gain ⟨grads_j, val_grad⟩ (first maximum
+    wins, as ``argmax``); -1 when there is no candidate."""
+    best, best_val = -1, -float("inf")
+    for j in candidates:
+        v = float(grads[j] @ val_grad)
+        if v > best_val:
+            best, best_val = j, v
+    return best
 
 
 def _val_grad(z: torch.Tensor, h: torch.Tensor, y_val: torch.Tensor) -> torch.Tensor:
@@ -323,11 +329,7 @@ def glister_stochastic_greedy_naive(grads: torch.Tensor, z_val: torch.Tensor, h_
         remaining = np.array(sorted(set(range(n)) - set(chosen)), dtype=np.int64)
         cand = rng.choice(remaining, size=min(size, len(remaining)), replace=False)
         val_grad = _autograd_val_grad(total, eta, z_val, h, y_val)
-        best, best_val = -1, -float("inf")
-        for j in cand.tolist():
-            v = float(grads[j] @ val_grad)
-            if v > best_val:
-                best, best_val = j, v
+        best = _first_max_gain(grads, val_grad, cand.tolist())
         chosen.append(best)
         total = total + grads[best]
     return chosen

@@ -117,10 +117,17 @@ class EpochBuffer:
         self.labels[idx] = y.detach().to(self.z.device, torch.int64)
         self.seen.index_put_((idx,), self._one.expand(len(idx)), accumulate=True)
 
+    def _logits(self) -> torch.Tensor:
+        """The stored logits (N, C); a clear error when no batch was recorded."""
+        if self.z is None:
+            raise LumosError("No samples were recorded this epoch; call record(...) for each training batch.")
+        return self.z
+
     def features(self, mask: torch.Tensor) -> CHGFeatures:
         """Factored CHG vectors (float64) of the samples in ``mask``; a clear error on NaN/inf."""
         every = bool(mask.all())
-        z = self.z if every else self.z[mask]  # type: ignore[index]
+        z_all = self._logits()
+        z = z_all if every else z_all[mask]
         labels = self.labels if every else self.labels[mask]
         check_labels(labels, z.shape[1], owner=self.owner)  # once per epoch (per batch only for CPU labels)
         loss, g = ce_logit_grad(z, labels)
@@ -139,8 +146,7 @@ class EpochBuffer:
     def values(self, per_class: bool, alpha: CHGVector | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(values (N,), seen mask (N,), labels (N,)) over all processes; unseen samples get 0.
         ``alpha``: the target direction (factored), or None for the (class) mean."""
-        if self.z is None:
-            raise LumosError("No samples were recorded this epoch; call record(...) for each training batch.")
+        n_classes = int(self._logits().shape[1])
         distributed = dist.is_distributed()
         seen = self.seen.clone()
         if distributed:
@@ -153,7 +159,7 @@ class EpochBuffer:
         mine = self.seen > 0
         feats = self.features(mine)
         groups = self.labels[mine] if per_class else None
-        n_groups = self.z.shape[1] if per_class else 1
+        n_groups = n_classes if per_class else 1
         reduce = dist.all_reduce_sum if distributed else None
         local = chg_values_streaming(feats, groups, n_groups, alpha=alpha, reduce=reduce)
         out = torch.zeros(self.n, dtype=torch.float64, device=local.device)
@@ -283,7 +289,8 @@ class CHGTracker:
         Returns this epoch's values (N,) (NaN for samples this epoch did not see).
         """
         if n_samples is None:
-            n_samples = len(loader.dataset) if hasattr(loader, "dataset") else None  # type: ignore[attr-defined]
+            dataset = getattr(loader, "dataset", None)
+            n_samples = None if dataset is None else len(dataset)
         if n_samples is None:
             raise bad_param("n_samples", "the dataset size", None, owner=_OWNER, fix="Pass n_samples=len(dataset).")
         check_positive_int(n_samples, "n_samples", owner=_OWNER, fix="Pass the dataset size.")

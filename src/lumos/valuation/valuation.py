@@ -88,14 +88,16 @@ class CHGValuation(Valuer):
             tracker.add_epoch(buf, alpha)
             train_epoch(model, opt, X, y, self.batch_size, gen)
         model.eval()
+        values, labels = tracker.values_, tracker.labels_
+        assert values is not None and labels is not None  # set by add_epoch; epochs >= 1 is checked at fit
         self.model_ = model
         self.epoch_values_, self.n_epochs_ = tracker.epoch_values_, tracker.n_epochs_
-        self.labels_ = data.classes[tracker.labels_] if data.classes is not None else tracker.labels_
-        return tracker.values_
+        self.labels_ = data.classes[labels] if data.classes is not None else labels
+        return values
 
     def _valid_alpha(self, model: nn.Module, data: ValuationData) -> CHGVector:
         """α = mean CHG vector of the validation points at the model's current parameters (factored)."""
-        Xv, yv = to_tensors(data.X_val, data.y_val)  # type: ignore[arg-type]
+        Xv, yv = to_tensors(*data.validation(_OWNER))
         buf = EpochBuffer(len(Xv), self.variant, owner=_OWNER)
         with capture_last_layer(model, owner=_OWNER) as cap, torch.no_grad():
             z, h = check_capture(model(Xv), cap, yv, owner=_OWNER)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,8 +69,8 @@ class TrainedModel:
     model: nn.Module
     vision: VisionConfig
     train: TrainConfig
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
     test_accuracy: float
     path: Path | None = None
 
@@ -77,6 +78,14 @@ class TrainedModel:
         """The held-out synthetic images (indices after the training ones), normalised like training."""
         t = self.train
         return SyntheticShapes(n or t.n_test, t.image_size, t.seed, offset=t.n_train, mean=self.mean, std=self.std)
+
+
+def _rgb(values: Iterable[float] | None, what: str) -> tuple[float, float, float]:
+    """A per-channel statistic as the (R, G, B) triple :class:`SyntheticShapes` takes; ValueError otherwise."""
+    v = () if values is None else tuple(values)
+    if len(v) != 3:
+        raise ValueError(f"{what} has {len(v)} values, not one per RGB channel")
+    return v[0], v[1], v[2]
 
 
 def _accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
@@ -116,7 +125,7 @@ def train_builtin(cfg: TrainConfig, progress: bool | None = None) -> TrainedMode
             sched.step()
     model.eval()
     acc = _accuracy(model, test.normalized(), test.labels)
-    return TrainedModel(model, vcfg, cfg, tuple(train.mean), tuple(train.std), acc)
+    return TrainedModel(model, vcfg, cfg, _rgb(train.mean, "mean"), _rgb(train.std, "std"), acc)
 
 
 def load_or_train_builtin(cfg: TrainConfig, cache_dir: str | os.PathLike[str], progress: bool | None = None) -> TrainedModel:
@@ -136,7 +145,8 @@ def load_or_train_builtin(cfg: TrainConfig, cache_dir: str | os.PathLike[str], p
             vcfg = VisionConfig(**meta["vision"])
             model = build_builtin(vcfg)
             model.load_state_dict(load_tensors(weights))
-            mean, std, acc = tuple(meta["mean"]), tuple(meta["std"]), float(meta["test_accuracy"])
+            mean, std = _rgb(meta["mean"], "mean"), _rgb(meta["std"], "std")
+            acc = float(meta["test_accuracy"])
         except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as exc:
             raise LumosError(f"The cached built-in model {weights} does not fit ({type(exc).__name__}: "
                              f"{' '.join(str(exc).split())[:120]}). Delete {weights} and {meta_path.name} to retrain "

@@ -26,7 +26,7 @@ __all__ = ["GradCAM", "HiResCAM", "GradCAMElementWise", "GradCAMPlusPlus", "XGra
 class _GradCamAPI(BaseCAM):
     """grad-cam's signatures over a lumos method (the lumos class is the second base)."""
 
-    default_target: ClassVar[type[Target]] = Logit  # grad-cam: ClassifierOutputTarget(argmax) when targets=None
+    default_target: type[Target] = Logit  # grad-cam: ClassifierOutputTarget(argmax) when targets=None
     aug_fixes_classes: ClassVar[bool] = False  # grad-cam: each augmented view re-predicts its class
 
     def __init__(self, model: nn.Module, target_layers: Sequence[nn.Module] | nn.Module | str,

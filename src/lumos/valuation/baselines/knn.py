@@ -95,4 +95,5 @@ class KNNShapleyValuer(Valuer):
         self.k = k
 
     def _compute_values(self, *, data: ValuationData) -> np.ndarray:
-        return knn_shapley(data.X, data.y, data.X_val, data.y_val, k=self.k)  # type: ignore[arg-type]
+        X_val, y_val = data.validation(type(self).__name__)
+        return knn_shapley(data.X, data.y, X_val, y_val, k=self.k)

@@ -43,7 +43,7 @@ class SoftmaxRegression:
         def fun(w: np.ndarray) -> tuple[float, np.ndarray]:
             W = w.reshape(d + 1, k)
             z = Xb @ W
-            lse = logsumexp(z, axis=1)
+            lse = np.asarray(logsumexp(z, axis=1))  # (N,); the stub also allows a list
             P = np.exp(z - lse[:, None])
             reg = W[:-1]
             f = float((lse - (z * Y).sum(1)).sum() + 0.5 * self.l2 * (reg * reg).sum())
@@ -78,7 +78,8 @@ class _Utility:
 
     def __init__(self, data: ValuationData, l2: float, max_iter: int) -> None:
         self.data, self.l2, self.max_iter = data, l2, max_iter
-        self.empty = float(np.bincount(data.y_val).max() / len(data.y_val))  # type: ignore[arg-type]
+        self.X_val, self.y_val = data.validation("retraining utility")
+        self.empty = float(np.bincount(self.y_val).max() / len(self.y_val))
         self.cache: dict[tuple[int, ...], tuple[float, np.ndarray | None]] | None = (
             {} if len(data.y) <= self.CACHE_MAX_N else None)
 
@@ -93,10 +94,10 @@ class _Utility:
             key = tuple(sorted(int(i) for i in idx))
             if key not in self.cache:
                 m = self.fit(np.array(key))
-                self.cache[key] = (m.score(self.data.X_val, self.data.y_val), m.params)  # type: ignore[arg-type]
+                self.cache[key] = (m.score(self.X_val, self.y_val), m.params)
             return self.cache[key]
         m = self.fit(idx, init)
-        return m.score(self.data.X_val, self.data.y_val), m.params  # type: ignore[arg-type]
+        return m.score(self.X_val, self.y_val), m.params
 
 
 class _RetrainValuer(Valuer):

@@ -70,7 +70,7 @@ def show_cam_on_image(img: np.ndarray, mask: np.ndarray, use_rgb: bool = False, 
     Returns:
         (H, W, 3) uint8.
     """
-    heatmap = _apply_colormap(np.uint8(255 * mask), colormap)
+    heatmap = _apply_colormap(np.asarray(255 * mask, dtype=np.uint8), colormap)
     if use_rgb:
         heatmap = heatmap[..., ::-1]
     heatmap = np.float32(heatmap) / 255
@@ -81,7 +81,7 @@ def show_cam_on_image(img: np.ndarray, mask: np.ndarray, use_rgb: bool = False, 
         raise bad_param("image_weight", "in [0, 1]", image_weight, owner="show_cam_on_image")
     cam = (1 - image_weight) * heatmap + image_weight * img
     cam = cam / np.max(cam)
-    return np.uint8(255 * cam)
+    return np.asarray(255 * cam, dtype=np.uint8)
 
 
 def preprocess_image(img: np.ndarray, mean: Sequence[float] = (0.5, 0.5, 0.5),
@@ -105,7 +105,7 @@ def deprocess_image(img: np.ndarray) -> np.ndarray:
     img = img - np.mean(img)
     img = img / (np.std(img) + 1e-5)
     img = img * 0.1 + 0.5
-    return np.uint8(np.clip(img, 0, 1) * 255)
+    return np.asarray(np.clip(img, 0, 1) * 255, dtype=np.uint8)
 
 
 def scale_cam_image(cam: np.ndarray, target_size: tuple[int, int] | None = None) -> np.ndarray:
