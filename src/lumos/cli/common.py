@@ -9,7 +9,7 @@ import os
 import re
 import sys
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import Any, NoReturn
 
 from lumos.core.errors import LumosError, one_line
 
@@ -20,7 +20,7 @@ __all__ = ["add_run_options", "parse_csv_list", "parse_key_values", "print_table
 class LumosArgumentParser(argparse.ArgumentParser):
     """argparse with one-line errors (exit status 2, no usage dump)."""
 
-    def error(self, message: str) -> None:  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 

@@ -54,16 +54,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"lumos {lumos.__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=LumosArgumentParser)
-    parser.missing_extras = []  # type: ignore[attr-defined]
+    missing_extras: list[str] = []
     for name in COMMANDS:
         try:
             module = importlib.import_module(COMMANDS.get(name))
         except MissingExtraError as exc:  # a system whose extra is not installed: its commands are absent
-            parser.missing_extras.append(str(exc))  # type: ignore[attr-defined]
+            missing_extras.append(str(exc))
             continue
         module.register(sub)
-    if parser.missing_extras:  # type: ignore[attr-defined]
-        parser.epilog = "Not installed: " + "; ".join(parser.missing_extras)  # type: ignore[attr-defined]
+    if missing_extras:
+        parser.epilog = "Not installed: " + "; ".join(missing_extras)
     return parser
 
 

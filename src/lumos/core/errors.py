@@ -14,7 +14,12 @@ __all__ = ["LumosError", "LumosTypeError", "bad_param", "check", "one_line"]
 
 
 class LumosError(ValueError):
-    """A user error: bad input, bad configuration, missing or corrupt files."""
+    """A user error: bad input, bad configuration, missing or corrupt files.
+
+    An aggregate error (:meth:`lumos.core.validation.Problems.raise_if_any`) also has ``problems``, its
+    separate problems one by one."""
+
+    problems: list[str]
 
 
 class LumosTypeError(LumosError, TypeError):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sized
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -58,8 +58,8 @@ def track(iterable: Iterable[T], description: str = "", total: int | None = None
         TimeRemainingColumn,
     )
 
-    if total is None and hasattr(iterable, "__len__"):
-        total = len(iterable)  # type: ignore[arg-type]
+    if total is None and isinstance(iterable, Sized):
+        total = len(iterable)
     columns = (
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import random
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -32,7 +32,7 @@ def seed_everything(seed: int, deterministic: bool = False) -> int:
 def get_rng_state() -> dict[str, Any]:
     """All global RNG states as tensors/plain data (loadable with ``weights_only=True``)."""
     py_state = random.getstate()
-    np_state: tuple[Any, ...] = np.random.get_state(legacy=True)  # type: ignore[assignment]  # legacy: a tuple
+    np_state = cast("tuple[Any, ...]", np.random.get_state(legacy=True))   # legacy=True: the tuple form
     state: dict[str, Any] = {
         "python": [py_state[0], list(py_state[1]), py_state[2]],
         "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), int(np_state[2]), int(np_state[3]), float(np_state[4])],

@@ -49,9 +49,9 @@ from __future__ import annotations
 import dataclasses
 import math
 import numbers
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Sequence, Sized
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 if TYPE_CHECKING:  # torch is imported where a tensor is checked, so importing this module stays light (the CLI
     import torch  # reads its arguments and environment before torch loads)
@@ -91,12 +91,12 @@ __all__ = [
 ]
 
 
-def is_int(v: object) -> bool:
+def is_int(v: object) -> TypeGuard[numbers.Integral]:
     """An int that is not a bool (numpy integers count)."""
     return isinstance(v, numbers.Integral) and not isinstance(v, bool)
 
 
-def is_real(v: object) -> bool:
+def is_real(v: object) -> TypeGuard[numbers.Real]:
     """A real number that is not a bool (ints, floats, numpy scalars)."""
     return isinstance(v, numbers.Real) and not isinstance(v, bool)
 
@@ -112,14 +112,14 @@ def _interval(low: float | None, high: float | None, low_inclusive: bool, high_i
 def check_int(value: object, name: str, low: int | None = None, high: int | None = None, *,
               owner: str | None = None, fix: str | None = None) -> int:
     """``value`` must be an int (not a bool) in [``low``, ``high``] (``None`` = unbounded)."""
-    ok = is_int(value) and (low is None or value >= low) and (high is None or value <= high)  # type: ignore[operator]
-    if not ok:
+    n = int(value) if is_int(value) else None
+    if n is None or (low is not None and n < low) or (high is not None and n > high):
         if low is not None and high is None:
             want = "a positive int" if low == 1 else "a non-negative int" if low == 0 else f"an int ≥ {low}"
         else:
             want = "an int" if low is None and high is None else f"an int in the range {_interval(low, high, True, True)}"
         raise bad_param(name, want, value, owner=owner, fix=fix, type_error=not is_int(value))
-    return int(value)  # type: ignore[arg-type]
+    return n
 
 
 def check_positive_int(value: object, name: str, *, owner: str | None = None, fix: str | None = None) -> int:
@@ -138,9 +138,9 @@ def check_float(value: object, name: str, low: float | None = None, high: float 
     """``value`` must be a finite real number (not a bool, NaN or inf) in the interval; ``None`` if allowed."""
     if value is None and allow_none:
         return None
-    ok = is_real(value) and math.isfinite(float(value))  # type: ignore[arg-type]
+    v = float(value) if is_real(value) else math.nan
+    ok = math.isfinite(v)
     if ok:
-        v = float(value)  # type: ignore[arg-type]
         if low is not None:
             ok = v >= low if low_inclusive else v > low
         if ok and high is not None:
@@ -155,7 +155,7 @@ def check_float(value: object, name: str, low: float | None = None, high: float 
         if allow_none:
             want += " or None"
         raise bad_param(name, want, value, owner=owner, fix=fix, type_error=not is_real(value))
-    return float(value)  # type: ignore[arg-type]
+    return v
 
 
 def check_in_range(value: object, name: str, low: float | None = None, high: float | None = None,
@@ -192,10 +192,10 @@ def check_bool(value: object, name: str, *, owner: str | None = None) -> bool:
 def check_dataset(dataset: object, name: str, *, owner: str | None = None) -> object:
     """``dataset`` must be a non-empty map-style dataset (``len(dataset)`` and ``dataset[i]``, as
     ``torch.utils.data.Dataset``); an iterable-only dataset has no fixed order or size and is refused."""
-    if not hasattr(dataset, "__len__") or not hasattr(dataset, "__getitem__"):
+    if not isinstance(dataset, Sized) or not hasattr(dataset, "__getitem__"):
         raise bad_param(name, "a map-style dataset of (x, y) (with len() and [i])", type(dataset).__name__,
                         owner=owner, type_error=True)
-    if len(dataset) == 0:  # type: ignore[arg-type]
+    if len(dataset) == 0:
         raise bad_param(name, "non-empty", "an empty dataset", owner=owner)
     return dataset
 
@@ -291,9 +291,9 @@ class Interval(Constraint):
     def is_satisfied_by(self, value: object) -> bool:
         if self.type is int and not is_int(value):
             return False
-        if not is_real(value) or not math.isfinite(float(value)):  # type: ignore[arg-type]
+        v = float(value) if is_real(value) else math.nan
+        if not math.isfinite(v):
             return False
-        v = float(value)  # type: ignore[arg-type]
         if self.left is not None and (v < self.left or (v == self.left and self.closed in ("right", "neither"))):
             return False
         return not (self.right is not None
@@ -461,5 +461,5 @@ class Problems:
             return
         items = [t if t.endswith((".", "?", "!")) else t + "." for t in self.items]
         err = LumosError(items[0] if len(items) == 1 else f"{len(items)} problems in {self.owner}: " + " ".join(items))
-        err.problems = list(items)  # type: ignore[attr-defined]
+        err.problems = list(items)
         raise err
