@@ -71,6 +71,12 @@ def make_sample(seed: int, index: int, size: int = 32) -> tuple[np.ndarray, int,
     return np.clip(img, 0, 1).astype(np.float32), label, box
 
 
+def _rgb(values: torch.Tensor) -> tuple[float, float, float]:
+    """The three per-channel statistics of a (3,) tensor as a tuple of floats."""
+    r, g, b = (float(v) for v in values)
+    return r, g, b
+
+
 @dataclass
 class SyntheticShapes(torch.utils.data.Dataset):
     """``n`` synthetic images of side ``size`` from ``seed`` (indices ``offset .. offset + n − 1``).
@@ -95,9 +101,9 @@ class SyntheticShapes(torch.utils.data.Dataset):
         self.labels = torch.tensor([s[1] for s in samples], dtype=torch.long)
         self.boxes = torch.from_numpy(np.stack([s[2] for s in samples]))
         if self.mean is None:
-            self.mean = tuple(float(v) for v in self.images.mean(dim=(0, 2, 3)))
+            self.mean = _rgb(self.images.mean(dim=(0, 2, 3)))
         if self.std is None:
-            self.std = tuple(float(v) for v in self.images.std(dim=(0, 2, 3)))
+            self.std = _rgb(self.images.std(dim=(0, 2, 3)))
 
     @property
     def classes(self) -> tuple[str, ...]:

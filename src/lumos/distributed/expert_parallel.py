@@ -26,7 +26,7 @@ placements (Replicate, Shard(0)): their local tensor is this rank's (E/ep, ...) 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -112,14 +112,15 @@ class ExpertParallelMoE(SparseMoE):
         r = ep_mesh.get_local_rank()
         n = moe.num_experts // ep
         moe.__class__ = cls   # in place: the layer keeps its name, router and hooks; only the experts change
+        ep_moe = cast(ExpertParallelMoE, moe)  # the same object, now of this class
         for name in ("w1", "w2", "w3"):
-            full = getattr(moe, name)
+            full = getattr(ep_moe, name)
             local = full.detach()[r * n:(r + 1) * n].clone()
             dt = DTensor.from_local(local, mesh, [Replicate(), Shard(0)], run_check=False)
-            setattr(moe, name, nn.Parameter(dt, requires_grad=full.requires_grad))
-        moe.ep_group = ep_mesh.get_group()
-        moe.last_sent_rows = moe.last_received_rows = 0
-        return moe  # type: ignore[return-value]
+            setattr(ep_moe, name, nn.Parameter(dt, requires_grad=full.requires_grad))
+        ep_moe.ep_group = ep_mesh.get_group()
+        ep_moe.last_sent_rows = ep_moe.last_received_rows = 0
+        return ep_moe
 
     def _dispatch(self, flat: torch.Tensor, top_w: torch.Tensor, top_i: torch.Tensor) -> torch.Tensor:
         """:meth:`SparseMoE.forward`'s expert step, over the "ep" group (records the rows sent and received)."""

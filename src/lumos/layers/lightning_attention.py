@@ -103,14 +103,17 @@ class LightningAttention(nn.Module):
         q, k, v = torch.split(qkv, self.head_dim, dim=-1)  # per-head interleaved rows
         return q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # (B, H, L, D)
 
-    def _attend(self, q, k, v, attention_mask, state):
+    def _attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attention_mask: torch.Tensor | None,
+                state: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         B, H, L, D = q.shape
         if attention_mask is not None and bool(attention_mask.all()):
             attention_mask = None
         if L == 1 and state is not None and attention_mask is None:
             return lightning_attention_step(q, k, v, self.slope_rate, state)
         if attention_mask is None:
-            return lightning_attention(q, k, v, self.slope_rate, state, output_final_state=True)
+            o, new_state = lightning_attention(q, k, v, self.slope_rate, state, output_final_state=True)
+            assert new_state is not None  # output_final_state=True
+            return o, new_state
         # Pack the real tokens of each row (varlen): padding neither enters nor decays the state.
         keep = attention_mask.bool()  # (B, L)
         lengths = keep.sum(1)
@@ -126,6 +129,7 @@ class LightningAttention(nn.Module):
             return v.new_zeros(B, H, L, D), st
         o_packed, new_state = lightning_attention(pack(q), pack(k), pack(v), self.slope_rate, state,
                                                   output_final_state=True, cu_seqlens=cu)
+        assert new_state is not None  # output_final_state=True
         o = v.new_zeros(B, L, H, D)
         o[rows, cols] = o_packed[0].transpose(0, 1).to(o.dtype)
         return o.transpose(1, 2), new_state

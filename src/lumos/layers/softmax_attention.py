@@ -159,7 +159,7 @@ def softmax_attention_reference(q: torch.Tensor, k: torch.Tensor, v: torch.Tenso
                                 scale: float | None = None) -> torch.Tensor:
     """Slow twin of :func:`softmax_attention`: for each (b, h, i), softmax over visible keys j of q·k_j·scale,
     with query head h reading KV head h // (H / H_kv). Float64 inside."""
-    scale = q.shape[-1] ** -0.5 if scale is None else scale
+    q_scale: float = q.shape[-1] ** -0.5 if scale is None else scale
     b_, h_, lq, _ = q.shape
     groups = h_ // k.shape[1]
     mask = mask.expand(b_, h_, lq, k.shape[2])
@@ -169,7 +169,7 @@ def softmax_attention_reference(q: torch.Tensor, k: torch.Tensor, v: torch.Tenso
             kh, vh = k[b, h // groups].double(), v[b, h // groups].double()
             for i in range(lq):
                 vis = mask[b, h, i]
-                s = (kh[vis] @ q[b, h, i].double()) * scale
+                s = (kh[vis] @ q[b, h, i].double()) * q_scale
                 out[b, h, i] = torch.softmax(s, 0) @ vh[vis]
     return out.to(q.dtype)
 

@@ -14,7 +14,7 @@ import contextlib
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -103,7 +103,8 @@ def load_transformers(path: str | os.PathLike[str], *, dtype: torch.dtype | None
     from lumos.models.tokenizer import model_tokenizer
 
     tokenizer = model_tokenizer(p, model, chat_template=chat_template)
-    return model.to(device).eval(), tokenizer
+    # the class comes from the directory's config; transformers' wrapped ``to`` hides its ``self`` from pyright
+    return cast(torch.nn.Module, model).to(device).eval(), tokenizer
 
 
 @torch.no_grad()

@@ -290,7 +290,11 @@ def lightning_attn(
     _check_decay_values(decay, decay_name, owner, log=g_gamma is not None)
     B, T, H, K = q.shape
     V = v.shape[-1]
-    scale = K**-0.5 if scale is None else check_float(scale, "scale", owner=owner)
+    if scale is None:
+        q_scale: float = K**-0.5
+    else:
+        check_float(scale, "scale", owner=owner)
+        q_scale = float(scale)
     cu, N = (None, B) if cu_seqlens is None else _check_cu_seqlens(cu_seqlens, q, T, owner, seq_dim=1)
     check_same_device(owner, q=q, k=k, v=v, **{decay_name: decay}, initial_state=initial_state)
     if initial_state is not None:
@@ -299,8 +303,8 @@ def lightning_attn(
     _check_slope_grad(decay, decay_name, impl, owner)
     s = -g_gamma if g_gamma is not None else slope
     qh = q.transpose(1, 2)
-    if scale != 1.0:  # o is linear in q: scaling q is FLA's o = scale · q h (the state is not scaled)
-        qh = qh * scale
+    if q_scale != 1.0:  # o is linear in q: scaling q is FLA's o = scale · q h (the state is not scaled)
+        qh = qh * q_scale
     o, final = _run(impl, qh, k.transpose(1, 2), v.transpose(1, 2), s, initial_state, output_final_state, cu)
     return o.transpose(1, 2).contiguous(), final
 
@@ -337,4 +341,5 @@ def lightning_attention_step(
     if T <= STEP_LOOP_MAX_TOKENS:
         return recurrent_step(q, k, v, slope, state)
     o, new_state = lightning_attention(q, k, v, slope.detach(), state, True, None, "auto")
+    assert new_state is not None  # output_final_state=True
     return o, new_state

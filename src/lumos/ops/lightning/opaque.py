@@ -99,7 +99,8 @@ def lightning_attention_backward(q: torch.Tensor, k: torch.Tensor, v: torch.Tens
     dq, dk, dv = grads[:3]
     dslope = grads[3] if slope_grad else torch.zeros_like(slope)
     dinit = grads[-1] if s0 is not None else q.new_empty(0)
-    return tuple(g.contiguous() for g in (dq, dk, dv, dslope, dinit))  # contiguous, as the fake rule says
+    # contiguous, as the fake rule says
+    return dq.contiguous(), dk.contiguous(), dv.contiguous(), dslope.contiguous(), dinit.contiguous()
 
 
 @lightning_attention_backward.register_fake

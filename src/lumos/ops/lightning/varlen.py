@@ -178,7 +178,7 @@ def packed_forward(q3, k3, v3, init, c: PackedCtx, keep_states: bool):
         qb, kb, vb = (_gather(t, c, a, b) for t in (q3, k3, v3))
         kd = tab.k[a:b].transpose(0, 1)  # (H, g, C, 1)
         local = torch.bmm((kb.view(B, H, g, C, Dk) * kd).view(-1, C, Dk).transpose(1, 2), vb.view(-1, C, Dv))
-        Fs = F[off : off + BH * g * Dk * Dv].view(BH, g, Dk, Dv) if keep_states else local.new_empty(BH, g, Dk, Dv)
+        Fs = F[off : off + BH * g * Dk * Dv].view(BH, g, Dk, Dv) if F is not None else local.new_empty(BH, g, Dk, Dv)
         cur = _span_scan(local.view(BH, g, Dk, Dv), Fs, cur, final, init, c, a)
         qf = qb.view(-1, C, Dk)
         ob = torch.bmm(qf, Fs.view(-1, Dk, Dv))  # inter-block: (Q S_in) ⊙ λ^{j+1}
