@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, cast
 
 import torch
 from torch import nn
@@ -40,6 +40,14 @@ from lumos.core.io import (
 from lumos.core.seed import get_rng_state, set_rng_state
 
 __all__ = ["save_checkpoint", "load_checkpoint", "latest_checkpoint", "is_hf_model", "save_hf_model", "load_hf_weights"]
+
+
+class HFModel(Protocol):
+    """What lumos calls on a transformers ``PreTrainedModel`` or a peft model (both optional dependencies)."""
+
+    config: Any
+
+    def save_pretrained(self, save_directory: str, **kwargs: Any) -> Any: ...
 
 
 def is_peft_model(model: nn.Module) -> bool:
@@ -63,7 +71,7 @@ def save_hf_model(model: nn.Module, tokenizer: Any, directory: Path) -> None:
     from lumos.models.transformers_lm import quiet_transformers
 
     with quiet_transformers():
-        model.save_pretrained(str(directory), safe_serialization=True)
+        cast(HFModel, model).save_pretrained(str(directory), safe_serialization=True)
     tok = getattr(tokenizer, "tok", tokenizer)
     if tok is not None and hasattr(tok, "save_pretrained"):
         tok.save_pretrained(str(directory))

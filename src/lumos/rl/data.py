@@ -187,7 +187,8 @@ def _dataset_rows(path: Path) -> list[dict[str, Any]]:
         raise LumosError(f"Cannot open the dataset {path} ({one_line(exc, 160)}).") from None
     if isinstance(ds, datasets.DatasetDict):
         if "train" not in ds:
-            raise LumosError(f"{path} holds the splits {', '.join(ds)} but no 'train'. Save the split to train on "
+            splits = ", ".join(str(k) for k in ds)   # split names: str or datasets.NamedSplit
+            raise LumosError(f"{path} holds the splits {splits} but no 'train'. Save the split to train on "
                              "alone (ds['name'].save_to_disk(DIR)).")
         ds = ds["train"]
     return ds.to_list()

@@ -117,10 +117,11 @@ def load_model(spec: str, seed: int = 0, options: ModelOptions | None = None,
     if dtype is not None:
         model = model.to(dtype)
     if options.gradient_checkpointing:
-        if not hasattr(model, "gradient_checkpointing_enable"):
+        enable = getattr(model, "gradient_checkpointing_enable", None)
+        if enable is None:
             raise LumosError(f"--gradient-checkpointing supports transformers models; {type(model).__name__} has no "
                              "gradient_checkpointing_enable().")
-        model.gradient_checkpointing_enable()
+        enable()
     if options.lora_r:
         model = add_lora(model, options)
     return model.to(device), tokenizer
@@ -140,7 +141,10 @@ def add_lora(model: nn.Module, options: ModelOptions) -> nn.Module:
     targets: Any = options.lora_targets
     if targets != "all-linear":
         targets = [t.strip() for t in targets.split(",") if t.strip()]
-    cfg = peft.LoraConfig(r=options.lora_r, lora_alpha=options.lora_alpha or 2 * options.lora_r,
+    # peft annotates lora_alpha as int but scales by lora_alpha / r in float: lumos takes a float alpha
+    alpha = options.lora_alpha or 2 * options.lora_r
+    cfg = peft.LoraConfig(r=options.lora_r,
+                          lora_alpha=alpha,  # pyright: ignore[reportArgumentType] - peft's int is too narrow (above)
                           target_modules=targets, task_type="CAUSAL_LM", lora_dropout=0.0)
     try:
         return peft.get_peft_model(model, cfg)

@@ -19,13 +19,16 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from typing import Any, Protocol, cast
 
 import torch
 from torch import nn
 
 from lumos.core.errors import LumosTypeError, bad_param
 from lumos.models.generation import filter_logits, generate, left_pad
+from lumos.models.minimax.modeling import HybridLM
 
 __all__ = ["Rollout", "Policy", "HFPolicy", "HybridPolicy", "AdapterDisabledPolicy", "make_policy", "sample_reference",
            "left_pad",
@@ -166,7 +169,8 @@ class HFPolicy(Policy):
         self.eos_token_id = int(eos_token_id)
         self.pad_token_id = int(pad_token_id)
         # transformers ≥ 5.2x calls the KV cache argument ``cache``; earlier versions ``past_key_values``
-        base = model.get_base_model() if hasattr(model, "get_base_model") else model   # a peft model's base
+        get_base = getattr(model, "get_base_model", None)
+        base = get_base() if get_base is not None else model   # a peft model's base
         params = inspect.signature(base.forward).parameters
         self._cache_kw = "cache" if "cache" in params else "past_key_values"
 
@@ -284,7 +288,8 @@ class HybridPolicy(Policy):
             ids, m = prompt_ids[rows], prompt_mask[rows]
             keep = int(m.sum(0).nonzero().min()) if bool(m.any()) else 0     # drop all-pad columns
             out = generate(
-                self.model, ids[:, keep:], attention_mask=m[:, keep:], max_new_tokens=max_new_tokens, do_sample=do_sample,
+                cast(HybridLM, self.model),   # a lumos model (make_policy's test; FSDP2 subclasses HybridLM)
+                ids[:, keep:], attention_mask=m[:, keep:], max_new_tokens=max_new_tokens, do_sample=do_sample,
                 temperature=temperature, top_k=top_k, top_p=top_p, eos_token_id=self.eos_token_id,
                 pad_token_id=self.pad_token_id,
                 generator=generators[rows[0]] if (generators is not None and do_sample) else None,
@@ -310,12 +315,18 @@ class AdapterDisabledPolicy(HFPolicy):
     """A peft model's base model: ``policy``'s model with its adapters switched off (``disable_adapter()``),
     the KL reference of a LoRA run (no copy of the weights)."""
 
-    def __init__(self, policy: HFPolicy) -> None:
+    def __init__(self, policy: Policy) -> None:
         super().__init__(policy.model, policy.eos_token_id, policy.pad_token_id)
 
     def forward_logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        with self.model.disable_adapter():
+        with cast(_AdapterModel, self.model).disable_adapter():
             return super().forward_logits(input_ids, attention_mask)
+
+
+class _AdapterModel(Protocol):
+    """A peft model: its adapters can be switched off for a block."""
+
+    def disable_adapter(self) -> AbstractContextManager[Any]: ...
 
 
 def _device_of(model: nn.Module) -> torch.device:
@@ -323,16 +334,16 @@ def _device_of(model: nn.Module) -> torch.device:
     return p.device if p is not None else torch.device("cpu")
 
 
-def make_policy(model: nn.Module, eos_token_id: int | None = None, pad_token_id: int | None = None) -> Policy:
+def make_policy(model: nn.Module | Policy, eos_token_id: int | None = None, pad_token_id: int | None = None) -> Policy:
     """:class:`HybridPolicy` for a lumos model, :class:`HFPolicy` for a transformers ``PreTrainedModel``."""
     if isinstance(model, Policy):
         return model
     if any(c.__module__.startswith("lumos.") for c in type(model).__mro__):   # FSDP2 subclasses the model class
         return HybridPolicy(model, eos_token_id, pad_token_id)
-    from lumos.rl.checkpoint import is_hf_model
+    from lumos.rl.checkpoint import HFModel, is_hf_model
 
     if is_hf_model(model):
-        cfg = model.config
+        cfg = cast(HFModel, model).config
         eos = eos_token_id if eos_token_id is not None else cfg.eos_token_id
         pad = pad_token_id if pad_token_id is not None else (cfg.pad_token_id if cfg.pad_token_id is not None else eos)
         if eos is None:

@@ -56,7 +56,9 @@ class RewardFunctions:
         if len(weights) != len(funcs):
             raise LumosError(f"{len(weights)} reward weight(s) for {len(funcs)} reward function(s); give one weight "
                              "per --reward (in the same order).")
-        self.weights = [check_float(w, f"reward_weights[{i}]", owner="RewardFunctions") for i, w in enumerate(weights)]
+        for i, w in enumerate(weights):
+            check_float(w, f"reward_weights[{i}]", owner="RewardFunctions")
+        self.weights = [float(w) for w in weights]
         self.funcs = funcs
         self.names = [_name(f) for f in funcs]
         self._accepts = [self._keywords(f) for f in funcs]
@@ -115,8 +117,8 @@ class RewardFunctions:
         """Weighted sums over the functions that did not skip; NaN where every function skipped."""
         out = []
         for i in range(len(per_function[0]) if per_function else 0):
-            vals = [(w, col[i]) for w, col in zip(self.weights, per_function) if col[i] is not None]
-            out.append(sum(w * v for w, v in vals) if vals else math.nan)
+            terms = [w * v for w, col in zip(self.weights, per_function) if (v := col[i]) is not None]
+            out.append(sum(terms) if terms else math.nan)
         return out
 
 

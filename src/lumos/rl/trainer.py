@@ -34,9 +34,9 @@ from __future__ import annotations
 import math
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, cast
 
 import torch
 from torch import nn
@@ -67,13 +67,20 @@ from lumos.rl.policy import (
     left_pad,
     make_policy,
 )
-from lumos.rl.tasks.base import Problem, Task
+from lumos.rl.tasks.base import Problem, Reward, Task
 
 __all__ = ["RLTrainer", "lr_at", "encode_prompts", "decode_responses"]
 
 _MIX = 1_000_003
 _EVAL_SEED = 10**9 + 7
 _REFILL_TAG = 7919          # separates the problem seeds of refill rounds from those of first rounds
+
+
+class _ScoresCompletionIds(Protocol):
+    """A task whose ``takes_completion_ids`` is true: its ``score`` also takes the sampled token ids."""
+
+    def score(self, problems: Sequence[Problem], completions: Sequence[str], *,
+              completion_ids: Sequence[Sequence[int]]) -> list[Reward]: ...
 
 
 def lr_at(cfg: RLConfig, step: int) -> float:
@@ -203,7 +210,7 @@ class RLTrainer:
         texts = decode_responses(self.tokenizer, ro, self.policy.eos_token_id)
         if getattr(self.task, "takes_completion_ids", False):
             ids = [[int(t) for t in r[m]] for r, m in zip(ro.response_ids, ro.response_mask)]
-            return texts, self.task.score(rows, texts, completion_ids=ids)
+            return texts, cast(_ScoresCompletionIds, self.task).score(rows, texts, completion_ids=ids)
         return texts, self.task.score(rows, texts)
 
     # ---------------------------------------------------------------------------------------------- rollouts

@@ -11,13 +11,14 @@ Works with a lumos ``HybridLM`` and with any transformers causal LM whose output
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol, cast
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from lumos.core.errors import LumosTypeError
+from lumos.models import HybridLM
 from lumos.rl.policy import HybridPolicy, clone_model, make_policy
 from lumos.rl.tasks.base import Task
 from lumos.rl.trainer import encode_prompts
@@ -47,19 +48,27 @@ def rollout_copy(model: nn.Module, dtype: torch.dtype, fp32_head: bool) -> nn.Mo
     """A reduced-precision copy of ``model`` (a lumos HybridLM or a transformers causal LM); with ``fp32_head`` its
     LM head keeps float32 weights (an untied copy: a tied input embedding stays in ``dtype``) and computes in float32.
     The original model is untouched."""
-    lumos = hasattr(model, "lm_head_fp32")
-    head = None if lumos else getattr(model, "get_output_embeddings", lambda: None)()
-    if not lumos and (not isinstance(head, nn.Linear) or not hasattr(model, "set_output_embeddings")):
+    if hasattr(model, "lm_head_fp32"):  # a lumos HybridLM (FSDP2 subclasses its class)
+        low_lm = cast(HybridLM, clone_model(model).to(dtype).eval())
+        if fp32_head:
+            weight = cast(HybridLM, model).lm_head.weight
+            low_lm.lm_head.weight = nn.Parameter(weight.detach().float().clone(), requires_grad=False)
+        low_lm.lm_head_fp32 = fp32_head
+        return low_lm
+    head = getattr(model, "get_output_embeddings", lambda: None)()
+    if not isinstance(head, nn.Linear) or not hasattr(model, "set_output_embeddings"):
         raise LumosTypeError("The FP32-head study needs a lumos HybridLM or a transformers causal LM with a linear "
                              f"output embedding; got {type(model).__name__}.")
     low = clone_model(model).to(dtype).eval()
-    if lumos:
-        if fp32_head:
-            low.lm_head.weight = nn.Parameter(model.lm_head.weight.detach().float().clone(), requires_grad=False)
-        low.lm_head_fp32 = fp32_head
-    elif fp32_head:
-        low.set_output_embeddings(FP32Head(head))
+    if fp32_head:
+        cast(_OutputEmbeddings, low).set_output_embeddings(FP32Head(head))
     return low
+
+
+class _OutputEmbeddings(Protocol):
+    """A transformers causal LM: its output embedding (the LM head) can be replaced."""
+
+    def set_output_embeddings(self, new_embeddings: nn.Module) -> None: ...
 
 
 @torch.no_grad()

@@ -26,7 +26,8 @@ import random
 import re
 
 from lumos.core.errors import bad_param
-from lumos.rl.tasks._common import VerifiedTask, check_int
+from lumos.core.validation import check_int
+from lumos.rl.tasks._common import VerifiedTask
 from lumos.rl.tasks.base import Problem, register_task
 
 __all__ = ["GuessCheckTask", "FORK_TOKEN"]
