@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lumos.core.errors import LumosTypeError
+from lumos.core.errors import LumosError, LumosTypeError
 from lumos.models.tokenizer import ByteTokenizer
 from lumos.rl.policy import HFPolicy, left_pad, make_policy, sample_reference
 from lumos.testing import assert_close
@@ -71,6 +71,21 @@ def test_eos_masks_rest_and_greedy():
 def test_make_policy_rejects_unknown_models():
     with pytest.raises(LumosTypeError, match="make_policy needs"):
         make_policy(torch.nn.Linear(2, 2))
+
+
+def test_hybrid_policy_without_token_ids_is_a_clear_error():
+    # no id given and none in the model's config: a LumosError naming the id (was AttributeError / TypeError)
+    from types import SimpleNamespace
+
+    from lumos.rl.policy import HybridPolicy
+
+    with pytest.raises(LumosError, match="eos_token_id"):
+        HybridPolicy(torch.nn.Linear(2, 2))
+    model = torch.nn.Linear(2, 2)
+    model.config = SimpleNamespace(eos_token_id=1, pad_token_id=None)
+    with pytest.raises(LumosError, match="pad_token_id"):
+        HybridPolicy(model)
+    assert HybridPolicy(model, pad_token_id=0).pad_token_id == 0
 
 
 def test_hybrid_policy_logprobs_and_group_sampling():

@@ -258,8 +258,8 @@ class HybridPolicy(Policy):
         self.model = model
         self.compile = compile  # decode through lumos.models.fast_decode (generate(compile=True))
         cfg = getattr(model, "config", None)
-        self.eos_token_id = int(eos_token_id if eos_token_id is not None else cfg.eos_token_id)
-        self.pad_token_id = int(pad_token_id if pad_token_id is not None else cfg.pad_token_id)
+        self.eos_token_id = _token_id(eos_token_id, cfg, "eos_token_id")
+        self.pad_token_id = _token_id(pad_token_id, cfg, "pad_token_id")
         self.repetition_truncation = repetition_truncation
 
     def forward_logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -327,6 +327,14 @@ class _AdapterModel(Protocol):
     """A peft model: its adapters can be switched off for a block."""
 
     def disable_adapter(self) -> AbstractContextManager[Any]: ...
+
+
+def _token_id(given: int | None, cfg: object, name: str) -> int:
+    """``given``, else the model config's ``name``; a clear error when neither exists."""
+    value = given if given is not None else getattr(cfg, name, None)
+    if value is None:
+        raise bad_param(name, "an int (the model has no config giving one)", None, owner="HybridPolicy")
+    return int(value)
 
 
 def _device_of(model: nn.Module) -> torch.device:
