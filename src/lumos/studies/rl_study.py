@@ -123,9 +123,9 @@ _ARMS_OK = Satisfies(lambda v: isinstance(v, tuple) and len(v) > 0 and len(set(v
                      and all(isinstance(a, str) and a in arm_names() for a in v),
                      "a non-empty list of distinct arms (lumos.studies.rl_study.arm_names(): the study's arms and "
                      "every registered objective)")
-_UPDATES = Satisfies(lambda v: isinstance(v, tuple) and len(v) > 0 and all(is_int(u) and u >= 1 for u in v),
+_UPDATES = Satisfies(lambda v: isinstance(v, tuple) and len(v) > 0 and all(is_int(u) and int(u) >= 1 for u in v),
                      "a non-empty list of ints ≥ 1")
-_SEEDS = Satisfies(lambda v: isinstance(v, tuple) and all(is_int(u) and u >= 0 for u in v),
+_SEEDS = Satisfies(lambda v: isinstance(v, tuple) and all(is_int(u) and int(u) >= 0 for u in v),
                    "a list of ints ≥ 0")
 _POSITIVE_LIST = Satisfies(lambda v: isinstance(v, tuple) and len(v) > 0 and all(POSITIVE.is_satisfied_by(x) for x in v),
                            "a non-empty list of finite floats > 0")

@@ -141,16 +141,17 @@ class MiniMaxConfig:
     torch_dtype: str | None = _f(None, Options(str, _TORCH_DTYPES), None)
 
     def __post_init__(self) -> None:
+        # the fields are checked below (p.fields): derive the defaults only from valid ints (numpy ones too)
         if self.head_dim is None and _is_int(self.hidden_size) and _is_int(self.num_attention_heads) \
-                and self.num_attention_heads > 0:
-            self.head_dim = self.hidden_size // self.num_attention_heads
+                and int(self.num_attention_heads) > 0:
+            self.head_dim = int(self.hidden_size) // int(self.num_attention_heads)
         if self.rotary_dim is None and _is_int(self.head_dim):
-            self.rotary_dim = self.head_dim // 2
-        if self.attn_type_list is None and _is_int(self.num_hidden_layers) and self.num_hidden_layers > 0:
-            n = self.num_hidden_layers
+            self.rotary_dim = int(self.head_dim) // 2
+        if self.attn_type_list is None and _is_int(self.num_hidden_layers) and int(self.num_hidden_layers) > 0:
+            n = int(self.num_hidden_layers)
             self.attn_type_list = [1 if (l + 1) % 8 == 0 or (n < 8 and l == n - 1) else 0 for l in range(n)]
-        if _is_int(self.num_hidden_layers) and self.num_hidden_layers > 0:
-            deepnorm = (2.0 * self.num_hidden_layers) ** 0.25
+        if _is_int(self.num_hidden_layers) and int(self.num_hidden_layers) > 0:
+            deepnorm = (2.0 * int(self.num_hidden_layers)) ** 0.25
             for name in ("layernorm_full_attention_alpha", "layernorm_linear_attention_alpha", "layernorm_mlp_alpha"):
                 if getattr(self, name) is None:
                     setattr(self, name, deepnorm)
@@ -368,7 +369,7 @@ def _rope_from_transformers(data: dict[str, Any], kwargs: dict[str, Any], proble
                             "MiniMax (it rotates every head dim); use rope_type 'proportional' for partial RoPE")
         kwargs["rotary_dim"], kwargs["rope_theta"] = head_dim, float(theta)
     elif rtype == "proportional":
-        if not _is_num(factor) or not 0 < factor <= 1:
+        if not _is_num(factor) or not 0 < float(factor) <= 1:
             problems.append(f"'partial_rotary_factor' must be in (0, 1], got {factor!r}")
             return
         rotary_dim = 2 * int(factor * head_dim // 2)
