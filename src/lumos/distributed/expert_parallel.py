@@ -104,7 +104,7 @@ class ExpertParallelMoE(SparseMoE):
         """Convert ``moe`` in place (also on the meta device) to hold only this rank's experts of ``mesh["ep"]``."""
         from torch.distributed.tensor import DTensor, Replicate, Shard
 
-        ep_mesh = mesh["ep"]  # type: ignore[index]
+        ep_mesh = mesh["ep"]
         ep = ep_mesh.size()
         if moe.num_experts % ep:
             raise bad_param("expert_parallel", f"a divisor of the number of experts ({moe.num_experts})", ep,

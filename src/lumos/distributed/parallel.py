@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 from torch import nn
@@ -26,6 +26,9 @@ from torch import nn
 from lumos.core.errors import LumosError, bad_param
 from lumos.core.validation import check_positive_int
 from lumos.distributed.process_group import local_shard
+
+if TYPE_CHECKING:
+    from lumos.models.minimax.modeling import HybridLM
 
 __all__ = ["make_mesh", "shard_model", "is_sharded", "clip_grad_norm", "gathered_copy", "check_expert_parallel",
            "check_mesh", "local_shard"]
@@ -123,7 +126,8 @@ def shard_model(model: nn.Module, mesh: Any, *, expert_parallel: bool = False, r
         raise LumosError("shard_model: the model is already sharded.")
     if grad_reduce not in ("mean", "sum"):
         raise LumosError(f"The 'grad_reduce' parameter of shard_model must be 'mean' or 'sum'. Got {grad_reduce!r}.")
-    layers: list[Any] = list(model.model.layers)  # type: ignore[union-attr]  # a HybridLM's decoder layers
+    hybrid = cast("HybridLM", model)                    # the documented input: a lumos HybridLM
+    layers: list[Any] = list(hybrid.model.layers)
     names = tuple(mesh.mesh_dim_names or ())
     experts: dict[int, set[nn.Parameter]] = {}
     world = mesh.size()
@@ -131,7 +135,7 @@ def shard_model(model: nn.Module, mesh: Any, *, expert_parallel: bool = False, r
         if names != ("dp", "ep"):
             raise LumosError(f"expert_parallel=True needs a ('dp', 'ep') mesh (make_mesh(expert_parallel=N)); got "
                              f"mesh dims {names}.")
-        check_expert_parallel(mesh["ep"].size(), world, model.config.num_local_experts)  # type: ignore[union-attr]
+        check_expert_parallel(mesh["ep"].size(), world, hybrid.config.num_local_experts)
         for i, layer in enumerate(layers):
             moe = ExpertParallelMoE.from_dense(layer.block_sparse_moe, mesh)
             experts[i] = {moe.w1, moe.w2, moe.w3}
@@ -144,7 +148,7 @@ def shard_model(model: nn.Module, mesh: Any, *, expert_parallel: bool = False, r
     for i, layer in enumerate(layers):
         fully_shard(layer, ignored_params=experts.get(i), **kw)
     fully_shard(model, **kw)
-    model.lumos_grad_reduce = grad_reduce  # type: ignore[assignment]
+    model.lumos_grad_reduce = grad_reduce  # pyright: ignore[reportArgumentType] - Module keeps plain attributes too
     if grad_reduce == "sum":
         for m in model.modules():
             if isinstance(m, FSDPModule):
@@ -203,7 +207,7 @@ def gathered_copy(model: nn.Module) -> nn.Module:
 
     from lumos.models.minimax.modeling import HybridLM
 
-    base: HybridLM = model  # type: ignore[assignment]
+    base = cast("HybridLM", model)
     state = {}
     for name, p in model.named_parameters():
         state[name] = p.full_tensor() if isinstance(p, DTensor) else p.detach().clone()

@@ -18,7 +18,7 @@ difference below; the trainers call it and never branch on sharding themselves.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 from torch import nn
@@ -51,7 +51,7 @@ def global_aux_loss(model: nn.Module, weight: float = 1.0) -> torch.Tensor | Non
     """This rank's share of the MoE load-balancing loss pooled over all ranks (see module docstring);
     ``weight`` 0 contributes nothing (an idle rank). A collective: every rank calls it."""
     router_stats = getattr(model, "router_stats", None)  # lumos HybridLM; other models have no MoE statistics
-    stats: list[Any] = router_stats() if callable(router_stats) else []  # type: ignore[assignment]  # RouterStats
+    stats = cast("list[Any]", router_stats()) if callable(router_stats) else []   # HybridLM.router_stats()
     if not stats:
         return None
     cfg: Any = model.config

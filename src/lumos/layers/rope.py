@@ -87,7 +87,7 @@ class RotaryEmbedding(nn.Module):
         """Recompute ``inv_freq`` (after building on the meta device and ``to_empty``)."""
         self.inv_freq = rotary_inv_freq(self.rotary_dim, self.base).to(self.inv_freq.device)
 
-    def _apply(self, fn, recurse=True):  # type: ignore[override]
+    def _apply(self, fn, recurse=True):
         # keep the frequencies float32 when the module is cast (model.to(torch.bfloat16) would round them)
         super()._apply(fn, recurse)
         self.reset_buffers()

@@ -187,8 +187,8 @@ class TransformersTokenizer:
     def render_prompt(self, prompt: str | list[dict[str, str]]) -> str:
         """The prompt as the model sees it (chat template applied where it is used)."""
         messages = _message_list(prompt)
-        if messages is None and not self.use_chat_template:
-            return prompt  # type: ignore[return-value]
+        if isinstance(prompt, str) and not self.use_chat_template:
+            return prompt
         if not self.use_chat_template:
             raise LumosError("A prompt is a list of chat messages, but " + (
                 "--no-chat-template was given" if self.has_chat_template else "the tokenizer has no chat template")
@@ -217,10 +217,11 @@ def render_prompt(tokenizer: Any, prompt: str | list[dict[str, str]]) -> str:
     """``tokenizer.render_prompt(prompt)``; tokenizers without one take text prompts only."""
     if hasattr(tokenizer, "render_prompt"):
         return tokenizer.render_prompt(prompt)
-    if _message_list(prompt) is not None:
+    if not isinstance(prompt, str):
+        _message_list(prompt)   # a malformed prompt gets its own message
         raise LumosError("A prompt is a list of chat messages, but the tokenizer has no chat template. Give "
                          "prompts as text, or load the model's own tokenizer (with its chat_template).")
-    return prompt  # type: ignore[return-value]
+    return prompt
 
 
 def encode_prompt(tokenizer: Any, prompt: str | list[dict[str, str]]) -> list[int]:
@@ -317,7 +318,7 @@ def resolve_tokenizer(tokenizer: Any, model: Any) -> Any:
     try:
         from transformers import PreTrainedTokenizerBase
     except ImportError:  # pragma: no cover
-        PreTrainedTokenizerBase = ()  # type: ignore[assignment,misc]
+        PreTrainedTokenizerBase = ()
     if isinstance(tokenizer, PreTrainedTokenizerBase):
         tokenizer = TransformersTokenizer(tokenizer)
     check_tokenizer_fits(tokenizer, net)

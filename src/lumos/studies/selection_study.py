@@ -57,7 +57,7 @@ __all__ = ["STUDY_DATASETS", "SelectionStudyConfig", "StudyData", "load_study_da
            "demo_selection"]
 
 STUDY_DATASETS = ("shapes", "digits")
-_FRACTIONS = Satisfies(lambda v: len(v) > 0 and all(is_real(f) and 0 < f < 1 for f in v),
+_FRACTIONS = Satisfies(lambda v: len(v) > 0 and all(is_real(f) and 0 < float(f) < 1 for f in v),
                        "a non-empty list of fractions in (0, 1)")
 
 

@@ -143,7 +143,7 @@ def export_tensors(model: HybridLM, fmt: str, dtype: torch.dtype | None = None
                    ) -> Iterator[tuple[str, torch.Tensor]]:
     """Yield (checkpoint key, tensor) for ``fmt``: "minimax_m1" (release names, per-expert) or "transformers"
     (fused experts, q/k rows permuted for proportional RoPE). Tensors are detached, on their device."""
-    c: MiniMaxConfig = model.config  # type: ignore[assignment]
+    c: MiniMaxConfig = model.config
     sd = {k: v.detach() for k, v in model.state_dict().items()}
     if c.tie_word_embeddings:
         sd.pop("lm_head.weight", None)

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lumos.core.errors import LumosError, bad_param, check
+from lumos.core.errors import LumosError, bad_param
 from lumos.core.validation import check_tensor
 from lumos.layers.decode import decode_linear
 from lumos.layers.lightning_attention import LightningAttention, minimax_slope_rate
@@ -174,15 +174,17 @@ class DecoderLayer(nn.Module):
         in place, a softmax layer writes slot ``slot`` of ``kv`` (see :meth:`SoftmaxAttention.decode_step`)."""
         attn = self.self_attn
         if isinstance(attn, LightningAttention):
-            check(state is not None, f"decode_step of lightning layer {self.layer_idx} needs its state")
+            if state is None:
+                raise LumosError(f"decode_step of lightning layer {self.layer_idx} needs its state")
 
             def attend(x: torch.Tensor) -> torch.Tensor:
-                return attn.decode_step(x, state)  # type: ignore[arg-type]  # checked above
+                return attn.decode_step(x, state)
         else:
-            check(kv is not None, f"decode_step of softmax layer {self.layer_idx} needs its kv cache")
+            if kv is None:
+                raise LumosError(f"decode_step of softmax layer {self.layer_idx} needs its kv cache")
 
             def attend(x: torch.Tensor) -> torch.Tensor:
-                return attn.decode_step(x, position, valid, slot, *kv)  # type: ignore[misc]  # checked above
+                return attn.decode_step(x, position, valid, slot, *kv)
         return self._compose(h, attend, self.block_sparse_moe.decode_step)
 
 
@@ -278,7 +280,7 @@ class HybridLM(nn.Module):
         """Per-MoE-layer routing statistics of the last forward (empty before the first; see :attr:`aux_loss`)."""
         return [r.stats() for r in self._routing]
 
-    def _apply(self, fn, recurse=True):  # type: ignore[override]
+    def _apply(self, fn, recurse=True):
         # dtype casts must not round the derived float32 buffers (lightning slopes, RoPE frequencies)
         super()._apply(fn, recurse)
         self.reset_buffers()
