@@ -268,6 +268,13 @@ def _print(rows: list[dict]) -> None:
     print()
 
 
+def _save(path: str | None, rows: list[dict]) -> int:
+    """Write ``rows`` as JSON to ``path`` (when given); the exit status."""
+    if path:
+        Path(path).write_text(json.dumps(rows, indent=1))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="tiny sizes (seconds)")
@@ -290,9 +297,7 @@ def main(argv: list[str] | None = None) -> int:
     _print(rows)
     all_rows += rows
     if args.only_first_call:
-        if args.json:
-            Path(args.json).write_text(json.dumps(all_rows, indent=1))
-        return 0
+        return _save(args.json, all_rows)
 
     rows = overhead(q)
     if args.device:
@@ -300,9 +305,7 @@ def main(argv: list[str] | None = None) -> int:
     _print(rows)
     all_rows += rows
     if args.only_overhead:
-        if args.json:
-            Path(args.json).write_text(json.dumps(all_rows, indent=1))
-        return 0
+        return _save(args.json, all_rows)
 
     X, y = load_builtin("digits")
     split = make_split(X, y, 200 if q else 1000, 100 if q else 300, seed=seed)
@@ -329,10 +332,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = selection(split, q, seed)
     _print(rows)
     all_rows += rows
-
-    if args.json:
-        Path(args.json).write_text(json.dumps(all_rows, indent=1))
-    return 0
+    return _save(args.json, all_rows)
 
 
 if __name__ == "__main__":
