@@ -87,3 +87,24 @@ def test_output_survives_a_c_locale(monkeypatch, tmp_path):
     print("4 \u00d7 80 GiB \u2264 72")
     stream.flush()
     assert raw.getvalue() == b"4 ? 80 GiB ? 72\n"
+
+
+def test_a_system_without_its_extra_names_the_install_command(monkeypatch, capsys):
+    """The core-install path (tests/test_install.py builds a real one, slowly): a command module whose extra is
+    missing leaves its command out, and naming it prints the pip command on one line."""
+    from lumos.core.extras import MissingExtraError
+
+    real = cli_main.importlib.import_module
+
+    def without_rl(name, *a, **k):
+        if name == "lumos.rl.cli":
+            raise MissingExtraError("lumos.rl", "rl", ["datasets"])
+        return real(name, *a, **k)
+
+    monkeypatch.setattr(cli_main.importlib, "import_module", without_rl)
+    assert build_parser().missing_extras == ["lumos.rl needs the 'rl' extra (missing: datasets): "
+                                             "pip install 'lumos[rl]'"]
+    assert cli_main.main(["rl", "train"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "unknown command 'rl'" in err and "pip install 'lumos[rl]'" in err, err
+    assert cli_main.main(["demo", "--help"]) == 0          # the installed systems still work

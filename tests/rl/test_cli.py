@@ -178,6 +178,8 @@ def test_own_model_errors_before_any_work(tmp_path, capsys):
          "one weight per reward function"),
         (["--model", "hybrid", "--task", "addition", "--reward", f"{rewards}:short"], "applies to data-file tasks"),
         (["--model", str(model_dir), "--lora-r", "2", "--lora-targets", "no_such_proj"], "--lora-targets"),
+        (["--model", str(model_dir), "--max-new-tokens", "600"],
+         "prompt tokens + max_new_tokens 600 exceed the model's max_position_embeddings = 512"),
     ]
     for extra, match in cases:
         out = tmp_path / "never"

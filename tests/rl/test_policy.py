@@ -124,3 +124,16 @@ def test_top_k_top_p_sampling_matches_the_twin_and_keeps_full_logprobs():
     # top-p keeps only tokens inside the nucleus: with p tiny, the most likely token every time
     tiny_p = policy.generate(ids, mask, max_new_tokens=6, temperature=1.0, generators=gens(), top_p=1e-6)
     assert torch.equal(tiny_p.response_ids, greedy.response_ids)
+
+
+def test_context_limit_reads_the_declared_length_and_check_context_refuses_past_it():
+    from lumos.rl.policy import check_context, context_limit
+
+    assert context_limit(tiny_llama()) == ("max_position_embeddings", 128)
+    assert context_limit(tiny_gpt2())[1] == 128                 # GPT-2's n_positions
+    assert context_limit(torch.nn.Linear(2, 2)) is None        # no config: nothing declared, nothing checked
+    check_context(100, 28, ("n_positions", 128), "t")           # exactly full fits
+    check_context(10**6, 10, None, "t")
+    with pytest.raises(LumosError, match=r"^t: 101 prompt tokens \+ max_new_tokens 28 exceed the model's "
+                                         r"n_positions = 128\. Shorten or drop prompts over 100 tokens"):
+        check_context(101, 28, ("n_positions", 128), "t")

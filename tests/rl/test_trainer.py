@@ -310,6 +310,14 @@ def test_own_tokenizer_resume_from_hf_checkpoints_is_bit_identical(tmp_path):
     assert [_numeric(r) for r in rows_a] == [_numeric(r) for r in rows_b]
 
 
+def test_a_batch_past_the_models_declared_length_is_refused_not_run():
+    tok, task, build = _own_setup()
+    tr = RLTrainer(build(), task, small_cfg(steps=1, max_new_tokens=600), tokenizer=tok)   # tiny_qwen declares 512
+    with pytest.raises(LumosError, match=r"Task 'dataset': \d+ prompt tokens \+ max_new_tokens 600 exceed the "
+                                         r"model's max_position_embeddings = 512"):
+        tr.train()
+
+
 def test_a_foreign_model_without_its_tokenizer_is_refused():
     _, task, build = _own_setup()
     with pytest.raises(LumosError, match="No tokenizer given"):

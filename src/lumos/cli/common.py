@@ -18,7 +18,12 @@ __all__ = ["add_run_options", "parse_csv_list", "parse_key_values", "print_table
 
 
 class LumosArgumentParser(argparse.ArgumentParser):
-    """argparse with one-line errors (exit status 2, no usage dump)."""
+    """argparse with one-line errors (exit status 2, no usage dump); ``missing_extras`` holds the messages of
+    the systems whose extra is not installed (their commands are absent)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.missing_extras: list[str] = []
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")

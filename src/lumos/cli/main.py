@@ -45,7 +45,7 @@ for _module in COMMAND_MODULES:
     COMMANDS.register(_module.removeprefix("lumos.").removesuffix(".cli"), _module)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> LumosArgumentParser:
     """The ``lumos`` parser with every command module's subcommands."""
     parser = LumosArgumentParser(
         prog="lumos",
@@ -54,25 +54,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"lumos {lumos.__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=LumosArgumentParser)
-    missing_extras: list[str] = []
     for name in COMMANDS:
         try:
             module = importlib.import_module(COMMANDS.get(name))
         except MissingExtraError as exc:  # a system whose extra is not installed: its commands are absent
-            missing_extras.append(str(exc))
+            parser.missing_extras.append(str(exc))
             continue
         module.register(sub)
-    if missing_extras:
-        parser.epilog = "Not installed: " + "; ".join(missing_extras)
+    if parser.missing_extras:
+        parser.epilog = "Not installed: " + "; ".join(parser.missing_extras)
     return parser
 
 
 set_parser_factory(build_parser)
 
 
-def _unavailable(parser: argparse.ArgumentParser, argv: list[str]) -> str | None:
+def _unavailable(parser: LumosArgumentParser, argv: list[str]) -> str | None:
     """The missing-extra message when ``argv`` names no known command and some systems are not installed."""
-    missing = getattr(parser, "missing_extras", [])
+    missing = parser.missing_extras
     first = next((a for a in argv if not a.startswith("-")), None)
     sub = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
     if not missing or first is None or sub is None or first in sub.choices:

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from lumos.core.errors import LumosError
+from lumos.core.errors import LumosError, one_line
 from lumos.core.io import load_tensors, read_json, save_tensors
 from lumos.core.rundir import RunDir
 from lumos.core.validation import check_nonneg_int, check_positive_int
@@ -75,8 +75,6 @@ def build_model(spec: str, seed: int = 0, dtype: torch.dtype | None = None) -> n
             return transformers.AutoModelForCausalLM.from_pretrained(path.resolve(), use_safetensors=True,
                                                                      dtype=dtype or torch.float32, local_files_only=True)
     except (OSError, ValueError, KeyError) as exc:
-        from lumos.core.errors import one_line
-
         raise LumosError(f"--model {spec}: transformers cannot load it ({one_line(exc, 200)}).") from None
 
 
@@ -185,10 +183,13 @@ def build_task(cfg: RLConfig, data: DataConfig | None = None, evaluate: bool | N
     return task
 
 
-def check_prompts(task: Task, tokenizer: Any) -> None:
-    """Render one text and one chat-message prompt of a data task with ``tokenizer``: a conversational prompt
-    without a chat template (or a template that fails) is an error before any work."""
-    from lumos.models.tokenizer import render_prompt
+def check_prompts(task: Task, tokenizer: Any, model: nn.Module | None = None, max_new_tokens: int = 0) -> None:
+    """Before any work, the prompts of a data task (its ``train_problems`` and ``eval_problems``) must render
+    with ``tokenizer`` (a conversational prompt needs a chat template that works) and, given ``model``, each
+    must leave room for ``max_new_tokens`` in the length the model's config declares
+    (:func:`lumos.rl.policy.check_context`; the trainer checks every later batch too)."""
+    from lumos.models.tokenizer import encode_prompt, render_prompt
+    from lumos.rl.policy import check_context, context_limit
 
     problems = list(getattr(task, "train_problems", [])) + list(getattr(task, "eval_problems", []))
     seen: set[bool] = set()
@@ -199,6 +200,13 @@ def check_prompts(task: Task, tokenizer: Any) -> None:
             render_prompt(tokenizer, p.prompt)
         if len(seen) == 2:
             break
+    limit = context_limit(model) if model is not None else None
+    if limit is None or not problems:
+        return
+    lengths = [len(encode_prompt(tokenizer, p.prompt)) for p in problems]
+    i = max(range(len(lengths)), key=lengths.__getitem__)
+    check_context(lengths[i], max_new_tokens, limit,
+                  f"Task {task.name!r}, prompt {one_line(repr(problems[i].prompt), 60)}")
 
 
 def warm_start(model: nn.Module, task: Task, steps: int, seed: int, cache: Path | None = None,
@@ -317,7 +325,7 @@ def train_run(cfg: RLConfig, model_spec: str = "hybrid", warm_start_steps: int =
     task = task or build_task(cfg, data)
     # a bad --model, a missing or mismatched tokenizer, or a prompt it cannot render fails before the run directory
     model, tokenizer = load_model(model_spec, cfg.seed, model_options, data)
-    check_prompts(task, tokenizer)
+    check_prompts(task, tokenizer, model, cfg.max_new_tokens)
     if (fsdp or expert_parallel > 1) and model_options.lora_r:
         raise LumosError("--lora-r with --fsdp / --expert-parallel is not supported; train the adapter unsharded.")
     dist.init_distributed()
@@ -520,8 +528,8 @@ def compare_runs(algos: list[str], seeds: int, base: RLConfig, model_spec: str =
         check_probability(target, "target", owner="compare_runs")
     data, model_options = data or DataConfig(), model_options or ModelOptions()
     task = task or build_task(base, data, evaluate=True)     # compare always evaluates
-    _, tokenizer = load_model(model_spec, base.seed, model_options, data)  # a bad --model fails before the run dir
-    check_prompts(task, tokenizer)
+    model, tokenizer = load_model(model_spec, base.seed, model_options, data)  # a bad --model fails before the run dir
+    check_prompts(task, tokenizer, model, base.max_new_tokens)
     config = {"algos": algos, "seeds": seeds, "rl": base.to_dict(), "model": model_spec,
               "warm_start_steps": warm_start_steps, "target": target, "data": data.to_dict(),
               "model_options": model_options.to_dict()}

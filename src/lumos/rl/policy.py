@@ -26,13 +26,16 @@ from typing import Any, Protocol, cast
 import torch
 from torch import nn
 
-from lumos.core.errors import LumosTypeError, bad_param
+from lumos.core.errors import LumosError, LumosTypeError, bad_param
 from lumos.models.generation import filter_logits, generate, left_pad
 from lumos.models.minimax.modeling import HybridLM
 
 __all__ = ["Rollout", "Policy", "HFPolicy", "HybridPolicy", "AdapterDisabledPolicy", "make_policy", "sample_reference",
            "left_pad",
-           "response_logprobs", "clone_model"]
+           "response_logprobs", "clone_model", "context_limit", "check_context"]
+
+#: model config fields that bound prompt + completion length, in the order they are read
+CONTEXT_FIELDS = ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length")
 
 
 #: per-forward state some models keep as plain attributes (``HybridLM._routing`` holds the router's graph)
@@ -327,6 +330,29 @@ class _AdapterModel(Protocol):
     """A peft model: its adapters can be switched off for a block."""
 
     def disable_adapter(self) -> AbstractContextManager[Any]: ...
+
+
+def context_limit(model: object) -> tuple[str, int] | None:
+    """``(field, n)``: the longest sequence (prompt + completion) ``model``'s config declares
+    (:data:`CONTEXT_FIELDS`, first found), or None when it declares none."""
+    cfg = getattr(model, "config", None)
+    for name in CONTEXT_FIELDS:
+        value = getattr(cfg, name, None)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return name, value
+    return None
+
+
+def check_context(prompt_tokens: int, max_new_tokens: int, limit: tuple[str, int] | None, where: str) -> None:
+    """A prompt of ``prompt_tokens`` tokens plus ``max_new_tokens`` must fit the model's declared length
+    ``limit`` (:func:`context_limit`): past it, learned positions fail with an index error and rotary ones run
+    where the model was never trained, so lumos refuses instead of guessing."""
+    if limit is None or prompt_tokens + max_new_tokens <= limit[1]:
+        return
+    name, n = limit
+    raise LumosError(f"{where}: {prompt_tokens} prompt tokens + max_new_tokens {max_new_tokens} exceed the model's "
+                     f"{name} = {n}. Shorten or drop prompts over {max(n - max_new_tokens, 0)} tokens, lower "
+                     f"--max-new-tokens, or raise {name} in the model's config.json if it handles longer sequences.")
 
 
 def _token_id(given: int | None, cfg: object, name: str) -> int:

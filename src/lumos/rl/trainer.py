@@ -64,6 +64,8 @@ from lumos.rl.policy import (
     HybridPolicy,
     Policy,
     Rollout,
+    check_context,
+    context_limit,
     left_pad,
     make_policy,
 )
@@ -236,6 +238,14 @@ class RLTrainer:
                 gens.extend([gen] * G)
         return gens
 
+    def _encode(self, rows: list[Problem]) -> tuple[torch.Tensor, torch.Tensor]:
+        """:func:`encode_prompts` of ``rows``; the longest must leave room for ``max_new_tokens`` in the model's
+        declared length (:func:`~lumos.rl.policy.check_context`)."""
+        ids, mask = encode_prompts(self.tokenizer, rows, self.policy.pad_token_id)
+        longest = int(mask.sum(-1).max()) if mask.numel() else 0
+        check_context(longest, self.cfg.max_new_tokens, context_limit(self.policy.model), f"Task {self.task.name!r}")
+        return ids, mask
+
     def _rollout(self, step: int, rnd: int = 0) -> tuple[list[Problem], Rollout, range]:
         """Round ``rnd`` of step ``step``: this process's share of ``prompts_per_step`` problems × G samples."""
         cfg = self.cfg
@@ -244,7 +254,7 @@ class RLTrainer:
         share = P // self.world
         groups = range(self.rank * share, (self.rank + 1) * share)
         rows = [problems[g] for g in groups for _ in range(cfg.group_size)]
-        ids, mask = encode_prompts(self.tokenizer, rows, self.policy.pad_token_id)
+        ids, mask = self._encode(rows)
         self.model.eval()
         ro = self._generation_policy().generate(
             ids, mask, max_new_tokens=cfg.max_new_tokens, **self._sampling(),
@@ -470,7 +480,7 @@ class RLTrainer:
         for i in range(0, len(idx), per):
             chunk = idx[i:i + per]
             rows = [problems[j] for j in chunk for _ in range(reps)]
-            ids, mask = encode_prompts(self.tokenizer, rows, self.policy.pad_token_id)
+            ids, mask = self._encode(rows)
             gens = None
             if k > 0:
                 gens = [g for j in chunk for g in self._eval_generators(j, reps)]
