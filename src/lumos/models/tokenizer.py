@@ -13,12 +13,12 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from lumos.core.errors import LumosError, one_line
 
 __all__ = ["ByteTokenizer", "HFTokenizer", "TransformersTokenizer", "load_tokenizer", "model_tokenizer", "resolve_tokenizer",
-           "check_tokenizer_fits", "encode_prompt", "render_prompt", "has_tokenizer_files"]
+           "check_tokenizer_fits", "encode_prompt", "render_prompt", "has_tokenizer_files", "is_chat_messages"]
 
 
 class ByteTokenizer:
@@ -99,13 +99,17 @@ def load_tokenizer(model_dir: str | os.PathLike[str] | None) -> ByteTokenizer | 
 
 
 # ------------------------------------------------------------------------------------------ prompts and models
+def is_chat_messages(prompt: object) -> TypeGuard[list[dict[str, str]]]:
+    """Whether ``prompt`` is chat messages: a non-empty list of dicts with text ``role`` and ``content``."""
+    return isinstance(prompt, list) and bool(prompt) and all(
+        isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str) for m in prompt)
+
+
 def _message_list(prompt: object) -> list[dict[str, str]] | None:
     """``prompt`` as chat messages (a list of ``{"role", "content"}`` dicts), or None when it is text."""
     if isinstance(prompt, str):
         return None
-    if isinstance(prompt, list) and prompt and all(
-            isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)
-            for m in prompt):
+    if is_chat_messages(prompt):
         return prompt
     raise LumosError(f"A prompt must be text or a non-empty list of chat messages {{'role': str, 'content': str}}; "
                      f"got {one_line(repr(prompt), 80)}.")

@@ -28,10 +28,6 @@ from lumos.core.validation import (
     Options,
     Problems,
     Satisfies,
-    check_bool,
-    check_choice,
-    check_float,
-    check_nonneg_int,
     constraint,
 )
 from lumos.rl.objectives import LOSSES, Objective, available_losses, get_objective
@@ -202,6 +198,30 @@ class RLConfig:
 _OBJECTIVE_FIELDS = {f.name: f.default for f in dataclasses.fields(RLConfig) if f.metadata.get("objective")}
 
 
+def _utf8(v: object) -> bool:
+    """Text that encodes as UTF-8 (a lone surrogate raises UnicodeEncodeError, a ValueError: read as False)."""
+    if not isinstance(v, str):
+        return False
+    v.encode("utf-8")
+    return True
+
+
+def _is_device(v: object) -> bool:
+    return isinstance(v, str) and (v in ("auto", "cpu", "cuda", "mps") or (v.startswith("cuda:") and v[5:].isdigit()))
+
+
+MODEL_DTYPES = ("auto", "float32", "bfloat16", "float16")
+_SPECS = Satisfies(lambda v: isinstance(v, list) and all(isinstance(r, str) and r for r in v),
+                   "a list of PATH.py:FUNC or module:FUNC specs")
+_WEIGHTS = Satisfies(lambda v: isinstance(v, list) and all(Interval(float, None, None).is_satisfied_by(w) for w in v),
+                     "a list of finite numbers")
+_NAME = Satisfies(lambda v: isinstance(v, str) and bool(v), "a column name")
+_TEXT = Satisfies(_utf8, "UTF-8 text (no lone surrogates)")
+_DEVICE = Satisfies(_is_device, "auto, cpu, cuda, mps or cuda:N")
+_TARGETS = Satisfies(lambda v: isinstance(v, str) and bool(v.strip(", ")),
+                     "all-linear or comma-separated module names")
+
+
 @dataclass
 class DataConfig:
     """Where prompts and rewards come from, and how prompts are rendered (``config.json`` key ``data``).
@@ -212,48 +232,27 @@ class DataConfig:
 
     reward: list[str] = _f(None, "reward function PATH.py:FUNC or module:FUNC, called TRL's way "
                            "FUNC(prompts=, completions=, completion_ids=, **columns) -> list[float | None] "
-                           "(repeatable; default: compare with the 'answer' column)")
-    reward_weights: list[float] | None = _f(None, "one weight per --reward (default: all 1)")
-    prompt_column: str = _f("prompt", "the data column holding the prompt (text or chat messages)")
+                           "(repeatable; default: compare with the 'answer' column)", _SPECS)
+    reward_weights: list[float] | None = _f(None, "one weight per --reward (default: all 1)", _WEIGHTS, None)
+    prompt_column: str = _f("prompt", "the data column holding the prompt (text or chat messages)", _NAME)
     eval_data: str | None = _f(None, "held-out evaluation data (same format and columns); default: hold out "
-                               "--eval-fraction of the training rows")
+                               "--eval-fraction of the training rows", _TEXT, None)
     eval_fraction: float = _f(0.1, "without --eval-data: the seeded fraction of data rows held out for evaluation "
-                              "(never trained on; 0 = none, then --eval-every 0)")
+                              "(never trained on; 0 = none, then --eval-every 0)", Interval(float, 0, 1, closed="left"))
     chat_template: bool = _f(True, "render prompts with the tokenizer's chat template (text prompts become a user "
-                             "message; TRL feeds text raw); off = --no-chat-template, for base models")
-    system_prompt: str | None = _f(None, "a system message put before every prompt (needs a chat template)")
+                             "message; TRL feeds text raw); off = --no-chat-template, for base models", Boolean())
+    system_prompt: str | None = _f(None, "a system message put before every prompt (needs a chat template)", _TEXT,
+                                   None)
 
     def __post_init__(self) -> None:
         if self.reward is None:
             self.reward = []
         p = Problems("DataConfig")
-        if not isinstance(self.reward, list) or not all(isinstance(r, str) and r for r in self.reward):
-            p.require(False, f"The 'reward' parameter of DataConfig must be a list of PATH.py:FUNC specs. Got "
-                      f"{self.reward!r} instead.")
-        if self.reward_weights is not None:
-            if not isinstance(self.reward_weights, list):
-                p.require(False, f"The 'reward_weights' parameter of DataConfig must be a list of numbers. Got "
-                          f"{self.reward_weights!r} instead.")
-            else:
-                for i, w in enumerate(self.reward_weights):
-                    p.check(check_float, w, f"reward_weights[{i}]")
-                p.require(len(self.reward_weights) == len(self.reward), f"The 'reward_weights' parameter of "
-                          f"DataConfig must hold one weight per reward function ({len(self.reward)}). Got "
-                          f"{len(self.reward_weights)} instead.")
-        p.require(isinstance(self.prompt_column, str) and bool(self.prompt_column), "The 'prompt_column' parameter "
-                  f"of DataConfig must be a column name. Got {self.prompt_column!r} instead.")
-        p.check(check_float, self.eval_fraction, "eval_fraction", 0.0, 1.0, high_inclusive=False)
-        p.check(check_bool, self.chat_template, "chat_template")
-        for name in ("eval_data", "system_prompt"):
-            value = getattr(self, name)
-            if value is not None and not isinstance(value, str):
-                p.require(False, f"The '{name}' parameter of DataConfig must be text. Got {value!r} instead.")
-            elif value is not None:
-                try:
-                    value.encode("utf-8")
-                except UnicodeEncodeError:
-                    p.require(False, f"The '{name}' parameter of DataConfig holds a lone surrogate (not valid "
-                              "Unicode text). Pass UTF-8 text.")
+        p.fields(self)  # every constraint declared above
+        if p.ok("reward", "reward_weights") and self.reward_weights is not None \
+                and len(self.reward_weights) != len(self.reward):
+            p.param("reward_weights", f"one weight per reward function ({len(self.reward)})",
+                    f"{len(self.reward_weights)} weight(s)")
         p.raise_if_any()
 
     def to_dict(self) -> dict[str, Any]:
@@ -265,7 +264,6 @@ class DataConfig:
 
 
 #: The --dtype choices of ModelOptions ("auto": bf16 on CUDA, float32 on CPU).
-MODEL_DTYPES = ("auto", "float32", "bfloat16", "float16")
 
 
 @dataclass
@@ -273,27 +271,20 @@ class ModelOptions:
     """How the model is placed and trained (``config.json`` key ``model_options``)."""
 
     device: str = _f("auto", "where a transformers model runs: auto (cuda when present, else cpu), cpu, cuda, cuda:N "
-                     "(lumos's own models train on the CPU; on GPUs under torchrun with --fsdp)")
+                     "(lumos's own models train on the CPU; on GPUs under torchrun with --fsdp)", _DEVICE)
     dtype: str = _f("auto", "weights dtype: auto (transformers models: bfloat16 on cuda, float32 on cpu; lumos models: "
-                    "their own), float32, bfloat16, float16")
-    gradient_checkpointing: bool = _f(False, "recompute activations in the backward pass (transformers models)")
-    lora_r: int = _f(0, "train a peft LoRA adapter of this rank instead of every weight (0 = full fine-tuning)")
-    lora_alpha: float | None = _f(None, "LoRA alpha (default: 2 × lora_r)")
+                    "their own), float32, bfloat16, float16", Options(str, MODEL_DTYPES))
+    gradient_checkpointing: bool = _f(False, "recompute activations in the backward pass (transformers models)",
+                                      Boolean())
+    lora_r: int = _f(0, "train a peft LoRA adapter of this rank instead of every weight (0 = full fine-tuning)",
+                     NONNEG_INT)
+    lora_alpha: float | None = _f(None, "LoRA alpha (default: 2 × lora_r)", POSITIVE, None)
     lora_targets: str = _f("all-linear", "modules the LoRA adapter wraps: all-linear or comma-separated names "
-                           "(e.g. q_proj,v_proj)")
+                           "(e.g. q_proj,v_proj)", _TARGETS)
 
     def __post_init__(self) -> None:
         p = Problems("ModelOptions")
-        dev = self.device
-        ok = isinstance(dev, str) and (dev in ("auto", "cpu", "cuda", "mps") or (
-            dev.startswith("cuda:") and dev[5:].isdigit()))
-        p.require(ok, f"The 'device' parameter of ModelOptions must be auto, cpu, cuda or cuda:N. Got {dev!r} instead.")
-        p.check(check_choice, self.dtype, "dtype", MODEL_DTYPES)
-        p.check(check_bool, self.gradient_checkpointing, "gradient_checkpointing")
-        p.check(check_nonneg_int, self.lora_r, "lora_r")
-        p.check(check_float, self.lora_alpha, "lora_alpha", 0.0, low_inclusive=False, allow_none=True)
-        p.require(isinstance(self.lora_targets, str) and bool(self.lora_targets.strip(", ")), "The 'lora_targets' "
-                  f"parameter of ModelOptions must be all-linear or module names. Got {self.lora_targets!r} instead.")
+        p.fields(self)  # every constraint declared above
         p.raise_if_any()
 
     def to_dict(self) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from lumos.core.errors import LumosError, one_line
+from lumos.models.tokenizer import is_chat_messages
 
 __all__ = ["MAX_PROMPT_CHARS", "max_prompt_chars", "read_rows", "check_prompt", "split_rows", "DATA_SUFFIXES"]
 
@@ -65,9 +66,7 @@ def check_prompt(prompt: Any, where: str, limit: int | None = None) -> str | lis
         texts = [prompt]
         if not prompt.strip():
             raise LumosError(f"{where}: the prompt is empty. Every row needs a non-empty prompt.")
-    elif isinstance(prompt, list) and prompt and all(
-            isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)
-            for m in prompt):
+    elif is_chat_messages(prompt):
         extra = sorted({k for m in prompt for k in m} - {"role", "content"})
         if extra:
             raise LumosError(f"{where}: chat messages take 'role' and 'content' only; got also {', '.join(extra)}.")
