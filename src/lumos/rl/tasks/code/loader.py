@@ -20,10 +20,12 @@ from typing import Any
 
 from lumos.core.errors import LumosError, bad_param
 
-__all__ = ["HARNESSES", "MAX_FILE_BYTES", "MAX_FILES", "load_repair_dir", "support_files", "dirs_of_tests"]
+__all__ = ["HARNESSES", "DEFAULT_HARNESS", "MAX_FILE_BYTES", "MAX_FILES", "load_repair_dir", "support_files", "dirs_of_tests"]
 
 #: ``task.json``'s ``harness`` → the sandbox mode its tests run in.
 HARNESSES = {"runner": "repo", "in-process": "repo-inprocess"}
+#: the harness of a task that names none: its tests run in the trusted test runner
+DEFAULT_HARNESS = "runner"
 #: Largest file of a task's repository, most files of one task.
 MAX_FILE_BYTES = 256 * 1024
 MAX_FILES = 2000
@@ -74,7 +76,7 @@ def _task_meta(text: str, path: str) -> dict[str, Any]:
         v = meta.get(key)
         if v is not None and not isinstance(v, str):
             raise LumosError(f"{path}: {key!r} must be a string; got {v!r:.80}.")
-    if meta.get("harness", "runner") not in HARNESSES:
+    if meta.get("harness", DEFAULT_HARNESS) not in HARNESSES:
         raise LumosError(f"{path}: 'harness' must be one of {', '.join(HARNESSES)}; got {meta['harness']!r}.")
     return meta
 
@@ -297,4 +299,4 @@ def _load_task(root_fd: int, name: str, shown: str) -> dict[str, Any]:
     return {"name": name, "files": files, "test_files": test_files,
             "test_support": meta.get("test_support") or [],
             "failing": meta["failing_tests"], "description": meta.get("description", ""),
-            "command": meta.get("test_command"), "fix": meta.get("fix"), "harness": meta.get("harness", "runner")}
+            "command": meta.get("test_command"), "fix": meta.get("fix"), "harness": meta.get("harness", DEFAULT_HARNESS)}

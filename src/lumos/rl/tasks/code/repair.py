@@ -12,7 +12,13 @@ from lumos.core.progress import track
 from lumos.rl.tasks.base import Problem, Reward, register_task
 from lumos.rl.tasks.code.common import SandboxTask, extract_code_block, verdict_info, zero_reward
 from lumos.rl.tasks.code.diff import PatchError, apply_patch, parse_unified_diff
-from lumos.rl.tasks.code.loader import HARNESSES, dirs_of_tests, load_repair_dir, support_files
+from lumos.rl.tasks.code.loader import (
+    DEFAULT_HARNESS,
+    HARNESSES,
+    dirs_of_tests,
+    load_repair_dir,
+    support_files,
+)
 from lumos.rl.tasks.code.problems import REPAIR_REPOS
 from lumos.sandbox import SandboxJob, Verdict
 
@@ -85,7 +91,7 @@ class RepairTask(SandboxTask):
         """
         rows = []
         for repo in track(self.repos, description="checking repair tasks"):
-            harness = "command" if repo.get("command") else repo.get("harness", "runner")
+            harness = "command" if repo.get("command") else repo.get("harness", DEFAULT_HARNESS)
             base = self.pool.map([self._repo_job(repo, repo["files"])])[0]
             self._baseline[repo["name"]] = base.passed
             row: dict[str, Any] = {"task": repo["name"], "harness": harness, "tests": base.n_tests,
@@ -132,7 +138,7 @@ class RepairTask(SandboxTask):
     def _repo_job(self, repo: dict[str, Any], files: dict[str, str]) -> SandboxJob:
         if repo.get("command"):
             return SandboxJob("command", files=files, command=list(repo["command"]), limits=self.limits)
-        mode = HARNESSES[repo.get("harness", "runner")]
+        mode = HARNESSES[repo.get("harness", DEFAULT_HARNESS)]
         return SandboxJob(mode, files=files, test_files=list(repo["test_files"]),
                           support_files=list(repo["support_files"]), limits=self.limits)
 
