@@ -181,6 +181,21 @@ def test_own_model_errors_before_any_work(tmp_path, capsys):
         (["--model", str(model_dir), "--max-new-tokens", "600"],
          "prompt tokens + max_new_tokens 600 exceed the model's max_position_embeddings = 512"),
     ]
+    chat_task = tmp_path / "chat_task.py"                    # a generated task (no rows): a sample is checked
+    chat_task.write_text(
+        "from lumos.rl.tasks.base import Problem, Reward, Task\n"
+        "class Chat(Task):\n"
+        "    name = 'chat'\n"
+        "    def generate(self, n, seed):\n"
+        "        return [Problem([{'role': 'user', 'content': 'What is 2 plus 2?'}], '4') for _ in range(n)]\n"
+        "    def score(self, problems, completions):\n"
+        "        return [Reward(0.0, False, 0.0) for _ in completions]\n"
+        "def make():\n"
+        "    return Chat()\n")
+    cases += [(["--model", str(save_model_dir(tmp_path / "notemplate2", chat_template=False)), "--task",
+                f"{chat_task}:make"], "no chat template"),
+              (["--model", str(model_dir), "--task", f"{chat_task}:make", "--max-new-tokens", "600"],
+               "exceed the model's max_position_embeddings = 512")]
     for extra, match in cases:
         out = tmp_path / "never"
         assert main([*base, *extra, "--out", str(out)]) == 2, extra

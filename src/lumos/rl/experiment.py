@@ -21,6 +21,7 @@ from lumos.core.rundir import RunDir
 from lumos.core.validation import check_nonneg_int, check_positive_int
 from lumos.models import tiny_hybrid
 from lumos.rl.config import DataConfig, ModelOptions, RLConfig
+from lumos.rl.plugins import call_user
 from lumos.rl.sft import SFTConfig, sft_warm_start
 from lumos.rl.tasks.base import Task
 from lumos.rl.tasks.user import resolve_task
@@ -183,15 +184,22 @@ def build_task(cfg: RLConfig, data: DataConfig | None = None, evaluate: bool | N
     return task
 
 
+#: how many problems of a generated (not data-file) task :func:`check_prompts` renders before a run
+PROMPT_SAMPLE = 8
+
+
 def check_prompts(task: Task, tokenizer: Any, model: nn.Module | None = None, max_new_tokens: int = 0) -> None:
-    """Before any work, the prompts of a data task (its ``train_problems`` and ``eval_problems``) must render
-    with ``tokenizer`` (a conversational prompt needs a chat template that works) and, given ``model``, each
-    must leave room for ``max_new_tokens`` in the length the model's config declares
-    (:func:`lumos.rl.policy.check_context`; the trainer checks every later batch too)."""
+    """Before any work, the prompts of a task must render with ``tokenizer`` (a conversational prompt needs a
+    chat template that works) and, given ``model``, each must leave room for ``max_new_tokens`` in the length the
+    model's config declares (:func:`lumos.rl.policy.check_context`; the trainer checks every later batch too).
+    A data task's prompts are all checked (its ``train_problems`` and ``eval_problems``); any other task's, a
+    sample of :data:`PROMPT_SAMPLE` from its ``generate``."""
     from lumos.models.tokenizer import encode_prompt, render_prompt
     from lumos.rl.policy import check_context, context_limit
 
     problems = list(getattr(task, "train_problems", [])) + list(getattr(task, "eval_problems", []))
+    if not problems:
+        problems = call_user(task.generate, f"Task {task.name!r}: generate()", PROMPT_SAMPLE, seed=0)
     seen: set[bool] = set()
     for p in problems:
         kind = isinstance(p.prompt, list)
