@@ -205,3 +205,16 @@ def test_export_source_errors(tmp_path, capsys):
         err = capsys.readouterr().err
         assert why in err and err.count("\n") == 1, err
     assert not (tmp_path / "out").exists()
+
+
+def test_another_transformers_model_points_to_its_own_layout(tmp_path, capsys):
+    """An RL checkpoint of a user's own transformers model (here a tiny Qwen2 directory) is not a MiniMax model:
+    exporting it is refused in one line that says the directory already opens as it is."""
+    from models._own_model import save_model_dir
+
+    src = save_model_dir(tmp_path / "own")
+    for fmt in ("transformers", "minimax_m1"):
+        assert main(["export", str(src), str(tmp_path / f"out-{fmt}"), "--format", fmt]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "model_type 'qwen2'" in err and "lumos generate --model DIR" in err, err
+        assert not (tmp_path / f"out-{fmt}").exists()

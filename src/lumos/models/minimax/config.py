@@ -244,7 +244,9 @@ def detect_format(data: dict[str, Any]) -> str:
         return "minimax_m1"
     if mt is not None:
         raise LumosError(f"config.json has model_type {mt!r}; expected 'minimax_m1' (MiniMax release) or "
-                         "'minimax' (transformers).")
+                         "'minimax' (transformers). Another model's directory (e.g. an RL checkpoint of your own "
+                         "transformers model) is already in transformers' layout: open it with "
+                         "AutoModelForCausalLM or 'lumos generate --model DIR'.")
     return "transformers" if "layer_types" in data or "rope_parameters" in data else "minimax_m1"
 
 
