@@ -27,38 +27,21 @@ import argparse
 import inspect
 import json
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 
-CHAT_TEMPLATE = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
-                 "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
-
 
 def make_model_dir(path: Path) -> Path:
-    """The 'user's own model': tiny Qwen2 + trained BPE tokenizer + chat template, saved with save_pretrained."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
+    """The 'user's own model' of examples/rl_own_model.py: a tiny Qwen2 with a BPE tokenizer trained there and a
+    ChatML chat template, saved with save_pretrained."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
+    from rl_own_model import make_model_dir as build
 
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    texts = ["What is 4 plus 5? The answer is 9.", "user assistant system", "0 1 2 3 4 5 6 7 8 9 plus is"] * 4
-    tok.train_from_iterator(texts, trainers.BpeTrainer(
-        vocab_size=300, special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False))
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>",
-                                   chat_template=CHAT_TEMPLATE)
-    torch.manual_seed(0)
-    model = Qwen2ForCausalLM(Qwen2Config(
-        vocab_size=len(fast), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, max_position_embeddings=512, eos_token_id=fast.eos_token_id,
-        pad_token_id=fast.pad_token_id, tie_word_embeddings=True))
-    model.save_pretrained(path)
-    fast.save_pretrained(path)
-    return path
+    return build(path)
 
 
 def make_rows(n: int = 32) -> list[dict]:
