@@ -49,7 +49,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import numbers
-from collections.abc import Callable, Sequence, Sized
+from collections.abc import Callable, Collection, Sequence, Sized
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeGuard
 
@@ -425,10 +425,13 @@ class Problems:
         #: names of the fields found bad so far (cross-field rules skip them)
         self.bad: set[str] = set()
 
-    def fields(self, obj: Any) -> set[str]:
-        """Check every declared field constraint of the dataclass ``obj``; returns the bad field names."""
+    def fields(self, obj: Any, *, consequences: Collection[str] = ()) -> set[str]:
+        """Check every declared field constraint of the dataclass ``obj``; returns the bad field names.
+
+        ``consequences``: fields bad only because others are (a default derived from a field that is itself
+        bad): marked bad, so rules relating them skip, but not reported twice."""
         found = field_problems(obj, self.owner)
-        self.items.extend(found.values())
+        self.items.extend(msg for name, msg in found.items() if name not in consequences)
         self.bad |= set(found)
         return set(found)
 

@@ -128,7 +128,7 @@ class RLConfig:
                     fix="Each optimizer step needs at least one sample: lower it or raise the batch.")
         if p.ok("unified_mask") and not self.unified_mask:
             for name in ("mask_eps_low", "mask_eps_high"):
-                if getattr(self, name) is not None:
+                if p.ok(name) and getattr(self, name) is not None:
                     p.param(name, "None unless unified_mask=True (it is the unified mask's ε)", getattr(self, name),
                             fix="Set unified_mask=True, or leave it unset.")
         if not p.items:

@@ -86,6 +86,11 @@ def _f(default: Any, *accepted: Constraint | None, help: str | None = None) -> A
     return dataclasses.field(default=default, metadata=constraint(*accepted, help=help))
 
 
+#: the fields whose None default ``MiniMaxConfig.__post_init__`` derives from others
+_DERIVED = ("head_dim", "rotary_dim", "attn_type_list", "layernorm_full_attention_alpha",
+            "layernorm_linear_attention_alpha", "layernorm_mlp_alpha")
+
+
 @dataclass
 class MiniMaxConfig:
     """Configuration of the MiniMax-M1 hybrid MoE language model (release field names; small defaults).
@@ -156,7 +161,8 @@ class MiniMaxConfig:
                 if getattr(self, name) is None:
                     setattr(self, name, deepnorm)
         p = Problems("MiniMaxConfig")
-        p.fields(self)  # the constraints declared above
+        # a derived default still None could not be derived: its source field is bad and reported itself
+        p.fields(self, consequences={name for name in _DERIVED if getattr(self, name) is None})
         self._check_values(p)  # the rules relating fields (each only when its fields are fine)
         p.raise_if_any()
 
