@@ -144,11 +144,17 @@ def load_problems_jsonl(path: str | Path) -> list[Problem]:
 def data_task(path: str | Path, *, prompt_column: str = "prompt", rewards: Any = None, match: str = "exact",
               eval_data: str | Path | None = None, eval_fraction: float = 0.0, split_seed: int = 0) -> DatasetTask:
     """A :class:`DatasetTask` from a data file or saved dataset directory (``eval_data``: held-out rows)."""
-    rows = read_rows(path, prompt_column)
-    eval_rows = read_rows(eval_data, prompt_column) if eval_data is not None else None
+    rows, eval_rows = _read_split(path, eval_data, prompt_column)
     return DatasetTask(rows, prompt_column=prompt_column, rewards=rewards, match=match, eval_rows=eval_rows,
-                       eval_fraction=0.0 if eval_rows is not None else eval_fraction, split_seed=split_seed,
-                       name=f"data:{Path(path).name}")
+                       eval_fraction=eval_fraction, split_seed=split_seed, name=f"data:{Path(path).name}")
+
+
+def _read_split(path: str | Path, eval_data: str | Path | None,
+                prompt_column: str = "prompt") -> tuple[list[dict[str, Any]], list[dict[str, Any]] | None]:
+    """The rows of ``path`` and, when given, the held-out rows of ``eval_data`` (which then replace any
+    ``eval_fraction``: :class:`DatasetTask` holds out a fraction only without ``eval_rows``)."""
+    rows = read_rows(path, prompt_column)
+    return rows, (read_rows(eval_data, prompt_column) if eval_data is not None else None)
 
 
 @register_task("jsonl")
@@ -157,8 +163,7 @@ class JsonlTask(DatasetTask):
 
     def __init__(self, path: str | Path, match: str = "exact", eval_data: str | Path | None = None,
                  eval_fraction: float = 0.0) -> None:
-        rows = read_rows(path)
-        eval_rows = read_rows(eval_data) if eval_data is not None else None
+        rows, eval_rows = _read_split(path, eval_data)
         super().__init__(rows, match=match, eval_rows=eval_rows, eval_fraction=eval_fraction,
                          name=f"jsonl:{Path(path).name}")
 
