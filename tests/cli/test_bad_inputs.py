@@ -768,7 +768,9 @@ RL_INPUT_CASES: list[tuple[str, list[str], dict[str, str]]] = [
     ("rl-device-cuda-lumos-model", ["--task-arg", "digits=1", "--device", "cuda"], {}),
     ("rl-lora-negative", ["--model", "{own}", "--task", "{ok.jsonl}", "--lora-r", "-1"], {}),
     ("rl-lora-on-lumos-model", ["--task-arg", "digits=1", "--lora-r", "2"], {}),
-    ("rl-report-to-unknown", ["--task-arg", "digits=1", "--report-to", "wandb"], {}),
+    ("rl-report-to-unknown", ["--task-arg", "digits=1", "--report-to", "comet"], {}),
+    ("rl-report-to-wandb-no-credentials", ["--task-arg", "digits=1", "--report-to", "wandb"],
+     {"WANDB_MODE": "online", "WANDB_API_KEY": "", "NETRC": "/nonexistent/netrc"}),
 ]
 
 

@@ -85,7 +85,8 @@ def _add_data_model_options(p: argparse.ArgumentParser) -> None:
     m.add_argument("--lora-alpha", type=float, default=None, help=_help(ModelOptions, "lora_alpha"))
     m.add_argument("--lora-targets", default=ModelOptions.lora_targets, help=_help(ModelOptions, "lora_targets"))
     m.add_argument("--report-to", nargs="+", default=[], metavar="SINK",
-                   help="also log metrics to: tensorboard (<run>/tensorboard) or none; metrics.jsonl is always written")
+                   help="also log metrics to: tensorboard (<run>/tensorboard), wandb (a W&B run, files under <run>/wandb; "
+                   "WANDB_MODE=offline logs without an account) or none; metrics.jsonl is always written")
 
 
 _DATA_FLAGS = ("reward", "reward_weights", "prompt_column", "eval_data", "eval_fraction", "system_prompt",

@@ -22,6 +22,7 @@ from lumos.core.validation import check_nonneg_int, check_positive_int
 from lumos.models import tiny_hybrid
 from lumos.rl.config import DataConfig, ModelOptions, RLConfig
 from lumos.rl.plugins import call_user
+from lumos.rl.reporting import Board, check_report_to, open_board
 from lumos.rl.sft import SFTConfig, sft_warm_start
 from lumos.rl.tasks.base import Task
 from lumos.rl.tasks.user import resolve_task
@@ -315,14 +316,14 @@ def train_run(cfg: RLConfig, model_spec: str = "hybrid", warm_start_steps: int =
     model directory is loaded with its own tokenizer (:func:`load_model`), used for prompts, rollouts, rewards,
     warm start, evaluation and logged samples, and saved into every checkpoint. Everything is checked (task, data,
     reward functions, model, tokenizer, prompts) before the run directory exists. ``report_to``: also log the
-    metrics to ``"tensorboard"`` (``<run>/tensorboard``).
+    metrics to ``"tensorboard"`` (``<run>/tensorboard``) and/or ``"wandb"`` (:mod:`lumos.rl.reporting`).
     """
     from lumos.core.seed import seed_everything
     from lumos.distributed import process_group as dist
 
     check_nonneg_int(warm_start_steps, "warm_start_steps", owner="train_run")
     data, model_options = data or DataConfig(), model_options or ModelOptions()
-    report_to = _check_report_to(report_to)
+    report_to = check_report_to(report_to)
     check_positive_int(expert_parallel, "--expert-parallel", owner="lumos rl train",
                        fix="1 keeps every expert on each rank; N > 1 spreads them over N ranks.")
     if resume:
@@ -368,7 +369,7 @@ def train_run(cfg: RLConfig, model_spec: str = "hybrid", warm_start_steps: int =
                 model.load_state_dict(load_tensors(reference), strict=True)
         # after the warm start: the KL reference is the SFT policy
         trainer = RLTrainer(model, task, cfg, tokenizer=tokenizer, run=run)
-        board = _tensorboard(run, report_to)
+        board = open_board(run, report_to)
         _start_history(trainer, run, out if resume else None, board)
         try:
             history = trainer.train(callback=board)
@@ -385,55 +386,8 @@ def train_run(cfg: RLConfig, model_spec: str = "hybrid", warm_start_steps: int =
     return run, history
 
 
-class _Board:
-    """Metrics rows → TensorBoard scalars (``<run>/tensorboard``); a no-op without a writer."""
-
-    def __init__(self, writer: Any = None) -> None:
-        self.writer = writer
-
-    def __call__(self, row: dict[str, Any]) -> None:
-        if self.writer is None:
-            return
-        step = int(row.get("step", 0))
-        for key, value in row.items():
-            if key != "step" and isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-                self.writer.add_scalar(f"rl/{key}", value, step)
-        if isinstance(row.get("sample"), str):
-            self.writer.add_text("rl/sample", row["sample"], step)
-        self.writer.flush()
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-
-
-_REPORT_TO = ("tensorboard",)
-
-
-def _check_report_to(report_to: Any) -> tuple[str, ...]:
-    items = tuple(report_to or ())
-    bad = [r for r in items if r not in _REPORT_TO and r != "none"]
-    if bad:
-        raise LumosError(f"--report-to {bad[0]!r}: choose from {', '.join(_REPORT_TO)} or none (metrics.jsonl is "
-                         "always written).")
-    if "tensorboard" in items:
-        try:
-            import tensorboard  # noqa: F401  (torch.utils.tensorboard needs it)
-        except ImportError:
-            raise LumosError("--report-to tensorboard needs the tensorboard package: pip install 'lumos[rl]'.") from None
-    return tuple(r for r in items if r != "none")
-
-
-def _tensorboard(run: RunDir | None, report_to: tuple[str, ...]) -> _Board:
-    if run is None or "tensorboard" not in report_to:
-        return _Board()
-    from torch.utils.tensorboard import SummaryWriter
-
-    return _Board(SummaryWriter(log_dir=str(run.path / "tensorboard")))
-
-
 def _start_history(trainer: RLTrainer, run: RunDir | None, resume_from: str | Path | None,
-                   board: _Board | None = None) -> None:
+                   board: Board | None = None) -> None:
     """Resume the trainer from ``resume_from``'s latest checkpoint, or start a fresh history with the step-0
     evaluation (when the config evaluates at all), logged to the run and to ``board``."""
     if resume_from is not None:
