@@ -17,6 +17,7 @@ from torch import nn
 
 from lumos.core.errors import LumosError, one_line
 from lumos.core.io import load_tensors, read_json, save_tensors
+from lumos.core.progress import track
 from lumos.core.rundir import RunDir
 from lumos.core.validation import check_nonneg_int, check_positive_int
 from lumos.models import tiny_hybrid
@@ -201,18 +202,17 @@ def check_prompts(task: Task, tokenizer: Any, model: nn.Module | None = None, ma
     problems = list(getattr(task, "train_problems", [])) + list(getattr(task, "eval_problems", []))
     if not problems:
         problems = call_user(task.generate, f"Task {task.name!r}: generate()", PROMPT_SAMPLE, seed=0)
-    seen: set[bool] = set()
-    for p in problems:
-        kind = isinstance(p.prompt, list)
-        if kind not in seen:
-            seen.add(kind)
-            render_prompt(tokenizer, p.prompt)
-        if len(seen) == 2:
-            break
-    limit = context_limit(model) if model is not None else None
-    if limit is None or not problems:
+    if not problems:
         return
-    lengths = [len(encode_prompt(tokenizer, p.prompt)) for p in problems]
+    limit = context_limit(model) if model is not None else None
+    if limit is None:   # no length to check: render one text and one chat prompt (the template's failures)
+        for kind in (False, True):
+            first = next((p for p in problems if isinstance(p.prompt, list) == kind), None)
+            if first is not None:
+                render_prompt(tokenizer, first.prompt)
+        return
+    # encoding renders too: every prompt is measured once
+    lengths = [len(encode_prompt(tokenizer, p.prompt)) for p in track(problems, "measuring prompts")]
     i = max(range(len(lengths)), key=lengths.__getitem__)
     check_context(lengths[i], max_new_tokens, limit,
                   f"Task {task.name!r}, prompt {one_line(repr(problems[i].prompt), 60)}")

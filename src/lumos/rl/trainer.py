@@ -163,6 +163,7 @@ class RLTrainer:
         if isinstance(self.policy, HybridPolicy):
             self.policy.compile = config.compile_rollouts
         self.model = self.policy.model
+        self._context_limit = context_limit(self.model)   # the model's declared length, read once
         self.run = run
         self.loss_fn = config.objective.fn
         self._loss_kw = config.loss_kwargs()   # resolved once, like loss_fn, not per minibatch
@@ -243,7 +244,7 @@ class RLTrainer:
         declared length (:func:`~lumos.rl.policy.check_context`)."""
         ids, mask = encode_prompts(self.tokenizer, rows, self.policy.pad_token_id)
         longest = int(mask.sum(-1).max()) if mask.numel() else 0
-        check_context(longest, self.cfg.max_new_tokens, context_limit(self.policy.model), f"Task {self.task.name!r}")
+        check_context(longest, self.cfg.max_new_tokens, self._context_limit, f"Task {self.task.name!r}")
         return ids, mask
 
     def _rollout(self, step: int, rnd: int = 0) -> tuple[list[Problem], Rollout, range]:
