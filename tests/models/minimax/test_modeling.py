@@ -148,3 +148,23 @@ def test_empty_builds_storage_without_init_recomputes_buffers_and_reties():
         assert torch.equal(b, ref), name  # derived buffers recomputed, not left uninitialised
     untied = HybridLM.empty(cfg, dtype=torch.float32, retie=False)
     assert untied.lm_head.weight is not untied.model.embed_tokens.weight
+
+
+def test_checkpoint_wrapped_layers_still_run():
+    """Activation checkpointing the PyTorch way wraps each decoder layer; none may be skipped (same logits)."""
+    import torch
+    from torch.distributed.algorithms._checkpoint.checkpoint_wrapper import apply_activation_checkpointing
+
+    from lumos.models.minimax.config import MiniMaxConfig
+    from lumos.models.minimax.modeling import DecoderLayer, HybridLM
+
+    torch.manual_seed(0)
+    model = HybridLM(MiniMaxConfig(hidden_size=32, num_attention_heads=4, num_key_value_heads=2, head_dim=8,
+                                   intermediate_size=32, num_hidden_layers=2)).eval()
+    ids = torch.randint(0, model.config.vocab_size, (2, 9))
+    with torch.no_grad():
+        plain = model(ids)
+        apply_activation_checkpointing(model, check_fn=lambda m: isinstance(m, DecoderLayer))
+        assert not any(isinstance(layer, DecoderLayer) for layer in model.model.layers)
+        assert len(model.model.decoder_layers()) == 2
+        assert torch.equal(model(ids), plain)
