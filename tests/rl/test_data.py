@@ -113,3 +113,18 @@ def test_split_is_seeded_disjoint_and_complete():
     assert len(split_rows([1, 2], 0.01)[1]) == 1          # at least one row held out
     with pytest.raises(LumosError, match="leaves none to train on"):
         split_rows([1], 0.5)
+
+
+def test_files_keep_their_text_exactly(tmp_path):
+    """A quoted CSV cell keeps its newlines and form feeds, a BOM is not part of a column name, a JSON string may
+    hold U+2028, and a malformed CSV is one line naming it."""
+    from lumos.rl.data import read_rows
+
+    (tmp_path / "a.csv").write_bytes(b'\xef\xbb\xbfprompt,answer\n"line one\nline two",1\n"a\x0cb",2\n')
+    assert read_rows(tmp_path / "a.csv") == [{"prompt": "line one\nline two", "answer": "1"},
+                                             {"prompt": "a\x0cb", "answer": "2"}]
+    (tmp_path / "d.jsonl").write_text('{"prompt": "a\u2028b", "answer": 1}\n', encoding="utf-8")
+    assert read_rows(tmp_path / "d.jsonl") == [{"prompt": "a\u2028b", "answer": 1}]
+    (tmp_path / "big.csv").write_text('prompt,answer\n"' + "x" * 140_000 + '",1\n')
+    with pytest.raises(LumosError, match=r"big.csv:2: not valid CSV \(field larger than field limit"):
+        read_rows(tmp_path / "big.csv")

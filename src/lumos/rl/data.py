@@ -18,6 +18,7 @@ TRL does. Rows are checked when read, each problem one line naming the file and 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import os
@@ -113,14 +114,15 @@ def _loads(text: str, where: str) -> Any:
 
 def _read_text(path: Path) -> str:
     try:
-        return path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8-sig")   # a byte-order mark is not part of the first column name
     except UnicodeDecodeError as exc:
         raise LumosError(f"{path} is not UTF-8 text (byte {exc.start}: {exc.reason}). Save it as UTF-8.") from None
 
 
 def _jsonl_rows(path: Path) -> list[dict[str, Any]]:
     rows = []
-    for i, line in enumerate(_read_text(path).splitlines(), start=1):
+    # lines end at "\n" only: str.splitlines would also split inside a JSON string holding U+2028 or a form feed
+    for i, line in enumerate(_read_text(path).split("\n"), start=1):
         if line.strip():
             obj = _loads(line, f"{path}:{i}")
             if not isinstance(obj, dict):
@@ -142,21 +144,24 @@ def _json_rows(path: Path) -> list[dict[str, Any]]:
 
 
 def _csv_rows(path: Path) -> list[dict[str, Any]]:
-    text = _read_text(path)
-    reader = csv.reader(text.splitlines())
+    # the csv module sees the file's own line ends (newline=""): a quoted cell keeps its newlines, form feeds
+    reader = csv.reader(io.StringIO(_read_text(path), newline=""))
     try:
-        header = next(reader)
-    except StopIteration:
-        return []
-    if len(set(header)) != len(header):
-        raise LumosError(f"{path}: the header repeats a column name ({', '.join(header)}). Make them unique.")
-    rows = []
-    for i, values in enumerate(reader, start=2):
-        if not values:
-            continue
-        if len(values) != len(header):
-            raise LumosError(f"{path}:{i}: {len(values)} values for {len(header)} columns. Fix that line.")
-        rows.append(dict(zip(header, values)))
+        header = next(reader, None)
+        if header is None:
+            return []
+        if len(set(header)) != len(header):
+            raise LumosError(f"{path}: the header repeats a column name ({', '.join(header)}). Make them unique.")
+        rows = []
+        for values in reader:
+            if not values:
+                continue
+            if len(values) != len(header):
+                raise LumosError(f"{path}:{reader.line_num}: {len(values)} values for {len(header)} columns. Fix "
+                                 "that line.")
+            rows.append(dict(zip(header, values)))
+    except csv.Error as exc:
+        raise LumosError(f"{path}:{reader.line_num}: not valid CSV ({one_line(exc, 120)}).") from None
     return rows
 
 
