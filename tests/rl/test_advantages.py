@@ -138,3 +138,10 @@ def test_skipping_nan_equals_group_advantages_without_nan_and_drops_unscorable()
     std = math.sqrt(1 / 3) + 1e-4
     torch.testing.assert_close(adv[:4], torch.tensor([(1 / 3) / std, 0.0, (-2 / 3) / std, (1 / 3) / std]))
     assert adv[4:].tolist() == [0.0] * 4          # one NaN, the rest equal: no signal
+
+
+def test_dynamic_sampling_leaves_unscorable_samples_out_of_the_spread():
+    nan = float("nan")
+    r = torch.tensor([1, 0, nan, 1,  1, 1, nan, 1,  nan, nan, nan, nan])
+    keep = dynamic_sampling_mask(r, 4).view(3, 4)[:, 0].tolist()
+    assert keep == [True, False, False]     # spread among the scorable; equal ones; nothing scorable

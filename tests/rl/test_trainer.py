@@ -355,3 +355,18 @@ def test_lora_trains_the_adapter_and_the_kl_reference_is_the_base_model(tmp_path
     ckpt = run.path / "checkpoints" / "step_000002"
     assert (ckpt / "adapter_model.safetensors").is_file() and (ckpt / "adapter_config.json").is_file()
     assert not (ckpt / "model.safetensors").exists()
+
+
+def test_batch_scaled_advantages_across_processes_skip_unscorable_samples(monkeypatch):
+    """Two processes with advantage_scale="batch": one unscorable sample (NaN) gets advantage 0 and leaves the
+    others finite, as on one process (here the other process holds the same rewards)."""
+    import types
+
+    import lumos.rl.trainer as trainer_module
+
+    nan = float("nan")
+    r = torch.tensor([1, 0, nan, 1, 0, 1, 0, 1.0])
+    fake = types.SimpleNamespace(cfg=types.SimpleNamespace(group_size=4, resolved_advantage_scale="batch"), world=2)
+    monkeypatch.setattr(trainer_module.dist, "all_reduce_sum", lambda t: t * 2)
+    adv = RLTrainer._advantages(fake, r)
+    assert torch.isfinite(adv).all() and adv[2] == 0 and adv[0] > 0 > adv[1]

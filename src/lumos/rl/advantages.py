@@ -125,11 +125,17 @@ def dynamic_sampling_mask(rewards: torch.Tensor, group_size: int, atol: float = 
     normalisation; DAPO drops them and keeps sampling until the batch is full (the trainer refills with
     further generation rounds, at most ``RLConfig.dynamic_sampling_max_rounds``).
 
+    An unscorable sample (reward NaN) is left out of its group's spread, as out of its baseline: the group is
+    kept when its scorable rewards differ.
+
     Returns:
         (P·G,) bool, True where the sample's group has reward spread > ``atol``.
     """
     r = _grouped(rewards, group_size, "dynamic_sampling_mask")
-    keep = (r.max(dim=1).values - r.min(dim=1).values) > atol
+    nan = r.isnan()
+    hi = torch.where(nan, torch.full_like(r, -math.inf), r).max(dim=1).values
+    lo = torch.where(nan, torch.full_like(r, math.inf), r).min(dim=1).values
+    keep = (hi - lo) > atol          # an all-NaN group: -inf - inf, not kept
     return keep.repeat_interleave(group_size)
 
 

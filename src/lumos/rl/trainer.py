@@ -350,15 +350,20 @@ class RLTrainer:
 
     def _advantages(self, r: torch.Tensor) -> torch.Tensor:
         G, scale = self.cfg.group_size, self.cfg.resolved_advantage_scale
+        unscorable = bool(r.isnan().any())   # samples every reward function skipped: out of every statistic
         if scale == "batch" and self.world > 1:
-            s = dist.all_reduce_sum(torch.tensor([float(r.sum()), float((r * r).sum()), r.numel()], dtype=torch.float64))
-            n = float(s[2])
+            fin = r[~r.isnan()]
+            s = dist.all_reduce_sum(torch.tensor([float(fin.sum()), float((fin * fin).sum()), fin.numel()],
+                                                 dtype=torch.float64))
+            n = max(float(s[2]), 1.0)
             mean_all = float(s[0]) / n
             std = math.sqrt(max(float(s[1]) / n - mean_all**2, 0.0) * n / max(n - 1, 1))
-            adv = group_advantages(r, G, scale="none") / (std + 1e-4)   # zero-spread groups stay exactly 0
+            centred = (group_advantages_skipping_nan(r, G, scale="none") if unscorable
+                       else group_advantages(r, G, scale="none"))
+            adv = centred / (std + 1e-4)   # zero-spread groups stay exactly 0
         elif r.numel() == 0:        # every group of this process was dropped
             adv = r.clone()
-        elif bool(r.isnan().any()):  # unscorable samples (every reward function returned None)
+        elif unscorable:
             adv = group_advantages_skipping_nan(r, G, scale=scale)
         else:
             adv = group_advantages(r, G, scale=scale)
