@@ -28,11 +28,15 @@ from lumos.core.errors import LumosError, one_line
 from lumos.core.validation import check_float
 from lumos.rl.plugins import call_user
 
-__all__ = ["RewardFunctions", "load_reward_functions"]
+__all__ = ["RewardFunctions", "load_reward_functions", "REWARD_ARGS"]
 
 
 def _name(fn: Callable[..., Any]) -> str:
     return getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or type(fn).__name__
+
+
+#: the keyword arguments every reward function receives from the trainer (data columns may not take these names)
+REWARD_ARGS = ("prompts", "completions", "completion_ids")
 
 
 class RewardFunctions:
@@ -78,8 +82,8 @@ class RewardFunctions:
                      columns: dict[str, Sequence[Any]]) -> list[list[float | None]]:
         """Each function's N rewards (None = skipped), checked (see the module docstring)."""
         n = len(prompts)
-        kwargs = {"prompts": list(prompts), "completions": list(completions),
-                  "completion_ids": [list(c) for c in completion_ids], **{k: list(v) for k, v in columns.items()}}
+        kwargs = {**{k: list(v) for k, v in columns.items()}, "prompts": list(prompts),
+                  "completions": list(completions), "completion_ids": [list(c) for c in completion_ids]}
         out = []
         for fn, name, accepts in zip(self.funcs, self.names, self._accepts):
             kw = kwargs if accepts is None else {k: v for k, v in kwargs.items() if k in accepts}

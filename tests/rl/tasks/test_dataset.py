@@ -66,3 +66,17 @@ def test_data_task_from_files(tmp_path):
     e.write_text("q,answer\nz,y\n")
     t = data_task(f, prompt_column="q", eval_data=e, eval_fraction=0.5)
     assert [p.prompt for p in t.train_problems] == ["a", "c"] and [p.prompt for p in t.held_out(9, 0)] == ["z"]
+
+
+def test_a_column_named_like_a_reward_argument_is_refused():
+    """A 'completions' column would shadow (or be shadowed by) the model's completions: refused, never guessed."""
+    from lumos.rl.rewards import RewardFunctions
+
+    def fn(completions, **kw):
+        return [float(c == "good") for c in completions]
+
+    rows = [{"prompt": "p", "completions": "bad-from-column"}]
+    with pytest.raises(LumosError, match=r"the data column 'completions' has the name of an argument"):
+        DatasetTask(rows, rewards=RewardFunctions([fn]))
+    t = DatasetTask([{"prompt": "p", "note": "n"}], rewards=RewardFunctions([fn]))
+    assert t.score(t.train_problems, ["good"])[0].total == 1.0

@@ -30,6 +30,7 @@ from typing import Any
 from lumos.core.errors import LumosError, bad_param, one_line
 from lumos.core.validation import check_choice, check_float
 from lumos.rl.data import check_prompt, split_rows
+from lumos.rl.rewards import REWARD_ARGS
 from lumos.rl.tasks.base import Problem, Reward, Task
 
 __all__ = ["DatasetTask", "cycle_problems"]
@@ -95,6 +96,11 @@ class DatasetTask(Task):
             train, held = split_rows(train, eval_fraction, split_seed)
         self.train_problems, self.eval_problems = train, held
         self.columns = sorted({k for p in train + held for k in p.meta})
+        clash = sorted(set(self.columns) & set(REWARD_ARGS)) if rewards is not None else []
+        if clash:
+            raise LumosError(f"{name}: the data column {clash[0]!r} has the name of an argument the trainer passes to "
+                             f"reward functions ({', '.join(REWARD_ARGS)}), so they could not see both. Rename the "
+                             "column.")
 
     def _problem(self, row: Any, i: int, what: str) -> Problem:
         where = f"{self.name} {what}[{i}]"
