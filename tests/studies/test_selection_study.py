@@ -122,3 +122,19 @@ def test_cli_bad_input_is_one_line_exit_2(tmp_path, capsys, argv, needle):
     assert main(["select-study", "--quick", "--out", str(out), *argv]) == 2
     err = capsys.readouterr().err
     assert needle in err and len(err.strip().splitlines()) == 1 and not out.exists()
+
+
+def test_the_report_needs_no_rl_extra():
+    """The selection study's paired table is computed without importing lumos.rl (an install with only the
+    valuation and vision extras ran the whole grid, then failed in the report)."""
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "from lumos.studies.selection_study import paired_table\n"
+            "rows = [{'dataset': 'd', 'setting': 's', 'method': m, 'fraction': 0.1, 'seed': k, 'accuracy': a}\n"
+            "        for k in range(3) for m, a in (('chg', 0.5 + k / 10), ('random', 0.4))]\n"
+            "assert len(paired_table(rows, n_boot=50)) == 1\n"
+            "assert not [m for m in sys.modules if m.startswith('lumos.rl')], 'lumos.rl imported'\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr

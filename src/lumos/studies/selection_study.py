@@ -48,7 +48,7 @@ from lumos.core.validation import (
     constraint,
     is_real,
 )
-from lumos.studies.rl_study_stats import markdown_table
+from lumos.studies.rl_study_stats import markdown_table, paired_bootstrap
 from lumos.valuation.evaluation import SETTINGS, make_setting
 from lumos.valuation.selection_baselines import SELECTORS, make_selector, selection_weights
 
@@ -295,8 +295,6 @@ def paired_table(rows: list[dict], ref: str = "chg", n_boot: int = 2000) -> list
     """``ref`` minus every other method, per (dataset, setting, fraction), paired by seed (same data split, same
     initialisation): the mean difference in accuracy points with a bootstrap 95 % interval over seeds and a verdict
     (an interval containing 0 is a tie)."""
-    from lumos.studies.rl_study import paired_bootstrap
-
     acc: dict[tuple, dict[int, float]] = defaultdict(dict)
     for r in rows:
         acc[(r["dataset"], r["setting"], r["method"], float(r["fraction"]))][int(r["seed"])] = float(r["accuracy"])
