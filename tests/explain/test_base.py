@@ -234,3 +234,19 @@ def test_outputs_beyond_logits_need_a_target_that_reduces_them():
 
     with pytest.raises(LumosError, match="one output row per input"):
         GradCAM(Pooled(), "seg.body.2")(x)
+
+
+def test_aug_smooth_explains_the_masked_pixels_in_every_view():
+    """A flipped view of aug_smooth flips the segmentation mask with the image: a per-pixel model explaining the
+    left columns puts (almost) nothing on the right, smoothed or not."""
+    from lumos.explain import HiResCAM
+    from lumos.explain.targets import Segmentation
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 1), nn.ReLU(), nn.Conv2d(4, 3, 1)).eval()
+    x = torch.randn(1, 3, 8, 16)
+    mask = torch.zeros(8, 16)
+    mask[:, :4] = 1
+    for smooth in (False, True):
+        cam = HiResCAM(model, "0")(x, targets=Segmentation(1, mask), aug_smooth=smooth)[0]
+        assert float(cam[:, 8:].sum()) < 0.05 * float(cam[:, :4].sum()), (smooth, cam.sum(0))

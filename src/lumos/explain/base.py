@@ -307,7 +307,7 @@ class BaseCAM:
         for i, (flip, factor) in enumerate(views):
             xv = x.flip(-1) if flip else x
             xv = xv * factor if factor != 1.0 else xv
-            cam = self._explain(xv, target, eigen_smooth)
+            cam = self._explain(xv, target.mirrored() if flip else target, eigen_smooth)
             cam = cam.flip(-1) if flip else cam
             total = cam if total is None else total + cam
             if i == 0 and fix:

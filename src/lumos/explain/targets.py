@@ -15,6 +15,7 @@ couples the samples; lumos never does).
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Union
 
@@ -113,6 +114,11 @@ class Target:
         self.classes = classes
         self.key = key
         self.classes_: torch.Tensor | None = None
+
+    def mirrored(self) -> Target:
+        """The target for the horizontally flipped input (``aug_smooth``'s flipped views): itself, unless it
+        names pixels (:class:`Segmentation` flips its mask)."""
+        return self
 
     def select(self, output: Any) -> torch.Tensor:
         """The score tensor this target reads from a model output (the ``key`` entry of a dict)."""
@@ -237,6 +243,13 @@ class Segmentation(Target):
 
     def score(self, logits: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
         return self._masked_sum(logits, classes, self.mask)
+
+    def mirrored(self) -> Segmentation:
+        """A copy whose mask is flipped left-right, so a flipped view still explains the same pixels (grad-cam's
+        ``aug_smooth`` keeps the mask and explains the mirror-image region in half of its views)."""
+        out = copy.copy(self)
+        out.mask = None if self.mask is None else self.mask.flip(-1)
+        return out
 
     def row_target(self, b: int) -> Callable[[Any], torch.Tensor]:
         if self.classes_ is None:
