@@ -99,3 +99,20 @@ def test_generate_from_a_run_directory(tmp_path, capsys):
     assert got == ref.tokens[0, :int(ref.mask.sum())].tolist()
     assert main(["generate", "--model", str(run), "--prompt", "x", "--format", "transformers"]) == 2
     assert "has lumos's own layout, not 'transformers'" in capsys.readouterr().err
+
+
+def test_transformers_model_refuses_flags_it_would_ignore(tmp_path, capsys):
+    """A user's own transformers model: --compile and the repetition stop are lumos-model options; given
+    explicitly they are refused in one line instead of being ignored."""
+    from models._own_model import save_model_dir
+
+    own = save_model_dir(tmp_path / "own")
+    for extra, flag in ((["--compile"], "--compile"), (["--repetition-truncation", "5"], "--repetition-truncation"),
+                        (["--repetition-threshold", "0.5"], "--repetition-threshold")):
+        out = tmp_path / "never"
+        assert main(["generate", "--model", str(own), "--prompt", "x", *extra, "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and flag in err and "transformers model" in err, err
+        assert not out.exists()
+    assert main(["generate", "--model", str(own), "--prompt", "x", "--max-new-tokens", "2",
+                 "--out", str(tmp_path / "ok")]) == 0

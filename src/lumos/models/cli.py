@@ -92,6 +92,13 @@ def _run_transformers(args: argparse.Namespace, dtype: Any, path: Any) -> int:
         raise LumosError(f"--format minimax_m1: {args.model} is not a MiniMax checkpoint. Drop --format.")
     if args.compile:
         raise LumosError("--compile applies to lumos MiniMax checkpoints; drop it for a transformers model.")
+    from lumos.cli.common import explicit_options
+
+    given = explicit_options(getattr(args, "_argv", [])) & {"repetition_truncation", "repetition_threshold"}
+    if given:
+        flag = "--" + sorted(given)[0].replace("_", "-")
+        raise LumosError(f"{flag} applies to lumos MiniMax checkpoints (transformers' generate has no such stop); "
+                         "drop it for a transformers model.")
     device = resolve_device(args.device)
     t0 = time.perf_counter()
     model, tokenizer = load_transformers(path, dtype=dtype, device=device,
