@@ -211,3 +211,19 @@ def test_dtype_names_and_misuse_are_clear(tmp_path):
         load_pretrained(tmp_path / "bf16", expert_parallel=True)
     with pytest.raises(LumosError, match="'device_mesh' parameter of load_pretrained must be a torch DeviceMesh"):
         load_pretrained(tmp_path / "bf16", device_mesh="dp")
+
+
+def test_a_release_directory_with_a_checkpoints_folder_still_loads(tmp_path):
+    """A pretrained directory that also holds an (empty) checkpoints/ folder is still the pretrained model
+    (it recursed between load_pretrained and open_checkpoint until RecursionError)."""
+    import torch
+
+    from lumos.models import load_pretrained, save_pretrained
+    from models._factories import tiny_lumos
+
+    model = tiny_lumos([0, 1])
+    save_pretrained(model, tmp_path / "m")
+    (tmp_path / "m" / "checkpoints").mkdir()
+    loaded = load_pretrained(tmp_path / "m")
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, loaded.state_dict()[k]), k

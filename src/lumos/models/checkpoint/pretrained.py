@@ -139,9 +139,11 @@ def load_pretrained(path: str | os.PathLike[str], dtype: torch.dtype | None = No
                         "device_mesh=make_mesh(ep, num_experts=...) as well, or drop expert_parallel.")
     path = Path(path)
     if path.is_dir() and any((path / n).exists() for n in ("state.json", "latest", "checkpoints", "manifest.json")):
-        from lumos.models.checkpoint.resolve import open_checkpoint
+        from lumos.models.checkpoint.resolve import open_checkpoint, resolve_checkpoint
 
-        return open_checkpoint(path, dtype=dtype, device=device, format=format)
+        src = resolve_checkpoint(path)     # one rule for what a directory is (a release directory stays here)
+        if src.kind != "pretrained":
+            return open_checkpoint(src, dtype=dtype, device=device, format=format)
     config, where, shapes, spec = inspect_checkpoint(path, format)
     dtype = dtype or default_dtype(config)
     model = HybridLM.empty(config, dtype=dtype, device=device)
