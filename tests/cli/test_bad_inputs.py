@@ -400,6 +400,8 @@ CASES: list[tuple[str, list[str]]] = [
                                      "--out", "{OUT}"]),
     ("explain-eval-limit-0", ["explain-eval", "--data", "builtin", "--model", "builtin:cnn", "--limit", "0",
                               "--out", "{OUT}"]),
+    ("explain-eval-resize-builtin", ["explain-eval", "--data", "builtin", "--model", "builtin:cnn", "--resize", "40",
+                                     "--out", "{OUT}"]),
     ("explain-eval-auc-negative", ["explain-eval", "--data", "builtin", "--model", "builtin:cnn", "--auc-steps", "-1",
                                    "--out", "{OUT}"]),
     ("explain-eval-bad-methods", ["explain-eval", "--data", "builtin", "--model", "builtin:cnn", "--methods", "x,y",

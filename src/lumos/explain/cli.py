@@ -277,6 +277,9 @@ def run_eval(args: argparse.Namespace) -> int:
 
     _check_positive(args, "batch_size", "image_size", "limit")
     _check_preprocessing(args)
+    if args.data == "builtin" and args.resize is not None:
+        raise LumosError("--resize applies to image folders; the built-in shapes are drawn at --image-size. Drop "
+                         "--resize, or pass --data FOLDER.")
     methods = _methods(args.methods)
     if args.data != "builtin":
         from lumos.data.images import list_images
