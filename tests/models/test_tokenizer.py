@@ -96,3 +96,31 @@ def test_resolve_tokenizer_needs_one_for_foreign_vocabularies():
         resolve_tokenizer(None, tiny_qwen(300))
     assert isinstance(resolve_tokenizer(tiny_tokenizer(), tiny_qwen(300)), TransformersTokenizer)
     assert isinstance(resolve_tokenizer(None, tiny_qwen(259)), ByteTokenizer)
+
+
+def test_a_duck_typed_tokenizer_is_checked_without_len():
+    """RLTrainer takes anything with encode/decode: without __len__ the vocabulary size comes from vocab_size, and
+    without either only the special ids are checked (no TypeError)."""
+    from lumos.core.errors import LumosError
+    from lumos.models import tiny_hybrid
+    from lumos.models.tokenizer import check_tokenizer_fits
+
+    class Duck:
+        eos_token_id, pad_token_id = 1, 0
+
+        def encode(self, text):
+            return [2]
+
+        def decode(self, ids):
+            return ""
+
+    model = tiny_hybrid(48, 2)
+    check_tokenizer_fits(Duck(), model)
+    big = Duck()
+    big.vocab_size = 10_000
+    with pytest.raises(LumosError, match="has 10000 tokens"):
+        check_tokenizer_fits(big, model)
+    bad = Duck()
+    bad.eos_token_id = 10_000
+    with pytest.raises(LumosError, match="eos_token_id 10000 out of range"):
+        check_tokenizer_fits(bad, model)

@@ -266,7 +266,9 @@ def check_tokenizer_fits(tokenizer: Any, model: Any, where: str = "the model") -
     rows = embedding_rows(model)
     if rows is None:
         return
-    size = len(tokenizer)
+    # len() counts added tokens (transformers); a duck-typed tokenizer may only have vocab_size, or neither
+    size = len(tokenizer) if hasattr(tokenizer, "__len__") else getattr(tokenizer, "vocab_size", None)
+    size = size if isinstance(size, int) and not isinstance(size, bool) else 0   # unknown: check the special ids
     specials = {n: getattr(tokenizer, n, None) for n in ("eos_token_id", "pad_token_id", "bos_token_id")}
     bad = {n: v for n, v in specials.items() if v is not None and not 0 <= int(v) < rows}
     if size > rows or bad:
