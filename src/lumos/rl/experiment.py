@@ -370,8 +370,8 @@ def train_run(cfg: RLConfig, model_spec: str = "hybrid", warm_start_steps: int =
         # after the warm start: the KL reference is the SFT policy
         trainer = RLTrainer(model, task, cfg, tokenizer=tokenizer, run=run)
         board = open_board(run, report_to)
-        _start_history(trainer, run, out if resume else None, board)
-        try:
+        try:   # the sinks close however the run ends, its step-0 evaluation included
+            _start_history(trainer, run, out if resume else None, board)
             history = trainer.train(callback=board)
         finally:
             board.close()
