@@ -197,6 +197,7 @@ def run_explain(args: argparse.Namespace) -> int:
     import torch
 
     from lumos.core.io import atomic_write_bytes, atomic_write_json, save_tensors
+    from lumos.core.progress import track
     from lumos.data.images import expand_images, load_image, preprocess
     from lumos.explain.runner import explain_inputs
     from lumos.explain.visualize import overlay, png_bytes
@@ -205,13 +206,16 @@ def run_explain(args: argparse.Namespace) -> int:
     _check_preprocessing(args)
     methods = _methods(args.method)
     files = expand_images(args.images)
-    for f in files:  # fail before any work on a missing or undecodable file
+    # fail before any work on a missing or undecodable file (decoded again below, one at a time: holding every
+    # full-size image between the two passes would cost far more memory than a second decode)
+    for f in track(files, "checking images"):
         load_image(f)
     with _run_dir("explain", args) as run:
         bundle = _bundle(args, run)
         prep = _apply_preprocessing(args, bundle)
         layers = _layers(bundle, args.target_layer)
-        loaded = [preprocess(load_image(f), bundle.image_size, bundle.resize, bundle.mean, bundle.std) for f in files]
+        loaded = [preprocess(load_image(f), bundle.image_size, bundle.resize, bundle.mean, bundle.std)
+                  for f in track(files, "loading images")]
         raw = torch.stack([r for _, r in loaded])
         found = explain_inputs(bundle.model, layers, torch.stack([n for n, _ in loaded]), methods,
                                target=args.target, classes=args.class_index, batch_size=args.batch_size)
