@@ -194,6 +194,7 @@ def open_checkpoint(path: str | os.PathLike[str] | CheckpointSource, *, dtype: t
             checkpoint is an error (it has lumos's own layout).
         config: the model configuration of a run checkpoint that has no ``config.json`` beside it.
     """
+    from lumos.models.checkpoint.format import default_dtype
     from lumos.models.checkpoint.pretrained import load_pretrained
 
     src = path if isinstance(path, CheckpointSource) else resolve_checkpoint(path)
@@ -204,7 +205,7 @@ def open_checkpoint(path: str | os.PathLike[str] | CheckpointSource, *, dtype: t
     _check_lumos_model(src)
     cfg = _config_for(src, config)
     if src.kind == "distributed":
-        model = _empty_model(cfg, _dtype_or(cfg, None), device)
+        model = HybridLM.empty(cfg, dtype=default_dtype(cfg), device=device)
         from lumos.distributed.checkpoint import load_distributed
 
         load_distributed(src.path, model, restore_rng=False)
@@ -213,21 +214,11 @@ def open_checkpoint(path: str | os.PathLike[str] | CheckpointSource, *, dtype: t
     return (model.to(dtype) if dtype is not None else model).eval()
 
 
-def _dtype_or(cfg: MiniMaxConfig, stored: torch.dtype | None) -> torch.dtype:
-    from lumos.models.checkpoint.format import default_dtype
-
-    return stored if stored is not None else default_dtype(cfg)
-
-
-def _empty_model(cfg: MiniMaxConfig, dtype: torch.dtype, device: str | torch.device) -> HybridLM:
-    return HybridLM.empty(cfg, dtype=dtype, device=device)
-
-
 def _load_training(path: Path, cfg: MiniMaxConfig, device: str | torch.device) -> HybridLM:
     """A single-process step directory: ``model.safetensors`` holds HybridLM's own state dict."""
     from safetensors import safe_open
 
-    from lumos.models.checkpoint.format import check_finite
+    from lumos.models.checkpoint.format import check_finite, default_dtype
 
     f = path / "model.safetensors"
     try:
@@ -239,7 +230,7 @@ def _load_training(path: Path, cfg: MiniMaxConfig, device: str | torch.device) -
         raise LumosError(f"{f} is corrupt or not a safetensors file ({one_line(exc, 120)}); use an earlier "
                          "checkpoint.") from None
     dtypes = {"F32": torch.float32, "BF16": torch.bfloat16, "F16": torch.float16, "F64": torch.float64}
-    model = _empty_model(cfg, _dtype_or(cfg, dtypes.get(stored or "")), device)
+    model = HybridLM.empty(cfg, dtype=dtypes.get(stored or "") or default_dtype(cfg), device=device)  # tied
     expected = set(model.state_dict())
     missing, unexpected = sorted(expected - set(keys)), sorted(set(keys) - expected)
     if missing or unexpected:
@@ -255,6 +246,4 @@ def _load_training(path: Path, cfg: MiniMaxConfig, device: str | torch.device) -
                 raise LumosError(f"{f}: {k} has shape {tuple(t.shape)}, the configuration says "
                                  f"{tuple(params[k].shape)}; the configuration does not belong to these weights.")
             params[k].copy_(t)
-    if cfg.tie_word_embeddings:
-        model.lm_head.weight = model.model.embed_tokens.weight
     return model
