@@ -45,21 +45,11 @@ def _read(path: str, what: str) -> str:
 
 
 def _limits(args: argparse.Namespace) -> dict:
-    """The limits the flags ask for, each checked (by flag name) against :data:`LIMIT_BOUNDS`."""
-    from lumos.core.validation import check_float, check_int
-    from lumos.sandbox.limits import LIMIT_BOUNDS
-
+    """The limits the flags ask for (``--cpu-time`` defaults to ``--wall-time``); :class:`SandboxLimits` checks them
+    against :data:`~lumos.sandbox.limits.LIMIT_BOUNDS`, all problems in one message, named by flag by the CLI."""
     cpu = args.wall_time if args.cpu_time is None else args.cpu_time
-    out = {"wall_time": args.wall_time, "cpu_time": cpu, "memory_mb": args.memory_mb,
-           "max_processes": args.max_processes}
-    for name, value in out.items():
-        low, high = LIMIT_BOUNDS[name]
-        flag = "--" + name.replace("_", "-")
-        if isinstance(low, int):
-            check_int(value, flag, max(low, 64) if name == "memory_mb" else low, int(high))
-        else:
-            check_float(value, flag, low, high, low_inclusive=False)
-    return out
+    return {"wall_time": args.wall_time, "cpu_time": cpu, "memory_mb": args.memory_mb,
+            "max_processes": args.max_processes}
 
 
 def _run(args: argparse.Namespace) -> int:
