@@ -21,6 +21,7 @@ import torch
 from lumos.core.errors import LumosError, one_line
 from lumos.core.io import read_json
 from lumos.models.generation import GenerationOutput, left_pad
+from lumos.models.minimax.config import is_minimax_model_type
 
 __all__ = ["is_transformers_dir", "is_adapter_dir", "load_transformers", "generate_transformers", "quiet_transformers",
            "resolve_device"]
@@ -74,7 +75,7 @@ def is_transformers_dir(path: str | os.PathLike[str]) -> bool:
         return False
     raw = read_json(p / "config.json")
     model_type = str(raw.get("model_type", "")) if isinstance(raw, dict) else ""
-    return bool(model_type) and not model_type.startswith("minimax") and model_type not in ("MiniMaxM1", "MiniMaxText01")
+    return bool(model_type) and not is_minimax_model_type(model_type)
 
 
 def load_transformers(path: str | os.PathLike[str], *, dtype: torch.dtype | None = None, device: str = "cpu",

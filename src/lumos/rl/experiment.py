@@ -65,7 +65,9 @@ def build_model(spec: str, seed: int = 0, dtype: torch.dtype | None = None) -> n
         what = f"only pickle files ({', '.join(pickles[:3])})" if pickles else "no weight files"
         raise LumosError(f"--model {spec}: the directory holds {what}; lumos loads safetensors only (pickles can run "
                          "code). Convert with transformers' save_pretrained(..., safe_serialization=True).")
-    if model_type.startswith("minimax") or model_type in ("MiniMaxM1", "MiniMaxText01"):
+    from lumos.models.minimax.config import is_minimax_model_type
+
+    if is_minimax_model_type(model_type):
         from lumos.models import load_pretrained
 
         return load_pretrained(path, dtype=dtype)

@@ -159,3 +159,19 @@ def test_release_code_defaults_for_omitted_fields(tmp_path):
 def test_release_config_without_shapes_is_ambiguous():
     with pytest.raises(LumosError, match="omits.*hidden_size"):
         MiniMaxConfig.from_dict({"model_type": "minimax_m1", "vocab_size": 300})
+
+
+def test_one_rule_says_which_model_types_lumos_builds(tmp_path):
+    import json
+
+    from lumos.models.minimax.config import is_minimax_model_type
+    from lumos.models.transformers_lm import is_transformers_dir
+
+    assert all(is_minimax_model_type(t) for t in ("minimax", "minimax_m1", "minimax_text_01", "MiniMaxM1",
+                                                  "MiniMaxText01"))
+    assert not any(is_minimax_model_type(t) for t in ("qwen2", "llama", "minimax_m2", "", None))
+    for model_type, theirs in (("MiniMaxM1", False), ("minimax", False), ("qwen2", True)):
+        d = tmp_path / model_type
+        d.mkdir()
+        (d / "config.json").write_text(json.dumps({"model_type": model_type}))
+        assert is_transformers_dir(d) is theirs, model_type

@@ -26,7 +26,7 @@ import torch
 
 from lumos.core.errors import LumosError, one_line
 from lumos.core.io import read_json
-from lumos.models.minimax.config import MiniMaxConfig, detect_format
+from lumos.models.minimax.config import MiniMaxConfig, detect_format, is_minimax_model_type
 from lumos.models.minimax.modeling import HybridLM
 
 __all__ = ["CheckpointSource", "resolve_checkpoint", "open_checkpoint", "KINDS"]
@@ -162,7 +162,7 @@ def _config_for(src: CheckpointSource, config: MiniMaxConfig | str | os.PathLike
     spec = src.model_spec
     if spec is not None and (Path(spec) / "config.json").is_file():
         raw = read_json(Path(spec) / "config.json")
-        if isinstance(raw, dict) and str(raw.get("model_type", "")).lower().startswith("minimax"):
+        if isinstance(raw, dict) and is_minimax_model_type(raw.get("model_type")):
             return MiniMaxConfig.from_json(Path(spec) / "config.json")
     model = f" (the run trained --model {spec!r})" if spec else ""
     raise LumosError(f"{src.path} has no config.json{model}, so its model's shape is unknown; pass the model's "
@@ -176,7 +176,7 @@ def _check_lumos_model(src: CheckpointSource) -> None:
         return
     raw = read_json(Path(spec) / "config.json") if (Path(spec) / "config.json").is_file() else None
     model_type = str(raw.get("model_type", "")) if isinstance(raw, dict) else ""
-    if spec == "llama" or (model_type and not model_type.lower().startswith("minimax")):
+    if spec == "llama" or (model_type and not is_minimax_model_type(model_type)):
         raise LumosError(f"Run {src.run} trained a transformers model ({spec!r}), not a lumos MiniMax hybrid; its "
                          "weights are transformers' own: load them with transformers.")
 

@@ -48,7 +48,7 @@ from lumos.core.validation import (
     is_real,
 )
 
-__all__ = ["MiniMaxConfig", "CONFIG_FORMATS"]
+__all__ = ["MiniMaxConfig", "CONFIG_FORMATS", "is_minimax_model_type"]
 
 CONFIG_FORMATS = ("minimax_m1", "transformers")
 _RELEASE_MODEL_TYPES = ("minimax_m1", "minimax_text_01", "MiniMaxM1", "MiniMaxText01")
@@ -241,12 +241,18 @@ class MiniMaxConfig:
         return atomic_write_json(path, self.to_format_dict(format))
 
 
+def is_minimax_model_type(model_type: object) -> bool:
+    """Whether a ``config.json``'s ``model_type`` is a MiniMax model lumos builds itself (the release's names or
+    transformers' ``"minimax"``); the one rule :func:`detect_format`, the model loaders and ``lumos generate`` use."""
+    return model_type == "minimax" or model_type in _RELEASE_MODEL_TYPES
+
+
 def detect_format(data: dict[str, Any]) -> str:
     """``"transformers"`` for ``model_type: minimax`` or ``layer_types``; else ``"minimax_m1"``."""
     mt = data.get("model_type")
     if mt == "minimax":
         return "transformers"
-    if mt in _RELEASE_MODEL_TYPES:
+    if is_minimax_model_type(mt):
         return "minimax_m1"
     if mt is not None:
         raise LumosError(f"config.json has model_type {mt!r}; expected 'minimax_m1' (MiniMax release) or "
