@@ -291,6 +291,7 @@ CASES: list[tuple[str, list[str]]] = [
     ("study-bad-arm", ["rl", "study", "--quick", "--algos", "cispo,ppo9", "--out", "{OUT}"]),
     ("curves-an-rl-run", ["rl", "curves", "{RL}", "--out", "{OUT}"]),
     ("curves-no-finished-run", ["rl", "curves", "{STUDY_empty}", "--out", "{OUT}"]),
+    ("curves-same-part-twice", ["rl", "curves", "{STUDY_empty}", "{STUDY_empty}", "--out", "{OUT}"]),
     ("select-study-resume-an-rl-run", ["select-study", "--quick", "--resume", "--out", "{RL}"]),
     ("select-study-resume-other-epochs", ["select-study", "--quick", "--epochs", "5", "--resume",
                                           "--out", "{STUDY_select1}"]),

@@ -400,17 +400,11 @@ def _study(args: argparse.Namespace) -> int:
 def _curves(args: argparse.Namespace) -> int:
     from lumos.core.rundir import RunDir
     from lumos.studies.curves import curves_figure, fit_curves, format_rows
-    from lumos.studies.rl_study import load_runs, study_curves
+    from lumos.studies.rl_study import pool_studies, study_curves
 
     check_positive_int(args.n_boot, "--n-boot", owner="lumos rl curves")
-    parts = [load_runs(d) for d in args.studies]
-    cfg = parts[0][0]
-    runs: dict = {}
-    for _, r in parts:
-        runs.update(r)
-    seeds = {"eval": tuple(s for c, _ in parts for s in c.eval_seeds),
-             "tune": tuple(s for c, _ in parts for s in c.tune_seeds)}
-    seeds["all"] = seeds["eval"] + seeds["tune"]
+    cfg, runs = pool_studies(args.studies)      # the parts' checks and seed union, as --merge
+    seeds = {"eval": cfg.eval_seeds, "tune": cfg.tune_seeds, "all": cfg.eval_seeds + cfg.tune_seeds}
     updates = sorted({k[0] for k in runs})
     if args.updates is not None:
         if args.updates not in updates:

@@ -418,19 +418,17 @@ def load_runs(run_dir: str | Path) -> tuple[StudyConfig, Runs]:
     return cfg, runs
 
 
-def merge_studies(run_dirs: list[str | Path], out: str | Path | None = None
-                  ) -> tuple[RunDir, dict[str, list[dict[str, Any]]]]:
-    """One report from study directories that split a sweep (by ``updates`` or by seeds).
-
-    The parts must agree on every setting but ``updates``, ``tune_seeds`` and ``eval_seeds``; a directory
-    named twice, a run present in two parts, or parts with no finished run are refused.
-    """
+def pool_studies(run_dirs: list[str | Path]) -> tuple[StudyConfig, Runs]:
+    """The runs of study directories that split one sweep (by ``updates`` or by seeds), pooled, with the config
+    they share (``updates``, ``tune_seeds`` and ``eval_seeds`` the union of the parts'). What ``--merge`` and
+    ``lumos rl curves`` read: the parts must agree on every other setting; a directory named twice, a run present
+    in two parts, or parts with no finished run are refused."""
     if not run_dirs:
-        raise LumosError("--merge needs at least one study run directory.")
+        raise LumosError("Pooling studies needs at least one study run directory.")
     resolved = [Path(d).resolve() for d in run_dirs]
     dup = sorted({str(d) for d in resolved if resolved.count(d) > 1})
     if dup:
-        raise LumosError(f"--merge names {', '.join(dup)} more than once; each part may be merged once (its seeds "
+        raise LumosError(f"{', '.join(dup)} is named more than once; each part may be pooled once (its seeds "
                          "would be counted twice).")
     parts = [load_runs(d) for d in run_dirs]
     varying = {"updates", "tune_seeds", "eval_seeds"}
@@ -439,22 +437,33 @@ def merge_studies(run_dirs: list[str | Path], out: str | Path | None = None
         other = {k: v for k, v in c.to_dict().items() if k not in varying}
         if other != first:
             diff = sorted(k for k in first if first[k] != other.get(k))
-            raise LumosError(f"Study {d} differs from {run_dirs[0]} in {', '.join(diff)}; merge only parts of one sweep.")
+            raise LumosError(f"Study {d} differs from {run_dirs[0]} in {', '.join(diff)}; pool only parts of one sweep.")
     runs: Runs = {}
     for d, (_, r) in zip(run_dirs, parts):
         for key, h in r.items():
             if key in runs:
                 raise LumosError(f"Run {key[1]} (updates {key[0]}, lr {key[2]:g}, seed {key[4]}) is in more than "
-                                 f"one part ({d} and an earlier one); merge parts with disjoint seeds or schedules.")
+                                 f"one part ({d} and an earlier one); pool parts with disjoint seeds or schedules.")
             runs[key] = h
     if not runs:
-        raise LumosError(f"None of {', '.join(map(str, run_dirs))} has a finished run; nothing to merge. Let the "
+        raise LumosError(f"None of {', '.join(map(str, run_dirs))} has a finished run; nothing to pool. Let the "
                          "studies finish (or rerun them) first.")
     base = parts[0][0]
     cfg = dataclasses.replace(
         base, updates=tuple(sorted({k[0] for k in runs})),
         tune_seeds=tuple(sorted({s for c, _ in parts for s in c.tune_seeds})),
         eval_seeds=tuple(sorted({s for c, _ in parts for s in c.eval_seeds})))
+    return cfg, runs
+
+
+def merge_studies(run_dirs: list[str | Path], out: str | Path | None = None
+                  ) -> tuple[RunDir, dict[str, list[dict[str, Any]]]]:
+    """One report from study directories that split a sweep (by ``updates`` or by seeds).
+
+    The parts must agree on every setting but ``updates``, ``tune_seeds`` and ``eval_seeds``; a directory
+    named twice, a run present in two parts, or parts with no finished run are refused.
+    """
+    cfg, runs = pool_studies(run_dirs)
     run = RunDir.create("rl study", {"merged": [str(d) for d in run_dirs], **cfg.to_dict()}, out=out,
                         seed=min((*cfg.tune_seeds, *cfg.eval_seeds)), title=_TITLE)
     with run:
