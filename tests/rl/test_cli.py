@@ -160,6 +160,11 @@ def test_own_model_tokenizer_and_chat_template_end_to_end(tmp_path, capsys):
     # resuming continues the stored data options (nothing left to train: the metrics are kept)
     assert main(["rl", "train", "--resume", "--out", str(out)]) == 0
     assert [r["step"] for r in read_jsonl(out / "metrics.jsonl") if "reward" in r] == [1, 2]
+    # repeating one stored data or model flag is fine (the rest stay stored); changing one is refused
+    assert main(["rl", "train", "--resume", "--eval-fraction", "0.2", "--dtype", "auto", "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["rl", "train", "--resume", "--eval-fraction", "0.3", "--out", str(out)]) == 2
+    assert "eval_fraction" in capsys.readouterr().err
 
 
 def test_own_model_errors_before_any_work(tmp_path, capsys):

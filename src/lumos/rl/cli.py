@@ -255,19 +255,25 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _resume_data_model(args: argparse.Namespace, data: Any, options: Any) -> tuple[Any, Any]:
-    """On --resume: the stored data and model options, unless their flags were given (then they must match, which
-    :func:`lumos.rl.experiment.train_run` checks). Runs written before these options existed use the defaults."""
+    """On --resume: the stored data and model options with the flags given explicitly applied on top (whether
+    they contradict the stored run is checked by :func:`lumos.rl.experiment.train_run`). Runs written before
+    these options existed use the defaults."""
     from lumos.cli.common import explicit_options
     from lumos.core.rundir import RunDir
     from lumos.rl.config import DataConfig, ModelOptions
 
     stored = RunDir.read_config(args.out)
     given = explicit_options(getattr(args, "_argv", []))
-    if not given & set(_DATA_FLAGS) and "data" in stored:
-        data = DataConfig.from_dict(stored["data"])
-    if not given & set(_MODEL_FLAGS) and "model_options" in stored:
-        options = ModelOptions.from_dict(stored["model_options"])
-    return data, options
+    fields = {"no_chat_template": "chat_template"}          # flag dest -> field, where they differ
+
+    def on_top(key: str, current: Any, flags: tuple[str, ...], cls: Any) -> Any:
+        if key not in stored or not isinstance(stored[key], dict):
+            return current
+        mine = {fields.get(d, d) for d in given & set(flags)}
+        return cls.from_dict({**stored[key], **{f: getattr(current, f) for f in mine}})
+
+    return (on_top("data", data, _DATA_FLAGS, DataConfig),
+            on_top("model_options", options, _MODEL_FLAGS, ModelOptions))
 
 
 def _stored(out: str, key: str) -> Any:
