@@ -29,7 +29,7 @@ FALSE = ("0", "false", "no", "off", "")
 #: the LUMOS_* flags (a value outside TRUE/FALSE is an error)
 FLAGS = ("LUMOS_DEBUG", "LUMOS_PROGRESS")
 #: the LUMOS_* numbers: name → smallest accepted value
-NUMBERS = {"LUMOS_MAX_DATA_BYTES": 1, "LUMOS_MAX_IMAGE_PIXELS": 1}
+NUMBERS = {"LUMOS_MAX_DATA_BYTES": 1, "LUMOS_MAX_IMAGE_PIXELS": 1, "LUMOS_MAX_PROMPT_CHARS": 1}
 
 
 def env_flag(name: str, default: bool | None = False) -> bool | None:

@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from lumos.core.env import env_int
 from lumos.core.errors import LumosError, one_line
 from lumos.models.tokenizer import is_chat_messages
 
@@ -39,17 +40,7 @@ DATA_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet")
 
 def max_prompt_chars() -> int:
     """The prompt size bound: ``LUMOS_MAX_PROMPT_CHARS`` (a positive integer) or :data:`MAX_PROMPT_CHARS`."""
-    raw = os.environ.get("LUMOS_MAX_PROMPT_CHARS")
-    if raw is None or raw.strip() == "":
-        return MAX_PROMPT_CHARS
-    try:
-        value = int(raw.strip())
-    except ValueError:
-        value = 0
-    if value <= 0:
-        raise LumosError(f"The environment variable LUMOS_MAX_PROMPT_CHARS must be a positive integer (characters); "
-                         f"got {one_line(repr(raw), 40)}. Unset it for the default {MAX_PROMPT_CHARS}.")
-    return value
+    return env_int("LUMOS_MAX_PROMPT_CHARS", MAX_PROMPT_CHARS, low=1)
 
 
 def _check_text(text: str, where: str, what: str) -> None:
