@@ -128,3 +128,17 @@ def test_files_keep_their_text_exactly(tmp_path):
     (tmp_path / "big.csv").write_text('prompt,answer\n"' + "x" * 140_000 + '",1\n')
     with pytest.raises(LumosError, match=r"big.csv:2: not valid CSV \(field larger than field limit"):
         read_rows(tmp_path / "big.csv")
+
+
+def test_errors_name_the_files_own_line(tmp_path):
+    """A bad row is named by its line in the file: CSV counts the header (and a cell's own newlines), JSONL its
+    blank lines."""
+    from lumos.rl.data import read_rows
+
+    tmp = tmp_path
+    (tmp / "e.csv").write_text('prompt,answer\n"two\nlines",1\n,2\n')
+    with pytest.raises(LumosError, match=r"e.csv:4: the prompt is empty"):
+        read_rows(tmp / "e.csv")
+    (tmp / "e.jsonl").write_text('{"prompt": "a"}\n\n\n{"prompt": ""}\n')
+    with pytest.raises(LumosError, match=r"e.jsonl:4: the prompt is empty"):
+        read_rows(tmp / "e.jsonl")

@@ -46,9 +46,9 @@ def env_flag(name: str, default: bool | None = False) -> bool | None:
                      f"{', '.join(v for v in FALSE if v)} (off). Got {raw!r} instead. Set it to 1 or 0, or unset it.")
 
 
-def env_int(name: str, default: int, *, low: int | None = None) -> int:
+def env_int(name: str, default: int, *, low: int | None = None, what: str | None = None) -> int:
     """The integer ``name`` (``default`` when unset or empty); not an int, or below ``low``, is an error naming
-    the variable."""
+    the variable (``what``: how the message describes a valid value; default "an integer ≥ low")."""
     raw = os.environ.get(name)
     if raw is None or not raw.strip():
         return default
@@ -57,7 +57,7 @@ def env_int(name: str, default: int, *, low: int | None = None) -> int:
     except ValueError:
         value = None
     if value is None or (low is not None and value < low):
-        want = "an integer" if low is None else f"an integer ≥ {low}"
+        want = what or ("an integer" if low is None else f"an integer ≥ {low}")
         raise LumosError(f"The environment variable {name} must be {want}. Got {raw!r} instead. Fix or unset it "
                          f"(default {default}).")
     return value

@@ -40,7 +40,7 @@ DATA_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet")
 
 def max_prompt_chars() -> int:
     """The prompt size bound: ``LUMOS_MAX_PROMPT_CHARS`` (a positive integer) or :data:`MAX_PROMPT_CHARS`."""
-    return env_int("LUMOS_MAX_PROMPT_CHARS", MAX_PROMPT_CHARS, low=1)
+    return env_int("LUMOS_MAX_PROMPT_CHARS", MAX_PROMPT_CHARS, low=1, what="a positive integer (characters)")
 
 
 def _check_text(text: str, where: str, what: str) -> None:
@@ -110,7 +110,8 @@ def _read_text(path: Path) -> str:
         raise LumosError(f"{path} is not UTF-8 text (byte {exc.start}: {exc.reason}). Save it as UTF-8.") from None
 
 
-def _jsonl_rows(path: Path) -> list[dict[str, Any]]:
+def _jsonl_rows(path: Path, lines: list[int] | None = None) -> list[dict[str, Any]]:
+    """The objects of a JSONL file; ``lines`` gets each one's line number (blank lines skipped)."""
     rows = []
     # lines end at "\n" only: str.splitlines would also split inside a JSON string holding U+2028 or a form feed
     for i, line in enumerate(_read_text(path).split("\n"), start=1):
@@ -119,6 +120,8 @@ def _jsonl_rows(path: Path) -> list[dict[str, Any]]:
             if not isinstance(obj, dict):
                 raise LumosError(f"{path}:{i}: expected a JSON object per line; got {type(obj).__name__}.")
             rows.append(obj)
+            if lines is not None:
+                lines.append(i)
     return rows
 
 
@@ -134,7 +137,8 @@ def _json_rows(path: Path) -> list[dict[str, Any]]:
     return obj
 
 
-def _csv_rows(path: Path) -> list[dict[str, Any]]:
+def _csv_rows(path: Path, lines: list[int] | None = None) -> list[dict[str, Any]]:
+    """The records of a CSV file under its header; ``lines`` gets the line each record starts on."""
     # the csv module sees the file's own line ends (newline=""): a quoted cell keeps its newlines, form feeds
     reader = csv.reader(io.StringIO(_read_text(path), newline=""))
     try:
@@ -144,13 +148,17 @@ def _csv_rows(path: Path) -> list[dict[str, Any]]:
         if len(set(header)) != len(header):
             raise LumosError(f"{path}: the header repeats a column name ({', '.join(header)}). Make them unique.")
         rows = []
+        start = reader.line_num + 1
         for values in reader:
+            first, start = start, reader.line_num + 1
             if not values:
                 continue
             if len(values) != len(header):
                 raise LumosError(f"{path}:{reader.line_num}: {len(values)} values for {len(header)} columns. Fix "
                                  "that line.")
             rows.append(dict(zip(header, values)))
+            if lines is not None:
+                lines.append(first)
     except csv.Error as exc:
         raise LumosError(f"{path}:{reader.line_num}: not valid CSV ({one_line(exc, 120)}).") from None
     return rows
@@ -211,6 +219,7 @@ def read_rows(path: str | os.PathLike[str], prompt_column: str = "prompt") -> li
     prompt column, a bad prompt, or a non-finite number / lone surrogate anywhere in a row.
     """
     p = Path(path)
+    lines: list[int] = []   # the file line of each row (JSONL, CSV)
     if p.is_dir():
         rows = _dataset_rows(p)
     elif not p.is_file():
@@ -222,12 +231,12 @@ def read_rows(path: str | os.PathLike[str], prompt_column: str = "prompt") -> li
         if reader is None:
             raise LumosError(f"{p}: unknown data format {p.suffix!r}; use one of {', '.join(DATA_SUFFIXES)} or a "
                              "saved dataset directory.")
-        rows = reader(p)
+        rows = reader(p, lines) if reader in (_jsonl_rows, _csv_rows) else reader(p)
     if not rows:
         raise LumosError(f"{p} contains no rows. Add rows like {{\"{prompt_column}\": \"2+2=\", \"answer\": \"4\"}}.")
     limit = max_prompt_chars()
     for i, row in enumerate(rows):
-        where = f"{p}:{i + 1}" if p.suffix.lower() in (".jsonl", ".csv") else f"{p} row {i}"
+        where = f"{p}:{lines[i]}" if lines else f"{p} row {i}"   # the file's own line number where it has lines
         if prompt_column not in row:
             raise LumosError(f"{where}: no {prompt_column!r} column (columns: {', '.join(map(str, row)) or 'none'}). "
                              "Name the prompt column with --prompt-column.")
