@@ -48,3 +48,12 @@ def test_choice_on_tuning_seeds_edges_and_paired_bootstrap():
     assert lo < 0 < hi and m == pytest.approx(-0.025)
 
 
+
+
+def test_without_tuning_seeds_a_shared_point_equal_to_the_matched_lr_is_reported_once():
+    cfg = StudyConfig(algos=("cispo", "dapo"), updates=(4,), tune_seeds=(), eval_seeds=(0, 1), steps=4,
+                      eval_every=2, last_k=2, lr=2e-4, lr_grid={})
+    runs = {(4, arm, 2e-4, 4.0 if arm == "cispo" else None, s): _hist([0.2 + s / 10, 0.3]) for arm in cfg.algos
+            for s in (0, 1)}
+    labels = [p["comparison"] for p in summarise(runs, cfg)["paired"]]
+    assert labels == ["matched lr 0.0002"]

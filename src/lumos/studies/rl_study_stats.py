@@ -176,7 +176,7 @@ def summarise(runs: Runs, cfg: StudyConfig) -> dict[str, list[dict[str, Any]]]:
         if chosen:
             comparisons.append(("tuned lr", {a: (c["lr"], c["eps_high"]) for a, c in chosen.items()}))
         elif not cfg.tune_seeds:
-            comparisons.append(("shared lr (no tuning seeds)", {}))
+            comparisons.append(("shared lr (no tuning seeds)", {a: cfg.grid(a)[0] for a in cfg.algos}))
         same = {}
         for arm in cfg.algos:
             pts = [p for p in cfg.grid(arm) if p[0] == cfg.lr]
@@ -185,6 +185,8 @@ def summarise(runs: Runs, cfg: StudyConfig) -> dict[str, list[dict[str, Any]]]:
                     else pts[0][1]
                 same[arm] = (cfg.lr, eps)
         if len(same) == len(cfg.algos):
+            # without tuning seeds the shared point is often this one: report it once, as the matched lr
+            comparisons = [(label, pts) for label, pts in comparisons if not (label.startswith("shared") and pts == same)]
             comparisons.append((f"matched lr {cfg.lr:g}", same))
         kls = [c["kl"] for c in chosen.values() if c["kl"] > 0 and math.isfinite(c["kl"])]
         if len(chosen) == len(cfg.algos) and len(kls) == len(chosen) and len(chosen) > 1:
@@ -196,8 +198,6 @@ def summarise(runs: Runs, cfg: StudyConfig) -> dict[str, list[dict[str, Any]]]:
                 matched[arm] = (best["lr"], best["eps_high"])
             comparisons.append((f"matched KL ≈ {target:.3g}", matched))
         for label, points in comparisons:
-            if not points:
-                points = {a: cfg.grid(a)[0] for a in cfg.algos}
             rows, pairs = compare_at(runs, cfg, u, points, label)
             summary += rows
             paired += pairs
